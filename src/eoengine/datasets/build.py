@@ -1,0 +1,220 @@
+"""Build a versioned training dataset from a project config.
+
+The build works in ``datasets/.partial-<key>`` (key = hash of config and input checksums),
+so an interrupted build resumes where it stopped; when complete, the folder is renamed to
+``<name>@<version>`` in one step, so a half-built dataset is never taken for a finished
+one. The version is a hash of the content: config, input checksums and every chip's bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from eoengine.config.schema import ProjectConfig
+from eoengine.datasets.manifest import build_index, combine_stats, dataset_config
+from eoengine.datasets.pipeline import beam_options, run_chips, run_label_counts
+from eoengine.datasets.plan import Candidate, plan_build
+from eoengine.datasets.sampling import stratified_select
+from eoengine.datasets.store import (
+    INDEX,
+    MANIFEST,
+    MARKERS,
+    atomic_write_json,
+    atomic_write_text,
+    create_arrays,
+    open_arrays,
+)
+from eoengine.errors import EOError
+from eoengine.hashing import canonical_hash, input_checksums
+from eoengine.progress import polled
+from eoengine.raster.scene import resolve_scene_bands
+
+log = logging.getLogger("eoengine")
+FORMAT = "eoengine-dataset/1"
+
+
+@dataclass
+class BuildResult:
+    """Where the dataset is, its version, and whether it was already up to date."""
+
+    path: Path
+    version: str
+    up_to_date: bool
+    manifest: dict[str, Any]
+
+
+def config_inputs(cfg: ProjectConfig) -> list[str]:
+    """Every input file the config names (bands, labels, split regions)."""
+    paths: list[str] = []
+    for scene in cfg.imagery.scenes:
+        paths += [s.path for s in resolve_scene_bands(cfg.imagery.bands, scene, cfg.base_dir)]
+        if scene.labels:
+            paths.append(str(cfg.resolve(scene.labels)))
+        if scene.stac_item:
+            paths.append(str(cfg.resolve(scene.stac_item)))
+    if cfg.labels.path:
+        paths.append(str(cfg.resolve(cfg.labels.path)))
+    if cfg.dataset.split.path:
+        paths.append(str(cfg.resolve(cfg.dataset.split.path)))
+    for p in paths:
+        if "://" not in p and not Path(p).exists():
+            raise EOError(f"input file not found: {p}", "check the paths in the config")
+    return paths
+
+
+def datasets_dir(cfg: ProjectConfig) -> Path:
+    """Folder holding this project's datasets."""
+    return cfg.output_path / "datasets"
+
+
+def latest_dataset(cfg: ProjectConfig) -> Path:
+    """The dataset most recently built from this config's project."""
+    pointer = datasets_dir(cfg) / f"{cfg.name}.latest.json"
+    if not pointer.exists():
+        raise EOError(
+            f"no dataset built yet for project '{cfg.name}'",
+            "run 'eoengine dataset build CONFIG' first (or set training.dataset)",
+        )
+    return datasets_dir(cfg) / json.loads(pointer.read_text())["folder"]
+
+
+def _hashed_inputs(checksums: list[dict[str, str]]) -> list[list[str]]:
+    return [[Path(c["path"]).name, c["sha256"]] for c in checksums]
+
+
+def _collect(root: Path, candidates: list[Candidate]) -> list[dict[str, Any]]:
+    records = []
+    missing = 0
+    for c in candidates:
+        m = root / MARKERS / f"{c.chip_id:08d}.json"
+        if not m.exists():
+            missing += 1
+            continue
+        records.append(json.loads(m.read_text()))
+    if missing:
+        raise EOError(
+            f"the pipeline finished but {missing} chips were not produced",
+            "check the runner's logs; rerun 'eoengine dataset build' to resume",
+        )
+    return records
+
+
+def build_dataset(
+    cfg: ProjectConfig, runner: str | None = None, beam_args: list[str] | None = None
+) -> BuildResult:
+    """Build (or resume, or confirm up to date) the dataset the config describes."""
+    checksums = input_checksums(config_inputs(cfg))
+    dcfg = dataset_config(cfg)
+    key = canonical_hash({"format": FORMAT, "config": dcfg, "inputs": _hashed_inputs(checksums)})
+    out = datasets_dir(cfg)
+    known = out / ".keys" / key[:32]
+    if known.exists():
+        final = out / known.read_text().strip()
+        if (final / MANIFEST).exists():
+            manifest = json.loads((final / MANIFEST).read_text())
+            atomic_write_json(out / f"{cfg.name}.latest.json", {"folder": final.name, "version": manifest["version"]})
+            return BuildResult(final, manifest["version"], True, manifest)
+    root = out / f".partial-{key[:16]}"
+    root.mkdir(parents=True, exist_ok=True)
+    plan = plan_build(cfg, root / "_plan")
+    channels = plan.band_names + plan.indices
+    if not (root / "data.zarr" / "zarr.json").exists():
+        create_arrays(root, len(plan.candidates), len(channels), plan.patch_size)
+    else:
+        images, _ = open_arrays(root)
+        if images.shape != (len(plan.candidates), len(channels), plan.patch_size, plan.patch_size):
+            raise EOError(f"{root} holds an incompatible partial build", f"delete {root} and rebuild")
+    ds = cfg.dataset
+    options = beam_options(runner or ds.runner, ds.num_workers, ds.running_mode, beam_args or [])
+    candidates = plan.candidates
+    if ds.sampling == "stratified":
+        counts = run_label_counts(
+            plan, root, candidates, options, root / "_plan" / "counts.json",
+            cfg.imagery.resampling, cfg.imagery.resolution,
+        )
+        candidates = stratified_select(candidates, counts, ds.num_samples, ds.seed)
+    (root / MARKERS).mkdir(exist_ok=True)
+    ids = {c.chip_id for c in candidates}
+
+    def done() -> int:
+        return sum(1 for p in (root / MARKERS).iterdir() if p.suffix == ".json" and int(p.stem) in ids)
+
+    with polled("building chips", len(candidates), done):
+        run_chips(plan, root, candidates, options, cfg.imagery.resampling, cfg.imagery.resolution)
+    records = _collect(root, candidates)
+    kept = [r for r in records if r["kept"]]
+    if not kept:
+        raise EOError(
+            "every chip was filtered out (mostly nodata or unlabelled)",
+            "lower dataset.min_labelled_fraction / raise max_nodata_fraction, or check the labels",
+        )
+    index = build_index(kept, plan, [c.name for c in cfg.classes])
+    index.to_parquet(root / INDEX)
+    splits = {s: int((index["split"] == s).sum()) for s in ("train", "val", "test")}
+    if splits["train"] == 0:
+        raise EOError("no chip landed in the train split", "check the split ratios or regions")
+    freq = {
+        s: [int(index.loc[index["split"] == s, f"count_{c.name}"].sum()) for c in cfg.classes]
+        for s in splits
+    }
+    stats = combine_stats([r for r in kept if r["split"] == "train"], channels)
+    content = {
+        "format": FORMAT,
+        "config": dcfg,
+        "inputs": _hashed_inputs(checksums),
+        "chips": [[r["chip_id"], r["split"], r["digest"]] for r in sorted(kept, key=lambda r: r["chip_id"])],
+    }
+    version = canonical_hash(content)
+    reasons: dict[str, int] = {}
+    for r in records:
+        if not r["kept"]:
+            reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
+    manifest = {
+        "format": FORMAT,
+        "name": cfg.name,
+        "version": version,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "config": dcfg,
+        "inputs": checksums,
+        "bands": plan.band_names,
+        "band_specs": [b.model_dump() for b in cfg.imagery.bands],
+        "indices": plan.indices,
+        "index_constants": plan.index_constants,
+        "channels": channels,
+        "patch_size": plan.patch_size,
+        "classes": [
+            {"index": i, "value": c.value, "name": c.name, "color": c.color}
+            for i, c in enumerate(cfg.classes)
+        ],
+        "class_frequencies": freq,
+        "statistics": {"train": stats},
+        "splits": splits,
+        "n_chips": len(kept),
+        "n_array_rows": len(plan.candidates),
+        "dropped": reasons | {"split_border": plan.dropped_at_split_borders},
+        "scenes": [
+            {"id": s.id, "datetime": s.datetime, "grid": s.grid.__dict__, "sources": [src.__dict__ for src in s.sources]}
+            for s in plan.scenes.values()
+        ],
+        "resampling": cfg.imagery.resampling,
+        "resolution": cfg.imagery.resolution,
+    }
+    atomic_write_json(root / MANIFEST, manifest)
+    shutil.rmtree(root / MARKERS)
+    shutil.rmtree(root / "_plan")
+    final = out / f"{cfg.name}@{version[:12]}"
+    up_to_date = final.exists()
+    if up_to_date:
+        shutil.rmtree(root)
+        manifest = json.loads((final / MANIFEST).read_text())
+    else:
+        root.rename(final)
+    atomic_write_json(out / f"{cfg.name}.latest.json", {"folder": final.name, "version": version})
+    atomic_write_text(known, final.name)
+    return BuildResult(final, version, up_to_date, manifest)

@@ -1,0 +1,134 @@
+"""Turn one candidate window into a chip: read, derive features, label, filter, write.
+
+:class:`ChipMaker` is the per-worker state of the Beam pipeline (open rasters, labelers,
+arrays). Each chip ends with a small JSON marker written atomically after its arrays, so
+an interrupted build resumes by skipping chips whose marker exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+from rasterio.windows import Window
+
+from eoengine.datasets.plan import BuildPlan, Candidate
+from eoengine.datasets.store import MARKERS, atomic_write_json, open_arrays
+from eoengine.features.indices import compute_indices
+from eoengine.labels.raster import RasterLabeler
+from eoengine.labels.vector import IGNORE, VectorLabeler
+from eoengine.raster.scene import SceneReader
+
+
+def chip_stats(image: np.ndarray) -> dict[str, list[float]]:
+    """Per-channel count, sum, sum of squares, min and max over non-NaN pixels."""
+    flat = image.reshape(image.shape[0], -1).astype(np.float64)
+    valid = ~np.isnan(flat)
+    count = valid.sum(axis=1)
+    filled = np.where(valid, flat, 0.0)
+    with np.errstate(invalid="ignore"):
+        mins = np.where(count > 0, np.nanmin(np.where(valid, flat, np.inf), axis=1), np.nan)
+        maxs = np.where(count > 0, np.nanmax(np.where(valid, flat, -np.inf), axis=1), np.nan)
+    return {
+        "count": count.astype(float).tolist(),
+        "sum": filled.sum(axis=1).tolist(),
+        "sumsq": (filled**2).sum(axis=1).tolist(),
+        "min": mins.tolist(),
+        "max": maxs.tolist(),
+    }
+
+
+class ChipMaker:
+    """Per-worker chip production for one build plan."""
+
+    def __init__(self, plan: BuildPlan, root: Path, resampling: str, resolution: float | None) -> None:
+        self.plan = plan
+        self.root = root
+        self.resampling = resampling
+        self.resolution = resolution
+        self._readers: dict[str, SceneReader] = {}
+        self._labelers: dict[str, Any] = {}
+        self._arrays: tuple[Any, Any] | None = None
+
+    def _reader(self, scene: str) -> SceneReader:
+        if scene not in self._readers:
+            sp = self.plan.scenes[scene]
+            self._readers[scene] = SceneReader(sp.sources, self.resampling, self.resolution)
+        return self._readers[scene]
+
+    def _labeler(self, scene: str) -> Any:
+        if scene not in self._labelers:
+            sp = self.plan.scenes[scene]
+            if sp.label_raster:
+                self._labelers[scene] = RasterLabeler(sp.label_raster, sp.grid, self.plan.class_values)
+            else:
+                assert sp.label_vector
+                frame = gpd.read_parquet(sp.label_vector)
+                self._labelers[scene] = VectorLabeler(frame, sp.grid, self.plan.all_touched)
+        return self._labelers[scene]
+
+    def marker(self, chip_id: int) -> Path:
+        """Path of the marker that says chip ``chip_id`` is done."""
+        return self.root / MARKERS / f"{chip_id:08d}.json"
+
+    def make(self, cand: Candidate) -> dict[str, Any]:
+        """Produce (or, when resuming, recall) the record of one candidate chip."""
+        marker = self.marker(cand.chip_id)
+        if marker.exists():
+            done: dict[str, Any] = json.loads(marker.read_text())
+            return done
+        p = self.plan.patch_size
+        window = Window(cand.col, cand.row, p, p)
+        raw = self._reader(cand.scene).read(window)
+        nodata = np.isnan(raw).any(axis=0)
+        if self.plan.indices:
+            feats = compute_indices(
+                raw, self.plan.indices, self.plan.band_names, self.plan.common_names, self.plan.index_constants
+            )
+            image = np.concatenate([raw, feats], axis=0)
+        else:
+            image = raw
+        label = self._labeler(cand.scene).read(window)
+        label[nodata] = IGNORE
+        image[:, nodata] = np.nan
+        nodata_fraction = float(nodata.mean())
+        labelled_fraction = float((label != IGNORE).mean())
+        record: dict[str, Any] = asdict(cand) | {
+            "nodata_fraction": nodata_fraction,
+            "labelled_fraction": labelled_fraction,
+        }
+        if nodata_fraction > self.plan.max_nodata_fraction:
+            record |= {"kept": False, "reason": "nodata"}
+        elif labelled_fraction < self.plan.min_labelled_fraction or labelled_fraction == 0:
+            record |= {"kept": False, "reason": "unlabelled"}
+        else:
+            if self._arrays is None:
+                self._arrays = open_arrays(self.root, mode="r+")
+            images, labels = self._arrays
+            images[cand.chip_id] = image
+            labels[cand.chip_id] = label
+            digest = hashlib.sha256(image.tobytes() + label.tobytes()).hexdigest()
+            counts = np.bincount(label[label != IGNORE], minlength=self.plan.n_classes)
+            record |= {
+                "kept": True,
+                "class_counts": counts[: self.plan.n_classes].astype(int).tolist(),
+                "stats": chip_stats(image),
+                "digest": digest,
+            }
+        atomic_write_json(marker, record)
+        return record
+
+    def close(self) -> None:
+        """Close every open raster."""
+        for r in self._readers.values():
+            r.close()
+        for lab in self._labelers.values():
+            if hasattr(lab, "close"):
+                lab.close()
+        self._readers.clear()
+        self._labelers.clear()

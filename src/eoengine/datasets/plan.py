@@ -1,0 +1,212 @@
+"""Plan a dataset build: check the inputs, then list every candidate chip with its split.
+
+Planning runs in the driver and reads only headers and labels, never pixels; the pixel
+work (reading, features, rasterizing, filtering, writing) runs in the Beam pipeline.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+
+from eoengine.config.schema import ProjectConfig
+from eoengine.datasets.split import (
+    SplitFn,
+    block_splitter,
+    geometry_splitter,
+    grid_windows,
+    random_splitter,
+    random_windows,
+    stable_seed,
+)
+from eoengine.errors import EOError
+from eoengine.features.indices import check_indices
+from eoengine.labels.raster import RasterLabeler
+from eoengine.labels.vector import labels_for_grid, read_vector_labels
+from eoengine.raster.scene import BandSource, Grid, SceneReader, resolve_scene_bands
+
+log = logging.getLogger("eoengine")
+
+
+@dataclass
+class ScenePlan:
+    """One scene as the workers need it: band sources, grid and where its labels are."""
+
+    id: str
+    sources: list[BandSource]
+    grid: Grid
+    datetime: str | None
+    label_raster: str | None = None
+    label_vector: str | None = None  # GeoParquet of labels already on this scene's grid
+
+
+@dataclass
+class Candidate:
+    """A window that may become a chip, with its split; ``chip_id`` is its array row."""
+
+    chip_id: int
+    scene: str
+    row: int
+    col: int
+    split: str
+
+
+@dataclass
+class BuildPlan:
+    """Everything the pipeline needs, all picklable."""
+
+    scenes: dict[str, ScenePlan]
+    candidates: list[Candidate]
+    band_names: list[str]
+    common_names: list[str | None]
+    indices: list[str]
+    index_constants: dict[str, float]
+    patch_size: int
+    n_classes: int
+    class_values: list[int | str]
+    min_labelled_fraction: float
+    max_nodata_fraction: float
+    all_touched: bool
+    inputs: list[str] = field(default_factory=list)
+    dropped_at_split_borders: int = 0
+
+
+def _split_fn(cfg: ProjectConfig, grid: Grid, scene: str, labels: gpd.GeoDataFrame | None) -> SplitFn:
+    sc = cfg.dataset.split
+    if sc.method == "blocks":
+        return block_splitter(grid, sc.block_size or 4 * cfg.dataset.patch_size, sc.ratios, cfg.dataset.seed, scene)
+    if sc.method == "random":
+        return random_splitter(sc.ratios, cfg.dataset.seed, scene)
+    if sc.method == "regions":
+        assert sc.path is not None
+        regions = read_regions(cfg.resolve(sc.path), sc.column)
+        return geometry_splitter(grid, labels_for_grid(regions, grid, sc.path), sc.column, contain=True)
+    if labels is None or sc.column not in labels.columns:
+        raise EOError(
+            f"split method 'column' needs vector labels with a '{sc.column}' column",
+            "add the column to the labels, or use split method 'blocks'",
+        )
+    return geometry_splitter(grid, labels, sc.column, contain=False)
+
+
+def read_regions(path: Path, column: str) -> gpd.GeoDataFrame:
+    """Read split regions: polygons with a column naming train/val/test."""
+    if not path.exists():
+        raise EOError(f"split regions file not found: {path}", "check dataset.split.path")
+    frame = gpd.read_file(path)
+    if frame.crs is None:
+        raise EOError(f"split regions {path} have no CRS", "set the CRS of the regions file")
+    if column not in frame.columns:
+        raise EOError(
+            f"split regions {path} have no column '{column}'", "set dataset.split.column"
+        )
+    return frame
+
+
+def _candidates_for_scene(
+    cfg: ProjectConfig, scene: str, grid: Grid, split: SplitFn
+) -> tuple[list[tuple[int, int, str]], int]:
+    ds = cfg.dataset
+    p = ds.patch_size
+    if p > grid.height or p > grid.width:
+        raise EOError(
+            f"dataset.patch_size {p} is larger than scene '{scene}' ({grid.width}x{grid.height} px)",
+            "use a smaller patch_size",
+        )
+    out: list[tuple[int, int, str]] = []
+    dropped = 0
+    if ds.sampling == "random":
+        for r, c in random_windows(grid.height, grid.width, p, ds.num_samples, stable_seed(ds.seed, scene)):
+            s = split(r, c, p)
+            dropped += s is None
+            if s is not None:
+                out.append((r, c, s))
+        return out, dropped
+    for stride, wanted in ((ds.stride or p, {"train"}), (ds.eval_stride or p, {"val", "test"})):
+        for r, c in grid_windows(grid.height, grid.width, p, stride):
+            s = split(r, c, p)
+            if s is None:
+                dropped += "train" in wanted
+            elif s in wanted:
+                out.append((r, c, s))
+    return out, dropped
+
+
+def plan_build(cfg: ProjectConfig, scratch: Path) -> BuildPlan:
+    """Check inputs and list candidate chips. Vector labels are saved per scene in ``scratch``."""
+    bands = cfg.imagery.bands
+    band_names = [b.name for b in bands]
+    common = [b.common_name for b in bands]
+    check_indices(cfg.features.indices, band_names, common)
+    labels_cfg = cfg.labels
+    vector: gpd.GeoDataFrame | None = None
+    inputs: list[str] = []
+    if labels_cfg.type == "vector":
+        assert labels_cfg.path and labels_cfg.class_column
+        vpath = cfg.resolve(labels_cfg.path)
+        vector = read_vector_labels(vpath, labels_cfg.class_column, cfg.classes, labels_cfg.layer)
+        if cfg.dataset.split.method == "column":
+            raw = gpd.read_file(vpath, layer=labels_cfg.layer) if labels_cfg.layer else gpd.read_file(vpath)
+            if cfg.dataset.split.column in raw.columns:
+                vector[cfg.dataset.split.column] = raw.loc[vector.index, cfg.dataset.split.column]
+        inputs.append(str(vpath))
+    if cfg.dataset.split.path:
+        inputs.append(str(cfg.resolve(cfg.dataset.split.path)))
+    scenes: dict[str, ScenePlan] = {}
+    candidates: list[Candidate] = []
+    dropped = 0
+    scratch.mkdir(parents=True, exist_ok=True)
+    for spec in cfg.imagery.scenes:
+        sources = resolve_scene_bands(bands, spec, cfg.base_dir)
+        with SceneReader(sources, cfg.imagery.resampling, cfg.imagery.resolution) as reader:
+            grid = reader.grid
+        inputs += [s.path for s in sources]
+        plan = ScenePlan(spec.id, sources, grid, spec.datetime)
+        scene_labels = None
+        if labels_cfg.type == "raster":
+            path = spec.labels or labels_cfg.path
+            if path is None:
+                raise EOError(
+                    f"scene '{spec.id}' has no label raster",
+                    "set labels.path, or labels on the scene",
+                )
+            plan.label_raster = str(cfg.resolve(path))
+            RasterLabeler(plan.label_raster, grid, [c.value for c in cfg.classes]).close()  # checks CRS and overlap
+            inputs.append(plan.label_raster)
+        else:
+            assert vector is not None and labels_cfg.path
+            scene_labels = labels_for_grid(vector, grid, labels_cfg.path)
+            plan.label_vector = str(scratch / f"labels-{len(scenes)}.parquet")
+            scene_labels.to_parquet(plan.label_vector)
+        split = _split_fn(cfg, grid, spec.id, scene_labels)
+        windows, d = _candidates_for_scene(cfg, spec.id, grid, split)
+        dropped += d
+        for r, c, s in windows:
+            candidates.append(Candidate(len(candidates), spec.id, r, c, s))
+        scenes[spec.id] = plan
+    if not candidates:
+        raise EOError(
+            "no chip could be placed in any split",
+            "lower dataset.patch_size, or check the split settings (block_size, regions)",
+        )
+    if dropped:
+        log.info("dropped %d train-grid chips that straddle splits", dropped)
+    return BuildPlan(
+        scenes=scenes,
+        candidates=candidates,
+        band_names=band_names,
+        common_names=common,
+        indices=list(cfg.features.indices),
+        index_constants=dict(cfg.features.constants),
+        patch_size=cfg.dataset.patch_size,
+        n_classes=len(cfg.classes),
+        class_values=[c.value for c in cfg.classes],
+        min_labelled_fraction=cfg.dataset.min_labelled_fraction,
+        max_nodata_fraction=cfg.dataset.max_nodata_fraction,
+        all_touched=labels_cfg.all_touched,
+        inputs=inputs,
+        dropped_at_split_borders=dropped,
+    )

@@ -1,0 +1,123 @@
+"""Chip windows and train/val/test splits that do not leak across space.
+
+Neighbouring chips share pixels (and, on real land, texture), so a random chip split lets
+the test set peek at training data. The default ``blocks`` method assigns whole square
+blocks of the scene to a split and drops chips that straddle blocks of different splits.
+``regions`` takes user polygons with a split column; ``column`` takes the split from the
+label features a chip covers; ``random`` is chip-level (leaks; for comparison only).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable, Iterator
+
+import geopandas as gpd
+import numpy as np
+from shapely.geometry import box
+from shapely.strtree import STRtree
+
+from eoengine.raster.scene import Grid
+
+SPLITS = ("train", "val", "test")
+Window4 = tuple[int, int, int, int]  # row, col, height, width
+
+
+def grid_positions(length: int, size: int, stride: int) -> list[int]:
+    """Offsets of windows of ``size`` every ``stride`` along ``length``, last one flush."""
+    if size > length:
+        return []
+    offsets = list(range(0, length - size + 1, stride))
+    if offsets[-1] != length - size:
+        offsets.append(length - size)
+    return offsets
+
+
+def grid_windows(height: int, width: int, size: int, stride: int) -> Iterator[tuple[int, int]]:
+    """(row, col) of every grid window of ``size`` with ``stride`` in a height x width grid."""
+    for r in grid_positions(height, size, stride):
+        for c in grid_positions(width, size, stride):
+            yield r, c
+
+
+def random_windows(height: int, width: int, size: int, n: int, seed: int) -> list[tuple[int, int]]:
+    """``n`` seeded random window positions (duplicates removed, order kept)."""
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, height - size + 1, size=n)
+    cols = rng.integers(0, width - size + 1, size=n)
+    return list(dict.fromkeys(zip(rows.tolist(), cols.tolist(), strict=True)))
+
+
+def stable_seed(seed: int, key: str) -> int:
+    """A seed derived from ``seed`` and a text key, stable across processes and runs."""
+    return (seed * 1_000_003 + zlib.crc32(key.encode())) % (2**32)
+
+
+def assign_counts(n: int, ratios: dict[str, float]) -> list[str]:
+    """A list of ``n`` split names in the given ratios (largest-remainder rounding)."""
+    names = [s for s in SPLITS if ratios.get(s, 0) > 0]
+    exact = np.array([ratios[s] * n for s in names])
+    counts = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - counts))[: n - counts.sum()]:
+        counts[i] += 1
+    return [name for name, k in zip(names, counts, strict=True) for _ in range(k)]
+
+
+SplitFn = Callable[[int, int, int], str | None]
+"""(row, col, size) → split name, or None to drop the chip."""
+
+
+def block_splitter(grid: Grid, block: int, ratios: dict[str, float], seed: int, scene: str) -> SplitFn:
+    """Assign square blocks of ``block`` pixels to splits; a chip takes its blocks' split."""
+    nbr, nbc = -(-grid.height // block), -(-grid.width // block)
+    labels = assign_counts(nbr * nbc, ratios)
+    rng = np.random.default_rng(stable_seed(seed, scene))
+    order = rng.permutation(nbr * nbc)
+    table = np.empty(nbr * nbc, dtype=object)
+    table[order] = labels
+    table = table.reshape(nbr, nbc)
+
+    def split(row: int, col: int, size: int) -> str | None:
+        touched = table[row // block : (row + size - 1) // block + 1, col // block : (col + size - 1) // block + 1]
+        first = touched.flat[0]
+        return str(first) if np.all(touched == first) else None
+
+    return split
+
+
+def random_splitter(ratios: dict[str, float], seed: int, scene: str) -> SplitFn:
+    """Chip-level random split (neighbouring chips may land in different splits)."""
+    names = [s for s in SPLITS if ratios.get(s, 0) > 0]
+    probs = np.array([ratios[s] for s in names])
+
+    def split(row: int, col: int, size: int) -> str | None:
+        rng = np.random.default_rng(stable_seed(seed, f"{scene}:{row}:{col}"))
+        return str(rng.choice(names, p=probs / probs.sum()))
+
+    return split
+
+
+def geometry_splitter(grid: Grid, frame: gpd.GeoDataFrame, column: str, contain: bool) -> SplitFn:
+    """Split from polygons with a split column: chips inside one split's polygons (regions),
+    or touching features of one split only (label column)."""
+    if contain:  # one polygon per split, so a chip spanning two same-split polygons is inside
+        frame = frame[[column, "geometry"]].assign(**{column: frame[column].astype(str)})
+        frame = frame.dissolve(by=column).reset_index()
+    geoms = np.asarray(frame.geometry.values)
+    values = frame[column].astype(str).to_numpy()
+    tree = STRtree(geoms)
+    a = grid.affine
+    eps = abs(a.a) * 0.01
+
+    def split(row: int, col: int, size: int) -> str | None:
+        x0, y0 = a * (col, row)
+        x1, y1 = a * (col + size, row + size)
+        chip = box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+        if contain:
+            hits = tree.query(chip.buffer(-eps), predicate="within")
+        else:
+            hits = tree.query(chip, predicate="intersects")
+        found = {values[i] for i in hits} & set(SPLITS)
+        return found.pop() if len(found) == 1 else None
+
+    return split

@@ -1,0 +1,108 @@
+"""The model package: everything needed to predict, in one folder.
+
+``eoengine-model.json`` records the architecture and its arguments, band names and specs
+(scale, offset, nodata, common names), derived indices, normalisation, patch size, classes
+with colours, the dataset version and the run; ``weights.pt`` holds the state dict and
+``model.onnx`` the exported graph (dynamic batch and spatial size).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from eoengine.errors import EOError
+from eoengine.models.registry import build_model, size_multiple
+
+FORMAT = "eoengine-model/1"
+META = "eoengine-model.json"
+WEIGHTS = "weights.pt"
+ONNX = "model.onnx"
+
+
+@dataclass
+class ModelPackage:
+    """A loaded model package: metadata and the model in eval mode."""
+
+    path: Path
+    meta: dict[str, Any]
+    model: nn.Module
+
+    @property
+    def bands(self) -> list[str]:
+        """Input band names, in order."""
+        return list(self.meta["bands"])
+
+    @property
+    def class_names(self) -> list[str]:
+        """Class names, by index."""
+        return [c["name"] for c in self.meta["classes"]]
+
+
+def export_onnx(model: nn.Module, channels: int, patch: int, path: Path) -> None:
+    """Export to ONNX with dynamic batch, height and width."""
+    model = model.eval()
+    x = torch.zeros(1, channels, patch, patch)
+    dyn = torch.export.Dim.DYNAMIC
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.getLogger("torch").setLevel(logging.ERROR)
+        try:
+            torch.onnx.export(
+                model, (x,), str(path), input_names=["image"], output_names=["logits"],
+                dynamic_shapes=({0: dyn, 2: dyn, 3: dyn},), dynamo=True, verbose=False,
+            )
+        except Exception:  # noqa: BLE001 - fall back to the TorchScript exporter
+            torch.onnx.export(
+                model, (x,), str(path), input_names=["image"], output_names=["logits"],
+                dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
+                              "logits": {0: "batch", 2: "height", 3: "width"}},
+                dynamo=False, opset_version=17,
+            )
+
+
+def save_package(model: nn.Module, meta: dict[str, Any], dest: Path, onnx: bool = True) -> Path:
+    """Write a package folder atomically (temporary folder, then rename)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
+    try:
+        meta = {"format": FORMAT, "size_multiple": size_multiple(model)} | meta
+        torch.save(model.state_dict(), tmp / WEIGHTS)
+        if onnx:
+            export_onnx(model, len(meta["channels"]), int(meta["patch_size"]), tmp / ONNX)
+            meta["onnx"] = ONNX
+        (tmp / META).write_text(json.dumps(meta, indent=2, default=str))
+        if dest.exists():
+            shutil.rmtree(dest)
+        tmp.rename(dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
+def load_package(path: Path) -> ModelPackage:
+    """Load a package folder; the model is rebuilt from the registry and put in eval mode."""
+    path = Path(path)
+    if not (path / META).exists():
+        raise EOError(
+            f"{path} is not an eoengine model package (no {META})",
+            "pass a model folder written by 'eoengine train', or an MLflow run id",
+        )
+    meta = json.loads((path / META).read_text())
+    try:
+        model = build_model(meta["model"], len(meta["channels"]), len(meta["classes"]), **meta["model_kwargs"])
+        state = torch.load(path / WEIGHTS, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except (RuntimeError, KeyError, OSError) as exc:
+        raise EOError(f"cannot load model {path}: {str(exc).splitlines()[0]}", "re-export the model") from None
+    return ModelPackage(path, meta, model.eval())

@@ -1,0 +1,1 @@
+"""Derived features: spectral indices computed from named bands."""

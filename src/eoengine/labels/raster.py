@@ -1,0 +1,81 @@
+"""Label rasters: a class value per pixel, mapped to class indices on the scene's grid."""
+
+from __future__ import annotations
+
+import numpy as np
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
+from rasterio.windows import Window
+
+from eoengine.errors import EOError
+from eoengine.labels.vector import IGNORE
+from eoengine.raster.crs import crs_equivalent
+from eoengine.raster.scene import Grid, open_raster
+
+
+class RasterLabeler:
+    """Read a label raster on a scene grid (nearest-neighbour) as class indices.
+
+    Values not in the configured classes, and the raster's nodata, become :data:`IGNORE`.
+    """
+
+    def __init__(self, path: str, grid: Grid, class_values: list[int | str]) -> None:
+        self.path = path
+        self.ds = open_raster(path)
+        if self.ds.crs is None:
+            self.ds.close()
+            raise EOError(f"label raster {path} has no CRS", "assign the CRS of the imagery")
+        values = []
+        for v in class_values:
+            try:
+                values.append(float(v))
+            except ValueError:
+                self.ds.close()
+                raise EOError(
+                    f"class value {v!r} is not a number, but label rasters hold numbers",
+                    "give each class the number it has in the label raster",
+                ) from None
+        self.values = np.array(values, dtype=np.float64)
+        self.nodata = self.ds.nodata
+        self.grid = grid
+        same = (
+            crs_equivalent(self.ds.crs, grid.crs_wkt, tuple(self.ds.bounds))
+            and self.ds.transform.almost_equals(grid.affine, precision=1e-6)
+            and (self.ds.width, self.ds.height) == (grid.width, grid.height)
+        )
+        left, bottom, right, top = transform_bounds(self.ds.crs, grid.crs_wkt, *self.ds.bounds)
+        g = grid.bounds
+        if left >= g[2] or right <= g[0] or bottom >= g[3] or top <= g[1]:
+            self.ds.close()
+            raise EOError(
+                f"label raster {path} does not overlap the scene",
+                "check the labels are for this scene and their CRS is right",
+            )
+        self.src = self.ds
+        if not same:
+            self.src = WarpedVRT(
+                self.ds,
+                crs=grid.crs_wkt,
+                transform=grid.affine,
+                width=grid.width,
+                height=grid.height,
+                resampling=Resampling.nearest,
+            )
+
+    def read(self, window: Window) -> np.ndarray:
+        """Class indices (h, w) uint8 for ``window`` (inside the grid)."""
+        raw = self.src.read(1, window=window, boundless=True, fill_value=self.nodata or 0)
+        raw = raw.astype(np.float64)
+        out = np.full(raw.shape, IGNORE, dtype=np.uint8)
+        for i, v in enumerate(self.values):
+            out[raw == v] = i
+        if self.nodata is not None:
+            out[raw == self.nodata] = IGNORE
+        return out
+
+    def close(self) -> None:
+        """Close the label raster."""
+        if self.src is not self.ds:
+            self.src.close()
+        self.ds.close()

@@ -1,0 +1,76 @@
+"""One registry for every architecture; custom models by dotted path.
+
+``build_model("unet", in_channels=9, num_classes=7, depth=3)`` returns a module. A name with
+a dot (``my_pkg.models.MyNet``) is imported and used like a built-in, provided its
+constructor takes ``in_channels`` and ``num_classes``. Unknown names and unknown keyword
+arguments fail with a message that lists what is valid.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from eoengine.errors import EOError
+from eoengine.models.cnn import CNN
+from eoengine.models.pixel_dnn import PixelDNN
+from eoengine.models.unet import UNet
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "pixel_dnn": PixelDNN,
+    "cnn": CNN,
+    "unet": UNet,
+}
+
+
+def _resolve(name: str) -> Callable[..., nn.Module]:
+    if name in MODELS:
+        return MODELS[name]
+    if "." in name:
+        module_name, _, attr = name.rpartition(".")
+        try:
+            obj = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise EOError(f"cannot import model '{name}': {exc}", "check the dotted path") from None
+        if not callable(obj):
+            raise EOError(f"model '{name}' is not a class or function", "point to an nn.Module class")
+        return obj  # type: ignore[no-any-return]
+    close = difflib.get_close_matches(name, MODELS, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise EOError(
+        f"unknown model '{name}'{hint}",
+        f"use one of: {', '.join(sorted(MODELS))}, or a dotted path to your own nn.Module",
+    )
+
+
+def check_model_name(name: str) -> None:
+    """Raise :class:`EOError` if ``name`` is not a known or importable model."""
+    _resolve(name)
+
+
+def build_model(name: str, in_channels: int, num_classes: int, **kwargs: Any) -> nn.Module:
+    """Instantiate a model by registry name or dotted path, checking its keyword arguments."""
+    factory = _resolve(name)
+    params = inspect.signature(factory).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    allowed = [k for k in params if k not in ("self", "in_channels", "num_classes")]
+    unknown = [k for k in kwargs if k not in allowed]
+    if unknown and not takes_any:
+        raise EOError(
+            f"model '{name}' does not take argument(s) {unknown}",
+            f"valid arguments: {', '.join(allowed)}",
+        )
+    model = factory(in_channels=in_channels, num_classes=num_classes, **kwargs)
+    if not isinstance(model, nn.Module):
+        raise EOError(f"model '{name}' did not return a torch nn.Module", "return an nn.Module")
+    return model
+
+
+def size_multiple(model: nn.Module) -> int:
+    """What input sides must be multiples of (1 for fully convolutional same-size models)."""
+    return int(getattr(model, "size_multiple", 1))

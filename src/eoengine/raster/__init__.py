@@ -1,0 +1,1 @@
+"""Reading scenes (bands on one grid) and writing Cloud-Optimized GeoTIFFs."""

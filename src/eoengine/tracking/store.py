@@ -1,0 +1,68 @@
+"""MLflow set-up: a local SQLite store by default, anything MLflow supports otherwise.
+
+The tracking URI comes from (first found) the command line, ``MLFLOW_TRACKING_URI``, the
+config's ``training.tracking_uri``, or ``sqlite:///<output_dir>/mlflow.db``. Artifacts of
+experiments created here go to ``<output_dir>/mlartifacts``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+from eoengine.errors import EOError
+
+for _name in ("mlflow", "alembic"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+def tracking_uri(output_dir: Path, configured: str | None = None, override: str | None = None) -> str:
+    """The tracking URI to use (see module docs for the order)."""
+    uri = override or os.environ.get("MLFLOW_TRACKING_URI") or configured
+    if uri:
+        return uri
+    output_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{output_dir.resolve() / 'mlflow.db'}"
+
+
+def ensure_experiment(name: str, uri: str, artifact_root: Path) -> str:
+    """Get or create the experiment ``name``; returns its id."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    exp = mlflow.get_experiment_by_name(name)
+    if exp is not None:
+        return str(exp.experiment_id)
+    loc = artifact_root.resolve().as_uri() if uri.startswith(("sqlite:", "file:", "/")) else None
+    return str(mlflow.create_experiment(name, artifact_location=loc))
+
+
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def resolve_model_ref(ref: str, uri: str | None, dst: Path) -> Path:
+    """A model package path from a folder, ``runs:/<id>``, or a bare run id."""
+    p = Path(ref)
+    if p.exists():
+        return p
+    run_id = ref.removeprefix("runs:/").split("/")[0]
+    if not _RUN_ID.match(run_id):
+        raise EOError(
+            f"model not found: {ref}",
+            "pass a model package folder, 'runs:/<run id>' or a 32-character MLflow run id",
+        )
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path="model", dst_path=str(dst), tracking_uri=uri
+        )
+    except (MlflowException, OSError) as exc:
+        raise EOError(
+            f"cannot fetch the model of run {run_id}: {str(exc).splitlines()[0]}",
+            "check the run id and the tracking URI (--tracking-uri or MLFLOW_TRACKING_URI)",
+        ) from None
+    return Path(local)

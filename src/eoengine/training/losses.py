@@ -1,0 +1,162 @@
+"""Segmentation losses that skip unlabelled pixels, by name, and their weighted sums.
+
+Every loss takes logits (B, K, H, W) and integer targets (B, H, W) where
+:data:`~eoengine.labels.vector.IGNORE` marks pixels to skip (unlabelled or nodata).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from eoengine.errors import EOError
+from eoengine.labels.vector import IGNORE
+
+
+class CrossEntropy(nn.Module):
+    """Cross-entropy with optional class weights and label smoothing."""
+
+    def __init__(self, weight: torch.Tensor | None = None, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.register_buffer("weight", weight)
+        self.label_smoothing = label_smoothing
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy over labelled pixels (0 if none)."""
+        if not (target != IGNORE).any():
+            return logits.sum() * 0.0
+        return F.cross_entropy(
+            logits, target, weight=self.weight, ignore_index=IGNORE, label_smoothing=self.label_smoothing
+        )
+
+
+class Dice(nn.Module):
+    """Soft Dice loss, 1 - mean Dice over classes present in the batch's targets or predictions."""
+
+    def __init__(self, weight: torch.Tensor | None = None, smooth: float = 1.0) -> None:
+        super().__init__()
+        self.register_buffer("weight", weight)
+        self.smooth = smooth
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Soft Dice over labelled pixels."""
+        k = logits.shape[1]
+        valid = (target != IGNORE).unsqueeze(1)
+        probs = logits.softmax(dim=1) * valid
+        onehot = F.one_hot(target.clamp(max=k - 1) * (target != IGNORE), k).permute(0, 3, 1, 2)
+        onehot = onehot * valid
+        dims = (0, 2, 3)
+        inter = (probs * onehot).sum(dims)
+        card = probs.sum(dims) + onehot.sum(dims)
+        dice = (2 * inter + self.smooth) / (card + self.smooth)
+        present = onehot.sum(dims) > 0
+        w = self.weight if self.weight is not None else torch.ones_like(dice)
+        w = w * present
+        if w.sum() == 0:
+            return logits.sum() * 0.0
+        return 1 - (dice * w).sum() / w.sum()
+
+
+class Focal(nn.Module):
+    """Focal loss (Lin et al., 2017): cross-entropy down-weighted on easy pixels."""
+
+    def __init__(self, weight: torch.Tensor | None = None, gamma: float = 2.0) -> None:
+        super().__init__()
+        self.register_buffer("weight", weight)
+        self.gamma = gamma
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean focal loss over labelled pixels."""
+        valid = target != IGNORE
+        if not valid.any():
+            return logits.sum() * 0.0
+        logp = F.log_softmax(logits, dim=1)
+        t = target.clamp(max=logits.shape[1] - 1) * valid
+        logp_t = logp.gather(1, t.unsqueeze(1)).squeeze(1)
+        loss = -((1 - logp_t.exp()) ** self.gamma) * logp_t
+        if self.weight is not None:
+            loss = loss * self.weight[t]
+        return loss[valid].mean()
+
+
+class Combined(nn.Module):
+    """A weighted sum of losses."""
+
+    def __init__(self, terms: list[tuple[float, nn.Module]]) -> None:
+        super().__init__()
+        self.weights = [w for w, _ in terms]
+        self.terms = nn.ModuleList([m for _, m in terms])
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Sum of weight x loss over the terms."""
+        total = logits.sum() * 0.0
+        for w, term in zip(self.weights, self.terms, strict=True):
+            total = total + w * term(logits, target)
+        return total
+
+
+LOSSES: dict[str, Callable[..., nn.Module]] = {
+    "cross_entropy": CrossEntropy,
+    "dice": Dice,
+    "focal": Focal,
+}
+"""Single losses by name; ``combined`` (a weighted sum of these) is handled by build_loss."""
+
+
+def loss_names() -> list[str]:
+    """Every accepted loss name."""
+    return sorted([*LOSSES, "combined"])
+
+
+def _one(name: str, weight: torch.Tensor | None, kwargs: dict[str, Any]) -> nn.Module:
+    if name not in LOSSES:
+        close = difflib.get_close_matches(name, loss_names(), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise EOError(f"unknown loss '{name}'{hint}", f"use one of: {', '.join(loss_names())}")
+    try:
+        return LOSSES[name](weight=weight, **kwargs)
+    except TypeError as exc:
+        raise EOError(f"loss '{name}': bad arguments {kwargs}: {exc}", "check the loss kwargs") from None
+
+
+def build_loss(
+    name: str,
+    weight: torch.Tensor | None = None,
+    kwargs: dict[str, Any] | None = None,
+    terms: list[tuple[str, float, dict[str, Any]]] | None = None,
+) -> nn.Module:
+    """A loss by name; ``combined`` takes ``terms`` of (name, weight, kwargs)."""
+    if name == "combined":
+        if not terms:
+            raise EOError("loss 'combined' needs terms", "list terms: [{name: dice, weight: 1}]")
+        return Combined([(w, _one(n, weight, kw)) for n, w, kw in terms])
+    return _one(name, weight, kwargs or {})
+
+
+def class_weights(frequencies: list[int], method: str) -> list[float] | None:
+    """Class weights from pixel frequencies: inverse, inverse square root or median frequency.
+
+    Classes absent from the training data get weight 0 (they cannot be learnt anyway).
+    Weights are scaled to average 1 over present classes.
+    """
+    if method == "none":
+        return None
+    f = torch.tensor(frequencies, dtype=torch.float64)
+    present = f > 0
+    share = f / f.sum()
+    w = torch.zeros_like(f)
+    if method == "inverse":
+        w[present] = 1 / share[present]
+    elif method == "inverse_sqrt":
+        w[present] = 1 / share[present].sqrt()
+    elif method == "median":
+        w[present] = share[present].median() / share[present]
+    else:
+        raise EOError(f"unknown class weighting '{method}'", "use none, inverse, inverse_sqrt, median")
+    w[present] = w[present] / w[present].mean()
+    return [float(v) for v in w]

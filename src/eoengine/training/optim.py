@@ -1,0 +1,71 @@
+"""Optimizers and learning-rate schedulers by name, from torch.optim, with their arguments."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+from eoengine.errors import EOError
+
+
+def _classes(module: Any, base: type) -> dict[str, type]:
+    return {
+        n: c
+        for n, c in vars(module).items()
+        if inspect.isclass(c) and issubclass(c, base) and c is not base and not n.startswith("_")
+    }
+
+
+def optimizer_names() -> list[str]:
+    """Every optimizer in torch.optim."""
+    return sorted(_classes(torch.optim, torch.optim.Optimizer))
+
+
+def scheduler_names() -> list[str]:
+    """Every scheduler in torch.optim.lr_scheduler."""
+    return sorted(
+        n for n in _classes(torch.optim.lr_scheduler, torch.optim.lr_scheduler.LRScheduler)
+        if n not in ("LRScheduler", "ChainedScheduler", "SequentialLR")
+    ) + ["ReduceLROnPlateau"]
+
+
+def _pick(kind: str, name: str, table: list[str]) -> None:
+    if name not in table:
+        close = difflib.get_close_matches(name, table, n=1, cutoff=0.5)
+        if not close:
+            close = [n for n in table if n.lower() == name.lower()]
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise EOError(f"unknown {kind} '{name}'{hint}", f"use one of: {', '.join(table)}")
+
+
+def check_optimizer(name: str) -> None:
+    """Raise :class:`EOError` for an unknown optimizer name."""
+    _pick("optimizer", name, optimizer_names())
+
+
+def check_scheduler(name: str) -> None:
+    """Raise :class:`EOError` for an unknown scheduler name."""
+    _pick("scheduler", name, scheduler_names())
+
+
+def build_optimizer(name: str, params: Iterable[torch.nn.Parameter], kwargs: dict[str, Any]) -> torch.optim.Optimizer:
+    """``torch.optim.<name>(params, **kwargs)`` with clear errors."""
+    check_optimizer(name)
+    try:
+        opt: torch.optim.Optimizer = getattr(torch.optim, name)(params, **kwargs)
+    except TypeError as exc:
+        raise EOError(f"optimizer {name}: bad arguments {kwargs}: {exc}", "check optimizer kwargs") from None
+    return opt
+
+
+def build_scheduler(name: str, optimizer: torch.optim.Optimizer, kwargs: dict[str, Any]) -> Any:
+    """``torch.optim.lr_scheduler.<name>(optimizer, **kwargs)`` with clear errors."""
+    check_scheduler(name)
+    try:
+        return getattr(torch.optim.lr_scheduler, name)(optimizer, **kwargs)
+    except TypeError as exc:
+        raise EOError(f"scheduler {name}: bad arguments {kwargs}: {exc}", "check scheduler kwargs") from None

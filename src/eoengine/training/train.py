@@ -1,0 +1,231 @@
+"""Train a model on a dataset, tracked as an MLflow run.
+
+The run records the config as params, the dataset (name, version, path) as its input,
+per-epoch metrics, and artifacts: the best checkpoint, the model package (weights, ONNX,
+bands, normalisation, classes), training curves and the confusion matrix as PNG, and the
+test scores as JSON. The same files are kept under ``<output_dir>/runs/<run id>/``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import subprocess
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+
+import eoengine
+from eoengine.config.schema import ProjectConfig
+from eoengine.datasets.build import latest_dataset
+from eoengine.datasets.store import read_manifest
+from eoengine.deploy.package import save_package
+from eoengine.errors import EOError
+from eoengine.models.registry import MODELS, build_model, size_multiple
+from eoengine.progress import enabled as progress_enabled
+from eoengine.tracking.store import ensure_experiment, tracking_uri
+from eoengine.training.data import ChipDataModule
+from eoengine.training.losses import build_loss, class_weights
+from eoengine.training.metrics import SCALARS
+from eoengine.training.module import SegmentationTask
+from eoengine.training.plots import plot_confusion, plot_curves
+
+for _name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    run_id: str
+    run_dir: Path
+    model_path: Path
+    tracking_uri: str
+    best_epoch: int
+    val: dict[str, Any]
+    test: dict[str, Any]
+
+
+class _EpochLogger(Callback):  # type: ignore[misc]
+    """Send each epoch's metrics to MLflow and keep them for the curves."""
+
+    def __init__(self) -> None:
+        self.history: dict[str, list[tuple[int, float]]] = {}
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        import mlflow
+
+        epoch = trainer.current_epoch
+        scalars = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        scalars["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
+        for k, v in scalars.items():
+            self.history.setdefault(k, []).append((epoch, v))
+        mlflow.log_metrics(scalars, step=epoch)
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, str]) -> dict[str, str]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, out)
+    else:
+        out[prefix] = str(value)[:500]
+    return out
+
+
+def _git_commit() -> str:
+    try:
+        here = Path(eoengine.__file__).parent
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def model_kwargs(cfg: ProjectConfig) -> dict[str, Any]:
+    """The model's kwargs plus the common settings (activation, dropout, batch norm) it accepts."""
+    kwargs = dict(cfg.model.kwargs)
+    factory = MODELS.get(cfg.model.name)
+    accepted = inspect.signature(factory).parameters if factory else {}
+    for key in ("activation", "dropout", "batch_norm"):
+        if key in accepted and key not in kwargs:
+            kwargs[key] = getattr(cfg.model, key)
+    return kwargs
+
+
+def make_model(cfg: ProjectConfig, channels: int, classes: int) -> torch.nn.Module:
+    """Build the configured model."""
+    return build_model(cfg.model.name, channels, classes, **model_kwargs(cfg))
+
+
+def log_dataset_input(root: Path, manifest: dict[str, Any]) -> None:
+    """Record the dataset (name, version as digest, location) as the active run's input."""
+    import warnings
+
+    import mlflow
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        source = resolve_dataset_source(root.resolve().as_uri())
+    mlflow.log_input(MetaDataset(source, name=manifest["name"], digest=manifest["version"][:12]), context="training")
+
+
+def resolve_dataset(cfg: ProjectConfig, dataset: Path | None) -> Path:
+    """The dataset to train on: given, configured, or the project's latest build."""
+    if dataset is None and cfg.training.dataset:
+        dataset = cfg.resolve(cfg.training.dataset)
+    root = Path(dataset) if dataset else latest_dataset(cfg)
+    if not (root / "manifest.json").exists():
+        raise EOError(f"{root} is not an eoengine dataset", "build one with 'eoengine dataset build'")
+    return root
+
+
+def train(cfg: ProjectConfig, dataset: Path | None = None, uri: str | None = None) -> TrainResult:
+    """Train the configured model on the dataset; returns the run and its scores."""
+    import mlflow
+
+    root = resolve_dataset(cfg, dataset)
+    manifest = read_manifest(root)
+    channels, patch = len(manifest["channels"]), int(manifest["patch_size"])
+    n_classes = len(manifest["classes"])
+    tc = cfg.training
+    L.seed_everything(tc.seed, workers=True, verbose=False)
+    model = make_model(cfg, channels, n_classes)
+    mult = size_multiple(model)
+    if patch % mult:
+        raise EOError(
+            f"model '{cfg.model.name}' needs sides that are multiples of {mult}, the dataset's patch is {patch}",
+            f"rebuild with a patch_size multiple of {mult}, or lower the model depth",
+        )
+    if isinstance(tc.loss.class_weights, list):
+        if len(tc.loss.class_weights) != n_classes:
+            raise EOError(
+                f"training.loss.class_weights has {len(tc.loss.class_weights)} values for {n_classes} classes",
+                "give one weight per class",
+            )
+        weights: list[float] | None = tc.loss.class_weights
+    else:
+        weights = class_weights(manifest["class_frequencies"]["train"], tc.loss.class_weights)
+    loss = build_loss(
+        tc.loss.name,
+        torch.tensor(weights, dtype=torch.float32) if weights else None,
+        tc.loss.kwargs,
+        [(t.name, t.weight, t.kwargs) for t in tc.loss.terms or []],
+    )
+    es = tc.early_stopping
+    monitor, mode = (es.monitor, es.mode) if es else ("val_miou", "max")
+    task = SegmentationTask(model, loss, n_classes, tc.optimizer, tc.scheduler, monitor)
+    dm = ChipDataModule(root, tc.batch_size, tc.num_workers, tc.augmentation, tc.seed)
+    out = cfg.output_path
+    track = tracking_uri(out, tc.tracking_uri, uri)
+    exp = ensure_experiment(tc.experiment or cfg.name, track, out / "mlartifacts")
+    with mlflow.start_run(experiment_id=exp) as run:
+        run_id = run.info.run_id
+        run_dir = out / "runs" / run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        mlflow.log_params(_flatten("", {"model": cfg.model.model_dump(), "training": tc.model_dump(exclude={"tracking_uri"})}, {}))
+        mlflow.set_tags({
+            "dataset.name": manifest["name"], "dataset.version": manifest["version"],
+            "dataset.path": str(root), "eoengine.version": eoengine.__version__, "git.commit": _git_commit(),
+        })
+        log_dataset_input(root, manifest)
+        logger_cb = _EpochLogger()
+        ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=monitor, mode=mode, save_last=True)
+        callbacks: list[Callback] = [ckpt, logger_cb]
+        if es:
+            callbacks.append(EarlyStopping(monitor=es.monitor, patience=es.patience, mode=es.mode, min_delta=es.min_delta))
+        trainer = L.Trainer(
+            max_epochs=tc.epochs, accelerator="auto", devices=1, logger=False, callbacks=callbacks,
+            deterministic=True, enable_progress_bar=progress_enabled(), enable_model_summary=False,
+            num_sanity_val_steps=0, log_every_n_steps=1, default_root_dir=str(run_dir),
+        )
+        try:
+            trainer.fit(task, dm)
+        except FloatingPointError as exc:
+            mlflow.set_tag("failure", str(exc))
+            last = ckpt.best_model_path or "none (no epoch completed)"
+            raise EOError(f"training stopped: {exc}; last good checkpoint: {last}", "lower the learning rate or check the inputs for extreme values") from None
+        if monitor not in trainer.callback_metrics:
+            raise EOError(f"early_stopping.monitor '{monitor}' is not a logged metric", f"use one of: {', '.join(['val_loss'] + [f'val_{k}' for k in SCALARS])}")
+        best = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=False)
+        task.load_state_dict(best["state_dict"])
+        best_epoch = int(best["epoch"])
+        val = _evaluate(trainer, task, dm.val_dataloader())
+        test = _evaluate(trainer, task, dm.test_dataloader()) if len(dm.test) else {}
+        names = [c["name"] for c in manifest["classes"]]
+        plot_curves(logger_cb.history, run_dir / "training_curves.png")
+        scores = test or val
+        plot_confusion(scores["confusion_matrix"], names, run_dir / "confusion_matrix.png",
+                       f"confusion matrix ({'test' if test else 'val'} split)")
+        mlflow.log_metrics({f"best_val_{k}": val[k] for k in SCALARS} | {f"test_{k}": test[k] for k in SCALARS if test})
+        meta = {
+            "model": cfg.model.name, "model_kwargs": model_kwargs(cfg),
+            "bands": manifest["bands"], "band_specs": manifest["band_specs"], "indices": manifest["indices"],
+            "index_constants": manifest["index_constants"], "channels": manifest["channels"],
+            "normalization": {"mean": manifest["statistics"]["train"]["mean"], "std": manifest["statistics"]["train"]["std"]},
+            "patch_size": patch, "classes": manifest["classes"], "resampling": manifest["resampling"],
+            "dataset": {"name": manifest["name"], "version": manifest["version"], "path": str(root)},
+            "run_id": run_id, "tracking_uri": track, "best_epoch": best_epoch,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"), "prediction": cfg.prediction.model_dump(),
+        }
+        model_dir = save_package(task.model.cpu(), meta, run_dir / "model")
+        (run_dir / "scores.json").write_text(json.dumps({"val": val, "test": test, "best_epoch": best_epoch}, indent=2))
+        mlflow.log_artifacts(str(model_dir), "model")
+        for name in ("training_curves.png", "confusion_matrix.png", "scores.json"):
+            mlflow.log_artifact(str(run_dir / name))
+        mlflow.log_artifact(ckpt.best_model_path, "checkpoints")
+    return TrainResult(run_id, run_dir, model_dir, track, best_epoch, val, test)
+
+
+def _evaluate(trainer: L.Trainer, task: SegmentationTask, loader: Any) -> dict[str, Any]:
+    trainer.test(task, loader, verbose=False)
+    return dict(task.last_test)
