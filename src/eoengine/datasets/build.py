@@ -121,8 +121,14 @@ def build_dataset(
             atomic_write_json(out / f"{cfg.name}.latest.json", {"folder": final.name, "version": manifest["version"]})
             return BuildResult(final, manifest["version"], True, manifest)
     root = out / f".partial-{key[:16]}"
+    fresh = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
-    plan = plan_build(cfg, root / "_plan")
+    try:
+        plan = plan_build(cfg, root / "_plan")
+    except BaseException:
+        if fresh:  # a bad input leaves nothing behind
+            shutil.rmtree(root, ignore_errors=True)
+        raise
     channels = plan.band_names + plan.indices
     if not (root / "data.zarr" / "zarr.json").exists():
         create_arrays(root, len(plan.candidates), len(channels), plan.patch_size)

@@ -141,7 +141,7 @@ class VectorLabeler:
         """Class indices (h, w) uint8 for ``window``."""
         h, w = int(window.height), int(window.width)
         a = self.grid.affine
-        transform = a * a.translation(window.col_off, window.row_off)
+        transform = a @ a.translation(window.col_off, window.row_off)
         x0, y0 = transform.c, transform.f
         x1, y1 = x0 + transform.a * w, y0 + transform.e * h
         hits = self.tree.query(box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))

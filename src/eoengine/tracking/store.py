@@ -42,8 +42,13 @@ def ensure_experiment(name: str, uri: str, artifact_root: Path) -> str:
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-def resolve_model_ref(ref: str, uri: str | None, dst: Path) -> Path:
-    """A model package path from a folder, ``runs:/<id>``, or a bare run id."""
+def cache_dir() -> Path:
+    """Where models fetched from MLflow are kept (``EOENGINE_CACHE`` or ~/.cache/eoengine)."""
+    return Path(os.environ.get("EOENGINE_CACHE", Path.home() / ".cache" / "eoengine"))
+
+
+def resolve_model_ref(ref: str, uri: str | None) -> Path:
+    """A model package path from a folder, ``runs:/<id>``, or a bare run id (downloaded once)."""
     p = Path(ref)
     if p.exists():
         return p
@@ -56,6 +61,10 @@ def resolve_model_ref(ref: str, uri: str | None, dst: Path) -> Path:
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    dst = cache_dir() / "runs" / run_id
+    if (dst / "model" / "eoengine-model.json").exists():
+        return dst / "model"
+    dst.mkdir(parents=True, exist_ok=True)
     try:
         local = mlflow.artifacts.download_artifacts(
             run_id=run_id, artifact_path="model", dst_path=str(dst), tracking_uri=uri

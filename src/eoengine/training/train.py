@@ -144,7 +144,7 @@ def train(cfg: ProjectConfig, dataset: Path | None = None, uri: str | None = Non
     if patch % mult:
         raise EOError(
             f"model '{cfg.model.name}' needs sides that are multiples of {mult}, the dataset's patch is {patch}",
-            f"rebuild with a patch_size multiple of {mult}, or lower the model depth",
+            f"rebuild with a patch_size multiple of {mult}, lower the model depth, or use pixel_dnn",
         )
     if isinstance(tc.loss.class_weights, list):
         if len(tc.loss.class_weights) != n_classes:

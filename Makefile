@@ -1,0 +1,34 @@
+# eoengine: `make demo` runs the whole pipeline on the bundled sample, `make test` the test suite.
+# Both create .venv and install everything on first use (torch is pinned to the local CPU build).
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: setup demo test lint typecheck bench clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(BIN)/.installed
+
+demo: setup
+	$(BIN)/eoengine demo --workdir out/demo
+
+test: setup
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy src
+
+bench: setup
+	$(BIN)/python benchmarks/bench_build.py
+	$(BIN)/python benchmarks/bench_loader.py
+	$(BIN)/python benchmarks/bench_predict.py
+
+clean:
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache

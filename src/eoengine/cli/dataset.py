@@ -1,0 +1,98 @@
+"""``eoengine dataset ...``: build, inspect and import training datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from eoengine.errors import EOError
+
+dataset_app = typer.Typer(help="Build, inspect and import training datasets.", no_args_is_help=True)
+out = Console()
+
+
+@dataset_app.command(
+    "build", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def build(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Argument(help="Project config (YAML)")],
+    runner: Annotated[str | None, typer.Option(help="Beam runner (DirectRunner, FlinkRunner, ...)")] = None,
+) -> None:
+    """Build the versioned dataset with Apache Beam. Extra --flags pass to Beam unchanged."""
+    from eoengine.config.load import load_config
+    from eoengine.datasets.build import build_dataset
+
+    cfg = load_config(config)
+    result = build_dataset(cfg, runner, list(ctx.args))
+    state = "up to date" if result.up_to_date else "built"
+    out.print(f"dataset {state}: {result.path}\nversion {result.version}")
+    _summary(result.manifest)
+
+
+def _summary(m: dict[str, object]) -> None:
+    splits = m["splits"]
+    freq = m["class_frequencies"]
+    assert isinstance(splits, dict) and isinstance(freq, dict)
+    out.print(f"{m['n_chips']} chips of {m['patch_size']}x{m['patch_size']} px — " + ", ".join(f"{k} {v}" for k, v in splits.items()))
+    out.print(f"channels: {', '.join(m['channels'])}  (dropped: {m['dropped']})")  # type: ignore[arg-type]
+    table = Table(title="class balance (labelled pixels)")
+    table.add_column("class")
+    for s in splits:
+        table.add_column(s, justify="right")
+        table.add_column("%", justify="right")
+    totals = {s: max(1, sum(freq[s])) for s in splits}
+    for i, c in enumerate(m["classes"]):  # type: ignore[arg-type]
+        row = [c["name"]]
+        for s in splits:
+            row += [f"{freq[s][i]:,}", f"{100 * freq[s][i] / totals[s]:.1f}"]
+        table.add_row(*row)
+    out.print(table)
+
+
+@dataset_app.command("info")
+def info(path: Annotated[Path, typer.Argument(help="Dataset folder")]) -> None:
+    """Print a dataset's manifest summary and class balance."""
+    from eoengine.datasets.store import read_manifest
+
+    if not (path / "manifest.json").exists():
+        raise EOError(f"{path} is not an eoengine dataset (no manifest.json)", "pass a folder made by 'eoengine dataset build'")
+    m = read_manifest(path)
+    out.print(f"[bold]{m['name']}[/bold] version {m['version'][:12]} (created {m['created']})")
+    stats = m["statistics"]["train"]
+    _summary(m)
+    table = Table(title="train statistics")
+    for col in ("channel", "mean", "std", "min", "max"):
+        table.add_column(col, justify="right")
+    for i, ch in enumerate(m["channels"]):
+        table.add_row(ch, *(f"{stats[k][i]:.4g}" for k in ("mean", "std", "min", "max")))
+    out.print(table)
+
+
+@dataset_app.command("import-tfrecord")
+def import_tfrecord(
+    files: Annotated[list[str], typer.Argument(help="SPLIT=FILE pairs, e.g. train=train.tfrecord.gz")],
+    output: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder to create")],
+    bands: Annotated[str, typer.Option(help="Comma-separated band feature names")],
+    label: Annotated[str, typer.Option(help="Label feature name")] = "class",
+    classes: Annotated[str | None, typer.Option(help="Comma-separated class names (default: class0..N)")] = None,
+    num_classes: Annotated[int | None, typer.Option(help="Number of classes (default: from the labels)")] = None,
+    compression: Annotated[str, typer.Option(help="GZIP or NONE")] = "GZIP",
+) -> None:
+    """Import Earth Engine / servir-aces TFRecord exports into an eoengine dataset (no TensorFlow)."""
+    from eoengine.datasets.tfrecord_import import import_tfrecords
+
+    pairs: dict[str, list[str]] = {}
+    for item in files:
+        if "=" not in item:
+            raise EOError(f"'{item}' is not SPLIT=FILE", "write e.g. train=train.tfrecord.gz val=val.tfrecord.gz")
+        split, path = item.split("=", 1)
+        pairs.setdefault(split, []).append(path)
+    names = classes.split(",") if classes else None
+    result = import_tfrecords(pairs, output, bands.split(","), label, names, num_classes, compression)
+    out.print(f"dataset written: {result.path}\nversion {result.version}")
+    _summary(result.manifest)

@@ -1,0 +1,166 @@
+"""The ``eoengine`` command line: thin wrappers over the Python API."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import warnings
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from eoengine.cli.dataset import dataset_app
+from eoengine.errors import ConfigError, EOError
+
+app = typer.Typer(
+    name="eoengine",
+    help="Geospatial machine learning: imagery and labels to datasets, models and maps.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(dataset_app, name="dataset")
+out = Console()
+
+
+def _setup_logging() -> None:
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=Console(stderr=True), show_path=False)])
+    logging.getLogger("eoengine").setLevel(logging.INFO)
+    for noisy in ("apache_beam", "root"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder for the new project")],
+    force: Annotated[bool, typer.Option(help="Overwrite an existing eoengine.yaml")] = False,
+) -> None:
+    """Write a commented example config (eoengine.yaml) into DIRECTORY."""
+    target = directory / "eoengine.yaml"
+    if target.exists() and not force:
+        raise EOError(f"{target} already exists", "use --force to overwrite it")
+    directory.mkdir(parents=True, exist_ok=True)
+    target.write_text(resources.files("eoengine.config").joinpath("example.yaml").read_text())
+    out.print(f"wrote {target} — edit the paths, then run: eoengine validate {target}")
+
+
+@app.command()
+def validate(config: Annotated[Path, typer.Argument(help="Project config (YAML)")]) -> None:
+    """Check a config: schema, files, band names, indices, labels and component names."""
+    from eoengine.config.checks import check_config
+    from eoengine.config.load import load_config
+
+    cfg = load_config(config)
+    problems = check_config(cfg)
+    if problems:
+        raise ConfigError(str(config), problems)
+    out.print(f"[green]{config}: valid[/green] ({len(cfg.imagery.scenes)} scene(s), {len(cfg.classes)} classes)")
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="Project config (YAML)")],
+    dataset: Annotated[Path | None, typer.Option(help="Dataset folder (default: the last build)")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI")] = None,
+) -> None:
+    """Train the configured model on the dataset, tracked in MLflow."""
+    from eoengine.config.load import load_config
+    from eoengine.training.train import train as run_training
+
+    result = run_training(load_config(config), dataset, tracking_uri)
+    scores = result.test or result.val
+    which = "test" if result.test else "val"
+    out.print(f"run {result.run_id} (best epoch {result.best_epoch}) — {which} accuracy {scores['accuracy']:.3f}, mean IoU {scores['miou']:.3f}")
+    out.print(f"model: {result.model_path}\ntracking: {result.tracking_uri}")
+
+
+@app.command()
+def evaluate(
+    model: Annotated[str, typer.Argument(help="Model package folder, MLflow run id, or runs:/<id>")],
+    dataset: Annotated[Path | None, typer.Option(help="Dataset folder (default: the model's)")] = None,
+    split: Annotated[str, typer.Option(help="train, val or test")] = "test",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON")] = False,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (for run ids)")] = None,
+) -> None:
+    """Score a model on a dataset split and write an HTML report next to its run."""
+    from eoengine.deploy.package import load_package
+    from eoengine.evaluation.evaluate import evaluate as run_eval
+    from eoengine.tracking.store import resolve_model_ref
+
+    pkg = load_package(resolve_model_ref(model, tracking_uri))
+    result = run_eval(pkg, dataset, split)
+    if as_json:
+        print(json.dumps({"split": split, **result.scores, "report": str(result.report)}, indent=2))
+        return
+    s = result.scores
+    out.print(f"{split}: accuracy {s['accuracy']:.4f}, mean IoU {s['miou']:.4f}, F1 {s['f1']:.4f}, kappa {s['kappa']:.4f}")
+    for name, iou in zip(pkg.class_names, s["iou_per_class"], strict=True):
+        out.print(f"  {name:<16} IoU {iou:.3f}")
+    out.print(f"report: {result.report}")
+
+
+@app.command()
+def predict(
+    model: Annotated[str, typer.Argument(help="Model package folder, MLflow run id, or runs:/<id>")],
+    scene: Annotated[list[str], typer.Argument(help="Band files in model order, one stack, or name=path pairs")],
+    output: Annotated[Path, typer.Option("--out", "-o", help="Class map COG to write")],
+    probabilities: Annotated[Path | None, typer.Option(help="Also write per-class probabilities (COG)")] = None,
+    tile_size: Annotated[int | None, typer.Option(help="Tile size in pixels")] = None,
+    overlap: Annotated[int | None, typer.Option(help="Tile overlap in pixels")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Tiles per forward pass")] = None,
+    tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (for run ids)")] = None,
+) -> None:
+    """Predict a class map over a scene of any size, as a Cloud-Optimized GeoTIFF."""
+    from eoengine.deploy.package import load_package
+    from eoengine.inference.predict import PredictOptions, Predictor
+    from eoengine.inference.sources import sources_for_model
+    from eoengine.raster.scene import SceneReader
+    from eoengine.tracking.store import resolve_model_ref
+
+    pkg = load_package(resolve_model_ref(model, tracking_uri))
+    sources = sources_for_model(pkg.meta["band_specs"], scene)
+    opts = PredictOptions(**pkg.meta.get("prediction", {}))
+    opts.tile_size = tile_size or opts.tile_size
+    opts.overlap = overlap if overlap is not None else opts.overlap
+    opts.batch_size = batch_size or opts.batch_size
+    with SceneReader(sources, pkg.meta.get("resampling", "bilinear")) as reader:
+        Predictor(pkg, opts).predict(reader, output, probabilities, scene)
+    out.print(f"map: {output}" + (f"\nprobabilities: {probabilities}" if probabilities else ""))
+
+
+@app.command()
+def demo(
+    workdir: Annotated[Path, typer.Option(help="Where outputs go")] = Path("out/demo"),
+    example: Annotated[Path | None, typer.Option(help="Example folder (default: examples/nc_landsat7_landclass96)")] = None,
+    baseline: Annotated[bool, typer.Option(help="Also fit the random-forest baseline")] = True,
+) -> None:
+    """Run the whole pipeline on the bundled Landsat 7 sample: dataset, training, report, map."""
+    from eoengine.demo import run_demo
+
+    run_demo(workdir, example, baseline, out)
+
+
+def main() -> None:
+    """Console entry point: user errors print one line and exit 2, never a traceback."""
+    _setup_logging()
+    try:
+        app()
+    except ConfigError as exc:
+        print(f"error: {exc.source}: {len(exc.problems)} problem(s):", file=sys.stderr)
+        for p in exc.problems:
+            print(f"  - {p}", file=sys.stderr)
+        sys.exit(2)
+    except EOError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,143 @@
+"""Import Earth Engine / servir-aces TFRecord exports as an eoengine dataset.
+
+Each file (or group of files) becomes a named split, so exported train/val/test files train
+and evaluate as they are. Patch records hold P×P values per band (row-major); point records
+hold one value per band and become 1×1 chips, which the per-pixel DNN trains on.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+
+from eoengine.datasets.chipper import chip_stats
+from eoengine.datasets.manifest import combine_stats
+from eoengine.datasets.store import INDEX, MANIFEST, atomic_write_json, create_arrays, open_arrays
+from eoengine.datasets.tfrecord import decode_example, read_records
+from eoengine.errors import EOError
+from eoengine.hashing import canonical_hash, input_checksums
+from eoengine.labels.vector import IGNORE
+
+FORMAT = "eoengine-dataset/1"
+
+
+@dataclass
+class ImportResult:
+    """The imported dataset."""
+
+    path: Path
+    version: str
+    manifest: dict[str, Any]
+
+
+def _colours(n: int) -> list[str]:
+    out = []
+    for i in range(n):
+        r, g, b = colorsys.hsv_to_rgb(i / max(n, 1), 0.65, 0.85)
+        out.append(f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}")
+    return out
+
+
+def _chip(features: dict[str, np.ndarray], bands: list[str], label: str, where: str) -> tuple[np.ndarray, np.ndarray]:
+    missing = [b for b in [*bands, label] if b not in features]
+    if missing:
+        raise EOError(f"{where}: no feature(s) {missing} (features: {sorted(features)})", "fix --bands / --label")
+    n = features[bands[0]].size
+    side = math.isqrt(n)
+    if side * side != n or any(features[b].size != n for b in [*bands, label]):
+        raise EOError(f"{where}: features have {n} values, not one square patch per band", "export square patches or points")
+    image = np.stack([features[b].reshape(side, side) for b in bands]).astype(np.float32)
+    return image, np.rint(features[label]).reshape(side, side)
+
+
+def import_tfrecords(
+    splits: dict[str, list[str]],
+    output: Path,
+    bands: list[str],
+    label: str = "class",
+    class_names: list[str] | None = None,
+    num_classes: int | None = None,
+    compression: str = "GZIP",
+) -> ImportResult:
+    """Import ``split -> files`` into a new dataset at ``output`` (written atomically)."""
+    unknown = set(splits) - {"train", "val", "test"}
+    if unknown or "train" not in splits:
+        raise EOError(f"splits must include train and be among train/val/test (got {sorted(splits)})", "name files train=..., val=..., test=...")
+    if output.exists():
+        raise EOError(f"{output} already exists", "choose a new --out folder or delete it")
+    # pass 1: count records, find the patch size and the classes
+    count, side, top = 0, None, -1
+    for split, files in splits.items():
+        for f in files:
+            for i, rec in enumerate(read_records(Path(f), compression)):
+                image, lab = _chip(decode_example(rec), bands, label, f"{f} record {i}")
+                if side is not None and image.shape[-1] != side:
+                    raise EOError(f"{f} record {i}: patch size {image.shape[-1]} differs from {side}", "import one patch size per dataset")
+                side = image.shape[-1]
+                top = max(top, int(lab.max()))
+                count += 1
+    if count == 0 or side is None:
+        raise EOError("the TFRecord files hold no records", "check the files and --compression")
+    k = num_classes or (len(class_names) if class_names else top + 1)
+    names = class_names or [f"class{i}" for i in range(k)]
+    if len(names) != k:
+        raise EOError(f"{len(names)} class names for {k} classes", "give one name per class")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}."))
+    try:
+        create_arrays(tmp, count, len(bands), side)
+        images, labels = open_arrays(tmp, "r+")
+        records: list[dict[str, Any]] = []
+        cid = 0
+        for split, files in splits.items():
+            for f in files:
+                for rec in read_records(Path(f), compression):
+                    image, lab = _chip(decode_example(rec), bands, label, f)
+                    cls = np.where((lab >= 0) & (lab < k), lab, IGNORE).astype(np.uint8)
+                    cls[np.isnan(image).any(axis=0)] = IGNORE
+                    images[cid], labels[cid] = image, cls
+                    counts = np.bincount(cls[cls != IGNORE], minlength=k)[:k]
+                    records.append({"chip_id": cid, "split": split, "source": Path(f).name, "class_counts": counts.tolist(),
+                                    "stats": chip_stats(image), "labelled_fraction": float((cls != IGNORE).mean())})
+                    cid += 1
+        index = gpd.GeoDataFrame(
+            {"chip_id": [r["chip_id"] for r in records], "scene": [r["source"] for r in records],
+             "split": [r["split"] for r in records], "labelled_fraction": [r["labelled_fraction"] for r in records]}
+            | {f"count_{n}": [r["class_counts"][i] for r in records] for i, n in enumerate(names)},
+            geometry=[None] * len(records), crs="EPSG:4326",
+        )
+        index.to_parquet(tmp / INDEX)
+        freq = {s: np.sum([r["class_counts"] for r in records if r["split"] == s], axis=0).astype(int).tolist() for s in splits}
+        checksums = input_checksums([f for fs in splits.values() for f in fs])
+        version = canonical_hash({"format": FORMAT, "bands": bands, "label": label, "classes": names,
+                                  "inputs": [[s, Path(c["path"]).name, c["sha256"]] for s in splits for c in checksums
+                                             if c["path"] in splits[s]]})
+        manifest = {
+            "format": FORMAT, "name": output.name, "version": version,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            "config": {"source": "tfrecord", "splits": splits, "label": label, "compression": compression},
+            "inputs": checksums, "bands": bands,
+            "band_specs": [{"name": b, "common_name": None, "scale": 1.0, "offset": 0.0, "nodata": None} for b in bands],
+            "indices": [], "index_constants": {}, "channels": bands, "patch_size": side,
+            "classes": [{"index": i, "value": i, "name": n, "color": c} for i, (n, c) in enumerate(zip(names, _colours(k), strict=True))],
+            "class_frequencies": freq | {s: [0] * k for s in ("train", "val", "test") if s not in freq},
+            "statistics": {"train": combine_stats([r for r in records if r["split"] == "train"], bands)},
+            "splits": {s: sum(r["split"] == s for r in records) for s in ("train", "val", "test")},
+            "n_chips": count, "n_array_rows": count, "dropped": {}, "scenes": [],
+            "resampling": "nearest", "resolution": None,
+        }
+        atomic_write_json(tmp / MANIFEST, manifest)
+        tmp.rename(output)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ImportResult(output, version, manifest)

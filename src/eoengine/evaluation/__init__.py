@@ -1,0 +1,1 @@
+"""Grading models: split metrics, baselines and HTML reports."""

@@ -1,0 +1,148 @@
+"""Evaluate a model package on a dataset split and write an HTML report beside its run."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+import torch
+from torch.utils.data import DataLoader
+
+from eoengine.datasets.store import read_manifest
+from eoengine.deploy.package import ModelPackage
+from eoengine.errors import EOError
+from eoengine.inference.predict import Predictor
+from eoengine.inference.sources import band_source
+from eoengine.raster.scene import SceneReader
+from eoengine.training.data import ChipDataset
+from eoengine.training.metrics import SCALARS, SegmentationMetrics
+from eoengine.training.plots import plot_confusion
+
+
+@dataclass
+class Evaluation:
+    """Scores of one split and where the report is."""
+
+    split: str
+    scores: dict[str, Any]
+    report: Path
+
+
+def split_scores(pkg: ModelPackage, root: Path, split: str, batch_size: int = 32) -> dict[str, Any]:
+    """Metrics of the model on a dataset split (nodata and unlabelled pixels ignored)."""
+    manifest = read_manifest(root)
+    if manifest["channels"] != pkg.meta["channels"]:
+        raise EOError(
+            f"dataset {root} has channels {manifest['channels']}, the model takes {pkg.meta['channels']}",
+            "evaluate on a dataset built with the model's bands and indices",
+        )
+    ds = ChipDataset(root, split)
+    if len(ds) == 0:
+        raise EOError(f"dataset {root} has no '{split}' chips", "choose another --split")
+    metrics = SegmentationMetrics(len(pkg.meta["classes"]))
+    with torch.inference_mode():
+        for x, y in DataLoader(ds, batch_size=batch_size):
+            metrics.update(pkg.model(x), y)
+    return metrics.compute()
+
+
+def _img(path: Path) -> str:
+    return f'<img src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}" alt="{path.stem}">'
+
+
+def quicklook(pkg: ModelPackage, manifest: dict[str, Any], out_dir: Path) -> Path:
+    """Predict the dataset's first scene and render the class map as a PNG with a legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    scene = manifest["scenes"][0]
+    specs = {s["name"]: s for s in pkg.meta["band_specs"]}
+    sources = [band_source(specs[s["name"]], s["path"], s["index"]) for s in scene["sources"]]
+    cog = out_dir / "quicklook.tif"
+    with SceneReader(sources, manifest.get("resampling", "bilinear"), manifest.get("resolution")) as reader:
+        Predictor(pkg).predict(reader, cog)
+    with rasterio.open(cog) as ds:
+        step = max(1, max(ds.width, ds.height) // 1000)
+        classes = ds.read(1, out_shape=(ds.height // step, ds.width // step))
+    colours = np.zeros((256, 4))
+    for c in pkg.meta["classes"]:
+        h = c["color"].lstrip("#")
+        colours[c["index"]] = [int(h[i : i + 2], 16) / 255 for i in (0, 2, 4)] + [1]
+    fig, ax = plt.subplots(figsize=(8, 7))
+    ax.imshow(colours[classes], interpolation="nearest")
+    ax.set_axis_off()
+    ax.set_title(f"prediction: scene {scene['id']}")
+    ax.legend(handles=[Patch(color=colours[c["index"]], label=c["name"]) for c in pkg.meta["classes"]],
+              loc="lower left", fontsize=8, framealpha=0.9)
+    png = out_dir / "quicklook.png"
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+    return png
+
+
+def write_report(pkg: ModelPackage, split: str, scores: dict[str, Any], manifest: dict[str, Any], out_dir: Path) -> Path:
+    """An HTML report: scores, per-class table, curves, confusion matrix and a quick-look map."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = pkg.class_names
+    cm_png = plot_confusion(scores["confusion_matrix"], names, out_dir / "confusion_matrix.png", f"confusion matrix ({split})")
+    look = quicklook(pkg, manifest, out_dir) if manifest["scenes"] else None
+    curves = pkg.path.parent / "training_curves.png"
+    rows = "".join(
+        f"<tr><td>{html.escape(n)}</td><td>{scores['iou_per_class'][i]:.3f}</td><td>{scores['precision_per_class'][i]:.3f}</td>"
+        f"<td>{scores['recall_per_class'][i]:.3f}</td><td>{scores['f1_per_class'][i]:.3f}</td><td>{scores['support_per_class'][i]}</td></tr>"
+        for i, n in enumerate(names)
+    )
+    summary = "".join(f"<tr><td>{k}</td><td>{scores[k]:.4f}</td></tr>" for k in SCALARS)
+    meta = pkg.meta
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>eoengine report: {html.escape(meta['model'])}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child{{text-align:left}}img{{max-width:100%}}</style></head><body>
+<h1>Model report</h1>
+<p>Model <b>{html.escape(meta['model'])}</b> (run {html.escape(str(meta.get('run_id', '')))}), dataset <b>{html.escape(manifest['name'])}</b>
+version <code>{manifest['version'][:12]}</code>, split <b>{split}</b>, {scores['pixels']} labelled pixels.</p>
+<h2>Scores</h2><table>{summary}</table>
+<h2>Per class</h2><table><tr><th>class</th><th>IoU</th><th>precision</th><th>recall</th><th>F1</th><th>pixels</th></tr>{rows}</table>
+<h2>Confusion matrix</h2>{_img(cm_png)}
+{('<h2>Training curves</h2>' + _img(curves)) if curves.exists() else ''}
+{('<h2>Quick-look map</h2>' + _img(look)) if look else ''}
+</body></html>"""
+    report = out_dir / "report.html"
+    report.write_text(page, encoding="utf-8")
+    (out_dir / "scores.json").write_text(json.dumps({"split": split, **scores}, indent=2))
+    return report
+
+
+def evaluate(pkg: ModelPackage, dataset: Path | None = None, split: str = "test", report_dir: Path | None = None) -> Evaluation:
+    """Score the model on a split of its dataset (or ``dataset``) and write the report."""
+    root = Path(dataset or pkg.meta.get("dataset", {}).get("path", ""))
+    if not (root / "manifest.json").exists():
+        raise EOError(f"dataset not found: {root}", "pass --dataset PATH to the dataset folder")
+    scores = split_scores(pkg, root, split)
+    out_dir = report_dir or (pkg.path.parent / "report")
+    report = write_report(pkg, split, scores, read_manifest(root), out_dir)
+    _log_to_run(pkg, out_dir, split, scores)
+    return Evaluation(split, scores, report)
+
+
+def _log_to_run(pkg: ModelPackage, out_dir: Path, split: str, scores: dict[str, Any]) -> None:
+    run_id, uri = pkg.meta.get("run_id"), pkg.meta.get("tracking_uri")
+    if not run_id or not uri:
+        return
+    from mlflow.tracking import MlflowClient
+
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        client.log_artifacts(run_id, str(out_dir), "report")
+        for k in SCALARS:
+            client.log_metric(run_id, f"eval_{split}_{k}", scores[k])
+    except Exception:  # noqa: BLE001 - the report exists locally; tracking is best effort here
+        pass

@@ -1,0 +1,1 @@
+"""Prediction: streaming, tiled, blended inference over scenes of any size, to COG."""

@@ -1,0 +1,98 @@
+"""Shared fixtures: small real sample data and tiny synthetic scenes written with rasterio."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import rasterio
+import yaml
+from rasterio.transform import from_origin
+
+os.environ["EOENGINE_PROGRESS"] = "0"
+REPO = Path(__file__).resolve().parents[1]
+NC = REPO / "examples" / "nc_landsat7_landclass96"
+OGT = REPO / "examples" / "open_geo_tutorial_landsat7"
+
+
+def write_raster(path: Path, data: np.ndarray, crs: str = "EPSG:32615", res: float = 30.0,
+                 origin: tuple[float, float] = (462405.0, 1741815.0), nodata: float | None = None) -> Path:
+    """Write a (bands, h, w) array as a GeoTIFF."""
+    data = data if data.ndim == 3 else data[None]
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
+                       dtype=data.dtype, crs=crs, transform=from_origin(*origin, res, res), nodata=nodata) as ds:
+        ds.write(data)
+    return path
+
+
+def tiny_config(tmp: Path, **overrides: Any) -> dict[str, Any]:
+    """A config on the open-geo-tutorial scene (250x250, 8 bands) with its polygon labels."""
+    cfg: dict[str, Any] = {
+        "name": "tiny",
+        "output_dir": str(tmp / "out"),
+        "imagery": {
+            "bands": [
+                {"name": "blue", "common_name": "blue", "scale": 0.0001},
+                {"name": "green", "common_name": "green", "scale": 0.0001},
+                {"name": "red", "common_name": "red", "scale": 0.0001},
+                {"name": "nir", "common_name": "nir", "scale": 0.0001},
+            ],
+            "scenes": [{"id": "s1999", "datetime": "1999-11-18",
+                        "stack": str(OGT / "LE70220491999322EDC01_stack.gtif"), "stack_indexes": [1, 2, 3, 4]}],
+        },
+        "labels": {"type": "vector", "path": str(OGT / "training_data.shp"), "class_column": "id", "all_touched": True},
+        "classes": [
+            {"value": 1, "name": "forest", "color": "#1b7837"},
+            {"value": 2, "name": "water", "color": "#1f78b4"},
+            {"value": 3, "name": "herbaceous", "color": "#b2df8a"},
+            {"value": 4, "name": "barren", "color": "#a6761d"},
+            {"value": 5, "name": "urban", "color": "#e31a1c"},
+        ],
+        "features": {"indices": ["NDVI"]},
+        "dataset": {"patch_size": 16, "stride": 16, "min_labelled_fraction": 0.01, "max_nodata_fraction": 0.9,
+                    "split": {"method": "random", "ratios": {"train": 0.6, "val": 0.2, "test": 0.2}},
+                    "running_mode": "in_memory", "num_workers": 1, "seed": 3},
+        "model": {"name": "cnn", "kwargs": {"width": 8, "layers": 2}},
+        "training": {"batch_size": 8, "epochs": 2, "seed": 1, "early_stopping": None,
+                     "optimizer": {"name": "Adam", "kwargs": {"lr": 0.01}}},
+        "prediction": {"tile_size": 64, "overlap": 16, "region_size": 96},
+    }
+    for key, value in overrides.items():
+        node = cfg
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node[p]
+        node[parts[-1]] = value
+    return cfg
+
+
+def save_config(tmp: Path, cfg: dict[str, Any], name: str = "eoengine.yaml") -> Path:
+    path = tmp / name
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run the CLI entry point in-process; returns (exit code, stdout, stderr)."""
+    from eoengine.cli.main import main
+
+    old = sys.argv
+    sys.argv = ["eoengine", *args]
+    code = 0
+    try:
+        main()
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    finally:
+        sys.argv = old
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> Path:
+    return save_config(tmp_path, tiny_config(tmp_path))

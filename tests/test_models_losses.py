@@ -1,0 +1,85 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from eoengine.errors import EOError
+from eoengine.labels.vector import IGNORE
+from eoengine.models.registry import build_model
+from eoengine.training.losses import build_loss, class_weights
+from eoengine.training.metrics import scores_from_confusion
+from eoengine.training.optim import build_optimizer
+
+
+@pytest.mark.parametrize("name,kwargs", [("pixel_dnn", {"hidden": [8]}), ("cnn", {"width": 8}), ("unet", {"depth": 2, "base_channels": 4})])
+@pytest.mark.parametrize("bands", [1, 4, 13])
+def test_models_take_any_band_count(name: str, kwargs: dict, bands: int) -> None:
+    model = build_model(name, bands, 5, **kwargs).eval()
+    assert model(torch.randn(2, bands, 16, 16)).shape == (2, 5, 16, 16)
+
+
+def test_unet_has_skip_connections_and_depth() -> None:
+    unet = build_model("unet", 3, 2, depth=3, base_channels=4)
+    assert len(unet.down) == 3 and unet.size_multiple == 8
+    assert unet.dec[0][0][0].in_channels == 2 * 16  # decoder sees upsampled + skip
+
+
+def test_model_errors() -> None:
+    with pytest.raises(EOError, match="unknown model 'unnet' \\(did you mean 'unet'\\?\\)"):
+        build_model("unnet", 3, 2)
+    with pytest.raises(EOError, match="does not take argument\\(s\\) \\['dept'\\].*depth"):
+        build_model("unet", 3, 2, dept=3)
+    with pytest.raises(EOError, match="unknown activation"):
+        build_model("cnn", 3, 2, activation="relux")
+
+
+def test_custom_model_by_dotted_path() -> None:
+    m = build_model("eoengine.models.cnn.CNN", 3, 4, width=4, layers=1)
+    assert m(torch.zeros(1, 3, 8, 8)).shape == (1, 4, 8, 8)
+    with pytest.raises(EOError, match="cannot import model"):
+        build_model("nope.Model", 3, 2)
+
+
+def test_cross_entropy_ignores_unlabelled_and_matches_torch() -> None:
+    logits = torch.randn(2, 3, 4, 4)
+    target = torch.randint(0, 3, (2, 4, 4))
+    target[0, 0] = IGNORE
+    ours = build_loss("cross_entropy")(logits, target)
+    keep = target != IGNORE
+    ref = F.cross_entropy(logits.permute(0, 2, 3, 1)[keep], target[keep])
+    torch.testing.assert_close(ours, ref)
+    assert build_loss("cross_entropy")(logits, torch.full_like(target, IGNORE)) == 0
+
+
+def test_dice_and_focal_known_values() -> None:
+    target = torch.tensor([[[0, 1], [1, IGNORE]]])
+    perfect = F.one_hot(target.clamp(max=1), 2).permute(0, 3, 1, 2).float() * 50
+    assert build_loss("dice", kwargs={"smooth": 0.0})(perfect, target) < 1e-6
+    logits = torch.zeros(1, 2, 2, 2)
+    focal = build_loss("focal", kwargs={"gamma": 0.0})(logits, target)
+    torch.testing.assert_close(focal, torch.tensor(0.6931), atol=1e-4, rtol=0)  # gamma 0 = CE = ln 2
+    combo = build_loss("combined", terms=[("cross_entropy", 1.0, {}), ("focal", 2.0, {"gamma": 0.0})])(logits, target)
+    torch.testing.assert_close(combo, torch.tensor(3 * 0.6931), atol=1e-3, rtol=0)
+
+
+def test_loss_and_optimizer_errors() -> None:
+    with pytest.raises(EOError, match="use one of: combined, cross_entropy, dice, focal"):
+        build_loss("lovasz")
+    with pytest.raises(EOError, match="bad arguments"):
+        build_loss("focal", kwargs={"gama": 2})
+    with pytest.raises(EOError, match="unknown optimizer 'adam' \\(did you mean 'Adam'\\?\\)"):
+        build_optimizer("adam", [torch.nn.Parameter(torch.zeros(1))], {})
+
+
+def test_class_weights() -> None:
+    w = class_weights([900, 100, 0], "inverse")
+    assert w[2] == 0 and w[1] == pytest.approx(9 * w[0]) and (w[0] + w[1]) / 2 == pytest.approx(1)
+    assert class_weights([1, 1], "none") is None
+
+
+def test_scores_from_a_known_confusion_matrix() -> None:
+    cm = torch.tensor([[8, 2, 0], [1, 9, 0], [0, 0, 0]])  # class 2 absent: not averaged
+    s = scores_from_confusion(cm)
+    assert s["accuracy"] == pytest.approx(17 / 20)
+    assert s["iou_per_class"][0] == pytest.approx(8 / 11) and s["miou"] == pytest.approx((8 / 11 + 9 / 12) / 2)
+    pe = (10 * 9 + 10 * 11) / 400
+    assert s["kappa"] == pytest.approx((0.85 - pe) / (1 - pe))
