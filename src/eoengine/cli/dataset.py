@@ -46,7 +46,8 @@ def _summary(m: dict[str, object]) -> None:
         table.add_column(s, justify="right")
         table.add_column("%", justify="right")
     totals = {s: max(1, sum(freq[s])) for s in splits}
-    for i, c in enumerate(m["classes"]):  # type: ignore[arg-type]
+    classes: list[dict[str, str]] = m["classes"]  # type: ignore[assignment]
+    for i, c in enumerate(classes):
         row = [c["name"]]
         for s in splits:
             row += [f"{freq[s][i]:,}", f"{100 * freq[s][i] / totals[s]:.1f}"]

@@ -75,10 +75,10 @@ def block_splitter(grid: Grid, block: int, ratios: dict[str, float], seed: int, 
     order = rng.permutation(nbr * nbc)
     table = np.empty(nbr * nbc, dtype=object)
     table[order] = labels
-    table = table.reshape(nbr, nbc)
+    grid2d = table.reshape(nbr, nbc)
 
     def split(row: int, col: int, size: int) -> str | None:
-        touched = table[row // block : (row + size - 1) // block + 1, col // block : (col + size - 1) // block + 1]
+        touched = grid2d[row // block : (row + size - 1) // block + 1, col // block : (col + size - 1) // block + 1]
         first = touched.flat[0]
         return str(first) if np.all(touched == first) else None
 
@@ -98,8 +98,11 @@ def random_splitter(ratios: dict[str, float], seed: int, scene: str) -> SplitFn:
 
 
 def geometry_splitter(grid: Grid, frame: gpd.GeoDataFrame, column: str, contain: bool) -> SplitFn:
-    """Split from polygons with a split column: chips inside one split's polygons (regions),
-    or touching features of one split only (label column)."""
+    """Split from polygons with a split column.
+
+    A chip takes the split of the polygons it lies inside (regions) or touches (label column),
+    and is dropped when that is not exactly one split.
+    """
     if contain:  # one polygon per split, so a chip spanning two same-split polygons is inside
         frame = frame[[column, "geometry"]].assign(**{column: frame[column].astype(str)})
         frame = frame.dissolve(by=column).reset_index()

@@ -76,7 +76,7 @@ def import_tfrecords(
         raise EOError(f"{output} already exists", "choose a new --out folder or delete it")
     # pass 1: count records, find the patch size and the classes
     count, side, top = 0, None, -1
-    for split, files in splits.items():
+    for files in splits.values():
         for f in files:
             for i, rec in enumerate(read_records(Path(f), compression)):
                 image, lab = _chip(decode_example(rec), bands, label, f"{f} record {i}")

@@ -75,10 +75,10 @@ def save_package(model: nn.Module, meta: dict[str, Any], dest: Path, onnx: bool 
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
     try:
-        meta = {"format": FORMAT, "size_multiple": size_multiple(model)} | meta
+        meta = {"format": FORMAT, "size_multiple": size_multiple(model), **meta}
         torch.save(model.state_dict(), tmp / WEIGHTS)
         if onnx:
-            export_onnx(model, len(meta["channels"]), int(meta["patch_size"]), tmp / ONNX)
+            export_onnx(model, len(meta["channels"]), int(meta["patch_size"]), tmp / ONNX)  # type: ignore[arg-type]
             meta["onnx"] = ONNX
         (tmp / META).write_text(json.dumps(meta, indent=2, default=str))
         if dest.exists():

@@ -95,7 +95,7 @@ def compute_indices(
     check_indices(indices, band_names, common_names)
     sp = _spyndex()
     symbols = symbol_map(band_names, common_names)
-    out = np.empty((len(indices),) + image.shape[1:], dtype=np.float32)
+    out = np.empty((len(indices), *image.shape[1:]), dtype=np.float32)
     for k, index in enumerate(indices):
         bands, consts = required_symbols(index)
         params: dict[str, object] = {s: image[symbols[s]].astype(np.float64) for s in bands}

@@ -18,12 +18,21 @@ from eoengine.errors import EOError
 from eoengine.labels.vector import IGNORE
 
 
-class CrossEntropy(nn.Module):
+class _Weighted(nn.Module):
+    """A loss with an optional per-class weight buffer."""
+
+    weight: torch.Tensor | None
+
+    def __init__(self, weight: torch.Tensor | None) -> None:
+        super().__init__()
+        self.register_buffer("weight", weight)
+
+
+class CrossEntropy(_Weighted):
     """Cross-entropy with optional class weights and label smoothing."""
 
     def __init__(self, weight: torch.Tensor | None = None, label_smoothing: float = 0.0) -> None:
-        super().__init__()
-        self.register_buffer("weight", weight)
+        super().__init__(weight)
         self.label_smoothing = label_smoothing
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -35,12 +44,11 @@ class CrossEntropy(nn.Module):
         )
 
 
-class Dice(nn.Module):
+class Dice(_Weighted):
     """Soft Dice loss, 1 - mean Dice over classes present in the batch's targets or predictions."""
 
     def __init__(self, weight: torch.Tensor | None = None, smooth: float = 1.0) -> None:
-        super().__init__()
-        self.register_buffer("weight", weight)
+        super().__init__(weight)
         self.smooth = smooth
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -62,12 +70,11 @@ class Dice(nn.Module):
         return 1 - (dice * w).sum() / w.sum()
 
 
-class Focal(nn.Module):
+class Focal(_Weighted):
     """Focal loss (Lin et al., 2017): cross-entropy down-weighted on easy pixels."""
 
     def __init__(self, weight: torch.Tensor | None = None, gamma: float = 2.0) -> None:
-        super().__init__()
-        self.register_buffer("weight", weight)
+        super().__init__(weight)
         self.gamma = gamma
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

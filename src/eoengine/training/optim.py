@@ -27,10 +27,8 @@ def optimizer_names() -> list[str]:
 
 def scheduler_names() -> list[str]:
     """Every scheduler in torch.optim.lr_scheduler."""
-    return sorted(
-        n for n in _classes(torch.optim.lr_scheduler, torch.optim.lr_scheduler.LRScheduler)
-        if n not in ("LRScheduler", "ChainedScheduler", "SequentialLR")
-    ) + ["ReduceLROnPlateau"]
+    names = _classes(torch.optim.lr_scheduler, torch.optim.lr_scheduler.LRScheduler)
+    return sorted({*names, "ReduceLROnPlateau"} - {"LRScheduler", "ChainedScheduler", "SequentialLR"})
 
 
 def _pick(kind: str, name: str, table: list[str]) -> None:

@@ -27,7 +27,7 @@ from eoengine.datasets.build import latest_dataset
 from eoengine.datasets.store import read_manifest
 from eoengine.deploy.package import save_package
 from eoengine.errors import EOError
-from eoengine.models.registry import MODELS, build_model, size_multiple
+from eoengine.models.registry import MODELS, build_model, check_model_name, size_multiple
 from eoengine.progress import enabled as progress_enabled
 from eoengine.tracking.store import ensure_experiment, tracking_uri
 from eoengine.training.data import ChipDataModule
@@ -116,7 +116,8 @@ def log_dataset_input(root: Path, manifest: dict[str, Any]) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         source = resolve_dataset_source(root.resolve().as_uri())
-    mlflow.log_input(MetaDataset(source, name=manifest["name"], digest=manifest["version"][:12]), context="training")
+    mlflow.log_input(MetaDataset(  # type: ignore[abstract]
+        source, name=manifest["name"], digest=manifest["version"][:12]), context="training")
 
 
 def resolve_dataset(cfg: ProjectConfig, dataset: Path | None) -> Path:
@@ -133,6 +134,7 @@ def train(cfg: ProjectConfig, dataset: Path | None = None, uri: str | None = Non
     """Train the configured model on the dataset; returns the run and its scores."""
     import mlflow
 
+    check_model_name(cfg.model.name)
     root = resolve_dataset(cfg, dataset)
     manifest = read_manifest(root)
     channels, patch = len(manifest["channels"]), int(manifest["patch_size"])

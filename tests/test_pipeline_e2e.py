@@ -1,0 +1,149 @@
+"""End to end on the small real sample: build (Beam), train (MLflow), evaluate, predict."""
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import rasterio
+from conftest import OGT, run_cli, save_config, tiny_config
+
+from eoengine.config.load import load_config
+from eoengine.datasets.build import build_dataset
+from eoengine.datasets.store import read_manifest
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("e2e")
+    cfg_path = save_config(tmp, tiny_config(tmp, **{"dataset.running_mode": "multi_processing", "dataset.num_workers": 2}))
+    cfg = load_config(cfg_path)
+    built = build_dataset(cfg)
+    from eoengine.training.train import train
+
+    result = train(cfg)
+    return {"tmp": tmp, "cfg_path": cfg_path, "cfg": cfg, "built": built, "result": result}
+
+
+def test_dataset_is_versioned_complete_and_deterministic(trained: dict, tmp_path: Path) -> None:
+    built = trained["built"]
+    m = read_manifest(built.path)
+    assert built.path.name == f"tiny@{m['version'][:12]}" and m["channels"] == ["blue", "green", "red", "nir", "NDVI"]
+    assert m["splits"]["train"] > 0 and sum(m["class_frequencies"]["train"]) > 0
+    assert len(m["inputs"]) >= 5 and all(len(i["sha256"]) == 64 for i in m["inputs"])  # shapefile sidecars too
+    assert not any(p.name.startswith(".partial") for p in built.path.parent.iterdir())
+    import geopandas as gpd
+
+    index = gpd.read_parquet(built.path / "chips.parquet")
+    assert index.crs.to_epsg() == 4326 and {"split", "scene", "count_forest"} <= set(index.columns)
+    # same config elsewhere (in-memory runner) gives the same version
+    other = load_config(save_config(tmp_path, tiny_config(tmp_path)))
+    assert build_dataset(other).version == built.version
+
+
+def test_interrupted_build_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from eoengine.datasets import build as build_mod
+    from eoengine.datasets.chipper import ChipMaker
+
+    cfg = load_config(save_config(tmp_path, tiny_config(tmp_path)))
+    real_run = build_mod.run_chips
+
+    def half_then_crash(plan, root, candidates, *a):  # type: ignore[no-untyped-def]
+        real_run(plan, root, candidates[: len(candidates) // 2], *a)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build_mod, "run_chips", half_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        build_dataset(cfg)
+    partial = [p for p in (tmp_path / "out" / "datasets").iterdir() if p.name.startswith(".partial")]
+    assert len(partial) == 1 and not (tmp_path / "out" / "datasets" / "tiny.latest.json").exists()
+    done_before = len(list((partial[0] / "_chips").iterdir()))
+    monkeypatch.setattr(build_mod, "run_chips", real_run)
+    made = []
+    original = ChipMaker.make
+    monkeypatch.setattr(ChipMaker, "make", lambda self, c: made.append(c) or original(self, c))
+    result = build_dataset(cfg)
+    assert done_before > 0 and result.manifest["n_array_rows"] >= done_before
+    clean = load_config(save_config(tmp_path / "x", tiny_config(tmp_path / "x"))) if (tmp_path / "x").mkdir() is None else None
+    assert clean is not None and build_dataset(clean).version == result.version
+
+
+def test_training_run_is_tracked_in_mlflow(trained: dict) -> None:
+    r = trained["result"]
+    client = mlflow.tracking.MlflowClient(tracking_uri=r.tracking_uri)
+    run = client.get_run(r.run_id)
+    assert run.data.params["model.name"] == "cnn" and run.data.tags["dataset.version"] == trained["built"].version
+    assert len(client.get_metric_history(r.run_id, "val_miou")) == 2
+    arts = {a.path for a in client.list_artifacts(r.run_id)}
+    assert {"model", "training_curves.png", "confusion_matrix.png", "checkpoints"} <= arts
+    model_files = {Path(a.path).name for a in client.list_artifacts(r.run_id, "model")}
+    assert {"eoengine-model.json", "weights.pt", "model.onnx"} <= model_files
+    assert run.inputs.dataset_inputs[0].dataset.digest == trained["built"].version[:12]
+
+
+def test_same_seed_same_metrics(trained: dict) -> None:
+    from eoengine.training.train import train
+
+    again = train(trained["cfg"])
+    assert again.val["accuracy"] == trained["result"].val["accuracy"]
+    assert again.val["confusion_matrix"] == trained["result"].val["confusion_matrix"]
+
+
+def test_onnx_graph_agrees_with_pytorch(trained: dict) -> None:
+    import onnxruntime as ort
+    import torch
+
+    from eoengine.deploy.package import load_package
+
+    pkg = load_package(trained["result"].model_path)
+    x = np.random.default_rng(0).standard_normal((2, 5, 48, 40)).astype(np.float32)
+    sess = ort.InferenceSession(str(pkg.path / "model.onnx"))
+    with torch.inference_mode():
+        ref = pkg.model(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(sess.run(None, {"image": x})[0], ref, atol=1e-4)
+
+
+def test_evaluate_cli_json_and_report(trained: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    code, out, err = run_cli(["evaluate", str(trained["result"].model_path), "--json"], capsys)
+    assert code == 0, err
+    scores = json.loads(out)
+    assert 0 <= scores["accuracy"] <= 1 and len(scores["iou_per_class"]) == 5
+    html = Path(scores["report"]).read_text()
+    assert "Confusion matrix" in html and "Quick-look map" in html and html.count("data:image/png") == 3
+
+
+def test_predict_cli_writes_a_cog_with_colours_tags_and_nodata(trained: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from eoengine.raster.cog import is_cog
+
+    stack = tmp_path / "stack.tif"
+    with rasterio.open(OGT / "LE70220492002106EDC00_stack.gtif") as src:
+        data = src.read([1, 2, 3, 4])
+        data[:, :20, :20] = -9999
+        profile = src.profile | {"count": 4, "nodata": -9999}
+    with rasterio.open(stack, "w", **profile) as dst:
+        dst.write(data)
+    out = tmp_path / "map.tif"
+    code, _, err = run_cli(["predict", str(trained["result"].model_path), str(stack), "--out", str(out),
+                            "--probabilities", str(tmp_path / "p.tif")], capsys)
+    assert code == 0, err
+    assert is_cog(out)
+    with rasterio.open(out) as m:
+        a = m.read(1)
+        assert m.nodata == 255 and (a[:20, :20] == 255).all() and (a[30:, 30:] < 5).all()
+        assert m.colormap(1)[0][:3] == (0x1B, 0x78, 0x37) and m.tags()["EOENGINE_MODEL_RUN"] == trained["result"].run_id
+        assert m.overviews(1)
+    with rasterio.open(tmp_path / "p.tif") as p:
+        probs = p.read(out_shape=(5, 50, 50))
+        assert p.descriptions[0] == "forest"
+    ok = ~np.isnan(probs).any(axis=0)
+    np.testing.assert_allclose(probs[:, ok].sum(axis=0), 1, atol=1e-3)
+    assert not list(tmp_path.glob(".*"))  # no temporary files left
+
+
+def test_wrong_bands_are_refused(trained: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(["predict", str(trained["result"].model_path), str(OGT / "LE70220491999322EDC01_stack.gtif"),
+                            "--out", str(tmp_path / "m.tif")], capsys)
+    assert code == 2 and "the model expects 4 bands (blue, green, red, nir)" in err and "8 band(s)" in err
+    assert not (tmp_path / "m.tif").exists()

@@ -1,0 +1,48 @@
+"""Tiled prediction is seamless and independent of how the scene is cut into regions."""
+
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import torch
+from conftest import write_raster
+
+from eoengine.deploy.package import ModelPackage
+from eoengine.inference.predict import PredictOptions, Predictor
+from eoengine.inference.tiling import blend_weights, tile_positions
+from eoengine.models.registry import build_model
+from eoengine.raster.scene import BandSource, SceneReader
+
+
+def _package(tmp: Path) -> ModelPackage:
+    torch.manual_seed(0)
+    model = build_model("unet", 2, 3, depth=2, base_channels=4).eval()
+    meta = {"model": "unet", "model_kwargs": {"depth": 2, "base_channels": 4}, "bands": ["a", "b"],
+            "band_specs": [{"name": "a"}, {"name": "b"}], "indices": [], "index_constants": {}, "channels": ["a", "b"],
+            "normalization": {"mean": [0.5, 0.5], "std": [0.3, 0.3]}, "patch_size": 32, "size_multiple": 4,
+            "classes": [{"index": i, "name": f"c{i}", "color": "#00ff00"} for i in range(3)]}
+    return ModelPackage(tmp, meta, model)
+
+
+def test_weights_and_positions() -> None:
+    w = blend_weights(64, 16)
+    assert w.min() > 0 and w[32, 32] == 1 and w[0, 0] < 0.01
+    assert tile_positions(100, 64, 16) == [0, 36] and tile_positions(50, 64, 16) == [0]
+
+
+def test_region_size_does_not_change_the_map(tmp_path: Path) -> None:
+    data = np.random.default_rng(1).random((2, 150, 170)).astype(np.float32)
+    data[:, :10, :] = -1
+    path = write_raster(tmp_path / "s.tif", data, nodata=-1)
+    pkg = _package(tmp_path)
+    outs = []
+    for region in (64, 4096):
+        with SceneReader([BandSource("a", str(path), 1), BandSource("b", str(path), 2)]) as r:
+            out = tmp_path / f"m{region}.tif"
+            Predictor(pkg, PredictOptions(tile_size=48, overlap=12, batch_size=3, region_size=region)).predict(
+                r, out, tmp_path / f"p{region}.tif")
+        with rasterio.open(out) as m, rasterio.open(tmp_path / f"p{region}.tif") as p:
+            outs.append((m.read(1), p.read()))
+    np.testing.assert_array_equal(outs[0][0], outs[1][0])
+    np.testing.assert_allclose(outs[0][1], outs[1][1], atol=1e-5)
+    assert (outs[0][0][:10] == 255).all() and (outs[0][0][10:] < 3).all()
