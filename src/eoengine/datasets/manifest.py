@@ -74,12 +74,7 @@ def build_index(records: list[dict[str, Any]], plan: BuildPlan, class_names: lis
         mine = [r for r in rows if r["scene"] == scene_id]
         if not mine:
             continue
-        a = sp.grid.affine
-        geoms = []
-        for r in mine:
-            x0, y0 = a * (r["col"], r["row"])
-            x1, y1 = a * (r["col"] + p, r["row"] + p)
-            geoms.append(box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
+        geoms = [box(*sp.grid.window_bounds(r["row"], r["col"], p, p)) for r in mine]
         table = pd.DataFrame(
             {
                 "chip_id": [r["chip_id"] for r in mine],

@@ -109,13 +109,11 @@ def geometry_splitter(grid: Grid, frame: gpd.GeoDataFrame, column: str, contain:
     geoms = np.asarray(frame.geometry.values)
     values = frame[column].astype(str).to_numpy()
     tree = STRtree(geoms)
-    a = grid.affine
-    eps = abs(a.a) * 0.01
+
+    eps = grid.res * 0.01
 
     def split(row: int, col: int, size: int) -> str | None:
-        x0, y0 = a * (col, row)
-        x1, y1 = a * (col + size, row + size)
-        chip = box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+        chip = box(*grid.window_bounds(row, col, size, size))
         if contain:
             hits = tree.query(chip.buffer(-eps), predicate="within")
         else:

@@ -142,9 +142,8 @@ class VectorLabeler:
         h, w = int(window.height), int(window.width)
         a = self.grid.affine
         transform = a @ a.translation(window.col_off, window.row_off)
-        x0, y0 = transform.c, transform.f
-        x1, y1 = x0 + transform.a * w, y0 + transform.e * h
-        hits = self.tree.query(box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
+        bounds = self.grid.window_bounds(window.row_off, window.col_off, h, w)
+        hits = self.tree.query(box(*bounds))
         if len(hits) == 0:
             return np.full((h, w), IGNORE, dtype=np.uint8)
         hits = np.sort(hits)

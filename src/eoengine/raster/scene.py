@@ -62,6 +62,13 @@ class Grid:
         ys = [a.f, a.f + a.e * self.height]
         return (min(xs), min(ys), max(xs), max(ys))
 
+    def window_bounds(self, row: float, col: float, height: float, width: float) -> tuple[float, float, float, float]:
+        """(minx, miny, maxx, maxy) of a pixel window in the grid's CRS."""
+        a = self.affine
+        x0, y0 = a @ (col, row)
+        x1, y1 = a @ (col + width, row + height)
+        return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
+
     @property
     def res(self) -> float:
         """Pixel size (assumes square pixels, as the grids we build are)."""
