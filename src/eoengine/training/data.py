@@ -18,7 +18,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from eoengine.config.schema import AugmentationConfig
-from eoengine.datasets.store import INDEX, open_arrays, read_manifest
+from eoengine.datasets.chunks import ChunkReader
+from eoengine.datasets.store import ARRAYS, INDEX, open_arrays, read_manifest
 
 IN_MEMORY_LIMIT = 2 * 1024**3
 """Splits smaller than this (bytes) are read once and held in memory."""
@@ -27,8 +28,10 @@ IN_MEMORY_LIMIT = 2 * 1024**3
 def normalise(image: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
     """(x - mean) / std per channel; NaN (nodata) becomes 0. Works on (C,H,W) or (B,C,H,W)."""
     shape = (-1, 1, 1)
-    out = (image - mean.reshape(shape)) / std.reshape(shape)
-    return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0).astype(np.float32)
+    out = np.subtract(image, mean.reshape(shape), dtype=np.float32)
+    out *= (1.0 / std).astype(np.float32).reshape(shape)
+    out[~np.isfinite(out)] = 0.0  # in place: ~8x faster than np.nan_to_num on 2 MiB chips
+    return out
 
 
 def augment(image: torch.Tensor, mask: torch.Tensor, cfg: AugmentationConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,7 +80,9 @@ class ChipDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             mask = torch.from_numpy(self._cache[1][i].astype(np.int64))
         else:
             if self._images is None:
-                self._images, self._labels = open_arrays(self.root)
+                images, labels = open_arrays(self.root)
+                self._images = ChunkReader(self.root / ARRAYS / "images", images)
+                self._labels = ChunkReader(self.root / ARRAYS / "labels", labels)
             cid = int(self.ids[i])
             image = torch.from_numpy(normalise(self._images[cid], self.mean, self.std))
             mask = torch.from_numpy(self._labels[cid].astype(np.int64))
