@@ -81,7 +81,7 @@ class ChunkReader:
         with f:
             if self._decompressor is None:
                 out = np.empty(self.shape, dtype=self.dtype)
-                f.readinto(memoryview(out).cast("B"))  # one copy, straight from the page cache
+                f.readinto(memoryview(out).cast("B"))  # type: ignore[arg-type]  # one copy, from the page cache
                 return out
             raw = self._decompressor.decompress(f.read(), max_output_size=int(np.prod(self.shape)) * self.dtype.itemsize)
         return np.frombuffer(raw, dtype=self.dtype).reshape(self.shape)

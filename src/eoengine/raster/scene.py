@@ -248,8 +248,9 @@ class SceneReader:
         return out
 
     def _read_all(self, inner: Window) -> list[tuple[int, np.ndarray]]:
-        """Read every band; bands of one open dataset in one call (a pixel-interleaved file
-        then decodes each block once, not once per band).
+        """Read every band, the bands of one open dataset in one call.
+
+        A pixel-interleaved file then decodes each block once, not once per band.
         """
         groups: dict[int, list[int]] = {}
         for i, (ds, _, _) in enumerate(self._readers):
