@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 import rasterio
 import torch
 from conftest import write_raster
@@ -30,19 +31,26 @@ def test_weights_and_positions() -> None:
     assert tile_positions(100, 64, 16) == [0, 36] and tile_positions(50, 64, 16) == [0]
 
 
-def test_region_size_does_not_change_the_map(tmp_path: Path) -> None:
-    data = np.random.default_rng(1).random((2, 150, 170)).astype(np.float32)
+@pytest.mark.parametrize("shape", [(150, 170), (40, 30)])
+def test_region_size_does_not_change_the_map_and_tiles_run_once(tmp_path: Path, shape: tuple[int, int]) -> None:
+    data = np.random.default_rng(1).random((2, *shape)).astype(np.float32)
     data[:, :10, :] = -1
     path = write_raster(tmp_path / "s.tif", data, nodata=-1)
     pkg = _package(tmp_path)
+    calls: list[int] = []
+    forward = pkg.model.forward
+    pkg.model.forward = lambda x: calls.append(len(x)) or forward(x)  # type: ignore[method-assign]
     outs = []
-    for region in (64, 4096):
+    for region in (40, 64, 4096):
+        calls.clear()
         with SceneReader([BandSource("a", str(path), 1), BandSource("b", str(path), 2)]) as r:
             out = tmp_path / f"m{region}.tif"
             Predictor(pkg, PredictOptions(tile_size=48, overlap=12, batch_size=3, region_size=region)).predict(
                 r, out, tmp_path / f"p{region}.tif")
         with rasterio.open(out) as m, rasterio.open(tmp_path / f"p{region}.tif") as p:
             outs.append((m.read(1), p.read()))
-    np.testing.assert_array_equal(outs[0][0], outs[1][0])
-    np.testing.assert_allclose(outs[0][1], outs[1][1], atol=1e-5)
+        assert sum(calls) == len(tile_positions(shape[0], 48, 12)) * len(tile_positions(shape[1], 48, 12))
+    for other in outs[1:]:
+        np.testing.assert_array_equal(outs[0][0], other[0])
+        np.testing.assert_allclose(outs[0][1], other[1], atol=1e-5)
     assert (outs[0][0][:10] == 255).all() and (outs[0][0][10:] < 3).all()

@@ -12,7 +12,7 @@ from rich.table import Table
 from eoengine.errors import EOError
 
 dataset_app = typer.Typer(help="Build, inspect and import training datasets.", no_args_is_help=True)
-out = Console()
+out = Console(soft_wrap=True)
 
 
 @dataset_app.command(

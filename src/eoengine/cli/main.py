@@ -25,7 +25,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(dataset_app, name="dataset")
-out = Console()
+out = Console(soft_wrap=True)
 
 
 def _setup_logging() -> None:

@@ -1,23 +1,21 @@
 """Streaming tiled prediction of a scene to a class map COG (and optional probabilities).
 
-The scene is processed region by region (``region_size`` pixels a side). Each region runs
-every tile of one *global* tile grid that touches it, so blending across region borders is
-identical to blending the whole scene at once (no seams), while memory depends only on the
-region size, never on the scene size. A reader thread prefetches the next region and a
-writer thread stores the previous one while the model runs on the current one.
+Tiles lie on one *global* grid and are blended with cosine weights, exactly as if the whole
+scene were predicted at once (no seams). The work is done region by region
+(:mod:`eoengine.inference.regions`): each tile runs once, in the region holding its origin,
+and the ``overlap``-pixel strips its tiles spill into the regions to the right and below are
+carried over to them (:class:`Carry`). Memory depends on the region size and on
+``overlap x width``, never on the scene's area. A reader thread prefetches the next region
+and a writer thread stores the previous one while the model runs on the current one.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import queue
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import rasterio
@@ -25,12 +23,12 @@ import torch
 from rasterio.windows import Window
 
 from eoengine.deploy.package import ModelPackage
-from eoengine.errors import EOError
 from eoengine.features.indices import compute_indices
-from eoengine.inference.tiling import blend_weights, round_up, tile_positions
+from eoengine.inference.output import MapWriter
+from eoengine.inference.regions import Region, regions
+from eoengine.inference.tiling import blend_weights, round_up
 from eoengine.labels.vector import IGNORE
 from eoengine.progress import make_progress
-from eoengine.raster.cog import finish_cog, temp_name
 from eoengine.raster.scene import SceneReader
 from eoengine.training.data import normalise
 
@@ -45,29 +43,35 @@ class PredictOptions:
     region_size: int = 2048
 
 
-@dataclass
-class _Region:
-    r0: int
-    c0: int
-    h: int
-    w: int
-    rows: list[int]
-    cols: list[int]
-    data: np.ndarray | None = None  # channels over the tiles' extent, normalised
-    nodata: np.ndarray | None = None  # region-shaped
-    probs: np.ndarray | None = None
+class Carry:
+    """The strips that regions' tiles spill into the regions to their right and below."""
 
+    def __init__(self, channels: int, overlap: int, height: int, width: int) -> None:
+        self.overlap, self.height, self.width = overlap, height, width
+        self.top_in = np.zeros((channels, overlap, width), dtype=np.float32)
+        self.bottom_out = np.zeros_like(self.top_in)
+        self.right: np.ndarray | None = None
+        self.row = 0
 
-def _regions(height: int, width: int, tile: int, overlap: int, size: int) -> Iterator[_Region]:
-    rows_all = tile_positions(height, tile, overlap)
-    cols_all = tile_positions(width, tile, overlap)
-    for r0 in range(0, height, size):
-        h = min(size, height - r0)
-        rows = [r for r in rows_all if r < r0 + h and r + tile > r0]
-        for c0 in range(0, width, size):
-            w = min(size, width - c0)
-            cols = [c for c in cols_all if c < c0 + w and c + tile > c0]
-            yield _Region(r0, c0, h, w, rows, cols)
+    def settle(self, reg: Region, acc: np.ndarray) -> np.ndarray:
+        """Add what earlier regions spilled into ``reg``, keep what it spills, return its own part."""
+        ov, h, w = self.overlap, reg.y1 - reg.y0, reg.x1 - reg.x0
+        if reg.j == 0:
+            if reg.i != self.row:
+                self.top_in, self.bottom_out = self.bottom_out, np.zeros_like(self.top_in)
+                self.row = reg.i
+            self.right = None
+        if ov == 0:
+            return acc[:, :h, :w]
+        ch, cw = min(acc.shape[1], self.height - reg.y0), min(acc.shape[2], self.width - reg.x0)
+        below = acc[:, h:ch, :cw]  # includes the corner that belongs to the region below-right
+        self.bottom_out[:, : below.shape[1], reg.x0 : reg.x0 + cw] += below
+        if reg.i > 0:
+            acc[:, :ov, :w] += self.top_in[:, :, reg.x0 : reg.x1]
+        if self.right is not None:
+            acc[:, :h, : self.right.shape[2]] += self.right
+        self.right = acc[:, :h, w:cw].copy()
+        return acc[:, :h, :w]
 
 
 class Predictor:
@@ -87,156 +91,85 @@ class Predictor:
         self.n_classes = len(meta["classes"])
         torch.set_num_threads(max(1, os.cpu_count() or 1))
 
-    def _read(self, reader: SceneReader, reg: _Region) -> _Region:
-        t = self.tile
-        top, left = reg.rows[0], reg.cols[0]
-        window = Window(left, top, reg.cols[-1] + t - left, reg.rows[-1] + t - top)
-        raw = reader.read(window)
+    def _read(self, reader: SceneReader, reg: Region) -> tuple[Region, np.ndarray, np.ndarray]:
+        h, w = reg.cover
+        raw = reader.read(Window(reg.x0, reg.y0, w, h))
         meta = self.pkg.meta
-        nodata = np.isnan(raw).any(axis=0)
+        nodata = np.isnan(raw).any(axis=0)[: reg.y1 - reg.y0, : reg.x1 - reg.x0]
         if meta["indices"]:
             feats = compute_indices(raw, meta["indices"], meta["bands"],
                                     [b.get("common_name") for b in meta["band_specs"]], meta["index_constants"])
             raw = np.concatenate([raw, feats], axis=0)
-        reg.data = normalise(raw, self.mean, self.std)
-        reg.nodata = nodata[reg.r0 - top : reg.r0 - top + reg.h, reg.c0 - left : reg.c0 - left + reg.w]
-        return reg
+        return reg, normalise(raw, self.mean, self.std), nodata
 
-    def _compute(self, reg: _Region) -> _Region:
-        assert reg.data is not None
-        t, top, left = self.tile, reg.rows[0], reg.cols[0]
-        acc = np.zeros((self.n_classes, reg.h, reg.w), dtype=np.float32)
-        wsum = np.zeros((reg.h, reg.w), dtype=np.float32)
-        tiles = [(r, c) for r in reg.rows for c in reg.cols]
+    def _compute(self, reg: Region, data: np.ndarray) -> np.ndarray:
+        """Weighted class probabilities plus the weights, (classes + 1, *cover), of the region's tiles."""
+        t = self.tile
+        acc = np.zeros((self.n_classes + 1, *data.shape[1:]), dtype=np.float32)
+        tiles = [(r - reg.y0, c - reg.x0) for r in reg.rows for c in reg.cols]
         for i in range(0, len(tiles), self.opts.batch_size):
             chunk = tiles[i : i + self.opts.batch_size]
-            batch = np.stack([reg.data[:, r - top : r - top + t, c - left : c - left + t] for r, c in chunk])
+            batch = np.stack([data[:, r : r + t, c : c + t] for r, c in chunk])
             with torch.inference_mode():
                 probs = torch.softmax(self.pkg.model(torch.from_numpy(batch)), dim=1).numpy()
             for (r, c), p in zip(chunk, probs, strict=True):
-                y0, y1 = max(r, reg.r0), min(r + t, reg.r0 + reg.h)
-                x0, x1 = max(c, reg.c0), min(c + t, reg.c0 + reg.w)
-                w = self.weights[y0 - r : y1 - r, x0 - c : x1 - c]
-                acc[:, y0 - reg.r0 : y1 - reg.r0, x0 - reg.c0 : x1 - reg.c0] += p[:, y0 - r : y1 - r, x0 - c : x1 - c] * w
-                wsum[y0 - reg.r0 : y1 - reg.r0, x0 - reg.c0 : x1 - reg.c0] += w
-        reg.probs = acc / wsum
-        reg.data = None
-        return reg
+                acc[:-1, r : r + t, c : c + t] += p * self.weights
+                acc[-1, r : r + t, c : c + t] += self.weights
+        return acc
 
     def predict(self, reader: SceneReader, out: Path, probabilities: Path | None = None, inputs: list[str] | None = None) -> Path:
         """Predict the scene ``reader`` reads into a class-map COG at ``out``."""
         grid = reader.grid
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        regions = list(_regions(grid.height, grid.width, self.tile, self.overlap, self.opts.region_size))
-        tmp_cls = temp_name(out, "tiled.tif")
-        tmp_prob = temp_name(probabilities, "tiled.tif") if probabilities else None
-        profile = {
-            "driver": "GTiff", "width": grid.width, "height": grid.height, "crs": grid.crs_wkt,
-            "transform": grid.affine, "tiled": True, "blockxsize": 512, "blockysize": 512,
-            "compress": "deflate", "BIGTIFF": "IF_SAFER",
-        }
-        tags = self._tags(inputs or [s.path for s in reader.sources])
-        try:
-            with rasterio.open(tmp_cls, "w", **profile, count=1, dtype="uint8", nodata=IGNORE) as dst:
-                dst.write_colormap(1, self._colormap())
-                dst.update_tags(**tags)
-                dst.set_band_description(1, "class")
-                prob_dst = None
-                if tmp_prob is not None:
-                    prob_dst = rasterio.open(tmp_prob, "w", **profile, count=self.n_classes, dtype="float32", nodata=np.nan)
-                    prob_dst.update_tags(**tags)
-                    for k, name in enumerate(self.pkg.class_names):
-                        prob_dst.set_band_description(k + 1, name)
-                try:
-                    self._run(reader, regions, dst, prob_dst)
-                finally:
-                    if prob_dst is not None:
-                        prob_dst.close()
-            finish_cog(tmp_cls, out, "MODE")
-            if tmp_prob is not None and probabilities is not None:
-                finish_cog(tmp_prob, probabilities, "AVERAGE")
-        finally:
-            tmp_cls.unlink(missing_ok=True)
-            if tmp_prob is not None:
-                tmp_prob.unlink(missing_ok=True)
-        return out
+        layout = regions(grid.height, grid.width, self.tile, self.overlap, self.opts.region_size)
+        writer = MapWriter(self.pkg, grid, Path(out), probabilities, inputs or [s.path for s in reader.sources])
+        with rasterio.Env(GDAL_CACHEMAX=256), writer:
+            self._run(reader, layout, writer)
+        return Path(out)
 
-    def _run(self, reader: SceneReader, regions: list[_Region], dst: Any, prob_dst: Any) -> None:
-        inbox: queue.Queue[_Region | BaseException | None] = queue.Queue(maxsize=1)
-        outbox: queue.Queue[_Region | None] = queue.Queue(maxsize=2)
+    def _run(self, reader: SceneReader, layout: list[Region], writer: MapWriter) -> None:
+        inbox: queue.Queue[tuple[Region, np.ndarray, np.ndarray] | BaseException | None] = queue.Queue(maxsize=1)
+        outbox: queue.Queue[tuple[Region, np.ndarray, np.ndarray | None] | None] = queue.Queue(maxsize=1)
         errors: list[BaseException] = []
 
         def read_all() -> None:
             try:
-                for reg in regions:
+                for reg in layout:
                     inbox.put(self._read(reader, reg))
                 inbox.put(None)
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread
                 inbox.put(exc)
 
         def write_all() -> None:
-            while (reg := outbox.get()) is not None:
+            while (item := outbox.get()) is not None:
                 try:
-                    self._write(reg, dst, prob_dst)
+                    writer.write(*item)
                 except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
                     errors.append(exc)
 
-        reader_t = threading.Thread(target=read_all, daemon=True)
-        writer_t = threading.Thread(target=write_all, daemon=True)
-        reader_t.start()
-        writer_t.start()
+        reading = threading.Thread(target=read_all, daemon=True)
+        writing = threading.Thread(target=write_all, daemon=True)
+        reading.start()
+        writing.start()
+        carry = Carry(self.n_classes + 1, self.overlap, reader.grid.height, reader.grid.width)
         try:
             with make_progress() as bar:
-                task = bar.add_task("predicting", total=len(regions))
+                task = bar.add_task("predicting", total=len(layout))
                 while (item := inbox.get()) is not None:
                     if isinstance(item, BaseException):
                         raise item
-                    outbox.put(self._compute(item))
+                    reg, data, nodata = item
+                    acc = carry.settle(reg, self._compute(reg, data))
+                    probs = acc[:-1] / acc[-1]
+                    classes = probs.argmax(axis=0).astype(np.uint8)
+                    classes[nodata] = IGNORE
+                    if writer.probabilities:
+                        probs[:, nodata] = np.nan
+                    outbox.put((reg, classes, probs if writer.probabilities else None))
                     bar.advance(task)
                     if errors:
                         raise errors[0]
         finally:
             outbox.put(None)
-            writer_t.join()
+            writing.join()
         if errors:
             raise errors[0]
-
-    def _write(self, reg: _Region, dst: Any, prob_dst: Any) -> None:
-        assert reg.probs is not None and reg.nodata is not None
-        classes = reg.probs.argmax(axis=0).astype(np.uint8)
-        classes[reg.nodata] = IGNORE
-        window = Window(reg.c0, reg.r0, reg.w, reg.h)
-        dst.write(classes, 1, window=window)
-        if prob_dst is not None:
-            probs = reg.probs.copy()
-            probs[:, reg.nodata] = np.nan
-            prob_dst.write(probs, window=window)
-
-    def _colormap(self) -> dict[int, tuple[int, int, int, int]]:
-        cmap = {}
-        for c in self.pkg.meta["classes"]:
-            h = c["color"].lstrip("#")
-            cmap[int(c["index"])] = (int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16), 255)
-        cmap[IGNORE] = (0, 0, 0, 0)
-        return cmap
-
-    def _tags(self, inputs: list[str]) -> dict[str, str]:
-        meta = self.pkg.meta
-        return {
-            "EOENGINE_MODEL": f"{meta['model']} ({self.pkg.path})",
-            "EOENGINE_MODEL_RUN": str(meta.get("run_id", "")),
-            "EOENGINE_DATASET_VERSION": str(meta.get("dataset", {}).get("version", "")),
-            "EOENGINE_INPUTS": json.dumps(inputs),
-            "EOENGINE_CLASSES": json.dumps([c["name"] for c in meta["classes"]]),
-            "EOENGINE_CREATED": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-
-
-def check_bands(package: ModelPackage, names: list[str]) -> None:
-    """Raise if the scene's band names are not the model's, in order."""
-    if names != package.bands:
-        raise EOError(
-            f"the model expects bands {package.bands}, the scene gives {names}",
-            "pass one file per band in the model's order, a stack with those bands, or name=path pairs",
-        )

@@ -1,0 +1,105 @@
+"""Writing prediction maps.
+
+A class map (and optional probabilities) is streamed window by window into tiled GeoTIFFs,
+then turned into COGs with overviews under their final names.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+from eoengine.deploy.package import ModelPackage
+from eoengine.inference.regions import Region
+from eoengine.labels.vector import IGNORE
+from eoengine.raster.cog import finish_cog, temp_name
+from eoengine.raster.scene import Grid
+
+
+def colormap(classes: list[dict[str, Any]]) -> dict[int, tuple[int, int, int, int]]:
+    """GDAL colour table from class colours; nodata is transparent."""
+    cmap = {}
+    for c in classes:
+        h = c["color"].lstrip("#")
+        cmap[int(c["index"])] = (int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16), 255)
+    cmap[IGNORE] = (0, 0, 0, 0)
+    return cmap
+
+
+def map_tags(pkg: ModelPackage, inputs: list[str]) -> dict[str, str]:
+    """Tags naming the model, its run, the dataset version, the inputs and the classes."""
+    meta = pkg.meta
+    return {
+        "EOENGINE_MODEL": f"{meta['model']} ({pkg.path})",
+        "EOENGINE_MODEL_RUN": str(meta.get("run_id", "")),
+        "EOENGINE_DATASET_VERSION": str(meta.get("dataset", {}).get("version", "")),
+        "EOENGINE_INPUTS": json.dumps(inputs),
+        "EOENGINE_CLASSES": json.dumps([c["name"] for c in meta["classes"]]),
+        "EOENGINE_CREATED": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+class MapWriter:
+    """Context manager: write regions, then (on success only) publish the COGs atomically."""
+
+    def __init__(self, pkg: ModelPackage, grid: Grid, out: Path, probabilities: Path | None, inputs: list[str]) -> None:
+        self.pkg, self.grid, self.out, self.probabilities = pkg, grid, out, probabilities
+        self.tags = map_tags(pkg, inputs)
+        self._tmp = [temp_name(out, "tiled.tif")] + ([temp_name(probabilities, "tiled.tif")] if probabilities else [])
+        self._dst: list[Any] = []
+
+    def __enter__(self) -> MapWriter:
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        profile = {
+            "driver": "GTiff", "width": self.grid.width, "height": self.grid.height, "crs": self.grid.crs_wkt,
+            "transform": self.grid.affine, "tiled": True, "blockxsize": 512, "blockysize": 512,
+            "compress": "deflate", "BIGTIFF": "IF_SAFER",
+        }
+        try:
+            cls = rasterio.open(self._tmp[0], "w", **profile, count=1, dtype="uint8", nodata=IGNORE)
+            self._dst.append(cls)
+            cls.write_colormap(1, colormap(self.pkg.meta["classes"]))
+            cls.update_tags(**self.tags)
+            cls.set_band_description(1, "class")
+            if self.probabilities:
+                n = len(self.pkg.meta["classes"])
+                prob = rasterio.open(self._tmp[1], "w", **profile, count=n, dtype="float32", nodata=np.nan)
+                self._dst.append(prob)
+                prob.update_tags(**self.tags)
+                for k, name in enumerate(self.pkg.class_names):
+                    prob.set_band_description(k + 1, name)
+        except BaseException:
+            self._cleanup()
+            raise
+        return self
+
+    def write(self, reg: Region, classes: np.ndarray, probs: np.ndarray | None) -> None:
+        """Write one region's classes (and probabilities)."""
+        window = Window(reg.x0, reg.y0, reg.x1 - reg.x0, reg.y1 - reg.y0)
+        self._dst[0].write(classes, 1, window=window)
+        if probs is not None and len(self._dst) > 1:
+            self._dst[1].write(probs, window=window)
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        for d in self._dst:
+            d.close()
+        try:
+            if exc_type is None:
+                finish_cog(self._tmp[0], self.out, "MODE")
+                if self.probabilities:
+                    finish_cog(self._tmp[1], self.probabilities, "AVERAGE")
+        finally:
+            self._cleanup()
+
+    def _cleanup(self) -> None:
+        for d in self._dst:
+            if not d.closed:
+                d.close()
+        for t in self._tmp:
+            t.unlink(missing_ok=True)
