@@ -40,7 +40,7 @@ class PredictOptions:
     tile_size: int = 256
     overlap: int = 64
     batch_size: int = 8
-    region_size: int = 2048
+    region_size: int = 1024
 
 
 class Carry:
