@@ -99,7 +99,7 @@ def main() -> None:
                                   capture_output=True, text=True, check=True, env=os.environ | {"EOENGINE_PROGRESS": "0"})
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
             scene.unlink()
-    print(f"U-Net depth 3 / width 16, {BANDS} bands, tiles {TILE} with overlap {OVERLAP}, batch 8, {os.cpu_count()} cores")
+    print(f"U-Net depth 3 / width 16, {BANDS} bands, tiles {TILE} with overlap {OVERLAP}, batch 8, regions 1024 px, {os.cpu_count()} cores")
     print(f"{'scene':>7}{'tiles':>7}{'e2e MP/s':>10}{'forward-only MP/s':>19}{'e2e/forward':>13}{'peak RSS MB':>13}")
     for r in rows:
         mp = r["size"] ** 2 / 1e6
