@@ -44,12 +44,14 @@ def test_validate_reports_semantic_problems(tmp_path: Path, capsys: pytest.Captu
     cfg["training"]["loss"] = {"name": "dise"}
     cfg["training"]["optimizer"] = {"name": "Adamm"}
     cfg["features"]["indices"] = ["NBR"]
+    cfg["training"]["early_stopping"] = {"monitor": "val_mIoU"}
     code, _, err = run_cli(["validate", str(save_config(tmp_path, cfg))], capsys)
     assert code == 2
     assert "unknown model 'unett' (did you mean 'unet'?)" in err and "pixel_dnn" in err
     assert "unknown loss 'dise' (did you mean 'dice'?)" in err
     assert "unknown optimizer 'Adamm'" in err and "SGD" in err
     assert "index NBR needs band(s) S2 (swir22)" in err
+    assert "monitor 'val_mIoU' is not a logged metric" in err and "val_miou" in err
 
 
 def test_init_writes_a_commented_template(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

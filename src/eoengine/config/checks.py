@@ -55,6 +55,10 @@ def check_config(cfg: ProjectConfig) -> list[str]:
     _try(problems, "training.optimizer.name", check_optimizer, cfg.training.optimizer.name)
     if cfg.training.scheduler:
         _try(problems, "training.scheduler.name", check_scheduler, cfg.training.scheduler.name)
+    if cfg.training.early_stopping:
+        from eoengine.training.train import check_monitor
+
+        _try(problems, "training.early_stopping.monitor", check_monitor, cfg.training.early_stopping.monitor)
     if isinstance(loss.class_weights, list) and len(loss.class_weights) != len(cfg.classes):
         problems.append(f"training.loss.class_weights: {len(loss.class_weights)} values for {len(cfg.classes)} classes")
     return problems

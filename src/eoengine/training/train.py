@@ -105,6 +105,16 @@ def make_model(cfg: ProjectConfig, channels: int, classes: int) -> torch.nn.Modu
     return build_model(cfg.model.name, channels, classes, **model_kwargs(cfg))
 
 
+MONITORS = ("train_loss", "val_loss", *(f"val_{k}" for k in SCALARS))
+"""Metrics that early stopping and checkpoint selection can watch."""
+
+
+def check_monitor(name: str) -> None:
+    """Raise :class:`EOError` unless ``name`` is a metric logged every epoch."""
+    if name not in MONITORS:
+        raise EOError(f"training.early_stopping.monitor '{name}' is not a logged metric", f"use one of: {', '.join(MONITORS)}")
+
+
 def log_dataset_input(root: Path, manifest: dict[str, Any]) -> None:
     """Record the dataset (name, version as digest, location) as the active run's input."""
     import warnings
@@ -165,6 +175,7 @@ def train(cfg: ProjectConfig, dataset: Path | None = None, uri: str | None = Non
     )
     es = tc.early_stopping
     monitor, mode = (es.monitor, es.mode) if es else ("val_miou", "max")
+    check_monitor(monitor)
     task = SegmentationTask(model, loss, n_classes, tc.optimizer, tc.scheduler, monitor)
     dm = ChipDataModule(root, tc.batch_size, tc.num_workers, tc.augmentation, tc.seed)
     out = cfg.output_path
@@ -196,8 +207,6 @@ def train(cfg: ProjectConfig, dataset: Path | None = None, uri: str | None = Non
             mlflow.set_tag("failure", str(exc))
             last = ckpt.best_model_path or "none (no epoch completed)"
             raise EOError(f"training stopped: {exc}; last good checkpoint: {last}", "lower the learning rate or check the inputs for extreme values") from None
-        if monitor not in trainer.callback_metrics:
-            raise EOError(f"early_stopping.monitor '{monitor}' is not a logged metric", f"use one of: {', '.join(['val_loss'] + [f'val_{k}' for k in SCALARS])}")
         best = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=False)
         task.load_state_dict(best["state_dict"])
         best_epoch = int(best["epoch"])
