@@ -15,8 +15,8 @@ def plot_curves(history: dict[str, list[tuple[int, float]]], path: Path) -> Path
     """Loss curves (left) and validation scores (right) per epoch."""
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for key, series in sorted(history.items()):
-        if not series:
-            continue
+        if not series or not (key.endswith("loss") or key.startswith("val_")):
+            continue  # e.g. the learning rate, on another scale
         xs, ys = zip(*series, strict=True)
         target = ax1 if key.endswith("loss") else ax2
         target.plot(xs, ys, marker=".", label=key)
