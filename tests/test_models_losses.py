@@ -83,3 +83,24 @@ def test_scores_from_a_known_confusion_matrix() -> None:
     assert s["iou_per_class"][0] == pytest.approx(8 / 11) and s["miou"] == pytest.approx((8 / 11 + 9 / 12) / 2)
     pe = (10 * 9 + 10 * 11) / 400
     assert s["kappa"] == pytest.approx((0.85 - pe) / (1 - pe))
+
+
+def test_scores_agree_with_torchmetrics() -> None:
+    from torchmetrics.functional.classification import multiclass_accuracy, multiclass_cohen_kappa, multiclass_jaccard_index
+
+    from eoengine.training.metrics import SegmentationMetrics
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(4, 5, 16, 16, generator=g)
+    target = torch.randint(0, 5, (4, 16, 16), generator=g)
+    target[:, :3] = IGNORE
+    m = SegmentationMetrics(5)
+    m.update(logits[:2], target[:2])
+    m.update(logits[2:], target[2:])
+    s = m.compute()
+    pred = logits.argmax(1)
+    kw = {"num_classes": 5, "ignore_index": IGNORE}
+    assert s["accuracy"] == pytest.approx(float(multiclass_accuracy(pred, target, average="micro", **kw)), abs=1e-6)
+    assert s["kappa"] == pytest.approx(float(multiclass_cohen_kappa(pred, target, **kw)), abs=1e-6)
+    per_class = multiclass_jaccard_index(pred, target, average="none", **kw)
+    assert s["iou_per_class"] == pytest.approx(per_class.tolist(), abs=1e-6)

@@ -182,3 +182,30 @@ def test_sentinel2_jp2_mixed_resolutions_stratified_blocks(tmp_path: Path, caplo
     chip = images[first]
     assert np.isfinite(chip[4]).mean() > 0.9  # the 20 m band was resampled onto every 10 m pixel
     assert 0 < np.nanmean(chip[0]) < 1  # scaled to reflectance
+
+
+def test_evaluate_by_mlflow_run_id(trained: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    monkeypatch.setenv("EOENGINE_CACHE", str(tmp_path / "cache"))
+    r = trained["result"]
+    code, out, err = run_cli(["evaluate", r.run_id, "--tracking-uri", r.tracking_uri, "--json", "--split", "val"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["accuracy"] == pytest.approx(r.val["accuracy"], abs=1e-6)
+    assert (tmp_path / "cache" / "runs" / r.run_id / "model" / "weights.pt").exists()
+    code, _, err = run_cli(["evaluate", "0" * 32, "--tracking-uri", r.tracking_uri], capsys)
+    assert code == 2 and "cannot fetch the model of run" in err
+
+
+def test_predict_with_named_band_files(trained: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    stack = OGT / "LE70220491999322EDC01_stack.gtif"
+    with rasterio.open(stack) as src:
+        profile = src.profile | {"count": 1}
+        for i, name in enumerate(["blue", "green", "red", "nir"]):
+            with rasterio.open(tmp_path / f"{name}.tif", "w", **profile) as dst:
+                dst.write(src.read(i + 1), 1)
+    args = [f"{n}={tmp_path / f'{n}.tif'}" for n in ("nir", "red", "green", "blue")]  # any order
+    code, _, err = run_cli(["predict", str(trained["result"].model_path), *args, "--out", str(tmp_path / "m.tif")], capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["predict", str(trained["result"].model_path), *args[:3], "--out", str(tmp_path / "n.tif")], capsys)
+    assert code == 2 and "missing: ['blue']" in err

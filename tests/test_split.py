@@ -63,3 +63,12 @@ def test_chunk_writes_are_read_back_by_zarr(tmp_path) -> None:  # type: ignore[n
         again = zarr.open_array(str(tmp_path / f"w{comp}"), mode="r")
         np.testing.assert_array_equal(again[1], value)
         assert np.isnan(again[0]).all()
+
+
+def test_beam_flags_pass_through() -> None:
+    from eoengine.datasets.pipeline import beam_options
+
+    opts = beam_options("DirectRunner", 2, "multi_processing", ["--direct_num_workers=1", "--job_name=x"]).get_all_options()
+    assert opts["runner"] == "DirectRunner" and opts["direct_num_workers"] == 1 and opts["job_name"] == "x"
+    flink = beam_options("FlinkRunner", 2, "multi_processing", ["--flink_master=host:8081"]).get_all_options()
+    assert flink["runner"] == "FlinkRunner" and flink["flink_master"] == "host:8081"
