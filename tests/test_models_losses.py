@@ -86,7 +86,11 @@ def test_scores_from_a_known_confusion_matrix() -> None:
 
 
 def test_scores_agree_with_torchmetrics() -> None:
-    from torchmetrics.functional.classification import multiclass_accuracy, multiclass_cohen_kappa, multiclass_jaccard_index
+    from torchmetrics.functional.classification import (
+        multiclass_accuracy,
+        multiclass_cohen_kappa,
+        multiclass_jaccard_index,
+    )
 
     from eoengine.training.metrics import SegmentationMetrics
 
