@@ -70,12 +70,13 @@ def train(
     config: Annotated[Path, typer.Argument(help="Project config (YAML)")],
     dataset: Annotated[Path | None, typer.Option(help="Dataset folder (default: the last build)")] = None,
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI")] = None,
+    resume: Annotated[str | None, typer.Option(help="Run id of an interrupted run to continue")] = None,
 ) -> None:
-    """Train the configured model on the dataset, tracked in MLflow."""
+    """Train the configured model on the dataset, tracked in MLflow (--resume continues a run)."""
     from eoengine.config.load import load_config
     from eoengine.training.train import train as run_training
 
-    result = run_training(load_config(config), dataset, tracking_uri)
+    result = run_training(load_config(config), dataset, tracking_uri, resume)
     scores = result.test or result.val
     which = "test" if result.test else "val"
     out.print(f"run {result.run_id} (best epoch {result.best_epoch}) — {which} accuracy {scores['accuracy']:.3f}, mean IoU {scores['miou']:.3f}")

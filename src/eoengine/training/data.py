@@ -8,6 +8,7 @@ mask.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import geopandas as gpd
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from eoengine.config.schema import AugmentationConfig
 from eoengine.datasets.chunks import ChunkReader
@@ -34,14 +35,16 @@ def normalise(image: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarra
     return out
 
 
-def augment(image: torch.Tensor, mask: torch.Tensor, cfg: AugmentationConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def augment(
+    image: torch.Tensor, mask: torch.Tensor, cfg: AugmentationConfig, gen: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Random flips and 90° rotations, the same for image (C,H,W) and mask (H,W)."""
-    if cfg.hflip and torch.rand(1).item() < 0.5:
+    if cfg.hflip and torch.rand(1, generator=gen).item() < 0.5:
         image, mask = image.flip(-1), mask.flip(-1)
-    if cfg.vflip and torch.rand(1).item() < 0.5:
+    if cfg.vflip and torch.rand(1, generator=gen).item() < 0.5:
         image, mask = image.flip(-2), mask.flip(-2)
     if cfg.rot90:
-        k = int(torch.randint(0, 4, (1,)).item())
+        k = int(torch.randint(0, 4, (1,), generator=gen).item())
         if k:
             image, mask = image.rot90(k, (-2, -1)), mask.rot90(k, (-2, -1))
     return image.contiguous(), mask.contiguous()
@@ -50,7 +53,7 @@ def augment(image: torch.Tensor, mask: torch.Tensor, cfg: AugmentationConfig) ->
 class ChipDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Chips of one split: (normalised image (C,P,P) float32, labels (P,P) int64)."""
 
-    def __init__(self, root: Path, split: str, augmentation: AugmentationConfig | None = None) -> None:
+    def __init__(self, root: Path, split: str, augmentation: AugmentationConfig | None = None, seed: int = 0) -> None:
         self.root = Path(root)
         manifest = read_manifest(self.root)
         stats = manifest["statistics"]["train"]
@@ -59,6 +62,7 @@ class ChipDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         index = gpd.read_parquet(self.root / INDEX)
         self.ids = index.loc[index["split"] == split, "chip_id"].to_numpy()
         self.augmentation = augmentation
+        self.seed = seed
         self._images: Any = None
         self._labels: Any = None
         self._cache: tuple[np.ndarray, np.ndarray] | None = None
@@ -74,7 +78,13 @@ class ChipDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __len__(self) -> int:
         return len(self.ids)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, key: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Chip ``key % len``; ``key // len`` is the epoch (see :class:`EpochSampler`).
+
+        Augmentation draws from a generator seeded by (seed, key), so an epoch's batches are
+        the same whether or not training was interrupted and resumed before it.
+        """
+        i = key % len(self.ids)
         if self._cache is not None:
             image = torch.from_numpy(self._cache[0][i])
             mask = torch.from_numpy(self._cache[1][i].astype(np.int64))
@@ -87,8 +97,32 @@ class ChipDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             image = torch.from_numpy(normalise(self._images[cid], self.mean, self.std))
             mask = torch.from_numpy(self._labels[cid].astype(np.int64))
         if self.augmentation is not None:
-            image, mask = augment(image, mask, self.augmentation)
+            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + int(key))
+            image, mask = augment(image, mask, self.augmentation, gen)
         return image, mask
+
+
+class EpochSampler(Sampler[int]):
+    """Shuffles anew each epoch from (seed, epoch) alone, and tags indices with the epoch.
+
+    Lightning calls ``set_epoch`` before every epoch, including after a resume, so the order
+    of every epoch is reproducible without carrying a generator's state across processes.
+    """
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose order to produce."""
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        gen = torch.Generator().manual_seed(self.seed * 7919 + self.epoch)
+        offset = self.epoch * self.size
+        return iter(offset + int(i) for i in torch.randperm(self.size, generator=gen))
+
+    def __len__(self) -> int:
+        return self.size
 
 
 class ChipDataModule(L.LightningDataModule):
@@ -111,18 +145,16 @@ class ChipDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """Open the splits."""
-        self.train = ChipDataset(self.root, "train", self.augmentation)
+        self.train = ChipDataset(self.root, "train", self.augmentation, self.seed)
         self.val = ChipDataset(self.root, "val")
         self.test = ChipDataset(self.root, "test")
 
     def _loader(self, ds: ChipDataset, shuffle: bool) -> DataLoader[Any]:
-        gen = torch.Generator().manual_seed(self.seed)
         return DataLoader(
             ds,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=EpochSampler(len(ds), self.seed) if shuffle else None,
             num_workers=self.num_workers,
-            generator=gen,
             persistent_workers=self.num_workers > 0,
         )
 

@@ -30,6 +30,7 @@ from eoengine.errors import EOError
 from eoengine.models.registry import MODELS, build_model, check_model_name, size_multiple
 from eoengine.progress import enabled as progress_enabled
 from eoengine.tracking.store import ensure_experiment, tracking_uri
+from eoengine.training.callbacks import EpochLogger, ResumeHint, RNGState
 from eoengine.training.data import ChipDataModule
 from eoengine.training.losses import build_loss, class_weights
 from eoengine.training.metrics import SCALARS
@@ -51,23 +52,6 @@ class TrainResult:
     best_epoch: int
     val: dict[str, Any]
     test: dict[str, Any]
-
-
-class _EpochLogger(Callback):  # type: ignore[misc]
-    """Send each epoch's metrics to MLflow and keep them for the curves."""
-
-    def __init__(self) -> None:
-        self.history: dict[str, list[tuple[int, float]]] = {}
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        import mlflow
-
-        epoch = trainer.current_epoch
-        scalars = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-        scalars["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
-        for k, v in scalars.items():
-            self.history.setdefault(k, []).append((epoch, v))
-        mlflow.log_metrics(scalars, step=epoch)
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, str]) -> dict[str, str]:
@@ -140,11 +124,25 @@ def resolve_dataset(cfg: ProjectConfig, dataset: Path | None) -> Path:
     return root
 
 
-def train(cfg: ProjectConfig, dataset: Path | None = None, uri: str | None = None) -> TrainResult:
-    """Train the configured model on the dataset; returns the run and its scores."""
+def train(cfg: ProjectConfig, dataset: Path | None = None, uri: str | None = None, resume: str | None = None) -> TrainResult:
+    """Train the configured model on the dataset; returns the run and its scores.
+
+    ``resume`` names a run of this project that was interrupted: it continues from its last
+    checkpoint, in the same MLflow run, to the result it would have reached uninterrupted.
+    """
     import mlflow
 
     check_model_name(cfg.model.name)
+    out = cfg.output_path
+    track = tracking_uri(out, cfg.training.tracking_uri, uri)
+    last_ckpt = None
+    if resume:
+        last_ckpt = out / "runs" / resume / "checkpoints" / "last.ckpt"
+        if not last_ckpt.exists():
+            raise EOError(f"run {resume} has no checkpoint to resume from ({last_ckpt})",
+                          "pass the id of an interrupted run of this project (see its runs/ folder)")
+        mlflow.set_tracking_uri(track)
+        dataset = Path(mlflow.get_run(resume).data.tags["dataset.path"])
     root = resolve_dataset(cfg, dataset)
     manifest = read_manifest(root)
     channels, patch = len(manifest["channels"]), int(manifest["patch_size"])
@@ -178,22 +176,25 @@ def train(cfg: ProjectConfig, dataset: Path | None = None, uri: str | None = Non
     check_monitor(monitor)
     task = SegmentationTask(model, loss, n_classes, tc.optimizer, tc.scheduler, monitor)
     dm = ChipDataModule(root, tc.batch_size, tc.num_workers, tc.augmentation, tc.seed)
-    out = cfg.output_path
-    track = tracking_uri(out, tc.tracking_uri, uri)
     exp = ensure_experiment(tc.experiment or cfg.name, track, out / "mlartifacts")
-    with mlflow.start_run(experiment_id=exp) as run:
+    with mlflow.start_run(experiment_id=exp, run_id=resume) as run:
         run_id = run.info.run_id
         run_dir = out / "runs" / run_id
         run_dir.mkdir(parents=True, exist_ok=True)
-        mlflow.log_params(_flatten("", {"model": cfg.model.model_dump(), "training": tc.model_dump(exclude={"tracking_uri"})}, {}))
-        mlflow.set_tags({
-            "dataset.name": manifest["name"], "dataset.version": manifest["version"],
-            "dataset.path": str(root), "eoengine.version": eoengine.__version__, "git.commit": _git_commit(),
-        })
-        log_dataset_input(root, manifest)
-        logger_cb = _EpochLogger()
-        ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=monitor, mode=mode, save_last=True)
-        callbacks: list[Callback] = [ckpt, logger_cb]
+        if resume:
+            logger_cb = EpochLogger(_history(track, run_id))
+        else:
+            mlflow.log_params(_flatten("", {"model": cfg.model.model_dump(), "training": tc.model_dump(exclude={"tracking_uri"})}, {}))
+            mlflow.set_tags({
+                "dataset.name": manifest["name"], "dataset.version": manifest["version"],
+                "dataset.path": str(root), "eoengine.version": eoengine.__version__, "git.commit": _git_commit(),
+            })
+            log_dataset_input(root, manifest)
+            logger_cb = EpochLogger()
+        ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=monitor, mode=mode,
+                               save_last=True, enable_version_counter=False)
+        hint = ResumeHint(f"eoengine train CONFIG --resume {run_id}")
+        callbacks: list[Callback] = [ckpt, logger_cb, RNGState(), hint]
         if es:
             callbacks.append(EarlyStopping(monitor=es.monitor, patience=es.patience, mode=es.mode, min_delta=es.min_delta))
         trainer = L.Trainer(
@@ -202,7 +203,7 @@ def train(cfg: ProjectConfig, dataset: Path | None = None, uri: str | None = Non
             num_sanity_val_steps=0, log_every_n_steps=1, default_root_dir=str(run_dir),
         )
         try:
-            trainer.fit(task, dm)
+            trainer.fit(task, dm, ckpt_path=str(last_ckpt) if last_ckpt else None)
         except FloatingPointError as exc:
             mlflow.set_tag("failure", str(exc))
             last = ckpt.best_model_path or "none (no epoch completed)"
@@ -235,6 +236,18 @@ def train(cfg: ProjectConfig, dataset: Path | None = None, uri: str | None = Non
             mlflow.log_artifact(str(run_dir / name))
         mlflow.log_artifact(ckpt.best_model_path, "checkpoints")
     return TrainResult(run_id, run_dir, model_dir, track, best_epoch, val, test)
+
+
+def _history(uri: str, run_id: str) -> dict[str, list[tuple[int, float]]]:
+    """Per-epoch metrics a run logged before it stopped (for its curves; not logged twice)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    keys = client.get_run(run_id).data.metrics
+    return {
+        k: [(m.step, m.value) for m in sorted(client.get_metric_history(run_id, k), key=lambda m: m.step)]
+        for k in keys
+    }
 
 
 def _evaluate(trainer: L.Trainer, task: SegmentationTask, loader: Any) -> dict[str, Any]:

@@ -1,0 +1,67 @@
+"""Lightning callbacks: per-epoch MLflow logging, RNG state in checkpoints, resume hints."""
+
+from __future__ import annotations
+
+import random
+import sys
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
+
+
+class EpochLogger(Callback):  # type: ignore[misc]
+    """Send each epoch's metrics to MLflow and keep them for the curves."""
+
+    def __init__(self, history: dict[str, list[tuple[int, float]]] | None = None) -> None:
+        self.history: dict[str, list[tuple[int, float]]] = history or {}
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        import mlflow
+
+        epoch = trainer.current_epoch
+        if any(step == epoch for series in self.history.values() for step, _ in series):
+            return  # a resumed run may redo an epoch it logged before stopping (same values: seeded)
+        scalars = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        scalars["lr"] = float(trainer.optimizers[0].param_groups[0]["lr"])
+        for k, v in scalars.items():
+            self.history.setdefault(k, []).append((epoch, v))
+        mlflow.log_metrics(scalars, step=epoch)
+
+
+class RNGState(Callback):  # type: ignore[misc]
+    """Keep the global random states in checkpoints.
+
+    A resumed run then draws what it would have drawn (dropout masks, for instance) had it
+    never stopped.
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        # plain tensors, lists and numbers only: checkpoints load with torch's weights_only unpickler
+        name, keys, pos, has_gauss, gauss = np.random.get_state()  # type: ignore[misc]
+        version, internal, gauss_next = random.getstate()
+        return {
+            "torch": torch.get_rng_state(),
+            "numpy": [str(name), torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss), float(gauss)],
+            "python": [int(version), list(internal), gauss_next],
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        torch.set_rng_state(state_dict["torch"])
+        name, keys, pos, has_gauss, gauss = state_dict["numpy"]
+        np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+        version, internal, gauss_next = state_dict["python"]
+        random.setstate((version, tuple(internal), gauss_next))
+
+
+class ResumeHint(Callback):  # type: ignore[misc]
+    """On an interruption, say how to pick the run up again."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, KeyboardInterrupt):
+            print(f"\ntraining interrupted; resume with: {self.command}", file=sys.stderr)
