@@ -105,3 +105,8 @@ def test_real_process_prints_no_traceback(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "eoengine", "dataset", "build", str(cfg)], capture_output=True,
                           text=True, cwd=REPO, timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "patch_size 999" in proc.stderr
+
+
+def test_every_chip_filtered_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = _build(tmp_path, capsys, **{"dataset.min_labelled_fraction": 1.0})
+    assert code == 2 and "every chip was filtered out" in err and "min_labelled_fraction" in err

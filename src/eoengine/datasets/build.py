@@ -156,6 +156,7 @@ def build_dataset(
     records = _collect(root, candidates)
     kept = [r for r in records if r["kept"]]
     if not kept:
+        shutil.rmtree(root)  # nothing to resume: the inputs themselves must change
         raise EOError(
             "every chip was filtered out (mostly nodata or unlabelled)",
             "lower dataset.min_labelled_fraction / raise max_nodata_fraction, or check the labels",
@@ -164,6 +165,7 @@ def build_dataset(
     index.to_parquet(root / INDEX)
     splits = {s: int((index["split"] == s).sum()) for s in ("train", "val", "test")}
     if splits["train"] == 0:
+        shutil.rmtree(root)
         raise EOError("no chip landed in the train split", "check the split ratios or regions")
     freq = {
         s: [int(index.loc[index["split"] == s, f"count_{c.name}"].sum()) for c in cfg.classes]
