@@ -68,3 +68,10 @@ def test_init_writes_a_commented_template(tmp_path: Path, capsys: pytest.Capture
 def test_missing_config_file() -> None:
     with pytest.raises(EOError, match="config file not found"):
         load_config("/nonexistent/eoengine.yaml")
+
+
+@pytest.mark.parametrize("cmd", [[], ["init"], ["validate"], ["train"], ["evaluate"], ["predict"], ["demo"],
+                                 ["dataset"], ["dataset", "build"], ["dataset", "info"], ["dataset", "import-tfrecord"]])
+def test_every_command_has_help(cmd: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli([*cmd, "--help"], capsys)
+    assert code == 0 and "Usage" in out and len(out) > 200
