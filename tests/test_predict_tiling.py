@@ -54,3 +54,38 @@ def test_region_size_does_not_change_the_map_and_tiles_run_once(tmp_path: Path, 
         np.testing.assert_array_equal(outs[0][0], other[0])
         np.testing.assert_allclose(outs[0][1], other[1], atol=1e-5)
     assert (outs[0][0][:10] == 255).all() and (outs[0][0][10:] < 3).all()
+
+
+def test_interrupted_prediction_resumes_to_the_same_map(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = np.random.default_rng(2).random((2, 200, 150)).astype(np.float32)
+    path = write_raster(tmp_path / "s.tif", data)
+    pkg = _package(tmp_path)
+    opts = PredictOptions(tile_size=48, overlap=12, batch_size=4, region_size=72)
+
+    def run(out: Path) -> None:
+        with SceneReader([BandSource("a", str(path), 1), BandSource("b", str(path), 2)]) as r:
+            Predictor(pkg, opts).predict(r, out, tmp_path / f"{out.stem}-p.tif")
+
+    run(tmp_path / "straight.tif")
+    original = Predictor._compute
+    seen: list[tuple[int, int]] = []
+
+    def crash_in_row_2(self, reg, data):  # type: ignore[no-untyped-def]
+        seen.append((reg.i, reg.j))
+        if reg.i == 2:
+            raise KeyboardInterrupt
+        return original(self, reg, data)
+
+    monkeypatch.setattr(Predictor, "_compute", crash_in_row_2)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "m.tif")
+    assert not (tmp_path / "m.tif").exists() and (tmp_path / ".m.tif.partial.json").exists()
+    seen.clear()
+    monkeypatch.setattr(Predictor, "_compute", lambda self, reg, data: seen.append((reg.i, reg.j)) or original(self, reg, data))
+    run(tmp_path / "m.tif")
+    assert min(i for i, _ in seen) == 2  # rows 0 and 1 were not predicted again
+    with rasterio.open(tmp_path / "m.tif") as a, rasterio.open(tmp_path / "straight.tif") as b:
+        np.testing.assert_array_equal(a.read(1), b.read(1))
+    with rasterio.open(tmp_path / "m-p.tif") as a, rasterio.open(tmp_path / "straight-p.tif") as b:
+        np.testing.assert_allclose(a.read(), b.read(), atol=1e-6)
+    assert not list(tmp_path.glob(".m.tif.partial*"))

@@ -7,6 +7,7 @@ then turned into COGs with overviews under their final names.
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,11 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
+from eoengine.datasets.store import atomic_write_json
 from eoengine.deploy.package import ModelPackage
 from eoengine.inference.regions import Region
 from eoengine.labels.vector import IGNORE
-from eoengine.raster.cog import finish_cog, temp_name
+from eoengine.raster.cog import finish_cog
 from eoengine.raster.scene import Grid
 
 
@@ -46,38 +48,67 @@ def map_tags(pkg: ModelPackage, inputs: list[str]) -> dict[str, str]:
 
 
 class MapWriter:
-    """Context manager: write regions, then (on success only) publish the COGs atomically."""
+    """Context manager: write regions into partial GeoTIFFs, publish COGs on success.
 
-    def __init__(self, pkg: ModelPackage, grid: Grid, out: Path, probabilities: Path | None, inputs: list[str]) -> None:
-        self.pkg, self.grid, self.out, self.probabilities = pkg, grid, out, probabilities
+    After each completed row of regions the partial files are flushed and a checkpoint (the
+    rows done and the overlap strip carried into the next row) is saved beside them. If the
+    job stops, a rerun with the same model, inputs and options (same ``key``) continues from
+    that row; a rerun with anything different starts over.
+    """
+
+    def __init__(self, pkg: ModelPackage, grid: Grid, out: Path, probabilities: Path | None, inputs: list[str], key: str) -> None:
+        self.pkg, self.grid, self.out, self.probabilities, self.key = pkg, grid, out, probabilities, key
         self.tags = map_tags(pkg, inputs)
-        self._tmp = [temp_name(out, "tiled.tif")] + ([temp_name(probabilities, "tiled.tif")] if probabilities else [])
+        self._tmp = [out.with_name(f".{out.name}.partial.tif")]
+        if probabilities:
+            self._tmp.append(probabilities.with_name(f".{probabilities.name}.partial.tif"))
+        self._state = out.with_name(f".{out.name}.partial.json")
+        self._carry = out.with_name(f".{out.name}.partial.npy")
         self._dst: list[Any] = []
+        self.rows_done = 0
+        self.carried: np.ndarray | None = None
 
     def __enter__(self) -> MapWriter:
         self.out.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if self._resumable():
+                self._dst = [rasterio.open(t, "r+") for t in self._tmp]
+            else:
+                self._create()
+        except BaseException:
+            self._cleanup()
+            raise
+        return self
+
+    def _resumable(self) -> bool:
+        if not (self._state.exists() and self._carry.exists() and all(t.exists() for t in self._tmp)):
+            return False
+        state = json.loads(self._state.read_text())
+        if state.get("key") != self.key:
+            return False
+        self.rows_done = int(state["rows_done"])
+        self.carried = np.load(self._carry)
+        return True
+
+    def _create(self) -> None:
+        self._state.unlink(missing_ok=True)
         profile = {
             "driver": "GTiff", "width": self.grid.width, "height": self.grid.height, "crs": self.grid.crs_wkt,
             "transform": self.grid.affine, "tiled": True, "blockxsize": 512, "blockysize": 512,
             "compress": "deflate", "BIGTIFF": "IF_SAFER",
         }
-        try:
-            cls = rasterio.open(self._tmp[0], "w", **profile, count=1, dtype="uint8", nodata=IGNORE)
-            self._dst.append(cls)
-            cls.write_colormap(1, colormap(self.pkg.meta["classes"]))
-            cls.update_tags(**self.tags)
-            cls.set_band_description(1, "class")
-            if self.probabilities:
-                n = len(self.pkg.meta["classes"])
-                prob = rasterio.open(self._tmp[1], "w", **profile, count=n, dtype="float32", nodata=np.nan)
-                self._dst.append(prob)
-                prob.update_tags(**self.tags)
-                for k, name in enumerate(self.pkg.class_names):
-                    prob.set_band_description(k + 1, name)
-        except BaseException:
-            self._cleanup()
-            raise
-        return self
+        cls = rasterio.open(self._tmp[0], "w", **profile, count=1, dtype="uint8", nodata=IGNORE)
+        self._dst.append(cls)
+        cls.write_colormap(1, colormap(self.pkg.meta["classes"]))
+        cls.update_tags(**self.tags)
+        cls.set_band_description(1, "class")
+        if self.probabilities:
+            n = len(self.pkg.meta["classes"])
+            prob = rasterio.open(self._tmp[1], "w", **profile, count=n, dtype="float32", nodata=np.nan)
+            self._dst.append(prob)
+            prob.update_tags(**self.tags)
+            for k, name in enumerate(self.pkg.class_names):
+                prob.set_band_description(k + 1, name)
 
     def write(self, reg: Region, classes: np.ndarray, probs: np.ndarray | None) -> None:
         """Write one region's classes (and probabilities)."""
@@ -86,14 +117,25 @@ class MapWriter:
         if probs is not None and len(self._dst) > 1:
             self._dst[1].write(probs, window=window)
 
+    def checkpoint(self, rows_done: int, carried: np.ndarray) -> None:
+        """Flush the partial files, then record the rows done and the carried strip."""
+        for k, d in enumerate(self._dst):
+            d.close()
+            self._dst[k] = rasterio.open(self._tmp[k], "r+")
+        tmp = self._carry.with_name(self._carry.name + ".tmp.npy")
+        np.save(tmp, carried)
+        os.replace(tmp, self._carry)
+        atomic_write_json(self._state, {"key": self.key, "rows_done": rows_done})
+
     def __exit__(self, exc_type: object, *rest: object) -> None:
         for d in self._dst:
             d.close()
+        if exc_type is not None:
+            return  # keep the partial files and checkpoint: a rerun resumes
         try:
-            if exc_type is None:
-                finish_cog(self._tmp[0], self.out, "MODE")
-                if self.probabilities:
-                    finish_cog(self._tmp[1], self.probabilities, "AVERAGE")
+            finish_cog(self._tmp[0], self.out, "MODE")
+            if self.probabilities:
+                finish_cog(self._tmp[1], self.probabilities, "AVERAGE")
         finally:
             self._cleanup()
 
@@ -101,5 +143,5 @@ class MapWriter:
         for d in self._dst:
             if not d.closed:
                 d.close()
-        for t in self._tmp:
+        for t in [*self._tmp, self._state, self._carry]:
             t.unlink(missing_ok=True)

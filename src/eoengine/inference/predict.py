@@ -16,14 +16,16 @@ import queue
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
 import torch
 from rasterio.windows import Window
 
-from eoengine.deploy.package import ModelPackage
+from eoengine.deploy.package import WEIGHTS, ModelPackage
 from eoengine.features.indices import compute_indices
+from eoengine.hashing import canonical_hash, file_sha256
 from eoengine.inference.output import MapWriter
 from eoengine.inference.regions import Region, regions
 from eoengine.inference.tiling import blend_weights, round_up
@@ -121,19 +123,34 @@ class Predictor:
         """Predict the scene ``reader`` reads into a class-map COG at ``out``."""
         grid = reader.grid
         layout = regions(grid.height, grid.width, self.tile, self.overlap, self.opts.region_size)
-        writer = MapWriter(self.pkg, grid, Path(out), probabilities, inputs or [s.path for s in reader.sources])
+        writer = MapWriter(self.pkg, grid, Path(out), probabilities, inputs or [s.path for s in reader.sources],
+                           self._job_key(reader, probabilities is not None))
         with rasterio.Env(GDAL_CACHEMAX=256), writer:
             self._run(reader, layout, writer)
         return Path(out)
 
+    def _job_key(self, reader: SceneReader, probabilities: bool) -> str:
+        """What a partial map must match to be resumed: model, inputs, grid and options."""
+        weights = self.pkg.path / WEIGHTS
+        files = sorted({s.path for s in reader.sources})
+        return canonical_hash({
+            "weights": file_sha256(weights) if weights.exists() else str(id(self.pkg.model)),
+            "meta": self.pkg.meta, "grid": reader.grid.__dict__, "tile": self.tile, "overlap": self.overlap,
+            "options": self.opts.__dict__, "probabilities": probabilities,
+            "inputs": [[f, os.stat(f).st_size, os.stat(f).st_mtime_ns] if os.path.exists(f) else [f] for f in files],
+            "sources": [s.__dict__ for s in reader.sources],
+        })
+
     def _run(self, reader: SceneReader, layout: list[Region], writer: MapWriter) -> None:
+        todo = [reg for reg in layout if reg.i >= writer.rows_done]
+        last_row = layout[-1].i
         inbox: queue.Queue[tuple[Region, np.ndarray, np.ndarray] | BaseException | None] = queue.Queue(maxsize=1)
-        outbox: queue.Queue[tuple[Region, np.ndarray, np.ndarray | None] | None] = queue.Queue(maxsize=1)
+        outbox: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=1)
         errors: list[BaseException] = []
 
         def read_all() -> None:
             try:
-                for reg in layout:
+                for reg in todo:
                     inbox.put(self._read(reader, reg))
                 inbox.put(None)
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread
@@ -142,7 +159,10 @@ class Predictor:
         def write_all() -> None:
             while (item := outbox.get()) is not None:
                 try:
-                    writer.write(*item)
+                    if item[0] == "checkpoint":
+                        writer.checkpoint(*item[1:])
+                    else:
+                        writer.write(*item[1:])
                 except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
                     errors.append(exc)
 
@@ -151,9 +171,11 @@ class Predictor:
         reading.start()
         writing.start()
         carry = Carry(self.n_classes + 1, self.overlap, reader.grid.height, reader.grid.width)
+        if writer.rows_done and writer.carried is not None:
+            carry.bottom_out, carry.row = writer.carried, writer.rows_done - 1
         try:
             with make_progress() as bar:
-                task = bar.add_task("predicting", total=len(layout))
+                task = bar.add_task("predicting", total=len(layout), completed=len(layout) - len(todo))
                 while (item := inbox.get()) is not None:
                     if isinstance(item, BaseException):
                         raise item
@@ -164,7 +186,9 @@ class Predictor:
                     classes[nodata] = IGNORE
                     if writer.probabilities:
                         probs[:, nodata] = np.nan
-                    outbox.put((reg, classes, probs if writer.probabilities else None))
+                    outbox.put(("region", reg, classes, probs if writer.probabilities else None))
+                    if reg.j == layout[-1].j and reg.i < last_row:  # a row of regions is complete
+                        outbox.put(("checkpoint", reg.i + 1, carry.bottom_out.copy()))
                     bar.advance(task)
                     if errors:
                         raise errors[0]
