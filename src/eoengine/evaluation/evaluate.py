@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,5 +145,5 @@ def _log_to_run(pkg: ModelPackage, out_dir: Path, split: str, scores: dict[str, 
         client.log_artifacts(run_id, str(out_dir), "report")
         for k in SCALARS:
             client.log_metric(run_id, f"eval_{split}_{k}", scores[k])
-    except Exception:  # noqa: BLE001 - the report exists locally; tracking is best effort here
-        pass
+    except Exception as exc:  # noqa: BLE001 - the report exists locally; say why it is not in MLflow
+        logging.getLogger("eoengine").warning("report not logged to MLflow run %s: %s", run_id, str(exc).splitlines()[0])
