@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import os
 import subprocess
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -148,6 +149,7 @@ def train(cfg: ProjectConfig, dataset: Path | None = None, uri: str | None = Non
     channels, patch = len(manifest["channels"]), int(manifest["patch_size"])
     n_classes = len(manifest["classes"])
     tc = cfg.training
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS on GPUs
     L.seed_everything(tc.seed, workers=True, verbose=False)
     model = make_model(cfg, channels, n_classes)
     mult = size_multiple(model)
@@ -199,7 +201,7 @@ def train(cfg: ProjectConfig, dataset: Path | None = None, uri: str | None = Non
             callbacks.append(EarlyStopping(monitor=es.monitor, patience=es.patience, mode=es.mode, min_delta=es.min_delta))
         trainer = L.Trainer(
             max_epochs=tc.epochs, accelerator="auto", devices=1, logger=False, callbacks=callbacks,
-            deterministic=True, enable_progress_bar=progress_enabled(), enable_model_summary=False,
+            deterministic="warn", enable_progress_bar=progress_enabled(), enable_model_summary=False,
             num_sanity_val_steps=0, log_every_n_steps=1, default_root_dir=str(run_dir),
         )
         try:
