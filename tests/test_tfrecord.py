@@ -30,7 +30,6 @@ def test_framing_and_example_roundtrip(tmp_path: Path) -> None:
     recs = [decode_example(r) for r in read_records(path)]
     np.testing.assert_array_equal(recs[0]["a"], [0, 1, 2, 3])
     assert list(recs[1]) == ["b"]
-    raw = bytearray((tmp_path / "y").write_bytes(b"") or b"")
     write_records(tmp_path / "plain.tfrecord", [encode_example({"a": np.ones(3)})], "NONE")
     raw = bytearray((tmp_path / "plain.tfrecord").read_bytes())
     raw[20] ^= 0xFF

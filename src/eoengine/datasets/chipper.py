@@ -62,7 +62,8 @@ class ChipMaker:
             self._readers[scene] = SceneReader(sp.sources, self.resampling, self.resolution)
         return self._readers[scene]
 
-    def _labeler(self, scene: str) -> Any:
+    def labeler(self, scene: str) -> Any:
+        """The (cached) label reader of ``scene``."""
         if scene not in self._labelers:
             sp = self.plan.scenes[scene]
             if sp.label_raster:
@@ -94,7 +95,7 @@ class ChipMaker:
             image = np.concatenate([raw, feats], axis=0)
         else:
             image = raw
-        label = self._labeler(cand.scene).read(window)
+        label = self.labeler(cand.scene).read(window)
         label[nodata] = IGNORE
         image[:, nodata] = np.nan
         nodata_fraction = float(nodata.mean())

@@ -60,7 +60,7 @@ class _CountLabels(beam.DoFn):  # type: ignore[misc]
 
     def process(self, cand: Candidate) -> Iterator[tuple[int, list[int]]]:
         p = self.plan.patch_size
-        label = self.maker._labeler(cand.scene).read(Window(cand.col, cand.row, p, p))
+        label = self.maker.labeler(cand.scene).read(Window(cand.col, cand.row, p, p))
         counts = np.bincount(label.ravel(), minlength=256)[: self.plan.n_classes]
         yield cand.chip_id, counts.astype(int).tolist()
 
