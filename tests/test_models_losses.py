@@ -62,8 +62,10 @@ def test_dice_and_focal_known_values() -> None:
 
 
 def test_loss_and_optimizer_errors() -> None:
-    with pytest.raises(EOError, match="use one of: combined, cross_entropy, dice, focal"):
-        build_loss("lovasz")
+    with pytest.raises(EOError, match="use one of: bce, combined, cross_entropy, dice, focal, focal_tversky, jaccard, lovasz, tversky"):
+        build_loss("hinge")
+    with pytest.raises(EOError, match="cannot import loss 'nope.Loss'"):
+        build_loss("nope.Loss")
     with pytest.raises(EOError, match="bad arguments"):
         build_loss("focal", kwargs={"gama": 2})
     with pytest.raises(EOError, match="unknown optimizer 'adam' \\(did you mean 'Adam'\\?\\)"):
@@ -108,3 +110,46 @@ def test_scores_agree_with_torchmetrics() -> None:
     assert s["kappa"] == pytest.approx(float(multiclass_cohen_kappa(pred, target, **kw)), abs=1e-6)
     per_class = multiclass_jaccard_index(pred, target, average="none", **kw)
     assert s["iou_per_class"] == pytest.approx(per_class.tolist(), abs=1e-6)
+
+
+def _sharp(target: torch.Tensor, k: int, wrong: torch.Tensor | None = None) -> torch.Tensor:
+    """Near one-hot logits for ``target`` (or ``wrong`` where given)."""
+    pred = target.clamp(max=k - 1) if wrong is None else wrong
+    return F.one_hot(pred, k).permute(0, 3, 1, 2).float() * 40
+
+
+def test_overlap_losses_known_values() -> None:
+    target = torch.tensor([[[0, 0, 1, 1], [0, 2, 2, IGNORE]]])
+    perfect = _sharp(target, 3)
+    for name in ("dice", "jaccard", "tversky", "focal_tversky", "lovasz"):
+        assert build_loss(name, kwargs={} if name == "lovasz" else {"smooth": 0.0})(perfect, target) < 1e-5, name
+    # predict class 0 everywhere: per class (tp, fp, fn) = (3,4,0), (0,0,2), (0,0,2)
+    wrong = _sharp(target, 3, torch.zeros_like(target))
+    dice = build_loss("dice", kwargs={"smooth": 0.0})(wrong, target)
+    torch.testing.assert_close(dice, torch.tensor((1 - 6 / 10 + 1 + 1) / 3), atol=1e-4, rtol=0)
+    jac = build_loss("jaccard", kwargs={"smooth": 0.0})(wrong, target)
+    torch.testing.assert_close(jac, torch.tensor((1 - 3 / 7 + 1 + 1) / 3), atol=1e-4, rtol=0)
+    tv = build_loss("tversky", kwargs={"smooth": 0.0, "alpha": 0.3, "beta": 0.7})(wrong, target)
+    torch.testing.assert_close(tv, torch.tensor((1 - 3 / (3 + 0.3 * 4) + 1 + 1) / 3), atol=1e-4, rtol=0)
+    ft = build_loss("focal_tversky", kwargs={"smooth": 0.0, "alpha": 0.3, "beta": 0.7, "gamma": 2.0})(wrong, target)
+    torch.testing.assert_close(ft, torch.tensor(((1 - 3 / 4.2) ** 2 + 1 + 1) / 3), atol=1e-4, rtol=0)
+    # on hard predictions the Lovász extension equals 1 - IoU per class
+    torch.testing.assert_close(build_loss("lovasz")(wrong, target), jac, atol=1e-4, rtol=0)
+
+
+def test_bce_matches_torch_on_labelled_pixels() -> None:
+    logits = torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+    target = torch.randint(0, 3, (2, 4, 4), generator=torch.Generator().manual_seed(2))
+    target[0, 0] = IGNORE
+    keep = target != IGNORE
+    onehot = F.one_hot(target.clamp(max=2), 3).permute(0, 3, 1, 2).float()
+    ref = F.binary_cross_entropy_with_logits(logits.permute(0, 2, 3, 1)[keep], onehot.permute(0, 2, 3, 1)[keep])
+    torch.testing.assert_close(build_loss("bce")(logits, target), ref)
+
+
+def test_custom_loss_by_dotted_path() -> None:
+    loss = build_loss("eoengine.training.region_losses.Jaccard", torch.ones(3), {"smooth": 0.0})
+    target = torch.tensor([[[0, 1], [2, 2]]])
+    assert loss(_sharp(target, 3), target) < 1e-5 and loss.weight is not None
+    with pytest.raises(EOError, match="is not a torch nn.Module"):
+        build_loss("collections.OrderedDict", kwargs={})

@@ -1,4 +1,4 @@
-"""Segmentation losses that skip unlabelled pixels, by name, and their weighted sums.
+"""Segmentation losses that skip unlabelled pixels, by name (or dotted path), and weighted sums.
 
 Every loss takes logits (B, K, H, W) and integer targets (B, H, W) where
 :data:`~eoengine.labels.vector.IGNORE` marks pixels to skip (unlabelled or nodata).
@@ -7,6 +7,8 @@ Every loss takes logits (B, K, H, W) and integer targets (B, H, W) where
 from __future__ import annotations
 
 import difflib
+import importlib
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -16,19 +18,18 @@ from torch import nn
 
 from eoengine.errors import EOError
 from eoengine.labels.vector import IGNORE
+from eoengine.training.region_losses import (
+    Dice,
+    FocalTversky,
+    Jaccard,
+    LovaszSoftmax,
+    OneVsRestBCE,
+    Tversky,
+    Weighted,
+)
 
 
-class _Weighted(nn.Module):
-    """A loss with an optional per-class weight buffer."""
-
-    weight: torch.Tensor | None
-
-    def __init__(self, weight: torch.Tensor | None) -> None:
-        super().__init__()
-        self.register_buffer("weight", weight)
-
-
-class CrossEntropy(_Weighted):
+class CrossEntropy(Weighted):
     """Cross-entropy with optional class weights and label smoothing."""
 
     def __init__(self, weight: torch.Tensor | None = None, label_smoothing: float = 0.0) -> None:
@@ -44,33 +45,7 @@ class CrossEntropy(_Weighted):
         )
 
 
-class Dice(_Weighted):
-    """Soft Dice loss, 1 - mean Dice over classes present in the batch's targets or predictions."""
-
-    def __init__(self, weight: torch.Tensor | None = None, smooth: float = 1.0) -> None:
-        super().__init__(weight)
-        self.smooth = smooth
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Soft Dice over labelled pixels."""
-        k = logits.shape[1]
-        valid = (target != IGNORE).unsqueeze(1)
-        probs = logits.softmax(dim=1) * valid
-        onehot = F.one_hot(target.clamp(max=k - 1) * (target != IGNORE), k).permute(0, 3, 1, 2)
-        onehot = onehot * valid
-        dims = (0, 2, 3)
-        inter = (probs * onehot).sum(dims)
-        card = probs.sum(dims) + onehot.sum(dims)
-        dice = (2 * inter + self.smooth) / (card + self.smooth)
-        present = onehot.sum(dims) > 0
-        w = self.weight if self.weight is not None else torch.ones_like(dice)
-        w = w * present
-        if w.sum() == 0:
-            return logits.sum() * 0.0
-        return 1 - (dice * w).sum() / w.sum()
-
-
-class Focal(_Weighted):
+class Focal(Weighted):
     """Focal loss (Lin et al., 2017): cross-entropy down-weighted on easy pixels."""
 
     def __init__(self, weight: torch.Tensor | None = None, gamma: float = 2.0) -> None:
@@ -109,8 +84,13 @@ class Combined(nn.Module):
 
 LOSSES: dict[str, Callable[..., nn.Module]] = {
     "cross_entropy": CrossEntropy,
-    "dice": Dice,
     "focal": Focal,
+    "dice": Dice,
+    "jaccard": Jaccard,
+    "tversky": Tversky,
+    "focal_tversky": FocalTversky,
+    "lovasz": LovaszSoftmax,
+    "bce": OneVsRestBCE,
 }
 """Single losses by name; ``combined`` (a weighted sum of these) is handled by build_loss."""
 
@@ -120,7 +100,30 @@ def loss_names() -> list[str]:
     return sorted([*LOSSES, "combined"])
 
 
+def _custom(name: str, weight: torch.Tensor | None, kwargs: dict[str, Any]) -> nn.Module:
+    module_name, _, attr = name.rpartition(".")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise EOError(f"cannot import loss '{name}': {exc}", "check the dotted path") from None
+    try:
+        takes_weight = "weight" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # builtins without a signature
+        takes_weight = False
+    if takes_weight:
+        kwargs = {"weight": weight, **kwargs}
+    try:
+        loss = factory(**kwargs)
+    except TypeError as exc:
+        raise EOError(f"loss '{name}': bad arguments {kwargs}: {exc}", "check the loss kwargs") from None
+    if not isinstance(loss, nn.Module):
+        raise EOError(f"loss '{name}' is not a torch nn.Module", "point to an nn.Module class taking (logits, target)")
+    return loss
+
+
 def _one(name: str, weight: torch.Tensor | None, kwargs: dict[str, Any]) -> nn.Module:
+    if "." in name:
+        return _custom(name, weight, kwargs)
     if name not in LOSSES:
         close = difflib.get_close_matches(name, loss_names(), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
