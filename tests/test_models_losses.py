@@ -110,6 +110,19 @@ def test_scores_agree_with_torchmetrics() -> None:
     assert s["kappa"] == pytest.approx(float(multiclass_cohen_kappa(pred, target, **kw)), abs=1e-6)
     per_class = multiclass_jaccard_index(pred, target, average="none", **kw)
     assert s["iou_per_class"] == pytest.approx(per_class.tolist(), abs=1e-6)
+    from torchmetrics.functional.classification import (
+        multiclass_auroc,
+        multiclass_average_precision,
+        multiclass_calibration_error,
+        multiclass_matthews_corrcoef,
+    )
+
+    assert s["balanced_accuracy"] == pytest.approx(float(multiclass_accuracy(pred, target, average="macro", **kw)), abs=1e-6)
+    assert s["mcc"] == pytest.approx(float(multiclass_matthews_corrcoef(pred, target, **kw)), abs=1e-6)
+    probs = logits.softmax(1)
+    assert s["auroc"] == pytest.approx(float(multiclass_auroc(probs, target, thresholds=200, **kw)), abs=1e-5)
+    assert s["average_precision"] == pytest.approx(float(multiclass_average_precision(probs, target, thresholds=200, **kw)), abs=1e-5)
+    assert s["calibration_error"] == pytest.approx(float(multiclass_calibration_error(probs, target, n_bins=15, **kw)), abs=1e-5)
 
 
 def _sharp(target: torch.Tensor, k: int, wrong: torch.Tensor | None = None) -> torch.Tensor:
@@ -153,3 +166,16 @@ def test_custom_loss_by_dotted_path() -> None:
     assert loss(_sharp(target, 3), target) < 1e-5 and loss.weight is not None
     with pytest.raises(EOError, match="is not a torch nn.Module"):
         build_loss("collections.OrderedDict", kwargs={})
+
+
+def test_probability_scores_stay_small_under_deterministic_mode() -> None:
+    from eoengine.training.metrics import SegmentationMetrics
+
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        m = SegmentationMetrics(7)
+        m.update(torch.randn(16, 7, 128, 128), torch.randint(0, 7, (16, 128, 128)))  # 262k px: GBs on the fallback
+        assert 0 <= m.compute()["auroc"] <= 1
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)

@@ -1,40 +1,61 @@
-"""Segmentation metrics from one accumulated confusion matrix.
+"""Segmentation metrics: one accumulated confusion matrix plus probability-based scores.
 
-The matrix is accumulated by torchmetrics (so it syncs across DDP processes) with
-unlabelled/nodata pixels ignored; every score is derived from it, so all agree with each
-other. Mean scores average over classes that occur in the targets or predictions: a class
-absent from an area is neither rewarded nor punished.
+The confusion matrix is accumulated by torchmetrics (so it syncs across DDP processes) with
+unlabelled/nodata pixels ignored; every hard-label score is derived from it, so all agree
+with each other. Mean scores average over classes that occur in the targets or predictions:
+a class absent from an area is neither rewarded nor punished. AUROC, average precision and
+calibration error come from torchmetrics on the class probabilities, with binned
+thresholds so memory does not grow with the number of pixels.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
-from torchmetrics.classification import MulticlassConfusionMatrix
+from torchmetrics.classification import (
+    MulticlassAUROC,
+    MulticlassAveragePrecision,
+    MulticlassCalibrationError,
+    MulticlassConfusionMatrix,
+)
 
 from eoengine.labels.vector import IGNORE
 
 
 class SegmentationMetrics:
-    """Accumulate predictions, then compute OA, IoU, precision, recall, F1, kappa."""
+    """Accumulate predictions, then compute every score in :data:`SCALARS` and per-class ones."""
 
-    def __init__(self, num_classes: int) -> None:
+    def __init__(self, num_classes: int, thresholds: int = 200) -> None:
         self.num_classes = num_classes
         self.cm = MulticlassConfusionMatrix(num_classes, ignore_index=IGNORE)
+        kw: dict[str, Any] = {"num_classes": num_classes, "ignore_index": IGNORE}
+        self.prob_metrics = {
+            "auroc": MulticlassAUROC(**kw, average="macro", thresholds=thresholds),
+            "average_precision": MulticlassAveragePrecision(**kw, average="macro", thresholds=thresholds),
+            "calibration_error": MulticlassCalibrationError(**kw, n_bins=15, norm="l1"),
+        }
 
     def to(self, device: torch.device | str) -> SegmentationMetrics:
-        """Move the accumulator to ``device``."""
+        """Move the confusion accumulator to ``device`` (probability scores stay on the CPU)."""
         self.cm = self.cm.to(device)
         return self
 
     def update(self, logits: torch.Tensor, target: torch.Tensor) -> None:
         """Add a batch: logits (B, K, H, W), target (B, H, W)."""
         self.cm.update(logits.argmax(dim=1), target)
+        probs = logits.detach().softmax(dim=1).cpu()
+        with _cpu_bincount():
+            for m in self.prob_metrics.values():
+                m.update(probs, target.cpu())
 
     def reset(self) -> None:
         """Forget everything accumulated."""
         self.cm.reset()
+        for m in self.prob_metrics.values():
+            m.reset()
 
     def confusion(self) -> torch.Tensor:
         """Confusion matrix (rows: truth, columns: prediction)."""
@@ -42,7 +63,29 @@ class SegmentationMetrics:
 
     def compute(self) -> dict[str, Any]:
         """All scores: scalars and per-class lists."""
-        return scores_from_confusion(self.confusion())
+        scores = scores_from_confusion(self.confusion())
+        for name, m in self.prob_metrics.items():
+            scores[name] = float(m.compute()) if scores["pixels"] else 0.0
+        return scores
+
+
+@contextmanager
+def _cpu_bincount() -> Iterator[None]:
+    """Let torchmetrics use torch.bincount, which is deterministic on the CPU.
+
+    Under ``torch.use_deterministic_algorithms`` (as Lightning's ``deterministic`` sets)
+    torchmetrics falls back to a bincount that allocates pixels x classes x thresholds
+    values — tens of GB for one validation batch of a segmentation model.
+    """
+    was_on = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    if was_on:
+        torch.use_deterministic_algorithms(False)
+    try:
+        yield
+    finally:
+        if was_on:
+            torch.use_deterministic_algorithms(True, warn_only=warn_only)
 
 
 def scores_from_confusion(cm: torch.Tensor) -> dict[str, Any]:
@@ -70,13 +113,17 @@ def scores_from_confusion(cm: torch.Tensor) -> dict[str, Any]:
     oa = float(tp.sum() / total) if total > 0 else 0.0
     pe = float((truth * pred).sum() / total**2) if total > 0 else 0.0
     kappa = (oa - pe) / (1 - pe) if pe < 1 else 0.0
+    mcc_den = float(((total**2 - (pred**2).sum()) * (total**2 - (truth**2).sum())).sqrt())
+    mcc = float(tp.sum() * total - (pred * truth).sum()) / mcc_den if mcc_den > 0 else 0.0
     return {
         "accuracy": oa,
+        "balanced_accuracy": mean(recall, in_truth),
         "miou": mean(iou, occurs),
         "precision": mean(precision, occurs),
         "recall": mean(recall, in_truth),
         "f1": mean(f1, occurs),
         "kappa": kappa,
+        "mcc": mcc,
         "pixels": int(total),
         "iou_per_class": iou.tolist(),
         "precision_per_class": precision.tolist(),
@@ -87,5 +134,8 @@ def scores_from_confusion(cm: torch.Tensor) -> dict[str, Any]:
     }
 
 
-SCALARS = ("accuracy", "miou", "precision", "recall", "f1", "kappa")
+CONFUSION_SCALARS = ("accuracy", "balanced_accuracy", "miou", "precision", "recall", "f1", "kappa", "mcc")
+"""Scalar scores derived from the confusion matrix alone."""
+
+SCALARS = (*CONFUSION_SCALARS, "auroc", "average_precision", "calibration_error")
 """The scalar scores, logged per epoch with a split prefix (``val_miou``)."""
