@@ -38,9 +38,7 @@ def run_demo(workdir: Path, example: Path | None, baseline: bool, console: Conso
     from eoengine.deploy.package import load_package
     from eoengine.evaluation.baseline import random_forest_baseline
     from eoengine.evaluation.evaluate import evaluate
-    from eoengine.inference.predict import Predictor
-    from eoengine.inference.sources import band_source
-    from eoengine.raster.scene import SceneReader
+    from eoengine.inference.predict import predict_dataset_scene
     from eoengine.training.train import train
 
     start = time.time()
@@ -58,11 +56,7 @@ def run_demo(workdir: Path, example: Path | None, baseline: bool, console: Conso
     ev = evaluate(pkg, built.path, "test")
     console.rule("4/4 prediction map")
     scene = built.manifest["scenes"][0]
-    specs = {s["name"]: s for s in pkg.meta["band_specs"]}
-    sources = [band_source(specs[s["name"]], s["path"], s["index"]) for s in scene["sources"]]
-    map_path = cfg.output_path / "maps" / f"{scene['id']}.tif"
-    with SceneReader(sources, cfg.imagery.resampling) as reader:
-        Predictor(pkg).predict(reader, map_path)
+    map_path = predict_dataset_scene(pkg, built.manifest, cfg.output_path / "maps" / f"{scene['id']}.tif")
     scores = {"accuracy": ev.scores["accuracy"], "miou": ev.scores["miou"]}
     table = Table(title="test split (bottom half of the scene)")
     for col in ("model", "accuracy", "mean IoU", "kappa"):

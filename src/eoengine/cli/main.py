@@ -128,7 +128,7 @@ def predict(
 
     pkg = load_package(resolve_model_ref(model, tracking_uri))
     sources = sources_for_model(pkg.meta["band_specs"], scene)
-    opts = PredictOptions(**pkg.meta.get("prediction", {}))
+    opts = PredictOptions.model_validate(pkg.meta.get("prediction", {}))
     opts.tile_size = tile_size or opts.tile_size
     opts.overlap = overlap if overlap is not None else opts.overlap
     opts.batch_size = batch_size or opts.batch_size

@@ -254,7 +254,7 @@ class PredictionConfig(Strict):
     tile_size: int = Field(default=256, ge=8)
     overlap: int = Field(default=64, ge=0)
     batch_size: int = Field(default=8, ge=1)
-    region_size: int = Field(default=1024, ge=64, description="pixels held in memory per side")
+    region_size: int = Field(default=1024, ge=1, description="pixels held in memory per side")
 
     @model_validator(mode="after")
     def _overlap(self) -> PredictionConfig:

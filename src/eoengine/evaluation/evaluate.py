@@ -18,9 +18,8 @@ from torch.utils.data import DataLoader
 from eoengine.datasets.store import read_manifest
 from eoengine.deploy.package import ModelPackage
 from eoengine.errors import EOError
-from eoengine.inference.predict import Predictor
-from eoengine.inference.sources import band_source
-from eoengine.raster.scene import SceneReader
+from eoengine.inference.output import hex_rgb
+from eoengine.inference.predict import predict_dataset_scene
 from eoengine.training.data import ChipDataset
 from eoengine.training.metrics import SCALARS, SegmentationMetrics
 from eoengine.training.plots import plot_confusion
@@ -66,18 +65,13 @@ def quicklook(pkg: ModelPackage, manifest: dict[str, Any], out_dir: Path) -> Pat
     from matplotlib.patches import Patch
 
     scene = manifest["scenes"][0]
-    specs = {s["name"]: s for s in pkg.meta["band_specs"]}
-    sources = [band_source(specs[s["name"]], s["path"], s["index"]) for s in scene["sources"]]
-    cog = out_dir / "quicklook.tif"
-    with SceneReader(sources, manifest.get("resampling", "bilinear"), manifest.get("resolution")) as reader:
-        Predictor(pkg).predict(reader, cog)
+    cog = predict_dataset_scene(pkg, manifest, out_dir / "quicklook.tif")
     with rasterio.open(cog) as ds:
         step = max(1, max(ds.width, ds.height) // 1000)
         classes = ds.read(1, out_shape=(ds.height // step, ds.width // step))
     colours = np.zeros((256, 4))
     for c in pkg.meta["classes"]:
-        h = c["color"].lstrip("#")
-        colours[c["index"]] = [int(h[i : i + 2], 16) / 255 for i in (0, 2, 4)] + [1]
+        colours[c["index"]] = [v / 255 for v in hex_rgb(c["color"])] + [1]
     fig, ax = plt.subplots(figsize=(8, 7))
     ax.imshow(colours[classes], interpolation="nearest")
     ax.set_axis_off()

@@ -24,12 +24,17 @@ from eoengine.raster.cog import finish_cog
 from eoengine.raster.scene import Grid
 
 
+def hex_rgb(color: str) -> tuple[int, int, int]:
+    """``#rrggbb`` as (r, g, b) integers."""
+    h = color.lstrip("#")
+    return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
+
+
 def colormap(classes: list[dict[str, Any]]) -> dict[int, tuple[int, int, int, int]]:
     """GDAL colour table from class colours; nodata is transparent."""
     cmap = {}
     for c in classes:
-        h = c["color"].lstrip("#")
-        cmap[int(c["index"])] = (int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16), 255)
+        cmap[int(c["index"])] = (*hex_rgb(c["color"]), 255)
     cmap[IGNORE] = (0, 0, 0, 0)
     return cmap
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import rasterio
 import torch
 from rasterio.windows import Window
 
+from eoengine.config.schema import PredictionConfig
 from eoengine.deploy.package import WEIGHTS, ModelPackage
 from eoengine.features.indices import compute_indices
 from eoengine.hashing import canonical_hash, file_sha256
@@ -34,15 +34,8 @@ from eoengine.progress import make_progress
 from eoengine.raster.scene import SceneReader
 from eoengine.training.data import normalise
 
-
-@dataclass
-class PredictOptions:
-    """Tiling and batching settings (defaults from the model package)."""
-
-    tile_size: int = 256
-    overlap: int = 64
-    batch_size: int = 8
-    region_size: int = 1024
+PredictOptions = PredictionConfig
+"""Tiling and batching settings: the config's ``prediction`` section (defaults from the package)."""
 
 
 class Carry:
@@ -83,7 +76,7 @@ class Predictor:
         self.pkg = package
         meta = package.meta
         pred = meta.get("prediction", {})
-        self.opts = options or PredictOptions(**{k: v for k, v in pred.items() if k in PredictOptions.__dataclass_fields__})
+        self.opts = options or PredictionConfig.model_validate(pred)
         mult = int(meta.get("size_multiple", 1))
         self.tile = round_up(self.opts.tile_size, mult)
         self.overlap = min(self.opts.overlap, self.tile // 2)
@@ -136,7 +129,7 @@ class Predictor:
         return canonical_hash({
             "weights": file_sha256(weights) if weights.exists() else str(id(self.pkg.model)),
             "meta": self.pkg.meta, "grid": reader.grid.__dict__, "tile": self.tile, "overlap": self.overlap,
-            "options": self.opts.__dict__, "probabilities": probabilities,
+            "options": self.opts.model_dump(), "probabilities": probabilities,
             "inputs": [[f, os.stat(f).st_size, os.stat(f).st_mtime_ns] if os.path.exists(f) else [f] for f in files],
             "sources": [s.__dict__ for s in reader.sources],
         })
@@ -197,3 +190,14 @@ class Predictor:
             writing.join()
         if errors:
             raise errors[0]
+
+
+def predict_dataset_scene(pkg: ModelPackage, manifest: dict[str, Any], out: Path, index: int = 0) -> Path:
+    """Predict scene ``index`` of a dataset's manifest (its bands, resampling and grid) to ``out``."""
+    from eoengine.inference.sources import band_source
+
+    scene = manifest["scenes"][index]
+    specs = {s["name"]: s for s in pkg.meta["band_specs"]}
+    sources = [band_source(specs[s["name"]], s["path"], s["index"]) for s in scene["sources"]]
+    with SceneReader(sources, manifest.get("resampling", "bilinear"), manifest.get("resolution")) as reader:
+        return Predictor(pkg).predict(reader, out)
