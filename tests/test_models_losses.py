@@ -19,8 +19,8 @@ def test_models_take_any_band_count(name: str, kwargs: dict, bands: int) -> None
 
 def test_unet_has_skip_connections_and_depth() -> None:
     unet = build_model("unet", 3, 2, depth=3, base_channels=4)
-    assert len(unet.down) == 3 and unet.size_multiple == 8
-    assert unet.dec[0][0][0].in_channels == 2 * 16  # decoder sees upsampled + skip
+    assert len(unet.encoder.down) == 3 and unet.size_multiple == 8
+    assert unet.decoder.dec[0][0][0].in_channels == 2 * 16  # decoder sees upsampled + skip
 
 
 def test_model_errors() -> None:

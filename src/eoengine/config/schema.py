@@ -35,6 +35,9 @@ class BandSpec(Strict):
     scale: float = 1.0
     offset: float = 0.0
     nodata: float | None = Field(default=None, description="Overrides the file's nodata value.")
+    group: str = Field(
+        default="default", description="input group (e.g. optical, radar) for fusion models"
+    )
 
     @field_validator("name")
     @classmethod
@@ -44,10 +47,9 @@ class BandSpec(Strict):
         return value
 
 
-class SceneSpec(Strict):
-    """One scene: either one file per band, one multi-band stack, or a STAC Item."""
+class BandFiles(Strict):
+    """Where a scene's (or one date's) bands are: one file per band, a stack, or a STAC Item."""
 
-    id: str
     datetime: str | None = None
     files: dict[str, str] | None = Field(default=None, description="band name -> file path")
     stack: str | None = Field(default=None, description="multi-band file, bands in config order")
@@ -55,16 +57,39 @@ class SceneSpec(Strict):
         default=None, description="1-based band indexes in the stack, one per configured band"
     )
     stac_item: str | None = Field(default=None, description="STAC Item JSON; assets by band name")
+
+    def sources_given(self) -> list[str]:
+        """Which of files, stack and stac_item are set."""
+        return [k for k in ("files", "stack", "stac_item") if getattr(self, k) is not None]
+
+
+class SceneSpec(BandFiles):
+    """One scene: its bands (files, stack or STAC Item), or one such entry per date."""
+
+    id: str
+    timesteps: list[BandFiles] | None = Field(
+        default=None, description="several dates of the same place (change detection, time series)"
+    )
     labels: str | None = Field(default=None, description="label raster for this scene only")
 
     @model_validator(mode="after")
     def _one_source(self) -> SceneSpec:
-        given = [k for k in ("files", "stack", "stac_item") if getattr(self, k) is not None]
+        given = self.sources_given() + (["timesteps"] if self.timesteps is not None else [])
         if len(given) != 1:
             raise ValueError(
-                f"scene '{self.id}' needs exactly one of files, stack, stac_item (got {given or 'none'})"
+                f"scene '{self.id}' needs exactly one of files, stack, stac_item, timesteps (got {given or 'none'})"
             )
+        for i, step in enumerate(self.timesteps or []):
+            if len(step.sources_given()) != 1:
+                raise ValueError(f"scene '{self.id}' timestep {i}: needs exactly one of files, stack, stac_item")
+        if self.timesteps is not None and len(self.timesteps) < 2:
+            raise ValueError(f"scene '{self.id}': timesteps needs at least two dates")
         return self
+
+    @property
+    def dates(self) -> list[BandFiles]:
+        """The scene's band sources per date (one entry for a single-date scene)."""
+        return self.timesteps if self.timesteps is not None else [self]
 
 
 class ImageryConfig(Strict):
@@ -74,6 +99,11 @@ class ImageryConfig(Strict):
     scenes: list[SceneSpec] = Field(min_length=1)
     resampling: Resampling = "bilinear"
     resolution: float | None = Field(default=None, gt=0, description="target pixel size")
+
+    @property
+    def timesteps(self) -> int:
+        """Dates per scene (all scenes have the same number)."""
+        return len(self.scenes[0].dates)
 
     @model_validator(mode="after")
     def _unique(self) -> ImageryConfig:
@@ -85,6 +115,9 @@ class ImageryConfig(Strict):
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"scene ids must be unique; repeated: {dupes}")
+        counts = sorted({len(s.dates) for s in self.scenes})
+        if len(counts) > 1:
+            raise ValueError(f"every scene needs the same number of dates; found {counts}")
         return self
 
 
@@ -103,19 +136,31 @@ class ClassSpec(Strict):
         return value
 
 
-class LabelsConfig(Strict):
-    """Where labels come from: a vector file with a class column, or a label raster."""
+class ValuesConfig(Strict):
+    """A raster of continuous target values (biomass, canopy height) for regression."""
 
-    type: Literal["vector", "raster"]
+    path: str
+    name: str = "value"
+    nodata: float | None = Field(default=None, description="overrides the raster's nodata")
+    resampling: Resampling = "nearest"
+
+
+class LabelsConfig(Strict):
+    """Class labels (a vector file with a class column, or a label raster) and/or values."""
+
+    type: Literal["vector", "raster", "none"]
     path: str | None = Field(default=None, description="vector file or label raster")
     class_column: str | None = Field(default=None, description="vector: column with classes")
     layer: str | None = Field(default=None, description="vector: layer in a GeoPackage")
     all_touched: bool = False
+    values: ValuesConfig | None = Field(default=None, description="regression targets")
 
     @model_validator(mode="after")
     def _complete(self) -> LabelsConfig:
         if self.type == "vector" and (self.path is None or self.class_column is None):
             raise ValueError("vector labels need 'path' and 'class_column'")
+        if self.type == "none" and self.values is None:
+            raise ValueError("labels.type 'none' needs labels.values (a raster of target values)")
         return self
 
 
@@ -212,6 +257,57 @@ class LossConfig(Strict):
     class_weights: Literal["none", "inverse", "inverse_sqrt", "median"] | list[float] = "none"
 
 
+HeadType = Literal["segmentation", "classification", "multilabel", "regression"]
+TaskType = Literal[
+    "segmentation", "classification", "multilabel", "regression", "change_detection", "time_series", "multi_output"
+]
+
+
+class OutputSpec(Strict):
+    """One output head of a multi-output model: its target, loss and weight in the total."""
+
+    name: str
+    type: HeadType
+    weight: float = Field(default=1.0, ge=0)
+    loss: LossConfig | None = Field(default=None, description="default: the type's usual loss")
+
+    @field_validator("name")
+    @classmethod
+    def _name_ok(cls, value: str) -> str:
+        if not re.match(r"^[a-z][a-z0-9_]*$", value):
+            raise ValueError("must be lower-case letters, digits and '_' (it prefixes metric names)")
+        return value
+
+
+class TaskConfig(Strict):
+    """What the model learns: the task type, and for multi_output the heads."""
+
+    type: TaskType = "segmentation"
+    outputs: list[OutputSpec] | None = Field(default=None, description="multi_output: the heads")
+    multilabel_threshold: float = Field(
+        default=0.05, gt=0, le=1, description="a class is present in a chip above this labelled fraction"
+    )
+
+    @model_validator(mode="after")
+    def _outputs(self) -> TaskConfig:
+        if self.type == "multi_output":
+            if not self.outputs or len(self.outputs) < 2:
+                raise ValueError("task type multi_output needs at least two task.outputs")
+            names = [o.name for o in self.outputs]
+            if len(set(names)) != len(names):
+                raise ValueError(f"task.outputs names must be unique: {names}")
+        elif self.outputs:
+            raise ValueError("task.outputs is only for task type multi_output")
+        return self
+
+    def heads(self) -> list[OutputSpec]:
+        """The output heads; single-output tasks have one head with an empty name."""
+        if self.outputs:
+            return list(self.outputs)
+        head: HeadType = "segmentation" if self.type in ("change_detection", "time_series") else self.type  # type: ignore[assignment]
+        return [OutputSpec(name="out", type=head)]
+
+
 class EarlyStoppingConfig(Strict):
     """Stop when the monitored metric stops improving."""
 
@@ -222,11 +318,22 @@ class EarlyStoppingConfig(Strict):
 
 
 class AugmentationConfig(Strict):
-    """Geometric augmentations applied identically to image and mask."""
+    """Augmentations: geometric ones move image and targets together; radiometric ones the image only.
+
+    Radiometric changes apply per chip and channel in normalised units: ``gain`` and
+    ``offset`` are the half-widths of uniform ranges around 1 and 0, ``noise`` the standard
+    deviation of Gaussian noise, ``blur`` the largest Gaussian blur sigma (pixels); each is
+    applied with probability ``p``. 0 turns one off.
+    """
 
     hflip: bool = True
     vflip: bool = True
     rot90: bool = True
+    gain: float = Field(default=0.0, ge=0, lt=1)
+    offset: float = Field(default=0.0, ge=0)
+    noise: float = Field(default=0.0, ge=0)
+    blur: float = Field(default=0.0, ge=0, le=5)
+    p: float = Field(default=0.5, ge=0, le=1)
 
 
 class TrainingConfig(Strict):
@@ -241,6 +348,19 @@ class TrainingConfig(Strict):
     loss: LossConfig = Field(default_factory=LossConfig)
     early_stopping: EarlyStoppingConfig | None = Field(default_factory=EarlyStoppingConfig)
     augmentation: AugmentationConfig = Field(default_factory=AugmentationConfig)
+    sampling: Literal["shuffle", "balanced"] = Field(
+        default="shuffle", description="balanced: draw chips inversely to their classes' frequency"
+    )
+    precision: Literal["32-true", "16-mixed", "bf16-mixed", "auto"] = Field(
+        default="32-true", description="auto: 16-mixed on CUDA, 32-true elsewhere"
+    )
+    accumulate_grad_batches: int = Field(default=1, ge=1)
+    gradient_clip_val: float | None = Field(default=None, gt=0)
+    gradient_clip_algorithm: Literal["norm", "value"] = "norm"
+    accelerator: str = Field(default="auto", description="cpu, gpu, mps or auto")
+    devices: int | str = Field(default=1, description="per node: a count, or 'auto'")
+    num_nodes: int = Field(default=1, ge=1)
+    strategy: str = Field(default="auto", description="auto, ddp, ddp_spawn, fsdp, ...")
     seed: int = 42
     num_workers: int = Field(default=0, ge=0)
     dataset: str | None = Field(default=None, description="dataset path; default: last build")
@@ -270,7 +390,8 @@ class ProjectConfig(Strict):
     output_dir: str = "eoengine-out"
     imagery: ImageryConfig
     labels: LabelsConfig
-    classes: list[ClassSpec] = Field(min_length=2)
+    classes: list[ClassSpec] = Field(default_factory=list)
+    task: TaskConfig = Field(default_factory=TaskConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -288,6 +409,18 @@ class ProjectConfig(Strict):
                 raise ValueError(f"class {attr}s must be unique; repeated: {dupes}")
         if len(self.classes) > 254:
             raise ValueError("at most 254 classes are supported")
+        if self.labels.type != "none" and len(self.classes) < 2:
+            raise ValueError("class labels need at least two classes")
+        for head in self.task.heads():
+            if head.type == "regression" and self.labels.values is None:
+                raise ValueError(f"a regression output ('{head.name}') needs labels.values (a raster of target values)")
+            if head.type != "regression" and self.labels.type == "none":
+                raise ValueError(f"a {head.type} output ('{head.name}') needs class labels (labels.type vector or raster)")
+        steps = self.imagery.timesteps
+        if self.task.type == "change_detection" and steps != 2:
+            raise ValueError(f"change_detection needs scenes with exactly 2 timesteps, they have {steps}")
+        if self.task.type == "time_series" and steps < 2:
+            raise ValueError("time_series needs scenes with timesteps (at least two dates)")
         return self
 
     def resolve(self, path: str) -> Path:

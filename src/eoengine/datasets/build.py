@@ -31,6 +31,7 @@ from eoengine.datasets.store import (
     open_arrays,
 )
 from eoengine.errors import EOError
+from eoengine.features.indices import channel_names
 from eoengine.hashing import canonical_hash, input_checksums
 from eoengine.progress import polled
 from eoengine.raster.scene import resolve_scene_bands
@@ -56,16 +57,32 @@ def config_inputs(cfg: ProjectConfig) -> list[str]:
         paths += [s.path for s in resolve_scene_bands(cfg.imagery.bands, scene, cfg.base_dir)]
         if scene.labels:
             paths.append(str(cfg.resolve(scene.labels)))
-        if scene.stac_item:
-            paths.append(str(cfg.resolve(scene.stac_item)))
+        paths += [str(cfg.resolve(d.stac_item)) for d in scene.dates if d.stac_item]
     if cfg.labels.path:
         paths.append(str(cfg.resolve(cfg.labels.path)))
+    if cfg.labels.values:
+        paths.append(str(cfg.resolve(cfg.labels.values.path)))
     if cfg.dataset.split.path:
         paths.append(str(cfg.resolve(cfg.dataset.split.path)))
     for p in paths:
         if "://" not in p and not Path(p).exists():
             raise EOError(f"input file not found: {p}", "check the paths in the config")
     return paths
+
+
+def channel_groups(cfg: ProjectConfig, indices: list[str]) -> dict[str, list[int]]:
+    """Channel indices of each band group (for fusion models); indices form their own group."""
+    bands = cfg.imagery.bands
+    per_date = [b.group for b in bands]
+    if len(set(per_date)) > 1:
+        per_date += ["indices"] * len(indices)
+    else:
+        per_date += per_date[:1] * len(indices)
+    groups: dict[str, list[int]] = {}
+    for t in range(cfg.imagery.timesteps):
+        for i, g in enumerate(per_date):
+            groups.setdefault(g, []).append(t * len(per_date) + i)
+    return groups
 
 
 def datasets_dir(cfg: ProjectConfig) -> Path:
@@ -129,9 +146,10 @@ def build_dataset(
         if fresh:  # a bad input leaves nothing behind
             shutil.rmtree(root, ignore_errors=True)
         raise
-    channels = plan.band_names + plan.indices
+    channels = channel_names(plan.band_names, plan.indices, plan.timesteps)
+    has_values = cfg.labels.values is not None
     if not (root / "data.zarr" / "zarr.json").exists():
-        create_arrays(root, len(plan.candidates), len(channels), plan.patch_size, cfg.dataset.compression)
+        create_arrays(root, len(plan.candidates), len(channels), plan.patch_size, cfg.dataset.compression, has_values)
     else:
         images, _ = open_arrays(root)
         if images.shape != (len(plan.candidates), len(channels), plan.patch_size, plan.patch_size):
@@ -161,7 +179,7 @@ def build_dataset(
             "every chip was filtered out (mostly nodata or unlabelled)",
             "lower dataset.min_labelled_fraction / raise max_nodata_fraction, or check the labels",
         )
-    index = build_index(kept, plan, [c.name for c in cfg.classes])
+    index = build_index(kept, plan, [c.name for c in cfg.classes], cfg.task.multilabel_threshold)
     index.to_parquet(root / INDEX)
     splits = {s: int((index["split"] == s).sum()) for s in ("train", "val", "test")}
     if splits["train"] == 0:
@@ -171,7 +189,8 @@ def build_dataset(
         s: [int(index.loc[index["split"] == s, f"count_{c.name}"].sum()) for c in cfg.classes]
         for s in splits
     }
-    stats = combine_stats([r for r in kept if r["split"] == "train"], channels)
+    train_records = [r for r in kept if r["split"] == "train"]
+    stats = combine_stats(train_records, channels)
     content = {
         "format": FORMAT,
         "config": dcfg,
@@ -202,6 +221,16 @@ def build_dataset(
         ],
         "class_frequencies": freq,
         "statistics": {"train": stats},
+        "timesteps": plan.timesteps,
+        "channel_groups": channel_groups(cfg, plan.indices),
+        "task": cfg.task.model_dump(mode="json"),
+        "targets": {
+            "classes": plan.has_classes,
+            "values": None if not has_values else {
+                "name": cfg.labels.values.name,  # type: ignore[union-attr]
+                "statistics": combine_stats([{"chip_id": r["chip_id"], "stats": r["value_stats"]} for r in train_records], ["value"]),
+            },
+        },
         "splits": splits,
         "n_chips": len(kept),
         "n_array_rows": len(plan.candidates),

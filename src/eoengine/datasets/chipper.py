@@ -20,9 +20,9 @@ from rasterio.windows import Window
 
 from eoengine.datasets.chunks import ChunkReader
 from eoengine.datasets.plan import BuildPlan, Candidate
-from eoengine.datasets.store import ARRAYS, MARKERS, atomic_write_json, open_arrays
-from eoengine.features.indices import compute_indices
-from eoengine.labels.raster import RasterLabeler
+from eoengine.datasets.store import ARRAYS, MARKERS, atomic_write_json, open_all_arrays
+from eoengine.features.indices import stack_features
+from eoengine.labels.raster import RasterLabeler, ValueReader
 from eoengine.labels.vector import IGNORE, VectorLabeler
 from eoengine.raster.scene import SceneReader
 
@@ -54,13 +54,22 @@ class ChipMaker:
         self.resolution = resolution
         self._readers: dict[str, SceneReader] = {}
         self._labelers: dict[str, Any] = {}
-        self._arrays: tuple[Any, Any] | None = None
+        self._values: dict[str, ValueReader] = {}
+        self._arrays: dict[str, ChunkReader] | None = None
 
     def _reader(self, scene: str) -> SceneReader:
         if scene not in self._readers:
             sp = self.plan.scenes[scene]
             self._readers[scene] = SceneReader(sp.sources, self.resampling, self.resolution)
         return self._readers[scene]
+
+    def values(self, scene: str) -> ValueReader:
+        """The (cached) reader of ``scene``'s regression targets."""
+        if scene not in self._values:
+            sp = self.plan.scenes[scene]
+            assert sp.values_raster
+            self._values[scene] = ValueReader(sp.values_raster, sp.grid, self.plan.values_resampling, self.plan.values_nodata)
+        return self._values[scene]
 
     def labeler(self, scene: str) -> Any:
         """The (cached) label reader of ``scene``."""
@@ -88,18 +97,23 @@ class ChipMaker:
         window = Window(cand.col, cand.row, p, p)
         raw = self._reader(cand.scene).read(window)
         nodata = np.isnan(raw).any(axis=0)
-        if self.plan.indices:
-            feats = compute_indices(
-                raw, self.plan.indices, self.plan.band_names, self.plan.common_names, self.plan.index_constants
-            )
-            image = np.concatenate([raw, feats], axis=0)
+        pl = self.plan
+        image = stack_features(raw, pl.timesteps, pl.indices, pl.band_names, pl.common_names, pl.index_constants)
+        if pl.has_classes:
+            label = self.labeler(cand.scene).read(window)
         else:
-            image = raw
-        label = self.labeler(cand.scene).read(window)
+            label = np.full((p, p), IGNORE, dtype=np.uint8)
         label[nodata] = IGNORE
         image[:, nodata] = np.nan
+        targets = {"labels": label}
+        labelled = label != IGNORE
+        if self.plan.scenes[cand.scene].values_raster:
+            values = self.values(cand.scene).read(window)
+            values[nodata] = np.nan
+            targets["values"] = values
+            labelled |= np.isfinite(values)
         nodata_fraction = float(nodata.mean())
-        labelled_fraction = float((label != IGNORE).mean())
+        labelled_fraction = float(labelled.mean())
         record: dict[str, Any] = asdict(cand) | {
             "nodata_fraction": nodata_fraction,
             "labelled_fraction": labelled_fraction,
@@ -110,12 +124,12 @@ class ChipMaker:
             record |= {"kept": False, "reason": "unlabelled"}
         else:
             if self._arrays is None:
-                images, labels = open_arrays(self.root, mode="r+")
-                self._arrays = (ChunkReader(self.root / ARRAYS / "images", images),
-                                ChunkReader(self.root / ARRAYS / "labels", labels))
-            self._arrays[0].put(cand.chip_id, image)
-            self._arrays[1].put(cand.chip_id, label)
-            digest = hashlib.sha256(image.tobytes() + label.tobytes()).hexdigest()
+                arrays = open_all_arrays(self.root, mode="r+")
+                self._arrays = {k: ChunkReader(self.root / ARRAYS / k, a) for k, a in arrays.items()}
+            self._arrays["images"].put(cand.chip_id, image)
+            for key, target in targets.items():
+                self._arrays[key].put(cand.chip_id, target)
+            digest = hashlib.sha256(b"".join(a.tobytes() for a in (image, *targets.values()))).hexdigest()
             counts = np.bincount(label[label != IGNORE], minlength=self.plan.n_classes)
             record |= {
                 "kept": True,
@@ -123,6 +137,8 @@ class ChipMaker:
                 "stats": chip_stats(image),
                 "digest": digest,
             }
+            if "values" in targets:
+                record["value_stats"] = chip_stats(targets["values"][None])
         atomic_write_json(marker, record)
         return record
 
@@ -130,8 +146,9 @@ class ChipMaker:
         """Close every open raster."""
         for r in self._readers.values():
             r.close()
-        for lab in self._labelers.values():
+        for lab in [*self._labelers.values(), *self._values.values()]:
             if hasattr(lab, "close"):
                 lab.close()
         self._readers.clear()
         self._labelers.clear()
+        self._values.clear()

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 from shapely.geometry import box
 
@@ -19,10 +20,13 @@ def dataset_config(cfg: ProjectConfig) -> dict[str, Any]:
     """The parts of the config that decide a dataset's content (not paths, not runners)."""
     imagery = cfg.imagery.model_dump(mode="json")
     for scene in imagery["scenes"]:
-        for k in ("files", "stack", "stac_item", "labels"):
-            scene.pop(k, None)
+        for entry in [scene, *(scene.get("timesteps") or [])]:
+            for k in ("files", "stack", "stac_item", "labels"):
+                entry.pop(k, None)
     labels = cfg.labels.model_dump(mode="json")
     labels.pop("path", None)
+    if labels.get("values"):
+        labels["values"].pop("path", None)
     split = cfg.dataset.split.model_dump(mode="json")
     split.pop("path", None)
     dataset = {k: v for k, v in cfg.dataset.model_dump(mode="json").items() if k not in _RUN_ONLY}
@@ -33,6 +37,7 @@ def dataset_config(cfg: ProjectConfig) -> dict[str, Any]:
         "classes": [c.model_dump(mode="json") for c in cfg.classes],
         "features": cfg.features.model_dump(mode="json"),
         "dataset": dataset,
+        "multilabel_threshold": cfg.task.multilabel_threshold,
     }
 
 
@@ -65,8 +70,15 @@ def combine_stats(records: list[dict[str, Any]], channels: list[str]) -> dict[st
     }
 
 
-def build_index(records: list[dict[str, Any]], plan: BuildPlan, class_names: list[str]) -> gpd.GeoDataFrame:
-    """The GeoParquet chip index: footprint (EPSG:4326), scene, window, split, class counts."""
+def build_index(
+    records: list[dict[str, Any]], plan: BuildPlan, class_names: list[str], present_above: float = 0.05
+) -> gpd.GeoDataFrame:
+    """The GeoParquet chip index: footprint (EPSG:4326), scene, window, split and targets.
+
+    Per class: its pixel count (``count_<name>``) and whether it covers more than
+    ``present_above`` of the chip's labelled pixels (``present_<name>``, the multi-label
+    target); ``label`` is the majority class (the scene classification target), -1 if none.
+    """
     p = plan.patch_size
     frames = []
     rows = sorted(records, key=lambda r: r["chip_id"])
@@ -87,8 +99,12 @@ def build_index(records: list[dict[str, Any]], plan: BuildPlan, class_names: lis
                 "labelled_fraction": [r["labelled_fraction"] for r in mine],
             }
         )
+        counts = np.array([r["class_counts"] for r in mine], dtype=np.int64).reshape(len(mine), len(class_names))
+        labelled = counts.sum(axis=1, keepdims=True)
         for k, name in enumerate(class_names):
-            table[f"count_{name}"] = [r["class_counts"][k] for r in mine]
+            table[f"count_{name}"] = counts[:, k]
+            table[f"present_{name}"] = counts[:, k] > present_above * labelled[:, 0]
+        table["label"] = np.where(labelled[:, 0] > 0, counts.argmax(axis=1) if class_names else -1, -1)
         frame = gpd.GeoDataFrame(table, geometry=geoms, crs=sp.grid.crs_wkt).to_crs("EPSG:4326")
         frames.append(frame)
     index = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs="EPSG:4326")

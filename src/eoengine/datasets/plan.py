@@ -24,7 +24,7 @@ from eoengine.datasets.split import (
 )
 from eoengine.errors import EOError
 from eoengine.features.indices import check_indices
-from eoengine.labels.raster import RasterLabeler
+from eoengine.labels.raster import RasterLabeler, ValueReader
 from eoengine.labels.vector import labels_for_grid, read_vector_labels
 from eoengine.raster.scene import BandSource, Grid, SceneReader, resolve_scene_bands
 
@@ -41,6 +41,7 @@ class ScenePlan:
     datetime: str | None
     label_raster: str | None = None
     label_vector: str | None = None  # GeoParquet of labels already on this scene's grid
+    values_raster: str | None = None  # continuous targets (regression)
 
 
 @dataclass
@@ -70,6 +71,10 @@ class BuildPlan:
     min_labelled_fraction: float
     max_nodata_fraction: float
     all_touched: bool
+    timesteps: int = 1
+    has_classes: bool = True
+    values_nodata: float | None = None
+    values_resampling: str = "nearest"
     inputs: list[str] = field(default_factory=list)
     dropped_at_split_borders: int = 0
 
@@ -142,6 +147,9 @@ def plan_build(cfg: ProjectConfig, scratch: Path) -> BuildPlan:
     common = [b.common_name for b in bands]
     check_indices(cfg.features.indices, band_names, common)
     labels_cfg = cfg.labels
+    if cfg.dataset.sampling == "stratified" and labels_cfg.type == "none":
+        raise EOError("stratified sampling balances classes, but there are no class labels",
+                      "use dataset.sampling grid or random for regression-only datasets")
     vector: gpd.GeoDataFrame | None = None
     inputs: list[str] = []
     if labels_cfg.type == "vector":
@@ -166,6 +174,10 @@ def plan_build(cfg: ProjectConfig, scratch: Path) -> BuildPlan:
         inputs += [s.path for s in sources]
         plan = ScenePlan(spec.id, sources, grid, spec.datetime)
         scene_labels = None
+        if labels_cfg.values is not None:
+            plan.values_raster = str(cfg.resolve(labels_cfg.values.path))
+            ValueReader(plan.values_raster, grid, labels_cfg.values.resampling).close()  # checks CRS and overlap
+            inputs.append(plan.values_raster)
         if labels_cfg.type == "raster":
             path = spec.labels or labels_cfg.path
             if path is None:
@@ -176,7 +188,7 @@ def plan_build(cfg: ProjectConfig, scratch: Path) -> BuildPlan:
             plan.label_raster = str(cfg.resolve(path))
             RasterLabeler(plan.label_raster, grid, [c.value for c in cfg.classes]).close()  # checks CRS and overlap
             inputs.append(plan.label_raster)
-        else:
+        elif labels_cfg.type == "vector":
             assert vector is not None and labels_cfg.path
             scene_labels = labels_for_grid(vector, grid, labels_cfg.path)
             plan.label_vector = str(scratch / f"labels-{len(scenes)}.parquet")
@@ -207,6 +219,10 @@ def plan_build(cfg: ProjectConfig, scratch: Path) -> BuildPlan:
         min_labelled_fraction=cfg.dataset.min_labelled_fraction,
         max_nodata_fraction=cfg.dataset.max_nodata_fraction,
         all_touched=labels_cfg.all_touched,
+        timesteps=cfg.imagery.timesteps,
+        has_classes=labels_cfg.type != "none",
+        values_nodata=labels_cfg.values.nodata if labels_cfg.values else None,
+        values_resampling=labels_cfg.values.resampling if labels_cfg.values else "nearest",
         inputs=inputs,
         dropped_at_split_borders=dropped,
     )

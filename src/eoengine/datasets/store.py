@@ -1,8 +1,9 @@
 """On-disk layout of a dataset and atomic file helpers.
 
 A dataset folder holds ``manifest.json``, ``chips.parquet`` (GeoParquet index) and
-``data.zarr`` with two arrays: ``images`` (N, C, P, P) float32, NaN for nodata, and
-``labels`` (N, P, P) uint8, 255 for unlabelled. Array rows are chip ids; rows of candidates
+``data.zarr`` with the arrays ``images`` (N, C, P, P) float32, NaN for nodata,
+``labels`` (N, P, P) uint8, 255 for unlabelled, and for regression targets ``values``
+(N, P, P) float32, NaN where unknown. Array rows are chip ids; rows of candidates
 that were filtered out are never written and take no space.
 """
 
@@ -43,7 +44,9 @@ def atomic_write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
-def create_arrays(root: Path, n: int, channels: int, patch: int, compression: str = "none") -> None:
+def create_arrays(
+    root: Path, n: int, channels: int, patch: int, compression: str = "none", values: bool = False
+) -> None:
     """Create the (empty) chip arrays for ``n`` candidate chips (``compression``: none or zstd)."""
     group = zarr.open_group(str(root / ARRAYS), mode="w")
     codecs: dict[str, Any] = {} if compression == "zstd" else {"compressors": None}
@@ -65,6 +68,22 @@ def create_arrays(root: Path, n: int, channels: int, patch: int, compression: st
         dimension_names=("chip", "y", "x"),
         **codecs,
     )
+    if values:
+        group.create_array(
+            "values",
+            shape=(n, patch, patch),
+            chunks=(1, patch, patch),
+            dtype="float32",
+            fill_value=np.nan,
+            dimension_names=("chip", "y", "x"),
+            **codecs,
+        )
+
+
+def open_all_arrays(root: Path, mode: str = "r") -> dict[str, Any]:
+    """Every chip array of a dataset folder by name (images, labels and values if any)."""
+    group = zarr.open_group(str(root / ARRAYS), mode=mode)  # type: ignore[arg-type]
+    return {name: arr for name, arr in group.arrays()}
 
 
 def open_arrays(root: Path, mode: str = "r") -> tuple[Any, Any]:

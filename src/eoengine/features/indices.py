@@ -106,3 +106,28 @@ def compute_indices(
         value[~np.isfinite(value)] = np.nan
         out[k] = value
     return out
+
+
+def stack_features(
+    raw: np.ndarray,
+    timesteps: int,
+    indices: list[str],
+    band_names: list[str],
+    common_names: list[str | None],
+    constants: dict[str, float] | None = None,
+) -> np.ndarray:
+    """Per date, the bands followed by their indices: (T*B, h, w) → (T*(B+I), h, w)."""
+    if not indices:
+        return raw
+    parts = []
+    for date in np.split(raw, timesteps, axis=0):
+        parts += [date, compute_indices(date, indices, band_names, common_names, constants)]
+    return np.concatenate(parts, axis=0)
+
+
+def channel_names(bands: list[str], indices: list[str], timesteps: int) -> list[str]:
+    """Channel names in dataset order; multi-date ones are prefixed ``t<i>:``."""
+    names = bands + indices
+    if timesteps == 1:
+        return names
+    return [f"t{t}:{n}" for t in range(timesteps) for n in names]

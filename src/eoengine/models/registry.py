@@ -18,14 +18,31 @@ from torch import nn
 
 from eoengine.errors import EOError
 from eoengine.models.cnn import CNN
+from eoengine.models.deeplab import FPN, DeepLabV3Plus
+from eoengine.models.multi_input import FusionUNet, SiameseUNet
 from eoengine.models.pixel_dnn import PixelDNN
-from eoengine.models.unet import UNet
+from eoengine.models.resnet import ResNetClassifier
+from eoengine.models.temporal import PixelLSTM, TempCNN
+from eoengine.models.unet import AttentionUNet, UNet
+from eoengine.models.unetpp import UNetPlusPlus
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "pixel_dnn": PixelDNN,
     "cnn": CNN,
     "unet": UNet,
+    "unet_plus_plus": UNetPlusPlus,
+    "attention_unet": AttentionUNet,
+    "deeplabv3_plus": DeepLabV3Plus,
+    "fpn": FPN,
+    "resnet_classifier": ResNetClassifier,
+    "siamese_unet": SiameseUNet,
+    "fusion_unet": FusionUNet,
+    "tempcnn": TempCNN,
+    "lstm": PixelLSTM,
 }
+
+CLASSIFIERS = frozenset({"resnet_classifier"})
+"""Models that return one score vector per chip (B, classes) rather than a map."""
 
 
 def _resolve(name: str) -> Callable[..., nn.Module]:

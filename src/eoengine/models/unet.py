@@ -1,8 +1,10 @@
-"""U-Net (Ronneberger et al., 2015): an encoder-decoder with skip connections.
+"""U-Net (Ronneberger et al., 2015) and the variants that share its encoder and decoder.
 
 The encoder halves resolution ``depth`` times while doubling width; the decoder upsamples
 back and concatenates the encoder feature map of the same scale, so fine boundaries survive.
-Input height and width must be multiples of ``2**depth``; the predictor pads tiles to fit.
+Attention U-Net (Oktay et al., 2018) gates each skip with a map computed from the coarser
+decoder features. Input height and width must be multiples of ``2**depth``; the predictor
+pads tiles to fit.
 """
 
 from __future__ import annotations
@@ -13,13 +15,91 @@ from torch import nn
 from eoengine.models.blocks import conv_unit
 
 
-class _DoubleConv(nn.Sequential):
-    def __init__(self, cin: int, cout: int, act: str, bn: bool, dropout: float) -> None:
-        super().__init__(conv_unit(cin, cout, 3, act, bn), conv_unit(cout, cout, 3, act, bn, dropout))
+def double_conv(cin: int, cout: int, act: str, bn: bool, dropout: float = 0.0) -> nn.Sequential:
+    """Two 3x3 conv units; dropout after the second."""
+    return nn.Sequential(conv_unit(cin, cout, 3, act, bn), conv_unit(cout, cout, 3, act, bn, dropout))
+
+
+def widths(base: int, depth: int) -> list[int]:
+    """Channel widths per scale, finest first (``depth + 1`` entries)."""
+    if depth < 1:
+        raise ValueError("depth must be at least 1")
+    return [base * 2**i for i in range(depth + 1)]
+
+
+class UNetEncoder(nn.Module):
+    """Double convs and max-pooling; returns the skip maps (finest first) and the bottom."""
+
+    def __init__(self, in_channels: int, w: list[int], act: str, bn: bool, dropout: float) -> None:
+        super().__init__()
+        self.down = nn.ModuleList()
+        cin = in_channels
+        for width in w[:-1]:
+            self.down.append(double_conv(cin, width, act, bn))
+            cin = width
+        self.pool = nn.MaxPool2d(2)
+        self.bottom = double_conv(w[-2], w[-1], act, bn, dropout)
+
+    def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """(skips, bottom)."""
+        skips = []
+        for block in self.down:
+            x = block(x)
+            skips.append(x)
+            x = self.pool(x)
+        return skips, self.bottom(x)
+
+
+class AttentionGate(nn.Module):
+    """Additive attention: weights a skip map by sigmoid(psi(relu(Wg g + Wx x)))."""
+
+    def __init__(self, gate: int, skip: int, inner: int) -> None:
+        super().__init__()
+        self.wg = nn.Sequential(nn.Conv2d(gate, inner, 1), nn.BatchNorm2d(inner))
+        self.wx = nn.Sequential(nn.Conv2d(skip, inner, 1), nn.BatchNorm2d(inner))
+        self.psi = nn.Sequential(nn.Conv2d(inner, 1, 1), nn.BatchNorm2d(1), nn.Sigmoid())
+
+    def forward(self, g: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The skip map ``x`` scaled by the attention coefficients (same size as ``x``)."""
+        return x * self.psi(torch.relu(self.wg(g) + self.wx(x)))
+
+
+class UNetDecoder(nn.Module):
+    """Transposed-conv upsampling, (gated) skip concatenation and double convs, then a 1x1 head.
+
+    ``fan_in`` multiplies the widths of skips and bottom, for encoders whose maps were
+    concatenated (fusion of several inputs).
+    """
+
+    def __init__(
+        self, w: list[int], num_classes: int, act: str, bn: bool, attention: bool = False, fan_in: int = 1
+    ) -> None:
+        super().__init__()
+        self.up = nn.ModuleList()
+        self.dec = nn.ModuleList()
+        self.gates = nn.ModuleList()
+        cin = w[-1] * fan_in
+        for width in reversed(w[:-1]):
+            skip = width * fan_in
+            self.up.append(nn.ConvTranspose2d(cin, width, 2, stride=2))
+            self.gates.append(AttentionGate(width, skip, max(width // 2, 1)) if attention else nn.Identity())
+            self.dec.append(double_conv(width + skip, width, act, bn))
+            cin = width
+        self.attention = attention
+        self.head = nn.Conv2d(w[0], num_classes, 1)
+
+    def forward(self, skips: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """Logits at the finest skip's size."""
+        for up, gate, dec, skip in zip(self.up, self.gates, self.dec, reversed(skips), strict=True):
+            g = up(x)
+            x = dec(torch.cat([g, gate(g, skip) if self.attention else skip], dim=1))
+        return self.head(x)
 
 
 class UNet(nn.Module):
     """U-Net with configurable ``depth`` (down-samplings) and ``base_channels`` (width)."""
+
+    attention = False
 
     def __init__(
         self,
@@ -32,23 +112,10 @@ class UNet(nn.Module):
         batch_norm: bool = True,
     ) -> None:
         super().__init__()
-        if depth < 1:
-            raise ValueError("depth must be at least 1")
-        widths = [base_channels * 2**i for i in range(depth + 1)]
+        w = widths(base_channels, depth)
         self.depth = depth
-        self.down = nn.ModuleList()
-        cin = in_channels
-        for w in widths[:-1]:
-            self.down.append(_DoubleConv(cin, w, activation, batch_norm, 0.0))
-            cin = w
-        self.pool = nn.MaxPool2d(2)
-        self.bottom = _DoubleConv(widths[-2], widths[-1], activation, batch_norm, dropout)
-        self.up = nn.ModuleList()
-        self.dec = nn.ModuleList()
-        for w_hi, w in zip(reversed(widths[1:]), reversed(widths[:-1]), strict=True):
-            self.up.append(nn.ConvTranspose2d(w_hi, w, 2, stride=2))
-            self.dec.append(_DoubleConv(2 * w, w, activation, batch_norm, 0.0))
-        self.head = nn.Conv2d(widths[0], num_classes, 1)
+        self.encoder = UNetEncoder(in_channels, w, activation, batch_norm, dropout)
+        self.decoder = UNetDecoder(w, num_classes, activation, batch_norm, self.attention)
 
     @property
     def size_multiple(self) -> int:
@@ -57,12 +124,10 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) → logits (B, classes, H, W); H and W multiples of 2**depth."""
-        skips = []
-        for block in self.down:
-            x = block(x)
-            skips.append(x)
-            x = self.pool(x)
-        x = self.bottom(x)
-        for up, dec, skip in zip(self.up, self.dec, reversed(skips), strict=True):
-            x = dec(torch.cat([up(x), skip], dim=1))
-        return self.head(x)
+        return self.decoder(*self.encoder(x))
+
+
+class AttentionUNet(UNet):
+    """U-Net whose skip connections pass through attention gates."""
+
+    attention = True

@@ -22,7 +22,7 @@ from rasterio.errors import RasterioError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from eoengine.config.schema import BandSpec, SceneSpec
+from eoengine.config.schema import BandFiles, BandSpec, SceneSpec
 from eoengine.errors import EOError
 from eoengine.raster.crs import crs_equivalent
 
@@ -120,8 +120,18 @@ def _stac_sources(bands: list[BandSpec], item_path: Path) -> list[tuple[str, int
 
 
 def resolve_scene_bands(bands: list[BandSpec], scene: SceneSpec, base_dir: Path) -> list[BandSource]:
-    """Turn a configured scene into one :class:`BandSource` per configured band."""
+    """Turn a configured scene into one :class:`BandSource` per configured band and date.
 
+    Multi-date scenes give the bands of their first date, then those of the second, and so on.
+    """
+    out: list[BandSource] = []
+    for i, date in enumerate(scene.dates):
+        label = scene.id if scene.timesteps is None else f"{scene.id}' timestep '{i}"
+        out += _date_sources(bands, date, label, base_dir)
+    return out
+
+
+def _date_sources(bands: list[BandSpec], scene: BandFiles, label: str, base_dir: Path) -> list[BandSource]:
     def res(p: str) -> str:
         q = Path(p).expanduser()
         return p if "://" in p or q.is_absolute() else str(base_dir / q)
@@ -131,7 +141,7 @@ def resolve_scene_bands(bands: list[BandSpec], scene: SceneSpec, base_dir: Path)
         extra = sorted(set(scene.files) - {b.name for b in bands})
         if missing or extra:
             raise EOError(
-                f"scene '{scene.id}': files do not match the bands "
+                f"scene '{label}': files do not match the bands "
                 f"(missing: {missing or 'none'}, not a configured band: {extra or 'none'})",
                 f"give one file per band in imagery.bands: {[b.name for b in bands]}",
             )
@@ -140,7 +150,7 @@ def resolve_scene_bands(bands: list[BandSpec], scene: SceneSpec, base_dir: Path)
         idx = scene.stack_indexes or list(range(1, len(bands) + 1))
         if len(idx) != len(bands):
             raise EOError(
-                f"scene '{scene.id}': stack_indexes has {len(idx)} entries for {len(bands)} bands",
+                f"scene '{label}': stack_indexes has {len(idx)} entries for {len(bands)} bands",
                 "give one 1-based band index per configured band",
             )
         locations = [(res(scene.stack), i) for i in idx]

@@ -1,7 +1,10 @@
-"""Segmentation losses that skip unlabelled pixels, by name (or dotted path), and weighted sums.
+"""Losses by name (or dotted path) for every output type, and weighted sums.
 
-Every loss takes logits (B, K, H, W) and integer targets (B, H, W) where
-:data:`~eoengine.labels.vector.IGNORE` marks pixels to skip (unlabelled or nodata).
+Class losses (segmentation, and chip classification as 1x1 maps) take logits (B, K, H, W)
+and integer targets (B, H, W) where :data:`~eoengine.labels.vector.IGNORE` marks pixels to
+skip (unlabelled or nodata). Regression and multi-label losses live in
+:mod:`eoengine.training.value_losses`. Asking for a loss that does not fit the output type
+(dice on a regression output) is an error that lists the ones that do.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from eoengine.training.region_losses import (
     Tversky,
     Weighted,
 )
+from eoengine.training.value_losses import MULTILABEL_LOSSES, REGRESSION_LOSSES
 
 
 class CrossEntropy(Weighted):
@@ -92,12 +96,21 @@ LOSSES: dict[str, Callable[..., nn.Module]] = {
     "lovasz": LovaszSoftmax,
     "bce": OneVsRestBCE,
 }
-"""Single losses by name; ``combined`` (a weighted sum of these) is handled by build_loss."""
+"""Class losses by name; ``combined`` (a weighted sum) is handled by build_loss."""
+
+LOSSES_BY_TYPE: dict[str, dict[str, Callable[..., nn.Module]]] = {
+    "segmentation": LOSSES,
+    "classification": LOSSES,
+    "multilabel": dict(MULTILABEL_LOSSES),
+    "regression": dict(REGRESSION_LOSSES),
+}
+DEFAULT_LOSS = {"segmentation": "cross_entropy", "classification": "cross_entropy", "multilabel": "bce", "regression": "mse"}
+"""The loss each output type uses unless the config names another."""
 
 
-def loss_names() -> list[str]:
-    """Every accepted loss name."""
-    return sorted([*LOSSES, "combined"])
+def loss_names(kind: str = "segmentation") -> list[str]:
+    """Every loss name accepted for an output of type ``kind``."""
+    return sorted([*LOSSES_BY_TYPE[kind], "combined"])
 
 
 def _custom(name: str, weight: torch.Tensor | None, kwargs: dict[str, Any]) -> nn.Module:
@@ -121,16 +134,24 @@ def _custom(name: str, weight: torch.Tensor | None, kwargs: dict[str, Any]) -> n
     return loss
 
 
-def _one(name: str, weight: torch.Tensor | None, kwargs: dict[str, Any]) -> nn.Module:
+def _one(name: str, weight: torch.Tensor | None, kwargs: dict[str, Any], kind: str) -> nn.Module:
     if "." in name:
         return _custom(name, weight, kwargs)
-    if name not in LOSSES:
-        close = difflib.get_close_matches(name, loss_names(), n=1)
+    table = LOSSES_BY_TYPE[kind]
+    if name not in table:
+        valid = ", ".join(loss_names(kind))
+        fits = [k for k, t in LOSSES_BY_TYPE.items() if name in t]
+        if fits:
+            raise EOError(f"loss '{name}' does not apply to a {kind} output (it is for {', '.join(fits)})",
+                          f"use one of: {valid}")
+        close = difflib.get_close_matches(name, loss_names(kind), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise EOError(f"unknown loss '{name}'{hint}", f"use one of: {', '.join(loss_names())}")
+        raise EOError(f"unknown loss '{name}'{hint}", f"use one of: {valid}")
+    if "weight" in inspect.signature(table[name]).parameters:
+        kwargs = {"weight": weight, **kwargs}
     try:
-        return LOSSES[name](weight=weight, **kwargs)
-    except TypeError as exc:
+        return table[name](**kwargs)
+    except (TypeError, ValueError) as exc:
         raise EOError(f"loss '{name}': bad arguments {kwargs}: {exc}", "check the loss kwargs") from None
 
 
@@ -139,13 +160,14 @@ def build_loss(
     weight: torch.Tensor | None = None,
     kwargs: dict[str, Any] | None = None,
     terms: list[tuple[str, float, dict[str, Any]]] | None = None,
+    kind: str = "segmentation",
 ) -> nn.Module:
-    """A loss by name; ``combined`` takes ``terms`` of (name, weight, kwargs)."""
+    """A loss by name for an output of type ``kind``; ``combined`` takes ``terms`` of (name, weight, kwargs)."""
     if name == "combined":
         if not terms:
             raise EOError("loss 'combined' needs terms", "list terms: [{name: dice, weight: 1}]")
-        return Combined([(w, _one(n, weight, kw)) for n, w, kw in terms])
-    return _one(name, weight, kwargs or {})
+        return Combined([(w, _one(n, weight, kw, kind)) for n, w, kw in terms])
+    return _one(name, weight, dict(kwargs or {}), kind)
 
 
 def class_weights(frequencies: list[int], method: str) -> list[float] | None:
