@@ -99,12 +99,20 @@ def evaluate(
     pkg = load_package(resolve_model_ref(model, tracking_uri))
     result = run_eval(pkg, dataset, split)
     if as_json:
-        print(json.dumps({"split": split, **result.scores, "report": str(result.report)}, indent=2))
+        body = result.scores if len(result.by_head) == 1 else {"heads": result.by_head}
+        print(json.dumps({"split": split, **body, "report": str(result.report)}, indent=2))
         return
-    s = result.scores
-    out.print(f"{split}: accuracy {s['accuracy']:.4f}, mean IoU {s['miou']:.4f}, F1 {s['f1']:.4f}, kappa {s['kappa']:.4f}")
-    for name, iou in zip(pkg.class_names, s["iou_per_class"], strict=True):
-        out.print(f"  {name:<16} IoU {iou:.3f}")
+    for head, s in result.by_head.items():
+        kind = result.head_types[head]
+        label = f"{split}" if len(result.by_head) == 1 else f"{split} [{head}]"
+        if kind == "regression":
+            out.print(f"{label}: RMSE {s['rmse']:.4f}, MAE {s['mae']:.4f}, R² {s['r2']:.4f}, bias {s['bias']:.4f}")
+        elif kind == "multilabel":
+            out.print(f"{label}: F1 {s['f1']:.4f}, exact match {s['exact_match']:.4f}, mAP {s['average_precision']:.4f}")
+        else:
+            out.print(f"{label}: accuracy {s['accuracy']:.4f}, mean IoU {s['miou']:.4f}, F1 {s['f1']:.4f}, kappa {s['kappa']:.4f}")
+            for name, iou in zip(pkg.class_names, s["iou_per_class"], strict=True):
+                out.print(f"  {name:<16} IoU {iou:.3f}")
     out.print(f"report: {result.report}")
 
 
@@ -127,7 +135,7 @@ def predict(
     from eoengine.tracking.store import resolve_model_ref
 
     pkg = load_package(resolve_model_ref(model, tracking_uri))
-    sources = sources_for_model(pkg.meta["band_specs"], scene)
+    sources = sources_for_model(pkg.meta["band_specs"], scene, int(pkg.meta.get("timesteps", 1)))
     opts = PredictOptions.model_validate(pkg.meta.get("prediction", {}))
     opts.tile_size = tile_size or opts.tile_size
     opts.overlap = overlap if overlap is not None else opts.overlap

@@ -21,7 +21,7 @@ def check_config(cfg: ProjectConfig) -> list[str]:
     from eoengine.labels.vector import read_vector_labels
     from eoengine.models.registry import check_model_name
     from eoengine.raster.scene import open_raster, resolve_scene_bands
-    from eoengine.training.losses import build_loss
+    from eoengine.training.heads import check_head_losses, planned_heads
     from eoengine.training.optim import check_optimizer, check_scheduler
 
     problems: list[str] = []
@@ -50,15 +50,15 @@ def check_config(cfg: ProjectConfig) -> list[str]:
         problems.append(f"dataset.split.path: file not found: {cfg.resolve(cfg.dataset.split.path)}")
     _try(problems, "model.name", check_model_name, cfg.model.name)
     loss = cfg.training.loss
-    _try(problems, "training.loss", build_loss, loss.name, None, loss.kwargs,
-         [(t.name, t.weight, t.kwargs) for t in loss.terms or []])
+    _try(problems, "training.loss", check_head_losses, cfg)
     _try(problems, "training.optimizer.name", check_optimizer, cfg.training.optimizer.name)
     if cfg.training.scheduler:
         _try(problems, "training.scheduler.name", check_scheduler, cfg.training.scheduler.name)
-    if cfg.training.early_stopping:
+    if cfg.training.early_stopping and cfg.training.early_stopping.monitor:
         from eoengine.training.train import check_monitor
 
-        _try(problems, "training.early_stopping.monitor", check_monitor, cfg.training.early_stopping.monitor)
+        _try(problems, "training.early_stopping.monitor", check_monitor, cfg.training.early_stopping.monitor,
+             planned_heads(cfg))
     if isinstance(loss.class_weights, list) and len(loss.class_weights) != len(cfg.classes):
         problems.append(f"training.loss.class_weights: {len(loss.class_weights)} values for {len(cfg.classes)} classes")
     return problems

@@ -311,9 +311,9 @@ class TaskConfig(Strict):
 class EarlyStoppingConfig(Strict):
     """Stop when the monitored metric stops improving."""
 
-    monitor: str = "val_miou"
+    monitor: str | None = Field(default=None, description="default: the task's main metric (val_miou, val_rmse, ...)")
     patience: int = Field(default=10, ge=1)
-    mode: Literal["min", "max"] = "max"
+    mode: Literal["min", "max"] | None = Field(default=None, description="default: min for losses and errors")
     min_delta: float = 0.0
 
 

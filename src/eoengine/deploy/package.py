@@ -100,7 +100,8 @@ def load_package(path: Path) -> ModelPackage:
         )
     meta = json.loads((path / META).read_text())
     try:
-        model = build_model(meta["model"], len(meta["channels"]), len(meta["classes"]), **meta["model_kwargs"])
+        model = build_model(meta["model"], len(meta["channels"]), int(meta.get("output_channels", len(meta["classes"]))),
+                            **meta["model_kwargs"])
         state = torch.load(path / WEIGHTS, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
     except (RuntimeError, KeyError, OSError) as exc:

@@ -21,7 +21,7 @@ from eoengine.errors import EOError
 from eoengine.inference.output import hex_rgb
 from eoengine.inference.predict import predict_dataset_scene
 from eoengine.training.data import ChipDataset
-from eoengine.training.metrics import SCALARS, SegmentationMetrics
+from eoengine.training.heads import HEAD_SCALARS, TARGET_KEY, heads_from_meta, metric_input, split_outputs
 from eoengine.training.plots import plot_confusion
 
 
@@ -32,10 +32,12 @@ class Evaluation:
     split: str
     scores: dict[str, Any]
     report: Path
+    by_head: dict[str, dict[str, Any]]
+    head_types: dict[str, str]
 
 
-def split_scores(pkg: ModelPackage, root: Path, split: str, batch_size: int = 32) -> dict[str, Any]:
-    """Metrics of the model on a dataset split (nodata and unlabelled pixels ignored)."""
+def split_scores(pkg: ModelPackage, root: Path, split: str, batch_size: int = 32) -> dict[str, dict[str, Any]]:
+    """Metrics of every head of the model on a dataset split (nodata and unlabelled pixels ignored)."""
     manifest = read_manifest(root)
     if manifest["channels"] != pkg.meta["channels"]:
         raise EOError(
@@ -45,11 +47,13 @@ def split_scores(pkg: ModelPackage, root: Path, split: str, batch_size: int = 32
     ds = ChipDataset(root, split)
     if len(ds) == 0:
         raise EOError(f"dataset {root} has no '{split}' chips", "choose another --split")
-    metrics = SegmentationMetrics(len(pkg.meta["classes"]))
+    heads = heads_from_meta(pkg.meta)
+    metrics = [h.metrics() for h in heads]
     with torch.inference_mode():
-        for x, y in DataLoader(ds, batch_size=batch_size):
-            metrics.update(pkg.model(x), y)
-    return metrics.compute()
+        for x, targets in DataLoader(ds, batch_size=batch_size):
+            for head, acc, pred in zip(heads, metrics, split_outputs(pkg.model(x), heads), strict=True):
+                acc.update(*metric_input(head, pred, targets[TARGET_KEY[head.type]]))
+    return {h.name: m.compute() for h, m in zip(heads, metrics, strict=True)}
 
 
 def _img(path: Path) -> str:
@@ -69,15 +73,21 @@ def quicklook(pkg: ModelPackage, manifest: dict[str, Any], out_dir: Path) -> Pat
     with rasterio.open(cog) as ds:
         step = max(1, max(ds.width, ds.height) // 1000)
         classes = ds.read(1, out_shape=(ds.height // step, ds.width // step))
-    colours = np.zeros((256, 4))
-    for c in pkg.meta["classes"]:
-        colours[c["index"]] = [v / 255 for v in hex_rgb(c["color"])] + [1]
+        is_values = ds.dtypes[0] == "float32"
+        quantity = ds.descriptions[0] or "value"
     fig, ax = plt.subplots(figsize=(8, 7))
-    ax.imshow(colours[classes], interpolation="nearest")
+    if is_values:
+        shown = ax.imshow(classes, cmap="viridis", interpolation="nearest")
+        fig.colorbar(shown, ax=ax, shrink=0.7, label=quantity)
+    else:
+        colours = np.zeros((256, 4))
+        for c in pkg.meta["classes"]:
+            colours[c["index"]] = [v / 255 for v in hex_rgb(c["color"])] + [1]
+        ax.imshow(colours[classes], interpolation="nearest")
+        ax.legend(handles=[Patch(color=colours[c["index"]], label=c["name"]) for c in pkg.meta["classes"]],
+                  loc="lower left", fontsize=8, framealpha=0.9)
     ax.set_axis_off()
     ax.set_title(f"prediction: scene {scene['id']}")
-    ax.legend(handles=[Patch(color=colours[c["index"]], label=c["name"]) for c in pkg.meta["classes"]],
-              loc="lower left", fontsize=8, framealpha=0.9)
     png = out_dir / "quicklook.png"
     fig.tight_layout()
     fig.savefig(png, dpi=100)
@@ -85,34 +95,49 @@ def quicklook(pkg: ModelPackage, manifest: dict[str, Any], out_dir: Path) -> Pat
     return png
 
 
-def write_report(pkg: ModelPackage, split: str, scores: dict[str, Any], manifest: dict[str, Any], out_dir: Path) -> Path:
-    """An HTML report: scores, per-class table, curves, confusion matrix and a quick-look map."""
+def _head_section(title: str, kind: str, scores: dict[str, Any], names: list[str], split: str, out_dir: Path) -> str:
+    summary = "".join(f"<tr><td>{k}</td><td>{scores[k]:.4f}</td></tr>" for k in HEAD_SCALARS[kind])
+    part = f"<h2>{html.escape(title)}</h2><table>{summary}</table>"
+    if "confusion_matrix" in scores:
+        rows = "".join(
+            f"<tr><td>{html.escape(n)}</td><td>{scores['iou_per_class'][i]:.3f}</td><td>{scores['precision_per_class'][i]:.3f}</td>"
+            f"<td>{scores['recall_per_class'][i]:.3f}</td><td>{scores['f1_per_class'][i]:.3f}</td><td>{scores['support_per_class'][i]}</td></tr>"
+            for i, n in enumerate(names)
+        )
+        png = plot_confusion(scores["confusion_matrix"], names, out_dir / f"confusion_matrix{'_' + title if title else ''}.png",
+                             f"confusion matrix ({split})")
+        unit = "pixels" if kind == "segmentation" else "chips"
+        part += (f"<h3>Per class</h3><table><tr><th>class</th><th>IoU</th><th>precision</th><th>recall</th><th>F1</th>"
+                 f"<th>{unit}</th></tr>{rows}</table><h3>Confusion matrix</h3>{_img(png)}")
+    return part
+
+
+def write_report(
+    pkg: ModelPackage, split: str, by_head: dict[str, dict[str, Any]], manifest: dict[str, Any], out_dir: Path
+) -> Path:
+    """An HTML report: scores per head, per-class tables, confusion matrices, curves and a quick-look map."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    names = pkg.class_names
-    cm_png = plot_confusion(scores["confusion_matrix"], names, out_dir / "confusion_matrix.png", f"confusion matrix ({split})")
-    look = quicklook(pkg, manifest, out_dir) if manifest["scenes"] else None
-    curves = pkg.path.parent / "training_curves.png"
-    rows = "".join(
-        f"<tr><td>{html.escape(n)}</td><td>{scores['iou_per_class'][i]:.3f}</td><td>{scores['precision_per_class'][i]:.3f}</td>"
-        f"<td>{scores['recall_per_class'][i]:.3f}</td><td>{scores['f1_per_class'][i]:.3f}</td><td>{scores['support_per_class'][i]}</td></tr>"
-        for i, n in enumerate(names)
+    heads = heads_from_meta(pkg.meta)
+    sections = "".join(
+        _head_section(h.name if len(heads) > 1 else "", h.type, by_head[h.name], pkg.class_names, split, out_dir)
+        for h in heads
     )
-    summary = "".join(f"<tr><td>{k}</td><td>{scores[k]:.4f}</td></tr>" for k in SCALARS)
+    has_map = any(h.type in ("segmentation", "regression") for h in heads)
+    look = quicklook(pkg, manifest, out_dir) if manifest["scenes"] and has_map else None
+    curves = pkg.path.parent / "training_curves.png"
     meta = pkg.meta
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>eoengine report: {html.escape(meta['model'])}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child{{text-align:left}}img{{max-width:100%}}</style></head><body>
 <h1>Model report</h1>
-<p>Model <b>{html.escape(meta['model'])}</b> (run {html.escape(str(meta.get('run_id', '')))}), dataset <b>{html.escape(manifest['name'])}</b>
-version <code>{manifest['version'][:12]}</code>, split <b>{split}</b>, {scores['pixels']} labelled pixels.</p>
-<h2>Scores</h2><table>{summary}</table>
-<h2>Per class</h2><table><tr><th>class</th><th>IoU</th><th>precision</th><th>recall</th><th>F1</th><th>pixels</th></tr>{rows}</table>
-<h2>Confusion matrix</h2>{_img(cm_png)}
+<p>Model <b>{html.escape(meta['model'])}</b> for {html.escape(meta.get('task', 'segmentation'))} (run {html.escape(str(meta.get('run_id', '')))}),
+dataset <b>{html.escape(manifest['name'])}</b> version <code>{manifest['version'][:12]}</code>, split <b>{split}</b>.</p>
+<h2>Scores</h2>{sections}
 {('<h2>Training curves</h2>' + _img(curves)) if curves.exists() else ''}
 {('<h2>Quick-look map</h2>' + _img(look)) if look else ''}
 </body></html>"""
     report = out_dir / "report.html"
     report.write_text(page, encoding="utf-8")
-    (out_dir / "scores.json").write_text(json.dumps({"split": split, **scores}, indent=2))
+    (out_dir / "scores.json").write_text(json.dumps({"split": split, **by_head}, indent=2))
     return report
 
 
@@ -121,11 +146,12 @@ def evaluate(pkg: ModelPackage, dataset: Path | None = None, split: str = "test"
     root = Path(dataset or pkg.meta.get("dataset", {}).get("path", ""))
     if not (root / "manifest.json").exists():
         raise EOError(f"dataset not found: {root}", "pass --dataset PATH to the dataset folder")
-    scores = split_scores(pkg, root, split)
+    by_head = split_scores(pkg, root, split)
     out_dir = report_dir or (pkg.path.parent / "report")
-    report = write_report(pkg, split, scores, read_manifest(root), out_dir)
-    _log_to_run(pkg, out_dir, split, scores)
-    return Evaluation(split, scores, report)
+    report = write_report(pkg, split, by_head, read_manifest(root), out_dir)
+    heads = heads_from_meta(pkg.meta)
+    _log_to_run(pkg, out_dir, split, {f"{h.prefix}{k}": by_head[h.name][k] for h in heads for k in HEAD_SCALARS[h.type]})
+    return Evaluation(split, by_head[heads[0].name], report, by_head, {h.name: h.type for h in heads})
 
 
 def _log_to_run(pkg: ModelPackage, out_dir: Path, split: str, scores: dict[str, Any]) -> None:
@@ -137,7 +163,7 @@ def _log_to_run(pkg: ModelPackage, out_dir: Path, split: str, scores: dict[str, 
     try:
         client = MlflowClient(tracking_uri=uri)
         client.log_artifacts(run_id, str(out_dir), "report")
-        for k in SCALARS:
-            client.log_metric(run_id, f"eval_{split}_{k}", scores[k])
+        for k, v in scores.items():
+            client.log_metric(run_id, f"eval_{split}_{k}", v)
     except Exception as exc:  # noqa: BLE001 - the report exists locally; say why it is not in MLflow
         logging.getLogger("eoengine").warning("report not logged to MLflow run %s: %s", run_id, str(exc).splitlines()[0])

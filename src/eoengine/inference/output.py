@@ -61,8 +61,12 @@ class MapWriter:
     that row; a rerun with anything different starts over.
     """
 
-    def __init__(self, pkg: ModelPackage, grid: Grid, out: Path, probabilities: Path | None, inputs: list[str], key: str) -> None:
+    def __init__(
+        self, pkg: ModelPackage, grid: Grid, out: Path, probabilities: Path | None, inputs: list[str], key: str,
+        values: str | None = None,
+    ) -> None:
         self.pkg, self.grid, self.out, self.probabilities, self.key = pkg, grid, out, probabilities, key
+        self.values = values  # name of the predicted quantity for value maps; None for class maps
         self.tags = map_tags(pkg, inputs)
         self._tmp = [out.with_name(f".{out.name}.partial.tif")]
         if probabilities:
@@ -102,11 +106,15 @@ class MapWriter:
             "transform": self.grid.affine, "tiled": True, "blockxsize": 512, "blockysize": 512,
             "compress": "deflate", "BIGTIFF": "IF_SAFER",
         }
-        cls = rasterio.open(self._tmp[0], "w", **profile, count=1, dtype="uint8", nodata=IGNORE)
+        if self.values:
+            cls = rasterio.open(self._tmp[0], "w", **profile, count=1, dtype="float32", nodata=np.nan)
+            cls.set_band_description(1, self.values)
+        else:
+            cls = rasterio.open(self._tmp[0], "w", **profile, count=1, dtype="uint8", nodata=IGNORE)
+            cls.write_colormap(1, colormap(self.pkg.meta["classes"]))
+            cls.set_band_description(1, "class")
         self._dst.append(cls)
-        cls.write_colormap(1, colormap(self.pkg.meta["classes"]))
         cls.update_tags(**self.tags)
-        cls.set_band_description(1, "class")
         if self.probabilities:
             n = len(self.pkg.meta["classes"])
             prob = rasterio.open(self._tmp[1], "w", **profile, count=n, dtype="float32", nodata=np.nan)
@@ -116,7 +124,7 @@ class MapWriter:
                 prob.set_band_description(k + 1, name)
 
     def write(self, reg: Region, classes: np.ndarray, probs: np.ndarray | None) -> None:
-        """Write one region's classes (and probabilities)."""
+        """Write one region's classes or values (and probabilities)."""
         window = Window(reg.x0, reg.y0, reg.x1 - reg.x0, reg.y1 - reg.y0)
         self._dst[0].write(classes, 1, window=window)
         if probs is not None and len(self._dst) > 1:
@@ -138,7 +146,7 @@ class MapWriter:
         if exc_type is not None:
             return  # keep the partial files and checkpoint: a rerun resumes
         try:
-            finish_cog(self._tmp[0], self.out, "MODE")
+            finish_cog(self._tmp[0], self.out, "AVERAGE" if self.values else "MODE")
             if self.probabilities:
                 finish_cog(self._tmp[1], self.probabilities, "AVERAGE")
         finally:

@@ -24,7 +24,8 @@ from rasterio.windows import Window
 
 from eoengine.config.schema import PredictionConfig
 from eoengine.deploy.package import WEIGHTS, ModelPackage
-from eoengine.features.indices import compute_indices
+from eoengine.errors import EOError
+from eoengine.features.indices import stack_features
 from eoengine.hashing import canonical_hash, file_sha256
 from eoengine.inference.output import MapWriter
 from eoengine.inference.regions import Region, regions
@@ -33,6 +34,7 @@ from eoengine.labels.vector import IGNORE
 from eoengine.progress import make_progress
 from eoengine.raster.scene import SceneReader
 from eoengine.training.data import normalise
+from eoengine.training.heads import heads_from_meta, map_head
 
 PredictOptions = PredictionConfig
 """Tiling and batching settings: the config's ``prediction`` section (defaults from the package)."""
@@ -83,7 +85,10 @@ class Predictor:
         self.weights = blend_weights(self.tile, self.overlap)
         self.mean = np.asarray(meta["normalization"]["mean"], dtype=np.float32)
         self.std = np.asarray(meta["normalization"]["std"], dtype=np.float32)
-        self.n_classes = len(meta["classes"])
+        self.head = map_head(heads_from_meta(meta))
+        self.regression = self.head.type == "regression"
+        self.n_out = self.head.stop - self.head.start
+        self.timesteps = int(meta.get("timesteps", 1))
         torch.set_num_threads(max(1, os.cpu_count() or 1))
 
     def _read(self, reader: SceneReader, reg: Region) -> tuple[Region, np.ndarray, np.ndarray]:
@@ -91,36 +96,45 @@ class Predictor:
         raw = reader.read(Window(reg.x0, reg.y0, w, h))
         meta = self.pkg.meta
         nodata = np.isnan(raw).any(axis=0)[: reg.y1 - reg.y0, : reg.x1 - reg.x0]
-        if meta["indices"]:
-            feats = compute_indices(raw, meta["indices"], meta["bands"],
-                                    [b.get("common_name") for b in meta["band_specs"]], meta["index_constants"])
-            raw = np.concatenate([raw, feats], axis=0)
+        raw = stack_features(raw, self.timesteps, meta["indices"], meta["bands"],
+                             [b.get("common_name") for b in meta["band_specs"]], meta["index_constants"])
         return reg, normalise(raw, self.mean, self.std), nodata
 
     def _compute(self, reg: Region, data: np.ndarray) -> np.ndarray:
-        """Weighted class probabilities plus the weights, (classes + 1, *cover), of the region's tiles."""
+        """Weighted class probabilities (or values) plus the weights, (outputs + 1, *cover), of the region's tiles."""
         t = self.tile
-        acc = np.zeros((self.n_classes + 1, *data.shape[1:]), dtype=np.float32)
+        acc = np.zeros((self.n_out + 1, *data.shape[1:]), dtype=np.float32)
         tiles = [(r - reg.y0, c - reg.x0) for r in reg.rows for c in reg.cols]
         for i in range(0, len(tiles), self.opts.batch_size):
             chunk = tiles[i : i + self.opts.batch_size]
             batch = np.stack([data[:, r : r + t, c : c + t] for r, c in chunk])
             with torch.inference_mode():
-                probs = torch.softmax(self.pkg.model(torch.from_numpy(batch)), dim=1).numpy()
+                out = self.pkg.model(torch.from_numpy(batch))[:, self.head.start:self.head.stop]
+                if self.regression:
+                    probs = (out * self.head.value_std + self.head.value_mean).numpy()
+                else:
+                    probs = torch.softmax(out, dim=1).numpy()
             for (r, c), p in zip(chunk, probs, strict=True):
                 acc[:-1, r : r + t, c : c + t] += p * self.weights
                 acc[-1, r : r + t, c : c + t] += self.weights
         return acc
 
     def predict(self, reader: SceneReader, out: Path, probabilities: Path | None = None, inputs: list[str] | None = None) -> Path:
-        """Predict the scene ``reader`` reads into a class-map COG at ``out``."""
+        """Predict the scene ``reader`` reads into a class-map (or value-map) COG at ``out``."""
+        if probabilities is not None and self.regression:
+            raise EOError("--probabilities is for class maps; this model predicts values", "drop --probabilities")
         grid = reader.grid
         layout = regions(grid.height, grid.width, self.tile, self.overlap, self.opts.region_size)
         writer = MapWriter(self.pkg, grid, Path(out), probabilities, inputs or [s.path for s in reader.sources],
-                           self._job_key(reader, probabilities is not None))
+                           self._job_key(reader, probabilities is not None), self._value_name())
         with rasterio.Env(GDAL_CACHEMAX=256), writer:
             self._run(reader, layout, writer)
         return Path(out)
+
+    def _value_name(self) -> str | None:
+        if not self.regression:
+            return None
+        return str(self.pkg.meta.get("target_name") or self.head.name)
 
     def _job_key(self, reader: SceneReader, probabilities: bool) -> str:
         """What a partial map must match to be resumed: model, inputs, grid and options."""
@@ -163,7 +177,7 @@ class Predictor:
         writing = threading.Thread(target=write_all, daemon=True)
         reading.start()
         writing.start()
-        carry = Carry(self.n_classes + 1, self.overlap, reader.grid.height, reader.grid.width)
+        carry = Carry(self.n_out + 1, self.overlap, reader.grid.height, reader.grid.width)
         if writer.rows_done and writer.carried is not None:
             carry.bottom_out, carry.row = writer.carried, writer.rows_done - 1
         try:
@@ -175,8 +189,12 @@ class Predictor:
                     reg, data, nodata = item
                     acc = carry.settle(reg, self._compute(reg, data))
                     probs = acc[:-1] / acc[-1]
-                    classes = probs.argmax(axis=0).astype(np.uint8)
-                    classes[nodata] = IGNORE
+                    if self.regression:
+                        classes = probs[0].copy()
+                        classes[nodata] = np.nan
+                    else:
+                        classes = probs.argmax(axis=0).astype(np.uint8)
+                        classes[nodata] = IGNORE
                     if writer.probabilities:
                         probs[:, nodata] = np.nan
                     outbox.put(("region", reg, classes, probs if writer.probabilities else None))
@@ -198,6 +216,6 @@ def predict_dataset_scene(pkg: ModelPackage, manifest: dict[str, Any], out: Path
 
     scene = manifest["scenes"][index]
     specs = {s["name"]: s for s in pkg.meta["band_specs"]}
-    sources = [band_source(specs[s["name"]], s["path"], s["index"]) for s in scene["sources"]]
+    sources = [band_source(specs[s["name"]], s["path"], s["index"]) for s in scene["sources"]]  # every date's bands
     with SceneReader(sources, manifest.get("resampling", "bilinear"), manifest.get("resolution")) as reader:
         return Predictor(pkg).predict(reader, out)

@@ -14,12 +14,18 @@ def band_source(spec: dict[str, Any], path: str, index: int) -> BandSource:
                       spec.get("nodata"), spec.get("common_name"))
 
 
-def sources_for_model(band_specs: list[dict[str, Any]], scene: list[str]) -> list[BandSource]:
+def sources_for_model(band_specs: list[dict[str, Any]], scene: list[str], timesteps: int = 1) -> list[BandSource]:
     """Band sources for a model from ``scene``: files in band order, one stack, or name=path.
 
+    A multi-date model takes every date's bands in turn (one stack per date, or all files).
     Raises :class:`EOError` when the bands do not match the model's (count, names, or
     band descriptions in the files that contradict the model's band names).
     """
+    if timesteps > 1:
+        if any("=" in s and not s.startswith(("/", ".")) for s in scene):
+            raise EOError("name=path pairs cannot say which date a band belongs to",
+                          f"pass {timesteps} stacks (one per date) or every date's band files in order")
+        band_specs = band_specs * timesteps
     names = [s["name"] for s in band_specs]
     expected = f"{len(names)} bands ({', '.join(names)})"
     if scene and all("=" in s and not s.startswith(("/", ".")) for s in scene):

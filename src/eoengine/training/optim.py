@@ -28,7 +28,11 @@ def optimizer_names() -> list[str]:
 def scheduler_names() -> list[str]:
     """Every scheduler in torch.optim.lr_scheduler."""
     names = _classes(torch.optim.lr_scheduler, torch.optim.lr_scheduler.LRScheduler)
-    return sorted({*names, "ReduceLROnPlateau"} - {"LRScheduler", "ChainedScheduler", "SequentialLR"})
+    return sorted({*names, "ReduceLROnPlateau", WARMUP_COSINE} - {"LRScheduler", "ChainedScheduler", "SequentialLR"})
+
+
+WARMUP_COSINE = "warmup_cosine"
+"""Linear warm-up for ``warmup_epochs``, then cosine decay to ``eta_min`` at ``max_epochs``."""
 
 
 def _pick(kind: str, name: str, table: list[str]) -> None:
@@ -60,10 +64,25 @@ def build_optimizer(name: str, params: Iterable[torch.nn.Parameter], kwargs: dic
     return opt
 
 
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, max_epochs: int, warmup_epochs: int = 1, eta_min: float = 0.0,
+    start_factor: float = 0.01,
+) -> torch.optim.lr_scheduler.SequentialLR:
+    """Linear warm-up from ``start_factor`` x lr, then cosine annealing (stepped per epoch)."""
+    if not 0 <= warmup_epochs < max_epochs:
+        raise TypeError(f"warmup_epochs must be in [0, max_epochs); got {warmup_epochs} of {max_epochs}")
+    sched = torch.optim.lr_scheduler
+    warm = sched.LinearLR(optimizer, start_factor=start_factor, total_iters=max(warmup_epochs, 1))
+    cosine = sched.CosineAnnealingLR(optimizer, T_max=max_epochs - warmup_epochs, eta_min=eta_min)
+    return sched.SequentialLR(optimizer, [warm, cosine], milestones=[max(warmup_epochs, 1)])
+
+
 def build_scheduler(name: str, optimizer: torch.optim.Optimizer, kwargs: dict[str, Any]) -> Any:
-    """``torch.optim.lr_scheduler.<name>(optimizer, **kwargs)`` with clear errors."""
+    """``torch.optim.lr_scheduler.<name>(optimizer, **kwargs)`` (or ``warmup_cosine``) with clear errors."""
     check_scheduler(name)
     try:
+        if name == WARMUP_COSINE:
+            return warmup_cosine(optimizer, **kwargs)
         return getattr(torch.optim.lr_scheduler, name)(optimizer, **kwargs)
     except TypeError as exc:
         raise EOError(f"scheduler {name}: bad arguments {kwargs}: {exc}", "check scheduler kwargs") from None

@@ -33,9 +33,16 @@ from eoengine.progress import enabled as progress_enabled
 from eoengine.tracking.store import ensure_experiment, tracking_uri
 from eoengine.training.callbacks import EpochLogger, ResumeHint, RNGState
 from eoengine.training.data import ChipDataModule
-from eoengine.training.losses import build_loss, class_weights
-from eoengine.training.metrics import SCALARS
-from eoengine.training.module import SegmentationTask
+from eoengine.training.heads import (
+    HEAD_SCALARS,
+    Head,
+    build_heads,
+    check_model_output,
+    default_monitor,
+    monitor_mode,
+    output_channels,
+)
+from eoengine.training.module import TrainingTask
 from eoengine.training.plots import plot_confusion, plot_curves
 
 for _name in ("lightning", "lightning.pytorch", "lightning.fabric"):
@@ -74,30 +81,55 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def model_kwargs(cfg: ProjectConfig) -> dict[str, Any]:
-    """The model's kwargs plus the common settings (activation, dropout, batch norm) it accepts."""
+def model_kwargs(cfg: ProjectConfig, manifest: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The model's kwargs plus the common settings and dataset facts it accepts.
+
+    Common settings: activation, dropout, batch norm; from the dataset: the number of dates
+    (``timesteps``) and the channel groups (``input_groups``).
+    """
     kwargs = dict(cfg.model.kwargs)
     factory = MODELS.get(cfg.model.name)
     accepted = inspect.signature(factory).parameters if factory else {}
     for key in ("activation", "dropout", "batch_norm"):
         if key in accepted and key not in kwargs:
             kwargs[key] = getattr(cfg.model, key)
+    if manifest is not None:
+        if "timesteps" in accepted and "timesteps" not in kwargs:
+            kwargs["timesteps"] = int(manifest.get("timesteps", 1))
+        if "input_groups" in accepted and "input_groups" not in kwargs:
+            kwargs["input_groups"] = list((manifest.get("channel_groups") or {}).values()) or None
     return kwargs
 
 
-def make_model(cfg: ProjectConfig, channels: int, classes: int) -> torch.nn.Module:
+def make_model(cfg: ProjectConfig, channels: int, classes: int, manifest: dict[str, Any] | None = None) -> torch.nn.Module:
     """Build the configured model."""
-    return build_model(cfg.model.name, channels, classes, **model_kwargs(cfg))
+    return build_model(cfg.model.name, channels, classes, **model_kwargs(cfg, manifest))
 
 
-MONITORS = ("train_loss", "val_loss", *(f"val_{k}" for k in SCALARS))
-"""Metrics that early stopping and checkpoint selection can watch."""
+def monitors(heads: list[Head]) -> list[str]:
+    """Metrics that early stopping and checkpoint selection can watch."""
+    names = ["train_loss", "val_loss"]
+    if len(heads) > 1:
+        names += [f"val_{h.prefix}loss" for h in heads]
+    return names + [m for h in heads for m in h.monitors()]
 
 
-def check_monitor(name: str) -> None:
+def check_monitor(name: str, heads: list[Head] | None = None) -> None:
     """Raise :class:`EOError` unless ``name`` is a metric logged every epoch."""
-    if name not in MONITORS:
-        raise EOError(f"training.early_stopping.monitor '{name}' is not a logged metric", f"use one of: {', '.join(MONITORS)}")
+    valid = monitors(heads) if heads else ["train_loss", "val_loss", *(f"val_{k}" for k in HEAD_SCALARS["segmentation"])]
+    if name not in valid:
+        raise EOError(f"training.early_stopping.monitor '{name}' is not a logged metric", f"use one of: {', '.join(valid)}")
+
+
+def check_bands(cfg: ProjectConfig, manifest: dict[str, Any]) -> None:
+    """Raise :class:`EOError` when a model's fixed input size disagrees with the dataset's channels."""
+    declared = cfg.model.kwargs.get("in_channels")
+    channels = len(manifest["channels"])
+    if declared is not None and int(declared) != channels:
+        raise EOError(
+            f"model.kwargs.in_channels is {declared} but the dataset has {channels} channels ({', '.join(manifest['channels'])})",
+            "drop in_channels (eoengine sets it from the dataset) or rebuild the dataset with the bands the model expects",
+        )
 
 
 def log_dataset_input(root: Path, manifest: dict[str, Any]) -> None:
@@ -146,38 +178,26 @@ def train(cfg: ProjectConfig, dataset: Path | None = None, uri: str | None = Non
         dataset = Path(mlflow.get_run(resume).data.tags["dataset.path"])
     root = resolve_dataset(cfg, dataset)
     manifest = read_manifest(root)
+    check_bands(cfg, manifest)
     channels, patch = len(manifest["channels"]), int(manifest["patch_size"])
-    n_classes = len(manifest["classes"])
     tc = cfg.training
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS on GPUs
     L.seed_everything(tc.seed, workers=True, verbose=False)
-    model = make_model(cfg, channels, n_classes)
+    heads, losses = build_heads(cfg, manifest)
+    model = make_model(cfg, channels, output_channels(heads), manifest)
     mult = size_multiple(model)
     if patch % mult:
         raise EOError(
             f"model '{cfg.model.name}' needs sides that are multiples of {mult}, the dataset's patch is {patch}",
             f"rebuild with a patch_size multiple of {mult}, lower the model depth, or use pixel_dnn",
         )
-    if isinstance(tc.loss.class_weights, list):
-        if len(tc.loss.class_weights) != n_classes:
-            raise EOError(
-                f"training.loss.class_weights has {len(tc.loss.class_weights)} values for {n_classes} classes",
-                "give one weight per class",
-            )
-        weights: list[float] | None = tc.loss.class_weights
-    else:
-        weights = class_weights(manifest["class_frequencies"]["train"], tc.loss.class_weights)
-    loss = build_loss(
-        tc.loss.name,
-        torch.tensor(weights, dtype=torch.float32) if weights else None,
-        tc.loss.kwargs,
-        [(t.name, t.weight, t.kwargs) for t in tc.loss.terms or []],
-    )
+    _probe(model, heads, channels, patch, cfg.model.name)
     es = tc.early_stopping
-    monitor, mode = (es.monitor, es.mode) if es else ("val_miou", "max")
-    check_monitor(monitor)
-    task = SegmentationTask(model, loss, n_classes, tc.optimizer, tc.scheduler, monitor)
-    dm = ChipDataModule(root, tc.batch_size, tc.num_workers, tc.augmentation, tc.seed)
+    monitor = (es.monitor if es and es.monitor else None) or default_monitor(heads)
+    mode = (es.mode if es and es.mode else None) or monitor_mode(monitor)
+    check_monitor(monitor, heads)
+    task = TrainingTask(model, heads, losses, tc.optimizer, tc.scheduler, monitor)
+    dm = ChipDataModule(root, tc.batch_size, tc.num_workers, tc.augmentation, tc.seed, tc.sampling)
     exp = ensure_experiment(tc.experiment or cfg.name, track, out / "mlartifacts")
     with mlflow.start_run(experiment_id=exp, run_id=resume) as run:
         run_id = run.info.run_id
@@ -198,11 +218,12 @@ def train(cfg: ProjectConfig, dataset: Path | None = None, uri: str | None = Non
         hint = ResumeHint(f"eoengine train CONFIG --resume {run_id}")
         callbacks: list[Callback] = [ckpt, logger_cb, RNGState(), hint]
         if es:
-            callbacks.append(EarlyStopping(monitor=es.monitor, patience=es.patience, mode=es.mode, min_delta=es.min_delta))
+            callbacks.append(EarlyStopping(monitor=monitor, patience=es.patience, mode=mode, min_delta=es.min_delta))
         trainer = L.Trainer(
-            max_epochs=tc.epochs, accelerator="auto", devices=1, logger=False, callbacks=callbacks,
-            deterministic="warn", enable_progress_bar=progress_enabled(), enable_model_summary=False,
-            num_sanity_val_steps=0, log_every_n_steps=1, default_root_dir=str(run_dir),
+            max_epochs=tc.epochs, logger=False, callbacks=callbacks, deterministic="warn",
+            enable_progress_bar=progress_enabled(), enable_model_summary=False, num_sanity_val_steps=0,
+            log_every_n_steps=1, default_root_dir=str(run_dir), use_distributed_sampler=False,
+            **trainer_options(cfg),
         )
         try:
             trainer.fit(task, dm, ckpt_path=str(last_ckpt) if last_ckpt else None)
@@ -213,16 +234,28 @@ def train(cfg: ProjectConfig, dataset: Path | None = None, uri: str | None = Non
         best = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=False)
         task.load_state_dict(best["state_dict"])
         best_epoch = int(best["epoch"])
-        val = _evaluate(trainer, task, dm.val_dataloader())
-        test = _evaluate(trainer, task, dm.test_dataloader()) if len(dm.test) else {}
+        val_all = _evaluate(trainer, task, dm.val_dataloader())
+        test_all = _evaluate(trainer, task, dm.test_dataloader()) if len(dm.test) else {}
         names = [c["name"] for c in manifest["classes"]]
         plot_curves(logger_cb.history, run_dir / "training_curves.png")
-        scores = test or val
-        plot_confusion(scores["confusion_matrix"], names, run_dir / "confusion_matrix.png",
-                       f"confusion matrix ({'test' if test else 'val'} split)")
-        mlflow.log_metrics({f"best_val_{k}": val[k] for k in SCALARS} | {f"test_{k}": test[k] for k in SCALARS if test})
+        artifacts = ["training_curves.png", "scores.json"]
+        confusion = next((h for h in heads if "confusion_matrix" in (test_all or val_all)[h.name]), None)
+        if confusion is not None:
+            scores = (test_all or val_all)[confusion.name]
+            plot_confusion(scores["confusion_matrix"], names, run_dir / "confusion_matrix.png",
+                           f"confusion matrix ({'test' if test_all else 'val'} split)")
+            artifacts.append("confusion_matrix.png")
+        summary = {f"best_val_{h.prefix}{k}": val_all[h.name][k] for h in heads for k in HEAD_SCALARS[h.type]}
+        if test_all:
+            summary |= {f"test_{h.prefix}{k}": test_all[h.name][k] for h in heads for k in HEAD_SCALARS[h.type]}
+        mlflow.log_metrics(summary)
+        single = len(heads) == 1
+        val = val_all[heads[0].name] if single else val_all
+        test = (test_all[heads[0].name] if test_all else {}) if single else test_all
         meta = {
-            "model": cfg.model.name, "model_kwargs": model_kwargs(cfg),
+            "model": cfg.model.name, "model_kwargs": model_kwargs(cfg, manifest),
+            "task": cfg.task.type, "heads": [h.meta() for h in heads], "output_channels": output_channels(heads),
+            "target_name": cfg.labels.values.name if cfg.labels.values else None, "timesteps": int(manifest.get("timesteps", 1)),
             "bands": manifest["bands"], "band_specs": manifest["band_specs"], "indices": manifest["indices"],
             "index_constants": manifest["index_constants"], "channels": manifest["channels"],
             "normalization": {"mean": manifest["statistics"]["train"]["mean"], "std": manifest["statistics"]["train"]["std"]},
@@ -234,7 +267,7 @@ def train(cfg: ProjectConfig, dataset: Path | None = None, uri: str | None = Non
         model_dir = save_package(task.model.cpu(), meta, run_dir / "model")
         (run_dir / "scores.json").write_text(json.dumps({"val": val, "test": test, "best_epoch": best_epoch}, indent=2))
         mlflow.log_artifacts(str(model_dir), "model")
-        for name in ("training_curves.png", "confusion_matrix.png", "scores.json"):
+        for name in artifacts:
             mlflow.log_artifact(str(run_dir / name))
         mlflow.log_artifact(ckpt.best_model_path, "checkpoints")
     return TrainResult(run_id, run_dir, model_dir, track, best_epoch, val, test)
@@ -252,6 +285,34 @@ def _history(uri: str, run_id: str) -> dict[str, list[tuple[int, float]]]:
     }
 
 
-def _evaluate(trainer: L.Trainer, task: SegmentationTask, loader: Any) -> dict[str, Any]:
+def _evaluate(trainer: L.Trainer, task: TrainingTask, loader: Any) -> dict[str, Any]:
     trainer.test(task, loader, verbose=False)
     return dict(task.last_test)
+
+
+def trainer_options(cfg: ProjectConfig) -> dict[str, Any]:
+    """Lightning Trainer settings from the config: hardware, precision, accumulation, clipping."""
+    tc = cfg.training
+    precision = tc.precision
+    if precision == "auto":
+        precision = "16-mixed" if torch.cuda.is_available() else "32-true"
+    return {
+        "accelerator": tc.accelerator, "devices": tc.devices, "num_nodes": tc.num_nodes, "strategy": tc.strategy,
+        "precision": precision, "accumulate_grad_batches": tc.accumulate_grad_batches,
+        "gradient_clip_val": tc.gradient_clip_val, "gradient_clip_algorithm": tc.gradient_clip_algorithm,
+    }
+
+
+def _probe(model: torch.nn.Module, heads: list[Head], channels: int, patch: int, name: str) -> None:
+    """Run one tiny batch through the model to check its output suits the task's heads."""
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(1, channels, patch, patch))
+    except RuntimeError as exc:
+        raise EOError(f"model '{name}' failed on a ({channels}, {patch}, {patch}) chip: {str(exc).splitlines()[0]}",
+                      "check the model's in_channels and size requirements against the dataset") from None
+    finally:
+        model.train(was)
+    check_model_output(heads, out, name)

@@ -1,0 +1,211 @@
+"""Output heads: how one model output serves every task, with its targets, loss and metrics.
+
+A model returns either maps (B, C, H, W) or one vector per chip (B, C). Its C output
+channels are shared out among the task's heads in order: segmentation and classification
+heads take one channel per class, multi-label heads one per class, regression heads one.
+Chip-level heads (classification, multi-label) on a map model average their channels over
+the chip (global average pooling of the logits). A single-output task has one head whose
+metrics are logged without a prefix (``val_miou``); multi-output heads prefix their name
+(``val_landcover_miou``) and the total loss is the weighted sum of the heads' losses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from eoengine.config.schema import LossConfig, ProjectConfig
+from eoengine.errors import EOError
+from eoengine.training.losses import DEFAULT_LOSS, build_loss, class_weights
+from eoengine.training.metrics import SCALARS, SegmentationMetrics
+from eoengine.training.value_metrics import (
+    MULTILABEL_SCALARS,
+    REGRESSION_SCALARS,
+    MultilabelMetrics,
+    RegressionMetrics,
+)
+
+HEAD_SCALARS = {
+    "segmentation": SCALARS, "classification": SCALARS,
+    "multilabel": MULTILABEL_SCALARS, "regression": REGRESSION_SCALARS,
+}
+TARGET_KEY = {"segmentation": "mask", "classification": "label", "multilabel": "present", "regression": "values"}
+LOWER_IS_BETTER = ("loss", "rmse", "mae", "mse", "hamming", "calibration_error")
+DEFAULT_MONITOR = {"segmentation": "miou", "classification": "accuracy", "multilabel": "f1", "regression": "rmse"}
+
+
+@dataclass
+class Head:
+    """One output: its name, type, channel slice, loss and weight in the total loss."""
+
+    name: str
+    type: str
+    start: int
+    stop: int
+    weight: float
+    prefix: str
+    num_classes: int
+    value_mean: float = 0.0
+    value_std: float = 1.0
+
+    def metrics(self) -> Any:
+        """A fresh metric accumulator for this head."""
+        if self.type == "regression":
+            return RegressionMetrics()
+        if self.type == "multilabel":
+            return MultilabelMetrics(self.num_classes)
+        return SegmentationMetrics(self.num_classes)
+
+    def monitors(self) -> list[str]:
+        """The per-epoch validation metrics this head logs."""
+        return [f"val_{self.prefix}{k}" for k in HEAD_SCALARS[self.type]]
+
+    def meta(self) -> dict[str, Any]:
+        """How a model package records this head."""
+        return {"name": self.name, "type": self.type, "channels": [self.start, self.stop],
+                "value_mean": self.value_mean, "value_std": self.value_std}
+
+
+def planned_heads(cfg: ProjectConfig) -> list[Head]:
+    """The task's heads with their channel slices (no dataset needed)."""
+    specs = cfg.task.heads()
+    multi = len(specs) > 1
+    n_classes = len(cfg.classes)
+    heads: list[Head] = []
+    start = 0
+    for spec in specs:
+        width = 1 if spec.type == "regression" else n_classes
+        heads.append(Head(spec.name, spec.type, start, start + width, spec.weight, f"{spec.name}_" if multi else "", n_classes))
+        start += width
+    return heads
+
+
+def head_loss_config(cfg: ProjectConfig, index: int) -> LossConfig:
+    """The loss a head uses: its own, the training loss (single output), or its type's default."""
+    spec = cfg.task.heads()[index]
+    if spec.loss is not None:
+        return spec.loss
+    if len(cfg.task.heads()) == 1:
+        if "name" in cfg.training.loss.model_fields_set:
+            return cfg.training.loss
+        return cfg.training.loss.model_copy(update={"name": DEFAULT_LOSS[spec.type]})
+    return LossConfig(name=DEFAULT_LOSS[spec.type])
+
+
+def build_heads(cfg: ProjectConfig, manifest: dict[str, Any]) -> tuple[list[Head], list[nn.Module]]:
+    """The task's heads and their losses, with class weights and target statistics from the dataset."""
+    targets = manifest.get("targets", {"classes": True, "values": None})
+    heads = planned_heads(cfg)
+    losses: list[nn.Module] = []
+    for i, head in enumerate(heads):
+        if head.type != "regression" and not targets["classes"]:
+            raise EOError(f"the {head.type} output needs class labels, but the dataset has none",
+                          "rebuild the dataset with labels.type vector or raster")
+        if head.type == "regression":
+            if not targets.get("values"):
+                raise EOError("the regression output needs target values, but the dataset has none",
+                              "rebuild the dataset with labels.values")
+            stats = targets["values"]["statistics"]
+            head.value_mean, head.value_std = float(stats["mean"][0]), float(stats["std"][0])
+        losses.append(_loss(head_loss_config(cfg, i), head.type, head.num_classes, manifest))
+    return heads, losses
+
+
+def _loss(cfg: LossConfig, kind: str, n_classes: int, manifest: dict[str, Any] | None) -> nn.Module:
+    weights: list[float] | None = None
+    if kind in ("segmentation", "classification") and manifest is not None:
+        if isinstance(cfg.class_weights, list):
+            if len(cfg.class_weights) != n_classes:
+                raise EOError(f"training.loss.class_weights has {len(cfg.class_weights)} values for {n_classes} classes",
+                              "give one weight per class")
+            weights = cfg.class_weights
+        else:
+            weights = class_weights(manifest["class_frequencies"]["train"], cfg.class_weights)
+    tensor = torch.tensor(weights, dtype=torch.float32) if weights else None
+    return build_loss(cfg.name, tensor, cfg.kwargs, [(t.name, t.weight, t.kwargs) for t in cfg.terms or []], kind)
+
+
+def check_head_losses(cfg: ProjectConfig) -> None:
+    """Raise :class:`EOError` if a head's loss is unknown, mis-configured or wrong for its type."""
+    for i, head in enumerate(planned_heads(cfg)):
+        _loss(head_loss_config(cfg, i), head.type, head.num_classes, None)
+
+
+def output_channels(heads: list[Head]) -> int:
+    """Channels the model must return for these heads."""
+    return heads[-1].stop
+
+
+def check_model_output(heads: list[Head], out: torch.Tensor, model_name: str) -> None:
+    """Raise :class:`EOError` if the model's output shape cannot serve the heads."""
+    if out.ndim == 2 and any(h.type in ("segmentation", "regression") for h in heads):
+        kinds = sorted({h.type for h in heads if h.type in ("segmentation", "regression")})
+        raise EOError(f"model '{model_name}' returns one vector per chip, but a {kinds[0]} output needs a map",
+                      "use a map model (unet, deeplabv3_plus, fpn, ...) or task type classification/multilabel")
+    if out.ndim not in (2, 4) or out.shape[1] != output_channels(heads):
+        raise EOError(f"model '{model_name}' returned shape {tuple(out.shape)}; expected (B, {output_channels(heads)}, H, W) or (B, {output_channels(heads)})",
+                      "a custom model must return logits with num_classes channels")
+
+
+def split_outputs(out: torch.Tensor, heads: list[Head]) -> list[torch.Tensor]:
+    """Each head's part of the model output: maps, chip vectors (B, K) or values (B, H, W)."""
+    parts = []
+    for h in heads:
+        part = out[:, h.start:h.stop]
+        if h.type in ("classification", "multilabel") and part.ndim == 4:
+            part = part.mean(dim=(2, 3))
+        elif h.type == "regression":
+            part = part[:, 0]
+        parts.append(part)
+    return parts
+
+
+def loss_input(head: Head, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shape a head's prediction and target for its loss (chip classes become 1x1 maps)."""
+    if head.type == "classification":
+        return pred[:, :, None, None], target[:, None, None]
+    return pred, target
+
+
+def metric_input(head: Head, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shape a head's prediction and target for its metrics (regression back in target units)."""
+    if head.type == "regression":
+        return pred * head.value_std + head.value_mean, target * head.value_std + head.value_mean
+    return loss_input(head, pred, target)
+
+
+def heads_from_meta(meta: dict[str, Any]) -> list[Head]:
+    """The heads a model package records (packages from before heads: one segmentation head)."""
+    n = len(meta["classes"])
+    recorded = meta.get("heads") or [{"name": "out", "type": "segmentation", "channels": [0, n]}]
+    multi = len(recorded) > 1
+    return [
+        Head(h["name"], h["type"], h["channels"][0], h["channels"][1], 1.0, f"{h['name']}_" if multi else "", n,
+             float(h.get("value_mean", 0.0)), float(h.get("value_std", 1.0)))
+        for h in recorded
+    ]
+
+
+def map_head(heads: list[Head]) -> Head:
+    """The head a map is predicted from: the first segmentation head, else the first regression one."""
+    for kind in ("segmentation", "regression"):
+        for h in heads:
+            if h.type == kind:
+                return h
+    raise EOError("this model labels whole chips (classification), it does not predict maps",
+                  "score it with 'eoengine evaluate', or train a segmentation or regression model for maps")
+
+
+def monitor_mode(name: str) -> str:
+    """'min' for losses and errors, 'max' for scores."""
+    return "min" if name.endswith(LOWER_IS_BETTER) else "max"
+
+
+def default_monitor(heads: list[Head]) -> str:
+    """What early stopping and checkpointing watch unless configured."""
+    if len(heads) > 1:
+        return "val_loss"
+    return f"val_{DEFAULT_MONITOR[heads[0].type]}"
