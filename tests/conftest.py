@@ -96,3 +96,24 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
 @pytest.fixture
 def tiny(tmp_path: Path) -> Path:
     return save_config(tmp_path, tiny_config(tmp_path))
+
+
+class NanAfter:
+    """A cross-entropy loss that turns NaN after ``calls`` calls (for the NaN-loss stop)."""
+
+    def __new__(cls, calls: int = 30, weight: Any = None) -> Any:
+        import torch
+
+        from eoengine.training.losses import CrossEntropy
+
+        class _Nan(CrossEntropy):
+            def __init__(self) -> None:
+                super().__init__(weight)
+                self.calls = 0
+
+            def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+                self.calls += 1
+                loss = super().forward(logits, target)
+                return loss * float("nan") if self.calls > calls else loss
+
+        return _Nan()

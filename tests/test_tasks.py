@@ -128,7 +128,7 @@ def test_change_detection_with_a_siamese_unet_on_two_dates(tmp_path: Path, capsy
     code, _, err = run_cli(["predict", str(result.model_path), str(S1999), str(S2002), "--out", str(out_map)], capsys)
     assert code == 2 and "expects 8 bands" in err  # each stack has 8 bands: 16 given
     dates = [str(_stack4(src, tmp_path / f"{src.stem}_4.tif")) for src in (S1999, S2002)]
-    code, out, err = run_cli(["predict", str(result.model_path), *dates, "--out", str(out_map)], capsys)
+    code, _, err = run_cli(["predict", str(result.model_path), *dates, "--out", str(out_map)], capsys)
     assert code == 0, err
     with rasterio.open(out_map) as ds:
         pred = ds.read(1)

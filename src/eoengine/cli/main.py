@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from eoengine.cli.dataset import dataset_app
+from eoengine.cli.format import score_line
 from eoengine.errors import ConfigError, EOError
 
 app = typer.Typer(
@@ -77,9 +78,10 @@ def train(
     from eoengine.training.train import train as run_training
 
     result = run_training(load_config(config), dataset, tracking_uri, resume)
-    scores = result.test or result.val
+    if not result.primary:
+        return  # an extra DDP process: rank 0 reports
     which = "test" if result.test else "val"
-    out.print(f"run {result.run_id} (best epoch {result.best_epoch}) — {which} accuracy {scores['accuracy']:.3f}, mean IoU {scores['miou']:.3f}")
+    out.print(f"run {result.run_id} (best epoch {result.best_epoch}) — {which} {score_line(result.test or result.val)}")
     out.print(f"model: {result.model_path}\ntracking: {result.tracking_uri}")
 
 
@@ -103,16 +105,10 @@ def evaluate(
         print(json.dumps({"split": split, **body, "report": str(result.report)}, indent=2))
         return
     for head, s in result.by_head.items():
-        kind = result.head_types[head]
         label = f"{split}" if len(result.by_head) == 1 else f"{split} [{head}]"
-        if kind == "regression":
-            out.print(f"{label}: RMSE {s['rmse']:.4f}, MAE {s['mae']:.4f}, R² {s['r2']:.4f}, bias {s['bias']:.4f}")
-        elif kind == "multilabel":
-            out.print(f"{label}: F1 {s['f1']:.4f}, exact match {s['exact_match']:.4f}, mAP {s['average_precision']:.4f}")
-        else:
-            out.print(f"{label}: accuracy {s['accuracy']:.4f}, mean IoU {s['miou']:.4f}, F1 {s['f1']:.4f}, kappa {s['kappa']:.4f}")
-            for name, iou in zip(pkg.class_names, s["iou_per_class"], strict=True):
-                out.print(f"  {name:<16} IoU {iou:.3f}")
+        out.print(f"{label}: {score_line(s)}")
+        for name, iou in zip(pkg.class_names, s.get("iou_per_class", []), strict=False):
+            out.print(f"  {name:<16} IoU {iou:.3f}")
     out.print(f"report: {result.report}")
 
 

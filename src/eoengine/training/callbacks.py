@@ -21,6 +21,8 @@ class EpochLogger(Callback):  # type: ignore[misc]
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         import mlflow
 
+        if not trainer.is_global_zero:
+            return  # one process of a distributed run tracks
         epoch = trainer.current_epoch
         if any(step == epoch for series in self.history.values() for step, _ in series):
             return  # a resumed run may redo an epoch it logged before stopping (same values: seeded)

@@ -47,7 +47,7 @@ class TrainingTask(L.LightningModule):
         for head, loss_fn, pred in zip(self.heads, self.losses, split_outputs(out, self.heads), strict=True):
             value = loss_fn(*loss_input(head, pred, targets[TARGET_KEY[head.type]]))
             if head.prefix:
-                self.log(f"{stage}_{head.prefix}loss", value, on_step=False, on_epoch=True, batch_size=n)
+                self.log(f"{stage}_{head.prefix}loss", value, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
             total = total + head.weight * value
         return total
 
@@ -57,7 +57,7 @@ class TrainingTask(L.LightningModule):
         loss = self._loss(self(x), targets, "train", len(x))
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at epoch {self.current_epoch}")
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x))
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(x), sync_dist=True)
         return loss
 
     def _update(self, metrics: list[Any], out: torch.Tensor, targets: dict[str, torch.Tensor]) -> None:
@@ -68,7 +68,8 @@ class TrainingTask(L.LightningModule):
         """Accumulate validation loss and metrics."""
         x, targets = batch
         out = self(x)
-        self.log("val_loss", self._loss(out, targets, "val", len(x)), on_step=False, on_epoch=True, batch_size=len(x))
+        self.log("val_loss", self._loss(out, targets, "val", len(x)), on_step=False, on_epoch=True, batch_size=len(x),
+                 sync_dist=True)
         self._update(self.val_metrics, out, targets)
 
     def on_validation_epoch_end(self) -> None:
@@ -76,7 +77,7 @@ class TrainingTask(L.LightningModule):
         for head, acc in zip(self.heads, self.val_metrics, strict=True):
             scores = acc.compute()
             for k in HEAD_SCALARS[head.type]:
-                self.log(f"val_{head.prefix}{k}", float(scores[k]), prog_bar=k in ("miou", "rmse"))
+                self.log(f"val_{head.prefix}{k}", float(scores[k]), prog_bar=k in ("miou", "rmse"), sync_dist=True)
             acc.reset()
 
     def test_step(self, batch: Batch, batch_idx: int) -> None:
@@ -90,7 +91,7 @@ class TrainingTask(L.LightningModule):
         for head, acc in zip(self.heads, self.test_metrics, strict=True):
             self.last_test[head.name] = acc.compute()
             for k in HEAD_SCALARS[head.type]:
-                self.log(f"test_{head.prefix}{k}", float(self.last_test[head.name][k]))
+                self.log(f"test_{head.prefix}{k}", float(self.last_test[head.name][k]), sync_dist=True)
             acc.reset()
 
     def configure_optimizers(self) -> Any:

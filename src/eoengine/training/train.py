@@ -9,12 +9,12 @@ test scores as JSON. The same files are kept under ``<output_dir>/runs/<run id>/
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 import os
 import subprocess
+import tempfile
+from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +26,13 @@ import eoengine
 from eoengine.config.schema import ProjectConfig
 from eoengine.datasets.build import latest_dataset
 from eoengine.datasets.store import read_manifest
-from eoengine.deploy.package import save_package
 from eoengine.errors import EOError
 from eoengine.models.registry import MODELS, build_model, check_model_name, size_multiple
 from eoengine.progress import enabled as progress_enabled
 from eoengine.tracking.store import ensure_experiment, tracking_uri
 from eoengine.training.callbacks import EpochLogger, ResumeHint, RNGState
 from eoengine.training.data import ChipDataModule
+from eoengine.training.finish import RunRecord, finish_run, log_environment
 from eoengine.training.heads import (
     HEAD_SCALARS,
     Head,
@@ -43,7 +43,6 @@ from eoengine.training.heads import (
     output_channels,
 )
 from eoengine.training.module import TrainingTask
-from eoengine.training.plots import plot_confusion, plot_curves
 
 for _name in ("lightning", "lightning.pytorch", "lightning.fabric"):
     logging.getLogger(_name).setLevel(logging.WARNING)
@@ -60,6 +59,7 @@ class TrainResult:
     best_epoch: int
     val: dict[str, Any]
     test: dict[str, Any]
+    primary: bool = True
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, str]) -> dict[str, str]:
@@ -198,25 +198,37 @@ def train(cfg: ProjectConfig, dataset: Path | None = None, uri: str | None = Non
     check_monitor(monitor, heads)
     task = TrainingTask(model, heads, losses, tc.optimizer, tc.scheduler, monitor)
     dm = ChipDataModule(root, tc.batch_size, tc.num_workers, tc.augmentation, tc.seed, tc.sampling)
-    exp = ensure_experiment(tc.experiment or cfg.name, track, out / "mlartifacts")
-    with mlflow.start_run(experiment_id=exp, run_id=resume) as run:
-        run_id = run.info.run_id
-        run_dir = out / "runs" / run_id
+    primary = is_primary_process()
+    run_ctx: Any = nullcontext(None)
+    if primary:
+        exp = ensure_experiment(tc.experiment or cfg.name, track, out / "mlartifacts")
+        run_ctx = mlflow.start_run(experiment_id=exp, run_id=resume)
+    with run_ctx as run:
+        # other DDP ranks track nothing; Lightning broadcasts rank 0's checkpoint folder to them
+        run_id = run.info.run_id if run else "rank-worker"
+        run_dir = out / "runs" / run_id if run else Path(tempfile.mkdtemp(prefix="eoengine-rank-"))
         run_dir.mkdir(parents=True, exist_ok=True)
-        if resume:
+        if not primary:
+            logger_cb = EpochLogger()
+        elif resume:
             logger_cb = EpochLogger(_history(track, run_id))
         else:
-            mlflow.log_params(_flatten("", {"model": cfg.model.model_dump(), "training": tc.model_dump(exclude={"tracking_uri"})}, {}))
+            mlflow.log_params(_flatten("", {"model": cfg.model.model_dump(), "task": cfg.task.model_dump(),
+                                            "training": tc.model_dump(exclude={"tracking_uri"})}, {}))
             mlflow.set_tags({
-                "dataset.name": manifest["name"], "dataset.version": manifest["version"],
+                "dataset.name": manifest["name"], "dataset.version": manifest["version"], "task": cfg.task.type,
                 "dataset.path": str(root), "eoengine.version": eoengine.__version__, "git.commit": _git_commit(),
             })
             log_dataset_input(root, manifest)
+            log_environment()
             logger_cb = EpochLogger()
         ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=monitor, mode=mode,
-                               save_last=True, enable_version_counter=False)
+                               enable_version_counter=False)
+        # every epoch (Lightning's save_last only follows improvements): what --resume continues from
+        latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
+                                 enable_version_counter=False)
         hint = ResumeHint(f"eoengine train CONFIG --resume {run_id}")
-        callbacks: list[Callback] = [ckpt, logger_cb, RNGState(), hint]
+        callbacks: list[Callback] = [ckpt, latest, logger_cb, RNGState(), hint]
         if es:
             callbacks.append(EarlyStopping(monitor=monitor, patience=es.patience, mode=mode, min_delta=es.min_delta))
         trainer = L.Trainer(
@@ -228,49 +240,28 @@ def train(cfg: ProjectConfig, dataset: Path | None = None, uri: str | None = Non
         try:
             trainer.fit(task, dm, ckpt_path=str(last_ckpt) if last_ckpt else None)
         except FloatingPointError as exc:
-            mlflow.set_tag("failure", str(exc))
+            if primary:
+                mlflow.set_tag("failure", str(exc))
             last = ckpt.best_model_path or "none (no epoch completed)"
-            raise EOError(f"training stopped: {exc}; last good checkpoint: {last}", "lower the learning rate or check the inputs for extreme values") from None
+            raise EOError(f"training stopped: {exc}; last good checkpoint: {last}",
+                          "lower the learning rate, clip gradients (training.gradient_clip_val) or check the inputs for extreme values") from None
         best = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=False)
         task.load_state_dict(best["state_dict"])
-        best_epoch = int(best["epoch"])
         val_all = _evaluate(trainer, task, dm.val_dataloader())
         test_all = _evaluate(trainer, task, dm.test_dataloader()) if len(dm.test) else {}
-        names = [c["name"] for c in manifest["classes"]]
-        plot_curves(logger_cb.history, run_dir / "training_curves.png")
-        artifacts = ["training_curves.png", "scores.json"]
-        confusion = next((h for h in heads if "confusion_matrix" in (test_all or val_all)[h.name]), None)
-        if confusion is not None:
-            scores = (test_all or val_all)[confusion.name]
-            plot_confusion(scores["confusion_matrix"], names, run_dir / "confusion_matrix.png",
-                           f"confusion matrix ({'test' if test_all else 'val'} split)")
-            artifacts.append("confusion_matrix.png")
-        summary = {f"best_val_{h.prefix}{k}": val_all[h.name][k] for h in heads for k in HEAD_SCALARS[h.type]}
-        if test_all:
-            summary |= {f"test_{h.prefix}{k}": test_all[h.name][k] for h in heads for k in HEAD_SCALARS[h.type]}
-        mlflow.log_metrics(summary)
-        single = len(heads) == 1
-        val = val_all[heads[0].name] if single else val_all
-        test = (test_all[heads[0].name] if test_all else {}) if single else test_all
-        meta = {
-            "model": cfg.model.name, "model_kwargs": model_kwargs(cfg, manifest),
-            "task": cfg.task.type, "heads": [h.meta() for h in heads], "output_channels": output_channels(heads),
-            "target_name": cfg.labels.values.name if cfg.labels.values else None, "timesteps": int(manifest.get("timesteps", 1)),
-            "bands": manifest["bands"], "band_specs": manifest["band_specs"], "indices": manifest["indices"],
-            "index_constants": manifest["index_constants"], "channels": manifest["channels"],
-            "normalization": {"mean": manifest["statistics"]["train"]["mean"], "std": manifest["statistics"]["train"]["std"]},
-            "patch_size": patch, "classes": manifest["classes"], "resampling": manifest["resampling"],
-            "dataset": {"name": manifest["name"], "version": manifest["version"], "path": str(root)},
-            "run_id": run_id, "tracking_uri": track, "best_epoch": best_epoch,
-            "created": datetime.now(UTC).isoformat(timespec="seconds"), "prediction": cfg.prediction.model_dump(),
-        }
-        model_dir = save_package(task.model.cpu(), meta, run_dir / "model")
-        (run_dir / "scores.json").write_text(json.dumps({"val": val, "test": test, "best_epoch": best_epoch}, indent=2))
-        mlflow.log_artifacts(str(model_dir), "model")
-        for name in artifacts:
-            mlflow.log_artifact(str(run_dir / name))
+        if primary:
+            mlflow.set_tags({"world_size": trainer.world_size, "strategy": type(trainer.strategy).__name__})
+        else:
+            return TrainResult(run_id, run_dir, run_dir, track, int(best["epoch"]), {}, {}, primary=False)
+        rec = RunRecord(cfg, manifest, root, heads, run_id, run_dir, track, int(best["epoch"]), logger_cb.history)
+        model_dir, val, test = finish_run(rec, task.model.cpu(), val_all, test_all, model_kwargs(cfg, manifest))
         mlflow.log_artifact(ckpt.best_model_path, "checkpoints")
-    return TrainResult(run_id, run_dir, model_dir, track, best_epoch, val, test)
+    return TrainResult(run_id, run_dir, model_dir, track, rec.best_epoch, val, test)
+
+
+def is_primary_process() -> bool:
+    """False in the extra processes of a distributed run (DDP ranks other than 0)."""
+    return all(os.environ.get(k, "0") == "0" for k in ("RANK", "LOCAL_RANK", "NODE_RANK"))
 
 
 def _history(uri: str, run_id: str) -> dict[str, list[tuple[int, float]]]:
