@@ -6,7 +6,6 @@ import json
 import logging
 import sys
 import warnings
-from importlib import resources
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +15,7 @@ from rich.logging import RichHandler
 
 from eoengine.cli.dataset import dataset_app
 from eoengine.cli.format import score_line
+from eoengine.cli.runs import runs_app
 from eoengine.errors import ConfigError, EOError
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(dataset_app, name="dataset")
+app.add_typer(runs_app, name="runs")
 out = Console(soft_wrap=True)
 
 
@@ -42,15 +43,42 @@ def _setup_logging() -> None:
 @app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder for the new project")],
-    force: Annotated[bool, typer.Option(help="Overwrite an existing eoengine.yaml")] = False,
+    template: Annotated[str, typer.Option(help="basic: a commented config; custom: plus a custom model and loss")] = "basic",
+    force: Annotated[bool, typer.Option(help="Overwrite existing files")] = False,
 ) -> None:
-    """Write a commented example config (eoengine.yaml) into DIRECTORY."""
-    target = directory / "eoengine.yaml"
-    if target.exists() and not force:
-        raise EOError(f"{target} already exists", "use --force to overwrite it")
-    directory.mkdir(parents=True, exist_ok=True)
-    target.write_text(resources.files("eoengine.config").joinpath("example.yaml").read_text())
-    out.print(f"wrote {target} — edit the paths, then run: eoengine validate {target}")
+    """Scaffold a project in DIRECTORY: a commented config, and with --template custom the extension points."""
+    from eoengine.templates import TEMPLATES, write_template
+
+    if template not in TEMPLATES:
+        raise EOError(f"unknown template '{template}'", f"use one of: {', '.join(TEMPLATES)}")
+    written = write_template(template, directory, force)
+    out.print("wrote " + ", ".join(str(p) for p in written))
+    out.print(f"edit the paths, then run: eoengine validate {directory / 'eoengine.yaml'}")
+
+
+@app.command()
+def sweep(
+    config: Annotated[Path, typer.Argument(help="Project config with a 'sweep' section")],
+    trials: Annotated[int | None, typer.Option(help="Total trials (default: sweep.trials)")] = None,
+    name: Annotated[str | None, typer.Option(help="Study name (default: <project>-sweep); reuse to continue")] = None,
+) -> None:
+    """Hyperparameter search (Optuna): each trial a tracked run, the best one tagged; reruns continue."""
+    from rich.table import Table
+
+    from eoengine.config.load import load_config
+    from eoengine.training.sweep import run_sweep
+
+    result = run_sweep(load_config(config), trials, name)
+    table = Table(title=f"sweep {result.study}: {result.metric}")
+    for col in ("trial", "state", result.metric, "parameters", "run"):
+        table.add_column(col)
+    for t in result.trials:
+        value = "" if t["value"] is None else f"{t['value']:.4f}"
+        params = ", ".join(f"{k.rsplit('.', 1)[-1]}={v:.4g}" if isinstance(v, float) else f"{k.rsplit('.', 1)[-1]}={v}"
+                           for k, v in t["params"].items())
+        table.add_row(str(t["number"]), t["state"], value, params, t["run_id"][:12])
+    out.print(table)
+    out.print(f"best: {result.metric} {result.best_value:.4f} with {result.best_params} — run {result.best_run_id}")
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -67,4 +68,6 @@ def load_config(path: str | Path) -> ProjectConfig:
     except ValidationError as err:
         raise ConfigError(str(path), format_validation_error(err)) from None
     cfg.base_dir = path.resolve().parent
+    if str(cfg.base_dir) not in sys.path:  # custom models and losses next to the config import by dotted path
+        sys.path.append(str(cfg.base_dir))
     return cfg

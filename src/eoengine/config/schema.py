@@ -368,6 +368,50 @@ class TrainingConfig(Strict):
     experiment: str | None = None
 
 
+class SweepParam(Strict):
+    """The search space of one setting: a float or int range, or a list of choices."""
+
+    type: Literal["float", "int", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _space(self) -> SweepParam:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical parameter needs choices")
+        elif self.low is None or self.high is None or self.low > self.high:
+            raise ValueError(f"a {self.type} parameter needs low <= high")
+        elif self.log and self.low <= 0:
+            raise ValueError("a log-scaled range needs low > 0")
+        return self
+
+
+class SweepConfig(Strict):
+    """A hyperparameter search (Optuna): settings by dotted path, each trial a tracked run."""
+
+    params: dict[str, SweepParam] = Field(min_length=1, description="dotted config path -> search space")
+    trials: int = Field(default=10, ge=1)
+    metric: str | None = Field(default=None, description="default: the early-stopping monitor")
+    direction: Literal["maximize", "minimize"] | None = None
+    sampler: Literal["tpe", "random"] = "tpe"
+    prune: bool = Field(default=True, description="stop unpromising trials early (median rule)")
+    seed: int = 0
+    timeout_minutes: float | None = Field(default=None, gt=0)
+
+    @field_validator("params")
+    @classmethod
+    def _paths(cls, value: dict[str, SweepParam]) -> dict[str, SweepParam]:
+        for path in value:
+            if path.split(".")[0] not in ("model", "training", "task"):
+                raise ValueError(f"'{path}': only model.*, training.* and task.* settings can be swept "
+                                 "(the dataset is built once for all trials)")
+        return value
+
+
 class PredictionConfig(Strict):
     """Tiled prediction: tile size, overlap between tiles, batch size."""
 
@@ -397,6 +441,7 @@ class ProjectConfig(Strict):
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     prediction: PredictionConfig = Field(default_factory=PredictionConfig)
+    sweep: SweepConfig | None = None
 
     base_dir: Path = Field(default=Path("."), exclude=True, description="the config's folder")
 

@@ -157,12 +157,33 @@ def resolve_dataset(cfg: ProjectConfig, dataset: Path | None) -> Path:
     return root
 
 
-def train(cfg: ProjectConfig, dataset: Path | None = None, uri: str | None = None, resume: str | None = None) -> TrainResult:
+def train(
+    cfg: ProjectConfig,
+    dataset: Path | None = None,
+    uri: str | None = None,
+    resume: str | None = None,
+    tags: dict[str, str] | None = None,
+    callbacks: list[Callback] | None = None,
+) -> TrainResult:
     """Train the configured model on the dataset; returns the run and its scores.
 
     ``resume`` names a run of this project that was interrupted: it continues from its last
     checkpoint, in the same MLflow run, to the result it would have reached uninterrupted.
+    ``tags`` are added to the MLflow run; ``callbacks`` to the Lightning trainer (sweeps use both).
+    Lightning's deterministic mode is switched off again afterwards, as it was found.
     """
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        return _train(cfg, dataset, uri, resume, tags, callbacks)
+    finally:
+        torch.use_deterministic_algorithms(was_deterministic, warn_only=warn_only)
+
+
+def _train(
+    cfg: ProjectConfig, dataset: Path | None, uri: str | None, resume: str | None,
+    tags: dict[str, str] | None, callbacks: list[Callback] | None,
+) -> TrainResult:
     import mlflow
 
     check_model_name(cfg.model.name)
@@ -219,6 +240,7 @@ def train(cfg: ProjectConfig, dataset: Path | None = None, uri: str | None = Non
                 "dataset.name": manifest["name"], "dataset.version": manifest["version"], "task": cfg.task.type,
                 "dataset.path": str(root), "eoengine.version": eoengine.__version__, "git.commit": _git_commit(),
             })
+            mlflow.set_tags(tags or {})
             log_dataset_input(root, manifest)
             log_environment()
             logger_cb = EpochLogger()
@@ -228,11 +250,11 @@ def train(cfg: ProjectConfig, dataset: Path | None = None, uri: str | None = Non
         latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
                                  enable_version_counter=False)
         hint = ResumeHint(f"eoengine train CONFIG --resume {run_id}")
-        callbacks: list[Callback] = [ckpt, latest, logger_cb, RNGState(), hint]
+        all_callbacks: list[Callback] = [ckpt, latest, logger_cb, RNGState(), hint, *(callbacks or [])]
         if es:
-            callbacks.append(EarlyStopping(monitor=monitor, patience=es.patience, mode=mode, min_delta=es.min_delta))
+            all_callbacks.append(EarlyStopping(monitor=monitor, patience=es.patience, mode=mode, min_delta=es.min_delta))
         trainer = L.Trainer(
-            max_epochs=tc.epochs, logger=False, callbacks=callbacks, deterministic="warn",
+            max_epochs=tc.epochs, logger=False, callbacks=all_callbacks, deterministic="warn",
             enable_progress_bar=progress_enabled(), enable_model_summary=False, num_sanity_val_steps=0,
             log_every_n_steps=1, default_root_dir=str(run_dir), use_distributed_sampler=False,
             **trainer_options(cfg),
