@@ -19,6 +19,7 @@ from torch import nn
 from eoengine.errors import EOError
 from eoengine.models.cnn import CNN
 from eoengine.models.deeplab import FPN, DeepLabV3Plus
+from eoengine.models.external import smp_model
 from eoengine.models.multi_input import FusionUNet, SiameseUNet
 from eoengine.models.pixel_dnn import PixelDNN
 from eoengine.models.resnet import ResNetClassifier
@@ -39,6 +40,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "fusion_unet": FusionUNet,
     "tempcnn": TempCNN,
     "lstm": PixelLSTM,
+    "smp": smp_model,
 }
 
 CLASSIFIERS = frozenset({"resnet_classifier"})

@@ -40,6 +40,19 @@ def normalise(image: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarra
     return out
 
 
+def chip_targets(rows: Any, names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """From index rows: majority class (IGNORE if none), present classes (0/1) and class pixel counts."""
+    n, k = len(rows), len(names)
+    label = np.full(n, IGNORE, dtype=np.int64)
+    if "label" in rows:
+        label = np.where(rows["label"].to_numpy() >= 0, rows["label"].to_numpy(), IGNORE).astype(np.int64)
+    present = np.zeros((n, k), dtype=np.float32)
+    if names and f"present_{names[0]}" in rows:
+        present = np.array(rows[[f"present_{c}" for c in names]].to_numpy(), dtype=np.float32)
+    counts = np.array(rows[[f"count_{c}" for c in names]].to_numpy(), dtype=np.float64) if names else np.zeros((n, 0))
+    return label, present, counts
+
+
 class ChipDataset(Dataset[Item]):
     """Chips of one split: (normalised image (C,P,P) float32, targets by name)."""
 
@@ -54,13 +67,8 @@ class ChipDataset(Dataset[Item]):
         index = gpd.read_parquet(self.root / INDEX)
         rows = index.loc[index["split"] == split]
         self.ids = rows["chip_id"].to_numpy()
-        names = [c["name"] for c in manifest["classes"]]
-        self.chip_label = np.where(rows["label"] >= 0, rows["label"], IGNORE).astype(np.int64) if "label" in rows \
-            else np.full(len(rows), IGNORE, dtype=np.int64)
-        self.present = rows[[f"present_{n}" for n in names]].to_numpy(np.float32) if names and f"present_{names[0]}" in rows \
-            else np.zeros((len(rows), len(names)), dtype=np.float32)
-        self.class_counts = rows[[f"count_{n}" for n in names]].to_numpy(np.float64) if names \
-            else np.zeros((len(rows), 0))
+        names = [c["name"] for c in manifest.get("classes", [])]
+        self.chip_label, self.present, self.class_counts = chip_targets(rows, names)
         self.augmentation = augmentation
         self.seed = seed
         self._readers: dict[str, ChunkReader] | None = None
