@@ -115,7 +115,27 @@ class MultilabelFocal(nn.Module):
         return loss.mean()
 
 
+class Asymmetric(nn.Module):
+    """Asymmetric loss (Ridnik et al., 2021) for multi-label, where most labels are absent.
+
+    Negatives are down-weighted (``gamma_neg``) and easy ones (probability below ``clip``) ignored.
+    """
+
+    def __init__(self, gamma_pos: float = 0.0, gamma_neg: float = 4.0, clip: float = 0.05) -> None:
+        super().__init__()
+        self.gamma_pos, self.gamma_neg, self.clip = gamma_pos, gamma_neg, clip
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Mean asymmetric loss over chips and classes."""
+        t = target.to(logits.dtype)
+        p = torch.sigmoid(logits)
+        p_neg = (p - self.clip).clamp(min=0) if self.clip > 0 else p
+        pos = t * (1 - p) ** self.gamma_pos * F.logsigmoid(logits)
+        neg = (1 - t) * p_neg**self.gamma_neg * torch.log((1 - p_neg).clamp(min=1e-8))
+        return -(pos + neg).mean()
+
+
 REGRESSION_LOSSES: dict[str, type[nn.Module]] = {
     "mse": MSE, "mae": MAE, "huber": Huber, "log_cosh": LogCosh, "quantile": Quantile,
 }
-MULTILABEL_LOSSES: dict[str, type[nn.Module]] = {"bce": MultilabelBCE, "focal": MultilabelFocal}
+MULTILABEL_LOSSES: dict[str, type[nn.Module]] = {"bce": MultilabelBCE, "focal": MultilabelFocal, "asymmetric": Asymmetric}
