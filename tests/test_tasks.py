@@ -194,7 +194,7 @@ def test_task_mismatches_are_clear_errors(tmp_path: Path, capsys: pytest.Capture
         _train(tmp_path, wrong)
 
 
-def test_value_targets_are_stored_with_nan_for_unknown(tmp_path: Path) -> None:
+def test_value_targets_are_stored_with_nan_for_unknown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     values = 100 * _ndvi(S1999)
     values[:50] = -9999.0
     target = _like(S1999, tmp_path / "v.tif", values, "float32", -9999.0)
@@ -212,3 +212,5 @@ def test_value_targets_are_stored_with_nan_for_unknown(tmp_path: Path) -> None:
         chip = arrays["values"][int(cid)]
         assert np.isnan(chip).all()
     assert np.nanmin(arrays["values"][:]) > -200
+    code, out, err = run_cli(["dataset", "info", str(built.path)], capsys)
+    assert code == 0 and "target 'value' (train): mean" in out and "class balance" in out, err

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -34,19 +34,29 @@ def build(
     _summary(result.manifest)
 
 
-def _summary(m: dict[str, object]) -> None:
+def _summary(m: dict[str, Any]) -> None:
     splits = m["splits"]
     freq = m["class_frequencies"]
     assert isinstance(splits, dict) and isinstance(freq, dict)
     out.print(f"{m['n_chips']} chips of {m['patch_size']}x{m['patch_size']} px — " + ", ".join(f"{k} {v}" for k, v in splits.items()))
-    out.print(f"channels: {', '.join(m['channels'])}  (dropped: {m['dropped']})")  # type: ignore[arg-type]
+    out.print(f"channels: {', '.join(m['channels'])}  (dropped: {m['dropped']})")
+    task = m.get("task") or {}
+    steps = int(m.get("timesteps", 1))
+    out.print(f"task: {task.get('type', 'segmentation')}" + (f", {steps} dates per scene" if steps > 1 else ""))
+    values = (m.get("targets") or {}).get("values")
+    if values:
+        v = values["statistics"]
+        out.print(f"target '{values['name']}' (train): mean {v['mean'][0]:.4g}, std {v['std'][0]:.4g}, "
+                  f"min {v['min'][0]:.4g}, max {v['max'][0]:.4g}, {int(v['count'][0]):,} pixels")
+    if not m["classes"]:
+        return
     table = Table(title="class balance (labelled pixels)")
     table.add_column("class")
     for s in splits:
         table.add_column(s, justify="right")
         table.add_column("%", justify="right")
     totals = {s: max(1, sum(freq[s])) for s in splits}
-    classes: list[dict[str, str]] = m["classes"]  # type: ignore[assignment]
+    classes: list[dict[str, str]] = m["classes"]
     for i, c in enumerate(classes):
         row = [c["name"]]
         for s in splits:
