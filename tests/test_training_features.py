@@ -143,3 +143,17 @@ def test_ddp_with_two_cpu_processes(tmp_path: Path) -> None:
     found = mlflow.search_runs(experiment_names=["tiny"])
     assert len(found) == 1 and found["params.training.strategy"][0] == "ddp"
     assert found["tags.world_size"][0] == "2" and found["tags.strategy"][0] == "DDPStrategy"
+
+
+def test_only_rank_zero_is_primary(monkeypatch: pytest.MonkeyPatch) -> None:
+    from eoengine.training.train import is_primary_process
+
+    for key in ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK"):
+        monkeypatch.delenv(key, raising=False)
+    assert is_primary_process()
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    assert is_primary_process()
+    for key in ("SLURM_PROCID", "RANK", "LOCAL_RANK"):
+        monkeypatch.setenv(key, "3")
+        assert not is_primary_process(), key
+        monkeypatch.setenv(key, "0")

@@ -283,7 +283,8 @@ def _train(
 
 def is_primary_process() -> bool:
     """False in the extra processes of a distributed run (DDP ranks other than 0)."""
-    return all(os.environ.get(k, "0") == "0" for k in ("RANK", "LOCAL_RANK", "NODE_RANK"))
+    ranks = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK")
+    return all(os.environ.get(k, "0") == "0" for k in ranks)
 
 
 def _history(uri: str, run_id: str) -> dict[str, list[tuple[int, float]]]:
