@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
+from eoengine.cli import deploy
 from eoengine.cli.dataset import dataset_app
 from eoengine.cli.format import score_line
 from eoengine.cli.runs import runs_app
@@ -27,6 +28,8 @@ app = typer.Typer(
 )
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(runs_app, name="runs")
+for _command in (deploy.export, deploy.quantize, deploy.prune, deploy.register):
+    app.command()(_command)
 out = Console(soft_wrap=True)
 
 
@@ -115,7 +118,7 @@ def train(
 
 @app.command()
 def evaluate(
-    model: Annotated[str, typer.Argument(help="Model package folder, MLflow run id, or runs:/<id>")],
+    model: Annotated[str, typer.Argument(help="Model package folder, MLflow run id, runs:/<id> or models:/NAME@ALIAS")],
     dataset: Annotated[Path | None, typer.Option(help="Dataset folder (default: the model's)")] = None,
     split: Annotated[str, typer.Option(help="train, val or test")] = "test",
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON")] = False,
@@ -142,16 +145,17 @@ def evaluate(
 
 @app.command()
 def predict(
-    model: Annotated[str, typer.Argument(help="Model package folder, MLflow run id, or runs:/<id>")],
+    model: Annotated[str, typer.Argument(help="Model package folder, MLflow run id, runs:/<id> or models:/NAME@ALIAS")],
     scene: Annotated[list[str], typer.Argument(help="Band files in model order, one stack, or name=path pairs")],
     output: Annotated[Path, typer.Option("--out", "-o", help="Class map COG to write")],
     probabilities: Annotated[Path | None, typer.Option(help="Also write per-class probabilities (COG)")] = None,
     tile_size: Annotated[int | None, typer.Option(help="Tile size in pixels")] = None,
     overlap: Annotated[int | None, typer.Option(help="Tile overlap in pixels")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Tiles per forward pass")] = None,
+    engine: Annotated[str, typer.Option(help="auto (the faster on CPU), torch, onnx or onnx-int8")] = "auto",
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (for run ids)")] = None,
 ) -> None:
-    """Predict a class map over a scene of any size, as a Cloud-Optimized GeoTIFF."""
+    """Predict a class map (or value map) over a scene of any size, as a Cloud-Optimized GeoTIFF."""
     from eoengine.deploy.package import load_package
     from eoengine.inference.predict import PredictOptions, Predictor
     from eoengine.inference.sources import sources_for_model
@@ -165,7 +169,7 @@ def predict(
     opts.overlap = overlap if overlap is not None else opts.overlap
     opts.batch_size = batch_size or opts.batch_size
     with SceneReader(sources, pkg.meta.get("resampling", "bilinear")) as reader:
-        Predictor(pkg, opts).predict(reader, output, probabilities, scene)
+        Predictor(pkg, opts, engine).predict(reader, output, probabilities, scene)
     out.print(f"map: {output}" + (f"\nprobabilities: {probabilities}" if probabilities else ""))
 
 

@@ -68,6 +68,20 @@ def export_onnx(model: nn.Module, channels: int, patch: int, path: Path) -> None
                               "logits": {0: "batch", 2: "height", 3: "width"}},
                 dynamo=False, opset_version=17,
             )
+    _inline_weights(path)
+
+
+def _inline_weights(path: Path) -> None:
+    """Keep weights inside the .onnx file (one file to copy, serve and quantize) below 2 GB."""
+    import onnx
+
+    data = [p for p in path.parent.iterdir() if p.name.startswith(path.name + ".") and p.suffix == ".data"]
+    if not data or sum(p.stat().st_size for p in data) > 1.8 * 2**30:
+        return
+    graph = onnx.load(str(path), load_external_data=True)
+    onnx.save_model(graph, str(path), save_as_external_data=False)
+    for p in data:
+        p.unlink()
 
 
 def save_package(model: nn.Module, meta: dict[str, Any], dest: Path, onnx: bool = True) -> Path:

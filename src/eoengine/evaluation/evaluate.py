@@ -6,6 +6,7 @@ import base64
 import html
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,14 @@ class Evaluation:
     head_types: dict[str, str]
 
 
-def split_scores(pkg: ModelPackage, root: Path, split: str, batch_size: int = 32) -> dict[str, dict[str, Any]]:
-    """Metrics of every head of the model on a dataset split (nodata and unlabelled pixels ignored)."""
+def split_scores(
+    pkg: ModelPackage, root: Path, split: str, batch_size: int = 32,
+    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Metrics of every head of the model on a dataset split (nodata and unlabelled pixels ignored).
+
+    ``forward`` replaces the package's PyTorch model (e.g. an ONNX Runtime session).
+    """
     manifest = read_manifest(root)
     if manifest["channels"] != pkg.meta["channels"]:
         raise EOError(
@@ -49,9 +56,10 @@ def split_scores(pkg: ModelPackage, root: Path, split: str, batch_size: int = 32
         raise EOError(f"dataset {root} has no '{split}' chips", "choose another --split")
     heads = heads_from_meta(pkg.meta)
     metrics = [h.metrics() for h in heads]
+    run = forward or pkg.model
     with torch.inference_mode():
         for x, targets in DataLoader(ds, batch_size=batch_size):
-            for head, acc, pred in zip(heads, metrics, split_outputs(pkg.model(x), heads), strict=True):
+            for head, acc, pred in zip(heads, metrics, split_outputs(run(x), heads), strict=True):
                 acc.update(*metric_input(head, pred, targets[TARGET_KEY[head.type]]))
     return {h.name: m.compute() for h, m in zip(heads, metrics, strict=True)}
 

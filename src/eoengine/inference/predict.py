@@ -27,6 +27,7 @@ from eoengine.deploy.package import WEIGHTS, ModelPackage
 from eoengine.errors import EOError
 from eoengine.features.indices import stack_features
 from eoengine.hashing import canonical_hash, file_sha256
+from eoengine.inference.engines import select_engine
 from eoengine.inference.output import MapWriter
 from eoengine.inference.regions import Region, regions
 from eoengine.inference.tiling import blend_weights, round_up
@@ -74,7 +75,7 @@ class Carry:
 class Predictor:
     """Run a model package over scenes with tiled, blended, streaming inference."""
 
-    def __init__(self, package: ModelPackage, options: PredictOptions | None = None) -> None:
+    def __init__(self, package: ModelPackage, options: PredictOptions | None = None, engine: str = "auto") -> None:
         self.pkg = package
         meta = package.meta
         pred = meta.get("prediction", {})
@@ -90,6 +91,8 @@ class Predictor:
         self.n_out = self.head.stop - self.head.start
         self.timesteps = int(meta.get("timesteps", 1))
         torch.set_num_threads(max(1, os.cpu_count() or 1))
+        probe = np.zeros((self.opts.batch_size, len(meta["channels"]), self.tile, self.tile), dtype=np.float32)
+        self.engine, self.forward = select_engine(package, engine, probe)
 
     def _read(self, reader: SceneReader, reg: Region) -> tuple[Region, np.ndarray, np.ndarray]:
         h, w = reg.cover
@@ -109,7 +112,7 @@ class Predictor:
             chunk = tiles[i : i + self.opts.batch_size]
             batch = np.stack([data[:, r : r + t, c : c + t] for r, c in chunk])
             with torch.inference_mode():
-                out = self.pkg.model(torch.from_numpy(batch))[:, self.head.start:self.head.stop]
+                out = self.forward(batch)[:, self.head.start:self.head.stop]
                 if self.regression:
                     probs = (out * self.head.value_std + self.head.value_mean).numpy()
                 else:
@@ -127,6 +130,7 @@ class Predictor:
         layout = regions(grid.height, grid.width, self.tile, self.overlap, self.opts.region_size)
         writer = MapWriter(self.pkg, grid, Path(out), probabilities, inputs or [s.path for s in reader.sources],
                            self._job_key(reader, probabilities is not None), self._value_name())
+        writer.tags["EOENGINE_ENGINE"] = self.engine
         with rasterio.Env(GDAL_CACHEMAX=256), writer:
             self._run(reader, layout, writer)
         return Path(out)
@@ -143,7 +147,7 @@ class Predictor:
         return canonical_hash({
             "weights": file_sha256(weights) if weights.exists() else str(id(self.pkg.model)),
             "meta": self.pkg.meta, "grid": reader.grid.__dict__, "tile": self.tile, "overlap": self.overlap,
-            "options": self.opts.model_dump(), "probabilities": probabilities,
+            "options": self.opts.model_dump(), "probabilities": probabilities, "engine": self.engine,
             "inputs": [[f, os.stat(f).st_size, os.stat(f).st_mtime_ns] if os.path.exists(f) else [f] for f in files],
             "sources": [s.__dict__ for s in reader.sources],
         })

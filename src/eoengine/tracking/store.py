@@ -48,10 +48,18 @@ def cache_dir() -> Path:
 
 
 def resolve_model_ref(ref: str, uri: str | None) -> Path:
-    """A model package path from a folder, ``runs:/<id>``, or a bare run id (downloaded once)."""
+    """A model package path from a folder, a run, or the Model Registry.
+
+    Accepts a package folder, ``runs:/<id>``, a bare run id, ``models:/name@alias`` or
+    ``models:/name/version``; fetched packages are downloaded once, then cached.
+    """
     p = Path(ref)
     if p.exists():
         return p
+    if ref.startswith("models:/"):
+        from eoengine.deploy.registry import fetch
+
+        return fetch(ref, uri, cache_dir())
     run_id = ref.removeprefix("runs:/").split("/")[0]
     if not _RUN_ID.match(run_id):
         raise EOError(

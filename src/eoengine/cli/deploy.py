@@ -1,0 +1,122 @@
+"""Deployment commands: export, quantize, prune and register model packages."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from eoengine.errors import EOError
+
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+ModelArg = Annotated[str, typer.Argument(help="Model package folder, MLflow run id, runs:/<id> or models:/NAME@ALIAS")]
+UriOpt = Annotated[str | None, typer.Option(help="MLflow tracking URI (for run ids and the registry)")]
+
+
+def _load(model: str, tracking_uri: str | None) -> Any:
+    from eoengine.deploy.package import load_package
+    from eoengine.tracking.store import resolve_model_ref
+
+    return load_package(resolve_model_ref(model, tracking_uri))
+
+
+def export(
+    model: ModelArg,
+    format: Annotated[str, typer.Option("--format", help="Export format (onnx)")] = "onnx",
+    output: Annotated[Path | None, typer.Option("--out", "-o", help="Where to write (default: the package's model.onnx)")] = None,
+    tolerance: Annotated[float, typer.Option(help="Largest logit difference to PyTorch accepted on real chips")] = 1e-4,
+    tracking_uri: UriOpt = None,
+) -> None:
+    """Export a model to ONNX (dynamic batch and size) and check it against PyTorch on real chips."""
+    from eoengine.deploy.onnx import export_checked
+
+    if format != "onnx":
+        raise EOError(f"unknown export format '{format}'", "use --format onnx")
+    check = export_checked(_load(model, tracking_uri), output, tolerance)
+    out.print(f"wrote {check.path}: dynamic batch and size; on {check.chips} real chips at sides "
+              f"{', '.join(map(str, check.sizes_checked))} the logits differ from PyTorch by at most "
+              f"{check.max_abs_diff:.2e} (tolerance {check.tolerance:g}); classes agree on {100 * check.class_agreement:.3f}% of pixels")
+
+
+def _table(title: str, report: dict[str, dict[str, Any]], metric: str, base: str) -> None:
+    table = Table(title=title)
+    for col in ("variant", "size MB", "ms / batch", metric, f"Δ {metric}", "speed-up"):
+        table.add_column(col, justify="right")
+    ref = report[base]
+    for name, r in report.items():
+        if "error" in r:
+            table.add_row(name, "", "", "", "", r["error"][:60])
+            continue
+        extra = f" ({100 * r['sparsity']:.0f}% zeros)" if "sparsity" in r else ""
+        table.add_row(name + extra, f"{r['size_mb']:.2f}", f"{r['ms_per_batch']:.1f}", f"{r['scores'][metric]:.4f}",
+                      f"{r['scores'][metric] - ref['scores'][metric]:+.4f}", f"{ref['ms_per_batch'] / r['ms_per_batch']:.2f}x")
+    out.print(table)
+
+
+def quantize(
+    model: ModelArg,
+    calibration_chips: Annotated[int, typer.Option(help="Train chips used to calibrate activations")] = 64,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+    tracking_uri: UriOpt = None,
+) -> None:
+    """Quantize to int8 with ONNX Runtime (static, calibrated on dataset chips, and dynamic); compare size, speed, scores."""
+    from eoengine.deploy.compress import main_metric
+    from eoengine.deploy.compress import quantize as run
+
+    pkg = _load(model, tracking_uri)
+    report = run(pkg, calibration_chips)
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    head, metric = main_metric(pkg)
+    key = metric if len(report["pytorch_fp32"]["scores"]) and metric in report["pytorch_fp32"]["scores"] else f"{head}_{metric}"
+    _table(f"quantization of {pkg.path} (test split)", report, key, "pytorch_fp32")
+    out.print(f"files: {pkg.path / 'model.int8.onnx'}, {pkg.path / 'model.int8-dynamic.onnx'}; report: {pkg.path / 'quantization.json'}")
+
+
+def prune(
+    model: ModelArg,
+    amount: Annotated[float, typer.Option(help="Share of weights (unstructured) or channels (structured) to remove")] = 0.5,
+    method: Annotated[str, typer.Option(help="unstructured (L1, global) or structured (L2 over output channels)")] = "unstructured",
+    finetune_epochs: Annotated[int, typer.Option(help="Fine-tune this many epochs on the train split after pruning")] = 0,
+    lr: Annotated[float, typer.Option(help="Fine-tuning learning rate")] = 1e-4,
+    output: Annotated[Path | None, typer.Option("--out", "-o", help="New package folder (default: <package>-pruned)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+    tracking_uri: UriOpt = None,
+) -> None:
+    """Prune a model (optionally fine-tuning it) into a new package; compare size, speed and scores."""
+    from eoengine.deploy.compress import main_metric
+    from eoengine.deploy.compress import prune as run
+
+    pkg = _load(model, tracking_uri)
+    dest, report = run(pkg, amount, method, finetune_epochs, lr, output)
+    if as_json:
+        print(json.dumps({"package": str(dest), **report}, indent=2))
+        return
+    head, metric = main_metric(pkg)
+    key = metric if metric in report["original"]["scores"] else f"{head}_{metric}"
+    _table(f"pruning {amount:.0%} {method} (test split; sizes gzip-compressed)", report, key, "original")
+    out.print(f"pruned package: {dest}")
+
+
+def register(
+    model: ModelArg,
+    name: Annotated[str, typer.Option(help="Registered model name")],
+    alias: Annotated[list[str] | None, typer.Option(help="Alias(es) to point at this version, e.g. champion")] = None,
+    tracking_uri: UriOpt = None,
+) -> None:
+    """Register a model package in the MLflow Model Registry (pyfunc with signature) and set aliases."""
+    import mlflow
+
+    from eoengine.deploy.registry import register as run
+
+    pkg = _load(model, tracking_uri)
+    uri = tracking_uri or pkg.meta.get("tracking_uri") or mlflow.get_tracking_uri()
+    reg = run(pkg, name, uri, alias)
+    names = ", ".join(f"models:/{name}@{a}" for a in reg.aliases)
+    out.print(f"registered {reg.uri}" + (f" ({names})" if names else "") + f" in {uri}")

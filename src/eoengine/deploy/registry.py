@@ -1,0 +1,139 @@
+"""Register model packages in the MLflow Model Registry as pyfunc models, and fetch them back.
+
+A registered version is an MLflow pyfunc model (``mlflow.pyfunc.load_model`` works on it
+anywhere eoengine is installed) whose artifacts hold the whole eoengine package, with a
+tensor signature: ``image`` (batch, channels, height, width) float32 → ``logits``. The
+version is tagged with the run, dataset version, task, bands and classes; aliases such as
+``champion`` move between versions. ``models:/name@alias`` and ``models:/name/3`` resolve to
+the package folder for ``predict``, ``evaluate`` and ``serve``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eoengine.deploy.package import META, ModelPackage
+from eoengine.errors import EOError
+
+PACKAGE_ARTIFACT = "package"
+_REF = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w\-]+)|/(?P<version>\d+))$")
+
+
+def _pyfunc_class() -> type:
+    import mlflow
+
+    class EOEngineModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc, name-defined]
+        """Logits for normalised image batches, from an eoengine model package."""
+
+        def load_context(self, context: Any) -> None:
+            from eoengine.deploy.package import load_package
+
+            self.pkg = load_package(Path(context.artifacts[PACKAGE_ARTIFACT]))
+
+        def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> np.ndarray:
+            import torch
+
+            if isinstance(model_input, dict):  # a named tensor schema arrives as {"image": array}
+                model_input = model_input.get("image", next(iter(model_input.values())))
+            x = np.asarray(model_input, dtype=np.float32)
+            if x.ndim == 3:
+                x = x[None]
+            with torch.inference_mode():
+                return self.pkg.model(torch.from_numpy(x)).numpy()  # type: ignore[no-any-return]
+
+    return EOEngineModel
+
+
+@dataclass
+class Registered:
+    """A registered model version."""
+
+    name: str
+    version: str
+    aliases: list[str]
+    uri: str
+
+
+def register(pkg: ModelPackage, name: str, uri: str, aliases: list[str] | None = None) -> Registered:
+    """Register ``pkg`` as a new version of ``name`` (created if new) and point ``aliases`` at it."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.models import ModelSignature
+    from mlflow.tracking import MlflowClient
+    from mlflow.types import Schema, TensorSpec
+
+    if not re.match(r"^[\w\-.]+$", name):
+        raise EOError(f"model name '{name}' has characters the registry does not allow", "use letters, digits, '-', '_', '.'")
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(tracking_uri=uri)
+    meta = pkg.meta
+    channels, outputs = len(meta["channels"]), int(meta.get("output_channels", len(meta["classes"])))
+    out_shape = (-1, outputs) if meta.get("task") == "classification" and meta.get("model") == "resnet_classifier" else (-1, outputs, -1, -1)
+    signature = ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, channels, -1, -1), "image")]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), out_shape, "logits")]),
+    )
+    run_id = meta.get("run_id")
+    try:
+        run_ok = bool(run_id) and client.get_run(str(run_id)) is not None
+    except MlflowException:
+        run_ok = False
+    if not run_ok:
+        mlflow.set_experiment("eoengine-registry")
+    with mlflow.start_run(run_id=str(run_id) if run_ok else None):
+        info = mlflow.pyfunc.log_model(
+            name="pyfunc-model", python_model=_pyfunc_class()(), artifacts={PACKAGE_ARTIFACT: str(pkg.path)},
+            signature=signature, registered_model_name=name, pip_requirements=["eoengine", "torch", "mlflow"],
+        )
+    version = str(info.registered_model_version)
+    tags = {"eoengine.task": meta.get("task", "segmentation"), "eoengine.model": meta["model"],
+            "eoengine.dataset.version": meta.get("dataset", {}).get("version", ""), "eoengine.run_id": str(run_id or ""),
+            "eoengine.bands": ",".join(meta["bands"]), "eoengine.classes": ",".join(c["name"] for c in meta["classes"]),
+            "eoengine.patch_size": str(meta["patch_size"])}
+    for k, v in tags.items():
+        client.set_model_version_tag(name, version, k, v)
+    for alias in aliases or []:
+        client.set_registered_model_alias(name, alias, version)
+    return Registered(name, version, list(aliases or []), f"models:/{name}/{version}")
+
+
+def is_registry_ref(ref: str) -> bool:
+    """Whether ``ref`` is a ``models:/`` URI."""
+    return ref.startswith("models:/")
+
+
+def fetch(ref: str, uri: str | None, cache: Path) -> Path:
+    """The package folder of a ``models:/name@alias`` or ``models:/name/version`` reference."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    m = _REF.match(ref)
+    if not m:
+        raise EOError(f"'{ref}' is not a registry reference", "write models:/NAME@ALIAS or models:/NAME/VERSION")
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        if m["alias"]:
+            mv = client.get_model_version_by_alias(m["name"], m["alias"])
+        else:
+            mv = client.get_model_version(m["name"], m["version"])
+    except MlflowException as exc:
+        raise EOError(f"{ref} is not in the registry at {uri or mlflow.get_tracking_uri()}: {str(exc).splitlines()[0]}",
+                      "list versions with the MLflow UI, or register one with 'eoengine register'") from None
+    dst = cache / "registry" / m["name"] / str(mv.version)
+    found = list(dst.glob(f"artifacts/**/{META}"))
+    if not found:
+        dst.mkdir(parents=True, exist_ok=True)
+        local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{m['name']}/{mv.version}", dst_path=str(dst),
+                                                    tracking_uri=uri)
+        found = list(Path(local).glob(f"artifacts/**/{META}"))
+    if not found:
+        raise EOError(f"{ref} (version {mv.version}) holds no eoengine package", "register it with 'eoengine register'")
+    json.loads(found[0].read_text())
+    return found[0].parent

@@ -1,0 +1,147 @@
+"""Deployment: ONNX export check, int8 quantization, pruning, the MLflow Model Registry, ONNX Runtime prediction."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import rasterio
+import torch
+from conftest import OGT, run_cli, save_config, tiny_config
+
+from eoengine.config.load import load_config
+from eoengine.datasets.build import build_dataset
+from eoengine.deploy.package import load_package
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from eoengine.training.train import train
+
+    tmp = tmp_path_factory.mktemp("deploy")
+    cfg = load_config(save_config(tmp, tiny_config(tmp, **{"model": {"name": "unet", "kwargs": {"depth": 2, "base_channels": 8}},
+                                                            "training.epochs": 3})))
+    build_dataset(cfg)
+    result = train(cfg)
+    stack = tmp / "scene4.tif"
+    with rasterio.open(OGT / "LE70220491999322EDC01_stack.gtif") as ds:
+        profile, data = ds.profile | {"count": 4}, ds.read([1, 2, 3, 4])
+    with rasterio.open(stack, "w", **profile) as dst:
+        dst.write(data)
+    return {"tmp": tmp, "result": result, "scene": stack}
+
+
+def _copy(model: dict, name: str) -> Path:
+    dst = model["tmp"] / name
+    if not dst.exists():
+        shutil.copytree(model["result"].model_path, dst)
+    return dst
+
+
+def test_export_checks_onnx_against_pytorch_on_real_chips(model: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    pkg_dir = _copy(model, "export")
+    (pkg_dir / "model.onnx").unlink()
+    code, out, err = run_cli(["export", str(pkg_dir), "--format", "onnx"], capsys)
+    assert code == 0, err
+    assert "sides 16, 32" in out and "classes agree on 100.000%" in out
+    assert (pkg_dir / "model.onnx").stat().st_size > 100_000 and not list(pkg_dir.glob("*.data"))  # weights inline
+    code, _, err = run_cli(["export", str(pkg_dir), "--format", "tflite"], capsys)
+    assert code == 2 and "use --format onnx" in err
+
+
+def test_a_graph_that_disagrees_is_caught(model: dict) -> None:
+    from eoengine.deploy.onnx import compare, sample_chips
+    from eoengine.deploy.package import export_onnx
+
+    pkg = load_package(_copy(model, "export"))
+    other = load_package(_copy(model, "other"))
+    with torch.no_grad():
+        for p in other.model.parameters():
+            p.add_(0.5)
+    bad = model["tmp"] / "bad.onnx"
+    export_onnx(other.model, len(pkg.meta["channels"]), 16, bad)
+    worst, agree, _ = compare(pkg, bad, sample_chips(pkg, 8))
+    assert worst > 1e-2 and agree < 1.0
+
+
+def test_quantize_reports_size_speed_and_scores(model: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    pkg_dir = _copy(model, "quant")
+    code, out, err = run_cli(["quantize", str(pkg_dir), "--json", "--calibration-chips", "16"], capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    assert set(report) == {"pytorch_fp32", "onnx_fp32", "onnx_int8_static", "onnx_int8_dynamic"}
+    fp32, int8 = report["onnx_fp32"], report["onnx_int8_static"]
+    assert int8["size_mb"] < fp32["size_mb"] * 0.6  # int8 weights, plus per-channel scales
+    assert abs(int8["scores"]["miou"] - fp32["scores"]["miou"]) < 0.1
+    assert report["onnx_fp32"]["scores"]["miou"] == pytest.approx(report["pytorch_fp32"]["scores"]["miou"], abs=1e-3)
+    assert (pkg_dir / "model.int8.onnx").exists() and (pkg_dir / "quantization.json").exists()
+    code, out, err = run_cli(["predict", str(pkg_dir), str(model["scene"]), "--out", str(model["tmp"] / "q.tif"),
+                              "--engine", "onnx-int8"], capsys)
+    assert code == 0, err
+
+
+def test_prune_writes_a_sparser_package(model: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    from eoengine.deploy.compress import sparsity
+
+    pkg_dir = _copy(model, "prune")
+    code, out, err = run_cli(["prune", str(pkg_dir), "--amount", "0.6", "--finetune-epochs", "1", "--json"], capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    pruned = load_package(Path(report["package"]))
+    assert sparsity(pruned.model) == pytest.approx(0.6, abs=0.02)  # fine-tuning kept the zeros
+    assert report["pruned"]["size_mb"] < report["original"]["size_mb"]
+    assert pruned.meta["pruning"]["amount"] == 0.6 and (pruned.path / "model.onnx").exists()
+    code, out, err = run_cli(["prune", str(pkg_dir), "--amount", "0.5", "--method", "structured", "--out",
+                              str(model["tmp"] / "structured")], capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["prune", str(pkg_dir), "--amount", "1.5"], capsys)
+    assert code == 2 and "between 0 and 1" in err
+
+
+def test_registry_aliases_and_predict_by_alias(model: dict, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EOENGINE_CACHE", str(model["tmp"] / "cache"))
+    uri = model["result"].tracking_uri
+    pkg_dir = _copy(model, "reg")
+    code, out, err = run_cli(["register", str(pkg_dir), "--name", "landcover", "--alias", "champion", "--tracking-uri", uri], capsys)
+    assert code == 0, err
+    assert "models:/landcover/1" in out and "models:/landcover@champion" in out
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    mv = client.get_model_version_by_alias("landcover", "champion")
+    assert str(mv.version) == "1" and mv.tags["eoengine.dataset.version"] and mv.run_id == model["result"].run_id
+    mlflow.set_tracking_uri(uri)
+    pyfunc = mlflow.pyfunc.load_model("models:/landcover@champion")
+    logits = pyfunc.predict(np.zeros((2, 5, 16, 16), dtype=np.float32))
+    assert logits.shape == (2, 5, 16, 16)
+    assert pyfunc.metadata.get_input_schema().inputs[0].shape == (-1, 5, -1, -1)
+    code, out, err = run_cli(["register", str(pkg_dir), "--name", "landcover", "--alias", "champion", "--tracking-uri", uri], capsys)
+    assert code == 0 and str(client.get_model_version_by_alias("landcover", "champion").version) == "2"
+    out_map = model["tmp"] / "by_alias.tif"
+    code, out, err = run_cli(["predict", "models:/landcover@champion", str(model["scene"]), "--out", str(out_map),
+                              "--tracking-uri", uri, "--engine", "onnx"], capsys)
+    assert code == 0, err
+    with rasterio.open(out_map) as ds:
+        assert ds.tags()["EOENGINE_ENGINE"] == "onnx"
+    code, _, err = run_cli(["predict", "models:/landcover@nope", str(model["scene"]), "--out", str(out_map),
+                            "--tracking-uri", uri], capsys)
+    assert code == 2 and "not in the registry" in err
+
+
+def test_onnx_and_torch_maps_agree(model: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    pkg = str(model["result"].model_path)
+    maps = {}
+    for engine in ("torch", "onnx", "auto"):
+        out_map = model["tmp"] / f"map_{engine}.tif"
+        code, _, err = run_cli(["predict", pkg, str(model["scene"]), "--out", str(out_map), "--engine", engine], capsys)
+        assert code == 0, err
+        with rasterio.open(out_map) as ds:
+            maps[engine] = ds.read(1)
+            assert ds.tags()["EOENGINE_ENGINE"] in ("torch", "onnx")
+    assert (maps["torch"] == maps["onnx"]).mean() > 0.999 and (maps["auto"] == maps["torch"]).mean() > 0.999
+    code, _, err = run_cli(["predict", pkg, str(model["scene"]), "--out", str(model["tmp"] / "x.tif"), "--engine", "tpu"], capsys)
+    assert code == 2 and "unknown engine" in err
+    code, _, err = run_cli(["predict", pkg, str(model["scene"]), "--out", str(model["tmp"] / "x.tif"), "--engine", "onnx-int8"], capsys)
+    assert code == 2 and "eoengine quantize" in err and not (model["tmp"] / "x.tif").exists()
