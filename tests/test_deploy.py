@@ -145,3 +145,63 @@ def test_onnx_and_torch_maps_agree(model: dict, capsys: pytest.CaptureFixture[st
     assert code == 2 and "unknown engine" in err
     code, _, err = run_cli(["predict", pkg, str(model["scene"]), "--out", str(model["tmp"] / "x.tif"), "--engine", "onnx-int8"], capsys)
     assert code == 2 and "eoengine quantize" in err and not (model["tmp"] / "x.tif").exists()
+
+
+def _halves(model: dict) -> tuple[Path, Path]:
+    """The sample scene as two overlapping scenes; the second in another UTM zone's CRS."""
+    from rasterio.warp import Resampling, calculate_default_transform, reproject
+    from rasterio.windows import Window
+
+    left, right = model["tmp"] / "left.tif", model["tmp"] / "right.tif"
+    with rasterio.open(model["scene"]) as ds:
+        w = Window(0, 0, 150, 250)
+        profile = ds.profile | {"width": 150, "height": 250, "transform": ds.window_transform(w)}
+        with rasterio.open(left, "w", **profile) as dst:
+            dst.write(ds.read(window=w))
+        w2 = Window(100, 0, 150, 250)
+        data, tr = ds.read(window=w2), ds.window_transform(w2)
+        bounds = rasterio.windows.bounds(w2, ds.transform)
+        dst_tr, width, height = calculate_default_transform(ds.crs, "EPSG:32616", 150, 250, *bounds)
+        out = np.zeros((4, height, width), dtype=data.dtype)
+        reproject(data, out, src_transform=tr, src_crs=ds.crs, dst_transform=dst_tr, dst_crs="EPSG:32616",
+                  resampling=Resampling.nearest, src_nodata=-9999, dst_nodata=-9999)
+        prof = ds.profile | {"width": width, "height": height, "transform": dst_tr, "crs": "EPSG:32616", "nodata": -9999}
+        with rasterio.open(right, "w", **prof) as dst:
+            dst.write(out)
+    return left, right
+
+
+def test_many_scenes_per_scene_mosaic_and_beam(model: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    left, right = _halves(model)
+    pkg = str(model["result"].model_path)
+    per = model["tmp"] / "per_scene"
+    code, out, err = run_cli(["predict", pkg, "--scene", str(left), "--scene", str(right), "--out-dir", str(per),
+                              "--engine", "torch"], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in per.glob("*.tif")) == ["left.tif", "right.tif"]
+    mosaic = model["tmp"] / "mosaic.tif"
+    code, out, err = run_cli(["predict", pkg, "--scene", str(left), "--scene", str(right), "--out", str(mosaic),
+                              "--engine", "torch"], capsys)
+    assert code == 0, err
+    whole = model["tmp"] / "whole.tif"
+    run_cli(["predict", pkg, str(model["scene"]), "--out", str(whole), "--engine", "torch"], capsys)
+    with rasterio.open(mosaic) as m, rasterio.open(whole) as w:
+        assert m.crs == w.crs and m.colormap(1)[1] == w.colormap(1)[1] and m.tags()["EOENGINE_MOSAIC_OF"] == "2"
+        assert abs(m.bounds.left - w.bounds.left) < 1 and m.bounds.right >= w.bounds.right - 31
+        a = m.read(1, window=rasterio.windows.from_bounds(*w.bounds, transform=m.transform), boundless=True, fill_value=255)
+        b = w.read(1)
+        inner = (a != 255) & (b != 255)
+        inner[:, 140:160] = False  # the scenes' seam, where tiles saw less context
+        assert inner.mean() > 0.8 and (a[inner] == b[inner]).mean() > 0.9
+    assert not (model["tmp"] / ".mosaic.tif.scenes").exists()
+    beam_dir = model["tmp"] / "beam"
+    code, _, err = run_cli(["predict", pkg, "--scene", str(left), "--scene", str(right), "--out-dir", str(beam_dir),
+                              "--engine", "torch", "--beam"], capsys)
+    assert code == 0, err
+    for name in ("left.tif", "right.tif"):
+        with rasterio.open(beam_dir / name) as x, rasterio.open(per / name) as y:
+            assert np.array_equal(x.read(1), y.read(1))
+    code, _, err = run_cli(["predict", pkg, str(left), "--scene", str(right), "--out", str(mosaic)], capsys)
+    assert code == 2 and "one scene" in err
+    code, _, err = run_cli(["predict", pkg, "--scene", str(left), "--scene", str(right)], capsys)
+    assert code == 2 and "--out-dir" in err

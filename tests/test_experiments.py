@@ -128,3 +128,17 @@ def test_pruning_reports_each_epoch_and_stops_bad_trials() -> None:
     with pytest.raises(optuna.TrialPruned, match="epoch 0"):
         cb.on_validation_end(SimpleNamespace(callback_metrics={"val_miou": torch.tensor(0.1)}, current_epoch=0), None)
     assert bad.storage.get_trial(bad._trial_id).intermediate_values == {0: pytest.approx(0.1)}
+
+
+def test_each_project_keeps_its_own_store_in_one_process(tmp_path: Path) -> None:
+    from eoengine.training.train import train
+
+    results = []
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        cfg = load_config(save_config(tmp_path / name, tiny_config(tmp_path / name, **{"training.epochs": 1})))
+        build_dataset(cfg)
+        results.append(train(cfg))
+    for name, result in zip(("a", "b"), results, strict=True):
+        assert result.tracking_uri.endswith(f"{name}/out/mlflow.db")  # not the store mlflow last exported
+        assert len(mlflow.MlflowClient(result.tracking_uri).search_runs(["1"])) == 1

@@ -146,28 +146,49 @@ def evaluate(
 @app.command()
 def predict(
     model: Annotated[str, typer.Argument(help="Model package folder, MLflow run id, runs:/<id> or models:/NAME@ALIAS")],
-    scene: Annotated[list[str], typer.Argument(help="Band files in model order, one stack, or name=path pairs")],
-    output: Annotated[Path, typer.Option("--out", "-o", help="Class map COG to write")],
+    scene: Annotated[list[str] | None, typer.Argument(help="One scene: band files in model order, one stack, or name=path pairs")] = None,
+    output: Annotated[Path | None, typer.Option("--out", "-o", help="Map COG to write (for many scenes: their mosaic)")] = None,
+    scenes: Annotated[list[str] | None, typer.Option("--scene", help="Many scenes: repeat; each a stack or comma-separated band files")] = None,
+    out_dir: Annotated[Path | None, typer.Option(help="Many scenes: write one COG per scene here")] = None,
     probabilities: Annotated[Path | None, typer.Option(help="Also write per-class probabilities (COG)")] = None,
     tile_size: Annotated[int | None, typer.Option(help="Tile size in pixels")] = None,
     overlap: Annotated[int | None, typer.Option(help="Tile overlap in pixels")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Tiles per forward pass")] = None,
     engine: Annotated[str, typer.Option(help="auto (the faster on CPU), torch, onnx or onnx-int8")] = "auto",
+    beam: Annotated[bool, typer.Option("--beam", help="Many scenes as an Apache Beam pipeline (one element per scene)")] = False,
+    runner: Annotated[str, typer.Option(help="Beam runner for --beam")] = "DirectRunner",
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (for run ids)")] = None,
 ) -> None:
-    """Predict a class map (or value map) over a scene of any size, as a Cloud-Optimized GeoTIFF."""
+    """Predict a class map (or value map) over scenes of any size, as Cloud-Optimized GeoTIFFs."""
     from eoengine.deploy.package import load_package
     from eoengine.inference.predict import PredictOptions, Predictor
     from eoengine.inference.sources import sources_for_model
     from eoengine.raster.scene import SceneReader
     from eoengine.tracking.store import resolve_model_ref
 
-    pkg = load_package(resolve_model_ref(model, tracking_uri))
-    sources = sources_for_model(pkg.meta["band_specs"], scene, int(pkg.meta.get("timesteps", 1)))
+    if bool(scene) == bool(scenes):
+        raise EOError("give one scene (positional files) or several with --scene", "e.g. --scene a.tif --scene b.tif --out mosaic.tif")
+    model_path = resolve_model_ref(model, tracking_uri)
+    pkg = load_package(model_path)
     opts = PredictOptions.model_validate(pkg.meta.get("prediction", {}))
     opts.tile_size = tile_size or opts.tile_size
     opts.overlap = overlap if overlap is not None else opts.overlap
     opts.batch_size = batch_size or opts.batch_size
+    if scenes:
+        many = [s.split(",") for s in scenes]
+        if beam:
+            from eoengine.inference.beam import predict_beam
+
+            written = predict_beam(model_path, many, opts, engine, output, out_dir, runner)
+        else:
+            from eoengine.inference.many import predict_many
+
+            written = predict_many(Predictor(pkg, opts, engine), many, output, out_dir)
+        out.print("\n".join(f"map: {p}" for p in written))
+        return
+    if output is None:
+        raise EOError("no output given", "add --out map.tif")
+    sources = sources_for_model(pkg.meta["band_specs"], scene or [], int(pkg.meta.get("timesteps", 1)))
     with SceneReader(sources, pkg.meta.get("resampling", "bilinear")) as reader:
         Predictor(pkg, opts, engine).predict(reader, output, probabilities, scene)
     out.print(f"map: {output}" + (f"\nprobabilities: {probabilities}" if probabilities else ""))

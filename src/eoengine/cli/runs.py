@@ -21,9 +21,8 @@ UriOpt = Annotated[str | None, typer.Option(help="MLflow tracking URI (instead o
 
 def _store(config: Path | None, tracking_uri: str | None, experiment: str | None = None) -> tuple[str, str]:
     """(tracking URI, experiment name) from the options, the config, or eoengine.yaml here."""
-    import os
-
     from eoengine.config.load import load_config
+    from eoengine.tracking import store
     from eoengine.tracking.store import tracking_uri as resolve_uri
 
     if config is None and Path("eoengine.yaml").exists():
@@ -32,7 +31,7 @@ def _store(config: Path | None, tracking_uri: str | None, experiment: str | None
         cfg = load_config(config)
         uri = resolve_uri(cfg.output_path, cfg.training.tracking_uri, tracking_uri)
         return uri, experiment or cfg.training.experiment or cfg.name
-    env_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    env_uri = tracking_uri or store._USER_URI
     if not env_uri:
         raise EOError("no MLflow store given", "pass --config CONFIG or --tracking-uri URI (or set MLFLOW_TRACKING_URI)")
     return env_uri, experiment or "Default"

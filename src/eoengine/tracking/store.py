@@ -18,9 +18,14 @@ for _name in ("mlflow", "alembic"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
 
+_USER_URI = os.environ.get("MLFLOW_TRACKING_URI")
+"""The environment's tracking URI as the user set it. ``mlflow.set_tracking_uri`` rewrites the
+variable in this process, which must not send one project's runs to the previous project's store."""
+
+
 def tracking_uri(output_dir: Path, configured: str | None = None, override: str | None = None) -> str:
     """The tracking URI to use (see module docs for the order)."""
-    uri = override or os.environ.get("MLFLOW_TRACKING_URI") or configured
+    uri = override or _USER_URI or configured
     if uri:
         return uri
     output_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,100 @@
+"""Prediction over many scenes: one COG per scene, or one mosaic COG of them all.
+
+Each scene is predicted by the same :class:`Predictor` (engine chosen once). A scene whose
+map already exists with the same model run and inputs is not predicted again, so an
+interrupted batch continues where it stopped. The mosaic reprojects every scene's map to the
+first scene's CRS (nearest neighbour for classes, bilinear for values), keeps the first map's
+value where scenes overlap, and is written window by window, so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.merge import merge
+from rasterio.vrt import WarpedVRT
+
+from eoengine.deploy.package import ModelPackage
+from eoengine.errors import EOError
+from eoengine.inference.predict import Predictor
+from eoengine.inference.sources import sources_for_model
+from eoengine.raster.cog import finish_cog, temp_name
+from eoengine.raster.scene import SceneReader
+
+
+def scene_name(files: list[str]) -> str:
+    """A file-name-safe name for a scene from its first file."""
+    return re.sub(r"[^\w\-.]+", "_", Path(files[0]).stem)
+
+
+def _done(path: Path, run: str, inputs: list[str]) -> bool:
+    if not path.exists():
+        return False
+    with rasterio.open(path) as ds:
+        tags = ds.tags()
+    return tags.get("EOENGINE_MODEL_RUN") == run and json.loads(tags.get("EOENGINE_INPUTS", "[]")) == inputs
+
+
+def predict_scenes(predictor: Predictor, scenes: list[list[str]], out_dir: Path) -> list[Path]:
+    """Predict each scene (its band files or stack) to ``out_dir/<scene>.tif``; skips finished ones."""
+    pkg: ModelPackage = predictor.pkg
+    names = [scene_name(s) for s in scenes]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise EOError(f"several scenes would write the same map name: {dupes}", "give the scenes distinct file names")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    steps = int(pkg.meta.get("timesteps", 1))
+    maps = []
+    for files, name in zip(scenes, names, strict=True):
+        sources = sources_for_model(pkg.meta["band_specs"], files, steps)
+        path = out_dir / f"{name}.tif"
+        if not _done(path, str(pkg.meta.get("run_id", "")), files):
+            with SceneReader(sources, pkg.meta.get("resampling", "bilinear")) as reader:
+                predictor.predict(reader, path, None, files)
+        maps.append(path)
+    return maps
+
+
+def mosaic(maps: list[Path], out: Path, values: bool) -> Path:
+    """Merge scene maps into one COG on the first map's CRS and finest resolution."""
+    with rasterio.open(maps[0]) as first:
+        crs, colormap, tags = first.crs, None if values else first.colormap(1), first.tags()
+        description = first.descriptions[0]
+    opened = [rasterio.open(m) for m in maps]
+    warped = [ds if ds.crs == crs else WarpedVRT(ds, crs=crs, resampling=Resampling.bilinear if values else Resampling.nearest)
+              for ds in opened]
+    res = min(min(abs(d.res[0]), abs(d.res[1])) for d in warped)
+    tiled = temp_name(out, "tiled.tif")
+    try:
+        merge(warped, res=res, method="first", dst_path=str(tiled), mem_limit=256,
+              dst_kwds={"tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "deflate", "BIGTIFF": "IF_SAFER"})
+        with rasterio.open(tiled, "r+") as dst:
+            if colormap:
+                dst.write_colormap(1, colormap)
+            dst.update_tags(**(tags | {"EOENGINE_INPUTS": json.dumps([str(m) for m in maps]), "EOENGINE_MOSAIC_OF": str(len(maps))}))
+            dst.set_band_description(1, description or ("value" if values else "class"))
+        finish_cog(tiled, out, "AVERAGE" if values else "MODE")
+    finally:
+        for d in warped + opened:
+            d.close()
+        tiled.unlink(missing_ok=True)
+    return out
+
+
+def predict_many(predictor: Predictor, scenes: list[list[str]], out: Path | None, out_dir: Path | None) -> list[Path]:
+    """Per-scene COGs in ``out_dir``, and/or one mosaic at ``out`` (scene maps kept beside it until done)."""
+    if out is None and out_dir is None:
+        raise EOError("many scenes need --out (one mosaic) or --out-dir (one map per scene)", "add one of them")
+    work = out_dir or out.with_name(f".{out.name}.scenes")  # type: ignore[union-attr]
+    maps = predict_scenes(predictor, scenes, work)
+    if out is None:
+        return maps
+    mosaic(maps, out, predictor.regression)
+    if out_dir is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return [out]
