@@ -175,12 +175,12 @@ def test_many_scenes_per_scene_mosaic_and_beam(model: dict, capsys: pytest.Captu
     left, right = _halves(model)
     pkg = str(model["result"].model_path)
     per = model["tmp"] / "per_scene"
-    code, out, err = run_cli(["predict", pkg, "--scene", str(left), "--scene", str(right), "--out-dir", str(per),
+    code, _, err = run_cli(["predict", pkg, "--scene", str(left), "--scene", str(right), "--out-dir", str(per),
                               "--engine", "torch"], capsys)
     assert code == 0, err
     assert sorted(p.name for p in per.glob("*.tif")) == ["left.tif", "right.tif"]
     mosaic = model["tmp"] / "mosaic.tif"
-    code, out, err = run_cli(["predict", pkg, "--scene", str(left), "--scene", str(right), "--out", str(mosaic),
+    code, _, err = run_cli(["predict", pkg, "--scene", str(left), "--scene", str(right), "--out", str(mosaic),
                               "--engine", "torch"], capsys)
     assert code == 0, err
     whole = model["tmp"] / "whole.tif"
