@@ -120,3 +120,36 @@ def register(
     reg = run(pkg, name, uri, alias)
     names = ", ".join(f"models:/{name}@{a}" for a in reg.aliases)
     out.print(f"registered {reg.uri}" + (f" ({names})" if names else "") + f" in {uri}")
+
+
+def serve(
+    model: ModelArg,
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="Port (default: AIP_HTTP_PORT or 8080)")] = None,
+    api_key: Annotated[str | None, typer.Option(help="API key (default: EOENGINE_API_KEY, else a new random key)")] = None,
+    name: Annotated[str, typer.Option(help="Model name in /v1/models/{name}:predict")] = "model",
+    tiles_scene: Annotated[list[str] | None, typer.Option(help="Scene for /tiles (a stack, or one file per band); repeat")] = None,
+    engine: Annotated[str, typer.Option(help="Engine for uploaded scenes: auto, torch, onnx, onnx-int8")] = "auto",
+    max_upload_mb: Annotated[float, typer.Option(help="Largest GeoTIFF upload accepted")] = 200.0,
+    tracking_uri: UriOpt = None,
+) -> None:
+    """Serve a model over HTTP (FastAPI): GeoTIFF → COG, instances → predictions (Vertex AI / Earth Engine), tiles, metrics."""
+    import os
+    import secrets
+
+    import uvicorn
+
+    from eoengine.serving.app import Settings, create_app
+
+    pkg = _load(model, tracking_uri)
+    key = api_key or os.environ.get("EOENGINE_API_KEY")
+    if not key:
+        key = secrets.token_urlsafe(24)
+        out.print(f"API key (generated; set EOENGINE_API_KEY to choose one): {key}")
+    settings = Settings(api_key=key, model_name=name, max_upload_mb=max_upload_mb, engine=engine,
+                        tiles_scene=list(tiles_scene or []), predict_route=os.environ.get("AIP_PREDICT_ROUTE"),
+                        health_route=os.environ.get("AIP_HEALTH_ROUTE"))
+    app = create_app(pkg, settings)
+    port = port or int(os.environ.get("AIP_HTTP_PORT", "8080"))
+    out.print(f"serving {pkg.path} on http://{host}:{port} (OpenAPI: /docs)")
+    uvicorn.run(app, host=host, port=port, log_level="warning")

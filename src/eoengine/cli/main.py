@@ -28,7 +28,7 @@ app = typer.Typer(
 )
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(runs_app, name="runs")
-for _command in (deploy.export, deploy.quantize, deploy.prune, deploy.register):
+for _command in (deploy.export, deploy.quantize, deploy.prune, deploy.register, deploy.serve):
     app.command()(_command)
 out = Console(soft_wrap=True)
 

@@ -118,6 +118,7 @@ def load_package(path: Path) -> ModelPackage:
                             **meta["model_kwargs"])
         state = torch.load(path / WEIGHTS, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
-    except (RuntimeError, KeyError, OSError) as exc:
-        raise EOError(f"cannot load model {path}: {str(exc).splitlines()[0]}", "re-export the model") from None
+    except Exception as exc:  # noqa: BLE001 - any unreadable or mismatched weights file
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise EOError(f"cannot load model {path}: {first}", "re-export the model, or point to an intact package") from None
     return ModelPackage(path, meta, model.eval())

@@ -1,0 +1,1 @@
+"""The HTTP model server (``eoengine serve``)."""

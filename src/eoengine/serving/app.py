@@ -1,0 +1,235 @@
+"""The FastAPI application: predictions over HTTP for one model package.
+
+Routes: ``POST /predict`` (a GeoTIFF upload → a COG map), ``POST /v1/models/{name}:predict``
+(``{"instances": [...]}`` → ``{"predictions": [...]}``, the TF-Serving / Vertex AI contract,
+also mounted at ``AIP_PREDICT_ROUTE`` so the same container backs Earth Engine's
+``ee.Model.fromVertexAi``), ``GET /tiles/{z}/{x}/{y}.png`` (map tiles predicted on the fly
+over a configured scene), ``GET /healthz`` and ``/readyz``, and Prometheus ``GET /metrics``.
+Every route except health checks needs the API key (``X-API-Key`` or ``Authorization:
+Bearer``). Errors are JSON: ``{"error": ..., "fix": ...}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from fastapi import FastAPI, File, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
+
+from eoengine.deploy.package import ModelPackage
+from eoengine.errors import EOError
+from eoengine.inference.predict import Predictor
+from eoengine.serving.batching import Batcher
+from eoengine.serving.inputs import BadInput, answer, instance_array, pad_to, prepare
+from eoengine.training.heads import heads_from_meta
+
+
+@dataclass
+class Settings:
+    """Server settings (the CLI fills them from options and ``AIP_*`` / ``EOENGINE_*`` variables)."""
+
+    api_key: str
+    model_name: str = "model"
+    max_upload_mb: float = 200.0
+    max_instances: int = 64
+    max_concurrent_maps: int = 2
+    max_batch: int = 16
+    max_wait_ms: float = 5.0
+    engine: str = "auto"
+    tiles_scene: list[str] = field(default_factory=list)
+    predict_route: str | None = None
+    health_route: str | None = None
+
+
+class Instances(BaseModel):
+    """A TF-Serving / Vertex AI prediction request."""
+
+    instances: list[Any] = Field(description="raw band values per instance: {band: (H, W)}, {'image': (C, H, W)} or (C, H, W)")
+    parameters: dict[str, Any] | None = None
+
+
+class Predictions(BaseModel):
+    """A TF-Serving / Vertex AI prediction answer, one entry per instance."""
+
+    predictions: list[dict[str, Any]]
+    model: str
+    version: str
+
+
+def _error(status: int, message: str, fix: str) -> JSONResponse:
+    return JSONResponse({"error": message, "fix": fix}, status_code=status)
+
+
+def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
+    """The application serving ``pkg`` (already loaded)."""
+    meta = pkg.meta
+    heads = heads_from_meta(meta)
+    version = str(meta.get("run_id") or meta.get("created", ""))
+    registry = CollectorRegistry()
+    requests = Counter("eoengine_requests", "HTTP requests", ["route", "status"], registry=registry)
+    latency = Histogram("eoengine_request_seconds", "Request latency", ["route"], registry=registry,
+                        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+    Gauge("eoengine_model_info", "The model being served", ["name", "model", "run", "dataset_version"], registry=registry).labels(
+        settings.model_name, meta["model"], str(meta.get("run_id", "")), str(meta.get("dataset", {}).get("version", ""))).set(1)
+    batch_sizes = Histogram("eoengine_batch_size", "Instances per forward pass", registry=registry, buckets=(1, 2, 4, 8, 16, 32, 64))
+    multiple = int(meta.get("size_multiple", 1))
+    model_lock = asyncio.Lock()
+
+    def forward(batch: np.ndarray) -> np.ndarray:
+        batch_sizes.observe(len(batch))
+        with torch.inference_mode():
+            return pkg.model(torch.from_numpy(batch)).numpy()  # type: ignore[no-any-return]
+
+    batcher = Batcher(forward, settings.max_batch, settings.max_wait_ms)
+    predictor = Predictor(pkg, engine=settings.engine)
+    maps = asyncio.Semaphore(settings.max_concurrent_maps)
+    open_paths = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+    if settings.health_route:
+        open_paths.add(settings.health_route)
+    app = FastAPI(title="eoengine model server", version=version,
+                  description=f"Serves {meta['model']} ({meta.get('task', 'segmentation')}) on bands {', '.join(meta['bands'])}.")
+    app.state.batcher = batcher
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Any) -> Response:
+        start = time.perf_counter()
+        route = request.url.path if not request.url.path.startswith("/tiles/") else "/tiles"
+        if request.url.path not in open_paths and not _authorised(request, settings.api_key):
+            response: Response = _error(401, "missing or wrong API key", "send it as 'X-API-Key: KEY' or 'Authorization: Bearer KEY'")
+        else:
+            response = await call_next(request)
+        requests.labels(route, str(response.status_code)).inc()
+        latency.labels(route).observe(time.perf_counter() - start)
+        return response
+
+    @app.exception_handler(EOError)
+    async def eo_error(request: Request, exc: EOError) -> JSONResponse:
+        return _error(422, exc.problem, exc.fix or "")
+
+    @app.get("/healthz", summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="Readiness: the model is loaded and answers")
+    async def readyz() -> dict[str, Any]:
+        return {"ready": True, "model": settings.model_name, "version": version, "bands": meta["bands"],
+                "classes": [c["name"] for c in meta["classes"]], "engine": predictor.engine}
+
+    @app.get("/metrics", summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def predict_instances(body: Instances) -> Predictions | JSONResponse:
+        if not body.instances:
+            return _error(400, "no instances", "send {'instances': [...]} with at least one instance")
+        if len(body.instances) > settings.max_instances:
+            return _error(413, f"{len(body.instances)} instances; at most {settings.max_instances} per request",
+                          "split the request")
+        try:
+            raws = [instance_array(inst, meta) for inst in body.instances]
+        except BadInput as exc:
+            return _error(400, str(exc), "send raw band values for every model band")
+        out = []
+        for raw in raws:
+            x, h, w = pad_to(prepare(raw, pkg), multiple)
+            y = await batcher.submit(x)
+            out.append(answer(y, heads, h, w, np.isnan(raw).any(axis=0)))
+        return Predictions(predictions=out, model=settings.model_name, version=version)
+
+    @app.post("/v1/models/{name}:predict", response_model=Predictions, summary="TF-Serving / Vertex AI prediction")
+    async def predict_v1(name: str, body: Instances) -> Predictions | JSONResponse:
+        if name != settings.model_name:
+            return _error(404, f"no model '{name}' here", f"this server serves '{settings.model_name}'")
+        return await predict_instances(body)
+
+    if settings.predict_route:
+        app.post(settings.predict_route, response_model=Predictions, summary="Vertex AI predict route (AIP_PREDICT_ROUTE)")(
+            predict_instances)
+    if settings.health_route and settings.health_route != "/healthz":
+        app.get(settings.health_route, summary="Vertex AI health route (AIP_HEALTH_ROUTE)")(healthz)
+
+    @app.post("/predict", summary="Predict a GeoTIFF upload; answers with a COG map",
+              responses={200: {"content": {"image/tiff": {}}, "description": "the map as a Cloud-Optimized GeoTIFF"}})
+    async def predict_upload(request: Request, file: UploadFile = File(...)) -> Response:  # noqa: B008 - FastAPI idiom
+        limit = int(settings.max_upload_mb * 2**20)
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit + 2**16:
+            return _error(413, f"upload of {int(declared) / 2**20:.0f} MB exceeds {settings.max_upload_mb:g} MB",
+                          "send a smaller scene, or use 'eoengine predict' for large ones")
+        work = Path(tempfile.mkdtemp(prefix="eoengine-serve-"))
+        try:
+            src = work / "upload.tif"
+            size = 0
+            with src.open("wb") as f:
+                while chunk := await file.read(2**20):
+                    size += len(chunk)
+                    if size > limit:
+                        raise _TooBig()
+                    f.write(chunk)
+            return await _predict_file(src, work)
+        except _TooBig:
+            shutil.rmtree(work, ignore_errors=True)
+            return _error(413, f"upload exceeds {settings.max_upload_mb:g} MB", "send a smaller scene")
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+
+    async def _predict_file(src: Path, work: Path) -> Response:
+        import rasterio
+        from rasterio.errors import RasterioIOError
+
+        from eoengine.inference.sources import sources_for_model
+        from eoengine.raster.scene import SceneReader
+
+        try:
+            with rasterio.open(src) as ds:
+                count = ds.count
+        except RasterioIOError:
+            shutil.rmtree(work, ignore_errors=True)
+            return _error(400, "the upload is not a raster GDAL can read", "send a GeoTIFF with the model's bands")
+        expected = len(meta["bands"]) * int(meta.get("timesteps", 1))
+        if count != expected:
+            shutil.rmtree(work, ignore_errors=True)
+            return _error(422, f"the upload has {count} band(s); the model takes {expected} ({', '.join(meta['bands'])})",
+                          "send one stack with exactly the model's bands, in order")
+        sources = sources_for_model(meta["band_specs"], [str(src)], int(meta.get("timesteps", 1)))
+        out = work / "map.tif"
+
+        def run() -> None:
+            with SceneReader(sources, meta.get("resampling", "bilinear")) as reader:
+                predictor.predict(reader, out, None, ["upload"])
+
+        async with maps:
+            await asyncio.to_thread(run)
+        return FileResponse(out, media_type="image/tiff", filename="map.tif",
+                            background=BackgroundTask(shutil.rmtree, work, ignore_errors=True))
+
+    if settings.tiles_scene:
+        from eoengine.serving.tiles import add_tile_route
+
+        add_tile_route(app, pkg, settings.tiles_scene, model_lock)
+    return app
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _authorised(request: Request, key: str) -> bool:
+    given = request.headers.get("x-api-key") or ""
+    auth = request.headers.get("authorization") or ""
+    if auth.lower().startswith("bearer "):
+        given = given or auth[7:]
+    return bool(given) and hmac.compare_digest(given.encode(), key.encode())
