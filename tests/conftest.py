@@ -117,3 +117,25 @@ class NanAfter:
                 return loss * float("nan") if self.calls > calls else loss
 
         return _Nan()
+
+
+def four_band_stack(out: Path, source: Path | None = None) -> Path:
+    """Blue, green, red and nir of a sample stack in one file, as the tiny config's models take them."""
+    source = source or OGT / "LE70220491999322EDC01_stack.gtif"
+    with rasterio.open(source) as ds:
+        profile, data = ds.profile | {"count": 4}, ds.read([1, 2, 3, 4])
+    with rasterio.open(out, "w", **profile) as dst:
+        dst.write(data)
+    return out
+
+
+def train_tiny_unet(tmp: Path, epochs: int = 2) -> Any:
+    """Build the tiny dataset and train a small U-Net on it; returns the TrainResult."""
+    from eoengine.config.load import load_config
+    from eoengine.datasets.build import build_dataset
+    from eoengine.training.train import train
+
+    cfg = load_config(save_config(tmp, tiny_config(tmp, **{"model": {"name": "unet", "kwargs": {"depth": 2, "base_channels": 8}},
+                                                            "training.epochs": epochs})))
+    build_dataset(cfg)
+    return train(cfg)

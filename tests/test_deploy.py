@@ -11,28 +11,16 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from conftest import OGT, run_cli, save_config, tiny_config
+from conftest import four_band_stack, run_cli, train_tiny_unet
 
-from eoengine.config.load import load_config
-from eoengine.datasets.build import build_dataset
 from eoengine.deploy.package import load_package
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from eoengine.training.train import train
-
     tmp = tmp_path_factory.mktemp("deploy")
-    cfg = load_config(save_config(tmp, tiny_config(tmp, **{"model": {"name": "unet", "kwargs": {"depth": 2, "base_channels": 8}},
-                                                            "training.epochs": 3})))
-    build_dataset(cfg)
-    result = train(cfg)
-    stack = tmp / "scene4.tif"
-    with rasterio.open(OGT / "LE70220491999322EDC01_stack.gtif") as ds:
-        profile, data = ds.profile | {"count": 4}, ds.read([1, 2, 3, 4])
-    with rasterio.open(stack, "w", **profile) as dst:
-        dst.write(data)
-    return {"tmp": tmp, "result": result, "scene": stack}
+    result = train_tiny_unet(tmp, epochs=3)
+    return {"tmp": tmp, "result": result, "scene": four_band_stack(tmp / "scene4.tif")}
 
 
 def _copy(model: dict, name: str) -> Path:

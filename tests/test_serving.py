@@ -15,10 +15,8 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from conftest import OGT, save_config, tiny_config
+from conftest import OGT, four_band_stack, train_tiny_unet
 
-from eoengine.config.load import load_config
-from eoengine.datasets.build import build_dataset
 from eoengine.deploy.package import load_package
 from eoengine.raster.cog import is_cog
 from eoengine.serving.app import Settings, create_app
@@ -50,18 +48,11 @@ def _start(app: object) -> tuple[str, object]:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module: pytest.MonkeyPatch) -> dict:
-    from eoengine.training.train import train
-
     tmp = tmp_path_factory.mktemp("serve")
-    cfg = load_config(save_config(tmp, tiny_config(tmp, **{"model": {"name": "unet", "kwargs": {"depth": 2, "base_channels": 8}},
-                                                            "training.epochs": 2})))
-    build_dataset(cfg)
-    result = train(cfg)
-    stack = tmp / "scene4.tif"
-    with rasterio.open(OGT / "LE70220491999322EDC01_stack.gtif") as ds:
-        profile, data = ds.profile | {"count": 4}, ds.read([1, 2, 3, 4])
-    with rasterio.open(stack, "w", **profile) as dst:
-        dst.write(data)
+    result = train_tiny_unet(tmp)
+    stack = four_band_stack(tmp / "scene4.tif")
+    with rasterio.open(stack) as ds:
+        data = ds.read()
     pkg = load_package(result.model_path)
     monkeypatch_module.setenv("AIP_PREDICT_ROUTE", "/vertex/predict")
     settings = Settings(api_key=KEY, model_name="landcover", tiles_scene=[str(stack)], engine="torch",
@@ -195,9 +186,7 @@ def test_concurrent_requests_are_batched_and_counted(served: dict) -> None:
 
 def test_openapi_fuzzing_finds_no_server_errors(served: dict) -> None:
     import schemathesis
-    from hypothesis import HealthCheck, settings
-
-    from hypothesis import given
+    from hypothesis import HealthCheck, given, settings
 
     schema = schemathesis.openapi.from_url(f"{served['url']}/openapi.json")
     failures: list[tuple[str, str, int, str]] = []

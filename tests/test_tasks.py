@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 import rasterio
-from conftest import OGT, run_cli, save_config, tiny_config
+from conftest import OGT, four_band_stack, run_cli, save_config, tiny_config
 
 from eoengine.config.load import load_config
 from eoengine.datasets.build import build_dataset
@@ -37,16 +37,6 @@ def _like(path: Path, out: Path, data: np.ndarray, dtype: str, nodata: float | N
         profile = ds.profile | {"count": 1, "dtype": dtype, "nodata": nodata}
     with rasterio.open(out, "w", **profile) as dst:
         dst.write(data.astype(dtype), 1)
-    return out
-
-
-def _stack4(path: Path, out: Path) -> Path:
-    """The first four bands (blue, green, red, nir) of a sample stack, as the models take them."""
-    with rasterio.open(path) as ds:
-        profile = ds.profile | {"count": 4}
-        data = ds.read([1, 2, 3, 4])
-    with rasterio.open(out, "w", **profile) as dst:
-        dst.write(data)
     return out
 
 
@@ -77,7 +67,7 @@ def test_regression_learns_a_value_map_and_predicts_it(tmp_path: Path, capsys: p
     assert set(test) >= {"rmse", "mae", "r2", "mse", "bias"}
     spread = float(np.std(100 * _ndvi(S1999)))
     assert test["r2"] > 0.5 and test["rmse"] < 0.7 * spread  # learnt, in target units
-    four = _stack4(S1999, tmp_path / "s1999_4.tif")
+    four = four_band_stack(tmp_path / "s1999_4.tif", S1999)
     code, out, err = run_cli(["predict", str(result.model_path), str(four), "--out", str(tmp_path / "g.tif")], capsys)
     assert code == 0, err
     with rasterio.open(tmp_path / "g.tif") as ds:
@@ -100,7 +90,7 @@ def test_classification_and_multilabel_targets_come_from_the_builder(tmp_path: P
     assert (index["label"].to_numpy() == counts.argmax(axis=1)).all()  # majority class per chip
     assert index["present_forest"].dtype == bool
     assert 0 <= result.test["accuracy"] <= 1 and sum(map(sum, result.test["confusion_matrix"])) == (index["split"] == "test").sum()
-    four = _stack4(S1999, tmp_path / "s1999_4.tif")
+    four = four_band_stack(tmp_path / "s1999_4.tif", S1999)
     code, _, err = run_cli(["predict", str(result.model_path), str(four), "--out", str(tmp_path / "x.tif")], capsys)
     assert code == 2 and "labels whole chips" in err and not (tmp_path / "x.tif").exists()
 
@@ -127,7 +117,7 @@ def test_change_detection_with_a_siamese_unet_on_two_dates(tmp_path: Path, capsy
     out_map = tmp_path / "change_map.tif"
     code, _, err = run_cli(["predict", str(result.model_path), str(S1999), str(S2002), "--out", str(out_map)], capsys)
     assert code == 2 and "expects 8 bands" in err  # each stack has 8 bands: 16 given
-    dates = [str(_stack4(src, tmp_path / f"{src.stem}_4.tif")) for src in (S1999, S2002)]
+    dates = [str(four_band_stack(tmp_path / f"{src.stem}_4.tif", src)) for src in (S1999, S2002)]
     code, _, err = run_cli(["predict", str(result.model_path), *dates, "--out", str(out_map)], capsys)
     assert code == 0, err
     with rasterio.open(out_map) as ds:
