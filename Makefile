@@ -30,6 +30,8 @@ bench: setup
 	$(BIN)/python benchmarks/bench_loader.py
 	$(BIN)/python benchmarks/bench_train.py
 	$(BIN)/python benchmarks/bench_predict.py
+	$(BIN)/python benchmarks/bench_engines.py
+	$(BIN)/python benchmarks/bench_serve.py
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache

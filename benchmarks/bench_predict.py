@@ -1,12 +1,12 @@
 """Prediction throughput and memory: end to end against the model's forward pass alone.
 
-For synthetic 6-band uint16 scenes of 2000² and 10000² pixels, a child process per size runs
+For synthetic 6-band uint16 scenes of 2000², 8000² and 16000² pixels, a child process per size runs
 ``Predictor`` (read + normalise + U-Net + cosine blend + COG write with overviews) and
 reports megapixels/s and its peak RSS; then, in the same process, the U-Net's forward pass
 alone over the same number of in-memory tiles. The ratio e2e/forward shows what reading,
 blending and writing cost; peak RSS at both sizes shows memory staying flat.
 
-    .venv/bin/python benchmarks/bench_predict.py [--sizes 2000 10000]
+    .venv/bin/python benchmarks/bench_predict.py [--sizes 2000 8000 16000]
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def child(package: Path, scene: Path, out: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", type=int, nargs="+", default=[2000, 10000])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[2000, 8000, 16000])
     ap.add_argument("--child", nargs=3)
     args = ap.parse_args()
     if args.child:
