@@ -76,7 +76,7 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
     """The application serving ``pkg`` (already loaded)."""
     meta = pkg.meta
     heads = heads_from_meta(meta)
-    version = str(meta.get("run_id") or meta.get("created", ""))
+    version = str(meta.get("run_id") or meta.get("created") or "unversioned")
     registry = CollectorRegistry()
     requests = Counter("eoengine_requests", "HTTP requests", ["route", "status"], registry=registry)
     latency = Histogram("eoengine_request_seconds", "Request latency", ["route"], registry=registry,
