@@ -1,0 +1,92 @@
+"""``eoengine source ...``: scan folders into STAC, search catalogs and APIs, serve a STAC API."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from eoengine.errors import EOError
+
+source_app = typer.Typer(help="Find imagery: scan folders into STAC catalogs, search them or any STAC API, serve one.",
+                         no_args_is_help=True)
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+
+
+@source_app.command("scan")
+def scan(
+    folder: Annotated[Path, typer.Argument(help="Folder of GeoTIFF/COG/JP2 files (searched recursively)")],
+    output: Annotated[Path, typer.Option("--out", "-o", help="Catalog folder to write")],
+    collection: Annotated[str, typer.Option(help="Collection id")] = "local",
+    datetime_pattern: Annotated[str | None, typer.Option(help="Regex with a (?P<date>...) group, then |FORMAT, e.g. '(?P<date>\\d{8})|%Y%m%d'")] = None,
+    exclude: Annotated[list[str] | None, typer.Option(help="File name globs to leave out (repeat)")] = None,
+) -> None:
+    """Scan a folder into a STAC Collection: footprints, projection, bands, dates."""
+    from eoengine.sourcing.scan import scan_folder
+
+    col = scan_folder(folder, output, collection, datetime_pattern, exclude=exclude)
+    items = list(col.get_items())
+    out.print(f"wrote {output / 'collection.json'}: {len(items)} item(s), "
+              f"{min(i.datetime for i in items if i.datetime):%Y-%m-%d} to {max(i.datetime for i in items if i.datetime):%Y-%m-%d}")
+
+
+@source_app.command("search")
+def search(
+    source: Annotated[str, typer.Argument(help="Catalog folder/JSON, or a STAC API URL")],
+    bbox: Annotated[str | None, typer.Option(help="west,south,east,north in degrees")] = None,
+    aoi: Annotated[str | None, typer.Option(help="GeoJSON file or geometry for the area of interest")] = None,
+    datetime: Annotated[str | None, typer.Option(help="RFC 3339 instant or interval start/end ('..' open)")] = None,
+    collection: Annotated[list[str] | None, typer.Option(help="Collection id (repeat)")] = None,
+    ids: Annotated[list[str] | None, typer.Option("--id", help="Item id (repeat)")] = None,
+    max_cloud: Annotated[float | None, typer.Option(help="Largest eo:cloud_cover")] = None,
+    query: Annotated[str | None, typer.Option(help='Property filters as JSON, e.g. \'{"platform": {"eq": "sentinel-2a"}}\'')] = None,
+    limit: Annotated[int, typer.Option(help="At most this many items")] = 100,
+    sort: Annotated[str, typer.Option(help="Property to sort by")] = "datetime",
+    descending: Annotated[bool, typer.Option(help="Newest / largest first")] = False,
+    output: Annotated[Path | None, typer.Option("--out", "-o", help="Write the results as an ItemCollection (JSON)")] = None,
+) -> None:
+    """Search by area, time, collection, cloud cover and any property; print a table, write an ItemCollection."""
+    from eoengine.sourcing.search import search as run
+
+    if bbox and aoi:
+        raise EOError("give --bbox or --aoi, not both", "use one area filter")
+    try:
+        box = [float(v) for v in bbox.split(",")] if bbox else None
+        filters = json.loads(query) if query else None
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise EOError(f"bad --bbox or --query: {exc}", "--bbox W,S,E,N in degrees; --query as JSON") from None
+    found = run(source, box, aoi, datetime, collection, ids, filters, max_cloud, limit, sort, descending)
+    table = Table(title=f"{len(found)} item(s)")
+    for col in ("id", "collection", "datetime", "cloud", "assets"):
+        table.add_column(col)
+    for item in found:
+        cloud = item.properties.get("eo:cloud_cover")
+        table.add_row(item.id, item.collection_id or "", str(item.datetime or ""), "" if cloud is None else f"{cloud:.1f}",
+                      ", ".join(list(item.assets)[:8]) + (" ..." if len(item.assets) > 8 else ""))
+    out.print(table)
+    if output:
+        found.save_object(dest_href=str(output))
+        out.print(f"wrote {output}")
+
+
+@source_app.command("serve")
+def serve(
+    catalog: Annotated[Path, typer.Argument(help="Catalog folder (one or more collections) or collection.json")],
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8081,
+    max_limit: Annotated[int, typer.Option(help="Largest page size a search may ask for")] = 1000,
+) -> None:
+    """Serve a local catalog as a STAC API (landing, conformance, collections, items, /search)."""
+    import uvicorn
+
+    from eoengine.sourcing.catalog import CatalogIndex
+    from eoengine.sourcing.stac_api import create_stac_app
+
+    index = CatalogIndex(catalog)
+    out.print(f"STAC API over {len(index.records)} item(s) in {len(index.collections)} collection(s) on http://{host}:{port}/")
+    uvicorn.run(create_stac_app(index, max_limit=max_limit), host=host, port=port, log_level="warning")

@@ -1,0 +1,143 @@
+"""An in-memory index over a static STAC catalog, and the search every STAC API answers.
+
+Loads every Collection and Item of a catalog (a ``catalog.json`` or ``collection.json``, or a
+folder holding several) with their geometries, and answers searches by collections, ids,
+bbox, intersecting geometry and datetime (an instant, or an interval whose ends may be
+open ``..``), sorted by datetime then id, with offset-based pages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pystac
+from shapely.geometry import box, shape
+from shapely.geometry.base import BaseGeometry
+
+from eoengine.errors import EOError
+
+
+class BadQuery(ValueError):
+    """A search parameter that is malformed; the message names it and what is expected."""
+
+
+@dataclass
+class Record:
+    """One item with what searches need."""
+
+    item: dict[str, Any]
+    collection: str
+    geometry: BaseGeometry
+    start: datetime
+    end: datetime
+
+
+def parse_bbox(value: Any) -> BaseGeometry:
+    """A bbox (list of 4 or 6 numbers, or 'w,s,e,n') as a polygon; raises :class:`BadQuery`."""
+    parts = value.split(",") if isinstance(value, str) else value
+    try:
+        nums = [float(v) for v in parts]
+    except (TypeError, ValueError):
+        raise BadQuery(f"bbox must be 4 (or 6) numbers, got {value!r}") from None
+    if len(nums) == 6:
+        nums = [nums[0], nums[1], nums[3], nums[4]]
+    if len(nums) != 4:
+        raise BadQuery(f"bbox must be 4 (or 6) numbers, got {len(nums)}")
+    w, s, e, n = nums
+    if not (-180 <= w <= 180 and -180 <= e <= 180 and -90 <= s <= n <= 90):
+        raise BadQuery(f"bbox {nums} is not west,south,east,north in degrees with south <= north")
+    if w > e:  # crosses the antimeridian
+        return box(w, s, 180, n).union(box(-180, s, e, n))
+    return box(w, s, e, n)
+
+
+def _instant(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadQuery(f"'{text}' is not an RFC 3339 date-time (e.g. 2024-06-01T00:00:00Z)") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def parse_datetime(value: str) -> tuple[datetime, datetime]:
+    """An RFC 3339 instant or ``start/end`` interval (``..`` or empty for open ends)."""
+    if "/" in value:
+        a, b = value.split("/", 1)
+        start = datetime.min.replace(tzinfo=UTC) if a in ("", "..") else _instant(a)
+        end = datetime.max.replace(tzinfo=UTC) if b in ("", "..") else _instant(b)
+        if start > end:
+            raise BadQuery(f"datetime interval {value} ends before it starts")
+        return start, end
+    t = _instant(value)
+    return t, t
+
+
+def parse_geometry(value: Any) -> BaseGeometry:
+    """A GeoJSON geometry as shapely; raises :class:`BadQuery`."""
+    try:
+        geom = shape(value)
+    except Exception as exc:  # noqa: BLE001 - shapely raises several types for bad GeoJSON
+        raise BadQuery(f"intersects is not a GeoJSON geometry: {exc}") from None
+    if geom.is_empty or not geom.is_valid:
+        raise BadQuery("intersects geometry is empty or invalid")
+    return geom
+
+
+class CatalogIndex:
+    """Every collection and item of a static catalog, ready to search."""
+
+    def __init__(self, root: Path) -> None:
+        root = Path(root)
+        files = [root] if root.is_file() else sorted(
+            [*root.glob("*/collection.json"), *root.glob("collection.json"), *root.glob("catalog.json")])
+        if not files:
+            raise EOError(f"no STAC catalog or collection at {root}", "scan a folder first: eoengine source scan FOLDER --out CATALOG")
+        self.collections: dict[str, dict[str, Any]] = {}
+        self.records: list[Record] = []
+        seen: set[str] = set()
+        for f in files:
+            obj = pystac.read_file(str(f))
+            cols = [obj] if isinstance(obj, pystac.Collection) else list(obj.get_all_collections())  # type: ignore[attr-defined]
+            for col in cols:
+                if col.id in seen:
+                    continue
+                seen.add(col.id)
+                self.collections[col.id] = col.to_dict(include_self_link=False, transform_hrefs=False)
+                for item in col.get_items(recursive=True):
+                    d = item.to_dict(include_self_link=False, transform_hrefs=False)
+                    start = item.common_metadata.start_datetime or item.datetime
+                    end = item.common_metadata.end_datetime or item.datetime
+                    assert start is not None and end is not None
+                    self.records.append(Record(d, col.id, shape(item.geometry), start, end))
+        self.records.sort(key=lambda r: (r.start, r.item["id"]))
+
+    def item(self, collection: str, item_id: str) -> dict[str, Any] | None:
+        """One item by collection and id."""
+        return next((r.item for r in self.records if r.collection == collection and r.item["id"] == item_id), None)
+
+    def search(self, collections: list[str] | None = None, ids: list[str] | None = None, bbox: Any = None,
+               intersects: Any = None, datetime_range: str | None = None) -> list[Record]:
+        """Items matching every given filter, in datetime order."""
+        unknown = sorted(set(collections or []) - set(self.collections))
+        if unknown:
+            raise BadQuery(f"unknown collection(s) {unknown}; available: {sorted(self.collections)}")
+        area = parse_bbox(bbox) if bbox is not None else None
+        if intersects is not None:
+            geom = parse_geometry(intersects)
+            area = geom if area is None else area.intersection(geom)
+        when = parse_datetime(datetime_range) if datetime_range else None
+        out = []
+        for r in self.records:
+            if collections and r.collection not in collections:
+                continue
+            if ids and r.item["id"] not in ids:
+                continue
+            if area is not None and not r.geometry.intersects(area):
+                continue
+            if when is not None and (r.end < when[0] or r.start > when[1]):
+                continue
+            out.append(r)
+        return out

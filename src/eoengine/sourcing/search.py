@@ -1,0 +1,96 @@
+"""Search a catalog: a local static catalog (in process) or any STAC API (pystac-client).
+
+Results come back sorted (by a property, newest or oldest first), limited, and as a
+``pystac.ItemCollection`` that can be saved and fed to fetching or a project config. An
+unreachable API fails fast with a clear message (timeouts, a few retries with backoff).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pystac
+
+from eoengine.errors import EOError
+from eoengine.sourcing.catalog import BadQuery, CatalogIndex
+
+
+def aoi_geometry(aoi: str | None) -> dict[str, Any] | None:
+    """An AOI from a GeoJSON file (its features' union) or inline GeoJSON; None if not given."""
+    if not aoi:
+        return None
+    from shapely.geometry import mapping, shape
+    from shapely.ops import unary_union
+
+    path = Path(aoi)
+    try:
+        data = json.loads(path.read_text()) if path.exists() else json.loads(aoi)
+    except (json.JSONDecodeError, OSError):
+        raise EOError(f"--aoi {aoi!r} is neither a GeoJSON file nor GeoJSON text", "pass a .geojson file or a geometry") from None
+    feats = data.get("features") or ([data] if data.get("type") == "Feature" else None)
+    geoms = [shape(f["geometry"]) for f in feats] if feats else [shape(data)]
+    return dict(mapping(unary_union(geoms)))
+
+
+def search(source: str, bbox: list[float] | None = None, aoi: str | None = None, datetime_range: str | None = None,
+           collections: list[str] | None = None, ids: list[str] | None = None, query: dict[str, Any] | None = None,
+           max_cloud: float | None = None, limit: int = 100, sort: str | None = "datetime",
+           descending: bool = False, timeout: float = 20.0) -> pystac.ItemCollection:
+    """Items from ``source`` (a catalog folder/file, or a STAC API URL) matching the filters."""
+    intersects = aoi_geometry(aoi)
+    filters = dict(query or {})
+    if max_cloud is not None:
+        filters["eo:cloud_cover"] = {"lte": max_cloud}
+    if source.startswith(("http://", "https://")):
+        items = _remote(source, bbox, intersects, datetime_range, collections, ids, filters, limit, timeout)
+    else:
+        try:
+            records = CatalogIndex(Path(source)).search(collections, ids, bbox, intersects, datetime_range)
+        except BadQuery as exc:
+            raise EOError(str(exc), "fix the search parameters") from None
+        items = [pystac.Item.from_dict(r.item) for r in records if _matches(r.item["properties"], filters)]
+    if sort:
+        items.sort(key=lambda i: (i.properties.get(sort) is None, str(i.properties.get(sort, ""))), reverse=descending)
+    return pystac.ItemCollection(items[:limit])
+
+
+def _matches(props: dict[str, Any], filters: dict[str, Any]) -> bool:
+    ops = {"eq": lambda a, b: a == b, "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b,
+           "gt": lambda a, b: a > b, "gte": lambda a, b: a >= b}
+    for key, cond in filters.items():
+        value = props.get(key)
+        conds = cond if isinstance(cond, dict) else {"eq": cond}
+        for op, ref in conds.items():
+            if op not in ops:
+                raise EOError(f"unknown query operator '{op}'", f"use one of: {', '.join(ops)}")
+            if value is None or not ops[op](value, ref):
+                return False
+    return True
+
+
+def _remote(url: str, bbox: list[float] | None, intersects: dict[str, Any] | None, datetime_range: str | None,
+            collections: list[str] | None, ids: list[str] | None, filters: dict[str, Any], limit: int,
+            timeout: float) -> list[pystac.Item]:
+    from pystac_client import Client
+    from pystac_client.exceptions import APIError
+    from pystac_client.stac_api_io import StacApiIO
+    from urllib3 import Retry
+
+    retry = Retry(total=3, backoff_factor=0.5, status_forcelist=[429, 502, 503, 504], allowed_methods=None)
+    io = StacApiIO(max_retries=retry, timeout=timeout)
+    try:
+        client = Client.open(url, stac_io=io)
+        found = client.search(bbox=bbox, intersects=intersects, datetime=datetime_range, collections=collections,
+                              ids=ids, query=filters or None, max_items=limit, limit=min(limit, 100))
+        return list(found.items())
+    except APIError as exc:
+        if getattr(exc, "status_code", None) is None:  # no HTTP answer at all: connection refused, timeout, DNS
+            raise EOError(f"cannot reach the STAC API at {url}: {str(exc)[:200]}",
+                          "check the URL and the network (tried 3 times with backoff)") from None
+        raise EOError(f"the STAC API at {url} refused the search ({exc.status_code}): {str(exc)[:300]}",
+                      "check the search parameters") from None
+    except Exception as exc:  # noqa: BLE001 - connection errors come in many types
+        raise EOError(f"cannot reach the STAC API at {url}: {type(exc).__name__}: {str(exc)[:200]}",
+                      "check the URL and the network (tried 3 times with backoff)") from None

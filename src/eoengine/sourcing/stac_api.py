@@ -1,0 +1,175 @@
+"""A STAC API over a local catalog (``eoengine source serve``): core, collections, item search.
+
+Implements STAC API 1.0 landing page, conformance, ``/collections``, items per collection,
+single items, and ``/search`` by GET and POST (bbox, intersects, datetime, collections,
+ids, limit) with ``next`` links that carry a page token. Every bad parameter is a 400 with
+a JSON body ``{"code": ..., "description": ...}``; unknown collections and items are 404.
+Results per page are capped at ``max_limit``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from eoengine.sourcing.catalog import BadQuery, CatalogIndex
+
+STAC_VERSION = "1.0.0"
+CONFORMANCE = [
+    "https://api.stacspec.org/v1.0.0/core",
+    "https://api.stacspec.org/v1.0.0/collections",
+    "https://api.stacspec.org/v1.0.0/ogcapi-features",
+    "https://api.stacspec.org/v1.0.0/item-search",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+]
+GEOJSON = "application/geo+json"
+
+
+class SearchBody(BaseModel):
+    """The body of ``POST /search``."""
+
+    collections: list[str] | None = None
+    ids: list[str] | None = None
+    bbox: list[float] | None = None
+    intersects: dict[str, Any] | None = None
+    datetime: str | None = None
+    limit: int = Field(default=10, ge=1)
+    token: str | None = None
+
+
+def _bad(message: str, status: int = 400) -> JSONResponse:
+    return JSONResponse({"code": "BadRequest" if status == 400 else "NotFound", "description": message}, status_code=status)
+
+
+def _token(token: str | None) -> int:
+    if token is None:
+        return 0
+    if not token.startswith("next:") or not token[5:].isdigit():
+        raise BadQuery(f"token '{token}' is not one this server issued")
+    return int(token[5:])
+
+
+def create_stac_app(index: CatalogIndex, title: str = "eoengine STAC API", max_limit: int = 1000) -> FastAPI:
+    """The STAC API application over ``index``."""
+    app = FastAPI(title=title, version=STAC_VERSION, description="STAC API over a local catalog (eoengine)")
+
+    @app.exception_handler(BadQuery)
+    async def bad_query(request: Request, exc: BadQuery) -> JSONResponse:
+        return _bad(str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return _bad(problems or "malformed request")
+
+    def base(request: Request) -> str:
+        return str(request.base_url).rstrip("/")
+
+    def item_links(request: Request, item: dict[str, Any], collection: str) -> dict[str, Any]:
+        b = base(request)
+        return item | {"collection": collection, "links": [
+            {"rel": "self", "href": f"{b}/collections/{collection}/items/{item['id']}", "type": GEOJSON},
+            {"rel": "parent", "href": f"{b}/collections/{collection}", "type": "application/json"},
+            {"rel": "collection", "href": f"{b}/collections/{collection}", "type": "application/json"},
+            {"rel": "root", "href": f"{b}/", "type": "application/json"}]}
+
+    def collection_doc(request: Request, cid: str) -> dict[str, Any]:
+        b = base(request)
+        return index.collections[cid] | {"links": [
+            {"rel": "self", "href": f"{b}/collections/{cid}", "type": "application/json"},
+            {"rel": "items", "href": f"{b}/collections/{cid}/items", "type": GEOJSON},
+            {"rel": "parent", "href": f"{b}/", "type": "application/json"},
+            {"rel": "root", "href": f"{b}/", "type": "application/json"}]}
+
+    def page(request: Request, records: list[Any], limit: int, token: str | None, post_body: dict[str, Any] | None) -> dict[str, Any]:
+        if limit < 1:
+            raise BadQuery("limit must be at least 1")
+        limit = min(limit, max_limit)
+        start = _token(token)
+        chosen = records[start:start + limit]
+        links: list[dict[str, Any]] = [{"rel": "root", "href": f"{base(request)}/", "type": "application/json"}]
+        if start + limit < len(records):
+            nxt = f"next:{start + limit}"
+            if post_body is None:
+                query = dict(request.query_params) | {"token": nxt}
+                links.append({"rel": "next", "href": f"{str(request.url).split('?')[0]}?{urlencode(query)}", "type": GEOJSON,
+                              "method": "GET"})
+            else:
+                links.append({"rel": "next", "href": str(request.url), "type": GEOJSON, "method": "POST",
+                              "body": post_body | {"token": nxt}, "merge": False})
+        return {"type": "FeatureCollection", "features": [item_links(request, r.item, r.collection) for r in chosen],
+                "links": links, "numberMatched": len(records), "numberReturned": len(chosen)}
+
+    @app.get("/", summary="Landing page")
+    async def landing(request: Request) -> dict[str, Any]:
+        b = base(request)
+        links = [{"rel": "self", "href": f"{b}/", "type": "application/json"},
+                 {"rel": "root", "href": f"{b}/", "type": "application/json"},
+                 {"rel": "conformance", "href": f"{b}/conformance", "type": "application/json"},
+                 {"rel": "data", "href": f"{b}/collections", "type": "application/json"},
+                 {"rel": "search", "href": f"{b}/search", "type": GEOJSON, "method": "GET"},
+                 {"rel": "search", "href": f"{b}/search", "type": GEOJSON, "method": "POST"},
+                 {"rel": "service-desc", "href": f"{b}/openapi.json", "type": "application/vnd.oai.openapi+json;version=3.0"}]
+        links += [{"rel": "child", "href": f"{b}/collections/{c}", "type": "application/json"} for c in index.collections]
+        return {"type": "Catalog", "stac_version": STAC_VERSION, "id": "eoengine", "title": title,
+                "description": f"{len(index.records)} items in {len(index.collections)} collection(s)",
+                "conformsTo": CONFORMANCE, "links": links}
+
+    @app.get("/conformance", summary="Conformance classes")
+    async def conformance() -> dict[str, Any]:
+        return {"conformsTo": CONFORMANCE}
+
+    @app.get("/collections", summary="Collections")
+    async def collections(request: Request) -> dict[str, Any]:
+        return {"collections": [collection_doc(request, c) for c in index.collections],
+                "links": [{"rel": "self", "href": f"{base(request)}/collections", "type": "application/json"}]}
+
+    @app.get("/collections/{cid}", summary="One collection")
+    async def collection(request: Request, cid: str) -> Any:
+        if cid not in index.collections:
+            return _bad(f"no collection '{cid}'", 404)
+        return collection_doc(request, cid)
+
+    @app.get("/collections/{cid}/items", summary="Items of a collection")
+    async def items(request: Request, cid: str, bbox: str | None = None, datetime: str | None = None,
+                    limit: int = Query(10), token: str | None = None) -> Any:
+        if cid not in index.collections:
+            return _bad(f"no collection '{cid}'", 404)
+        return page(request, index.search([cid], None, bbox, None, datetime), limit, token, None)
+
+    @app.get("/collections/{cid}/items/{iid}", summary="One item")
+    async def item(request: Request, cid: str, iid: str) -> Any:
+        found = index.item(cid, iid) if cid in index.collections else None
+        if found is None:
+            return _bad(f"no item '{iid}' in collection '{cid}'", 404)
+        return item_links(request, found, cid)
+
+    @app.get("/search", summary="Item search (GET)")
+    async def search_get(request: Request, collections: str | None = None, ids: str | None = None, bbox: str | None = None,
+                         intersects: str | None = None, datetime: str | None = None, limit: int = Query(10),
+                         token: str | None = None) -> Any:
+        geom = None
+        if intersects:
+            try:
+                geom = json.loads(intersects)
+            except json.JSONDecodeError:
+                raise BadQuery("intersects must be a GeoJSON geometry (JSON)") from None
+        found = index.search(collections.split(",") if collections else None, ids.split(",") if ids else None,
+                             bbox, geom, datetime)
+        return page(request, found, limit, token, None)
+
+    @app.post("/search", summary="Item search (POST)")
+    async def search_post(request: Request, body: SearchBody) -> Any:
+        if body.bbox is not None and body.intersects is not None:
+            raise BadQuery("give bbox or intersects, not both")
+        found = index.search(body.collections, body.ids, body.bbox, body.intersects, body.datetime)
+        return page(request, found, body.limit, body.token, body.model_dump(exclude_none=True, exclude={"token"}))
+
+    return app

