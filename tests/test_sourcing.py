@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pystac
 import pytest
 from conftest import OGT, REPO, run_cli
@@ -135,3 +136,41 @@ def test_search_cli_local_and_remote(api: str, catalog: Path, tmp_path: Path, ca
     assert code == 2 and "RFC 3339" in err
     code, text, err = run_cli(["source", "scan", str(OGT), "--out", str(tmp_path / "c"), "--exclude", "training_data*"], capsys)
     assert code == 0 and "2 item(s), 1999-11-18 to 2002-04-16" in text, err
+
+
+def test_fetch_clips_stacks_caches_and_refetches_corrupt_files(catalog: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import rasterio
+
+    from eoengine.sourcing.fetch import fetch
+
+    items = tmp_path / "s2.json"
+    run_cli(["source", "search", str(catalog), "--collection", "sentinel-2-l1c", "--out", str(items)], capsys)
+    cache = tmp_path / "cache"
+    args = ["source", "fetch", str(items), "--bands", "red,nir,swir16", "--bbox", "12.55,52.47,12.60,52.50", "--cache", str(cache)]
+    code, text, err = run_cli(args, capsys)
+    assert code == 0 and "fetched" in text, err
+    (path,) = list(cache.rglob("*.tif"))
+    with rasterio.open(path) as ds:
+        assert ds.count == 3 and ds.descriptions == ("red", "nir", "swir16") and ds.crs.to_epsg() == 32633
+        assert ds.res == (10.0, 10.0) and 300 < ds.width < 400  # 0.05° of longitude at 10 m
+        assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        data = ds.read()
+    assert np.isfinite(data).all() and data[2].std() > 0  # the 20 m band resampled onto the 10 m grid
+    mtime = path.stat().st_mtime_ns
+    code, text, _ = run_cli(args, capsys)
+    assert code == 0 and "cached" in text and path.stat().st_mtime_ns == mtime  # never fetched twice
+    path.write_bytes(path.read_bytes()[:1000])  # a corrupt file under the final name
+    code, text, _ = run_cli(args, capsys)
+    assert code == 0 and "fetched" in text and path.stat().st_size > 1000
+    assert not [p for p in cache.rglob(".*") if p.is_file()]  # no temporary files left
+    item = pystac.ItemCollection.from_file(str(items)).items[0]
+    with pytest.raises(EOError, match="has no band 'thermal'.*choose from: .*blue"):
+        fetch([item], ["thermal"], cache)
+    with pytest.raises(EOError, match="misses every scene"):
+        from shapely.geometry import box
+
+        fetch([item], ["red"], cache, box(0, 0, 1, 1))
+    res = fetch([item], ["red"], tmp_path / "c4326", box(12.55, 52.47, 12.56, 52.48), crs="EPSG:4326", resolution=0.0001)
+    with rasterio.open(res[0].path) as ds:  # type: ignore[arg-type]
+        assert ds.crs.to_epsg() == 4326 and ds.width == 100
+

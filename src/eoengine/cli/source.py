@@ -25,11 +25,13 @@ def scan(
     collection: Annotated[str, typer.Option(help="Collection id")] = "local",
     datetime_pattern: Annotated[str | None, typer.Option(help="Regex with a (?P<date>...) group, then |FORMAT, e.g. '(?P<date>\\d{8})|%Y%m%d'")] = None,
     exclude: Annotated[list[str] | None, typer.Option(help="File name globs to leave out (repeat)")] = None,
+    band_names: Annotated[str | None, typer.Option(help="Names of multi-band files' bands in order, e.g. blue,green,red,nir")] = None,
 ) -> None:
     """Scan a folder into a STAC Collection: footprints, projection, bands, dates."""
     from eoengine.sourcing.scan import scan_folder
 
-    col = scan_folder(folder, output, collection, datetime_pattern, exclude=exclude)
+    col = scan_folder(folder, output, collection, datetime_pattern, exclude=exclude,
+                      band_names=band_names.split(",") if band_names else None)
     items = list(col.get_items())
     out.print(f"wrote {output / 'collection.json'}: {len(items)} item(s), "
               f"{min(i.datetime for i in items if i.datetime):%Y-%m-%d} to {max(i.datetime for i in items if i.datetime):%Y-%m-%d}")
@@ -90,3 +92,38 @@ def serve(
     index = CatalogIndex(catalog)
     out.print(f"STAC API over {len(index.records)} item(s) in {len(index.collections)} collection(s) on http://{host}:{port}/")
     uvicorn.run(create_stac_app(index, max_limit=max_limit), host=host, port=port, log_level="warning")
+
+
+@source_app.command("fetch")
+def fetch(
+    items: Annotated[Path, typer.Argument(help="ItemCollection JSON (from 'source search --out')")],
+    bands: Annotated[str, typer.Option(help="Comma-separated bands: asset keys, eo:bands names or common names")],
+    cache: Annotated[Path, typer.Option(help="Cache folder for the fetched COGs")] = Path("eoengine-cache"),
+    bbox: Annotated[str | None, typer.Option(help="Clip to west,south,east,north (degrees)")] = None,
+    aoi: Annotated[str | None, typer.Option(help="Clip to a GeoJSON file or geometry")] = None,
+    crs: Annotated[str | None, typer.Option(help="Reproject to this CRS (e.g. EPSG:32633)")] = None,
+    resolution: Annotated[float | None, typer.Option(help="Pixel size in the target CRS's units")] = None,
+    workers: Annotated[int, typer.Option(help="Items fetched at once")] = 4,
+) -> None:
+    """Fetch chosen bands of items, clipped/reprojected and stacked, into a cache of COGs (never twice)."""
+    import pystac
+    from shapely.geometry import box, shape
+
+    from eoengine.sourcing.fetch import fetch as run
+    from eoengine.sourcing.search import aoi_geometry
+
+    try:
+        collection = pystac.ItemCollection.from_file(str(items))
+    except Exception as exc:  # noqa: BLE001 - any unreadable JSON
+        raise EOError(f"cannot read items from {items}: {exc}", "pass the JSON written by 'source search --out'") from None
+    if bbox and aoi:
+        raise EOError("give --bbox or --aoi, not both", "use one area filter")
+    area = box(*[float(v) for v in bbox.split(",")]) if bbox else (shape(aoi_geometry(aoi)) if aoi else None)
+    results = run(list(collection), bands.split(","), cache, area, crs, resolution, workers)
+    table = Table(title=f"{len(results)} item(s)")
+    for col in ("item", "state", "file", "sha256"):
+        table.add_column(col)
+    for r in results:
+        state = r.skipped or ("cached" if r.cached else "fetched")
+        table.add_row(r.item_id, state, str(r.path or ""), r.sha256[:12])
+    out.print(table)

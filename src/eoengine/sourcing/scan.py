@@ -68,19 +68,23 @@ def _date_from_tags(tags: dict[str, str]) -> datetime | None:
     return None
 
 
-def _bands(ds: Any, band_id: str | None) -> list[dict[str, Any]]:
+def _bands(ds: Any, band_id: str | None, names: list[str] | None = None) -> list[dict[str, Any]]:
     if band_id:
         out = {"name": band_id}
         if band_id in COMMON_NAMES:
             out["common_name"] = COMMON_NAMES[band_id]
         return [out]
-    return [{"name": ds.descriptions[i] or f"b{i + 1}"} for i in range(ds.count)]
+    bands = [{"name": ds.descriptions[i] or f"b{i + 1}"} for i in range(ds.count)]
+    for band, name in zip(bands, names or [], strict=False):  # the user's names: also the common names
+        band["name"] = name
+        band["common_name"] = name
+    return bands
 
 
-def _asset(path: Path, ds: Any, band_id: str | None) -> pystac.Asset:
+def _asset(path: Path, ds: Any, band_id: str | None, names: list[str] | None = None) -> pystac.Asset:
     media = pystac.MediaType.JPEG2000 if path.suffix.lower() == ".jp2" else (
         pystac.MediaType.COG if path.suffix.lower() in (".tif", ".tiff") and is_cog(path) else pystac.MediaType.GEOTIFF)
-    extra = {"eo:bands": _bands(ds, band_id), "proj:shape": [ds.height, ds.width],
+    extra = {"eo:bands": _bands(ds, band_id, names), "proj:shape": [ds.height, ds.width],
              "proj:transform": list(ds.transform)[:6], "gsd": abs(ds.transform.a)}
     return pystac.Asset(str(path.resolve()), title=path.name, media_type=media, roles=["data"], extra_fields=extra)
 
@@ -98,7 +102,8 @@ class Undated(EOError):
     """A scene whose date could not be found."""
 
 
-def make_item(item_id: str, members: list[tuple[Path, str | None]], date_pattern: str | None = None) -> pystac.Item:
+def make_item(item_id: str, members: list[tuple[Path, str | None]], date_pattern: str | None = None,
+              band_names: list[str] | None = None) -> pystac.Item:
     """One Item from a scene's files (one multi-band file, or one file per band)."""
     assets: dict[str, pystac.Asset] = {}
     when, crs, bounds = None, None, None
@@ -110,7 +115,7 @@ def make_item(item_id: str, members: list[tuple[Path, str | None]], date_pattern
         with ds:
             if ds.crs is None:
                 raise EOError(f"{path} has no CRS", "assign one (gdal_edit.py -a_srs) or leave the file out")
-            assets[band or "data"] = _asset(path, ds, band)
+            assets[band or "data"] = _asset(path, ds, band, band_names)
             when = when or _date_from_tags(ds.tags())
             crs = crs or ds.crs
             b = transform_bounds(ds.crs, "EPSG:4326", *ds.bounds, densify_pts=21)
@@ -133,10 +138,12 @@ def make_item(item_id: str, members: list[tuple[Path, str | None]], date_pattern
 
 
 def scan_folder(folder: Path, out: Path, collection_id: str, date_pattern: str | None = None,
-                description: str | None = None, exclude: list[str] | None = None) -> pystac.Collection:
+                description: str | None = None, exclude: list[str] | None = None,
+                band_names: list[str] | None = None) -> pystac.Collection:
     """Scan ``folder`` (recursively) into a self-contained STAC Collection written to ``out``.
 
-    ``exclude`` holds glob patterns of file names to leave out (label rasters, masks).
+    ``exclude`` holds glob patterns of file names to leave out (label rasters, masks);
+    ``band_names`` names the bands of multi-band files in order (used as STAC common names).
     """
     files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file()
                    and not any(p.match(g) for g in exclude or []))
@@ -145,7 +152,7 @@ def scan_folder(folder: Path, out: Path, collection_id: str, date_pattern: str |
     items, undated = [], []
     for key, members in sorted(_group(files).items()):
         try:
-            items.append(make_item(key, members, date_pattern))
+            items.append(make_item(key, members, date_pattern, band_names))
         except Undated:
             undated.append(key)
     if undated:

@@ -1,0 +1,154 @@
+"""Fetch the chosen bands of STAC items, clipped to an AOI, as COGs in a local cache.
+
+Assets are read in place through GDAL (local paths, ``https://`` via /vsicurl, ``s3://``,
+``gs://``, ``az://`` with credentials from the environment), only the AOI's window is read,
+bands are resampled onto one grid (the finest band's, or ``resolution`` in ``crs``) and
+stacked into one COG per item. The cache key is the item, its asset locations and the
+request (bands, AOI, CRS, resolution); a finished file has a ``.json`` sidecar with its
+SHA-256, and is never fetched twice. A file whose checksum no longer matches, or that does
+not open, is fetched again. Files are written under a temporary name and renamed when
+complete, so an interrupted fetch (or a full disk) never leaves a partial file under a
+final name. Items are fetched concurrently.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pystac
+import rasterio
+from rasterio.crs import CRS
+from rasterio.enums import Resampling
+from rasterio.transform import from_origin
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds, transform_geom
+from shapely.geometry import box, mapping, shape
+
+from eoengine.errors import EOError
+from eoengine.hashing import canonical_hash, file_sha256
+from eoengine.raster.cog import finish_cog, temp_name
+
+
+@dataclass
+class Fetched:
+    """One item's fetched stack."""
+
+    item_id: str
+    path: Path | None
+    cached: bool
+    sha256: str = ""
+    skipped: str = ""
+
+
+def band_locations(item: pystac.Item, bands: list[str]) -> list[tuple[str, int]]:
+    """(href, 1-based band index) of each requested band: by asset key, eo:bands name or common name."""
+    out = []
+    for band in bands:
+        found = None
+        if band in item.assets:
+            found = (item.assets[band].href, 1)
+        else:
+            for asset in item.assets.values():
+                for i, b in enumerate(asset.extra_fields.get("eo:bands", [])):
+                    if band in (b.get("name"), b.get("common_name")):
+                        found = (asset.href, i + 1)
+                        break
+                if found:
+                    break
+        if found is None:
+            names = sorted({*item.assets, *(b.get("common_name") or b.get("name") for a in item.assets.values()
+                                             for b in a.extra_fields.get("eo:bands", []))} - {None})
+            raise EOError(f"item '{item.id}' has no band '{band}'", f"choose from: {', '.join(names)}")
+        out.append(found)
+    return out
+
+
+def _grid(srcs: list[Any], aoi: Any, crs: CRS | None, resolution: float | None) -> tuple[CRS, Any, int, int] | None:
+    """Target CRS, transform and size covering the AOI (or the whole item), or None if the AOI misses it."""
+    target = crs or srcs[0].crs
+    res = resolution or min(abs(s.res[0]) for s in srcs) if crs is None or resolution else None
+    if res is None:  # a new CRS without a resolution: the finest band's pixel size carried over
+        b = srcs[0].bounds
+        tb = transform_bounds(srcs[0].crs, target, *b)
+        res = min((tb[2] - tb[0]) / srcs[0].width, (tb[3] - tb[1]) / srcs[0].height)
+    item_area = box(*transform_bounds(srcs[0].crs, target, *srcs[0].bounds, densify_pts=21))
+    area = item_area
+    if aoi is not None:
+        area = item_area.intersection(shape(transform_geom("EPSG:4326", target, mapping(aoi))))
+        if area.is_empty:
+            return None
+    w, s, e, n = area.bounds
+    w, n = math.floor(w / res) * res, math.ceil(n / res) * res
+    width, height = max(1, math.ceil((e - w) / res)), max(1, math.ceil((n - s) / res))
+    return target, from_origin(w, n, res, res), width, height
+
+
+def _open(href: str) -> Any:
+    try:
+        return rasterio.open(href)
+    except rasterio.errors.RasterioIOError as exc:
+        raise EOError(f"cannot read {href}: {str(exc).splitlines()[0]}", "check the asset URL and credentials") from None
+
+
+def fetch_item(item: pystac.Item, bands: list[str], cache: Path, aoi: Any = None, crs: str | None = None,
+               resolution: float | None = None, resampling: str = "bilinear") -> Fetched:
+    """Fetch (or recall) one item's stack; see the module docs."""
+    locs = band_locations(item, bands)
+    key = canonical_hash({"item": item.id, "hrefs": locs, "bands": bands, "aoi": aoi.wkt if aoi is not None else None,
+                          "crs": crs, "resolution": resolution, "resampling": resampling})[:16]
+    out = cache / (item.collection_id or "items") / item.id / f"{key}.tif"
+    sidecar = out.with_suffix(".json")
+    if out.exists() and sidecar.exists():
+        recorded = json.loads(sidecar.read_text()).get("sha256")
+        if recorded == file_sha256(out):
+            try:
+                rasterio.open(out).close()
+                return Fetched(item.id, out, True, recorded)
+            except rasterio.errors.RasterioIOError:
+                pass
+        out.unlink()  # corrupt or changed: fetch again
+    srcs = [_open(h) for h, _ in locs]
+    try:
+        grid = _grid(srcs, aoi, CRS.from_user_input(crs) if crs else None, resolution)
+        if grid is None:
+            return Fetched(item.id, None, False, skipped="outside the AOI")
+        target, transform, width, height = grid
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tiled = temp_name(out, "tiled.tif")
+        profile = {"driver": "GTiff", "width": width, "height": height, "count": len(bands), "dtype": "float32",
+                   "crs": target, "transform": transform, "nodata": np.nan, "tiled": True, "blockxsize": 256,
+                   "blockysize": 256, "compress": "deflate", "BIGTIFF": "IF_SAFER"}
+        with rasterio.open(tiled, "w", **profile) as dst:
+            for i, (src, (_, index)) in enumerate(zip(srcs, locs, strict=True)):
+                with WarpedVRT(src, crs=target, transform=transform, width=width, height=height,
+                               resampling=Resampling[resampling], src_nodata=src.nodata, nodata=np.nan, dtype="float32") as vrt:
+                    dst.write(vrt.read(index), i + 1)
+                dst.set_band_description(i + 1, bands[i])
+            dst.update_tags(EOENGINE_ITEM=item.id, EOENGINE_BANDS=",".join(bands))
+        finish_cog(tiled, out, "AVERAGE")
+    finally:
+        for s in srcs:
+            s.close()
+    digest = file_sha256(out)
+    tmp = temp_name(sidecar, "json")
+    tmp.write_text(json.dumps({"item": item.id, "bands": bands, "sha256": digest, "hrefs": locs}, indent=2))
+    tmp.replace(sidecar)
+    return Fetched(item.id, out, False, digest)
+
+
+def fetch(items: list[pystac.Item], bands: list[str], cache: Path, aoi: Any = None, crs: str | None = None,
+          resolution: float | None = None, workers: int = 4) -> list[Fetched]:
+    """Fetch every item concurrently; raises if the AOI misses them all."""
+    if not items:
+        raise EOError("no items to fetch", "search first: eoengine source search ... --out items.json")
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        results = list(pool.map(lambda it: fetch_item(it, bands, cache, aoi, crs, resolution), items))
+    if all(r.path is None for r in results):
+        raise EOError("the AOI misses every scene", "check the AOI's coordinates (degrees, west,south,east,north)")
+    return results
