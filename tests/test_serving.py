@@ -55,8 +55,13 @@ def served(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module: pytest.
         data = ds.read()
     pkg = load_package(result.model_path)
     monkeypatch_module.setenv("AIP_PREDICT_ROUTE", "/vertex/predict")
+    from eoengine.sourcing.scan import scan_folder
+
+    scan_folder(OGT, tmp / "catalog" / "landsat", "landsat-7", exclude=["training_data*"],
+                band_names=["blue", "green", "red", "nir", "swir16", "swir22", "lwir", "pan"])
     settings = Settings(api_key=KEY, model_name="landcover", tiles_scene=[str(stack)], engine="torch",
-                        predict_route="/vertex/predict", health_route="/vertex/health", max_upload_mb=5)
+                        predict_route="/vertex/predict", health_route="/vertex/health", max_upload_mb=5,
+                        catalog=str(tmp / "catalog"), cache=str(tmp / "cache"))
     app = create_app(pkg, settings)
     url, server = _start(app)
     yield {"url": url, "pkg": pkg, "stack": stack, "data": data, "tmp": tmp, "app": app, "model": result.model_path}
@@ -217,3 +222,23 @@ def test_a_model_that_does_not_load_stops_start_up(tmp_path: Path, served: dict)
     exe = Path(sys.executable).parent / "eoengine"
     run = subprocess.run([str(exe), "serve", str(broken), "--port", str(_free_port())], capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "cannot load model" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_predict_aoi_sources_the_newest_scene(served: dict) -> None:
+    url = served["url"]
+    body = {"bbox": [-93.34, 15.70, -93.30, 15.74]}
+    r = httpx.post(f"{url}/predict/aoi", json=body, headers=AUTH, timeout=120)
+    assert r.status_code == 200 and r.headers["content-type"] == "image/tiff", r.text
+    assert r.headers["x-eoengine-item"] == "LE70220492002106EDC00_stack"  # the newest
+    out = served["tmp"] / "aoi.tif"
+    out.write_bytes(r.content)
+    with rasterio.open(out) as ds:
+        assert 100 < ds.width < 160 and ds.crs.to_epsg() == 32615 and (ds.read(1) != 255).mean() > 0.9
+    older = httpx.post(f"{url}/predict/aoi", json=body | {"datetime": "1999-01-01T00:00:00Z/2000-01-01T00:00:00Z"},
+                       headers=AUTH, timeout=120)
+    assert older.status_code == 200 and older.headers["x-eoengine-item"] == "LE70220491999322EDC01_stack"
+    for bad, status in (({"bbox": [10, 50, 11, 51]}, 404), ({"bbox": [1, 2, 3]}, 400),
+                        ({"bbox": [-93.34, 15.70, -93.30, 15.74], "geometry": {"type": "Point", "coordinates": [0, 0]}}, 400),
+                        ({"bbox": [-93.34, 15.70, -93.30, 15.74], "datetime": "later"}, 400)):
+        r = httpx.post(f"{url}/predict/aoi", json=bad, headers=AUTH)
+        assert r.status_code == status and r.json()["error"], (bad, r.text)

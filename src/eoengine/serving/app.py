@@ -49,6 +49,8 @@ class Settings:
     max_wait_ms: float = 5.0
     engine: str = "auto"
     tiles_scene: list[str] = field(default_factory=list)
+    catalog: str | None = None
+    cache: str = "eoengine-cache"
     predict_route: str | None = None
     health_route: str | None = None
 
@@ -58,6 +60,15 @@ class Instances(BaseModel):
 
     instances: list[Any] = Field(description="raw band values per instance: {band: (H, W)}, {'image': (C, H, W)} or (C, H, W)")
     parameters: dict[str, Any] | None = None
+
+
+class AOIRequest(BaseModel):
+    """An area (bbox or GeoJSON geometry) and optional time and collections to map."""
+
+    bbox: list[float] | None = Field(default=None, description="west, south, east, north in degrees")
+    geometry: dict[str, Any] | None = Field(default=None, description="GeoJSON geometry in EPSG:4326")
+    datetime: str | None = Field(default=None, description="RFC 3339 instant or interval; the newest scene is used")
+    collections: list[str] | None = None
 
 
 class Predictions(BaseModel):
@@ -215,6 +226,46 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
             await asyncio.to_thread(run)
         return FileResponse(out, media_type="image/tiff", filename="map.tif",
                             background=BackgroundTask(shutil.rmtree, work, ignore_errors=True))
+
+    @app.post("/predict/aoi", summary="Source the newest scene for an area and time, and map it (COG)",
+              responses={200: {"content": {"image/tiff": {}}}, 404: {"description": "no imagery"}})
+    async def predict_aoi(body: AOIRequest) -> Response:
+        from shapely.geometry import box, shape
+
+        from eoengine.sourcing.catalog import BadQuery, parse_bbox, parse_geometry
+        from eoengine.sourcing.fetch import fetch_item
+        from eoengine.sourcing.search import search
+
+        if settings.catalog is None:
+            return _error(404, "this server has no imagery catalog", "start it with --catalog CATALOG_OR_STAC_API_URL")
+        if (body.bbox is None) == (body.geometry is None):
+            return _error(400, "give exactly one of bbox and geometry", "e.g. {'bbox': [w, s, e, n], 'datetime': '2024-06'}")
+        try:
+            area = parse_bbox(body.bbox) if body.bbox is not None else parse_geometry(body.geometry)
+        except BadQuery as exc:
+            return _error(400, str(exc), "bbox is west, south, east, north in degrees; geometry is GeoJSON")
+        if not area.is_valid:
+            area = shape(area.buffer(0)) if body.geometry else box(*area.bounds)
+        try:
+            found = await asyncio.to_thread(search, settings.catalog, list(area.bounds), None, body.datetime,
+                                            body.collections, None, None, None, 1, "datetime", True)
+        except EOError as exc:
+            return _error(400, exc.problem, "datetime is RFC 3339 (an instant or start/end); collections must exist")
+        if not len(found):
+            return _error(404, "no imagery for that area and time", "widen the datetime or check the area")
+        bands = [b.get("common_name") or b["name"] for b in meta["band_specs"]]
+        work = Path(tempfile.mkdtemp(prefix="eoengine-serve-"))
+        try:
+            fetched = await asyncio.to_thread(fetch_item, found.items[0], bands, Path(settings.cache), area)
+        except EOError as exc:
+            shutil.rmtree(work, ignore_errors=True)
+            return _error(422, exc.problem, exc.fix or "")
+        if fetched.path is None:
+            shutil.rmtree(work, ignore_errors=True)
+            return _error(404, "the newest scene does not cover that area", "check the area")
+        response = await _predict_file(fetched.path, work)
+        response.headers["X-EOEngine-Item"] = fetched.item_id
+        return response
 
     if settings.tiles_scene:
         from eoengine.serving.tiles import add_tile_route
