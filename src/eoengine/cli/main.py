@@ -157,7 +157,8 @@ def predict(
     overlap: Annotated[int | None, typer.Option(help="Tile overlap in pixels")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Tiles per forward pass")] = None,
     engine: Annotated[str, typer.Option(help="auto (the faster on CPU), torch, onnx or onnx-int8")] = "auto",
-    beam: Annotated[bool, typer.Option("--beam", help="Many scenes as an Apache Beam pipeline (one element per scene)")] = False,
+    beam: Annotated[bool, typer.Option("--beam", help="Many scenes as an Apache Beam pipeline (one element per strip of region rows)")] = False,
+    rows_per_element: Annotated[int, typer.Option(help="--beam: rows of regions per element")] = 1,
     runner: Annotated[str, typer.Option(help="Beam runner for --beam")] = "DirectRunner",
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (for run ids)")] = None,
 ) -> None:
@@ -181,7 +182,7 @@ def predict(
         if beam:
             from eoengine.inference.beam import predict_beam
 
-            written = predict_beam(model_path, many, opts, engine, output, out_dir, runner)
+            written = predict_beam(model_path, many, opts, engine, output, out_dir, runner, rows_per_element=rows_per_element)
         else:
             from eoengine.inference.many import predict_many
 

@@ -1,11 +1,14 @@
-"""Prediction over many scenes as an Apache Beam pipeline: one element per scene.
+"""Prediction over many scenes as an Apache Beam pipeline: one element per group of region rows.
 
-Each worker loads the model package once (``setup``) and predicts the scenes it is given
-into one COG each; the driver then builds the mosaic if asked. The same pipeline runs on the
-DirectRunner here (two worker processes, each with its share of the cores) and on a cluster
-runner, where the model package, the scenes and the output folder must be on storage every
-worker reaches. Scenes already predicted (same model run and inputs) are skipped, so a
-rerun continues an interrupted job.
+Every scene is cut into strips of ``rows_per_element`` rows of regions (1024 px each by
+default); each strip is one element, so the workers share large scenes as well as many
+small ones. Each worker loads the model package once (``setup``) and writes its strips as
+sparse GeoTIFFs (see :mod:`eoengine.inference.strips`: a strip equals the rows a whole-scene
+run would write); the driver joins each scene's strips into one COG and builds the mosaic
+if asked. The same pipeline runs on the DirectRunner here (two worker processes, each with
+its share of the cores) and on a cluster runner, where the model package, the scenes and the
+output folder must be on storage every worker reaches. Finished strips and scenes are
+skipped, so a rerun continues an interrupted job.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import apache_beam as beam
 from eoengine.config.schema import PredictionConfig
 from eoengine.datasets.pipeline import beam_options
 from eoengine.errors import EOError
-from eoengine.inference.many import mosaic, predict_scenes, scene_name
+from eoengine.inference.many import mosaic, scene_name
 
 
 class _PredictScene(beam.DoFn):  # type: ignore[misc]
@@ -37,13 +40,22 @@ class _PredictScene(beam.DoFn):  # type: ignore[misc]
         self.predictor = Predictor(load_package(Path(self.model)), PredictionConfig.model_validate_json(self.options), self.engine)
         torch.set_num_threads(self.threads)  # the predictor asks for every core; share them between workers
 
-    def process(self, files: list[str]) -> Iterator[str]:
-        yield str(predict_scenes(self.predictor, [files], Path(self.out_dir))[0])
+    def process(self, element: tuple[list[str], int, int, str]) -> Iterator[str]:
+        from eoengine.inference.sources import sources_for_model
+        from eoengine.inference.strips import predict_strip
+        from eoengine.raster.scene import SceneReader
+
+        files, first, last, strip = element
+        meta = self.predictor.pkg.meta
+        sources = sources_for_model(meta["band_specs"], files, int(meta.get("timesteps", 1)))
+        with SceneReader(sources, meta.get("resampling", "bilinear")) as reader:
+            yield str(predict_strip(self.predictor, reader, first, last, Path(strip)))
 
 
 def predict_beam(
     model: Path, scenes: list[list[str]], options: PredictionConfig, engine: str, out: Path | None,
     out_dir: Path | None, runner: str = "DirectRunner", workers: int = 2, extra: list[str] | None = None,
+    rows_per_element: int = 1,
 ) -> list[Path]:
     """Predict ``scenes`` with Beam into ``out_dir`` (one COG each) and/or a mosaic at ``out``."""
     from eoengine.deploy.package import load_package
@@ -51,18 +63,45 @@ def predict_beam(
 
     if out is None and out_dir is None:
         raise EOError("many scenes need --out (one mosaic) or --out-dir (one map per scene)", "add one of them")
-    values = map_head(heads_from_meta(load_package(model).meta)).type == "regression"
+    from eoengine.inference.many import _done
+    from eoengine.inference.predict import Predictor
+    from eoengine.inference.sources import sources_for_model
+    from eoengine.inference.strips import join_strips, region_rows
+    from eoengine.raster.scene import SceneReader
+
+    pkg = load_package(model)
+    values = map_head(heads_from_meta(pkg.meta)).type == "regression"
     work = (out_dir or out.with_name(f".{out.name}.scenes")).resolve()  # type: ignore[union-attr]
     work.mkdir(parents=True, exist_ok=True)
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    opts = beam_options(runner, workers, "multi_processing", extra or [])
-    with beam.Pipeline(options=opts) as p:
-        _ = (p | beam.Create([[str(Path(f).resolve()) for f in s] for s in scenes]) | beam.Reshuffle()
-             | beam.ParDo(_PredictScene(str(Path(model).resolve()), options.model_dump_json(), engine, str(work), threads)))
+    planner = Predictor(pkg, options, "torch")  # layout only; workers choose their own engine
+    steps = int(pkg.meta.get("timesteps", 1))
+    scenes = [[str(Path(f).resolve()) for f in s] for s in scenes]
+    plan: dict[str, tuple[list[str], list[tuple[int, int, Path]]]] = {}
+    for files in scenes:
+        name = scene_name(files)
+        if _done(work / f"{name}.tif", str(pkg.meta.get("run_id", "")), files):
+            continue
+        with SceneReader(sources_for_model(pkg.meta["band_specs"], files, steps), pkg.meta.get("resampling", "bilinear")) as r:
+            rows = region_rows(planner, r)
+        strips = [(a, min(a + rows_per_element, rows) - 1, work / f".{name}.strip-{a:05d}.tif")
+                  for a in range(0, rows, rows_per_element)]
+        plan[name] = (files, strips)
+    elements = [(files, a, b, str(p)) for files, strips in plan.values() for a, b, p in strips]
+    if elements:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        opts = beam_options(runner, workers, "multi_processing", extra or [])
+        with beam.Pipeline(options=opts) as p:
+            _ = (p | beam.Create(elements) | beam.Reshuffle()
+                 | beam.ParDo(_PredictScene(str(Path(model).resolve()), options.model_dump_json(), engine, str(work), threads)))
+    for name, (files, strips) in plan.items():
+        missing = [str(s[2]) for s in strips if not s[2].exists()]
+        if missing:
+            raise EOError(f"the pipeline finished without these strips: {missing}", "see the worker logs above")
+        with SceneReader(sources_for_model(pkg.meta["band_specs"], files, steps), pkg.meta.get("resampling", "bilinear")) as r:
+            join_strips(planner, r, strips, work / f"{name}.tif", files)
+        for _, _, path in strips:
+            path.unlink(missing_ok=True)
     maps = [work / f"{scene_name(s)}.tif" for s in scenes]
-    missing = [str(m) for m in maps if not m.exists()]
-    if missing:
-        raise EOError(f"the pipeline finished without these maps: {missing}", "see the worker logs above")
     if out is None:
         return maps
     mosaic(maps, out, values)

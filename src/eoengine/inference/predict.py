@@ -122,6 +122,17 @@ class Predictor:
                 acc[-1, r : r + t, c : c + t] += self.weights
         return acc
 
+    def finish_region(self, acc: np.ndarray, nodata: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(class map or value map with nodata marked, blended probabilities) of a settled region."""
+        probs = acc[:-1] / acc[-1]
+        if self.regression:
+            out = probs[0].copy()
+            out[nodata] = np.nan
+        else:
+            out = probs.argmax(axis=0).astype(np.uint8)
+            out[nodata] = IGNORE
+        return out, probs
+
     def predict(self, reader: SceneReader, out: Path, probabilities: Path | None = None, inputs: list[str] | None = None) -> Path:
         """Predict the scene ``reader`` reads into a class-map (or value-map) COG at ``out``."""
         if probabilities is not None and self.regression:
@@ -192,13 +203,7 @@ class Predictor:
                         raise item
                     reg, data, nodata = item
                     acc = carry.settle(reg, self._compute(reg, data))
-                    probs = acc[:-1] / acc[-1]
-                    if self.regression:
-                        classes = probs[0].copy()
-                        classes[nodata] = np.nan
-                    else:
-                        classes = probs.argmax(axis=0).astype(np.uint8)
-                        classes[nodata] = IGNORE
+                    classes, probs = self.finish_region(acc, nodata)
                     if writer.probabilities:
                         probs[:, nodata] = np.nan
                     outbox.put(("region", reg, classes, probs if writer.probabilities else None))

@@ -1,0 +1,89 @@
+"""Prediction split by rows of regions, so several workers share one large scene.
+
+A strip is a run of region rows. Its worker first computes the region row just above it
+(without writing it): the tiles of that row spill into the strip's first row, and those
+spills depend on that row's tiles alone, so the strip comes out exactly as a whole-scene
+run would write it. Each strip is written to its own sparse tiled GeoTIFF (renamed into
+place when complete, so a rerun skips finished strips); ``join_strips`` copies them into one
+COG with the class colours and tags.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.windows import Window
+
+from eoengine.inference.output import colormap, map_tags
+from eoengine.inference.predict import Carry, Predictor
+from eoengine.inference.regions import regions
+from eoengine.labels.vector import IGNORE
+from eoengine.raster.cog import finish_cog, temp_name
+from eoengine.raster.scene import SceneReader
+
+
+def region_rows(predictor: Predictor, reader: SceneReader) -> int:
+    """How many rows of regions the scene has."""
+    grid = reader.grid
+    return regions(grid.height, grid.width, predictor.tile, predictor.overlap, predictor.opts.region_size)[-1].i + 1
+
+
+def _profile(predictor: Predictor, reader: SceneReader) -> dict[str, object]:
+    grid = reader.grid
+    dtype, nodata = ("float32", np.nan) if predictor.regression else ("uint8", IGNORE)
+    return {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": 1, "dtype": dtype, "nodata": nodata,
+            "crs": grid.crs_wkt, "transform": grid.affine, "tiled": True, "blockxsize": 512, "blockysize": 512,
+            "compress": "deflate", "BIGTIFF": "IF_SAFER", "SPARSE_OK": True}
+
+
+def predict_strip(predictor: Predictor, reader: SceneReader, first: int, last: int, out: Path) -> Path:
+    """Predict region rows ``first``..``last`` (inclusive) of the scene into the sparse GeoTIFF ``out``."""
+    if out.exists():
+        return out
+    grid = reader.grid
+    layout = regions(grid.height, grid.width, predictor.tile, predictor.overlap, predictor.opts.region_size)
+    carry = Carry(predictor.n_out + 1, predictor.overlap, grid.height, grid.width)
+    tmp = temp_name(out, "strip.tif")
+    with rasterio.Env(GDAL_CACHEMAX=256), rasterio.open(tmp, "w", **_profile(predictor, reader)) as dst:  # type: ignore[arg-type]
+        for reg in layout:
+            if not max(first - 1, 0) <= reg.i <= last:
+                continue
+            _, data, nodata = predictor._read(reader, reg)
+            acc = carry.settle(reg, predictor._compute(reg, data))
+            if reg.i < first:
+                continue  # the row above: computed for what it spills into this strip
+            out_arr, _ = predictor.finish_region(acc, nodata)
+            dst.write(out_arr, 1, window=Window(reg.x0, reg.y0, reg.x1 - reg.x0, reg.y1 - reg.y0))
+    tmp.replace(out)
+    return out
+
+
+def join_strips(predictor: Predictor, reader: SceneReader, strips: list[tuple[int, int, Path]], out: Path,
+                inputs: list[str]) -> Path:
+    """Copy each strip's rows into one COG at ``out`` with colours and tags."""
+    grid = reader.grid
+    layout = regions(grid.height, grid.width, predictor.tile, predictor.overlap, predictor.opts.region_size)
+    tiled = temp_name(out, "tiled.tif")
+    try:
+        with rasterio.open(tiled, "w", **_profile(predictor, reader)) as dst:  # type: ignore[arg-type]
+            for first, last, path in strips:
+                y0 = min(r.y0 for r in layout if r.i == first)
+                y1 = max(r.y1 for r in layout if r.i == last)
+                with rasterio.open(path) as src:
+                    for r0 in range(y0, y1, 512):
+                        window = Window(0, r0, grid.width, min(512, y1 - r0))
+                        dst.write(src.read(1, window=window), 1, window=window)
+            if predictor.regression:
+                dst.set_band_description(1, predictor._value_name() or "value")
+            else:
+                dst.write_colormap(1, colormap(predictor.pkg.meta["classes"]))
+                dst.set_band_description(1, "class")
+            dst.update_tags(**map_tags(predictor.pkg, inputs), EOENGINE_ENGINE=predictor.engine,
+                            EOENGINE_STRIPS=json.dumps([[a, b] for a, b, _ in strips]))
+        finish_cog(tiled, out, "AVERAGE" if predictor.regression else "MODE")
+    finally:
+        tiled.unlink(missing_ok=True)
+    return out
