@@ -174,3 +174,31 @@ def test_fetch_clips_stacks_caches_and_refetches_corrupt_files(catalog: Path, tm
     with rasterio.open(res[0].path) as ds:  # type: ignore[arg-type]
         assert ds.crs.to_epsg() == 4326 and ds.width == 100
 
+
+
+def test_a_config_can_name_a_search_instead_of_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from conftest import save_config, tiny_config
+
+    from eoengine.config.load import load_config
+    from eoengine.datasets.build import build_dataset
+
+    scan_folder(OGT, tmp_path / "catalog" / "landsat", "landsat-7", exclude=["training_data*"],
+                band_names=["blue", "green", "red", "nir", "swir16", "swir22", "lwir", "pan"])
+    cfg = tiny_config(tmp_path)
+    cfg["imagery"]["scenes"] = []
+    cfg["imagery"]["source"] = {"catalog": "catalog", "datetime": "1999-01-01T00:00:00Z/2000-01-01T00:00:00Z",
+                                "bbox": [-93.36, 15.68, -93.27, 15.76]}
+    path = save_config(tmp_path, cfg)
+    code, _, err = run_cli(["validate", str(path)], capsys)
+    assert code == 0, err
+    built = build_dataset(load_config(path))
+    assert [s["id"] for s in built.manifest["scenes"]] == ["LE70220491999322EDC01_stack"]
+    assert built.manifest["n_chips"] > 10
+    fetched = list((tmp_path / "out" / "imagery").rglob("*.tif"))
+    mtimes = [p.stat().st_mtime_ns for p in fetched]
+    again = build_dataset(load_config(path))
+    assert again.up_to_date and again.version == built.version
+    assert [p.stat().st_mtime_ns for p in fetched] == mtimes  # nothing fetched again
+    cfg["imagery"]["source"]["datetime"] = "2010-01-01T00:00:00Z/.."
+    code, _, err = run_cli(["dataset", "build", str(save_config(tmp_path, cfg, "none.yaml"))], capsys)
+    assert code == 2 and "found no scenes" in err

@@ -92,21 +92,46 @@ class SceneSpec(BandFiles):
         return self.timesteps if self.timesteps is not None else [self]
 
 
+class SourceConfig(Strict):
+    """Scenes found by a search instead of listed: a catalog folder or STAC API, an area, a time."""
+
+    catalog: str = Field(description="catalog folder / collection.json, or a STAC API URL")
+    collections: list[str] | None = None
+    bbox: list[float] | None = Field(default=None, description="west, south, east, north in degrees")
+    aoi: str | None = Field(default=None, description="GeoJSON file of the area")
+    datetime: str | None = Field(default=None, description="RFC 3339 instant or interval")
+    max_cloud: float | None = Field(default=None, ge=0, le=100)
+    query: dict[str, Any] | None = None
+    limit: int = Field(default=10, ge=1, description="at most this many scenes (oldest first)")
+    cache: str | None = Field(default=None, description="fetched imagery; default <output_dir>/imagery")
+
+    @model_validator(mode="after")
+    def _area(self) -> SourceConfig:
+        if self.bbox is not None and self.aoi is not None:
+            raise ValueError("give bbox or aoi, not both")
+        if self.bbox is not None and len(self.bbox) != 4:
+            raise ValueError("bbox needs 4 numbers: west, south, east, north")
+        return self
+
+
 class ImageryConfig(Strict):
     """The scenes and their bands; bands of different resolutions are resampled onto one grid."""
 
     bands: list[BandSpec] = Field(min_length=1)
-    scenes: list[SceneSpec] = Field(min_length=1)
+    scenes: list[SceneSpec] = Field(default_factory=list)
+    source: SourceConfig | None = Field(default=None, description="find scenes by search (instead of, or besides, scenes)")
     resampling: Resampling = "bilinear"
     resolution: float | None = Field(default=None, gt=0, description="target pixel size")
 
     @property
     def timesteps(self) -> int:
         """Dates per scene (all scenes have the same number)."""
-        return len(self.scenes[0].dates)
+        return len(self.scenes[0].dates) if self.scenes else 1
 
     @model_validator(mode="after")
     def _unique(self) -> ImageryConfig:
+        if not self.scenes and self.source is None:
+            raise ValueError("needs scenes, or a source to search for them")
         names = [b.name for b in self.bands]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

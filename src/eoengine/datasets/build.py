@@ -126,6 +126,9 @@ def build_dataset(
     cfg: ProjectConfig, runner: str | None = None, beam_args: list[str] | None = None
 ) -> BuildResult:
     """Build (or resume, or confirm up to date) the dataset the config describes."""
+    from eoengine.sourcing.project import with_sourced_scenes
+
+    cfg = with_sourced_scenes(cfg)
     checksums = input_checksums(config_inputs(cfg))
     dcfg = dataset_config(cfg)
     key = canonical_hash({"format": FORMAT, "config": dcfg, "inputs": _hashed_inputs(checksums)})

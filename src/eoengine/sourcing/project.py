@@ -1,0 +1,44 @@
+"""Scenes for a project whose config names a search (``imagery.source``) instead of files.
+
+The search runs against the catalog or STAC API; each item found has the configured bands
+(matched by name or common name) fetched, clipped to the area, into the project's imagery
+cache as one stack per item, and becomes a scene of the config. Fetching is cached, so
+building the dataset again neither downloads again nor changes its version.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shapely.geometry import box, shape
+
+from eoengine.config.schema import ProjectConfig, SceneSpec
+from eoengine.errors import EOError
+
+
+def with_sourced_scenes(cfg: ProjectConfig) -> ProjectConfig:
+    """A copy of ``cfg`` whose scenes include those its ``imagery.source`` finds (fetched and cached)."""
+    src = cfg.imagery.source
+    if src is None:
+        return cfg
+    from eoengine.sourcing.fetch import fetch
+    from eoengine.sourcing.search import aoi_geometry, search
+
+    aoi = str(cfg.resolve(src.aoi)) if src.aoi else None
+    catalog = src.catalog if "://" in src.catalog else str(cfg.resolve(src.catalog))
+    found = search(catalog, src.bbox, aoi, src.datetime, src.collections, None, src.query, src.max_cloud, src.limit)
+    if not len(found):
+        raise EOError(f"imagery.source found no scenes in {src.catalog}", "widen the area, the datetime or max_cloud")
+    area = box(*src.bbox) if src.bbox else (shape(aoi_geometry(aoi)) if aoi else None)
+    cache = cfg.resolve(src.cache) if src.cache else cfg.output_path / "imagery"
+    bands = [b.common_name or b.name for b in cfg.imagery.bands]
+    results = fetch(list(found), bands, Path(cache), area)
+    scenes = list(cfg.imagery.scenes)
+    for item, got in zip(found, results, strict=True):
+        if got.path is not None:
+            when = item.datetime.isoformat() if item.datetime else None
+            scenes.append(SceneSpec(id=item.id, datetime=when, stack=str(got.path)))
+    imagery = cfg.imagery.model_copy(update={"scenes": scenes})
+    out = cfg.model_copy(update={"imagery": imagery})
+    out.base_dir = cfg.base_dir
+    return out
