@@ -31,20 +31,35 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def api(catalog: Path) -> str:
+def _serve(app: object) -> tuple[str, object]:
     import uvicorn
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_stac_app(CatalogIndex(catalog), max_limit=50), host="127.0.0.1",
-                                           port=port, log_level="error"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
+    return f"http://127.0.0.1:{port}", server
+
+
+@pytest.fixture(scope="module")
+def api(catalog: Path) -> str:
+    app = create_stac_app(CatalogIndex(catalog), max_limit=50, cache=catalog.parent / "service-cache", api_key="k3y")
+    url, server = _serve(app)
+    yield url
+    server.should_exit = True  # type: ignore[attr-defined]
+
+
+def test_a_private_service_needs_the_key_to_read(catalog: Path) -> None:
+    url, server = _serve(create_stac_app(CatalogIndex(catalog), api_key="k3y", private=True))
+    try:
+        assert httpx.get(f"{url}/collections").status_code == 401
+        assert httpx.get(f"{url}/collections", headers={"X-API-Key": "k3y"}).status_code == 200
+        assert httpx.get(f"{url}/openapi.json").status_code == 200
+    finally:
+        server.should_exit = True  # type: ignore[attr-defined]
 
 
 def test_scan_makes_items_with_projection_bands_and_dates(catalog: Path) -> None:
@@ -202,3 +217,26 @@ def test_a_config_can_name_a_search_instead_of_files(tmp_path: Path, capsys: pyt
     cfg["imagery"]["source"]["datetime"] = "2010-01-01T00:00:00Z/.."
     code, _, err = run_cli(["dataset", "build", str(save_config(tmp_path, cfg, "none.yaml"))], capsys)
     assert code == 2 and "found no scenes" in err
+
+
+def test_fetch_jobs_need_the_key_and_serve_their_files(api: str) -> None:
+    body = {"collections": ["sentinel-2-l1c"], "bands": ["red", "nir"], "bbox": [12.55, 52.47, 12.56, 52.48]}
+    assert httpx.post(f"{api}/fetch", json=body).status_code == 401
+    r = httpx.post(f"{api}/fetch", json=body, headers={"X-API-Key": "k3y"})
+    assert r.status_code == 202, r.text
+    job = r.json()["id"]
+    for _ in range(100):
+        state = httpx.get(f"{api}/fetch/{job}").json()
+        if state["status"] in ("succeeded", "failed"):
+            break
+        time.sleep(0.1)
+    assert state["status"] == "succeeded" and state["done"] == 1 and len(state["files"]) == 1
+    tif = httpx.get(state["files"][0])
+    assert tif.status_code == 200 and tif.content[:4] in (b"II*\x00", b"II+\x00")
+    bad = [({"bands": ["thermal"], "collections": ["sentinel-2-l1c"]}, 400), ({"bands": []}, 400),
+           ({"bands": ["red"], "ids": ["nope"]}, 404), ({"bands": ["red"], "bbox": [1, 2]}, 400)]
+    for payload, status in bad:
+        r = httpx.post(f"{api}/fetch", json=payload, headers={"X-API-Key": "k3y"})
+        assert r.status_code == status, (payload, r.text)
+    assert httpx.get(f"{api}/fetch/unknown").status_code == 404
+    assert httpx.get(f"{api}/files/../../etc/passwd").status_code == 404

@@ -82,16 +82,27 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8081,
     max_limit: Annotated[int, typer.Option(help="Largest page size a search may ask for")] = 1000,
+    cache: Annotated[Path, typer.Option(help="Where POST /fetch jobs write COGs")] = Path("eoengine-cache"),
+    api_key: Annotated[str | None, typer.Option(help="Key for writes (default: EOENGINE_API_KEY, else generated)")] = None,
+    private: Annotated[bool, typer.Option(help="Reading needs the key too")] = False,
 ) -> None:
-    """Serve a local catalog as a STAC API (landing, conformance, collections, items, /search)."""
+    """Serve a local catalog as a STAC API (landing, conformance, collections, items, /search) with fetch jobs."""
+    import os
+    import secrets
+
     import uvicorn
 
     from eoengine.sourcing.catalog import CatalogIndex
     from eoengine.sourcing.stac_api import create_stac_app
 
     index = CatalogIndex(catalog)
+    key = api_key or os.environ.get("EOENGINE_API_KEY")
+    if not key:
+        key = secrets.token_urlsafe(24)
+        out.print(f"API key for POST /fetch (generated; set EOENGINE_API_KEY to choose one): {key}")
     out.print(f"STAC API over {len(index.records)} item(s) in {len(index.collections)} collection(s) on http://{host}:{port}/")
-    uvicorn.run(create_stac_app(index, max_limit=max_limit), host=host, port=port, log_level="warning")
+    app = create_stac_app(index, max_limit=max_limit, cache=cache, api_key=key, private=private)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 @source_app.command("fetch")

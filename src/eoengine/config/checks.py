@@ -37,9 +37,9 @@ def check_config(cfg: ProjectConfig) -> list[str]:
             problems.append(f"imagery.scenes[{i}]: {exc}")
     _try(problems, "features.indices", check_indices, cfg.features.indices,
          [b.name for b in bands], [b.common_name for b in bands])
-    src = cfg.imagery.source
-    if src is not None and "://" not in src.catalog and not Path(cfg.resolve(src.catalog)).exists():
-        problems.append(f"imagery.source.catalog: not found: {cfg.resolve(src.catalog)}")
+    source = cfg.imagery.source
+    if source is not None and "://" not in source.catalog and not Path(cfg.resolve(source.catalog)).exists():
+        problems.append(f"imagery.source.catalog: not found: {cfg.resolve(source.catalog)}")
     lab = cfg.labels
     if lab.type == "vector" and lab.path and lab.class_column:
         _try(problems, "labels", read_vector_labels, cfg.resolve(lab.path), lab.class_column, cfg.classes, lab.layer)

@@ -10,6 +10,7 @@ Results per page are capped at ``max_limit``.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -56,9 +57,27 @@ def _token(token: str | None) -> int:
     return int(token[5:])
 
 
-def create_stac_app(index: CatalogIndex, title: str = "eoengine STAC API", max_limit: int = 1000) -> FastAPI:
-    """The STAC API application over ``index``."""
+def create_stac_app(index: CatalogIndex, title: str = "eoengine STAC API", max_limit: int = 1000,
+                    cache: Path | None = None, api_key: str | None = None, private: bool = False) -> FastAPI:
+    """The STAC API application over ``index``; with ``cache``, fetch jobs too (writes need ``api_key``).
+
+    ``private`` makes reading need the key as well.
+    """
     app = FastAPI(title=title, version=STAC_VERSION, description="STAC API over a local catalog (eoengine)")
+    if private:
+        from eoengine.sourcing.jobs import _key_ok
+
+        @app.middleware("http")
+        async def guard(request: Request, call_next: Any) -> Any:
+            if request.url.path not in ("/openapi.json", "/docs") and not _key_ok(request, api_key):
+                return JSONResponse({"code": "Unauthorized", "description": "this service needs the API key (X-API-Key)"},
+                                    status_code=401)
+            return await call_next(request)
+
+    if cache is not None:
+        from eoengine.sourcing.jobs import add_fetch_routes
+
+        add_fetch_routes(app, index, cache, api_key)
 
     @app.exception_handler(BadQuery)
     async def bad_query(request: Request, exc: BadQuery) -> JSONResponse:
