@@ -28,6 +28,7 @@ from rasterio.enums import Resampling
 from rasterio.transform import from_origin
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds, transform_geom
+from rasterio.windows import Window
 from shapely.geometry import box, mapping, shape
 
 from eoengine.errors import EOError
@@ -89,6 +90,29 @@ def _grid(srcs: list[Any], aoi: Any, crs: CRS | None, resolution: float | None) 
     return target, from_origin(w, n, res, res), width, height
 
 
+def _read(src: Any, index: int, crs: CRS, transform: Any, width: int, height: int, resampling: str,
+          dtype: str, nodata: float) -> np.ndarray:
+    """One band on the target grid: a plain window read when the grids line up, else a warped one."""
+    same_grid = (src.crs == crs and math.isclose(src.transform.a, transform.a) and math.isclose(src.transform.e, transform.e)
+                 and float((transform.c - src.transform.c) / src.transform.a).is_integer()
+                 and float((transform.f - src.transform.f) / src.transform.e).is_integer())
+    if same_grid:
+        col = round((transform.c - src.transform.c) / src.transform.a)
+        row = round((transform.f - src.transform.f) / src.transform.e)
+        window = Window(col, row, width, height)
+        inside = col >= 0 and row >= 0 and col + width <= src.width and row + height <= src.height
+        data = src.read(index, window=window) if inside else src.read(  # boundless reads go through a VRT: slower
+            index, window=window, boundless=True, fill_value=src.nodata if src.nodata is not None else 0)
+        if dtype == "float32":
+            data = data.astype(np.float32)
+            if src.nodata is not None:
+                data[data == src.nodata] = np.nan
+        return data  # type: ignore[no-any-return]
+    with WarpedVRT(src, crs=crs, transform=transform, width=width, height=height, resampling=Resampling[resampling],
+                   src_nodata=src.nodata, nodata=nodata, dtype=dtype) as vrt:
+        return vrt.read(index)  # type: ignore[no-any-return]
+
+
 def _open(href: str) -> Any:
     try:
         return rasterio.open(href)
@@ -121,14 +145,16 @@ def fetch_item(item: pystac.Item, bands: list[str], cache: Path, aoi: Any = None
         target, transform, width, height = grid
         out.parent.mkdir(parents=True, exist_ok=True)
         tiled = temp_name(out, "tiled.tif")
-        profile = {"driver": "GTiff", "width": width, "height": height, "count": len(bands), "dtype": "float32",
-                   "crs": target, "transform": transform, "nodata": np.nan, "tiled": True, "blockxsize": 256,
+        dtypes = {s.dtypes[i - 1] for s, (_, i) in zip(srcs, locs, strict=True)}
+        nodatas = {s.nodata for s in srcs}
+        keep = len(dtypes) == 1 and len(nodatas) == 1 and None not in nodatas  # the source's type and nodata
+        dtype, nodata = (dtypes.pop(), nodatas.pop()) if keep else ("float32", np.nan)
+        profile = {"driver": "GTiff", "width": width, "height": height, "count": len(bands), "dtype": dtype,
+                   "crs": target, "transform": transform, "nodata": nodata, "tiled": True, "blockxsize": 256,
                    "blockysize": 256, "compress": "deflate", "BIGTIFF": "IF_SAFER"}
         with rasterio.open(tiled, "w", **profile) as dst:
             for i, (src, (_, index)) in enumerate(zip(srcs, locs, strict=True)):
-                with WarpedVRT(src, crs=target, transform=transform, width=width, height=height,
-                               resampling=Resampling[resampling], src_nodata=src.nodata, nodata=np.nan, dtype="float32") as vrt:
-                    dst.write(vrt.read(index), i + 1)
+                dst.write(_read(src, index, target, transform, width, height, resampling, dtype, nodata), i + 1)
                 dst.set_band_description(i + 1, bands[i])
             dst.update_tags(EOENGINE_ITEM=item.id, EOENGINE_BANDS=",".join(bands))
         finish_cog(tiled, out, "AVERAGE")
