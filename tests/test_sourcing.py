@@ -240,3 +240,26 @@ def test_fetch_jobs_need_the_key_and_serve_their_files(api: str) -> None:
         assert r.status_code == status, (payload, r.text)
     assert httpx.get(f"{api}/fetch/unknown").status_code == 404
     assert httpx.get(f"{api}/files/../../etc/passwd").status_code == 404
+
+
+def test_presets_and_planetary_computer_signing() -> None:
+    from eoengine.sourcing.providers import PRESETS, Signer, resolve
+
+    assert resolve("earth-search") == PRESETS["earth-search"] and resolve("catalog/") == "catalog/"
+    calls: list[str] = []
+
+    def token(collection: str) -> dict[str, str]:  # the token endpoint, at the network boundary
+        calls.append(collection)
+        return {"token": "sv=2024&sig=abc", "msft:expiry": "2999-01-01T00:00:00Z"}
+
+    item = pystac.Item("x", {"type": "Point", "coordinates": [0, 0]}, [0, 0, 0, 0], datetime(2024, 1, 1, tzinfo=UTC), {},
+                       collection="sentinel-2-l2a")
+    item.add_asset("B04", pystac.Asset("https://sentinel2l2a01.blob.core.windows.net/c/B04.tif"))
+    item.add_asset("thumb", pystac.Asset("https://example.com/t.png"))
+    signer = Signer(token)
+    a, b = signer.sign(item), signer.sign(item)
+    assert a.assets["B04"].href.endswith("B04.tif?sv=2024&sig=abc") and a.assets["thumb"].href == "https://example.com/t.png"
+    assert b.assets["B04"].href == a.assets["B04"].href and calls == ["sentinel-2-l2a"]  # token cached
+    assert item.assets["B04"].href.endswith("B04.tif")  # the original is untouched
+    with pytest.raises(EOError, match="without a token"):
+        Signer(lambda c: {}).sign(item)

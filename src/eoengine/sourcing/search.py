@@ -38,13 +38,22 @@ def search(source: str, bbox: list[float] | None = None, aoi: str | None = None,
            collections: list[str] | None = None, ids: list[str] | None = None, query: dict[str, Any] | None = None,
            max_cloud: float | None = None, limit: int = 100, sort: str | None = "datetime",
            descending: bool = False, timeout: float = 20.0) -> pystac.ItemCollection:
-    """Items from ``source`` (a catalog folder/file, or a STAC API URL) matching the filters."""
+    """Items from ``source`` (a catalog folder/file, a STAC API URL, or a preset name) matching the filters.
+
+    Presets: ``earth-search`` and ``planetary-computer`` (whose asset URLs are signed).
+    """
     intersects = aoi_geometry(aoi)
     filters = dict(query or {})
     if max_cloud is not None:
         filters["eo:cloud_cover"] = {"lte": max_cloud}
+    from eoengine.sourcing.providers import Signer, is_planetary_computer, resolve
+
+    source = resolve(source)
     if source.startswith(("http://", "https://")):
         items = _remote(source, bbox, intersects, datetime_range, collections, ids, filters, limit, timeout)
+        if is_planetary_computer(source):
+            signer = Signer()
+            items = [signer.sign(i) for i in items]
     else:
         try:
             records = CatalogIndex(Path(source)).search(collections, ids, bbox, intersects, datetime_range)
