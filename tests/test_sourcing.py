@@ -263,3 +263,23 @@ def test_presets_and_planetary_computer_signing() -> None:
     assert item.assets["B04"].href.endswith("B04.tif")  # the original is untouched
     with pytest.raises(EOError, match="without a token"):
         Signer(lambda c: {}).sign(item)
+
+
+def test_place_names_become_areas() -> None:
+    from eoengine.sourcing.places import place_geometry
+
+    asked: list[str] = []
+
+    def nominatim(url: str) -> dict:  # the geocoder, at the network boundary
+        asked.append(url)
+        if "Nowhere" in url:
+            return {"type": "FeatureCollection", "features": []}
+        if "Point" in url:
+            return {"features": [{"geometry": {"type": "Point", "coordinates": [13.4, 52.5]}, "bbox": [13.0, 52.3, 13.8, 52.7]}]}
+        ring = [[13.1, 52.4], [13.7, 52.4], [13.7, 52.6], [13.1, 52.4]]
+        return {"features": [{"geometry": {"type": "Polygon", "coordinates": [ring]}}]}
+
+    assert place_geometry("Berlin", nominatim)["type"] == "Polygon" and "q=Berlin" in asked[0] and "polygon_geojson=1" in asked[0]
+    assert place_geometry("Point town", nominatim)["coordinates"][0][2] == [13.8, 52.7]  # its bbox when no polygon
+    with pytest.raises(EOError, match="no place called 'Nowhere'"):
+        place_geometry("Nowhere", nominatim)

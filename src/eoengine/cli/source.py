@@ -42,6 +42,7 @@ def search(
     source: Annotated[str, typer.Argument(help="Catalog folder/JSON, or a STAC API URL")],
     bbox: Annotated[str | None, typer.Option(help="west,south,east,north in degrees")] = None,
     aoi: Annotated[str | None, typer.Option(help="GeoJSON file or geometry for the area of interest")] = None,
+    place: Annotated[str | None, typer.Option(help="A place name as the area (OpenStreetMap Nominatim)")] = None,
     datetime: Annotated[str | None, typer.Option(help="RFC 3339 instant or interval start/end ('..' open)")] = None,
     collection: Annotated[list[str] | None, typer.Option(help="Collection id (repeat)")] = None,
     ids: Annotated[list[str] | None, typer.Option("--id", help="Item id (repeat)")] = None,
@@ -55,8 +56,12 @@ def search(
     """Search by area, time, collection, cloud cover and any property; print a table, write an ItemCollection."""
     from eoengine.sourcing.search import search as run
 
-    if bbox and aoi:
-        raise EOError("give --bbox or --aoi, not both", "use one area filter")
+    if sum(x is not None for x in (bbox, aoi, place)) > 1:
+        raise EOError("give one of --bbox, --aoi and --place", "use one area filter")
+    if place:
+        from eoengine.sourcing.places import place_geometry
+
+        aoi = json.dumps(place_geometry(place))
     try:
         box = [float(v) for v in bbox.split(",")] if bbox else None
         filters = json.loads(query) if query else None

@@ -173,8 +173,17 @@ def fetch(items: list[pystac.Item], bands: list[str], cache: Path, aoi: Any = No
     """Fetch every item concurrently; raises if the AOI misses them all."""
     if not items:
         raise EOError("no items to fetch", "search first: eoengine source search ... --out items.json")
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        results = list(pool.map(lambda it: fetch_item(it, bands, cache, aoi, crs, resolution), items))
+    from eoengine.progress import make_progress
+
+    with make_progress() as bar, ThreadPoolExecutor(max(1, workers)) as pool:
+        task = bar.add_task("fetching", total=len(items))
+
+        def one(item: pystac.Item) -> Fetched:
+            result = fetch_item(item, bands, cache, aoi, crs, resolution)
+            bar.advance(task)
+            return result
+
+        results = list(pool.map(one, items))
     if all(r.path is None for r in results):
         raise EOError("the AOI misses every scene", "check the AOI's coordinates (degrees, west,south,east,north)")
     return results
