@@ -15,16 +15,18 @@ import argparse
 import concurrent.futures
 import os
 import resource
-import socket
+import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import httpx
 import numpy as np
 import torch
-import uvicorn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from conftest import serve_in_thread
 
 from eoengine.deploy.package import load_package, save_package
 from eoengine.models.registry import build_model
@@ -51,16 +53,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         pkg = load_package(package(Path(tmp)))
         app = create_app(pkg, Settings(api_key=KEY, model_name="m", engine="torch"))
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-        threading.Thread(target=server.run, daemon=True).start()
-        while not server.started:
-            time.sleep(0.05)
+        base, server = serve_in_thread(app)
         tile = np.random.default_rng(0).integers(200, 3000, (BANDS, TILE, TILE)).astype(np.float32)
         body = {"instances": [{"image": tile.tolist()}]}
-        url = f"http://127.0.0.1:{port}/v1/models/m:predict"
+        url = f"{base}/v1/models/m:predict"
         x = torch.from_numpy((tile - 1000) / 500)[None]
         with torch.inference_mode():
             pkg.model(x)

@@ -139,3 +139,27 @@ def train_tiny_unet(tmp: Path, epochs: int = 2) -> Any:
                                                             "training.epochs": epochs})))
     build_dataset(cfg)
     return train(cfg)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve_in_thread(app: Any) -> tuple[str, Any]:
+    """Run an ASGI app with uvicorn on 127.0.0.1 in a daemon thread; returns (base URL, server)."""
+    import threading
+    import time
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    return f"http://127.0.0.1:{port}", server

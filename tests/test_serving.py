@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import concurrent.futures
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import numpy as np
 import pytest
 import rasterio
 import torch
-from conftest import OGT, four_band_stack, train_tiny_unet
+from conftest import OGT, four_band_stack, free_port, serve_in_thread, train_tiny_unet
 
 from eoengine.deploy.package import load_package
 from eoengine.raster.cog import is_cog
@@ -24,26 +22,6 @@ from eoengine.serving.inputs import prepare
 
 KEY = "test-key-123"
 AUTH = {"X-API-Key": KEY}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start(app: object) -> tuple[str, object]:
-    import uvicorn
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if server.started:
-            break
-        time.sleep(0.05)
-    return f"http://127.0.0.1:{port}", server
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +41,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, monkeypatch_module: pytest.
                         predict_route="/vertex/predict", health_route="/vertex/health", max_upload_mb=5,
                         catalog=str(tmp / "catalog"), cache=str(tmp / "cache"))
     app = create_app(pkg, settings)
-    url, server = _start(app)
+    url, server = serve_in_thread(app)
     yield {"url": url, "pkg": pkg, "stack": stack, "data": data, "tmp": tmp, "app": app, "model": result.model_path}
     server.should_exit = True  # type: ignore[attr-defined]
 
@@ -220,7 +198,7 @@ def test_a_model_that_does_not_load_stops_start_up(tmp_path: Path, served: dict)
     shutil.copytree(served["model"], broken)
     (broken / "weights.pt").write_bytes(b"garbage")
     exe = Path(sys.executable).parent / "eoengine"
-    run = subprocess.run([str(exe), "serve", str(broken), "--port", str(_free_port())], capture_output=True, text=True, timeout=120)
+    run = subprocess.run([str(exe), "serve", str(broken), "--port", str(free_port())], capture_output=True, text=True, timeout=120)
     assert run.returncode == 2 and "cannot load model" in run.stderr and "Traceback" not in run.stderr
 
 

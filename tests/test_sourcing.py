@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +11,7 @@ import httpx
 import numpy as np
 import pystac
 import pytest
-from conftest import OGT, REPO, run_cli
+from conftest import OGT, REPO, free_port, run_cli, serve_in_thread
 
 from eoengine.errors import EOError
 from eoengine.sourcing.catalog import CatalogIndex
@@ -31,29 +29,16 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _serve(app: object) -> tuple[str, object]:
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
-        time.sleep(0.05)
-    return f"http://127.0.0.1:{port}", server
-
-
 @pytest.fixture(scope="module")
 def api(catalog: Path) -> str:
     app = create_stac_app(CatalogIndex(catalog), max_limit=50, cache=catalog.parent / "service-cache", api_key="k3y")
-    url, server = _serve(app)
+    url, server = serve_in_thread(app)
     yield url
     server.should_exit = True  # type: ignore[attr-defined]
 
 
 def test_a_private_service_needs_the_key_to_read(catalog: Path) -> None:
-    url, server = _serve(create_stac_app(CatalogIndex(catalog), api_key="k3y", private=True))
+    url, server = serve_in_thread(create_stac_app(CatalogIndex(catalog), api_key="k3y", private=True))
     try:
         assert httpx.get(f"{url}/collections").status_code == 401
         assert httpx.get(f"{url}/collections", headers={"X-API-Key": "k3y"}).status_code == 200
@@ -141,9 +126,7 @@ def test_search_cli_local_and_remote(api: str, catalog: Path, tmp_path: Path, ca
     assert "2 item(s)" in text
     code, text, err = run_cli(["source", "search", str(catalog), "--bbox", "12.5,52.45,12.6,52.5"], capsys)
     assert code == 0 and "T33UUU_20170216T102101" in text, err
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = s.getsockname()[1]
+    dead = free_port()
     start = time.perf_counter()
     code, _, err = run_cli(["source", "search", f"http://127.0.0.1:{dead}"], capsys)
     assert code == 2 and "cannot reach the STAC API" in err and time.perf_counter() - start < 30

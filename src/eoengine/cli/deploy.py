@@ -73,9 +73,7 @@ def quantize(
     if as_json:
         print(json.dumps(report, indent=2))
         return
-    head, metric = main_metric(pkg)
-    key = metric if len(report["pytorch_fp32"]["scores"]) and metric in report["pytorch_fp32"]["scores"] else f"{head}_{metric}"
-    _table(f"quantization of {pkg.path} (test split)", report, key, "pytorch_fp32")
+    _table(f"quantization of {pkg.path} (test split)", report, main_metric(pkg), "pytorch_fp32")
     out.print(f"files: {pkg.path / 'model.int8.onnx'}, {pkg.path / 'model.int8-dynamic.onnx'}; report: {pkg.path / 'quantization.json'}")
 
 
@@ -98,9 +96,7 @@ def prune(
     if as_json:
         print(json.dumps({"package": str(dest), **report}, indent=2))
         return
-    head, metric = main_metric(pkg)
-    key = metric if metric in report["original"]["scores"] else f"{head}_{metric}"
-    _table(f"pruning {amount:.0%} {method} (test split; sizes gzip-compressed)", report, key, "original")
+    _table(f"pruning {amount:.0%} {method} (test split; sizes gzip-compressed)", report, main_metric(pkg), "original")
     out.print(f"pruned package: {dest}")
 
 

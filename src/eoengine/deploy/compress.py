@@ -41,10 +41,10 @@ def _dataset(pkg: ModelPackage) -> Path:
     return root
 
 
-def main_metric(pkg: ModelPackage) -> tuple[str, str]:
-    """(head name, metric) that the report compares: mean IoU, F1 or RMSE of the first head."""
+def main_metric(pkg: ModelPackage) -> str:
+    """The report's compared score, as its scores name it: mean IoU, F1 or RMSE of the first head."""
     head = heads_from_meta(pkg.meta)[0]
-    return head.name, {"regression": "rmse", "multilabel": "f1"}.get(head.type, "miou")
+    return head.prefix + {"regression": "rmse", "multilabel": "f1"}.get(head.type, "miou")
 
 
 def measure(pkg: ModelPackage, forward: Callable[[torch.Tensor], torch.Tensor], chips: torch.Tensor,

@@ -10,7 +10,6 @@ the package folder for ``predict``, ``evaluate`` and ``serve``.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,5 +134,4 @@ def fetch(ref: str, uri: str | None, cache: Path) -> Path:
         found = list(Path(local).glob(f"artifacts/**/{META}"))
     if not found:
         raise EOError(f"{ref} (version {mv.version}) holds no eoengine package", "register it with 'eoengine register'")
-    json.loads(found[0].read_text())
     return found[0].parent

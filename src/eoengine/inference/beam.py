@@ -25,9 +25,9 @@ from eoengine.errors import EOError
 from eoengine.inference.many import mosaic, scene_name
 
 
-class _PredictScene(beam.DoFn):  # type: ignore[misc]
-    def __init__(self, model: str, options: str, engine: str, out_dir: str, threads: int) -> None:
-        self.model, self.options, self.engine, self.out_dir, self.threads = model, options, engine, out_dir, threads
+class _PredictStrip(beam.DoFn):  # type: ignore[misc]
+    def __init__(self, model: str, options: str, engine: str, threads: int) -> None:
+        self.model, self.options, self.engine, self.threads = model, options, engine, threads
 
     def setup(self) -> None:
         import torch
@@ -63,7 +63,7 @@ def predict_beam(
 
     if out is None and out_dir is None:
         raise EOError("many scenes need --out (one mosaic) or --out-dir (one map per scene)", "add one of them")
-    from eoengine.inference.many import _done
+    from eoengine.inference.many import is_done
     from eoengine.inference.predict import Predictor
     from eoengine.inference.sources import sources_for_model
     from eoengine.inference.strips import join_strips, region_rows
@@ -79,7 +79,7 @@ def predict_beam(
     plan: dict[str, tuple[list[str], list[tuple[int, int, Path]]]] = {}
     for files in scenes:
         name = scene_name(files)
-        if _done(work / f"{name}.tif", str(pkg.meta.get("run_id", "")), files):
+        if is_done(work / f"{name}.tif", str(pkg.meta.get("run_id", "")), files):
             continue
         with SceneReader(sources_for_model(pkg.meta["band_specs"], files, steps), pkg.meta.get("resampling", "bilinear")) as r:
             rows = region_rows(planner, r)
@@ -92,7 +92,7 @@ def predict_beam(
         opts = beam_options(runner, workers, "multi_processing", extra or [])
         with beam.Pipeline(options=opts) as p:
             _ = (p | beam.Create(elements) | beam.Reshuffle()
-                 | beam.ParDo(_PredictScene(str(Path(model).resolve()), options.model_dump_json(), engine, str(work), threads)))
+                 | beam.ParDo(_PredictStrip(str(Path(model).resolve()), options.model_dump_json(), engine, threads)))
     for name, (files, strips) in plan.items():
         missing = [str(s[2]) for s in strips if not s[2].exists()]
         if missing:

@@ -32,7 +32,8 @@ def scene_name(files: list[str]) -> str:
     return re.sub(r"[^\w\-.]+", "_", Path(files[0]).stem)
 
 
-def _done(path: Path, run: str, inputs: list[str]) -> bool:
+def is_done(path: Path, run: str, inputs: list[str]) -> bool:
+    """Whether ``path`` is a finished map of the same model run and inputs."""
     if not path.exists():
         return False
     with rasterio.open(path) as ds:
@@ -53,7 +54,7 @@ def predict_scenes(predictor: Predictor, scenes: list[list[str]], out_dir: Path)
     for files, name in zip(scenes, names, strict=True):
         sources = sources_for_model(pkg.meta["band_specs"], files, steps)
         path = out_dir / f"{name}.tif"
-        if not _done(path, str(pkg.meta.get("run_id", "")), files):
+        if not is_done(path, str(pkg.meta.get("run_id", "")), files):
             with SceneReader(sources, pkg.meta.get("resampling", "bilinear")) as reader:
                 predictor.predict(reader, path, None, files)
         maps.append(path)

@@ -12,7 +12,6 @@ Bearer``). Errors are JSON: ``{"error": ..., "fix": ...}``.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import shutil
 import tempfile
 import time
@@ -31,6 +30,7 @@ from starlette.background import BackgroundTask
 from eoengine.deploy.package import ModelPackage
 from eoengine.errors import EOError
 from eoengine.inference.predict import Predictor
+from eoengine.serving.auth import key_matches
 from eoengine.serving.batching import Batcher
 from eoengine.serving.inputs import BadInput, answer, instance_array, pad_to, prepare
 from eoengine.training.heads import heads_from_meta
@@ -117,7 +117,7 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
     async def guard(request: Request, call_next: Any) -> Response:
         start = time.perf_counter()
         route = request.url.path if not request.url.path.startswith("/tiles/") else "/tiles"
-        if request.url.path not in open_paths and not _authorised(request, settings.api_key):
+        if request.url.path not in open_paths and not key_matches(request, settings.api_key):
             response: Response = _error(401, "missing or wrong API key", "send it as 'X-API-Key: KEY' or 'Authorization: Bearer KEY'")
         else:
             response = await call_next(request)
@@ -276,11 +276,3 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
 
 class _TooBig(Exception):
     pass
-
-
-def _authorised(request: Request, key: str) -> bool:
-    given = request.headers.get("x-api-key") or ""
-    auth = request.headers.get("authorization") or ""
-    if auth.lower().startswith("bearer "):
-        given = given or auth[7:]
-    return bool(given) and hmac.compare_digest(given.encode(), key.encode())

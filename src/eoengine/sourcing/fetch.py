@@ -73,10 +73,12 @@ def band_locations(item: pystac.Item, bands: list[str]) -> list[tuple[str, int]]
 def _grid(srcs: list[Any], aoi: Any, crs: CRS | None, resolution: float | None) -> tuple[CRS, Any, int, int] | None:
     """Target CRS, transform and size covering the AOI (or the whole item), or None if the AOI misses it."""
     target = crs or srcs[0].crs
-    res = resolution or min(abs(s.res[0]) for s in srcs) if crs is None or resolution else None
-    if res is None:  # a new CRS without a resolution: the finest band's pixel size carried over
-        b = srcs[0].bounds
-        tb = transform_bounds(srcs[0].crs, target, *b)
+    if resolution:
+        res = resolution
+    elif crs is None:  # the finest band's pixel size
+        res = min(abs(s.res[0]) for s in srcs)
+    else:  # a new CRS without a resolution: the first band's pixel size carried over
+        tb = transform_bounds(srcs[0].crs, target, *srcs[0].bounds)
         res = min((tb[2] - tb[0]) / srcs[0].width, (tb[3] - tb[1]) / srcs[0].height)
     item_area = box(*transform_bounds(srcs[0].crs, target, *srcs[0].bounds, densify_pts=21))
     area = item_area

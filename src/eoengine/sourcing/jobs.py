@@ -20,6 +20,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from eoengine.errors import EOError
+from eoengine.serving.auth import key_matches
 from eoengine.sourcing.catalog import BadQuery, CatalogIndex, parse_bbox
 
 
@@ -69,7 +70,7 @@ def add_fetch_routes(app: FastAPI, index: CatalogIndex, cache: Path, api_key: st
 
     @app.post("/fetch", status_code=202, summary="Start a fetch job (needs the API key)")
     async def start(request: Request, req: FetchRequest) -> Any:
-        if not _key_ok(request, api_key):
+        if not key_matches(request, api_key):
             return JSONResponse({"code": "Unauthorized", "description": "writing needs the API key (X-API-Key)"}, status_code=401)
         try:
             records = index.search(req.collections, req.ids, req.bbox, None, req.datetime)[: req.limit]
@@ -104,12 +105,3 @@ def add_fetch_routes(app: FastAPI, index: CatalogIndex, cache: Path, api_key: st
         if not target.is_relative_to(cache.resolve()) or not target.is_file() or target.suffix != ".tif":
             return JSONResponse({"code": "NotFound", "description": f"no file '{path}'"}, status_code=404)
         return FileResponse(target, media_type="image/tiff; application=geotiff; profile=cloud-optimized")
-
-
-def _key_ok(request: Request, key: str | None) -> bool:
-    import hmac
-
-    if not key:
-        return False
-    given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
-    return bool(given) and hmac.compare_digest(given.encode(), key.encode())

@@ -65,11 +65,11 @@ def create_stac_app(index: CatalogIndex, title: str = "eoengine STAC API", max_l
     """
     app = FastAPI(title=title, version=STAC_VERSION, description="STAC API over a local catalog (eoengine)")
     if private:
-        from eoengine.sourcing.jobs import _key_ok
+        from eoengine.serving.auth import key_matches
 
         @app.middleware("http")
         async def guard(request: Request, call_next: Any) -> Any:
-            if request.url.path not in ("/openapi.json", "/docs") and not _key_ok(request, api_key):
+            if request.url.path not in ("/openapi.json", "/docs") and not key_matches(request, api_key):
                 return JSONResponse({"code": "Unauthorized", "description": "this service needs the API key (X-API-Key)"},
                                     status_code=401)
             return await call_next(request)

@@ -34,7 +34,6 @@ from eoengine.training.callbacks import EpochLogger, ResumeHint, RNGState
 from eoengine.training.data import ChipDataModule
 from eoengine.training.finish import RunRecord, finish_run, log_environment
 from eoengine.training.heads import (
-    HEAD_SCALARS,
     Head,
     build_heads,
     check_model_output,
@@ -114,9 +113,9 @@ def monitors(heads: list[Head]) -> list[str]:
     return names + [m for h in heads for m in h.monitors()]
 
 
-def check_monitor(name: str, heads: list[Head] | None = None) -> None:
-    """Raise :class:`EOError` unless ``name`` is a metric logged every epoch."""
-    valid = monitors(heads) if heads else ["train_loss", "val_loss", *(f"val_{k}" for k in HEAD_SCALARS["segmentation"])]
+def check_monitor(name: str, heads: list[Head]) -> None:
+    """Raise :class:`EOError` unless ``name`` is a metric the task's heads log every epoch."""
+    valid = monitors(heads)
     if name not in valid:
         raise EOError(f"training.early_stopping.monitor '{name}' is not a logged metric", f"use one of: {', '.join(valid)}")
 
