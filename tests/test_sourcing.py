@@ -174,6 +174,32 @@ def test_fetch_clips_stacks_caches_and_refetches_corrupt_files(catalog: Path, tm
 
 
 
+def test_a_full_disk_leaves_nothing_partial(catalog: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The fetch runs with a 200 kB file-size limit (the kernel refuses larger writes, as on a
+    full disk): a clear error, no file under a final name, no temporary file; then it succeeds."""
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    items = tmp_path / "s2.json"
+    run_cli(["source", "search", str(catalog), "--collection", "sentinel-2-l1c", "--out", str(items)], capsys)
+    cache = tmp_path / "cache"
+    cmd = [sys.executable, "-m", "eoengine", "source", "fetch", str(items), "--bands", "red,nir,swir16", "--cache", str(cache)]
+
+    def small_disk() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
+
+    run = subprocess.run(cmd, preexec_fn=small_disk, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2 and "cannot write" in run.stderr and "free space" in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr
+    assert [p for p in cache.rglob("*") if p.is_file()] == []
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and "fetched" in run.stdout, run.stderr
+    assert len(list(cache.rglob("*.tif"))) == 1
+
+
 def test_a_config_can_name_a_search_instead_of_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from conftest import save_config, tiny_config
 

@@ -25,3 +25,9 @@ class ConfigError(EOError):
         self.problems = problems
         listing = "; ".join(problems)
         super().__init__(f"{source}: {len(problems)} problem(s): {listing}")
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's first message line, cut to 300 characters (its type name if it has none)."""
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

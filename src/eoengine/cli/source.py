@@ -120,6 +120,8 @@ def fetch(
     crs: Annotated[str | None, typer.Option(help="Reproject to this CRS (e.g. EPSG:32633)")] = None,
     resolution: Annotated[float | None, typer.Option(help="Pixel size in the target CRS's units")] = None,
     workers: Annotated[int, typer.Option(help="Items fetched at once")] = 4,
+    storage: Annotated[list[str] | None, typer.Option(
+        help="GDAL option for s3://, gs://, az:// assets, KEY=VALUE or KEY=env:VAR (repeat)")] = None,
 ) -> None:
     """Fetch chosen bands of items, clipped/reprojected and stacked, into a cache of COGs (never twice)."""
     import pystac
@@ -135,7 +137,12 @@ def fetch(
     if bbox and aoi:
         raise EOError("give --bbox or --aoi, not both", "use one area filter")
     area = box(*[float(v) for v in bbox.split(",")]) if bbox else (shape(aoi_geometry(aoi)) if aoi else None)
-    results = run(list(collection), bands.split(","), cache, area, crs, resolution, workers)
+    from eoengine.sourcing.storage import parse_options, redacted
+
+    options = parse_options(storage)
+    if options:
+        out.print(f"storage options: {redacted(options)}")
+    results = run(list(collection), bands.split(","), cache, area, crs, resolution, workers, options)
     table = Table(title=f"{len(results)} item(s)")
     for col in ("item", "state", "file", "sha256"):
         table.add_column(col)

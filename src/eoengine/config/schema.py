@@ -104,6 +104,9 @@ class SourceConfig(Strict):
     query: dict[str, Any] | None = None
     limit: int = Field(default=10, ge=1, description="at most this many scenes (oldest first)")
     cache: str | None = Field(default=None, description="fetched imagery; default <output_dir>/imagery")
+    storage: dict[str, str] = Field(default_factory=dict, description=(
+        "GDAL options for s3://, gs://, az:// assets (AWS_*, GS_*, AZURE_*); a value 'env:NAME' is read from the "
+        "environment; never recorded in the dataset"))
 
     @model_validator(mode="after")
     def _area(self) -> SourceConfig:

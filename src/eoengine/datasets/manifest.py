@@ -23,6 +23,8 @@ def dataset_config(cfg: ProjectConfig) -> dict[str, Any]:
         for entry in [scene, *(scene.get("timesteps") or [])]:
             for k in ("files", "stack", "stac_item", "labels"):
                 entry.pop(k, None)
+    if imagery.get("source"):
+        imagery["source"].pop("storage", None)  # credentials: never recorded, and they do not change the data
     labels = cfg.labels.model_dump(mode="json")
     labels.pop("path", None)
     if labels.get("values"):

@@ -84,6 +84,7 @@ class Predictor:
         self.tile = round_up(self.opts.tile_size, mult)
         self.overlap = min(self.opts.overlap, self.tile // 2)
         self.weights = blend_weights(self.tile, self.overlap)
+        self._weights_t = torch.from_numpy(self.weights)
         self.mean = np.asarray(meta["normalization"]["mean"], dtype=np.float32)
         self.std = np.asarray(meta["normalization"]["std"], dtype=np.float32)
         self.head = map_head(heads_from_meta(meta))
@@ -114,23 +115,32 @@ class Predictor:
             with torch.inference_mode():
                 out = self.forward(batch)[:, self.head.start:self.head.stop]
                 if self.regression:
-                    probs = (out * self.head.value_std + self.head.value_mean).numpy()
+                    out = out * self.head.value_std + self.head.value_mean
                 else:
-                    probs = torch.softmax(out, dim=1).numpy()
-            for (r, c), p in zip(chunk, probs, strict=True):
-                acc[:-1, r : r + t, c : c + t] += p * self.weights
+                    out = torch.softmax(out, dim=1)
+                weighted = (out * self._weights_t).numpy()  # one vectorised multiply for the batch
+            for (r, c), p in zip(chunk, weighted, strict=True):
+                acc[:-1, r : r + t, c : c + t] += p
                 acc[-1, r : r + t, c : c + t] += self.weights
         return acc
 
-    def finish_region(self, acc: np.ndarray, nodata: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(class map or value map with nodata marked, blended probabilities) of a settled region."""
-        probs = acc[:-1] / acc[-1]
+    def finish_region(self, acc: np.ndarray, nodata: np.ndarray, probabilities: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """(class map or value map with nodata marked, blended probabilities) of a settled region.
+
+        Without ``probabilities`` a class map skips the division by the blend weights: they are
+        positive and shared by every class, so the arg-max is the same.
+        """
         if self.regression:
-            out = probs[0].copy()
+            out = acc[0] / acc[-1]
             out[nodata] = np.nan
-        else:
-            out = probs.argmax(axis=0).astype(np.uint8)
+            return out, out[None]
+        if not probabilities:
+            out = acc[:-1].argmax(axis=0).astype(np.uint8)
             out[nodata] = IGNORE
+            return out, None
+        probs = acc[:-1] / acc[-1]
+        out = probs.argmax(axis=0).astype(np.uint8)
+        out[nodata] = IGNORE
         return out, probs
 
     def predict(self, reader: SceneReader, out: Path, probabilities: Path | None = None, inputs: list[str] | None = None) -> Path:
@@ -203,8 +213,8 @@ class Predictor:
                         raise item
                     reg, data, nodata = item
                     acc = carry.settle(reg, self._compute(reg, data))
-                    classes, probs = self.finish_region(acc, nodata)
-                    if writer.probabilities:
+                    classes, probs = self.finish_region(acc, nodata, writer.probabilities is not None)
+                    if writer.probabilities and probs is not None:
                         probs[:, nodata] = np.nan
                     outbox.put(("region", reg, classes, probs if writer.probabilities else None))
                     if reg.j == layout[-1].j and reg.i < last_row:  # a row of regions is complete

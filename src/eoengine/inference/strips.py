@@ -55,7 +55,7 @@ def predict_strip(predictor: Predictor, reader: SceneReader, first: int, last: i
             acc = carry.settle(reg, predictor._compute(reg, data))
             if reg.i < first:
                 continue  # the row above: computed for what it spills into this strip
-            out_arr, _ = predictor.finish_region(acc, nodata)
+            out_arr, _ = predictor.finish_region(acc, nodata, probabilities=False)
             dst.write(out_arr, 1, window=Window(reg.x0, reg.y0, reg.x1 - reg.x0, reg.y1 - reg.y0))
     tmp.replace(out)
     return out

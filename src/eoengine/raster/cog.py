@@ -20,12 +20,12 @@ def temp_name(final: Path, suffix: str) -> Path:
 
 
 def finish_cog(tiled: Path, final: Path, resampling: str) -> None:
-    """Convert a tiled GeoTIFF to a COG at ``final`` (atomic) and delete the input."""
+    """Convert a tiled GeoTIFF to a COG at ``final`` (atomic) and delete the input, also on failure."""
     staging = temp_name(final, "cog.tif")
-    with rasterio.open(tiled) as src:
-        side = max(src.width, src.height)
-    block = 128 if side <= 512 else 256 if side <= 4096 else 512  # small maps still get overviews
     try:
+        with rasterio.open(tiled) as src:
+            side = max(src.width, src.height)
+        block = 128 if side <= 512 else 256 if side <= 4096 else 512  # small maps still get overviews
         rasterio.shutil.copy(
             str(tiled), str(staging), driver="COG", COMPRESS="DEFLATE", BLOCKSIZE=block,
             OVERVIEW_RESAMPLING=resampling, OVERVIEWS="AUTO", BIGTIFF="IF_SAFER",

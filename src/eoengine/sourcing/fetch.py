@@ -1,7 +1,7 @@
 """Fetch the chosen bands of STAC items, clipped to an AOI, as COGs in a local cache.
 
 Assets are read in place through GDAL (local paths, ``https://`` via /vsicurl, ``s3://``,
-``gs://``, ``az://`` with credentials from the environment), only the AOI's window is read,
+``gs://``, ``az://`` with credentials from the environment or ``storage`` options), only the AOI's window is read,
 bands are resampled onto one grid (the finest band's, or ``resolution`` in ``crs``) and
 stacked into one COG per item. The cache key is the item, its asset locations and the
 request (bands, AOI, CRS, resolution); a finished file has a ``.json`` sidecar with its
@@ -25,13 +25,14 @@ import pystac
 import rasterio
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
 from rasterio.transform import from_origin
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds, transform_geom
 from rasterio.windows import Window
 from shapely.geometry import box, mapping, shape
 
-from eoengine.errors import EOError
+from eoengine.errors import EOError, first_line
 from eoengine.hashing import canonical_hash, file_sha256
 from eoengine.raster.cog import finish_cog, temp_name
 
@@ -154,30 +155,41 @@ def fetch_item(item: pystac.Item, bands: list[str], cache: Path, aoi: Any = None
         profile = {"driver": "GTiff", "width": width, "height": height, "count": len(bands), "dtype": dtype,
                    "crs": target, "transform": transform, "nodata": nodata, "tiled": True, "blockxsize": 256,
                    "blockysize": 256, "compress": "deflate", "BIGTIFF": "IF_SAFER"}
-        with rasterio.open(tiled, "w", **profile) as dst:
-            for i, (src, (_, index)) in enumerate(zip(srcs, locs, strict=True)):
-                dst.write(_read(src, index, target, transform, width, height, resampling, dtype, nodata), i + 1)
-                dst.set_band_description(i + 1, bands[i])
-            dst.update_tags(EOENGINE_ITEM=item.id, EOENGINE_BANDS=",".join(bands))
-        finish_cog(tiled, out, "AVERAGE")
+        try:
+            with rasterio.open(tiled, "w", **profile) as dst:
+                for i, (src, (_, index)) in enumerate(zip(srcs, locs, strict=True)):
+                    dst.write(_read(src, index, target, transform, width, height, resampling, dtype, nodata), i + 1)
+                    dst.set_band_description(i + 1, bands[i])
+                dst.update_tags(EOENGINE_ITEM=item.id, EOENGINE_BANDS=",".join(bands))
+            finish_cog(tiled, out, "AVERAGE")
+            digest = file_sha256(out)
+            tmp = temp_name(sidecar, "json")
+            tmp.write_text(json.dumps({"item": item.id, "bands": bands, "sha256": digest, "hrefs": locs}, indent=2))
+            tmp.replace(sidecar)
+        except (RasterioError, OSError) as exc:  # a full disk or a failing cache volume
+            for leftover in (tiled, out, temp_name(sidecar, "json")):
+                leftover.unlink(missing_ok=True)
+            raise EOError(f"cannot write {out}: {first_line(exc)}",
+                          "free space in the cache folder (or choose another --cache) and fetch again; "
+                          "nothing partial was kept") from None
     finally:
         for s in srcs:
             s.close()
-    digest = file_sha256(out)
-    tmp = temp_name(sidecar, "json")
-    tmp.write_text(json.dumps({"item": item.id, "bands": bands, "sha256": digest, "hrefs": locs}, indent=2))
-    tmp.replace(sidecar)
     return Fetched(item.id, out, False, digest)
 
 
 def fetch(items: list[pystac.Item], bands: list[str], cache: Path, aoi: Any = None, crs: str | None = None,
-          resolution: float | None = None, workers: int = 4) -> list[Fetched]:
-    """Fetch every item concurrently; raises if the AOI misses them all."""
+          resolution: float | None = None, workers: int = 4, storage: dict[str, str] | None = None) -> list[Fetched]:
+    """Fetch every item concurrently; raises if the AOI misses them all.
+
+    ``storage`` holds GDAL options for object-storage assets (see :mod:`eoengine.sourcing.storage`).
+    """
     if not items:
         raise EOError("no items to fetch", "search first: eoengine source search ... --out items.json")
     from eoengine.progress import make_progress
+    from eoengine.sourcing.storage import storage_env
 
-    with make_progress() as bar, ThreadPoolExecutor(max(1, workers)) as pool:
+    with storage_env(storage), make_progress() as bar, ThreadPoolExecutor(max(1, workers)) as pool:
         task = bar.add_task("fetching", total=len(items))
 
         def one(item: pystac.Item) -> Fetched:

@@ -32,7 +32,7 @@ def with_sourced_scenes(cfg: ProjectConfig) -> ProjectConfig:
     area = box(*src.bbox) if src.bbox else (shape(aoi_geometry(aoi)) if aoi else None)
     cache = cfg.resolve(src.cache) if src.cache else cfg.output_path / "imagery"
     bands = [b.common_name or b.name for b in cfg.imagery.bands]
-    results = fetch(list(found), bands, Path(cache), area)
+    results = fetch(list(found), bands, Path(cache), area, storage=src.storage)
     scenes = list(cfg.imagery.scenes)
     for item, got in zip(found, results, strict=True):
         if got.path is not None:
