@@ -4,6 +4,9 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
+TOOLS := .tools
+AZURITE := $(TOOLS)/node_modules/.bin/azurite-blob
+
 .PHONY: setup demo test lint typecheck bench clean
 
 $(BIN)/.installed: pyproject.toml
@@ -13,12 +16,16 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
+# Azure Storage emulator for the az:// tests (npm registry)
+$(AZURITE):
+	npm install --no-audit --no-fund --loglevel=error --prefix $(TOOLS) azurite@3.35.0
+
 setup: $(BIN)/.installed
 
 demo: setup
 	$(BIN)/eoengine demo --workdir out/demo
 
-test: setup
+test: setup $(AZURITE)
 	$(BIN)/pytest -q
 
 lint: setup
@@ -32,6 +39,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_predict.py
 	$(BIN)/python benchmarks/bench_engines.py
 	$(BIN)/python benchmarks/bench_serve.py
+	$(BIN)/python benchmarks/bench_fetch.py
 
 clean:
-	rm -rf out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache $(TOOLS)

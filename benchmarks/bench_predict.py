@@ -35,6 +35,7 @@ from eoengine.inference.predict import PredictOptions, Predictor
 from eoengine.inference.tiling import tile_positions
 from eoengine.models.registry import build_model
 from eoengine.raster.scene import BandSource, SceneReader
+from eoengine.runtime import tune_allocator
 
 BANDS, CLASSES, TILE, OVERLAP = 6, 7, 256, 32
 
@@ -73,6 +74,7 @@ def forward_batch_s(model: torch.nn.Module, batches: int = 20) -> float:
 
 def child(package: Path, scene: Path, out: Path) -> None:
     torch.set_num_threads(os.cpu_count() or 1)
+    tune_allocator()  # as Predictor does; the forward-only timings get the same allocator
     pkg = load_package(package)
     with rasterio.open(scene) as ds:
         size = ds.width

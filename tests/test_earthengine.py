@@ -19,9 +19,8 @@ from typing import Any
 import pytest
 
 ee = pytest.importorskip("ee")
+from conftest import run_cli  # noqa: E402
 from ee import apitestcase, serializer  # noqa: E402
-
-from tests.conftest import run_cli  # noqa: E402
 
 ACCOUNT = "exporter@demo-proj.iam.gserviceaccount.com"
 COMMON = ["source", "ee", "export", "--collection", "COPERNICUS/S2_SR_HARMONIZED", "--bbox", "-79.1,35.8,-78.9,36.0",

@@ -200,6 +200,30 @@ def test_a_full_disk_leaves_nothing_partial(catalog: Path, tmp_path: Path, capsy
     assert len(list(cache.rglob("*.tif"))) == 1
 
 
+def test_a_killed_fetch_leaves_nothing_under_a_final_name(catalog: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    items = tmp_path / "s2.json"
+    run_cli(["source", "search", str(catalog), "--collection", "sentinel-2-l1c", "--out", str(items)], capsys)
+    cache = tmp_path / "cache"
+    cmd = [sys.executable, "-m", "eoengine", "source", "fetch", str(items), "--bands", "red,nir,swir16", "--cache", str(cache)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not [p for p in cache.rglob(".*") if p.is_file()]:  # wait until it is writing
+        assert proc.poll() is None and time.monotonic() < deadline, "the fetch ended before it could be killed"
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    files = [p for p in cache.rglob("*") if p.is_file()]
+    assert files and all(p.name.startswith(".") for p in files)  # only temporary files
+    code, out, err = run_cli(["source", "fetch", str(items), "--bands", "red,nir,swir16", "--cache", str(cache)], capsys)
+    assert code == 0 and "fetched" in out, err
+    assert sorted(p.suffix for p in cache.rglob("*") if p.is_file()) == [".json", ".tif"]  # the killed one's files removed
+
+
 def test_a_config_can_name_a_search_instead_of_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from conftest import save_config, tiny_config
 

@@ -213,6 +213,9 @@ def demo(
 
 def main() -> None:
     """Console entry point: user errors print one line and exit 2, never a traceback."""
+    from eoengine.runtime import tune_allocator
+
+    tune_allocator()
     _setup_logging()
     try:
         app()

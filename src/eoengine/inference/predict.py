@@ -6,7 +6,8 @@ scene were predicted at once (no seams). The work is done region by region
 and the ``overlap``-pixel strips its tiles spill into the regions to the right and below are
 carried over to them (:class:`Carry`). Memory depends on the region size and on
 ``overlap x width``, never on the scene's area. A reader thread prefetches the next region
-and a writer thread stores the previous one while the model runs on the current one.
+and a writer thread finishes (arg-max) and stores the previous one while the model runs on the
+current one; both run at a lower scheduling priority than the model's threads.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from eoengine.inference.tiling import blend_weights, round_up
 from eoengine.labels.vector import IGNORE
 from eoengine.progress import make_progress
 from eoengine.raster.scene import SceneReader
+from eoengine.runtime import tune_allocator
 from eoengine.training.data import normalise
 from eoengine.training.heads import heads_from_meta, map_head
 
@@ -72,6 +74,18 @@ class Carry:
         return acc[:, :h, :w]
 
 
+def background() -> None:
+    """Lower the calling thread's scheduling priority (Linux), so the model's threads run first.
+
+    Reading and writing only need to keep ahead of the model; at equal priority they take
+    cores from its parallel sections, which then wait for their slowest thread.
+    """
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):  # not Linux, or not permitted
+        pass
+
+
 class Predictor:
     """Run a model package over scenes with tiled, blended, streaming inference."""
 
@@ -92,6 +106,7 @@ class Predictor:
         self.n_out = self.head.stop - self.head.start
         self.timesteps = int(meta.get("timesteps", 1))
         torch.set_num_threads(max(1, os.cpu_count() or 1))
+        tune_allocator()
         probe = np.zeros((self.opts.batch_size, len(meta["channels"]), self.tile, self.tile), dtype=np.float32)
         self.engine, self.forward = select_engine(package, engine, probe)
 
@@ -173,6 +188,13 @@ class Predictor:
             "sources": [s.__dict__ for s in reader.sources],
         })
 
+    def _store(self, writer: MapWriter, reg: Region, acc: np.ndarray, nodata: np.ndarray) -> None:
+        """Finish a settled region and write it (in the writer thread, off the model's path)."""
+        classes, probs = self.finish_region(acc, nodata, writer.probabilities is not None)
+        if writer.probabilities and probs is not None:
+            probs[:, nodata] = np.nan
+        writer.write(reg, classes, probs if writer.probabilities else None)
+
     def _run(self, reader: SceneReader, layout: list[Region], writer: MapWriter) -> None:
         todo = [reg for reg in layout if reg.i >= writer.rows_done]
         last_row = layout[-1].i
@@ -181,6 +203,7 @@ class Predictor:
         errors: list[BaseException] = []
 
         def read_all() -> None:
+            background()
             try:
                 for reg in todo:
                     inbox.put(self._read(reader, reg))
@@ -189,12 +212,13 @@ class Predictor:
                 inbox.put(exc)
 
         def write_all() -> None:
+            background()
             while (item := outbox.get()) is not None:
                 try:
                     if item[0] == "checkpoint":
                         writer.checkpoint(*item[1:])
                     else:
-                        writer.write(*item[1:])
+                        self._store(writer, *item[1:])
                 except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
                     errors.append(exc)
 
@@ -213,10 +237,7 @@ class Predictor:
                         raise item
                     reg, data, nodata = item
                     acc = carry.settle(reg, self._compute(reg, data))
-                    classes, probs = self.finish_region(acc, nodata, writer.probabilities is not None)
-                    if writer.probabilities and probs is not None:
-                        probs[:, nodata] = np.nan
-                    outbox.put(("region", reg, classes, probs if writer.probabilities else None))
+                    outbox.put(("region", reg, acc, nodata))  # finished (arg-max) in the writer thread
                     if reg.j == layout[-1].j and reg.i < last_row:  # a row of regions is complete
                         outbox.put(("checkpoint", reg.i + 1, carry.bottom_out.copy()))
                     bar.advance(task)

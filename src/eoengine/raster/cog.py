@@ -15,8 +15,25 @@ import rasterio.shutil
 
 
 def temp_name(final: Path, suffix: str) -> Path:
-    """A hidden temporary name beside ``final``."""
+    """A hidden temporary name beside ``final``, carrying this process's id."""
     return final.with_name(f".{final.name}.{os.getpid()}.{suffix}")
+
+
+def remove_stale(final: Path) -> list[Path]:
+    """Delete the temporary files of ``final`` left by processes that no longer run (killed ones)."""
+    removed = []
+    for tmp in final.parent.glob(f".{final.name}.*.*"):
+        pid = tmp.name[len(final.name) + 2 :].split(".", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+        except PermissionError:  # alive, another user's
+            continue
+    return removed
 
 
 def finish_cog(tiled: Path, final: Path, resampling: str) -> None:

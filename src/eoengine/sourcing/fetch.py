@@ -8,7 +8,8 @@ request (bands, AOI, CRS, resolution); a finished file has a ``.json`` sidecar w
 SHA-256, and is never fetched twice. A file whose checksum no longer matches, or that does
 not open, is fetched again. Files are written under a temporary name and renamed when
 complete, so an interrupted fetch (or a full disk) never leaves a partial file under a
-final name. Items are fetched concurrently.
+final name; the temporary files a killed fetch left are removed by the next one. Items are
+fetched concurrently.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from shapely.geometry import box, mapping, shape
 
 from eoengine.errors import EOError, first_line
 from eoengine.hashing import canonical_hash, file_sha256
-from eoengine.raster.cog import finish_cog, temp_name
+from eoengine.raster.cog import finish_cog, remove_stale, temp_name
 
 
 @dataclass
@@ -147,6 +148,8 @@ def fetch_item(item: pystac.Item, bands: list[str], cache: Path, aoi: Any = None
             return Fetched(item.id, None, False, skipped="outside the AOI")
         target, transform, width, height = grid
         out.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale(out)
+        remove_stale(sidecar)
         tiled = temp_name(out, "tiled.tif")
         dtypes = {s.dtypes[i - 1] for s, (_, i) in zip(srcs, locs, strict=True)}
         nodatas = {s.nodata for s in srcs}
