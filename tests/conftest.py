@@ -163,3 +163,41 @@ def serve_in_thread(app: Any) -> tuple[str, Any]:
     while not server.started:
         time.sleep(0.05)
     return f"http://127.0.0.1:{port}", server
+
+
+def start_server(cmd: list[str], port: int) -> Any:
+    """Start a server process and wait until it accepts connections on 127.0.0.1:port."""
+    import socket
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError(f"{cmd[0]} did not start") from None
+            time.sleep(0.2)
+
+
+STATIC_SERVER = """
+import sys, uvicorn
+from starlette.applications import Starlette
+from starlette.staticfiles import StaticFiles
+app = Starlette()
+app.mount("/", StaticFiles(directory=sys.argv[1]))
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="error")
+"""
+
+
+def serve_files(folder: Path) -> tuple[str, Any]:
+    """Serve ``folder`` as static files (with range requests) from its own process; (base URL, process).
+
+    Its own process: GDAL reading from a server in the test's process would deadlock on the GIL.
+    """
+    port = free_port()
+    return f"http://127.0.0.1:{port}", start_server([sys.executable, "-c", STATIC_SERVER, str(folder), str(port)], port)

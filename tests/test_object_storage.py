@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -24,7 +21,7 @@ import numpy as np
 import pystac
 import pytest
 import rasterio
-from conftest import OGT, REPO, free_port, run_cli, save_config, tiny_config
+from conftest import OGT, REPO, free_port, run_cli, save_config, start_server, tiny_config
 
 from eoengine.errors import EOError
 from eoengine.sourcing.scan import scan_folder
@@ -44,20 +41,6 @@ class Store:
     scheme: str
     options: dict[str, str]
     secrets: dict[str, str]  # environment variables the options name
-
-
-def start(cmd: list[str], port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return proc
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError(f"{cmd[0]} did not start") from None
-            time.sleep(0.2)
 
 
 def upload_s3(endpoint: str, files: list[Path]) -> None:
@@ -115,7 +98,7 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     if request.param == "az" and not AZURITE.exists():
         pytest.fail(f"{AZURITE} is missing: run 'make setup' (it installs Azurite from npm)")
     cmd, found, upload = launch[request.param]()
-    proc = start(cmd, port)
+    proc = start_server(cmd, port)
     try:
         upload()
         yield found

@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pystac
 import pytest
-from conftest import OGT, REPO, free_port, run_cli, serve_in_thread
+from conftest import OGT, REPO, free_port, run_cli, serve_files, serve_in_thread
 
 from eoengine.errors import EOError
 from eoengine.sourcing.catalog import CatalogIndex
@@ -172,6 +172,44 @@ def test_fetch_clips_stacks_caches_and_refetches_corrupt_files(catalog: Path, tm
     with rasterio.open(res[0].path) as ds:  # type: ignore[arg-type]
         assert ds.crs.to_epsg() == 4326 and ds.width == 100
 
+
+
+def test_a_static_catalog_over_http(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A static catalog served as plain files: searched with pystac, relative assets fetched over HTTP."""
+    import shutil
+
+    import rasterio
+
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy(OGT / "LE70220491999322EDC01_stack.gtif", site)
+    scan_folder(site, site / "cat", "landsat-7", band_names=["blue", "green", "red", "nir", "swir16", "swir22", "lwir", "pan"])
+    for path in (site / "cat").glob("*/*.json"):  # relative asset links, as published catalogs have
+        item = json.loads(path.read_text())
+        item["assets"]["data"]["href"] = "../../LE70220491999322EDC01_stack.gtif"
+        path.write_text(json.dumps(item))
+    base, server = serve_files(site)
+    try:
+        url = f"{base}/cat/collection.json"
+        items = tmp_path / "items.json"
+        code, out, err = run_cli(["source", "search", url, "--bbox", "-93.36,15.68,-93.27,15.76", "--out", str(items)], capsys)
+        assert code == 0 and "LE70220491999322EDC01_stack" in out, err
+        (item,) = pystac.ItemCollection.from_file(str(items))
+        assert item.assets["data"].href == f"{base}/LE70220491999322EDC01_stack.gtif"
+        code, out, err = run_cli(["source", "fetch", str(items), "--bands", "red,nir", "--cache", str(tmp_path / "cache")], capsys)
+        assert code == 0 and "fetched" in out, err
+        local = tmp_path / "local.json"  # the same request over the catalog's folder gives the same pixels
+        run_cli(["source", "search", str(site / "cat"), "--out", str(local)], capsys)
+        run_cli(["source", "fetch", str(local), "--bands", "red,nir", "--cache", str(tmp_path / "c2")], capsys)
+        (fetched,), (direct,) = (tmp_path / "cache").rglob("*.tif"), (tmp_path / "c2").rglob("*.tif")
+        with rasterio.open(fetched) as got, rasterio.open(direct) as ref:
+            assert got.shape == ref.shape and np.array_equal(got.read(), ref.read())
+    finally:
+        server.terminate()
+        server.wait(10)
+    start = time.monotonic()
+    code, _, err = run_cli(["source", "search", url], capsys)  # the server is gone
+    assert code == 2 and "cannot read the STAC catalog" in err and time.monotonic() - start < 30
 
 
 def test_a_full_disk_leaves_nothing_partial(catalog: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

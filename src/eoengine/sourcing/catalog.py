@@ -17,7 +17,7 @@ import pystac
 from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
 
-from eoengine.errors import EOError
+from eoengine.errors import EOError, first_line
 
 
 class BadQuery(ValueError):
@@ -86,20 +86,67 @@ def parse_geometry(value: Any) -> BaseGeometry:
     return geom
 
 
-class CatalogIndex:
-    """Every collection and item of a static catalog, ready to search."""
+class PatientStacIO(pystac.stac_io.DefaultStacIO):
+    """pystac's reader with a timeout and 3 retries with backoff for HTTP(S) documents."""
 
-    def __init__(self, root: Path) -> None:
-        root = Path(root)
-        files = [root] if root.is_file() else sorted(
-            [*root.glob("*/collection.json"), *root.glob("collection.json"), *root.glob("catalog.json")])
+    def __init__(self, timeout: float = 20.0, attempts: int = 3) -> None:
+        super().__init__()
+        self.timeout, self.attempts = timeout, attempts
+
+    def read_text_from_href(self, href: str) -> str:
+        """The document at ``href``; a URL is retried on connection errors and 5xx answers."""
+        if not href.startswith(("http://", "https://")):
+            return super().read_text_from_href(href)
+        import time
+        import urllib.error
+        import urllib.request
+
+        for attempt in range(self.attempts):
+            try:
+                with urllib.request.urlopen(href, timeout=self.timeout) as answer:
+                    return str(answer.read().decode("utf-8"))
+            except urllib.error.HTTPError as exc:
+                if exc.code < 500 or attempt == self.attempts - 1:
+                    raise
+            except OSError:
+                if attempt == self.attempts - 1:
+                    raise
+            time.sleep(0.5 * 2**attempt)
+        raise AssertionError("unreachable")
+
+
+def is_static_url(source: str) -> bool:
+    """Whether ``source`` is a static catalog or collection over HTTP(S) (a ``.json`` URL)."""
+    return source.startswith(("http://", "https://")) and source.split("?")[0].endswith(".json")
+
+
+class CatalogIndex:
+    """Every collection and item of a static catalog (a folder, a JSON file or a JSON URL), ready to search.
+
+    Relative asset links are made absolute (paths, or URLs for a catalog read over HTTP(S)),
+    so they resolve against the item's location, not the working directory.
+    """
+
+    def __init__(self, root: Path | str) -> None:
+        remote = isinstance(root, str) and is_static_url(root)
+        files: list[Path | str]
+        if remote:
+            files = [root]
+        else:
+            root = Path(root)
+            files = [root] if root.is_file() else sorted(
+                [*root.glob("*/collection.json"), *root.glob("collection.json"), *root.glob("catalog.json")])
         if not files:
             raise EOError(f"no STAC catalog or collection at {root}", "scan a folder first: eoengine source scan FOLDER --out CATALOG")
         self.collections: dict[str, dict[str, Any]] = {}
         self.records: list[Record] = []
         seen: set[str] = set()
         for f in files:
-            obj = pystac.read_file(str(f))
+            try:
+                obj = pystac.read_file(str(f), stac_io=PatientStacIO())
+            except Exception as exc:  # noqa: BLE001 - urllib, JSON and STAC errors
+                raise EOError(f"cannot read the STAC catalog {f}: {type(exc).__name__}: {first_line(exc)}",
+                              "check the path or URL (a catalog.json or collection.json)") from None
             cols = [obj] if isinstance(obj, pystac.Collection) else list(obj.get_all_collections())  # type: ignore[attr-defined]
             for col in cols:
                 if col.id in seen:
@@ -107,6 +154,7 @@ class CatalogIndex:
                 seen.add(col.id)
                 self.collections[col.id] = col.to_dict(include_self_link=False, transform_hrefs=False)
                 for item in col.get_items(recursive=True):
+                    item.make_asset_hrefs_absolute()
                     d = item.to_dict(include_self_link=False, transform_hrefs=False)
                     start = item.common_metadata.start_datetime or item.datetime
                     end = item.common_metadata.end_datetime or item.datetime

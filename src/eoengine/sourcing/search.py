@@ -14,7 +14,7 @@ from typing import Any
 import pystac
 
 from eoengine.errors import EOError
-from eoengine.sourcing.catalog import BadQuery, CatalogIndex
+from eoengine.sourcing.catalog import BadQuery, CatalogIndex, is_static_url
 
 
 def aoi_geometry(aoi: str | None) -> dict[str, Any] | None:
@@ -49,14 +49,14 @@ def search(source: str, bbox: list[float] | None = None, aoi: str | None = None,
     from eoengine.sourcing.providers import Signer, is_planetary_computer, resolve
 
     source = resolve(source)
-    if source.startswith(("http://", "https://")):
+    if source.startswith(("http://", "https://")) and not is_static_url(source):
         items = _remote(source, bbox, intersects, datetime_range, collections, ids, filters, limit, timeout)
         if is_planetary_computer(source):
             signer = Signer()
             items = [signer.sign(i) for i in items]
     else:
         try:
-            records = CatalogIndex(Path(source)).search(collections, ids, bbox, intersects, datetime_range)
+            records = CatalogIndex(source if is_static_url(source) else Path(source)).search(collections, ids, bbox, intersects, datetime_range)
         except BadQuery as exc:
             raise EOError(str(exc), "fix the search parameters") from None
         items = [pystac.Item.from_dict(r.item) for r in records if _matches(r.item["properties"], filters)]
