@@ -195,6 +195,17 @@ def test_patches_around_points_per_split(boundary: Boundary, key_file: Path, tmp
     assert "dataset import-tfrecord" in out
 
 
+def test_patches_from_assets(boundary: Boundary, key_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli([*COMMON, "--format", "TFRecord", "--points-asset", "users/me/nc_points", "--label", "lc",
+                              "--label-image", "users/me/nc_landcover", "--service-account", str(key_file)], capsys)
+    assert code == 0, out + err
+    ((kind, _, body),) = boundary.exports
+    assert kind == "table" and body["selectors"] == ["B2", "B3", "B4", "B8", "lc"]
+    graph = boundary.graph()
+    assert '"users/me/nc_points"' in graph and '"users/me/nc_landcover"' in graph
+    assert '"functionName": "Image.paint"' not in graph  # the label raster, not painted points
+
+
 def test_user_credentials_and_project(boundary: Boundary, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                       capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_cli([*COMMON], capsys)
@@ -258,6 +269,8 @@ def test_bad_service_account_keys(boundary: Boundary, tmp_path: Path, content: s
     (["--splits", "train=0.7,val=0.3"], "--splits applies to patches"),
     (["--description", "bad/name"], "not allowed"),
     (["--patch-size", "64", "--overlap", "64"], "out of range"),
+    (["--points-asset", "users/me/points"], "exported as TFRecord"),
+    (["--points-asset", "users/me/points", "--points", "p.geojson"], "not both"),
 ])
 def test_bad_requests_never_reach_earth_engine(boundary: Boundary, key_file: Path, args: list[str], message: str,
                                                capsys: pytest.CaptureFixture[str]) -> None:

@@ -78,6 +78,8 @@ def export(
     req.check()
     if splits and point_list is None and not points_asset:
         raise EOError("--splits applies to patches around points", "add --points or drop --splits")
+    if (point_list is not None or points_asset) and file_format != "TFRecord":
+        raise EOError("patches around points are exported as TFRecord", "add --format TFRecord")
     _connect(service_account, project)
     image = ex.build_image(req)
     if point_list is not None or points_asset:
