@@ -181,6 +181,13 @@ def test_storage_options_are_checked_and_redacted(monkeypatch: pytest.MonkeyPatc
         resolve({"aws secret": "x"})
     with pytest.raises(EOError, match="not KEY=VALUE"):
         parse_options(["AWS_S3_ENDPOINT"])
+    from rasterio._env import get_gdal_config
+
+    from eoengine.sourcing.storage import storage_env
+
+    with storage_env({"AWS_S3_ENDPOINT": "minio.local:9000"}):
+        assert get_gdal_config("AWS_S3_ENDPOINT", normalize=False) == "minio.local:9000"
+    assert get_gdal_config("AWS_S3_ENDPOINT", normalize=False) is None  # nothing lingers for the next fetch
     shown = redacted({"AWS_SECRET_ACCESS_KEY": "abc", "AZURE_STORAGE_SAS_TOKEN": "t", "AWS_S3_ENDPOINT": "h:1",
                       "AWS_SESSION_TOKEN": "env:TOKEN"})
     assert shown == {"AWS_SECRET_ACCESS_KEY": "***", "AZURE_STORAGE_SAS_TOKEN": "***", "AWS_S3_ENDPOINT": "h:1",
