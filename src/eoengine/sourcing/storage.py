@@ -71,7 +71,7 @@ def storage_env(options: dict[str, str] | None) -> Iterator[None]:
     if not resolved:
         yield
         return
-    from rasterio._env import get_gdal_config, set_gdal_config
+    from rasterio._env import del_gdal_config, get_gdal_config, set_gdal_config
 
     with _lock:
         previous = {k: get_gdal_config(k, normalize=False) for k in resolved}
@@ -81,4 +81,7 @@ def storage_env(options: dict[str, str] | None) -> Iterator[None]:
             yield
         finally:
             for k, v in previous.items():
-                set_gdal_config(k, v, normalize=False)
+                if v is None:
+                    del_gdal_config(k)  # setting None would store the string 'None'
+                else:
+                    set_gdal_config(k, v, normalize=False)
