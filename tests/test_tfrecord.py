@@ -61,6 +61,24 @@ def test_patch_exports_import_as_splits_and_train(tmp_path: Path, capsys: pytest
     assert "test accuracy" in text
 
 
+def test_sparse_point_labels_count_their_classes_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Patches around points whose label band is 255 (ignored) except at the point, as `source ee export` paints them."""
+    rng = np.random.default_rng(0)
+    records = []
+    for k in range(8):
+        label = np.full((9, 9), 255.0, dtype=np.float32)
+        label[4, 4] = k % 3  # the point's class at the patch centre
+        records.append(encode_example({b: rng.random((9, 9)).astype(np.float32) for b in BANDS} | {"class": label}))
+    write_records(tmp_path / "train.tfrecord.gz", records)
+    out = tmp_path / "ds"
+    code, _, err = run_cli(["dataset", "import-tfrecord", f"train={tmp_path / 'train.tfrecord.gz'}", "--out", str(out),
+                            "--bands", ",".join(BANDS)], capsys)
+    assert code == 0, err
+    assert [c["name"] for c in read_manifest(out)["classes"]] == ["class0", "class1", "class2"]
+    _, labels = open_arrays(out)
+    assert (np.asarray(labels[:]) != 255).sum() == 8 and labels[4][4, 4] == 1
+
+
 def test_point_exports_train_the_pixel_dnn(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _export(tmp_path / "train.tfrecord.gz", 200, 1, 0)
     _export(tmp_path / "test.tfrecord.gz", 50, 1, 1)

@@ -83,7 +83,8 @@ def import_tfrecords(
                 if side is not None and image.shape[-1] != side:
                     raise EOError(f"{f} record {i}: patch size {image.shape[-1]} differs from {side}", "import one patch size per dataset")
                 side = image.shape[-1]
-                top = max(top, int(lab.max()))
+                labelled = lab[lab != IGNORE]  # sparse labels (points painted on 255) mark the rest ignored
+                top = max(top, int(labelled.max()) if labelled.size else -1)
                 count += 1
     if count == 0 or side is None:
         raise EOError("the TFRecord files hold no records", "check the files and --compression")
