@@ -36,6 +36,7 @@ class Boundary:
         self.operations: dict[str, list[dict[str, Any]]] = {}
         self.fail_init: BaseException | None = None
         self.fail_export: BaseException | None = None
+        self.finish_as: str | None = None  # how started tasks end, when asked
         self.token_requests: list[tuple[str, str]] = []
         self.token_answer: tuple[int, dict[str, Any]] = (200, {"access_token": "ya29.test", "expires_in": 3600})
 
@@ -75,6 +76,9 @@ class Boundary:
         return call
 
     def operation(self, name: str) -> dict[str, Any]:
+        if name not in self.operations and self.finish_as and name.startswith("projects/demo-proj/operations/"):
+            return {"name": name, "done": True, "metadata": {"state": self.finish_as, "progress": 1.0},
+                    "error": {"message": "Export too large."} if self.finish_as == "FAILED" else {}}
         if name not in self.operations:
             raise ee.EEException(f"Operation {name} not found.")
         answers = self.operations[name]
@@ -324,6 +328,15 @@ def test_task_status_and_wait(boundary: Boundary, key_file: Path, capsys: pytest
     assert code == 2 and "Too many pixels" in err
     code, out, err = run_cli(["source", "ee", "status", "nope", "--service-account", str(key_file)], capsys)
     assert code == 2 and "cannot look up task" in err
+
+
+def test_export_and_wait(boundary: Boundary, key_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    boundary.finish_as = "SUCCEEDED"
+    code, out, err = run_cli([*COMMON, "--service-account", str(key_file), "--wait"], capsys)
+    assert code == 0 and "SUCCEEDED 100%" in out, out + err
+    boundary.finish_as = "FAILED"
+    code, out, err = run_cli([*COMMON, "--service-account", str(key_file), "--wait"], capsys)
+    assert code == 2 and "failed: Export too large." in err
 
 
 def test_missing_extra_is_named(monkeypatch: pytest.MonkeyPatch, key_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
