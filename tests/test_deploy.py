@@ -194,3 +194,5 @@ def test_many_scenes_per_scene_mosaic_and_beam(model: dict, capsys: pytest.Captu
     assert code == 2 and "one scene" in err
     code, _, err = run_cli(["predict", pkg, "--scene", str(left), "--scene", str(right)], capsys)
     assert code == 2 and "--out-dir" in err
+    code, _, err = run_cli(["predict", pkg, str(left), "--beam", "--out", str(mosaic)], capsys)
+    assert code == 2 and "given with --scene" in err  # not silently run without Beam

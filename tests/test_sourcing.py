@@ -262,6 +262,30 @@ def test_a_killed_fetch_leaves_nothing_under_a_final_name(catalog: Path, tmp_pat
     assert sorted(p.suffix for p in cache.rglob("*") if p.is_file()) == [".json", ".tif"]  # the killed one's files removed
 
 
+def test_a_truncated_asset_is_named_and_leaves_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import rasterio
+    from rasterio.transform import from_origin
+
+    folder = tmp_path / "imagery"
+    folder.mkdir()
+    path = folder / "scene_20200101.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=512, height=512, count=1, dtype="uint16", crs="EPSG:32633",
+                       transform=from_origin(500000, 6000000, 10, 10), tiled=True, blockxsize=256, blockysize=256,
+                       compress="deflate") as ds:
+        ds.write(np.random.default_rng(0).integers(1, 4000, (1, 512, 512), dtype=np.uint16))
+    scan_folder(folder, tmp_path / "cat" / "x", "x", band_names=["red"])
+    with path.open("r+b") as f:  # the header survives, the tiles do not
+        f.truncate(int(path.stat().st_size * 0.6))
+    items = tmp_path / "items.json"
+    run_cli(["source", "search", str(tmp_path / "cat"), "--out", str(items)], capsys)
+    cache = tmp_path / "cache"
+    code, _, err = run_cli(["source", "fetch", str(items), "--bands", "red", "--cache", str(cache)], capsys)
+    assert code == 2 and "cannot read band 'red'" in err and "truncated" in err and "Traceback" not in err
+    assert [p for p in cache.rglob("*") if p.is_file()] == []
+    code, _, err = run_cli(["source", "fetch", str(items), "--bands", "red", "--bbox", "1,2,x,4", "--cache", str(cache)], capsys)
+    assert code == 2 and "bbox must be 4" in err
+
+
 def test_a_config_can_name_a_search_instead_of_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from conftest import save_config, tiny_config
 

@@ -191,6 +191,8 @@ def predict(
             written = predict_many(Predictor(pkg, opts, engine), many, output, out_dir)
         out.print("\n".join(f"map: {p}" for p in written))
         return
+    if beam or out_dir:
+        raise EOError("--beam and --out-dir are for scenes given with --scene", "e.g. --scene a.tif --scene b.tif --out-dir maps/")
     if output is None:
         raise EOError("no output given", "add --out map.tif")
     sources = sources_for_model(pkg.meta["band_specs"], scene or [], int(pkg.meta.get("timesteps", 1)))

@@ -125,8 +125,9 @@ def fetch(
 ) -> None:
     """Fetch chosen bands of items, clipped/reprojected and stacked, into a cache of COGs (never twice)."""
     import pystac
-    from shapely.geometry import box, shape
+    from shapely.geometry import shape
 
+    from eoengine.sourcing.catalog import BadQuery, parse_bbox
     from eoengine.sourcing.fetch import fetch as run
     from eoengine.sourcing.search import aoi_geometry
 
@@ -136,7 +137,10 @@ def fetch(
         raise EOError(f"cannot read items from {items}: {exc}", "pass the JSON written by 'source search --out'") from None
     if bbox and aoi:
         raise EOError("give --bbox or --aoi, not both", "use one area filter")
-    area = box(*[float(v) for v in bbox.split(",")]) if bbox else (shape(aoi_geometry(aoi)) if aoi else None)
+    try:
+        area = parse_bbox(bbox) if bbox else (shape(aoi_geometry(aoi)) if aoi else None)
+    except BadQuery as exc:
+        raise EOError(str(exc), "--bbox W,S,E,N in degrees") from None
     from eoengine.sourcing.storage import parse_options, redacted
 
     options = parse_options(storage)

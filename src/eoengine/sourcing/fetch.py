@@ -121,7 +121,7 @@ def _open(href: str) -> Any:
     try:
         return rasterio.open(href)
     except rasterio.errors.RasterioIOError as exc:
-        raise EOError(f"cannot read {href}: {str(exc).splitlines()[0]}", "check the asset URL and credentials") from None
+        raise EOError(f"cannot read {href}: {first_line(exc)}", "check the asset URL and credentials") from None
 
 
 def fetch_item(item: pystac.Item, bands: list[str], cache: Path, aoi: Any = None, crs: str | None = None,
@@ -141,8 +141,12 @@ def fetch_item(item: pystac.Item, bands: list[str], cache: Path, aoi: Any = None
             except rasterio.errors.RasterioIOError:
                 pass
         out.unlink()  # corrupt or changed: fetch again
-    srcs = [_open(h) for h, _ in locs]
+    opened: dict[str, Any] = {}
     try:
+        for href, _ in locs:  # each file once, however many of its bands are asked for
+            if href not in opened:
+                opened[href] = _open(href)
+        srcs = [opened[h] for h, _ in locs]
         grid = _grid(srcs, aoi, CRS.from_user_input(crs) if crs else None, resolution)
         if grid is None:
             return Fetched(item.id, None, False, skipped="outside the AOI")
@@ -160,8 +164,13 @@ def fetch_item(item: pystac.Item, bands: list[str], cache: Path, aoi: Any = None
                    "blockysize": 256, "compress": "deflate", "BIGTIFF": "IF_SAFER"}
         try:
             with rasterio.open(tiled, "w", **profile) as dst:
-                for i, (src, (_, index)) in enumerate(zip(srcs, locs, strict=True)):
-                    dst.write(_read(src, index, target, transform, width, height, resampling, dtype, nodata), i + 1)
+                for i, (src, (href, index)) in enumerate(zip(srcs, locs, strict=True)):
+                    try:
+                        data = _read(src, index, target, transform, width, height, resampling, dtype, nodata)
+                    except RasterioError as exc:
+                        raise EOError(f"cannot read band '{bands[i]}' from {href}: {first_line(exc)}",
+                                      "the file is corrupt or truncated; fix or re-publish it") from None
+                    dst.write(data, i + 1)
                     dst.set_band_description(i + 1, bands[i])
                 dst.update_tags(EOENGINE_ITEM=item.id, EOENGINE_BANDS=",".join(bands))
             finish_cog(tiled, out, "AVERAGE")
@@ -169,15 +178,17 @@ def fetch_item(item: pystac.Item, bands: list[str], cache: Path, aoi: Any = None
             tmp = temp_name(sidecar, "json")
             tmp.write_text(json.dumps({"item": item.id, "bands": bands, "sha256": digest, "hrefs": locs}, indent=2))
             tmp.replace(sidecar)
-        except (RasterioError, OSError) as exc:  # a full disk or a failing cache volume
+        except BaseException as exc:  # nothing partial stays, whatever stopped the write
             for leftover in (tiled, out, temp_name(sidecar, "json")):
                 leftover.unlink(missing_ok=True)
-            raise EOError(f"cannot write {out}: {first_line(exc)}",
-                          "free space in the cache folder (or choose another --cache) and fetch again; "
-                          "nothing partial was kept") from None
+            if isinstance(exc, (RasterioError, OSError)):  # a full disk or a failing cache volume
+                raise EOError(f"cannot write {out}: {first_line(exc)}",
+                              "free space in the cache folder (or choose another --cache) and fetch again; "
+                              "nothing partial was kept") from None
+            raise
     finally:
-        for s in srcs:
-            s.close()
+        for src in opened.values():
+            src.close()
     return Fetched(item.id, out, False, digest)
 
 

@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
-from eoengine.errors import EOError
+from eoengine.errors import EOError, first_line
 from eoengine.serving.auth import key_matches
 from eoengine.sourcing.catalog import BadQuery, CatalogIndex, parse_bbox
 
@@ -67,6 +67,8 @@ def add_fetch_routes(app: FastAPI, index: CatalogIndex, cache: Path, api_key: st
             job.status = "succeeded"
         except EOError as exc:
             job.status, job.error = "failed", str(exc)
+        except Exception as exc:  # noqa: BLE001 - a job must end failed, never stay "running"
+            job.status, job.error = "failed", f"{type(exc).__name__}: {first_line(exc)}"
 
     @app.post("/fetch", status_code=202, summary="Start a fetch job (needs the API key)")
     async def start(request: Request, req: FetchRequest) -> Any:
