@@ -220,3 +220,33 @@ def test_predict_aoi_sources_the_newest_scene(served: dict) -> None:
                         ({"bbox": [-93.34, 15.70, -93.30, 15.74], "datetime": "later"}, 400)):
         r = httpx.post(f"{url}/predict/aoi", json=bad, headers=AUTH)
         assert r.status_code == status and r.json()["error"], (bad, r.text)
+
+
+def test_every_route_uses_the_chosen_engine(served: dict) -> None:
+    """With --engine onnx the JSON route and the tiles run on ONNX Runtime, and agree with PyTorch."""
+    import morecantile
+
+    pkg = load_package(served["model"])
+    assert (pkg.path / "model.onnx").exists()
+    settings = Settings(api_key=KEY, model_name="landcover", tiles_scene=[str(served["stack"])], engine="onnx")
+    app = create_app(pkg, settings)
+    calls = []
+    engine_forward = app.state.predictor.forward
+    app.state.predictor.forward = lambda batch: calls.append(len(batch)) or engine_forward(batch)
+    url, server = serve_in_thread(app)
+    try:
+        assert httpx.get(f"{url}/readyz").json()["engine"] == "onnx"
+        chip = served["data"][:, 40:72, 60:92].astype(np.float32)
+        body = {"instances": [{"image": chip.tolist()}]}
+        onnx_answer = httpx.post(f"{url}/v1/models/landcover:predict", json=body, headers=AUTH).json()
+        torch_answer = httpx.post(f"{served['url']}/v1/models/landcover:predict", json=body, headers=AUTH).json()
+        assert onnx_answer["predictions"][0]["class"] == torch_answer["predictions"][0]["class"]
+        with rasterio.open(served["stack"]) as ds:
+            from rasterio.warp import transform_bounds
+
+            w, s, e, n = transform_bounds(ds.crs, "EPSG:4326", *ds.bounds)
+        t = morecantile.tms.get("WebMercatorQuad").tile((w + e) / 2, (s + n) / 2, 13)
+        assert httpx.get(f"{url}/tiles/{t.z}/{t.x}/{t.y}.png", headers=AUTH, timeout=60).status_code == 200
+        assert len(calls) == 2  # one instance batch, one tile: both through the engine
+    finally:
+        server.should_exit = True  # type: ignore[attr-defined]

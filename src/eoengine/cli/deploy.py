@@ -125,7 +125,7 @@ def serve(
     api_key: Annotated[str | None, typer.Option(help="API key (default: EOENGINE_API_KEY, else a new random key)")] = None,
     name: Annotated[str, typer.Option(help="Model name in /v1/models/{name}:predict")] = "model",
     tiles_scene: Annotated[list[str] | None, typer.Option(help="Scene for /tiles (a stack, or one file per band); repeat")] = None,
-    engine: Annotated[str, typer.Option(help="Engine for uploaded scenes: auto, torch, onnx, onnx-int8")] = "auto",
+    engine: Annotated[str, typer.Option(help="Engine for every route: auto, torch, onnx, onnx-int8")] = "auto",
     max_upload_mb: Annotated[float, typer.Option(help="Largest GeoTIFF upload accepted")] = 200.0,
     catalog: Annotated[str | None, typer.Option(help="Catalog folder or STAC API URL for POST /predict/aoi")] = None,
     cache: Annotated[Path, typer.Option(help="Where /predict/aoi keeps fetched imagery")] = Path("eoengine-cache"),

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from fastapi import FastAPI, File, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -98,13 +97,13 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
     multiple = int(meta.get("size_multiple", 1))
     model_lock = asyncio.Lock()
 
+    predictor = Predictor(pkg, engine=settings.engine)  # its engine (PyTorch or ONNX Runtime) serves every route
+
     def forward(batch: np.ndarray) -> np.ndarray:
         batch_sizes.observe(len(batch))
-        with torch.inference_mode():
-            return pkg.model(torch.from_numpy(batch)).numpy()  # type: ignore[no-any-return]
+        return app.state.predictor.forward(batch).numpy()  # type: ignore[no-any-return]
 
     batcher = Batcher(forward, settings.max_batch, settings.max_wait_ms)
-    predictor = Predictor(pkg, engine=settings.engine)
     maps = asyncio.Semaphore(settings.max_concurrent_maps)
     open_paths = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
     if settings.health_route:
@@ -112,6 +111,7 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
     app = FastAPI(title="eoengine model server", version=version,
                   description=f"Serves {meta['model']} ({meta.get('task', 'segmentation')}) on bands {', '.join(meta['bands'])}.")
     app.state.batcher = batcher
+    app.state.predictor = predictor
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Response:
@@ -270,7 +270,7 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
     if settings.tiles_scene:
         from eoengine.serving.tiles import add_tile_route
 
-        add_tile_route(app, pkg, settings.tiles_scene, model_lock)
+        add_tile_route(app, pkg, settings.tiles_scene, model_lock, lambda batch: app.state.predictor.forward(batch))
     return app
 
 

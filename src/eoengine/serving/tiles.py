@@ -14,11 +14,11 @@ from collections import OrderedDict
 from typing import Any
 
 import numpy as np
-import torch
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
 from eoengine.deploy.package import ModelPackage
+from eoengine.inference.engines import Forward
 from eoengine.inference.output import hex_rgb
 from eoengine.serving.inputs import pad_to, prepare
 from eoengine.training.heads import heads_from_meta, map_head
@@ -26,8 +26,8 @@ from eoengine.training.heads import heads_from_meta, map_head
 TILE, MARGIN, CACHE = 256, 32, 512
 
 
-def add_tile_route(app: FastAPI, pkg: ModelPackage, scene: list[str], lock: asyncio.Lock) -> None:
-    """Register the tile route for ``scene`` (one stack, or one file per band in model order)."""
+def add_tile_route(app: FastAPI, pkg: ModelPackage, scene: list[str], lock: asyncio.Lock, forward: Forward) -> None:
+    """Register the tile route for ``scene`` (one stack, or one file per band in model order), predicted with ``forward``."""
     from rio_tiler.errors import TileOutsideBounds
     from rio_tiler.io import Reader
 
@@ -59,8 +59,7 @@ def add_tile_route(app: FastAPI, pkg: ModelPackage, scene: list[str], lock: asyn
         raw, nodata = read(z, x, y)
         raw[:, nodata] = np.nan
         x_in, h, w = pad_to(prepare(raw, pkg), multiple)
-        with torch.inference_mode():
-            out = pkg.model(torch.from_numpy(x_in[None]))[0, head.start:head.stop, :h, :w].numpy()
+        out = forward(x_in[None])[0, head.start:head.stop, :h, :w].numpy()
         classes = out.argmax(axis=0).astype(np.uint8)
         classes = classes[MARGIN:MARGIN + TILE, MARGIN:MARGIN + TILE]
         keep = ~nodata[MARGIN:MARGIN + TILE, MARGIN:MARGIN + TILE]
