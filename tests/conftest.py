@@ -201,3 +201,32 @@ def serve_files(folder: Path) -> tuple[str, Any]:
     """
     port = free_port()
     return f"http://127.0.0.1:{port}", start_server([sys.executable, "-c", STATIC_SERVER, str(folder), str(port)], port)
+
+
+def saved_package(dest: Path, classes: list[Any] | None = None, stack_indexes: list[int] | None = None,
+                  prediction: dict[str, Any] | None = None) -> Path:
+    """An untrained tiny U-Net on the tiny config's bands (blue, green, red, nir), saved as a package folder.
+
+    ``classes`` are class values (default 1..3); ``stack_indexes`` is recorded only when given.
+    """
+    import torch
+
+    from eoengine.deploy.package import save_package
+    from eoengine.models.registry import build_model
+
+    values = classes if classes is not None else [1, 2, 3]
+    torch.manual_seed(0)
+    model = build_model("unet", 4, len(values), depth=2, base_channels=4)
+    bands = ["blue", "green", "red", "nir"]
+    meta: dict[str, Any] = {
+        "model": "unet", "model_kwargs": {"depth": 2, "base_channels": 4}, "bands": bands,
+        "band_specs": [{"name": b, "common_name": b, "scale": 0.0001} for b in bands], "indices": [],
+        "index_constants": {}, "channels": bands, "normalization": {"mean": [0.1] * 4, "std": [0.05] * 4},
+        "patch_size": 32, "resampling": "bilinear",
+        "classes": [{"index": i, "value": v, "name": f"c{i}", "color": f"#{40 * i:02x}80{255 - 40 * i:02x}"}
+                    for i, v in enumerate(values)],
+        "prediction": prediction or {"tile_size": 64, "overlap": 16, "batch_size": 4, "region_size": 128},
+    }
+    if stack_indexes is not None:
+        meta["stack_indexes"] = stack_indexes
+    return save_package(model, meta, dest, onnx=False)

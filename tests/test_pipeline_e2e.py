@@ -145,9 +145,13 @@ def test_predict_cli_writes_a_cog_with_colours_tags_and_nodata(trained: dict, tm
 
 
 def test_wrong_bands_are_refused(trained: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_cli(["predict", str(trained["result"].model_path), str(OGT / "LE70220491999322EDC01_stack.gtif"),
+    with rasterio.open(OGT / "LE70220491999322EDC01_stack.gtif") as src:  # (the 8-band training stack itself predicts)
+        profile, data = src.profile | {"count": 3}, src.read([1, 2, 3])
+    with rasterio.open(tmp_path / "three.tif", "w", **profile) as dst:
+        dst.write(data)
+    code, _, err = run_cli(["predict", str(trained["result"].model_path), str(tmp_path / "three.tif"),
                             "--out", str(tmp_path / "m.tif")], capsys)
-    assert code == 2 and "the model expects 4 bands (blue, green, red, nir)" in err and "8 band(s)" in err
+    assert code == 2 and "the model expects 4 bands (blue, green, red, nir)" in err and "3 band(s)" in err
     assert not (tmp_path / "m.tif").exists()
 
 

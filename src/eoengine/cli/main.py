@@ -158,6 +158,7 @@ def predict(
     tile_size: Annotated[int | None, typer.Option(help="Tile size in pixels")] = None,
     overlap: Annotated[int | None, typer.Option(help="Tile overlap in pixels")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Tiles per forward pass")] = None,
+    class_codes: Annotated[str | None, typer.Option(help="Class map pixels: the classes' values (default) or positions 0..n-1")] = None,
     engine: Annotated[str, typer.Option(help="auto (the faster on CPU), torch, onnx or onnx-int8")] = "auto",
     beam: Annotated[bool, typer.Option("--beam", help="Many scenes as an Apache Beam pipeline (one element per strip of region rows)")] = False,
     rows_per_element: Annotated[int, typer.Option(help="--beam: rows of regions per element")] = 1,
@@ -166,19 +167,21 @@ def predict(
 ) -> None:
     """Predict a class map (or value map) over scenes of any size, as Cloud-Optimized GeoTIFFs."""
     from eoengine.deploy.package import load_package
-    from eoengine.inference.predict import PredictOptions, Predictor
-    from eoengine.inference.sources import sources_for_model
+    from eoengine.inference.predict import Predictor, prediction_options
+    from eoengine.inference.sources import sources_for_package
+    from eoengine.raster.cog import check_writable
     from eoengine.raster.scene import SceneReader
     from eoengine.tracking.store import resolve_model_ref
 
     if bool(scene) == bool(scenes):
         raise EOError("give one scene (positional files) or several with --scene", "e.g. --scene a.tif --scene b.tif --out mosaic.tif")
+    for target in (output, probabilities, out_dir and out_dir / "map.tif"):
+        if target is not None:
+            check_writable(target)
     model_path = resolve_model_ref(model, tracking_uri)
     pkg = load_package(model_path)
-    opts = PredictOptions.model_validate(pkg.meta.get("prediction", {}))
-    opts.tile_size = tile_size or opts.tile_size
-    opts.overlap = overlap if overlap is not None else opts.overlap
-    opts.batch_size = batch_size or opts.batch_size
+    opts = prediction_options(pkg.meta.get("prediction", {}), tile_size=tile_size, overlap=overlap,
+                              batch_size=batch_size, class_codes=class_codes)
     if scenes:
         many = [s.split(",") for s in scenes]
         if beam:
@@ -195,7 +198,7 @@ def predict(
         raise EOError("--beam and --out-dir are for scenes given with --scene", "e.g. --scene a.tif --scene b.tif --out-dir maps/")
     if output is None:
         raise EOError("no output given", "add --out map.tif")
-    sources = sources_for_model(pkg.meta["band_specs"], scene or [], int(pkg.meta.get("timesteps", 1)))
+    sources = sources_for_package(pkg.meta, scene or [])
     with SceneReader(sources, pkg.meta.get("resampling", "bilinear")) as reader:
         Predictor(pkg, opts, engine).predict(reader, output, probabilities, scene)
     out.print(f"map: {output}" + (f"\nprobabilities: {probabilities}" if probabilities else ""))

@@ -441,17 +441,20 @@ class SweepConfig(Strict):
 
 
 class PredictionConfig(Strict):
-    """Tiled prediction: tile size, overlap between tiles, batch size."""
+    """Tiled prediction: tile size, overlap between tiles, batch size, and what class maps hold."""
 
-    tile_size: int = Field(default=256, ge=8)
+    tile_size: int = Field(default=256, ge=8, le=16384)
     overlap: int = Field(default=64, ge=0)
-    batch_size: int = Field(default=8, ge=1)
-    region_size: int = Field(default=1024, ge=1, description="pixels held in memory per side")
+    batch_size: int = Field(default=8, ge=1, le=4096)
+    region_size: int = Field(default=1024, ge=1, le=65536, description="pixels held in memory per side")
+    class_codes: Literal["values", "positions"] = Field(
+        default="values", description="class map pixels: the classes' configured values, or their positions 0..n-1"
+    )
 
     @model_validator(mode="after")
     def _overlap(self) -> PredictionConfig:
         if self.overlap * 2 > self.tile_size:
-            raise ValueError("overlap must be at most half the tile size")
+            raise ValueError(f"overlap ({self.overlap}) must be at most half the tile size ({self.tile_size})")
         return self
 
 

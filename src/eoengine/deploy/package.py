@@ -1,8 +1,10 @@
 """The model package: everything needed to predict, in one folder.
 
 ``eoengine-model.json`` records the architecture and its arguments, band names and specs
-(scale, offset, nodata, common names), derived indices, normalisation, patch size, classes
-with colours, the dataset version and the run; ``weights.pt`` holds the state dict and
+(scale, offset, nodata, common names), the band indexes of the stack it was trained on
+(``stack_indexes``, so that very stack predicts as it is; absent in older packages), derived
+indices, normalisation, patch size, classes (position, value, name, colour), the dataset
+version and the run; ``weights.pt`` holds the state dict and
 ``model.onnx`` the exported graph (dynamic batch and spatial size).
 """
 
@@ -46,6 +48,28 @@ class ModelPackage:
     def class_names(self) -> list[str]:
         """Class names, by index."""
         return [c["name"] for c in self.meta["classes"]]
+
+
+def stack_indexes(manifest: dict[str, Any]) -> list[int] | None:
+    """The 1-based band indexes every training scene read from its stack, if they share one layout.
+
+    Args:
+        manifest: A dataset manifest (its ``bands`` and its scenes' ``sources``).
+
+    Returns:
+        One index per band, or None when a scene (or date) reads several files or layouts differ.
+
+    """
+    n = len(manifest["bands"])
+    layouts = set()
+    for scene in manifest.get("scenes", []):
+        sources = scene["sources"]
+        for k in range(0, len(sources), n):
+            date = sources[k : k + n]
+            if len({s["path"] for s in date}) != 1:
+                return None
+            layouts.add(tuple(int(s["index"]) for s in date))
+    return list(layouts.pop()) if len(layouts) == 1 else None
 
 
 def export_onnx(model: nn.Module, channels: int, patch: int, path: Path) -> None:

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from eoengine.datasets.store import read_manifest
 from eoengine.deploy.package import ModelPackage
 from eoengine.errors import EOError
-from eoengine.inference.output import hex_rgb
+from eoengine.inference.output import ClassCoding, hex_rgb
 from eoengine.inference.predict import predict_dataset_scene
 from eoengine.training.data import ChipDataset
 from eoengine.training.heads import HEAD_SCALARS, TARGET_KEY, heads_from_meta, metric_input, split_outputs
@@ -83,6 +83,7 @@ def quicklook(pkg: ModelPackage, manifest: dict[str, Any], out_dir: Path) -> Pat
         classes = ds.read(1, out_shape=(ds.height // step, ds.width // step))
         is_values = ds.dtypes[0] == "float32"
         quantity = ds.descriptions[0] or "value"
+        kind = ds.tags().get("EOENGINE_CLASS_CODES", "positions")
     fig, ax = plt.subplots(figsize=(8, 7))
     if is_values:
         shown = ax.imshow(classes, cmap="viridis", interpolation="nearest")
@@ -91,7 +92,8 @@ def quicklook(pkg: ModelPackage, manifest: dict[str, Any], out_dir: Path) -> Pat
         colours = np.zeros((256, 4))
         for c in pkg.meta["classes"]:
             colours[c["index"]] = [v / 255 for v in hex_rgb(c["color"])] + [1]
-        ax.imshow(colours[classes], interpolation="nearest")
+        positions = ClassCoding.of(pkg.meta["classes"], kind).positions(classes)  # the map holds class values
+        ax.imshow(colours[positions], interpolation="nearest")
         ax.legend(handles=[Patch(color=colours[c["index"]], label=c["name"]) for c in pkg.meta["classes"]],
                   loc="lower left", fontsize=8, framealpha=0.9)
     ax.set_axis_off()

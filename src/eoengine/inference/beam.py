@@ -41,13 +41,13 @@ class _PredictStrip(beam.DoFn):  # type: ignore[misc]
         torch.set_num_threads(self.threads)  # the predictor asks for every core; share them between workers
 
     def process(self, element: tuple[list[str], int, int, str]) -> Iterator[str]:
-        from eoengine.inference.sources import sources_for_model
+        from eoengine.inference.sources import sources_for_package
         from eoengine.inference.strips import predict_strip
         from eoengine.raster.scene import SceneReader
 
         files, first, last, strip = element
         meta = self.predictor.pkg.meta
-        sources = sources_for_model(meta["band_specs"], files, int(meta.get("timesteps", 1)))
+        sources = sources_for_package(meta, files)
         with SceneReader(sources, meta.get("resampling", "bilinear")) as reader:
             yield str(predict_strip(self.predictor, reader, first, last, Path(strip)))
 
@@ -63,9 +63,11 @@ def predict_beam(
 
     if out is None and out_dir is None:
         raise EOError("many scenes need --out (one mosaic) or --out-dir (one map per scene)", "add one of them")
+    if rows_per_element < 1:
+        raise EOError(f"--rows-per-element {rows_per_element}: must be at least 1", "use --rows-per-element 1 or more")
     from eoengine.inference.many import is_done
     from eoengine.inference.predict import Predictor
-    from eoengine.inference.sources import sources_for_model
+    from eoengine.inference.sources import sources_for_package
     from eoengine.inference.strips import join_strips, region_rows
     from eoengine.raster.scene import SceneReader
 
@@ -74,14 +76,13 @@ def predict_beam(
     work = (out_dir or out.with_name(f".{out.name}.scenes")).resolve()  # type: ignore[union-attr]
     work.mkdir(parents=True, exist_ok=True)
     planner = Predictor(pkg, options, "torch")  # layout only; workers choose their own engine
-    steps = int(pkg.meta.get("timesteps", 1))
     scenes = [[str(Path(f).resolve()) for f in s] for s in scenes]
     plan: dict[str, tuple[list[str], list[tuple[int, int, Path]]]] = {}
     for files in scenes:
         name = scene_name(files)
         if is_done(work / f"{name}.tif", str(pkg.meta.get("run_id", "")), files):
             continue
-        with SceneReader(sources_for_model(pkg.meta["band_specs"], files, steps), pkg.meta.get("resampling", "bilinear")) as r:
+        with SceneReader(sources_for_package(pkg.meta, files), pkg.meta.get("resampling", "bilinear")) as r:
             rows = region_rows(planner, r)
         strips = [(a, min(a + rows_per_element, rows) - 1, work / f".{name}.strip-{a:05d}.tif")
                   for a in range(0, rows, rows_per_element)]
@@ -97,7 +98,7 @@ def predict_beam(
         missing = [str(s[2]) for s in strips if not s[2].exists()]
         if missing:
             raise EOError(f"the pipeline finished without these strips: {missing}", "see the worker logs above")
-        with SceneReader(sources_for_model(pkg.meta["band_specs"], files, steps), pkg.meta.get("resampling", "bilinear")) as r:
+        with SceneReader(sources_for_package(pkg.meta, files), pkg.meta.get("resampling", "bilinear")) as r:
             join_strips(planner, r, strips, work / f"{name}.tif", files)
         for _, _, path in strips:
             path.unlink(missing_ok=True)

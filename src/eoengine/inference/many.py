@@ -22,7 +22,7 @@ from rasterio.vrt import WarpedVRT
 from eoengine.deploy.package import ModelPackage
 from eoengine.errors import EOError
 from eoengine.inference.predict import Predictor
-from eoengine.inference.sources import sources_for_model
+from eoengine.inference.sources import sources_for_package
 from eoengine.raster.cog import finish_cog, temp_name
 from eoengine.raster.scene import SceneReader
 
@@ -49,10 +49,9 @@ def predict_scenes(predictor: Predictor, scenes: list[list[str]], out_dir: Path)
     if dupes:
         raise EOError(f"several scenes would write the same map name: {dupes}", "give the scenes distinct file names")
     out_dir.mkdir(parents=True, exist_ok=True)
-    steps = int(pkg.meta.get("timesteps", 1))
     maps = []
     for files, name in zip(scenes, names, strict=True):
-        sources = sources_for_model(pkg.meta["band_specs"], files, steps)
+        sources = sources_for_package(pkg.meta, files)
         path = out_dir / f"{name}.tif"
         if not is_done(path, str(pkg.meta.get("run_id", "")), files):
             with SceneReader(sources, pkg.meta.get("resampling", "bilinear")) as reader:
@@ -64,7 +63,8 @@ def predict_scenes(predictor: Predictor, scenes: list[list[str]], out_dir: Path)
 def mosaic(maps: list[Path], out: Path, values: bool) -> Path:
     """Merge scene maps into one COG on the first map's CRS and finest resolution."""
     with rasterio.open(maps[0]) as first:
-        crs, colormap, tags = first.crs, None if values else first.colormap(1), first.tags()
+        paletted = not values and first.dtypes[0] in ("uint8", "uint16")  # signed class maps have no colour table
+        crs, colormap, tags = first.crs, first.colormap(1) if paletted else None, first.tags()
         description = first.descriptions[0]
     opened = [rasterio.open(m) for m in maps]
     warped = [ds if ds.crs == crs else WarpedVRT(ds, crs=crs, resampling=Resampling.bilinear if values else Resampling.nearest)

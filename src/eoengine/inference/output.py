@@ -1,26 +1,34 @@
 """Writing prediction maps.
 
 A class map (and optional probabilities) is streamed window by window into tiled GeoTIFFs,
-then turned into COGs with overviews under their final names.
+then turned into COGs with overviews under their final names. :class:`ClassCoding` is the
+one place that decides what a class map's pixels hold: by default each class's configured
+value (a map then compares directly with the label raster it was trained from), with a
+nodata value that is no class's value and the colour table keyed by those values. The tags
+hold no creation time, so the same inputs give byte-identical maps.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, datetime
+import re
+from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
+from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from eoengine.datasets.store import atomic_write_json
 from eoengine.deploy.package import ModelPackage
+from eoengine.errors import EOError
 from eoengine.inference.regions import Region
 from eoengine.labels.vector import IGNORE
-from eoengine.raster.cog import finish_cog
+from eoengine.raster.cog import finish_cog, unwritable
 from eoengine.raster.scene import Grid
 
 
@@ -30,13 +38,104 @@ def hex_rgb(color: str) -> tuple[int, int, int]:
     return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
 
 
-def colormap(classes: list[dict[str, Any]]) -> dict[int, tuple[int, int, int, int]]:
-    """GDAL colour table from class colours; nodata is transparent."""
-    cmap = {}
-    for c in classes:
-        cmap[int(c["index"])] = (*hex_rgb(c["color"]), 255)
-    cmap[IGNORE] = (0, 0, 0, 0)
-    return cmap
+_DTYPES = {"uint8": (0, 255), "uint16": (0, 65535), "int16": (-32768, 32767), "int32": (-(2**31), 2**31 - 1)}
+CLASS_CODES = ("values", "positions")
+
+
+def _integer(value: Any) -> int | None:
+    """A class value as an integer pixel code, or None (a text value such as 'forest')."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+        return int(value)
+    return None
+
+
+@dataclass(frozen=True)
+class ClassCoding:
+    """What a class map's pixels hold: a code per class (by position), and a nodata code.
+
+    ``kind`` is ``values`` (each class's configured value) or ``positions`` (0..n-1, as the
+    model's outputs are ordered). Classes without integer values are written as positions.
+    """
+
+    codes: tuple[int, ...]
+    nodata: int
+    dtype: str
+    kind: str
+
+    @classmethod
+    def of(cls, classes: list[dict[str, Any]], kind: str = "values") -> ClassCoding:
+        """The coding of ``classes`` (a package's ``classes``) for ``kind`` (values or positions).
+
+        Args:
+            classes: The package's classes, in position order (``value`` may be missing).
+            kind: ``values`` or ``positions``.
+
+        Returns:
+            The codes, the smallest dtype that holds them with a free nodata code, and that code.
+
+        """
+        values = [_integer(c.get("value", c.get("index", i))) for i, c in enumerate(classes)]
+        if kind == "positions" or any(v is None for v in values):
+            values, kind = list(range(len(classes))), "positions"
+        codes = tuple(int(v) for v in values)  # type: ignore[arg-type]
+        for dtype, (low, high) in _DTYPES.items():
+            if low <= min(codes, default=0) and max(codes, default=0) <= high:
+                free = next((n for n in chain((high, low), range(low, high)) if n not in codes), None)
+                if free is not None:
+                    return cls(codes, free, dtype, kind)
+        raise EOError(f"class values {codes} do not fit a 32-bit map", "give the classes values between -2^31 and 2^31-1")
+
+    def encode(self, positions: np.ndarray, nodata: np.ndarray) -> np.ndarray:
+        """Class positions (h, w) as this coding's codes, nodata where ``nodata`` is set."""
+        lut = np.asarray(self.codes, dtype=self.dtype)
+        out = lut[positions]
+        out[nodata] = self.nodata
+        return out
+
+    def positions(self, codes: np.ndarray) -> np.ndarray:
+        """A map's codes back to class positions (uint8), :data:`IGNORE` for nodata or unknown codes."""
+        out = np.full(codes.shape, IGNORE, dtype=np.uint8)
+        for i, code in enumerate(self.codes):
+            out[codes == code] = i
+        return out
+
+    def colormap(self, classes: list[dict[str, Any]]) -> dict[int, tuple[int, int, int, int]] | None:
+        """GDAL colour table keyed by code (nodata transparent); None where GDAL has none (signed maps)."""
+        if self.dtype not in ("uint8", "uint16"):
+            return None
+        cmap = {code: (*hex_rgb(c["color"]), 255) for code, c in zip(self.codes, classes, strict=True)}
+        cmap[self.nodata] = (0, 0, 0, 0)
+        return cmap
+
+    def tags(self, classes: list[dict[str, Any]]) -> dict[str, str]:
+        """Tags saying what the pixels hold: ``{code: class name}`` and the kind of code."""
+        return {"EOENGINE_CLASS_CODES": self.kind,
+                "EOENGINE_CLASS_VALUES": json.dumps({str(k): c["name"] for k, c in zip(self.codes, classes, strict=True)})}
+
+
+def map_profile(grid: Grid, coding: ClassCoding | None) -> dict[str, Any]:
+    """The tiled GeoTIFF profile of a map on ``grid``: a class map of ``coding``, or float32 values (None)."""
+    dtype, nodata = ("float32", np.nan) if coding is None else (coding.dtype, coding.nodata)
+    return {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": 1, "dtype": dtype, "nodata": nodata,
+            "crs": grid.crs_wkt, "transform": grid.affine, "tiled": True, "blockxsize": 512, "blockysize": 512,
+            "compress": "deflate", "BIGTIFF": "IF_SAFER"}
+
+
+def describe_map(dst: Any, pkg: ModelPackage, coding: ClassCoding | None, values: str | None) -> None:
+    """Give an open map its band description, and for class maps its colour table and class tags."""
+    if coding is None:
+        dst.set_band_description(1, values or "value")
+        return
+    classes = pkg.meta["classes"]
+    cmap = coding.colormap(classes)
+    if cmap is not None:
+        dst.write_colormap(1, cmap)
+    dst.set_band_description(1, "class")
+    dst.update_tags(**coding.tags(classes))
 
 
 def map_tags(pkg: ModelPackage, inputs: list[str]) -> dict[str, str]:
@@ -48,7 +147,6 @@ def map_tags(pkg: ModelPackage, inputs: list[str]) -> dict[str, str]:
         "EOENGINE_DATASET_VERSION": str(meta.get("dataset", {}).get("version", "")),
         "EOENGINE_INPUTS": json.dumps(inputs),
         "EOENGINE_CLASSES": json.dumps([c["name"] for c in meta["classes"]]),
-        "EOENGINE_CREATED": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -63,10 +161,11 @@ class MapWriter:
 
     def __init__(
         self, pkg: ModelPackage, grid: Grid, out: Path, probabilities: Path | None, inputs: list[str], key: str,
-        values: str | None = None,
+        coding: ClassCoding | None, values: str | None = None,
     ) -> None:
         self.pkg, self.grid, self.out, self.probabilities, self.key = pkg, grid, out, probabilities, key
-        self.values = values  # name of the predicted quantity for value maps; None for class maps
+        self.coding = coding  # what class pixels hold; None for value maps
+        self.values = values  # name of the predicted quantity for value maps
         self.tags = map_tags(pkg, inputs)
         self._tmp = [out.with_name(f".{out.name}.partial.tif")]
         if probabilities:
@@ -78,12 +177,15 @@ class MapWriter:
         self.carried: np.ndarray | None = None
 
     def __enter__(self) -> MapWriter:
-        self.out.parent.mkdir(parents=True, exist_ok=True)
         try:
+            self.out.parent.mkdir(parents=True, exist_ok=True)
             if self._resumable():
                 self._dst = [rasterio.open(t, "r+") for t in self._tmp]
             else:
                 self._create()
+        except (OSError, RasterioError) as exc:
+            self._cleanup()
+            raise unwritable(self.out, exc) from None
         except BaseException:
             self._cleanup()
             raise
@@ -101,23 +203,14 @@ class MapWriter:
 
     def _create(self) -> None:
         self._state.unlink(missing_ok=True)
-        profile = {
-            "driver": "GTiff", "width": self.grid.width, "height": self.grid.height, "crs": self.grid.crs_wkt,
-            "transform": self.grid.affine, "tiled": True, "blockxsize": 512, "blockysize": 512,
-            "compress": "deflate", "BIGTIFF": "IF_SAFER",
-        }
-        if self.values:
-            cls = rasterio.open(self._tmp[0], "w", **profile, count=1, dtype="float32", nodata=np.nan)
-            cls.set_band_description(1, self.values)
-        else:
-            cls = rasterio.open(self._tmp[0], "w", **profile, count=1, dtype="uint8", nodata=IGNORE)
-            cls.write_colormap(1, colormap(self.pkg.meta["classes"]))
-            cls.set_band_description(1, "class")
+        profile = map_profile(self.grid, self.coding)
+        cls = rasterio.open(self._tmp[0], "w", **profile)
         self._dst.append(cls)
         cls.update_tags(**self.tags)
+        describe_map(cls, self.pkg, self.coding, self.values)
         if self.probabilities:
             n = len(self.pkg.meta["classes"])
-            prob = rasterio.open(self._tmp[1], "w", **profile, count=n, dtype="float32", nodata=np.nan)
+            prob = rasterio.open(self._tmp[1], "w", **(profile | {"count": n, "dtype": "float32", "nodata": np.nan}))
             self._dst.append(prob)
             prob.update_tags(**self.tags)
             for k, name in enumerate(self.pkg.class_names):
@@ -140,15 +233,21 @@ class MapWriter:
         os.replace(tmp, self._carry)
         atomic_write_json(self._state, {"key": self.key, "rows_done": rows_done})
 
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        for d in self._dst:
-            d.close()
-        if exc_type is not None:
+    def __exit__(self, exc_type: object, exc: BaseException | None, *rest: object) -> None:
+        if exc is not None and not isinstance(exc, (OSError, RasterioError)):
+            for d in self._dst:
+                d.close()
             return  # keep the partial files and checkpoint: a rerun resumes
         try:
-            finish_cog(self._tmp[0], self.out, "AVERAGE" if self.values else "MODE")
+            for d in self._dst:
+                d.close()
+            if exc is not None:
+                raise exc  # a failed write: nothing to resume from
+            finish_cog(self._tmp[0], self.out, "MODE" if self.coding else "AVERAGE")
             if self.probabilities:
                 finish_cog(self._tmp[1], self.probabilities, "AVERAGE")
+        except (OSError, RasterioError) as err:
+            raise unwritable(self.out, err) from None
         finally:
             self._cleanup()
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import rasterio
 import torch
+from pydantic import ValidationError
 from rasterio.windows import Window
 
 from eoengine.config.schema import PredictionConfig
@@ -29,10 +30,9 @@ from eoengine.errors import EOError
 from eoengine.features.indices import stack_features
 from eoengine.hashing import canonical_hash, file_sha256
 from eoengine.inference.engines import select_engine
-from eoengine.inference.output import MapWriter
+from eoengine.inference.output import ClassCoding, MapWriter
 from eoengine.inference.regions import Region, regions
 from eoengine.inference.tiling import blend_weights, round_up
-from eoengine.labels.vector import IGNORE
 from eoengine.progress import make_progress
 from eoengine.raster.scene import SceneReader
 from eoengine.runtime import tune_allocator
@@ -41,6 +41,48 @@ from eoengine.training.heads import heads_from_meta, map_head
 
 PredictOptions = PredictionConfig
 """Tiling and batching settings: the config's ``prediction`` section (defaults from the package)."""
+
+
+def _option_error(err: ValidationError, given: dict[str, Any]) -> EOError:
+    """One line for the first invalid option, named as on the command line, with the fix."""
+    e = err.errors(include_url=False)[0]
+    field = str(e["loc"][0]) if e["loc"] else None
+    ctx, msg = e.get("ctx") or {}, e["msg"].removeprefix("Value error, ")
+    if field is None:  # the overlap against the tile size
+        fix = f"use --overlap {given['tile_size'] // 2} or less, or a larger --tile-size"
+        return EOError(f"--overlap {given['overlap']} with --tile-size {given['tile_size']}: {msg}", fix)
+    flag = "--" + field.replace("_", "-")
+    if "ge" in ctx:
+        fix = f"use {flag} {ctx['ge']} or more"
+    elif "le" in ctx:
+        fix = f"use {flag} {ctx['le']} or less"
+    elif "expected" in ctx:
+        fix = f"use {flag} {ctx['expected']}"
+    else:
+        fix = "see 'eoengine predict --help'"
+    return EOError(f"{flag} {e.get('input')!r}: {msg}", fix)
+
+
+def prediction_options(saved: dict[str, Any], **given: Any) -> PredictionConfig:
+    """A package's prediction settings with the given overrides (None: keep), validated.
+
+    Args:
+        saved: The package's ``prediction`` section (empty for old packages).
+        **given: Overrides by field name (``tile_size``, ``overlap``, ...); None keeps the saved value.
+
+    Returns:
+        The validated settings.
+
+    Raises:
+        EOError: An option is out of range or contradicts another, named as on the command line.
+
+    """
+    merged = {**saved, **{k: v for k, v in given.items() if v is not None}}
+    try:
+        return PredictionConfig.model_validate(merged)
+    except ValidationError as err:
+        full = PredictionConfig.model_construct().model_dump() | merged
+        raise _option_error(err, full) from None
 
 
 class Carry:
@@ -96,13 +138,14 @@ class Predictor:
         self.opts = options or PredictionConfig.model_validate(pred)
         mult = int(meta.get("size_multiple", 1))
         self.tile = round_up(self.opts.tile_size, mult)
-        self.overlap = min(self.opts.overlap, self.tile // 2)
+        self.overlap = self.opts.overlap  # validated: at most half the (unrounded) tile
         self.weights = blend_weights(self.tile, self.overlap)
         self._weights_t = torch.from_numpy(self.weights)
         self.mean = np.asarray(meta["normalization"]["mean"], dtype=np.float32)
         self.std = np.asarray(meta["normalization"]["std"], dtype=np.float32)
         self.head = map_head(heads_from_meta(meta))
         self.regression = self.head.type == "regression"
+        self.coding = None if self.regression else ClassCoding.of(meta["classes"], self.opts.class_codes)
         self.n_out = self.head.stop - self.head.start
         self.timesteps = int(meta.get("timesteps", 1))
         torch.set_num_threads(max(1, os.cpu_count() or 1))
@@ -142,21 +185,18 @@ class Predictor:
     def finish_region(self, acc: np.ndarray, nodata: np.ndarray, probabilities: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """(class map or value map with nodata marked, blended probabilities) of a settled region.
 
-        Without ``probabilities`` a class map skips the division by the blend weights: they are
-        positive and shared by every class, so the arg-max is the same.
+        A class map holds the codes of :attr:`coding` (the classes' values by default). Without
+        ``probabilities`` it skips the division by the blend weights: they are positive and
+        shared by every class, so the arg-max is the same.
         """
         if self.regression:
             out = acc[0] / acc[-1]
             out[nodata] = np.nan
             return out, out[None]
-        if not probabilities:
-            out = acc[:-1].argmax(axis=0).astype(np.uint8)
-            out[nodata] = IGNORE
-            return out, None
-        probs = acc[:-1] / acc[-1]
-        out = probs.argmax(axis=0).astype(np.uint8)
-        out[nodata] = IGNORE
-        return out, probs
+        assert self.coding is not None
+        probs = acc[:-1] / acc[-1] if probabilities else None
+        positions = (acc[:-1] if probs is None else probs).argmax(axis=0)
+        return self.coding.encode(positions, nodata), probs
 
     def predict(self, reader: SceneReader, out: Path, probabilities: Path | None = None, inputs: list[str] | None = None) -> Path:
         """Predict the scene ``reader`` reads into a class-map (or value-map) COG at ``out``."""
@@ -165,7 +205,7 @@ class Predictor:
         grid = reader.grid
         layout = regions(grid.height, grid.width, self.tile, self.overlap, self.opts.region_size)
         writer = MapWriter(self.pkg, grid, Path(out), probabilities, inputs or [s.path for s in reader.sources],
-                           self._job_key(reader, probabilities is not None), self._value_name())
+                           self._job_key(reader, probabilities is not None), self.coding, self._value_name())
         writer.tags["EOENGINE_ENGINE"] = self.engine
         with rasterio.Env(GDAL_CACHEMAX=256), writer:
             self._run(reader, layout, writer)

@@ -13,14 +13,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from eoengine.inference.output import colormap, map_tags
+from eoengine.inference.output import describe_map, map_profile, map_tags
 from eoengine.inference.predict import Carry, Predictor
 from eoengine.inference.regions import regions
-from eoengine.labels.vector import IGNORE
 from eoengine.raster.cog import finish_cog, temp_name
 from eoengine.raster.scene import SceneReader
 
@@ -32,11 +30,7 @@ def region_rows(predictor: Predictor, reader: SceneReader) -> int:
 
 
 def _profile(predictor: Predictor, reader: SceneReader) -> dict[str, object]:
-    grid = reader.grid
-    dtype, nodata = ("float32", np.nan) if predictor.regression else ("uint8", IGNORE)
-    return {"driver": "GTiff", "width": grid.width, "height": grid.height, "count": 1, "dtype": dtype, "nodata": nodata,
-            "crs": grid.crs_wkt, "transform": grid.affine, "tiled": True, "blockxsize": 512, "blockysize": 512,
-            "compress": "deflate", "BIGTIFF": "IF_SAFER", "SPARSE_OK": True}
+    return map_profile(reader.grid, predictor.coding) | {"SPARSE_OK": True}
 
 
 def predict_strip(predictor: Predictor, reader: SceneReader, first: int, last: int, out: Path) -> Path:
@@ -76,11 +70,7 @@ def join_strips(predictor: Predictor, reader: SceneReader, strips: list[tuple[in
                     for r0 in range(y0, y1, 512):
                         window = Window(0, r0, grid.width, min(512, y1 - r0))
                         dst.write(src.read(1, window=window), 1, window=window)
-            if predictor.regression:
-                dst.set_band_description(1, predictor._value_name() or "value")
-            else:
-                dst.write_colormap(1, colormap(predictor.pkg.meta["classes"]))
-                dst.set_band_description(1, "class")
+            describe_map(dst, predictor.pkg, predictor.coding, predictor._value_name())
             dst.update_tags(**map_tags(predictor.pkg, inputs), EOENGINE_ENGINE=predictor.engine,
                             EOENGINE_STRIPS=json.dumps([[a, b] for a, b, _ in strips]))
         finish_cog(tiled, out, "AVERAGE" if predictor.regression else "MODE")

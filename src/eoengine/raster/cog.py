@@ -2,16 +2,22 @@
 
 Maps are first streamed into a tiled GeoTIFF (window by window), then converted with GDAL's
 COG driver (which adds overviews and orders the file for HTTP range reads), under a
-temporary name that is renamed only when complete.
+temporary name that is renamed only when complete. A process killed meanwhile leaves its
+staging files; the next conversion to the same name deletes them. Where an output cannot be
+written (a file in its path, a folder one may not write, a full disk), the error names the
+output rather than surfacing GDAL's traceback.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import rasterio
 import rasterio.shutil
+
+from eoengine.errors import EOError, first_line
 
 
 def temp_name(final: Path, suffix: str) -> Path:
@@ -36,8 +42,44 @@ def remove_stale(final: Path) -> list[Path]:
     return removed
 
 
+def unwritable(path: Path, exc: BaseException) -> EOError:
+    """The error for an output that could not be written, naming it and the reason."""
+    return EOError(f"cannot write {path}: {first_line(exc)}",
+                   "choose an output in a folder you may write to, with enough free space")
+
+
+def check_writable(path: Path) -> None:
+    """Check that a file can be created at ``path`` (its missing folders too), creating nothing.
+
+    Args:
+        path: The output file.
+
+    Raises:
+        EOError: ``path`` is a folder, a file stands where a folder should, or the nearest
+            existing folder refuses new files.
+
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise EOError(f"{path} is a folder", f"give a file name, e.g. {path / 'map.tif'}")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise EOError(f"cannot write {path}: {folder} is a file, not a folder", "choose an output in a folder")
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".eoengine-probe-"):
+            pass
+    except OSError as exc:
+        raise unwritable(path, exc) from None
+
+
 def finish_cog(tiled: Path, final: Path, resampling: str) -> None:
-    """Convert a tiled GeoTIFF to a COG at ``final`` (atomic) and delete the input, also on failure."""
+    """Convert a tiled GeoTIFF to a COG at ``final`` (atomic) and delete the input, also on failure.
+
+    Staging files of ``final`` left by killed processes are deleted first.
+    """
+    remove_stale(final)
     staging = temp_name(final, "cog.tif")
     try:
         with rasterio.open(tiled) as src:

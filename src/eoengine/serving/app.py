@@ -201,7 +201,7 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
         import rasterio
         from rasterio.errors import RasterioIOError
 
-        from eoengine.inference.sources import sources_for_model
+        from eoengine.inference.sources import sources_for_package
         from eoengine.raster.scene import SceneReader
 
         try:
@@ -215,7 +215,7 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
             shutil.rmtree(work, ignore_errors=True)
             return _error(422, f"the upload has {count} band(s); the model takes {expected} ({', '.join(meta['bands'])})",
                           "send one stack with exactly the model's bands, in order")
-        sources = sources_for_model(meta["band_specs"], [str(src)], int(meta.get("timesteps", 1)))
+        sources = sources_for_package(meta, [str(src)])
         out = work / "map.tif"
 
         def run() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from torch import nn
 
 from eoengine.config.schema import ProjectConfig
-from eoengine.deploy.package import save_package
+from eoengine.deploy.package import save_package, stack_indexes
 from eoengine.training.heads import HEAD_SCALARS, Head, output_channels
 from eoengine.training.plots import plot_confusion, plot_curves
 
@@ -68,7 +68,7 @@ def package_meta(rec: RunRecord, kwargs: dict[str, Any]) -> dict[str, Any]:
         "model": cfg.model.name, "model_kwargs": kwargs,
         "task": cfg.task.type, "heads": [h.meta() for h in rec.heads], "output_channels": output_channels(rec.heads),
         "target_name": cfg.labels.values.name if cfg.labels.values else None, "timesteps": int(m.get("timesteps", 1)),
-        "bands": m["bands"], "band_specs": m["band_specs"], "indices": m["indices"],
+        "bands": m["bands"], "band_specs": m["band_specs"], "stack_indexes": stack_indexes(m), "indices": m["indices"],
         "index_constants": m["index_constants"], "channels": m["channels"],
         "normalization": {"mean": stats["mean"], "std": stats["std"]},
         "patch_size": int(m["patch_size"]), "classes": m["classes"], "resampling": m["resampling"],
