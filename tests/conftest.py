@@ -217,11 +217,13 @@ def saved_package(dest: Path, classes: list[Any] | None = None, stack_indexes: l
     values = classes if classes is not None else [1, 2, 3]
     torch.manual_seed(0)
     model = build_model("unet", 4, len(values), depth=2, base_channels=4)
+    with torch.no_grad():
+        model.decoder.head.bias.zero_()  # untrained, yet several classes on the sample stack
     bands = ["blue", "green", "red", "nir"]
     meta: dict[str, Any] = {
         "model": "unet", "model_kwargs": {"depth": 2, "base_channels": 4}, "bands": bands,
         "band_specs": [{"name": b, "common_name": b, "scale": 0.0001} for b in bands], "indices": [],
-        "index_constants": {}, "channels": bands, "normalization": {"mean": [0.1] * 4, "std": [0.05] * 4},
+        "index_constants": {}, "channels": bands, "normalization": {"mean": [0.044, 0.066, 0.059, 0.344], "std": [0.014, 0.018, 0.027, 0.046]},
         "patch_size": 32, "resampling": "bilinear",
         "classes": [{"index": i, "value": v, "name": f"c{i}", "color": f"#{40 * i:02x}80{255 - 40 * i:02x}"}
                     for i, v in enumerate(values)],
