@@ -172,6 +172,7 @@ class MapWriter:
             self._tmp.append(probabilities.with_name(f".{probabilities.name}.partial.tif"))
         self._state = out.with_name(f".{out.name}.partial.json")
         self._carry = out.with_name(f".{out.name}.partial.npy")
+        self._carry_tmp = self._carry.with_name(self._carry.name + ".tmp.npy")
         self._dst: list[Any] = []
         self.rows_done = 0
         self.carried: np.ndarray | None = None
@@ -228,9 +229,8 @@ class MapWriter:
         for k, d in enumerate(self._dst):
             d.close()
             self._dst[k] = rasterio.open(self._tmp[k], "r+")
-        tmp = self._carry.with_name(self._carry.name + ".tmp.npy")
-        np.save(tmp, carried)
-        os.replace(tmp, self._carry)
+        np.save(self._carry_tmp, carried)
+        os.replace(self._carry_tmp, self._carry)
         atomic_write_json(self._state, {"key": self.key, "rows_done": rows_done})
 
     def __exit__(self, exc_type: object, exc: BaseException | None, *rest: object) -> None:
@@ -255,5 +255,5 @@ class MapWriter:
         for d in self._dst:
             if not d.closed:
                 d.close()
-        for t in [*self._tmp, self._state, self._carry]:
+        for t in [*self._tmp, self._state, self._carry, self._carry_tmp]:
             t.unlink(missing_ok=True)

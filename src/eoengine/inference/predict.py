@@ -253,14 +253,15 @@ class Predictor:
 
         def write_all() -> None:
             background()
-            while (item := outbox.get()) is not None:
-                try:
-                    if item[0] == "checkpoint":
-                        writer.checkpoint(*item[1:])
-                    else:
-                        self._store(writer, *item[1:])
-                except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
-                    errors.append(exc)
+            with rasterio.Env(GDAL_CACHEMAX=256):  # GDAL's errors in this thread go to rasterio, not to stderr
+                while (item := outbox.get()) is not None:
+                    try:
+                        if item[0] == "checkpoint":
+                            writer.checkpoint(*item[1:])
+                        else:
+                            self._store(writer, *item[1:])
+                    except BaseException as exc:  # noqa: BLE001 - re-raised in the main thread
+                        errors.append(exc)
 
         reading = threading.Thread(target=read_all, daemon=True)
         writing = threading.Thread(target=write_all, daemon=True)
