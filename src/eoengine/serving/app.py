@@ -6,7 +6,10 @@ also mounted at ``AIP_PREDICT_ROUTE`` so the same container backs Earth Engine's
 ``ee.Model.fromVertexAi``), ``GET /tiles/{z}/{x}/{y}.png`` (map tiles predicted on the fly
 over a configured scene), ``GET /healthz`` and ``/readyz``, and Prometheus ``GET /metrics``.
 Every route except health checks needs the API key (``X-API-Key`` or ``Authorization:
-Bearer``). Errors are JSON: ``{"error": ..., "fix": ...}``.
+Bearer``). Errors are JSON, ``{"error": ..., "fix": ...}``, for every status the server
+answers (FastAPI's own 404, 405 and validation errors included). Request bodies are capped
+(uploads by ``max_upload_mb``, JSON by ``max_json_mb``): a declared ``Content-Length`` over
+the cap is refused before anything is read, a streamed (chunked) body as soon as it passes it.
 """
 
 from __future__ import annotations
@@ -15,16 +18,19 @@ import asyncio
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, File, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from eoengine.deploy.package import ModelPackage
 from eoengine.errors import EOError
@@ -32,6 +38,7 @@ from eoengine.inference.predict import Predictor
 from eoengine.serving.auth import key_matches
 from eoengine.serving.batching import Batcher
 from eoengine.serving.inputs import BadInput, answer, instance_array, pad_to, prepare
+from eoengine.serving.limits import BodyCap
 from eoengine.training.heads import heads_from_meta
 
 
@@ -42,6 +49,7 @@ class Settings:
     api_key: str
     model_name: str = "model"
     max_upload_mb: float = 200.0
+    max_json_mb: float = 20.0
     max_instances: int = 64
     max_concurrent_maps: int = 2
     max_batch: int = 16
@@ -78,8 +86,62 @@ class Predictions(BaseModel):
     version: str
 
 
-def _error(status: int, message: str, fix: str) -> JSONResponse:
-    return JSONResponse({"error": message, "fix": fix}, status_code=status)
+MULTIPART_SLACK = 2**16
+"""Bytes an upload's body may hold beyond the file itself (multipart boundaries and headers)."""
+
+
+def _error(status: int, message: str, fix: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "fix": fix}, status_code=status, headers=dict(headers or {}))
+
+
+def body_limit(settings: Settings, path: str) -> tuple[int, str, str]:
+    """The body cap of a route, what it is called, and how to stay under it.
+
+    Args:
+        settings: the server settings.
+        path: the request path.
+
+    Returns:
+        (bytes allowed, the limit's description, the fix for a body over it).
+
+    """
+    if path == "/predict":
+        return (int(settings.max_upload_mb * 2**20) + MULTIPART_SLACK, f"{settings.max_upload_mb:g} MB, the upload limit",
+                "send a smaller scene, or use 'eoengine predict' for large ones (--max-upload-mb raises the limit)")
+    return (int(settings.max_json_mb * 2**20), f"{settings.max_json_mb:g} MB, the limit for JSON bodies",
+            "split the instances over several requests (--max-json-mb raises the limit)")
+
+
+def add_error_handlers(app: FastAPI, settings: Settings) -> None:
+    """Answer FastAPI's and Starlette's own errors (404, 405, 413, validation) as ``{"error", "fix"}``.
+
+    Args:
+        app: the application.
+        settings: its settings (for the body limits named in a 413).
+
+    """
+    fixes = {404: "see /docs for the routes", 400: "send the body the OpenAPI document (/docs) describes"}
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 413:
+            _, name, fix = body_limit(settings, request.url.path)
+            return _error(413, f"the request body exceeds {name}", fix)
+        if exc.status_code == 405:
+            allowed = (exc.headers or {}).get("allow", "")
+            return _error(405, f"{request.method} is not allowed on {request.url.path}", f"use {allowed or 'another method'}",
+                          exc.headers)
+        message = f"no route {request.url.path}" if exc.status_code == 404 else str(exc.detail)
+        return _error(exc.status_code, message, fixes.get(exc.status_code, "see /docs"), exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return _error(422, (problems or "malformed request")[:500], "send the body the OpenAPI document (/docs) describes")
+
+    @app.exception_handler(EOError)
+    async def eo_error(request: Request, exc: EOError) -> JSONResponse:
+        return _error(422, exc.problem, exc.fix or "")
 
 
 def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
@@ -110,8 +172,15 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
         open_paths.add(settings.health_route)
     app = FastAPI(title="eoengine model server", version=version,
                   description=f"Serves {meta['model']} ({meta.get('task', 'segmentation')}) on bands {', '.join(meta['bands'])}.")
+    add_error_handlers(app, settings)
     app.state.batcher = batcher
     app.state.predictor = predictor
+
+    def too_large(path: str, declared: int) -> Response:
+        _, name, fix = body_limit(settings, path)
+        return _error(413, f"a request body of {declared / 2**20:.1f} MB exceeds {name}", fix)
+
+    app.add_middleware(BodyCap, cap=lambda path: body_limit(settings, path)[0], refuse=too_large)  # inside the guard
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Response:
@@ -124,10 +193,6 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
         requests.labels(route, str(response.status_code)).inc()
         latency.labels(route).observe(time.perf_counter() - start)
         return response
-
-    @app.exception_handler(EOError)
-    async def eo_error(request: Request, exc: EOError) -> JSONResponse:
-        return _error(422, exc.problem, exc.fix or "")
 
     @app.get("/healthz", summary="Liveness")
     async def healthz() -> dict[str, str]:
@@ -151,7 +216,7 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
         try:
             raws = [instance_array(inst, meta) for inst in body.instances]
         except BadInput as exc:
-            return _error(400, str(exc), "send raw band values for every model band")
+            return _error(exc.status, str(exc), "send raw band values for every model band, in order")
         out = []
         for raw in raws:
             x, h, w = pad_to(prepare(raw, pkg), multiple)
@@ -173,26 +238,14 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
 
     @app.post("/predict", summary="Predict a GeoTIFF upload; answers with a COG map",
               responses={200: {"content": {"image/tiff": {}}, "description": "the map as a Cloud-Optimized GeoTIFF"}})
-    async def predict_upload(request: Request, file: UploadFile = File(...)) -> Response:  # noqa: B008 - FastAPI idiom
-        limit = int(settings.max_upload_mb * 2**20)
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit + 2**16:
-            return _error(413, f"upload of {int(declared) / 2**20:.0f} MB exceeds {settings.max_upload_mb:g} MB",
-                          "send a smaller scene, or use 'eoengine predict' for large ones")
+    async def predict_upload(file: UploadFile = File(...)) -> Response:  # noqa: B008 - FastAPI idiom
         work = Path(tempfile.mkdtemp(prefix="eoengine-serve-"))
         try:
             src = work / "upload.tif"
-            size = 0
             with src.open("wb") as f:
                 while chunk := await file.read(2**20):
-                    size += len(chunk)
-                    if size > limit:
-                        raise _TooBig()
                     f.write(chunk)
             return await _predict_file(src, work)
-        except _TooBig:
-            shutil.rmtree(work, ignore_errors=True)
-            return _error(413, f"upload exceeds {settings.max_upload_mb:g} MB", "send a smaller scene")
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
@@ -272,7 +325,3 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
 
         add_tile_route(app, pkg, settings.tiles_scene, model_lock, lambda batch: app.state.predictor.forward(batch))
     return app
-
-
-class _TooBig(Exception):
-    pass
