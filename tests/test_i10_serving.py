@@ -167,3 +167,52 @@ def test_every_error_is_one_json_body_with_its_documented_code(server: str) -> N
             body = r.json()
             assert set(body) == {"error", "fix"} and body["error"] and body["fix"], (path, body)
     assert httpx.get(f"{server}/predict", headers=AUTH).headers["allow"] == "POST"
+
+
+def _colour_fractions(rgba: np.ndarray, keep: np.ndarray) -> dict[tuple[int, ...], float]:
+    colours, counts = np.unique(rgba[:3, keep].T, axis=0, return_counts=True)
+    return {tuple(int(v) for v in c): n / keep.sum() for c, n in zip(colours, counts, strict=True)}
+
+
+def test_a_zoomed_out_tile_shows_the_full_resolution_map(model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import morecantile
+    import rasterio
+    from conftest import four_band_stack, run_cli
+    from rasterio.io import MemoryFile
+    from rasterio.transform import from_bounds
+    from rasterio.warp import Resampling, reproject, transform_bounds
+    from rio_tiler.io import Reader
+
+    stack = four_band_stack(tmp_path / "scene4.tif")
+    code, _, err = run_cli(["predict", str(model), str(stack), "--out", str(tmp_path / "map.tif"), "--engine", "torch"], capsys)
+    assert code == 0, err
+    settings = Settings(api_key=KEY, model_name="m", engine="torch", tiles_scene=[str(stack)])
+    url, srv = serve_in_thread(create_app(load_package(model), settings))
+    try:
+        with rasterio.open(stack) as ds:
+            w, s, e, n = transform_bounds(ds.crs, "EPSG:4326", *ds.bounds)
+        with Reader(str(stack)) as r:
+            z = r.maxzoom - 2  # two levels out: 4x4 native pixels per tile pixel
+        tms = morecantile.tms.get("WebMercatorQuad")
+        t = tms.tile((w + e) / 2, (s + n) / 2, z)
+        got = httpx.get(f"{url}/tiles/{z}/{t.x}/{t.y}.png", headers=AUTH, timeout=300)
+        assert got.status_code == 200, got.text
+        with MemoryFile(got.content) as mem, mem.open() as png:
+            tile = png.read()
+        with rasterio.open(tmp_path / "map.tif") as ds:
+            cmap, values, nodata = ds.colormap(1), ds.read(1), ds.nodata
+            ref = np.full((256, 256), nodata, dtype=values.dtype)
+            b = tms.xy_bounds(t)
+            reproject(values, ref, src_transform=ds.transform, src_crs=ds.crs, src_nodata=nodata, dst_nodata=nodata,
+                      dst_transform=from_bounds(b.left, b.bottom, b.right, b.top, 256, 256), dst_crs="EPSG:3857",
+                      resampling=Resampling.mode)
+        expected = np.moveaxis(np.array([cmap[int(v)] for v in ref.ravel()]).reshape(256, 256, 4), -1, 0)
+        keep = (tile[3] == 255) & (ref != nodata)
+        assert keep.sum() > 2000  # the scene covers a good part of the tile
+        have, want = _colour_fractions(tile, keep), _colour_fractions(expected, keep)
+        for colour in set(have) | set(want):
+            assert abs(have.get(colour, 0) - want.get(colour, 0)) < 0.05, (colour, have, want)
+        too_far = httpx.get(f"{url}/tiles/{z - 2}/{t.x // 4}/{t.y // 4}.png", headers=AUTH)
+        assert too_far.status_code == 404 and "native pixels per tile pixel" in too_far.json()["error"]
+    finally:
+        srv.should_exit = True  # type: ignore[attr-defined]
