@@ -216,3 +216,56 @@ def test_a_zoomed_out_tile_shows_the_full_resolution_map(model: Path, tmp_path: 
         assert too_far.status_code == 404 and "native pixels per tile pixel" in too_far.json()["error"]
     finally:
         srv.should_exit = True  # type: ignore[attr-defined]
+
+
+S1999 = "LE70220491999322EDC01_stack"
+S2002 = "LE70220492002106EDC00_stack"
+AREA = [-93.34, 15.70, -93.30, 15.74]
+
+
+@pytest.fixture(scope="module")
+def two_date_catalog(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A model trained on two dates of the sample scene, and a catalog of both dates."""
+    from conftest import OGT, save_config, tiny_config
+
+    from eoengine.config.load import load_config
+    from eoengine.datasets.build import build_dataset
+    from eoengine.sourcing.scan import scan_folder
+    from eoengine.training.train import train
+
+    tmp = tmp_path_factory.mktemp("i10dates")
+    dates = [{"datetime": d, "stack": str(OGT / f"{s}.gtif"), "stack_indexes": [1, 2, 3, 4]}
+             for d, s in (("1999-11-18", S1999), ("2002-04-16", S2002))]
+    cfg = load_config(save_config(tmp, tiny_config(tmp, **{"imagery.scenes": [{"id": "pair", "timesteps": dates}],
+                                                           "features": {"indices": []}})))
+    build_dataset(cfg)
+    model = Path(train(cfg).model_path)
+    scan_folder(OGT, tmp / "catalog" / "landsat", "landsat-7", exclude=["training_data*"],
+                band_names=["blue", "green", "red", "nir", "swir16", "swir22", "lwir", "pan"])
+    return model, tmp
+
+
+def test_predict_aoi_maps_one_scene_per_date_for_a_multi_date_model(two_date_catalog: tuple[Path, Path]) -> None:
+    model, tmp = two_date_catalog
+    pkg = load_package(model)
+    assert pkg.meta["timesteps"] == 2
+    settings = Settings(api_key=KEY, model_name="m", engine="torch", catalog=str(tmp / "catalog"), cache=str(tmp / "cache"))
+    url, srv = serve_in_thread(create_app(pkg, settings))
+    try:
+        windows = ["1999-01-01T00:00:00Z/2000-01-01T00:00:00Z", "2002-01-01T00:00:00Z/2003-01-01T00:00:00Z"]
+        r = httpx.post(f"{url}/predict/aoi", json={"bbox": AREA, "datetimes": windows}, headers=AUTH, timeout=300)
+        assert r.status_code == 200, r.text
+        assert r.headers["x-eoengine-item"] == f"{S1999},{S2002}"  # the newest scene of each window, in date order
+        (tmp / "pair.tif").write_bytes(r.content)
+        import rasterio
+
+        with rasterio.open(tmp / "pair.tif") as ds:
+            assert ds.crs.to_epsg() == 32615 and (ds.read(1) != 255).mean() > 0.9
+        one = httpx.post(f"{url}/predict/aoi", json={"bbox": AREA}, headers=AUTH, timeout=60)
+        assert one.status_code == 400 and "takes 2 date(s)" in one.json()["error"] and "datetimes" in one.json()["fix"]
+        assert "upload" not in one.text
+        empty = httpx.post(f"{url}/predict/aoi", json={"bbox": AREA, "datetimes": [windows[0], "2010-01-01T00:00:00Z/2011-01-01T00:00:00Z"]},
+                           headers=AUTH, timeout=120)
+        assert empty.status_code == 404 and "in 2010-01-01" in empty.json()["error"]
+    finally:
+        srv.should_exit = True  # type: ignore[attr-defined]

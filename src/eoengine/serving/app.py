@@ -75,6 +75,8 @@ class AOIRequest(BaseModel):
     bbox: list[float] | None = Field(default=None, description="west, south, east, north in degrees")
     geometry: dict[str, Any] | None = Field(default=None, description="GeoJSON geometry in EPSG:4326")
     datetime: str | None = Field(default=None, description="RFC 3339 instant or interval; the newest scene is used")
+    datetimes: list[str] | None = Field(default=None, description="for a multi-date model: one RFC 3339 interval per "
+                                        "date, oldest first; the newest scene in each is used")
     collections: list[str] | None = None
 
 
@@ -110,6 +112,28 @@ def body_limit(settings: Settings, path: str) -> tuple[int, str, str]:
                 "send a smaller scene, or use 'eoengine predict' for large ones (--max-upload-mb raises the limit)")
     return (int(settings.max_json_mb * 2**20), f"{settings.max_json_mb:g} MB, the limit for JSON bodies",
             "split the instances over several requests (--max-json-mb raises the limit)")
+
+
+def date_windows(body: AOIRequest, steps: int) -> list[str | None] | JSONResponse:
+    """The time windows to source one scene each from: one per date the model takes.
+
+    Args:
+        body: the ``/predict/aoi`` request.
+        steps: the model's number of dates.
+
+    Returns:
+        The windows in date order, or the 400 answer when they do not fit the model.
+
+    """
+    if body.datetime is not None and body.datetimes is not None:
+        return _error(400, "give datetime or datetimes, not both", "datetime for one date, datetimes for a multi-date model")
+    windows: list[str | None] = list(body.datetimes) if body.datetimes is not None else [body.datetime]
+    if len(windows) != steps:
+        example = ", ".join(f"'{2020 + t}-06-01T00:00:00Z/{2020 + t}-09-01T00:00:00Z'" for t in range(steps))
+        return _error(400, f"the model takes {steps} date(s); the request gives {len(windows)} time window(s)",
+                      f"send 'datetimes' with one interval per date, oldest first, e.g. [{example}]"
+                      if steps > 1 else "send one 'datetime'")
+    return windows
 
 
 def add_error_handlers(app: FastAPI, settings: Settings) -> None:
@@ -245,12 +269,12 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
             with src.open("wb") as f:
                 while chunk := await file.read(2**20):
                     f.write(chunk)
-            return await _predict_file(src, work)
+            return await _predict_files([src], work, "the upload")
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
 
-    async def _predict_file(src: Path, work: Path) -> Response:
+    async def _predict_files(srcs: list[Path], work: Path, what: str) -> Response:
         import rasterio
         from rasterio.errors import RasterioIOError
 
@@ -258,17 +282,19 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
         from eoengine.raster.scene import SceneReader
 
         try:
-            with rasterio.open(src) as ds:
-                count = ds.count
+            count = 0
+            for src in srcs:
+                with rasterio.open(src) as ds:
+                    count += ds.count
         except RasterioIOError:
             shutil.rmtree(work, ignore_errors=True)
-            return _error(400, "the upload is not a raster GDAL can read", "send a GeoTIFF with the model's bands")
+            return _error(400, f"{what} is not a raster GDAL can read", "send a GeoTIFF with the model's bands")
         expected = len(meta["bands"]) * int(meta.get("timesteps", 1))
         if count != expected:
             shutil.rmtree(work, ignore_errors=True)
-            return _error(422, f"the upload has {count} band(s); the model takes {expected} ({', '.join(meta['bands'])})",
+            return _error(422, f"{what} has {count} band(s); the model takes {expected} ({', '.join(meta['bands'])})",
                           "send one stack with exactly the model's bands, in order")
-        sources = sources_for_model(meta["band_specs"], [str(src)], int(meta.get("timesteps", 1)))
+        sources = sources_for_model(meta["band_specs"], [str(src) for src in srcs], int(meta.get("timesteps", 1)))
         out = work / "map.tif"
 
         def run() -> None:
@@ -286,8 +312,6 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
         from shapely.geometry import box, shape
 
         from eoengine.sourcing.catalog import BadQuery, parse_bbox, parse_geometry
-        from eoengine.sourcing.fetch import fetch_item
-        from eoengine.sourcing.search import search
 
         if settings.catalog is None:
             return _error(404, "this server has no imagery catalog", "start it with --catalog CATALOG_OR_STAC_API_URL")
@@ -299,26 +323,43 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
             return _error(400, str(exc), "bbox is west, south, east, north in degrees; geometry is GeoJSON")
         if not area.is_valid:
             area = shape(area.buffer(0)) if body.geometry else box(*area.bounds)
+        windows = date_windows(body, int(meta.get("timesteps", 1)))
+        if isinstance(windows, JSONResponse):
+            return windows
+        paths, ids = [], []
+        for window in windows:
+            got = await newest_scene(settings.catalog, area, window, body.collections)
+            if isinstance(got, JSONResponse):
+                return got
+            paths.append(got[0])
+            ids.append(got[1])
+        response = await _predict_files(paths, Path(tempfile.mkdtemp(prefix="eoengine-serve-")),
+                                        "the fetched scene" + ("s" if len(paths) > 1 else ""))
+        response.headers["X-EOEngine-Item"] = ",".join(ids)
+        return response
+
+    async def newest_scene(catalog: str, area: Any, window: str | None,
+                           collections: list[str] | None) -> tuple[Path, str] | JSONResponse:
+        """The newest scene over ``area`` in ``window``, fetched (its path and item id), or the error answer."""
+        from eoengine.sourcing.fetch import fetch_item
+        from eoengine.sourcing.search import search
+
         try:
-            found = await asyncio.to_thread(search, settings.catalog, list(area.bounds), None, body.datetime,
-                                            body.collections, None, None, None, 1, "datetime", True)
+            found = await asyncio.to_thread(search, catalog, list(area.bounds), None, window,
+                                            collections, None, None, None, 1, "datetime", True)
         except EOError as exc:
             return _error(400, exc.problem, "datetime is RFC 3339 (an instant or start/end); collections must exist")
+        when = f" in {window}" if window else ""
         if not len(found):
-            return _error(404, "no imagery for that area and time", "widen the datetime or check the area")
+            return _error(404, f"no imagery for that area{when}", "widen the datetime or check the area")
         bands = [b.get("common_name") or b["name"] for b in meta["band_specs"]]
-        work = Path(tempfile.mkdtemp(prefix="eoengine-serve-"))
         try:
             fetched = await asyncio.to_thread(fetch_item, found.items[0], bands, Path(settings.cache), area)
         except EOError as exc:
-            shutil.rmtree(work, ignore_errors=True)
             return _error(422, exc.problem, exc.fix or "")
         if fetched.path is None:
-            shutil.rmtree(work, ignore_errors=True)
-            return _error(404, "the newest scene does not cover that area", "check the area")
-        response = await _predict_file(fetched.path, work)
-        response.headers["X-EOEngine-Item"] = fetched.item_id
-        return response
+            return _error(404, f"the newest scene{when} does not cover that area", "check the area")
+        return fetched.path, fetched.item_id
 
     if settings.tiles_scene:
         from eoengine.serving.tiles import add_tile_route
