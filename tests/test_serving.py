@@ -88,8 +88,8 @@ def test_bad_requests_get_json_4xx(served: dict) -> None:
     cases = [
         ("/v1/models/landcover:predict", {"content": b"{not json", "headers": AUTH | {"content-type": "application/json"}}, 422),
         ("/v1/models/landcover:predict", {"json": {"instances": [{"blue": [[1]]}]}, "headers": AUTH}, 400),
-        ("/v1/models/landcover:predict", {"json": {"instances": [[[[1.0]]]]}, "headers": AUTH}, 400),
-        ("/v1/models/landcover:predict", {"json": {"instances": [np.zeros((3, 4, 4)).tolist()]}, "headers": AUTH}, 400),
+        ("/v1/models/landcover:predict", {"json": {"instances": [[[[1.0]]]]}, "headers": AUTH}, 422),
+        ("/v1/models/landcover:predict", {"json": {"instances": [np.zeros((3, 4, 4)).tolist()]}, "headers": AUTH}, 422),
         ("/v1/models/other:predict", {"json": {"instances": [np.zeros((4, 4, 4)).tolist()]}, "headers": AUTH}, 404),
         ("/v1/models/landcover:predict", {"json": {"instances": [np.zeros((4, 2, 2)).tolist()] * 65}, "headers": AUTH}, 413),
     ]

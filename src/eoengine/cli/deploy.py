@@ -127,6 +127,7 @@ def serve(
     tiles_scene: Annotated[list[str] | None, typer.Option(help="Scene for /tiles (a stack, or one file per band); repeat")] = None,
     engine: Annotated[str, typer.Option(help="Engine for every route: auto, torch, onnx, onnx-int8")] = "auto",
     max_upload_mb: Annotated[float, typer.Option(help="Largest GeoTIFF upload accepted")] = 200.0,
+    max_json_mb: Annotated[float, typer.Option(help="Largest JSON body accepted (instances, areas)")] = 20.0,
     catalog: Annotated[str | None, typer.Option(help="Catalog folder or STAC API URL for POST /predict/aoi")] = None,
     cache: Annotated[Path, typer.Option(help="Where /predict/aoi keeps fetched imagery")] = Path("eoengine-cache"),
     tracking_uri: UriOpt = None,
@@ -144,7 +145,7 @@ def serve(
     if not key:
         key = secrets.token_urlsafe(24)
         out.print(f"API key (generated; set EOENGINE_API_KEY to choose one): {key}")
-    settings = Settings(api_key=key, model_name=name, max_upload_mb=max_upload_mb, engine=engine,
+    settings = Settings(api_key=key, model_name=name, max_upload_mb=max_upload_mb, max_json_mb=max_json_mb, engine=engine,
                         tiles_scene=list(tiles_scene or []), catalog=catalog, cache=str(cache), predict_route=os.environ.get("AIP_PREDICT_ROUTE"),
                         health_route=os.environ.get("AIP_HEALTH_ROUTE"))
     app = create_app(pkg, settings)

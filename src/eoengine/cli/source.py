@@ -26,12 +26,17 @@ def scan(
     datetime_pattern: Annotated[str | None, typer.Option(help="Regex with a (?P<date>...) group, then |FORMAT, e.g. '(?P<date>\\d{8})|%Y%m%d'")] = None,
     exclude: Annotated[list[str] | None, typer.Option(help="File name globs to leave out (repeat)")] = None,
     band_names: Annotated[str | None, typer.Option(help="Names of multi-band files' bands in order, e.g. blue,green,red,nir")] = None,
+    datetime: Annotated[str | None, typer.Option(help="Date for files with none in their tags or name, e.g. 2024-06-01")] = None,
 ) -> None:
     """Scan a folder into a STAC Collection: footprints, projection, bands, dates."""
-    from eoengine.sourcing.scan import scan_folder
+    from eoengine.sourcing.scan import EO_COMMON_NAMES, check_band_names, scan_folder
 
-    col = scan_folder(folder, output, collection, datetime_pattern, exclude=exclude,
-                      band_names=band_names.split(",") if band_names else None)
+    names = band_names.split(",") if band_names else None
+    plain = check_band_names(names)
+    if plain:
+        out.print(f"note: {', '.join(plain)} written as band name(s) only, not common names "
+                  f"(STAC common names: {', '.join(EO_COMMON_NAMES)})")
+    col = scan_folder(folder, output, collection, datetime_pattern, exclude=exclude, band_names=names, fixed_date=datetime)
     items = list(col.get_items())
     out.print(f"wrote {output / 'collection.json'}: {len(items)} item(s), "
               f"{min(i.datetime for i in items if i.datetime):%Y-%m-%d} to {max(i.datetime for i in items if i.datetime):%Y-%m-%d}")

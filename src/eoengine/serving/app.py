@@ -6,7 +6,10 @@ also mounted at ``AIP_PREDICT_ROUTE`` so the same container backs Earth Engine's
 ``ee.Model.fromVertexAi``), ``GET /tiles/{z}/{x}/{y}.png`` (map tiles predicted on the fly
 over a configured scene), ``GET /healthz`` and ``/readyz``, and Prometheus ``GET /metrics``.
 Every route except health checks needs the API key (``X-API-Key`` or ``Authorization:
-Bearer``). Errors are JSON: ``{"error": ..., "fix": ...}``.
+Bearer``). Errors are JSON, ``{"error": ..., "fix": ...}``, for every status the server
+answers (FastAPI's own 404, 405 and validation errors included). Request bodies are capped
+(uploads by ``max_upload_mb``, JSON by ``max_json_mb``): a declared ``Content-Length`` over
+the cap is refused before anything is read, a streamed (chunked) body as soon as it passes it.
 """
 
 from __future__ import annotations
@@ -15,16 +18,19 @@ import asyncio
 import shutil
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, File, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from eoengine.deploy.package import ModelPackage
 from eoengine.errors import EOError
@@ -32,6 +38,7 @@ from eoengine.inference.predict import Predictor
 from eoengine.serving.auth import key_matches
 from eoengine.serving.batching import Batcher
 from eoengine.serving.inputs import BadInput, answer, instance_array, pad_to, prepare
+from eoengine.serving.limits import BodyCap
 from eoengine.training.heads import heads_from_meta
 
 
@@ -42,6 +49,7 @@ class Settings:
     api_key: str
     model_name: str = "model"
     max_upload_mb: float = 200.0
+    max_json_mb: float = 20.0
     max_instances: int = 64
     max_concurrent_maps: int = 2
     max_batch: int = 16
@@ -67,6 +75,8 @@ class AOIRequest(BaseModel):
     bbox: list[float] | None = Field(default=None, description="west, south, east, north in degrees")
     geometry: dict[str, Any] | None = Field(default=None, description="GeoJSON geometry in EPSG:4326")
     datetime: str | None = Field(default=None, description="RFC 3339 instant or interval; the newest scene is used")
+    datetimes: list[str] | None = Field(default=None, description="for a multi-date model: one RFC 3339 interval per "
+                                        "date, oldest first; the newest scene in each is used")
     collections: list[str] | None = None
 
 
@@ -78,8 +88,84 @@ class Predictions(BaseModel):
     version: str
 
 
-def _error(status: int, message: str, fix: str) -> JSONResponse:
-    return JSONResponse({"error": message, "fix": fix}, status_code=status)
+MULTIPART_SLACK = 2**16
+"""Bytes an upload's body may hold beyond the file itself (multipart boundaries and headers)."""
+
+
+def _error(status: int, message: str, fix: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "fix": fix}, status_code=status, headers=dict(headers or {}))
+
+
+def body_limit(settings: Settings, path: str) -> tuple[int, str, str]:
+    """The body cap of a route, what it is called, and how to stay under it.
+
+    Args:
+        settings: the server settings.
+        path: the request path.
+
+    Returns:
+        (bytes allowed, the limit's description, the fix for a body over it).
+
+    """
+    if path == "/predict":
+        return (int(settings.max_upload_mb * 2**20) + MULTIPART_SLACK, f"{settings.max_upload_mb:g} MB, the upload limit",
+                "send a smaller scene, or use 'eoengine predict' for large ones (--max-upload-mb raises the limit)")
+    return (int(settings.max_json_mb * 2**20), f"{settings.max_json_mb:g} MB, the limit for JSON bodies",
+            "split the instances over several requests (--max-json-mb raises the limit)")
+
+
+def date_windows(body: AOIRequest, steps: int) -> list[str | None] | JSONResponse:
+    """The time windows to source one scene each from: one per date the model takes.
+
+    Args:
+        body: the ``/predict/aoi`` request.
+        steps: the model's number of dates.
+
+    Returns:
+        The windows in date order, or the 400 answer when they do not fit the model.
+
+    """
+    if body.datetime is not None and body.datetimes is not None:
+        return _error(400, "give datetime or datetimes, not both", "datetime for one date, datetimes for a multi-date model")
+    windows: list[str | None] = list(body.datetimes) if body.datetimes is not None else [body.datetime]
+    if len(windows) != steps:
+        example = ", ".join(f"'{2020 + t}-06-01T00:00:00Z/{2020 + t}-09-01T00:00:00Z'" for t in range(steps))
+        return _error(400, f"the model takes {steps} date(s); the request gives {len(windows)} time window(s)",
+                      f"send 'datetimes' with one interval per date, oldest first, e.g. [{example}]"
+                      if steps > 1 else "send one 'datetime'")
+    return windows
+
+
+def add_error_handlers(app: FastAPI, settings: Settings) -> None:
+    """Answer FastAPI's and Starlette's own errors (404, 405, 413, validation) as ``{"error", "fix"}``.
+
+    Args:
+        app: the application.
+        settings: its settings (for the body limits named in a 413).
+
+    """
+    fixes = {404: "see /docs for the routes", 400: "send the body the OpenAPI document (/docs) describes"}
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 413:
+            _, name, fix = body_limit(settings, request.url.path)
+            return _error(413, f"the request body exceeds {name}", fix)
+        if exc.status_code == 405:
+            allowed = (exc.headers or {}).get("allow", "")
+            return _error(405, f"{request.method} is not allowed on {request.url.path}", f"use {allowed or 'another method'}",
+                          exc.headers)
+        message = f"no route {request.url.path}" if exc.status_code == 404 else str(exc.detail)
+        return _error(exc.status_code, message, fixes.get(exc.status_code, "see /docs"), exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return _error(422, (problems or "malformed request")[:500], "send the body the OpenAPI document (/docs) describes")
+
+    @app.exception_handler(EOError)
+    async def eo_error(request: Request, exc: EOError) -> JSONResponse:
+        return _error(422, exc.problem, exc.fix or "")
 
 
 def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
@@ -110,8 +196,15 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
         open_paths.add(settings.health_route)
     app = FastAPI(title="eoengine model server", version=version,
                   description=f"Serves {meta['model']} ({meta.get('task', 'segmentation')}) on bands {', '.join(meta['bands'])}.")
+    add_error_handlers(app, settings)
     app.state.batcher = batcher
     app.state.predictor = predictor
+
+    def too_large(path: str, declared: int) -> Response:
+        _, name, fix = body_limit(settings, path)
+        return _error(413, f"a request body of {declared / 2**20:.1f} MB exceeds {name}", fix)
+
+    app.add_middleware(BodyCap, cap=lambda path: body_limit(settings, path)[0], refuse=too_large)  # inside the guard
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Response:
@@ -124,10 +217,6 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
         requests.labels(route, str(response.status_code)).inc()
         latency.labels(route).observe(time.perf_counter() - start)
         return response
-
-    @app.exception_handler(EOError)
-    async def eo_error(request: Request, exc: EOError) -> JSONResponse:
-        return _error(422, exc.problem, exc.fix or "")
 
     @app.get("/healthz", summary="Liveness")
     async def healthz() -> dict[str, str]:
@@ -151,7 +240,7 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
         try:
             raws = [instance_array(inst, meta) for inst in body.instances]
         except BadInput as exc:
-            return _error(400, str(exc), "send raw band values for every model band")
+            return _error(exc.status, str(exc), "send raw band values for every model band, in order")
         out = []
         for raw in raws:
             x, h, w = pad_to(prepare(raw, pkg), multiple)
@@ -173,49 +262,39 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
 
     @app.post("/predict", summary="Predict a GeoTIFF upload; answers with a COG map",
               responses={200: {"content": {"image/tiff": {}}, "description": "the map as a Cloud-Optimized GeoTIFF"}})
-    async def predict_upload(request: Request, file: UploadFile = File(...)) -> Response:  # noqa: B008 - FastAPI idiom
-        limit = int(settings.max_upload_mb * 2**20)
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > limit + 2**16:
-            return _error(413, f"upload of {int(declared) / 2**20:.0f} MB exceeds {settings.max_upload_mb:g} MB",
-                          "send a smaller scene, or use 'eoengine predict' for large ones")
+    async def predict_upload(file: UploadFile = File(...)) -> Response:  # noqa: B008 - FastAPI idiom
         work = Path(tempfile.mkdtemp(prefix="eoengine-serve-"))
         try:
             src = work / "upload.tif"
-            size = 0
             with src.open("wb") as f:
                 while chunk := await file.read(2**20):
-                    size += len(chunk)
-                    if size > limit:
-                        raise _TooBig()
                     f.write(chunk)
-            return await _predict_file(src, work)
-        except _TooBig:
-            shutil.rmtree(work, ignore_errors=True)
-            return _error(413, f"upload exceeds {settings.max_upload_mb:g} MB", "send a smaller scene")
+            return await _predict_files([src], work, "the upload")
         except BaseException:
             shutil.rmtree(work, ignore_errors=True)
             raise
 
-    async def _predict_file(src: Path, work: Path) -> Response:
+    async def _predict_files(srcs: list[Path], work: Path, what: str) -> Response:
         import rasterio
         from rasterio.errors import RasterioIOError
 
-        from eoengine.inference.sources import sources_for_package
+        from eoengine.inference.sources import sources_for_model
         from eoengine.raster.scene import SceneReader
 
         try:
-            with rasterio.open(src) as ds:
-                count = ds.count
+            count = 0
+            for src in srcs:
+                with rasterio.open(src) as ds:
+                    count += ds.count
         except RasterioIOError:
             shutil.rmtree(work, ignore_errors=True)
-            return _error(400, "the upload is not a raster GDAL can read", "send a GeoTIFF with the model's bands")
+            return _error(400, f"{what} is not a raster GDAL can read", "send a GeoTIFF with the model's bands")
         expected = len(meta["bands"]) * int(meta.get("timesteps", 1))
         if count != expected:
             shutil.rmtree(work, ignore_errors=True)
-            return _error(422, f"the upload has {count} band(s); the model takes {expected} ({', '.join(meta['bands'])})",
+            return _error(422, f"{what} has {count} band(s); the model takes {expected} ({', '.join(meta['bands'])})",
                           "send one stack with exactly the model's bands, in order")
-        sources = sources_for_package(meta, [str(src)])
+        sources = sources_for_model(meta["band_specs"], [str(src) for src in srcs], int(meta.get("timesteps", 1)))
         out = work / "map.tif"
 
         def run() -> None:
@@ -233,8 +312,6 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
         from shapely.geometry import box, shape
 
         from eoengine.sourcing.catalog import BadQuery, parse_bbox, parse_geometry
-        from eoengine.sourcing.fetch import fetch_item
-        from eoengine.sourcing.search import search
 
         if settings.catalog is None:
             return _error(404, "this server has no imagery catalog", "start it with --catalog CATALOG_OR_STAC_API_URL")
@@ -246,33 +323,46 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
             return _error(400, str(exc), "bbox is west, south, east, north in degrees; geometry is GeoJSON")
         if not area.is_valid:
             area = shape(area.buffer(0)) if body.geometry else box(*area.bounds)
+        windows = date_windows(body, int(meta.get("timesteps", 1)))
+        if isinstance(windows, JSONResponse):
+            return windows
+        paths, ids = [], []
+        for window in windows:
+            got = await newest_scene(settings.catalog, area, window, body.collections)
+            if isinstance(got, JSONResponse):
+                return got
+            paths.append(got[0])
+            ids.append(got[1])
+        response = await _predict_files(paths, Path(tempfile.mkdtemp(prefix="eoengine-serve-")),
+                                        "the fetched scene" + ("s" if len(paths) > 1 else ""))
+        response.headers["X-EOEngine-Item"] = ",".join(ids)
+        return response
+
+    async def newest_scene(catalog: str, area: Any, window: str | None,
+                           collections: list[str] | None) -> tuple[Path, str] | JSONResponse:
+        """The newest scene over ``area`` in ``window``, fetched (its path and item id), or the error answer."""
+        from eoengine.sourcing.fetch import fetch_item
+        from eoengine.sourcing.search import search
+
         try:
-            found = await asyncio.to_thread(search, settings.catalog, list(area.bounds), None, body.datetime,
-                                            body.collections, None, None, None, 1, "datetime", True)
+            found = await asyncio.to_thread(search, catalog, list(area.bounds), None, window,
+                                            collections, None, None, None, 1, "datetime", True)
         except EOError as exc:
             return _error(400, exc.problem, "datetime is RFC 3339 (an instant or start/end); collections must exist")
+        when = f" in {window}" if window else ""
         if not len(found):
-            return _error(404, "no imagery for that area and time", "widen the datetime or check the area")
+            return _error(404, f"no imagery for that area{when}", "widen the datetime or check the area")
         bands = [b.get("common_name") or b["name"] for b in meta["band_specs"]]
-        work = Path(tempfile.mkdtemp(prefix="eoengine-serve-"))
         try:
             fetched = await asyncio.to_thread(fetch_item, found.items[0], bands, Path(settings.cache), area)
         except EOError as exc:
-            shutil.rmtree(work, ignore_errors=True)
             return _error(422, exc.problem, exc.fix or "")
         if fetched.path is None:
-            shutil.rmtree(work, ignore_errors=True)
-            return _error(404, "the newest scene does not cover that area", "check the area")
-        response = await _predict_file(fetched.path, work)
-        response.headers["X-EOEngine-Item"] = fetched.item_id
-        return response
+            return _error(404, f"the newest scene{when} does not cover that area", "check the area")
+        return fetched.path, fetched.item_id
 
     if settings.tiles_scene:
         from eoengine.serving.tiles import add_tile_route
 
         add_tile_route(app, pkg, settings.tiles_scene, model_lock, lambda batch: app.state.predictor.forward(batch))
     return app
-
-
-class _TooBig(Exception):
-    pass

@@ -3,6 +3,8 @@
 Requests put their arrays (same channels and size) on a queue; a worker task takes what
 has arrived within ``max_wait_ms`` (up to ``max_batch`` items), runs one forward pass in a
 thread, and hands every request its slice. Arrays of another size form their own batch.
+The worker keeps no reference to a batch once it is answered, so a large request's arrays
+are freed with the request.
 """
 
 from __future__ import annotations
@@ -42,24 +44,27 @@ class Batcher:
         return await fut
 
     async def _run(self) -> None:
-        assert self._queue is not None
         while True:
-            first = await self._queue.get()
-            group = [first]
-            deadline = asyncio.get_running_loop().time() + self.max_wait_ms / 1000
-            while len(group) < self.max_batch:
-                timeout = deadline - asyncio.get_running_loop().time()
-                if timeout <= 0:
-                    break
-                try:
-                    group.append(await asyncio.wait_for(self._queue.get(), timeout))
-                except TimeoutError:
-                    break
-            by_shape: dict[tuple[int, ...], list[_Item]] = {}
-            for item in group:
-                by_shape.setdefault(item.array.shape, []).append(item)
-            for items in by_shape.values():
-                await self._answer(items)
+            await self._serve_next()  # its locals (the batch) are gone when it returns
+
+    async def _serve_next(self) -> None:
+        assert self._queue is not None
+        first = await self._queue.get()
+        group = [first]
+        deadline = asyncio.get_running_loop().time() + self.max_wait_ms / 1000
+        while len(group) < self.max_batch:
+            timeout = deadline - asyncio.get_running_loop().time()
+            if timeout <= 0:
+                break
+            try:
+                group.append(await asyncio.wait_for(self._queue.get(), timeout))
+            except TimeoutError:
+                break
+        by_shape: dict[tuple[int, ...], list[_Item]] = {}
+        for item in group:
+            by_shape.setdefault(item.array.shape, []).append(item)
+        for items in by_shape.values():
+            await self._answer(items)
 
     async def _answer(self, items: list[_Item]) -> None:
         try:

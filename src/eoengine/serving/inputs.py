@@ -21,7 +21,15 @@ from eoengine.training.heads import Head
 
 
 class BadInput(ValueError):
-    """A request that cannot be turned into model input; the message says why."""
+    """A request that cannot be turned into model input; the message says why (HTTP 400)."""
+
+    status = 400
+
+
+class WrongBandCount(BadInput):
+    """An instance whose band count is not the model's (HTTP 422, as for an upload with the wrong bands)."""
+
+    status = 422
 
 
 def raw_band_names(meta: dict[str, Any]) -> list[str]:
@@ -51,7 +59,7 @@ def instance_array(instance: Any, meta: dict[str, Any]) -> np.ndarray:
     if arr.ndim != 3:
         raise BadInput(f"an instance must be (bands, H, W); got shape {list(arr.shape)}")
     if arr.shape[0] != len(names):
-        raise BadInput(f"instance has {arr.shape[0]} bands; the model takes {len(names)} ({', '.join(names)})")
+        raise WrongBandCount(f"instance has {arr.shape[0]} bands; the model takes {len(names)} ({', '.join(names)})")
     if min(arr.shape[1:]) < 1 or arr.shape[1] * arr.shape[2] > 4096 * 4096:
         raise BadInput(f"instance size {arr.shape[1]}x{arr.shape[2]} is outside 1..4096x4096 pixels")
     return arr

@@ -1,10 +1,16 @@
 """Web-map tiles predicted on the fly: ``GET /tiles/{z}/{x}/{y}.png`` over a configured scene.
 
-rio-tiler reads each tile (Web Mercator, 256 px) of the scene's bands with a margin of
-context on every side, eoengine predicts it like any chip and crops the margin, and the
-class map is rendered with the classes' colours (transparent where the scene has no data).
-Tiles are cached (LRU). Zoom levels coarser than the scene's own resolution allows are
-refused, as the model never saw pixels that large.
+rio-tiler reads each tile (Web Mercator) of the scene's bands with a margin of context on
+every side, eoengine predicts it like any chip and crops the margin, and the class map is
+rendered with the classes' colours (transparent where the scene has no data). Tiles are
+cached (LRU).
+
+The model only knows pixels of the scene's own size: a tile zoomed out below the scene's
+native zoom is read at native resolution (``2**k`` times the tile's pixels per side, ``k``
+zoom levels out), predicted in chunks of at most :data:`CHUNK` pixels, and the class map is
+reduced to the tile by majority per block — so a zoomed-out tile shows the full-resolution
+map, downsampled. At most :data:`MAX_ZOOM_OUT` levels out (a native window of at most
+2048 px per side, so memory stays bounded); coarser zooms are refused with a 404 saying so.
 """
 
 from __future__ import annotations
@@ -24,6 +30,35 @@ from eoengine.serving.inputs import pad_to, prepare
 from eoengine.training.heads import heads_from_meta, map_head
 
 TILE, MARGIN, CACHE = 256, 32, 512
+CHUNK = 512
+"""Largest side (native pixels, without margins) predicted in one forward pass."""
+MAX_ZOOM_OUT = 3
+"""Zoom levels below the scene's native zoom that are still served (read at native resolution)."""
+
+
+def majority(classes: np.ndarray, valid: np.ndarray, factor: int, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Reduce a class map by ``factor`` per side: each block's most frequent valid class.
+
+    Args:
+        classes: (H, W) class indices, H and W multiples of ``factor``.
+        valid: (H, W) True where the scene has data.
+        factor: block side in pixels.
+        n_classes: number of classes.
+
+    Returns:
+        The (H / factor, W / factor) classes, and True where at least half of a block is valid.
+
+    """
+    if factor == 1:
+        return classes, valid
+    h, w = classes.shape[0] // factor, classes.shape[1] // factor
+
+    def blocks(a: np.ndarray) -> np.ndarray:
+        return a.reshape(h, factor, w, factor).swapaxes(1, 2).reshape(h, w, factor * factor)
+
+    cls, ok = blocks(classes), blocks(valid)
+    counts = np.stack([((cls == c) & ok).sum(axis=-1) for c in range(n_classes)])
+    return counts.argmax(axis=0).astype(np.uint8), ok.sum(axis=-1) * 2 >= factor * factor
 
 
 def add_tile_route(app: FastAPI, pkg: ModelPackage, scene: list[str], lock: asyncio.Lock, forward: Forward) -> None:
@@ -37,32 +72,43 @@ def add_tile_route(app: FastAPI, pkg: ModelPackage, scene: list[str], lock: asyn
         raise ValueError("tiles are rendered for class maps")
     n_bands = len(meta["bands"])
     readers = [Reader(p) for p in scene]
-    minzoom = max(r.maxzoom for r in readers) - 3
+    native = max(r.maxzoom for r in readers)
+    minzoom = native - MAX_ZOOM_OUT
+    n_classes = head.stop - head.start
     colours = np.zeros((256, 4), dtype=np.uint8)
     for c in meta["classes"]:
         colours[c["index"]] = [*hex_rgb(c["color"]), 255]
     cache: OrderedDict[tuple[int, int, int], bytes] = OrderedDict()
     multiple = int(meta.get("size_multiple", 1))
 
-    def read(z: int, x: int, y: int) -> tuple[np.ndarray, np.ndarray]:
+    def read(z: int, x: int, y: int, size: int) -> tuple[np.ndarray, np.ndarray]:
         parts, masks = [], []
         for r in readers:
             indexes = list(range(1, n_bands + 1)) if len(readers) == 1 else [1]
-            img = r.tile(x, y, z, tilesize=TILE, buffer=MARGIN, indexes=indexes)  # (TILE + 2 MARGIN) px
+            img = r.tile(x, y, z, tilesize=size, buffer=MARGIN, indexes=indexes)  # (size + 2 MARGIN) px
             parts.append(np.asarray(img.data, dtype=np.float32))
             masks.append(np.asarray(img.mask) == 0)
         return np.concatenate(parts), np.logical_or.reduce(masks)
 
+    def classify(raw: np.ndarray, size: int) -> np.ndarray:
+        """Classes of the (size, size) core of ``raw`` (which has MARGIN more on every side), chunk by chunk."""
+        classes = np.empty((size, size), dtype=np.uint8)
+        for top in range(0, size, CHUNK):
+            for left in range(0, size, CHUNK):
+                part = raw[:, top:top + min(CHUNK, size - top) + 2 * MARGIN, left:left + min(CHUNK, size - left) + 2 * MARGIN]
+                x_in, h, w = pad_to(prepare(part, pkg), multiple)
+                out = forward(x_in[None])[0, head.start:head.stop, :h, :w].numpy()
+                classes[top:top + h - 2 * MARGIN, left:left + w - 2 * MARGIN] = out.argmax(axis=0)[MARGIN:h - MARGIN, MARGIN:w - MARGIN]
+        return classes
+
     def render(z: int, x: int, y: int) -> bytes:
         from rio_tiler.utils import render as render_png
 
-        raw, nodata = read(z, x, y)
+        factor = 2 ** max(0, native - z)  # native pixels per tile pixel (per side)
+        raw, nodata = read(z, x, y, TILE * factor)
         raw[:, nodata] = np.nan
-        x_in, h, w = pad_to(prepare(raw, pkg), multiple)
-        out = forward(x_in[None])[0, head.start:head.stop, :h, :w].numpy()
-        classes = out.argmax(axis=0).astype(np.uint8)
-        classes = classes[MARGIN:MARGIN + TILE, MARGIN:MARGIN + TILE]
-        keep = ~nodata[MARGIN:MARGIN + TILE, MARGIN:MARGIN + TILE]
+        core = slice(MARGIN, MARGIN + TILE * factor)
+        classes, keep = majority(classify(raw, TILE * factor), ~nodata[core, core], factor, n_classes)
         rgba = colours[classes]
         rgba[..., 3] = np.where(keep, 255, 0)
         return render_png(np.moveaxis(rgba[..., :3], -1, 0), mask=rgba[..., 3], img_format="PNG")
@@ -71,7 +117,9 @@ def add_tile_route(app: FastAPI, pkg: ModelPackage, scene: list[str], lock: asyn
              responses={200: {"content": {"image/png": {}}}, 404: {"description": "outside the scene or zoom"}})
     async def tile(z: int, x: int, y: int) -> Any:
         if z < minzoom or z > 30 or x < 0 or y < 0 or x >= 2**z or y >= 2**z:
-            return JSONResponse({"error": f"tile {z}/{x}/{y} is outside zooms {minzoom}..30 or the grid",
+            return JSONResponse({"error": f"tile {z}/{x}/{y} is outside zooms {minzoom}..30 or the grid (a tile coarser than "
+                                          f"zoom {minzoom} would need more than {2 ** MAX_ZOOM_OUT}x{2 ** MAX_ZOOM_OUT} "
+                                          "native pixels per tile pixel)",
                                  "fix": f"request zoom {minzoom} or finer, with 0 <= x, y < 2^z"}, status_code=404)
         key = (z, x, y)
         if key not in cache:

@@ -2,12 +2,16 @@
 
 Loads every Collection and Item of a catalog (a ``catalog.json`` or ``collection.json``, or a
 folder holding several) with their geometries, and answers searches by collections, ids,
-bbox, intersecting geometry and datetime (an instant, or an interval whose ends may be
-open ``..``), sorted by datetime then id, with offset-based pages.
+bbox, intersecting geometry, datetime (an instant, or an interval whose ends may be
+open ``..``) and item properties (the STAC API query extension's operators), sorted by
+datetime then id, with offset-based pages.
 """
 
 from __future__ import annotations
 
+import json
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,6 +88,75 @@ def parse_geometry(value: Any) -> BaseGeometry:
     if geom.is_empty or not geom.is_valid:
         raise BadQuery("intersects geometry is empty or invalid")
     return geom
+
+
+QUERY_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": operator.eq, "neq": operator.ne, "lt": operator.lt, "lte": operator.le, "gt": operator.gt, "gte": operator.ge,
+    "startsWith": lambda a, b: isinstance(a, str) and a.startswith(b),
+    "endsWith": lambda a, b: isinstance(a, str) and a.endswith(b),
+    "contains": lambda a, b: b in a if isinstance(a, str | list) else False,
+    "in": lambda a, b: a in b,
+}
+
+
+def parse_query(value: Any) -> dict[str, dict[str, Any]]:
+    """A STAC API query (``{property: {op: value}}``, or its JSON text); a bare value means ``eq``.
+
+    Args:
+        value: the query as sent: a dict (POST) or its JSON text (GET).
+
+    Returns:
+        Each property's conditions, ``{op: value}``.
+
+    Raises:
+        BadQuery: the query is not JSON, not an object of objects, or uses an unknown operator.
+
+    """
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise BadQuery('query must be JSON, e.g. {"eo:cloud_cover": {"lte": 20}}') from None
+    if not isinstance(value, dict):
+        raise BadQuery('query must be an object, e.g. {"eo:cloud_cover": {"lte": 20}}')
+    parsed = {str(k): (v if isinstance(v, dict) else {"eq": v}) for k, v in value.items()}
+    for prop, conds in parsed.items():
+        unknown = sorted(set(conds) - set(QUERY_OPS))
+        if unknown:
+            raise BadQuery(f"unknown query operator(s) {unknown} for '{prop}'; use {', '.join(QUERY_OPS)}")
+        if "in" in conds and not isinstance(conds["in"], list):
+            raise BadQuery(f"query 'in' for '{prop}' takes a list")
+    return parsed
+
+
+def matches_query(props: dict[str, Any], query: dict[str, dict[str, Any]]) -> bool:
+    """Whether item properties meet every condition of a parsed query (a missing property meets none).
+
+    A number given as text (pystac-client's ``"eo:cloud_cover<20"`` form sends ``"20"``) is
+    compared as a number with numeric properties.
+
+    Args:
+        props: an item's properties.
+        query: conditions from :func:`parse_query`.
+
+    Returns:
+        True if every condition holds.
+
+    """
+    for prop, conds in query.items():
+        value = props.get(prop)
+        for op, ref in conds.items():
+            if isinstance(value, int | float) and isinstance(ref, str):
+                try:
+                    ref = float(ref)
+                except ValueError:
+                    return False
+            try:
+                if value is None or not QUERY_OPS[op](value, ref):
+                    return False
+            except TypeError:  # e.g. a string compared with a number: no match
+                return False
+    return True
 
 
 class PatientStacIO(pystac.stac_io.DefaultStacIO):
@@ -167,8 +240,8 @@ class CatalogIndex:
         return next((r.item for r in self.records if r.collection == collection and r.item["id"] == item_id), None)
 
     def search(self, collections: list[str] | None = None, ids: list[str] | None = None, bbox: Any = None,
-               intersects: Any = None, datetime_range: str | None = None) -> list[Record]:
-        """Items matching every given filter, in datetime order."""
+               intersects: Any = None, datetime_range: str | None = None, query: Any = None) -> list[Record]:
+        """Items matching every given filter, in datetime order; ``query`` filters properties (see :func:`parse_query`)."""
         unknown = sorted(set(collections or []) - set(self.collections))
         if unknown:
             raise BadQuery(f"unknown collection(s) {unknown}; available: {sorted(self.collections)}")
@@ -177,6 +250,7 @@ class CatalogIndex:
             geom = parse_geometry(intersects)
             area = geom if area is None else area.intersection(geom)
         when = parse_datetime(datetime_range) if datetime_range else None
+        props = parse_query(query) if query else None
         out = []
         for r in self.records:
             if collections and r.collection not in collections:
@@ -186,6 +260,8 @@ class CatalogIndex:
             if area is not None and not r.geometry.intersects(area):
                 continue
             if when is not None and (r.end < when[0] or r.start > when[1]):
+                continue
+            if props is not None and not matches_query(r.item["properties"], props):
                 continue
             out.append(r)
         return out

@@ -103,7 +103,30 @@ def add_fetch_routes(app: FastAPI, index: CatalogIndex, cache: Path, api_key: st
 
     @app.get("/files/{path:path}", summary="A fetched COG")
     async def files(path: str) -> Any:
-        target = (cache / path).resolve()
-        if not target.is_relative_to(cache.resolve()) or not target.is_file() or target.suffix != ".tif":
-            return JSONResponse({"code": "NotFound", "description": f"no file '{path}'"}, status_code=404)
+        if "\0" in path:
+            return JSONResponse({"code": "BadRequest", "description": "a file path cannot hold a NUL byte"}, status_code=400)
+        target = cached_file(cache, path)
+        if target is None:
+            return JSONResponse({"code": "NotFound", "description": f"no file '{path[:200]}'"}, status_code=404)
         return FileResponse(target, media_type="image/tiff; application=geotiff; profile=cloud-optimized")
+
+
+def cached_file(cache: Path, path: str) -> Path | None:
+    """The COG at ``path`` under ``cache``, or None if there is none (outside the cache, not a .tif, unnamable).
+
+    ``path`` comes from a URL: a segment longer than the file system allows is no file, not an error.
+
+    Args:
+        cache: the service's cache folder.
+        path: the path under it, from the request.
+
+    Returns:
+        The resolved file, or None.
+
+    """
+    try:
+        target = (cache / path).resolve()
+        found = target.is_relative_to(cache.resolve()) and target.suffix == ".tif" and target.is_file()
+    except OSError:  # ENAMETOOLONG and the like: no such file can exist
+        return None
+    return target if found else None

@@ -5,8 +5,12 @@ Each file becomes an Item, or, when file names follow ``<scene>_<band>`` (Sentin
 band. Items carry their footprint and bbox in EPSG:4326, the native CRS and grid through the
 projection extension, the bands (names and STAC common names) through the eo extension, and
 a datetime taken from the file's tags, from a date in its name (``20170216``,
-``20170216T102101``, a Landsat scene id's year and day), or from the user's pattern.
-Assets point to the files in place (absolute paths); the catalog is self-contained JSON.
+``20170216T102101``, a Landsat scene id's year and day), from the user's pattern, or, for
+files with none of these, the user's fixed datetime. User band names must be distinct and
+match each file's band count; only names in the eo extension's list are written as common
+names (others stay plain band names), so the catalog validates and searches by common name
+find the right bands. Assets point to the files in place (absolute paths); the catalog is
+self-contained JSON.
 """
 
 from __future__ import annotations
@@ -31,6 +35,9 @@ COMMON_NAMES = {  # Sentinel-2 MSI band ids
     "B01": "coastal", "B02": "blue", "B03": "green", "B04": "red", "B05": "rededge", "B06": "rededge",
     "B07": "rededge", "B08": "nir", "B8A": "nir08", "B09": "nir09", "B10": "cirrus", "B11": "swir16", "B12": "swir22",
 }
+EO_COMMON_NAMES = ("coastal", "blue", "green", "red", "rededge", "yellow", "pan", "nir", "nir08", "nir09", "cirrus",
+                   "swir16", "swir22", "lwir", "lwir11", "lwir12")
+"""The common names the eo extension (v1.1.0) allows."""
 EXTENSIONS = ["https://stac-extensions.github.io/projection/v2.0.0/schema.json",
               "https://stac-extensions.github.io/eo/v1.1.0/schema.json"]
 
@@ -68,23 +75,52 @@ def _date_from_tags(tags: dict[str, str]) -> datetime | None:
     return None
 
 
-def _bands(ds: Any, band_id: str | None, names: list[str] | None = None) -> list[dict[str, Any]]:
+def check_band_names(names: list[str] | None) -> list[str]:
+    """Refuse empty or repeated user band names; return those that are not eo common names.
+
+    Args:
+        names: the user's band names (``--band-names``), or None.
+
+    Returns:
+        The names that will be written as band names only (no ``common_name``).
+
+    Raises:
+        EOError: a name is empty or given twice.
+
+    """
+    names = names or []
+    if any(not n.strip() for n in names):
+        raise EOError(f"--band-names {','.join(names)} has an empty name", "give one name per band, e.g. blue,green,red,nir")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise EOError(f"--band-names repeats {', '.join(repeated)}", "give every band its own name, in band order")
+    return [n for n in names if n not in EO_COMMON_NAMES]
+
+
+def _bands(path: Path, ds: Any, band_id: str | None, names: list[str] | None = None) -> list[dict[str, Any]]:
     if band_id:
         out = {"name": band_id}
         if band_id in COMMON_NAMES:
             out["common_name"] = COMMON_NAMES[band_id]
         return [out]
-    bands = [{"name": ds.descriptions[i] or f"b{i + 1}"} for i in range(ds.count)]
-    for band, name in zip(bands, names or [], strict=False):  # the user's names: also the common names
-        band["name"] = name
-        band["common_name"] = name
+    if names and len(names) != ds.count:
+        raise EOError(f"--band-names gives {len(names)} name(s) but {path} has {ds.count} band(s)",
+                      f"give exactly {ds.count} names in band order, or leave the file out with --exclude")
+    bands = [{"name": name} for name in names] if names else [
+        {"name": ds.descriptions[i] or f"b{i + 1}"} for i in range(ds.count)]
+    repeated = sorted({b["name"] for b in bands if sum(c["name"] == b["name"] for c in bands) > 1})
+    if repeated:
+        raise EOError(f"{path} has several bands named {', '.join(repeated)}", "name its bands with --band-names a,b,c,...")
+    for band in bands:
+        if band["name"] in EO_COMMON_NAMES:
+            band["common_name"] = band["name"]
     return bands
 
 
 def _asset(path: Path, ds: Any, band_id: str | None, names: list[str] | None = None) -> pystac.Asset:
     media = pystac.MediaType.JPEG2000 if path.suffix.lower() == ".jp2" else (
         pystac.MediaType.COG if path.suffix.lower() in (".tif", ".tiff") and is_cog(path) else pystac.MediaType.GEOTIFF)
-    extra = {"eo:bands": _bands(ds, band_id, names), "proj:shape": [ds.height, ds.width],
+    extra = {"eo:bands": _bands(path, ds, band_id, names), "proj:shape": [ds.height, ds.width],
              "proj:transform": list(ds.transform)[:6], "gsd": abs(ds.transform.a)}
     return pystac.Asset(str(path.resolve()), title=path.name, media_type=media, roles=["data"], extra_fields=extra)
 
@@ -98,13 +134,38 @@ def _group(files: Iterable[Path]) -> dict[str, list[tuple[Path, str | None]]]:
     return groups
 
 
+def _fixed_date(text: str) -> datetime:
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise EOError(f"--datetime '{text}' is not a date or RFC 3339 date-time",
+                      "e.g. --datetime 2024-06-01 or --datetime 2024-06-01T10:30:00Z") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 class Undated(EOError):
     """A scene whose date could not be found."""
 
 
 def make_item(item_id: str, members: list[tuple[Path, str | None]], date_pattern: str | None = None,
-              band_names: list[str] | None = None) -> pystac.Item:
-    """One Item from a scene's files (one multi-band file, or one file per band)."""
+              band_names: list[str] | None = None, fixed_date: datetime | None = None) -> pystac.Item:
+    """One Item from a scene's files (one multi-band file, or one file per band).
+
+    Args:
+        item_id: the Item's id.
+        members: the files and their band ids (None for a multi-band file).
+        date_pattern: the user's regex for dates in names (see :func:`date_from_name`).
+        band_names: the user's names of a multi-band file's bands.
+        fixed_date: the datetime of a scene with no date in its tags or name.
+
+    Returns:
+        The Item, with assets pointing at the files.
+
+    Raises:
+        EOError: a file is unreadable, has no CRS, or its bands do not fit ``band_names``.
+        Undated: no date was found and ``fixed_date`` is None.
+
+    """
     assets: dict[str, pystac.Asset] = {}
     when, crs, bounds = None, None, None
     for path, band in sorted(members, key=lambda m: m[1] or ""):
@@ -121,7 +182,7 @@ def make_item(item_id: str, members: list[tuple[Path, str | None]], date_pattern
             b = transform_bounds(ds.crs, "EPSG:4326", *ds.bounds, densify_pts=21)
             bounds = b if bounds is None else (min(bounds[0], b[0]), min(bounds[1], b[1]), max(bounds[2], b[2]), max(bounds[3], b[3]))
             native = (ds.crs, ds.bounds)
-    when = when or date_from_name(item_id, date_pattern) or date_from_name(members[0][0].name, date_pattern)
+    when = when or date_from_name(item_id, date_pattern) or date_from_name(members[0][0].name, date_pattern) or fixed_date
     if when is None:
         raise Undated(f"no date for '{item_id}' in its tags or name",
                       "pass --datetime-pattern with a (?P<date>...) group, e.g. '(?P<date>\\d{8})|%Y%m%d'")
@@ -139,12 +200,20 @@ def make_item(item_id: str, members: list[tuple[Path, str | None]], date_pattern
 
 def scan_folder(folder: Path, out: Path, collection_id: str, date_pattern: str | None = None,
                 description: str | None = None, exclude: list[str] | None = None,
-                band_names: list[str] | None = None) -> pystac.Collection:
+                band_names: list[str] | None = None, fixed_date: str | None = None) -> pystac.Collection:
     """Scan ``folder`` (recursively) into a self-contained STAC Collection written to ``out``.
 
     ``exclude`` holds glob patterns of file names to leave out (label rasters, masks);
-    ``band_names`` names the bands of multi-band files in order (used as STAC common names).
+    ``band_names`` names the bands of multi-band files in order (those in
+    :data:`EO_COMMON_NAMES` are also their common names); ``fixed_date`` (RFC 3339, or a
+    date) dates the scenes whose tags and names hold none.
+
+    Raises:
+        EOError: no imagery, unreadable files, bad band names, a bad ``fixed_date``, or undated scenes.
+
     """
+    check_band_names(band_names)
+    fallback = _fixed_date(fixed_date) if fixed_date else None
     files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file()
                    and not any(p.match(g) for g in exclude or []))
     if not files:
@@ -152,13 +221,13 @@ def scan_folder(folder: Path, out: Path, collection_id: str, date_pattern: str |
     items, undated = [], []
     for key, members in sorted(_group(files).items()):
         try:
-            items.append(make_item(key, members, date_pattern, band_names))
+            items.append(make_item(key, members, date_pattern, band_names, fallback))
         except Undated:
             undated.append(key)
     if undated:
         raise EOError(f"no date in the tags or names of: {', '.join(undated)}",
                       "pass --datetime-pattern '(?P<date>\\d{8})|%Y%m%d' (a regex with a date group, then | and its "
-                      "strptime format), or leave them out with --exclude 'NAME*'")
+                      "strptime format), --datetime 2024-06-01 for all of them, or leave them out with --exclude 'NAME*'")
     west = min(i.bbox[0] for i in items)  # type: ignore[index]
     south = min(i.bbox[1] for i in items)  # type: ignore[index]
     east = max(i.bbox[2] for i in items)  # type: ignore[index]

@@ -56,27 +56,14 @@ def search(source: str, bbox: list[float] | None = None, aoi: str | None = None,
             items = [signer.sign(i) for i in items]
     else:
         try:
-            records = CatalogIndex(source if is_static_url(source) else Path(source)).search(collections, ids, bbox, intersects, datetime_range)
+            records = CatalogIndex(source if is_static_url(source) else Path(source)).search(
+                collections, ids, bbox, intersects, datetime_range, filters)
         except BadQuery as exc:
             raise EOError(str(exc), "fix the search parameters") from None
-        items = [pystac.Item.from_dict(r.item) for r in records if _matches(r.item["properties"], filters)]
+        items = [pystac.Item.from_dict(r.item) for r in records]
     if sort:
         items.sort(key=lambda i: (i.properties.get(sort) is None, str(i.properties.get(sort, ""))), reverse=descending)
     return pystac.ItemCollection(items[:limit])
-
-
-def _matches(props: dict[str, Any], filters: dict[str, Any]) -> bool:
-    ops = {"eq": lambda a, b: a == b, "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b,
-           "gt": lambda a, b: a > b, "gte": lambda a, b: a >= b}
-    for key, cond in filters.items():
-        value = props.get(key)
-        conds = cond if isinstance(cond, dict) else {"eq": cond}
-        for op, ref in conds.items():
-            if op not in ops:
-                raise EOError(f"unknown query operator '{op}'", f"use one of: {', '.join(ops)}")
-            if value is None or not ops[op](value, ref):
-                return False
-    return True
 
 
 def _remote(url: str, bbox: list[float] | None, intersects: dict[str, Any] | None, datetime_range: str | None,

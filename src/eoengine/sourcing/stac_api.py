@@ -2,7 +2,8 @@
 
 Implements STAC API 1.0 landing page, conformance, ``/collections``, items per collection,
 single items, and ``/search`` by GET and POST (bbox, intersects, datetime, collections,
-ids, limit) with ``next`` links that carry a page token. Every bad parameter is a 400 with
+ids, limit, and ``query`` on item properties — the query extension, so clients such as
+pystac-client send ``--max-cloud`` filters without a conformance warning) with ``next`` links that carry a page token. Every bad parameter is a 400 with
 a JSON body ``{"code": ..., "description": ...}``; unknown collections and items are 404.
 Results per page are capped at ``max_limit``.
 """
@@ -27,6 +28,7 @@ CONFORMANCE = [
     "https://api.stacspec.org/v1.0.0/collections",
     "https://api.stacspec.org/v1.0.0/ogcapi-features",
     "https://api.stacspec.org/v1.0.0/item-search",
+    "https://api.stacspec.org/v1.0.0-rc.1/item-search#query",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
 ]
@@ -41,6 +43,7 @@ class SearchBody(BaseModel):
     bbox: list[float] | None = None
     intersects: dict[str, Any] | None = None
     datetime: str | None = None
+    query: dict[str, Any] | None = None
     limit: int = Field(default=10, ge=1)
     token: str | None = None
 
@@ -173,7 +176,7 @@ def create_stac_app(index: CatalogIndex, title: str = "eoengine STAC API", max_l
     @app.get("/search", summary="Item search (GET)")
     async def search_get(request: Request, collections: str | None = None, ids: str | None = None, bbox: str | None = None,
                          intersects: str | None = None, datetime: str | None = None, limit: int = Query(10),
-                         token: str | None = None) -> Any:
+                         token: str | None = None, query: str | None = None) -> Any:
         geom = None
         if intersects:
             try:
@@ -181,14 +184,14 @@ def create_stac_app(index: CatalogIndex, title: str = "eoengine STAC API", max_l
             except json.JSONDecodeError:
                 raise BadQuery("intersects must be a GeoJSON geometry (JSON)") from None
         found = index.search(collections.split(",") if collections else None, ids.split(",") if ids else None,
-                             bbox, geom, datetime)
+                             bbox, geom, datetime, query)
         return page(request, found, limit, token, None)
 
     @app.post("/search", summary="Item search (POST)")
     async def search_post(request: Request, body: SearchBody) -> Any:
         if body.bbox is not None and body.intersects is not None:
             raise BadQuery("give bbox or intersects, not both")
-        found = index.search(body.collections, body.ids, body.bbox, body.intersects, body.datetime)
+        found = index.search(body.collections, body.ids, body.bbox, body.intersects, body.datetime, body.query)
         return page(request, found, body.limit, body.token, body.model_dump(exclude_none=True, exclude={"token"}))
 
     return app
