@@ -3,7 +3,10 @@
 The confusion matrix is accumulated by torchmetrics (so it syncs across DDP processes) with
 unlabelled/nodata pixels ignored; every hard-label score is derived from it, so all agree
 with each other. Mean scores average over classes that occur in the targets or predictions:
-a class absent from an area is neither rewarded nor punished. AUROC, average precision and
+a class absent from an area is neither rewarded nor punished. Validation scores (what early
+stopping and checkpoint selection watch) also count every class the train split has, so a
+validation split without some of them cannot score an untrained, one-class prediction 1.0:
+the classes it cannot check count as missed. AUROC, average precision and
 calibration error come from torchmetrics on the class probabilities, with binned
 thresholds so memory does not grow with the number of pixels.
 """
@@ -28,8 +31,9 @@ from eoengine.labels.vector import IGNORE
 class SegmentationMetrics:
     """Accumulate predictions, then compute every score in :data:`SCALARS` and per-class ones."""
 
-    def __init__(self, num_classes: int, thresholds: int = 200) -> None:
+    def __init__(self, num_classes: int, thresholds: int = 200, expected: list[bool] | None = None) -> None:
         self.num_classes = num_classes
+        self.expected = expected
         self.cm = MulticlassConfusionMatrix(num_classes, ignore_index=IGNORE)
         kw: dict[str, Any] = {"num_classes": num_classes, "ignore_index": IGNORE}
         self.prob_metrics = {
@@ -63,7 +67,7 @@ class SegmentationMetrics:
 
     def compute(self) -> dict[str, Any]:
         """All scores: scalars and per-class lists."""
-        scores = scores_from_confusion(self.confusion())
+        scores = scores_from_confusion(self.confusion(), self.expected)
         for name, m in self.prob_metrics.items():
             scores[name] = float(m.compute()) if scores["pixels"] else 0.0
         return scores
@@ -88,8 +92,18 @@ def _cpu_bincount() -> Iterator[None]:
             torch.use_deterministic_algorithms(True, warn_only=warn_only)
 
 
-def scores_from_confusion(cm: torch.Tensor) -> dict[str, Any]:
-    """Scores from a confusion matrix (rows truth, columns prediction)."""
+def scores_from_confusion(cm: torch.Tensor, expected: list[bool] | None = None) -> dict[str, Any]:
+    """Scores from a confusion matrix (rows truth, columns prediction).
+
+    Args:
+        cm: the confusion matrix, K x K.
+        expected: classes that count in the mean IoU, precision and F1 even when they are in
+            neither the targets nor the predictions (validation: the train split's classes).
+
+    Returns:
+        The scalar scores, per-class lists and the matrix itself.
+
+    """
     cm = cm.to(torch.float64)
     total = cm.sum()
     tp = cm.diag()
@@ -105,6 +119,8 @@ def scores_from_confusion(cm: torch.Tensor) -> dict[str, Any]:
     recall = div(tp, truth)
     f1 = div(2 * precision * recall, precision + recall)
     occurs = (truth + pred) > 0
+    if expected is not None:
+        occurs |= torch.tensor(expected, dtype=torch.bool)
     in_truth = truth > 0
 
     def mean(v: torch.Tensor, mask: torch.Tensor) -> float:

@@ -34,7 +34,7 @@ class TrainingTask(L.LightningModule):
         self.optimizer_cfg = optimizer
         self.scheduler_cfg = scheduler
         self.monitor = monitor
-        self.val_metrics = [h.metrics() for h in heads]
+        self.val_metrics = [h.metrics(validation=True) for h in heads]
         self.test_metrics = [h.metrics() for h in heads]
         self.last_test: dict[str, dict[str, Any]] = {}
 
@@ -84,6 +84,10 @@ class TrainingTask(L.LightningModule):
         """Accumulate test metrics."""
         x, targets = batch
         self._update(self.test_metrics, self(x), targets)
+
+    def score_as(self, validation: bool) -> None:
+        """Make the next ``trainer.test`` score as the validation split is scored (or as a test split)."""
+        self.test_metrics = [h.metrics(validation) for h in self.heads]
 
     def on_test_epoch_end(self) -> None:
         """Keep the full test scores (per class, confusion) of every head for reports."""

@@ -131,6 +131,19 @@ def check_bands(cfg: ProjectConfig, manifest: dict[str, Any]) -> None:
         )
 
 
+def check_splits(root: Path, manifest: dict[str, Any]) -> None:
+    """Raise :class:`EOError` when the dataset has no validation chips.
+
+    Checkpoint selection and early stopping need scores on chips the model does not train
+    on; scoring training chips instead would label training scores as validation ones.
+    """
+    if not (manifest.get("splits") or {}).get("val"):
+        raise EOError(
+            f"dataset {root} has no validation chips, so no epoch could be chosen or training stopped on unseen data",
+            "rebuild it with a val split: dataset.split.ratios.val above 0 (on small scenes also a smaller patch_size)",
+        )
+
+
 def log_dataset_input(root: Path, manifest: dict[str, Any]) -> None:
     """Record the dataset (name, version as digest, location) as the active run's input."""
     import warnings
@@ -198,6 +211,7 @@ def _train(
         dataset = Path(mlflow.get_run(resume).data.tags["dataset.path"])
     root = resolve_dataset(cfg, dataset)
     manifest = read_manifest(root)
+    check_splits(root, manifest)
     check_bands(cfg, manifest)
     channels, patch = len(manifest["channels"]), int(manifest["patch_size"])
     tc = cfg.training
@@ -268,8 +282,8 @@ def _train(
                           "lower the learning rate, clip gradients (training.gradient_clip_val) or check the inputs for extreme values") from None
         best = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=False)
         task.load_state_dict(best["state_dict"])
-        val_all = _evaluate(trainer, task, dm.val_dataloader())
-        test_all = _evaluate(trainer, task, dm.test_dataloader()) if len(dm.test) else {}
+        val_all = _evaluate(trainer, task, dm.val_dataloader(), validation=True)
+        test_all = _evaluate(trainer, task, dm.test_dataloader(), validation=False) if len(dm.test) else {}
         if primary:
             mlflow.set_tags({"world_size": trainer.world_size, "strategy": type(trainer.strategy).__name__})
         else:
@@ -298,7 +312,8 @@ def _history(uri: str, run_id: str) -> dict[str, list[tuple[int, float]]]:
     }
 
 
-def _evaluate(trainer: L.Trainer, task: TrainingTask, loader: Any) -> dict[str, Any]:
+def _evaluate(trainer: L.Trainer, task: TrainingTask, loader: Any, validation: bool) -> dict[str, Any]:
+    task.score_as(validation)
     trainer.test(task, loader, verbose=False)
     return dict(task.last_test)
 
