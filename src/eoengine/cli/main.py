@@ -116,7 +116,7 @@ def train(
     if not result.primary:
         return  # an extra DDP process: rank 0 reports
     which = "test" if result.test else "val"
-    out.print(f"run {result.run_id} (best epoch {result.best_epoch}) — {which} {score_line(result.test or result.val)}")
+    out.print(f"run {result.run_id} (best epoch {result.best_epoch + 1}) — {which} {score_line(result.test or result.val)}")
     out.print(f"model: {result.model_path}\ntracking: {result.tracking_uri}")
 
 

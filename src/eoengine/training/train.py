@@ -12,6 +12,7 @@ import inspect
 import logging
 import os
 import subprocess
+import sys
 import tempfile
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from eoengine.errors import EOError
 from eoengine.models.registry import MODELS, build_model, check_model_name, size_multiple
 from eoengine.progress import enabled as progress_enabled
 from eoengine.tracking.store import ensure_experiment, tracking_uri
-from eoengine.training.callbacks import EpochLogger, ResumeHint, RNGState
+from eoengine.training.callbacks import EpochLines, EpochLogger, ResumeHint, RNGState
 from eoengine.training.data import ChipDataModule
 from eoengine.training.finish import RunRecord, finish_run, log_environment
 from eoengine.training.heads import (
@@ -264,11 +265,14 @@ def _train(
                                  enable_version_counter=False)
         hint = ResumeHint(f"eoengine train CONFIG --resume {run_id}")
         all_callbacks: list[Callback] = [ckpt, latest, logger_cb, RNGState(), hint, *(callbacks or [])]
+        bars = progress_enabled() and sys.stdout.isatty()  # Lightning's bars write to stdout
+        if progress_enabled() and not bars:
+            all_callbacks.append(EpochLines(monitor, [h.prefix for h in heads]))
         if es:
             all_callbacks.append(EarlyStopping(monitor=monitor, patience=es.patience, mode=mode, min_delta=es.min_delta))
         trainer = L.Trainer(
             max_epochs=tc.epochs, logger=False, callbacks=all_callbacks, deterministic="warn",
-            enable_progress_bar=progress_enabled(), enable_model_summary=False, num_sanity_val_steps=0,
+            enable_progress_bar=bars, enable_model_summary=False, num_sanity_val_steps=0,
             log_every_n_steps=1, default_root_dir=str(run_dir), use_distributed_sampler=False,
             **trainer_options(cfg),
         )
