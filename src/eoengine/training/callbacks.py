@@ -71,7 +71,7 @@ class ResumeHint(Callback):  # type: ignore[misc]
 
 
 class EpochLines(Callback):  # type: ignore[misc]
-    """One line per epoch on stdout, for logs and pipes where progress bars would be ``\\r`` noise.
+    """One line per epoch on stdout, for logs and pipes where progress bars would be carriage-return noise.
 
     ``epoch 3/10: train_loss 0.5123, val_loss 0.6012, val_miou 0.4123 (4.2 s)``: epochs count
     from 1, and the line shows the losses, the watched metric and the headline scores.
