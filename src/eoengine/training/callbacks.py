@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -62,12 +63,18 @@ class RNGState(Callback):  # type: ignore[misc]
 class ResumeHint(Callback):  # type: ignore[misc]
     """On an interruption, say how to pick the run up again."""
 
-    def __init__(self, command: str) -> None:
+    def __init__(self, command: str, checkpoint: Path) -> None:
         self.command = command
+        self.checkpoint = checkpoint
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        if isinstance(exception, KeyboardInterrupt):
+        if not isinstance(exception, KeyboardInterrupt):
+            return
+        if self.checkpoint.exists():
             print(f"\ntraining interrupted; resume with: {self.command}", file=sys.stderr)
+        else:
+            print("\ntraining interrupted before its first epoch ended: nothing to resume; "
+                  "start again with: eoengine train CONFIG", file=sys.stderr)
 
 
 class EpochLines(Callback):  # type: ignore[misc]

@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from eoengine.datasets.store import read_manifest
 from eoengine.errors import EOError
 from eoengine.models.registry import MODELS, build_model, check_model_name, size_multiple
 from eoengine.progress import enabled as progress_enabled
+from eoengine.tracking.lifecycle import LOCK, mark_interrupted, process_gone, running
 from eoengine.tracking.store import ensure_experiment, tracking_uri
 from eoengine.training.callbacks import EpochLines, EpochLogger, ResumeHint, RNGState
 from eoengine.training.data import ChipDataModule
@@ -43,6 +44,7 @@ from eoengine.training.heads import (
     output_channels,
 )
 from eoengine.training.module import TrainingTask
+from eoengine.training.optim import check_optimization, check_optimizer, check_scheduler
 
 for _name in ("lightning", "lightning.pytorch", "lightning.fabric"):
     logging.getLogger(_name).setLevel(logging.WARNING)
@@ -200,16 +202,14 @@ def _train(
     import mlflow
 
     check_model_name(cfg.model.name)
+    check_optimizer(cfg.training.optimizer.name)
+    if cfg.training.scheduler is not None:
+        check_scheduler(cfg.training.scheduler.name)
     out = cfg.output_path
     track = tracking_uri(out, cfg.training.tracking_uri, uri)
     last_ckpt = None
     if resume:
-        last_ckpt = out / "runs" / resume / "checkpoints" / "last.ckpt"
-        if not last_ckpt.exists():
-            raise EOError(f"run {resume} has no checkpoint to resume from ({last_ckpt})",
-                          "pass the id of an interrupted run of this project (see its runs/ folder)")
-        mlflow.set_tracking_uri(track)
-        dataset = Path(mlflow.get_run(resume).data.tags["dataset.path"])
+        last_ckpt, dataset = resumable(out, track, resume)
     root = resolve_dataset(cfg, dataset)
     manifest = read_manifest(root)
     check_splits(root, manifest)
@@ -232,17 +232,22 @@ def _train(
     mode = (es.mode if es and es.mode else None) or monitor_mode(monitor)
     check_monitor(monitor, heads)
     task = TrainingTask(model, heads, losses, tc.optimizer, tc.scheduler, monitor)
+    steps = tc.epochs * max(1, -(-int(manifest["splits"]["train"]) // tc.batch_size))
+    check_optimization(tc.optimizer, tc.scheduler, task.parameters(), steps, tc.epochs)  # before any run exists
     dm = ChipDataModule(root, tc.batch_size, tc.num_workers, tc.augmentation, tc.seed, tc.sampling)
     primary = is_primary_process()
     run_ctx: Any = nullcontext(None)
     if primary:
         exp = ensure_experiment(tc.experiment or cfg.name, track, out / "mlartifacts")
+        mark_interrupted(track, exp, out / "runs")
         run_ctx = mlflow.start_run(experiment_id=exp, run_id=resume)
-    with run_ctx as run:
+    with ExitStack() as held, run_ctx as run:  # the lock outlives the run: released once MLflow has ended it
         # other DDP ranks track nothing; Lightning broadcasts rank 0's checkpoint folder to them
         run_id = run.info.run_id if run else "rank-worker"
         run_dir = out / "runs" / run_id if run else Path(tempfile.mkdtemp(prefix="eoengine-rank-"))
         run_dir.mkdir(parents=True, exist_ok=True)
+        if run:
+            held.enter_context(running(run_dir))
         if not primary:
             logger_cb = EpochLogger()
         elif resume:
@@ -263,7 +268,7 @@ def _train(
         # every epoch (Lightning's save_last only follows improvements): what --resume continues from
         latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
                                  enable_version_counter=False)
-        hint = ResumeHint(f"eoengine train CONFIG --resume {run_id}")
+        hint = ResumeHint(f"eoengine train CONFIG --resume {run_id}", run_dir / "checkpoints" / "last.ckpt")
         all_callbacks: list[Callback] = [ckpt, latest, logger_cb, RNGState(), hint, *(callbacks or [])]
         bars = progress_enabled() and sys.stdout.isatty()  # Lightning's bars write to stdout
         if progress_enabled() and not bars:
@@ -296,6 +301,41 @@ def _train(
         model_dir, val, test = finish_run(rec, task.model.cpu(), val_all, test_all, model_kwargs(cfg, manifest))
         mlflow.log_artifact(ckpt.best_model_path, "checkpoints")
     return TrainResult(run_id, run_dir, model_dir, track, rec.best_epoch, val, test)
+
+
+def resumable(out: Path, uri: str, run_id: str) -> tuple[Path, Path]:
+    """The checkpoint and dataset a ``--resume`` continues from.
+
+    Args:
+        out: the project's output folder.
+        uri: the MLflow tracking URI.
+        run_id: the run to resume.
+
+    Returns:
+        (last checkpoint, dataset folder).
+
+    Raises:
+        EOError: no such run, a run still training, or one that stopped before its first
+            checkpoint (it is marked KILLED if it was left RUNNING; only starting again works).
+
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    run_dir = out / "runs" / run_id
+    last = run_dir / "checkpoints" / "last.ckpt"
+    try:
+        run = MlflowClient(tracking_uri=uri).get_run(run_id)
+    except MlflowException:
+        raise EOError(f"run {run_id} has no checkpoint to resume from: there is no such run in {uri}",
+                      "pass the id of an interrupted run of this project (see 'eoengine runs list')") from None
+    if run.info.status == "RUNNING" and (run_dir / LOCK).exists() and not process_gone(run_dir):
+        raise EOError(f"run {run_id} is still training", "wait for it to end, or stop its process before resuming")
+    mark_interrupted(uri, run.info.experiment_id, out / "runs")
+    if not last.exists():
+        raise EOError(f"run {run_id} has no checkpoint to resume from: it stopped before its first epoch ended",
+                      "nothing of it can be continued; start again with 'eoengine train CONFIG' (a new run)")
+    return last, Path(run.data.tags["dataset.path"])
 
 
 def is_primary_process() -> bool:
