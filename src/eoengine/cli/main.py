@@ -132,11 +132,13 @@ def evaluate(
     from eoengine.deploy.package import load_package
     from eoengine.evaluation.evaluate import evaluate as run_eval
     from eoengine.tracking.store import resolve_model_ref
+    from eoengine.training.metrics import by_class_name
 
     pkg = load_package(resolve_model_ref(model, tracking_uri))
     result = run_eval(pkg, dataset, split)
     if as_json:
-        body = result.scores if len(result.by_head) == 1 else {"heads": result.by_head}
+        named = {h: by_class_name(s, pkg.class_names) for h, s in result.by_head.items()}
+        body = next(iter(named.values())) if len(named) == 1 else {"heads": named}
         print(json.dumps({"split": split, **body, "report": str(result.report)}, indent=2))
         return
     for head, s in result.by_head.items():

@@ -13,6 +13,7 @@ thresholds so memory does not grow with the number of pixels.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -155,3 +156,57 @@ CONFUSION_SCALARS = ("accuracy", "balanced_accuracy", "miou", "precision", "reca
 
 SCALARS = (*CONFUSION_SCALARS, "auroc", "average_precision", "calibration_error")
 """The scalar scores, logged per epoch with a split prefix (``val_miou``)."""
+
+
+PER_CLASS = ("iou", "precision", "recall", "f1", "support")
+"""Per-class scores (``iou_per_class``, ...) that are reported by class name."""
+
+
+def metric_key(name: str) -> str:
+    """A class name as it appears in metric names (``iou_open_water``): MLflow-safe characters only."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name.strip()).strip("_") or "class"
+
+
+def by_class_name(scores: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """The scores with every per-class list turned into a mapping from class name to value.
+
+    Args:
+        scores: scores as :func:`scores_from_confusion` returns them (other scores pass unchanged).
+        names: the class names, in class order.
+
+    Returns:
+        A copy with ``iou_per_class`` etc. keyed by name, and ``classes`` naming the confusion matrix's rows.
+
+    """
+    out = dict(scores)
+    for kind in PER_CLASS:
+        values = scores.get(f"{kind}_per_class")
+        if values is not None:
+            out[f"{kind}_per_class"] = dict(zip(names, values, strict=True))
+    if "confusion_matrix" in scores:
+        out["classes"] = list(names)
+    return out
+
+
+def per_class_metrics(scores: dict[str, Any], names: list[str], prefix: str) -> dict[str, float]:
+    """Per-class scores as flat metrics for MLflow: ``<prefix>iou_<class>`` (``test_iou_water``).
+
+    Args:
+        scores: scores with per-class lists (none: nothing is returned).
+        names: the class names, in class order.
+        prefix: put before each name (``test_``, ``best_val_``, ``eval_test_``).
+
+    Returns:
+        Metric name to value.
+
+    """
+    return {
+        f"{prefix}{kind}_{metric_key(name)}": float(value)
+        for kind in PER_CLASS[:-1]
+        for name, value in zip(names, scores.get(f"{kind}_per_class") or [], strict=False)
+    }
+
+
+def is_per_class(metric: str) -> bool:
+    """True for a per-class metric name as :func:`per_class_metrics` makes them (``test_iou_water``)."""
+    return re.match(rf"^(test|best_val|eval_[a-z]+)_(.+_)?({'|'.join(PER_CLASS[:-1])})_.+$", metric) is not None
