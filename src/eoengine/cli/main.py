@@ -116,7 +116,7 @@ def train(
     if not result.primary:
         return  # an extra DDP process: rank 0 reports
     which = "test" if result.test else "val"
-    out.print(f"run {result.run_id} (best epoch {result.best_epoch}) — {which} {score_line(result.test or result.val)}")
+    out.print(f"run {result.run_id} (best epoch {result.best_epoch + 1}) — {which} {score_line(result.test or result.val)}")
     out.print(f"model: {result.model_path}\ntracking: {result.tracking_uri}")
 
 
@@ -132,11 +132,13 @@ def evaluate(
     from eoengine.deploy.package import load_package
     from eoengine.evaluation.evaluate import evaluate as run_eval
     from eoengine.tracking.store import resolve_model_ref
+    from eoengine.training.metrics import by_class_name
 
     pkg = load_package(resolve_model_ref(model, tracking_uri))
     result = run_eval(pkg, dataset, split)
     if as_json:
-        body = result.scores if len(result.by_head) == 1 else {"heads": result.by_head}
+        named = {h: by_class_name(s, pkg.class_names) for h, s in result.by_head.items()}
+        body = next(iter(named.values())) if len(named) == 1 else {"heads": named}
         print(json.dumps({"split": split, **body, "report": str(result.report)}, indent=2))
         return
     for head, s in result.by_head.items():

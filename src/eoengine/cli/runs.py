@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from eoengine.errors import EOError
+from eoengine.tracking.runs import RunInfo
 
 runs_app = typer.Typer(help="List, show and compare tracked training runs (MLflow).", no_args_is_help=True)
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 220)  # whole tables when piped
@@ -48,13 +49,15 @@ def list_cmd(
     experiment: Annotated[str | None, typer.Option(help="Experiment (default: the project's)")] = None,
     sort: Annotated[str | None, typer.Option(help="Order by this metric, best first (e.g. test_miou)")] = None,
     limit: Annotated[int, typer.Option(help="At most this many runs")] = 50,
+    metric: Annotated[list[str] | None, typer.Option(help="Also show this metric (repeat), e.g. test_iou_water")] = None,
 ) -> None:
-    """A table of the project's runs: model, dataset, status and main scores."""
+    """A table of the project's runs: model, dataset, status and main scores (and any --metric)."""
     from eoengine.tracking.runs import SUMMARY_METRICS, list_runs
 
     uri, exp = _store(config, tracking_uri, experiment)
     runs = list_runs(uri, exp, sort, limit)
-    shown = [m for m in ([sort] if sort else []) + list(SUMMARY_METRICS) if any(m in r.metrics for r in runs)]
+    _check_metrics(metric or [], runs)
+    shown = [m for m in ([sort] if sort else []) + list(metric or []) + list(SUMMARY_METRICS) if any(m in r.metrics for r in runs)]
     shown = list(dict.fromkeys(shown))
     table = Table(title=f"{exp}: {len(runs)} run(s)")
     for col in ("run", "started", "status", "model", "task", "dataset", *shown, "note"):
@@ -94,11 +97,13 @@ def compare(
     run_ids: Annotated[list[str], typer.Argument(help="Two or more run ids (or unique prefixes)")],
     config: ConfigOpt = None,
     tracking_uri: UriOpt = None,
-    metric: Annotated[list[str] | None, typer.Option(help="Metric(s) to plot per epoch (default: val_loss and the main one)")] = None,
+    metric: Annotated[list[str] | None, typer.Option(
+        help="Per-epoch metric(s) to plot (default: val_loss and the main one); final ones (test_iou_water) become table rows")] = None,
     plot: Annotated[Path, typer.Option(help="Where to write the comparison plot (PNG)")] = Path("runs-comparison.png"),
 ) -> None:
     """Side by side: the parameters that differ, final scores, and per-epoch curves in a PNG."""
     from eoengine.tracking.runs import differing_params, get_run, plot_comparison
+    from eoengine.training.metrics import is_per_class
 
     if len(run_ids) < 2:
         raise EOError("compare needs at least two runs", "pass two or more run ids")
@@ -110,13 +115,32 @@ def compare(
         table.add_column(r.run_id[:12])
     for key in differing_params(runs):
         table.add_row(key, *(r.params.get(key, "") for r in runs))
-    finals = sorted({k for r in runs for k in r.metrics if k.startswith(("test_", "best_val_"))})
-    for key in finals:
+    _check_metrics(metric or [], runs)
+    finals = sorted({k for r in runs for k in r.metrics if k.startswith(FINAL) and not is_per_class(k)})
+    for key in dict.fromkeys([*finals, *(m for m in metric or [] if m.startswith(FINAL))]):
         table.add_row(key, *(_fmt(r.metrics.get(key)) for r in runs))
     out.print(table)
-    metrics = metric or ["val_loss", next((m[len("best_"):] for m in ("best_val_miou", "best_val_rmse", "best_val_f1")
-                                           if any(m in r.metrics for r in runs)), "train_loss")]
+    metrics = [m for m in metric or [] if not m.startswith(FINAL)] or [
+        "val_loss", next((m[len("best_"):] for m in ("best_val_miou", "best_val_rmse", "best_val_f1")
+                          if any(m in r.metrics for r in runs)), "train_loss")]
     out.print(f"plot: {plot_comparison(uri, runs, metrics, plot)}")
+
+
+FINAL = ("test_", "best_val_", "eval_")
+"""Metrics recorded once per run (the rest are per epoch)."""
+
+
+def _check_metrics(wanted: list[str], runs: list[RunInfo]) -> None:
+    """Raise :class:`EOError` for a --metric no run recorded, naming what they did record."""
+    from eoengine.training.metrics import is_per_class
+
+    known = {k for r in runs for k in r.metrics}
+    unknown = [m for m in wanted if m not in known]
+    if unknown and runs:
+        per_class = sorted(k for k in known if k.startswith("test_iou_") and is_per_class(k))
+        examples = ", ".join(per_class[:20] or sorted(known)[:5])
+        raise EOError(f"no run has the metric(s) {', '.join(unknown)}",
+                      f"use a recorded one, e.g. {examples} (per class: <split>_<iou|precision|recall|f1>_<class>)")
 
 
 def _full_id(uri: str, experiment: str, prefix: str) -> str:

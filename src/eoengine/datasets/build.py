@@ -21,6 +21,7 @@ from eoengine.datasets.manifest import build_index, combine_stats, dataset_confi
 from eoengine.datasets.pipeline import beam_options, run_chips, run_label_counts
 from eoengine.datasets.plan import Candidate, plan_build
 from eoengine.datasets.sampling import stratified_select
+from eoengine.datasets.split import split_warnings
 from eoengine.datasets.store import (
     INDEX,
     MANIFEST,
@@ -192,6 +193,8 @@ def build_dataset(
         s: [int(index.loc[index["split"] == s, f"count_{c.name}"].sum()) for c in cfg.classes]
         for s in splits
     }
+    for problem in split_warnings(splits, freq, cfg.dataset.split.ratios, [c.name for c in cfg.classes]):
+        log.warning("%s — rebuild with other split settings (ratios, block_size, regions) if you rely on it", problem)
     train_records = [r for r in kept if r["split"] == "train"]
     stats = combine_stats(train_records, channels)
     content = {

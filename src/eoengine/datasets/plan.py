@@ -14,12 +14,15 @@ import geopandas as gpd
 
 from eoengine.config.schema import ProjectConfig
 from eoengine.datasets.split import (
+    MIN_SPLIT_CHIPS,
     SplitFn,
+    block_sizes,
     block_splitter,
     geometry_splitter,
     grid_windows,
     random_splitter,
     random_windows,
+    short_splits,
     stable_seed,
 )
 from eoengine.errors import EOError
@@ -79,10 +82,10 @@ class BuildPlan:
     dropped_at_split_borders: int = 0
 
 
-def _split_fn(cfg: ProjectConfig, grid: Grid, scene: str, labels: gpd.GeoDataFrame | None) -> SplitFn:
+def _split_fn(cfg: ProjectConfig, grid: Grid, scene: str, labels: gpd.GeoDataFrame | None, block: int) -> SplitFn:
     sc = cfg.dataset.split
     if sc.method == "blocks":
-        return block_splitter(grid, sc.block_size or 4 * cfg.dataset.patch_size, sc.ratios, cfg.dataset.seed, scene)
+        return block_splitter(grid, block, sc.ratios, cfg.dataset.seed, scene)
     if sc.method == "random":
         return random_splitter(sc.ratios, cfg.dataset.seed, scene)
     if sc.method == "regions":
@@ -140,6 +143,44 @@ def _candidates_for_scene(
     return out, dropped
 
 
+Placed = list[tuple[str, int, int, str]]  # scene, row, col, split
+
+
+def _place_with(cfg: ProjectConfig, scenes: list[tuple[str, Grid, gpd.GeoDataFrame | None]], block: int) -> tuple[Placed, int]:
+    placed: Placed = []
+    dropped = 0
+    for scene, grid, labels in scenes:
+        windows, d = _candidates_for_scene(cfg, scene, grid, _split_fn(cfg, grid, scene, labels, block))
+        placed += [(scene, r, c, s) for r, c, s in windows]
+        dropped += d
+    return placed, dropped
+
+
+def _place_chips(cfg: ProjectConfig, scenes: list[tuple[str, Grid, gpd.GeoDataFrame | None]]) -> tuple[Placed, int]:
+    """Every candidate chip of every scene with its split, and how many straddled splits.
+
+    With the ``blocks`` method and no configured block size, the largest of 4, 3, 2 and 1 x
+    patch that gives every split at least :data:`MIN_SPLIT_CHIPS` chips is used; when none
+    (or the configured size) does, the build is refused rather than left without a test set.
+    """
+    sc, patch = cfg.dataset.split, cfg.dataset.patch_size
+    if sc.method != "blocks":
+        return _place_with(cfg, scenes, 0)
+    for block in block_sizes(patch, sc.block_size):
+        placed, dropped = _place_with(cfg, scenes, block)
+        short = short_splits([p[3] for p in placed], sc.ratios)
+        if not short:
+            if block != block_sizes(patch, sc.block_size)[0]:
+                log.info("split blocks of %d px (smaller than 4 x patch: the scenes are small)", block)
+            return placed, dropped
+    counts = ", ".join(f"{s} {n}" for s, n in short.items())
+    fix = (f"lower dataset.split.block_size (it is {sc.block_size}), " if sc.block_size else "lower dataset.patch_size, ")
+    raise EOError(
+        f"split blocks of {block} px leave too few chips in a split ({counts}; each needs {MIN_SPLIT_CHIPS})",
+        fix + f"add scenes, or set dataset.split.ratios of {', '.join(short)} to 0",
+    )
+
+
 def plan_build(cfg: ProjectConfig, scratch: Path) -> BuildPlan:
     """Check inputs and list candidate chips. Vector labels are saved per scene in ``scratch``."""
     bands = cfg.imagery.bands
@@ -165,7 +206,7 @@ def plan_build(cfg: ProjectConfig, scratch: Path) -> BuildPlan:
         inputs.append(str(cfg.resolve(cfg.dataset.split.path)))
     scenes: dict[str, ScenePlan] = {}
     candidates: list[Candidate] = []
-    dropped = 0
+    placing: list[tuple[str, Grid, gpd.GeoDataFrame | None]] = []
     scratch.mkdir(parents=True, exist_ok=True)
     for spec in cfg.imagery.scenes:
         sources = resolve_scene_bands(bands, spec, cfg.base_dir)
@@ -193,12 +234,11 @@ def plan_build(cfg: ProjectConfig, scratch: Path) -> BuildPlan:
             scene_labels = labels_for_grid(vector, grid, labels_cfg.path)
             plan.label_vector = str(scratch / f"labels-{len(scenes)}.parquet")
             scene_labels.to_parquet(plan.label_vector)
-        split = _split_fn(cfg, grid, spec.id, scene_labels)
-        windows, d = _candidates_for_scene(cfg, spec.id, grid, split)
-        dropped += d
-        for r, c, s in windows:
-            candidates.append(Candidate(len(candidates), spec.id, r, c, s))
+        placing.append((spec.id, grid, scene_labels))
         scenes[spec.id] = plan
+    placed, dropped = _place_chips(cfg, placing)
+    for scene, r, c, s in placed:
+        candidates.append(Candidate(len(candidates), scene, r, c, s))
     if not candidates:
         raise EOError(
             "no chip could be placed in any split",

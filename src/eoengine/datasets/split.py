@@ -54,13 +54,69 @@ def stable_seed(seed: int, key: str) -> int:
 
 
 def assign_counts(n: int, ratios: dict[str, float]) -> list[str]:
-    """A list of ``n`` split names in the given ratios (largest-remainder rounding)."""
+    """A list of ``n`` split names in the given ratios (largest-remainder rounding).
+
+    When ``n`` allows it, every split with a positive ratio gets at least one: rounding 4
+    blocks at 0.7/0.15/0.15 must not leave the test split empty.
+    """
     names = [s for s in SPLITS if ratios.get(s, 0) > 0]
     exact = np.array([ratios[s] * n for s in names])
     counts = np.floor(exact).astype(int)
-    for i in np.argsort(-(exact - counts))[: n - counts.sum()]:
+    if n >= len(names):
+        counts = np.maximum(counts, 1)
+    for i in np.argsort(-(exact - counts), kind="stable")[: max(0, n - counts.sum())]:
         counts[i] += 1
+    while counts.sum() > n:  # the minimum of one took from the largest
+        counts[int(np.argmax(counts))] -= 1
     return [name for name, k in zip(names, counts, strict=True) for _ in range(k)]
+
+
+MIN_SPLIT_CHIPS = 2
+"""Fewest chips a split with a positive ratio may hold: one chip is no validation or test set."""
+
+
+def block_sizes(patch: int, configured: int | None) -> list[int]:
+    """Block sizes to try, largest first: the configured one, else 4, 3, 2 and 1 x ``patch``."""
+    return [configured] if configured else [k * patch for k in (4, 3, 2, 1)]
+
+
+def short_splits(placed: list[str], ratios: dict[str, float]) -> dict[str, int]:
+    """Splits with a positive ratio that hold fewer than :data:`MIN_SPLIT_CHIPS` of ``placed`` chips."""
+    counts = {s: placed.count(s) for s in SPLITS if ratios.get(s, 0) > 0}
+    return {s: n for s, n in counts.items() if n < MIN_SPLIT_CHIPS}
+
+
+def split_warnings(
+    chips: dict[str, int], freq: dict[str, list[int]], ratios: dict[str, float], names: list[str]
+) -> list[str]:
+    """What makes a built dataset's val or test split say less than it seems to.
+
+    A split with a positive ratio but no chips, or without any pixel of a class the
+    train split has: its scores say nothing about those classes.
+
+    Args:
+        chips: chips kept per split.
+        freq: labelled pixels per class, per split (the manifest's ``class_frequencies``).
+        ratios: the configured split ratios.
+        names: the class names, in class order.
+
+    Returns:
+        One message per degenerate split (empty when every split covers train's classes).
+
+    """
+    train = freq.get("train", [])
+    found = []
+    for split in SPLITS[1:]:
+        if not chips.get(split):
+            if ratios.get(split, 0) > 0:
+                found.append(f"the {split} split has no chips (all filtered out): it cannot score the model")
+            continue
+        pixels = freq.get(split, [0] * len(names))
+        missing = [n for n, t, v in zip(names, train, pixels, strict=True) if t and not v]
+        if missing:
+            found.append(f"the {split} split has no pixels of {', '.join(missing)} (train has): "
+                         f"its scores say nothing about {'that class' if len(missing) == 1 else 'those classes'}")
+    return found
 
 
 SplitFn = Callable[[int, int, int], str | None]

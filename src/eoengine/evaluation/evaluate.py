@@ -23,6 +23,7 @@ from eoengine.inference.output import ClassCoding, hex_rgb
 from eoengine.inference.predict import predict_dataset_scene
 from eoengine.training.data import ChipDataset
 from eoengine.training.heads import HEAD_SCALARS, TARGET_KEY, heads_from_meta, metric_input, split_outputs
+from eoengine.training.metrics import per_class_metrics
 from eoengine.training.plots import plot_confusion
 
 
@@ -107,7 +108,9 @@ def quicklook(pkg: ModelPackage, manifest: dict[str, Any], out_dir: Path) -> Pat
 
 def _head_section(title: str, kind: str, scores: dict[str, Any], names: list[str], split: str, out_dir: Path) -> str:
     summary = "".join(f"<tr><td>{k}</td><td>{scores[k]:.4f}</td></tr>" for k in HEAD_SCALARS[kind])
-    part = f"<h2>{html.escape(title)}</h2><table>{summary}</table>"
+    # under the page's "Scores": a head's own heading only when there are several, its subsections a level below
+    part = (f"<h3>{html.escape(title)}</h3>" if title else "") + f"<table>{summary}</table>"
+    sub = "h4" if title else "h3"
     if "confusion_matrix" in scores:
         rows = "".join(
             f"<tr><td>{html.escape(n)}</td><td>{scores['iou_per_class'][i]:.3f}</td><td>{scores['precision_per_class'][i]:.3f}</td>"
@@ -117,8 +120,8 @@ def _head_section(title: str, kind: str, scores: dict[str, Any], names: list[str
         png = plot_confusion(scores["confusion_matrix"], names, out_dir / f"confusion_matrix{'_' + title if title else ''}.png",
                              f"confusion matrix ({split})")
         unit = "pixels" if kind == "segmentation" else "chips"
-        part += (f"<h3>Per class</h3><table><tr><th>class</th><th>IoU</th><th>precision</th><th>recall</th><th>F1</th>"
-                 f"<th>{unit}</th></tr>{rows}</table><h3>Confusion matrix</h3>{_img(png)}")
+        part += (f"<{sub}>Per class</{sub}><table><tr><th>class</th><th>IoU</th><th>precision</th><th>recall</th><th>F1</th>"
+                 f"<th>{unit}</th></tr>{rows}</table><{sub}>Confusion matrix</{sub}>{_img(png)}")
     return part
 
 
@@ -160,7 +163,10 @@ def evaluate(pkg: ModelPackage, dataset: Path | None = None, split: str = "test"
     out_dir = report_dir or (pkg.path.parent / "report")
     report = write_report(pkg, split, by_head, read_manifest(root), out_dir)
     heads = heads_from_meta(pkg.meta)
-    _log_to_run(pkg, out_dir, split, {f"{h.prefix}{k}": by_head[h.name][k] for h in heads for k in HEAD_SCALARS[h.type]})
+    scores = {f"{h.prefix}{k}": by_head[h.name][k] for h in heads for k in HEAD_SCALARS[h.type]}
+    for h in heads:
+        scores |= per_class_metrics(by_head[h.name], pkg.class_names, h.prefix)
+    _log_to_run(pkg, out_dir, split, scores)
     return Evaluation(split, by_head[heads[0].name], report, by_head, {h.name: h.type for h in heads})
 
 

@@ -1,9 +1,11 @@
-"""Lightning callbacks: per-epoch MLflow logging, RNG state in checkpoints, resume hints."""
+"""Lightning callbacks: per-epoch MLflow logging and log lines, RNG state in checkpoints, resume hints."""
 
 from __future__ import annotations
 
 import random
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -61,9 +63,41 @@ class RNGState(Callback):  # type: ignore[misc]
 class ResumeHint(Callback):  # type: ignore[misc]
     """On an interruption, say how to pick the run up again."""
 
-    def __init__(self, command: str) -> None:
+    def __init__(self, command: str, checkpoint: Path) -> None:
         self.command = command
+        self.checkpoint = checkpoint
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        if isinstance(exception, KeyboardInterrupt):
+        if not isinstance(exception, KeyboardInterrupt):
+            return
+        if self.checkpoint.exists():
             print(f"\ntraining interrupted; resume with: {self.command}", file=sys.stderr)
+        else:
+            print("\ntraining interrupted before its first epoch ended: nothing to resume; "
+                  "start again with: eoengine train CONFIG", file=sys.stderr)
+
+
+class EpochLines(Callback):  # type: ignore[misc]
+    """One line per epoch on stdout, for logs and pipes where progress bars would be carriage-return noise.
+
+    ``epoch 3/10: train_loss 0.5123, val_loss 0.6012, val_miou 0.4123 (4.2 s)``: epochs count
+    from 1, and the line shows the losses, the watched metric and the headline scores.
+    """
+
+    HEADLINE = ("accuracy", "miou", "f1", "rmse", "r2")
+
+    def __init__(self, monitor: str, prefixes: list[str]) -> None:
+        self.headline = [monitor] + [f"val_{p}{k}" for p in prefixes for k in self.HEADLINE]
+        self.started = time.monotonic()
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.started = time.monotonic()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+        shown = sorted((k for k in metrics if k.endswith("loss")), key=lambda k: not k.startswith("train")) + self.headline
+        scores = ", ".join(f"{k} {metrics[k]:.4f}" for k in dict.fromkeys(shown) if k in metrics)
+        took = time.monotonic() - self.started
+        print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {scores} ({took:.1f} s)", flush=True)

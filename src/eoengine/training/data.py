@@ -207,8 +207,8 @@ class ChipDataModule(L.LightningDataModule):
         return self._loader(self.train, True)
 
     def val_dataloader(self) -> DataLoader[Any]:
-        """Validation chips (falls back to train chips when the split is empty)."""
-        return self._loader(self.val if len(self.val) else ChipDataset(self.root, "train"), False)
+        """Validation chips (training refuses a dataset without them)."""
+        return self._loader(self.val, False)
 
     def test_dataloader(self) -> DataLoader[Any]:
         """Test chips."""

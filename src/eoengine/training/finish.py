@@ -20,6 +20,7 @@ from torch import nn
 from eoengine.config.schema import ProjectConfig
 from eoengine.deploy.package import save_package, stack_indexes
 from eoengine.training.heads import HEAD_SCALARS, Head, output_channels
+from eoengine.training.metrics import per_class_metrics
 from eoengine.training.plots import plot_confusion, plot_curves
 
 PACKAGES = ("torch", "lightning", "torchmetrics", "mlflow", "rasterio", "numpy", "apache-beam", "zarr", "eoengine")
@@ -93,9 +94,14 @@ def finish_run(
         plot_confusion(final[confusion.name]["confusion_matrix"], [c["name"] for c in rec.manifest["classes"]],
                        run_dir / "confusion_matrix.png", f"confusion matrix ({'test' if test_all else 'val'} split)")
         artifacts.append("confusion_matrix.png")
+    names = [c["name"] for c in rec.manifest["classes"]]
     summary = {f"best_val_{h.prefix}{k}": val_all[h.name][k] for h in heads for k in HEAD_SCALARS[h.type]}
+    for h in heads:
+        summary |= per_class_metrics(val_all[h.name], names, f"best_val_{h.prefix}")
     if test_all:
         summary |= {f"test_{h.prefix}{k}": test_all[h.name][k] for h in heads for k in HEAD_SCALARS[h.type]}
+        for h in heads:
+            summary |= per_class_metrics(test_all[h.name], names, f"test_{h.prefix}")
     mlflow.log_metrics(summary)
     single = len(heads) == 1
     val = val_all[heads[0].name] if single else val_all

@@ -50,14 +50,24 @@ class Head:
     num_classes: int
     value_mean: float = 0.0
     value_std: float = 1.0
+    train_classes: list[bool] | None = None  # classes the train split has pixels of
 
-    def metrics(self) -> Any:
-        """A fresh metric accumulator for this head."""
+    def metrics(self, validation: bool = False) -> Any:
+        """A fresh metric accumulator for this head.
+
+        Args:
+            validation: score as the validation split is scored: every class of the train
+                split counts in the class means, present in the targets or not.
+
+        Returns:
+            The accumulator (``update``, ``compute``, ``reset``).
+
+        """
         if self.type == "regression":
             return RegressionMetrics()
         if self.type == "multilabel":
             return MultilabelMetrics(self.num_classes)
-        return SegmentationMetrics(self.num_classes)
+        return SegmentationMetrics(self.num_classes, expected=self.train_classes if validation else None)
 
     def monitors(self) -> list[str]:
         """The per-epoch validation metrics this head logs."""
@@ -110,6 +120,8 @@ def build_heads(cfg: ProjectConfig, manifest: dict[str, Any]) -> tuple[list[Head
                               "rebuild the dataset with labels.values")
             stats = targets["values"]["statistics"]
             head.value_mean, head.value_std = float(stats["mean"][0]), float(stats["std"][0])
+        else:
+            head.train_classes = [n > 0 for n in manifest["class_frequencies"]["train"]]
         losses.append(_loss(head_loss_config(cfg, i), head.type, head.num_classes, manifest))
     return heads, losses
 

@@ -3,13 +3,17 @@
 The confusion matrix is accumulated by torchmetrics (so it syncs across DDP processes) with
 unlabelled/nodata pixels ignored; every hard-label score is derived from it, so all agree
 with each other. Mean scores average over classes that occur in the targets or predictions:
-a class absent from an area is neither rewarded nor punished. AUROC, average precision and
+a class absent from an area is neither rewarded nor punished. Validation scores (what early
+stopping and checkpoint selection watch) also count every class the train split has, so a
+validation split without some of them cannot score an untrained, one-class prediction 1.0:
+the classes it cannot check count as missed. AUROC, average precision and
 calibration error come from torchmetrics on the class probabilities, with binned
 thresholds so memory does not grow with the number of pixels.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -28,8 +32,9 @@ from eoengine.labels.vector import IGNORE
 class SegmentationMetrics:
     """Accumulate predictions, then compute every score in :data:`SCALARS` and per-class ones."""
 
-    def __init__(self, num_classes: int, thresholds: int = 200) -> None:
+    def __init__(self, num_classes: int, thresholds: int = 200, expected: list[bool] | None = None) -> None:
         self.num_classes = num_classes
+        self.expected = expected
         self.cm = MulticlassConfusionMatrix(num_classes, ignore_index=IGNORE)
         kw: dict[str, Any] = {"num_classes": num_classes, "ignore_index": IGNORE}
         self.prob_metrics = {
@@ -63,7 +68,7 @@ class SegmentationMetrics:
 
     def compute(self) -> dict[str, Any]:
         """All scores: scalars and per-class lists."""
-        scores = scores_from_confusion(self.confusion())
+        scores = scores_from_confusion(self.confusion(), self.expected)
         for name, m in self.prob_metrics.items():
             scores[name] = float(m.compute()) if scores["pixels"] else 0.0
         return scores
@@ -88,8 +93,18 @@ def _cpu_bincount() -> Iterator[None]:
             torch.use_deterministic_algorithms(True, warn_only=warn_only)
 
 
-def scores_from_confusion(cm: torch.Tensor) -> dict[str, Any]:
-    """Scores from a confusion matrix (rows truth, columns prediction)."""
+def scores_from_confusion(cm: torch.Tensor, expected: list[bool] | None = None) -> dict[str, Any]:
+    """Scores from a confusion matrix (rows truth, columns prediction).
+
+    Args:
+        cm: the confusion matrix, K x K.
+        expected: classes that count in the mean IoU, precision and F1 even when they are in
+            neither the targets nor the predictions (validation: the train split's classes).
+
+    Returns:
+        The scalar scores, per-class lists and the matrix itself.
+
+    """
     cm = cm.to(torch.float64)
     total = cm.sum()
     tp = cm.diag()
@@ -105,6 +120,8 @@ def scores_from_confusion(cm: torch.Tensor) -> dict[str, Any]:
     recall = div(tp, truth)
     f1 = div(2 * precision * recall, precision + recall)
     occurs = (truth + pred) > 0
+    if expected is not None:
+        occurs |= torch.tensor(expected, dtype=torch.bool)
     in_truth = truth > 0
 
     def mean(v: torch.Tensor, mask: torch.Tensor) -> float:
@@ -139,3 +156,57 @@ CONFUSION_SCALARS = ("accuracy", "balanced_accuracy", "miou", "precision", "reca
 
 SCALARS = (*CONFUSION_SCALARS, "auroc", "average_precision", "calibration_error")
 """The scalar scores, logged per epoch with a split prefix (``val_miou``)."""
+
+
+PER_CLASS = ("iou", "precision", "recall", "f1", "support")
+"""Per-class scores (``iou_per_class``, ...) that are reported by class name."""
+
+
+def metric_key(name: str) -> str:
+    """A class name as it appears in metric names (``iou_open_water``): MLflow-safe characters only."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name.strip()).strip("_") or "class"
+
+
+def by_class_name(scores: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """The scores with every per-class list turned into a mapping from class name to value.
+
+    Args:
+        scores: scores as :func:`scores_from_confusion` returns them (other scores pass unchanged).
+        names: the class names, in class order.
+
+    Returns:
+        A copy with ``iou_per_class`` etc. keyed by name, and ``classes`` naming the confusion matrix's rows.
+
+    """
+    out = dict(scores)
+    for kind in PER_CLASS:
+        values = scores.get(f"{kind}_per_class")
+        if values is not None:
+            out[f"{kind}_per_class"] = dict(zip(names, values, strict=True))
+    if "confusion_matrix" in scores:
+        out["classes"] = list(names)
+    return out
+
+
+def per_class_metrics(scores: dict[str, Any], names: list[str], prefix: str) -> dict[str, float]:
+    """Per-class scores as flat metrics for MLflow: ``<prefix>iou_<class>`` (``test_iou_water``).
+
+    Args:
+        scores: scores with per-class lists (none: nothing is returned).
+        names: the class names, in class order.
+        prefix: put before each name (``test_``, ``best_val_``, ``eval_test_``).
+
+    Returns:
+        Metric name to value.
+
+    """
+    return {
+        f"{prefix}{kind}_{metric_key(name)}": float(value)
+        for kind in PER_CLASS[:-1]
+        for name, value in zip(names, scores.get(f"{kind}_per_class") or [], strict=False)
+    }
+
+
+def is_per_class(metric: str) -> bool:
+    """True for a per-class metric name as :func:`per_class_metrics` makes them (``test_iou_water``)."""
+    return re.match(rf"^(test|best_val|eval_[a-z]+)_(.+_)?({'|'.join(PER_CLASS[:-1])})_.+$", metric) is not None

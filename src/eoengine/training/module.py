@@ -10,7 +10,7 @@ from torch import nn
 
 from eoengine.config.schema import ComponentConfig
 from eoengine.training.heads import HEAD_SCALARS, TARGET_KEY, Head, loss_input, metric_input, split_outputs
-from eoengine.training.optim import build_optimizer, build_scheduler
+from eoengine.training.optim import build_optimizer, build_scheduler, scheduler_kwargs
 
 Batch = tuple[torch.Tensor, dict[str, torch.Tensor]]
 
@@ -34,7 +34,7 @@ class TrainingTask(L.LightningModule):
         self.optimizer_cfg = optimizer
         self.scheduler_cfg = scheduler
         self.monitor = monitor
-        self.val_metrics = [h.metrics() for h in heads]
+        self.val_metrics = [h.metrics(validation=True) for h in heads]
         self.test_metrics = [h.metrics() for h in heads]
         self.last_test: dict[str, dict[str, Any]] = {}
 
@@ -85,6 +85,10 @@ class TrainingTask(L.LightningModule):
         x, targets = batch
         self._update(self.test_metrics, self(x), targets)
 
+    def score_as(self, validation: bool) -> None:
+        """Make the next ``trainer.test`` score as the validation split is scored (or as a test split)."""
+        self.test_metrics = [h.metrics(validation) for h in self.heads]
+
     def on_test_epoch_end(self) -> None:
         """Keep the full test scores (per class, confusion) of every head for reports."""
         self.last_test = {}
@@ -99,12 +103,10 @@ class TrainingTask(L.LightningModule):
         opt = build_optimizer(self.optimizer_cfg.name, self.parameters(), self.optimizer_cfg.kwargs)
         if self.scheduler_cfg is None:
             return opt
-        kwargs = dict(self.scheduler_cfg.kwargs)
-        per_step = self.scheduler_cfg.name == "OneCycleLR"
-        if per_step and "total_steps" not in kwargs and "epochs" not in kwargs:
-            kwargs["total_steps"] = int(self.trainer.estimated_stepping_batches)
-        if self.scheduler_cfg.name == "warmup_cosine":
-            kwargs.setdefault("max_epochs", int(self.trainer.max_epochs or 1))
-        sched = build_scheduler(self.scheduler_cfg.name, opt, kwargs)
+        name = self.scheduler_cfg.name
+        kwargs = scheduler_kwargs(name, self.scheduler_cfg.kwargs, int(self.trainer.estimated_stepping_batches),
+                                  int(self.trainer.max_epochs or 1))
+        sched = build_scheduler(name, opt, kwargs)
+        per_step = name == "OneCycleLR"
         interval = "step" if per_step else "epoch"
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": self.monitor, "interval": interval}}

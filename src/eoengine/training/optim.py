@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 
+from eoengine.config.schema import ComponentConfig
 from eoengine.errors import EOError
 
 
@@ -75,6 +76,49 @@ def warmup_cosine(
     warm = sched.LinearLR(optimizer, start_factor=start_factor, total_iters=max(warmup_epochs, 1))
     cosine = sched.CosineAnnealingLR(optimizer, T_max=max_epochs - warmup_epochs, eta_min=eta_min)
     return sched.SequentialLR(optimizer, [warm, cosine], milestones=[max(warmup_epochs, 1)])
+
+
+def scheduler_kwargs(name: str, kwargs: dict[str, Any], total_steps: int, max_epochs: int) -> dict[str, Any]:
+    """A scheduler's kwargs with what the trainer knows filled in (OneCycleLR's steps, warm-up's epochs).
+
+    Args:
+        name: the scheduler's name.
+        kwargs: the configured kwargs.
+        total_steps: optimiser steps of the whole run.
+        max_epochs: epochs of the whole run.
+
+    Returns:
+        The kwargs to build it with.
+
+    """
+    out = dict(kwargs)
+    if name == "OneCycleLR" and "total_steps" not in out and "epochs" not in out:
+        out["total_steps"] = total_steps
+    if name == WARMUP_COSINE:
+        out.setdefault("max_epochs", max_epochs)
+    return out
+
+
+def check_optimization(
+    optimizer: ComponentConfig, scheduler: ComponentConfig | None, params: Iterable[torch.nn.Parameter],
+    total_steps: int, max_epochs: int,
+) -> None:
+    """Build the optimizer and scheduler once, so a wrong name or argument stops training before it starts.
+
+    Args:
+        optimizer: the configured optimizer.
+        scheduler: the configured scheduler, if any.
+        params: the parameters to optimise (left untouched).
+        total_steps: optimiser steps of the whole run (an estimate will do).
+        max_epochs: epochs of the whole run.
+
+    Raises:
+        EOError: an unknown name or arguments the class does not take.
+
+    """
+    opt = build_optimizer(optimizer.name, params, optimizer.kwargs)
+    if scheduler is not None:
+        build_scheduler(scheduler.name, opt, scheduler_kwargs(scheduler.name, scheduler.kwargs, total_steps, max_epochs))
 
 
 def build_scheduler(name: str, optimizer: torch.optim.Optimizer, kwargs: dict[str, Any]) -> Any:

@@ -12,8 +12,9 @@ import inspect
 import logging
 import os
 import subprocess
+import sys
 import tempfile
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,9 @@ from eoengine.datasets.store import read_manifest
 from eoengine.errors import EOError
 from eoengine.models.registry import MODELS, build_model, check_model_name, size_multiple
 from eoengine.progress import enabled as progress_enabled
+from eoengine.tracking.lifecycle import LOCK, mark_interrupted, process_gone, running
 from eoengine.tracking.store import ensure_experiment, tracking_uri
-from eoengine.training.callbacks import EpochLogger, ResumeHint, RNGState
+from eoengine.training.callbacks import EpochLines, EpochLogger, ResumeHint, RNGState
 from eoengine.training.data import ChipDataModule
 from eoengine.training.finish import RunRecord, finish_run, log_environment
 from eoengine.training.heads import (
@@ -42,6 +44,7 @@ from eoengine.training.heads import (
     output_channels,
 )
 from eoengine.training.module import TrainingTask
+from eoengine.training.optim import check_optimization, check_optimizer, check_scheduler
 
 for _name in ("lightning", "lightning.pytorch", "lightning.fabric"):
     logging.getLogger(_name).setLevel(logging.WARNING)
@@ -131,6 +134,19 @@ def check_bands(cfg: ProjectConfig, manifest: dict[str, Any]) -> None:
         )
 
 
+def check_splits(root: Path, manifest: dict[str, Any]) -> None:
+    """Raise :class:`EOError` when the dataset has no validation chips.
+
+    Checkpoint selection and early stopping need scores on chips the model does not train
+    on; scoring training chips instead would label training scores as validation ones.
+    """
+    if not (manifest.get("splits") or {}).get("val"):
+        raise EOError(
+            f"dataset {root} has no validation chips, so no epoch could be chosen or training stopped on unseen data",
+            "rebuild it with a val split: dataset.split.ratios.val above 0 (on small scenes also a smaller patch_size)",
+        )
+
+
 def log_dataset_input(root: Path, manifest: dict[str, Any]) -> None:
     """Record the dataset (name, version as digest, location) as the active run's input."""
     import warnings
@@ -186,18 +202,17 @@ def _train(
     import mlflow
 
     check_model_name(cfg.model.name)
+    check_optimizer(cfg.training.optimizer.name)
+    if cfg.training.scheduler is not None:
+        check_scheduler(cfg.training.scheduler.name)
     out = cfg.output_path
     track = tracking_uri(out, cfg.training.tracking_uri, uri)
     last_ckpt = None
     if resume:
-        last_ckpt = out / "runs" / resume / "checkpoints" / "last.ckpt"
-        if not last_ckpt.exists():
-            raise EOError(f"run {resume} has no checkpoint to resume from ({last_ckpt})",
-                          "pass the id of an interrupted run of this project (see its runs/ folder)")
-        mlflow.set_tracking_uri(track)
-        dataset = Path(mlflow.get_run(resume).data.tags["dataset.path"])
+        last_ckpt, dataset = resumable(out, track, resume)
     root = resolve_dataset(cfg, dataset)
     manifest = read_manifest(root)
+    check_splits(root, manifest)
     check_bands(cfg, manifest)
     channels, patch = len(manifest["channels"]), int(manifest["patch_size"])
     tc = cfg.training
@@ -217,17 +232,22 @@ def _train(
     mode = (es.mode if es and es.mode else None) or monitor_mode(monitor)
     check_monitor(monitor, heads)
     task = TrainingTask(model, heads, losses, tc.optimizer, tc.scheduler, monitor)
+    steps = tc.epochs * max(1, -(-int(manifest["splits"]["train"]) // tc.batch_size))
+    check_optimization(tc.optimizer, tc.scheduler, task.parameters(), steps, tc.epochs)  # before any run exists
     dm = ChipDataModule(root, tc.batch_size, tc.num_workers, tc.augmentation, tc.seed, tc.sampling)
     primary = is_primary_process()
     run_ctx: Any = nullcontext(None)
     if primary:
         exp = ensure_experiment(tc.experiment or cfg.name, track, out / "mlartifacts")
+        mark_interrupted(track, exp, out / "runs")
         run_ctx = mlflow.start_run(experiment_id=exp, run_id=resume)
-    with run_ctx as run:
+    with ExitStack() as held, run_ctx as run:  # the lock outlives the run: released once MLflow has ended it
         # other DDP ranks track nothing; Lightning broadcasts rank 0's checkpoint folder to them
         run_id = run.info.run_id if run else "rank-worker"
         run_dir = out / "runs" / run_id if run else Path(tempfile.mkdtemp(prefix="eoengine-rank-"))
         run_dir.mkdir(parents=True, exist_ok=True)
+        if run:
+            held.enter_context(running(run_dir))
         if not primary:
             logger_cb = EpochLogger()
         elif resume:
@@ -248,13 +268,16 @@ def _train(
         # every epoch (Lightning's save_last only follows improvements): what --resume continues from
         latest = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="last", monitor=None, save_top_k=1,
                                  enable_version_counter=False)
-        hint = ResumeHint(f"eoengine train CONFIG --resume {run_id}")
+        hint = ResumeHint(f"eoengine train CONFIG --resume {run_id}", run_dir / "checkpoints" / "last.ckpt")
         all_callbacks: list[Callback] = [ckpt, latest, logger_cb, RNGState(), hint, *(callbacks or [])]
+        bars = progress_enabled() and sys.stdout.isatty()  # Lightning's bars write to stdout
+        if progress_enabled() and not bars:
+            all_callbacks.append(EpochLines(monitor, [h.prefix for h in heads]))
         if es:
             all_callbacks.append(EarlyStopping(monitor=monitor, patience=es.patience, mode=mode, min_delta=es.min_delta))
         trainer = L.Trainer(
             max_epochs=tc.epochs, logger=False, callbacks=all_callbacks, deterministic="warn",
-            enable_progress_bar=progress_enabled(), enable_model_summary=False, num_sanity_val_steps=0,
+            enable_progress_bar=bars, enable_model_summary=False, num_sanity_val_steps=0,
             log_every_n_steps=1, default_root_dir=str(run_dir), use_distributed_sampler=False,
             **trainer_options(cfg),
         )
@@ -268,8 +291,8 @@ def _train(
                           "lower the learning rate, clip gradients (training.gradient_clip_val) or check the inputs for extreme values") from None
         best = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=False)
         task.load_state_dict(best["state_dict"])
-        val_all = _evaluate(trainer, task, dm.val_dataloader())
-        test_all = _evaluate(trainer, task, dm.test_dataloader()) if len(dm.test) else {}
+        val_all = _evaluate(trainer, task, dm.val_dataloader(), validation=True)
+        test_all = _evaluate(trainer, task, dm.test_dataloader(), validation=False) if len(dm.test) else {}
         if primary:
             mlflow.set_tags({"world_size": trainer.world_size, "strategy": type(trainer.strategy).__name__})
         else:
@@ -278,6 +301,41 @@ def _train(
         model_dir, val, test = finish_run(rec, task.model.cpu(), val_all, test_all, model_kwargs(cfg, manifest))
         mlflow.log_artifact(ckpt.best_model_path, "checkpoints")
     return TrainResult(run_id, run_dir, model_dir, track, rec.best_epoch, val, test)
+
+
+def resumable(out: Path, uri: str, run_id: str) -> tuple[Path, Path]:
+    """The checkpoint and dataset a ``--resume`` continues from.
+
+    Args:
+        out: the project's output folder.
+        uri: the MLflow tracking URI.
+        run_id: the run to resume.
+
+    Returns:
+        (last checkpoint, dataset folder).
+
+    Raises:
+        EOError: no such run, a run still training, or one that stopped before its first
+            checkpoint (it is marked KILLED if it was left RUNNING; only starting again works).
+
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    run_dir = out / "runs" / run_id
+    last = run_dir / "checkpoints" / "last.ckpt"
+    try:
+        run = MlflowClient(tracking_uri=uri).get_run(run_id)
+    except MlflowException:
+        raise EOError(f"run {run_id} has no checkpoint to resume from: there is no such run in {uri}",
+                      "pass the id of an interrupted run of this project (see 'eoengine runs list')") from None
+    if run.info.status == "RUNNING" and (run_dir / LOCK).exists() and not process_gone(run_dir):
+        raise EOError(f"run {run_id} is still training", "wait for it to end, or stop its process before resuming")
+    mark_interrupted(uri, run.info.experiment_id, out / "runs")
+    if not last.exists():
+        raise EOError(f"run {run_id} has no checkpoint to resume from: it stopped before its first epoch ended",
+                      "nothing of it can be continued; start again with 'eoengine train CONFIG' (a new run)")
+    return last, Path(run.data.tags["dataset.path"])
 
 
 def is_primary_process() -> bool:
@@ -298,7 +356,8 @@ def _history(uri: str, run_id: str) -> dict[str, list[tuple[int, float]]]:
     }
 
 
-def _evaluate(trainer: L.Trainer, task: TrainingTask, loader: Any) -> dict[str, Any]:
+def _evaluate(trainer: L.Trainer, task: TrainingTask, loader: Any, validation: bool) -> dict[str, Any]:
+    task.score_as(validation)
     trainer.test(task, loader, verbose=False)
     return dict(task.last_test)
 
