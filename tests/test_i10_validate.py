@@ -148,3 +148,10 @@ def test_unknown_fields_list_the_valid_ones_once(tmp_path: Path, capsys: pytest.
                                   "valid fields: name, common_name, scale, offset, nodata")
     assert problems[1].startswith("imagery.bands[1].nodta: unknown field 'nodta'; valid fields: name, common_name")
     assert problems[2].startswith("dataset.pach_size: unknown field 'pach_size'; valid fields: patch_size, stride")
+
+
+def test_in_channels_is_left_to_train(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """in_channels is not a constructor keyword here: train checks it against the dataset's channels."""
+    config = save_config(tmp_path, tiny_config(tmp_path, **{"model.kwargs": {"in_channels": 5, "width": 8}}))
+    code, problems = _validate(config, capsys)
+    assert code == 0 and problems == []

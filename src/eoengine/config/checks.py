@@ -114,7 +114,8 @@ def _training_problems(cfg: ProjectConfig) -> list[str]:
 
     problems: list[str] = []
     if _try(problems, "model.name", check_model_name, cfg.model.name):
-        _try(problems, "model.kwargs", check_model_kwargs, cfg.model.name, cfg.model.kwargs)
+        given = {k: v for k, v in cfg.model.kwargs.items() if k != "in_channels"}  # train checks it against the dataset
+        _try(problems, "model.kwargs", check_model_kwargs, cfg.model.name, given)
     loss = cfg.training.loss
     _try(problems, "training.loss", check_head_losses, cfg)
     _try(problems, "training.optimizer.name", check_optimizer, cfg.training.optimizer.name)
