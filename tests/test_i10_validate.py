@@ -155,3 +155,10 @@ def test_in_channels_is_left_to_train(tmp_path: Path, capsys: pytest.CaptureFixt
     config = save_config(tmp_path, tiny_config(tmp_path, **{"model.kwargs": {"in_channels": 5, "width": 8}}))
     code, problems = _validate(config, capsys)
     assert code == 0 and problems == []
+
+
+def test_train_checks_output_dir_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "afile").write_text("x")
+    config = save_config(tmp_path, tiny_config(tmp_path, output_dir=str(tmp_path / "afile" / "out")))
+    code, _, err = run_cli(["train", str(config)], capsys)
+    assert code == 2 and err.strip().startswith("error: output_dir") and "afile is a file, not a folder" in err

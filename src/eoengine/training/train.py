@@ -23,6 +23,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 import eoengine
+from eoengine.config.checks import check_output_dir
 from eoengine.config.schema import ProjectConfig
 from eoengine.datasets.build import latest_dataset
 from eoengine.datasets.store import read_manifest
@@ -186,6 +187,7 @@ def _train(
     import mlflow
 
     check_model_name(cfg.model.name)
+    check_output_dir(cfg.output_path)
     out = cfg.output_path
     track = tracking_uri(out, cfg.training.tracking_uri, uri)
     last_ckpt = None
