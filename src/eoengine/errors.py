@@ -7,6 +7,13 @@ CLI prints these as one line and exits non-zero, without a traceback.
 
 from __future__ import annotations
 
+import base64
+import errno
+import json
+import re
+import traceback
+from pathlib import Path
+
 
 class EOError(Exception):
     """An error caused by user input, with a message that names the problem and the fix."""
@@ -31,3 +38,82 @@ def first_line(exc: BaseException) -> str:
     """An exception's first message line, cut to 300 characters (its type name if it has none)."""
     text = str(exc).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__
+
+
+_WORKER_TAG = "eoengine-error:"
+_WORKER_RE = re.compile(re.escape(_WORKER_TAG) + r"([A-Za-z0-9_=-]+)")
+
+
+def worker_error(exc: EOError) -> RuntimeError:
+    """An :class:`EOError` raised in a Beam worker, as an exception whose text survives the runner.
+
+    Runners hand a worker's failure to the driver as text (a traceback, sometimes quoted
+    again), so the problem and fix travel base64-encoded and :func:`from_worker` finds them.
+
+    Args:
+        exc: The error the worker raised.
+
+    Returns:
+        The exception for the worker to raise instead.
+
+    """
+    payload = base64.urlsafe_b64encode(json.dumps([exc.problem, exc.fix]).encode()).decode()
+    return RuntimeError(f"{_WORKER_TAG}{payload} ({exc})")
+
+
+def from_worker(exc: BaseException) -> EOError | None:
+    """The :class:`EOError` a Beam worker raised, found in the text of a pipeline's failure.
+
+    Args:
+        exc: What running the pipeline raised.
+
+    Returns:
+        The worker's error, or None when the failure carries none.
+
+    """
+    found = _WORKER_RE.search("".join(traceback.format_exception(exc)))
+    if found is None:
+        return None
+    problem, fix = json.loads(base64.urlsafe_b64decode(found.group(1)))
+    return EOError(problem, fix)
+
+
+_OS_FIXES = {
+    errno.ENOSPC: ("no space left on the device", "free some space, or set output_dir on a disk with room"),
+    errno.EDQUOT: ("disk quota exceeded", "free some space, or set output_dir on a disk with room"),
+    errno.EROFS: ("read-only file system", "set output_dir to a folder you can write to"),
+    errno.EACCES: ("permission denied", "set output_dir to a folder you can write to, or fix its permissions"),
+    errno.EPERM: ("permission denied", "set output_dir to a folder you can write to, or fix its permissions"),
+    errno.ENOTDIR: ("a file stands where a folder is needed", "set output_dir to a folder, not under a file"),
+    errno.EISDIR: ("a folder stands where a file is needed", "pass a file, not a folder"),
+}
+
+
+def os_error(exc: OSError) -> EOError:
+    """A failed file operation as an :class:`EOError` naming the path, the reason and the fix.
+
+    Args:
+        exc: The error from the operating system.
+
+    Returns:
+        The error to show the user.
+
+    """
+    reason, fix = _OS_FIXES.get(exc.errno or 0, (exc.strerror or str(exc), "check the path and the disk"))
+    return EOError(f"{exc.filename or 'a file'}: {reason}", fix)
+
+
+def check_not_folder(path: str | Path, what: str, fix: str) -> None:
+    """Raise when ``path`` is a folder where a file is needed.
+
+    Args:
+        path: The path the user gave.
+        what: What it should have been, e.g. "a raster file".
+        fix: What to pass instead.
+
+    Raises:
+        EOError: ``path`` is a folder.
+
+    """
+    if Path(path).is_dir():
+        raise EOError(f"{path} is a folder, not {what}", fix)

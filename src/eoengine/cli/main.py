@@ -43,8 +43,10 @@ def _setup_logging() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=Console(stderr=True), show_path=False)])
     logging.getLogger("eoengine").setLevel(logging.INFO)
-    for noisy in ("apache_beam", "root"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
+    logging.getLogger("root").setLevel(logging.ERROR)
+    # Beam's records (its workers' too, which it relays) are its own chatter; a failure reaches
+    # the user as the exception the pipeline raises, so even Beam's error records are dropped
+    logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
 
 
 @app.command()

@@ -1,45 +1,77 @@
-"""Checks of a config that need more than its schema: files, names, labels, components."""
+"""Checks of a config that need more than its schema: files, names, labels, components.
+
+``eoengine validate`` runs every check that can run before work starts, with the very
+functions ``dataset build`` and ``train`` use (the build's plan, the model registry), so
+validate never calls valid a config that they reject, and says so in the same words.
+"""
 
 from __future__ import annotations
 
+import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from eoengine.config.schema import ProjectConfig
 from eoengine.errors import EOError
 
+MIN_FREE_BYTES = 1 << 20
 
-def _try(problems: list[str], field: str, fn: object, *args: object) -> None:
+
+def _try(problems: list[str], field: str | None, fn: Callable[..., Any], *args: object) -> bool:
     try:
-        fn(*args)  # type: ignore[operator]
+        fn(*args)
     except EOError as exc:
-        problems.append(f"{field}: {exc}")
+        problems.append(f"{field}: {exc}" if field else str(exc))
+        return False
+    return True
 
 
-def check_config(cfg: ProjectConfig) -> list[str]:
-    """Every problem found, each naming the field; empty when the config is ready to run."""
-    from eoengine.features.indices import check_indices
-    from eoengine.labels.vector import read_vector_labels
-    from eoengine.models.registry import check_model_name
-    from eoengine.raster.scene import open_raster, resolve_scene_bands
-    from eoengine.training.heads import check_head_losses, planned_heads
-    from eoengine.training.optim import check_optimizer, check_scheduler
+def check_output_dir(path: Path) -> None:
+    """Check that outputs can be written under ``path`` (made when needed) before any work starts.
+
+    Args:
+        path: The project's output folder (it need not exist yet).
+
+    Raises:
+        EOError: A file stands where a folder is needed, the folder is not writable, or its
+            disk is full.
+
+    """
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise EOError(f"output_dir {path}: {existing} is a file, not a folder",
+                      "set output_dir to a folder path (or move the file away)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise EOError(f"output_dir {path}: {existing} is not writable (read-only or no permission)",
+                      "set output_dir to a folder you can write to")
+    disk = os.statvfs(existing)
+    if disk.f_bavail * disk.f_frsize < MIN_FREE_BYTES:
+        raise EOError(f"output_dir {path}: no space left on its disk",
+                      "free some space, or set output_dir on a disk with room")
+
+
+def _scene_problems(cfg: ProjectConfig) -> list[str]:
+    from eoengine.raster.scene import SceneReader, resolve_scene_bands
 
     problems: list[str] = []
-    bands = cfg.imagery.bands
     for i, scene in enumerate(cfg.imagery.scenes):
         try:
-            for src in resolve_scene_bands(bands, scene, cfg.base_dir):
-                try:
-                    open_raster(src.path).close()
-                except EOError as exc:
-                    problems.append(f"imagery.scenes[{i}] ({scene.id}), band {src.name}: {exc}")
+            with SceneReader(resolve_scene_bands(cfg.imagery.bands, scene, cfg.base_dir)) as reader:
+                reader.check_pixels()
         except EOError as exc:
-            problems.append(f"imagery.scenes[{i}]: {exc}")
-    _try(problems, "features.indices", check_indices, cfg.features.indices,
-         [b.name for b in bands], [b.common_name for b in bands])
-    source = cfg.imagery.source
-    if source is not None and "://" not in source.catalog and not Path(cfg.resolve(source.catalog)).exists():
-        problems.append(f"imagery.source.catalog: not found: {cfg.resolve(source.catalog)}")
+            problems.append(f"imagery.scenes[{i}] ({scene.id}): {exc}")
+    return problems
+
+
+def _label_problems(cfg: ProjectConfig) -> list[str]:
+    from eoengine.labels.vector import read_vector_labels
+    from eoengine.raster.scene import open_raster
+
+    problems: list[str] = []
     lab = cfg.labels
     if lab.type == "vector" and lab.path and lab.class_column:
         _try(problems, "labels", read_vector_labels, cfg.resolve(lab.path), lab.class_column, cfg.classes, lab.layer)
@@ -49,9 +81,41 @@ def check_config(cfg: ProjectConfig) -> list[str]:
             problems.append("labels.path: a raster label source needs labels.path (or labels per scene)")
         for p in paths:
             _try(problems, "labels.path", lambda q: open_raster(str(cfg.resolve(q))).close(), p)
+    return problems
+
+
+def _input_problems(cfg: ProjectConfig) -> list[str]:
+    from eoengine.features.indices import check_indices
+
+    problems = _scene_problems(cfg)
+    bands = cfg.imagery.bands
+    _try(problems, "features.indices", check_indices, cfg.features.indices,
+         [b.name for b in bands], [b.common_name for b in bands])
+    source = cfg.imagery.source
+    if source is not None and "://" not in source.catalog and not Path(cfg.resolve(source.catalog)).exists():
+        problems.append(f"imagery.source.catalog: not found: {cfg.resolve(source.catalog)}")
+    problems += _label_problems(cfg)
     if cfg.dataset.split.path and not Path(cfg.resolve(cfg.dataset.split.path)).exists():
         problems.append(f"dataset.split.path: file not found: {cfg.resolve(cfg.dataset.split.path)}")
-    _try(problems, "model.name", check_model_name, cfg.model.name)
+    return problems
+
+
+def _plan(cfg: ProjectConfig) -> None:
+    from eoengine.datasets.plan import plan_build
+
+    with tempfile.TemporaryDirectory() as scratch:
+        plan_build(cfg, Path(scratch))
+
+
+def _training_problems(cfg: ProjectConfig) -> list[str]:
+    from eoengine.models.registry import check_model_kwargs, check_model_name
+    from eoengine.training.heads import check_head_losses, planned_heads
+    from eoengine.training.optim import check_optimizer, check_scheduler
+
+    problems: list[str] = []
+    if _try(problems, "model.name", check_model_name, cfg.model.name):
+        given = {k: v for k, v in cfg.model.kwargs.items() if k != "in_channels"}  # train checks it against the dataset
+        _try(problems, "model.kwargs", check_model_kwargs, cfg.model.name, given)
     loss = cfg.training.loss
     _try(problems, "training.loss", check_head_losses, cfg)
     _try(problems, "training.optimizer.name", check_optimizer, cfg.training.optimizer.name)
@@ -65,3 +129,22 @@ def check_config(cfg: ProjectConfig) -> list[str]:
     if isinstance(loss.class_weights, list) and len(loss.class_weights) != len(cfg.classes):
         problems.append(f"training.loss.class_weights: {len(loss.class_weights)} values for {len(cfg.classes)} classes")
     return problems
+
+
+def check_config(cfg: ProjectConfig) -> list[str]:
+    """Every problem found, each naming the field; empty when the config is ready to run.
+
+    Args:
+        cfg: The loaded config.
+
+    Returns:
+        One line per problem.
+
+    """
+    problems: list[str] = []
+    _try(problems, None, check_output_dir, cfg.output_path)
+    inputs = _input_problems(cfg)
+    problems += inputs
+    if not inputs and cfg.imagery.source is None:  # the build's own plan (a search's scenes are fetched by build)
+        _try(problems, None, _plan, cfg)
+    return problems + _training_problems(cfg)

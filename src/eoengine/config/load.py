@@ -4,38 +4,111 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from eoengine.config.schema import ProjectConfig
-from eoengine.errors import ConfigError, EOError
+from eoengine.errors import ConfigError, EOError, check_not_folder
 
 
-def _loc(loc: tuple[int | str, ...]) -> str:
+def _loc(loc: tuple[int | str | list[int], ...]) -> str:
     out = ""
     for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, list):
+            out += f"[{', '.join(map(str, part))}]"
+        else:
+            out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"
 
 
-def format_validation_error(err: ValidationError) -> list[str]:
-    """One line per problem: field path, the bad value and what is allowed."""
-    problems = []
+def _as_model(hint: Any) -> type[BaseModel] | None:
+    """The config section (pydantic model) a type hint holds: itself, or inside a list, dict or optional."""
+    if isinstance(hint, type) and issubclass(hint, BaseModel):
+        return hint
+    return next((m for m in map(_as_model, get_args(hint)) if m is not None), None)
+
+
+def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The config section at ``loc`` (list indices and dict keys step into the items' section)."""
+    node: type[BaseModel] | None = model
+    in_items = False
+    for part in loc:
+        if in_items:  # the index or key of an item
+            in_items = False
+            continue
+        if node is None or not isinstance(part, str) or part not in node.model_fields:
+            return None
+        hint = node.model_fields[part].annotation
+        node = _as_model(hint)
+        in_items = any(get_origin(h) in (list, dict, tuple) for h in (hint, *get_args(hint)))
+    return node
+
+
+def _problem(e: ErrorDetails, loc: tuple[int | str, ...], model: type[BaseModel]) -> str:
+    """The text of one problem, after its field path."""
+    if e["type"] == "missing":
+        return "required field is missing"
+    if e["type"] == "extra_forbidden":
+        section = _model_at(model, loc[:-1])
+        valid = f"; valid fields: {', '.join(section.model_fields)}" if section else ""
+        return f"unknown field '{loc[-1]}'{valid} (check the spelling; see 'eoengine init')"
+    value = e.get("input")
+    shown = repr(value) if not isinstance(value, dict) else "{...}"
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return f"{shown} is not valid: {e['msg'].removeprefix('Value error, ')}"
+
+
+def _names(data: Any, loc: tuple[int | str, ...], at: int, indices: list[int]) -> str:
+    """The names (or ids) of the list items at position ``at`` of ``loc``, when they have them."""
+    node = data
+    for part in loc[:at]:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return ""
+    items = [node[i] if isinstance(node, list) and i < len(node) else None for i in indices]
+    names = [str(it.get("name") or it.get("id")) for it in items if isinstance(it, dict) and (it.get("name") or it.get("id"))]
+    return f" ({', '.join(names)})" if len(names) == len(indices) else ""
+
+
+def format_validation_error(
+    err: ValidationError, model: type[BaseModel] = ProjectConfig, data: Any = None
+) -> list[str]:
+    """One line per problem: field path, the bad value and what is allowed.
+
+    The same problem in several items of a list (say every band) is said once, naming them.
+
+    Args:
+        err: What pydantic raised.
+        model: The model that was validated (for the valid fields of a section).
+        data: The input that was validated (for the names of list items).
+
+    Returns:
+        The problems, one line each.
+
+    """
+    groups: dict[tuple[Any, ...], tuple[tuple[int | str, ...], list[tuple[int, ...]]]] = {}
     for e in err.errors(include_url=False):
         loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "missing":
-            problems.append(f"{_loc(loc)}: required field is missing")
-        elif e["type"] == "extra_forbidden":
-            problems.append(f"{_loc(loc)}: unknown field (check the spelling; see 'eoengine init')")
-        else:
-            value = e.get("input")
-            shown = repr(value) if not isinstance(value, dict) else "{...}"
-            if len(shown) > 60:
-                shown = shown[:57] + "..."
-            problems.append(f"{_loc(loc)}: {shown} is not valid: {msg}")
+        text = _problem(e, loc, model)
+        shape = tuple(None if isinstance(p, int) else p for p in loc)
+        key = (shape, text)
+        groups.setdefault(key, (loc, []))[1].append(tuple(p for p in loc if isinstance(p, int)))
+    problems = []
+    for (_, text), (loc, seen) in groups.items():
+        positions = [i for i, p in enumerate(loc) if isinstance(p, int)]
+        shown: list[int | str | list[int]] = list(loc)
+        named = ""
+        for k, at in enumerate(positions):
+            values = sorted({idx[k] for idx in seen})
+            if len(values) > 1:
+                shown[at] = values
+                named = _names(data, loc, at, values) if data is not None else ""
+        problems.append(f"{_loc(tuple(shown))}{named}: {text}")
     return problems
 
 
@@ -43,6 +116,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML mapping, naming the file and line on a syntax error."""
     if not path.exists():
         raise EOError(f"config file not found: {path}", "check the path, or run 'eoengine init DIR'")
+    check_not_folder(path, "a config file", f"pass the YAML file, e.g. {path / 'eoengine.yaml'}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
@@ -66,7 +140,7 @@ def load_config(path: str | Path) -> ProjectConfig:
     try:
         cfg = ProjectConfig.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(str(path), format_validation_error(err)) from None
+        raise ConfigError(str(path), format_validation_error(err, ProjectConfig, data)) from None
     cfg.base_dir = path.resolve().parent
     if str(cfg.base_dir) not in sys.path:  # custom models and losses next to the config import by dotted path
         sys.path.append(str(cfg.base_dir))

@@ -11,15 +11,18 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from eoengine.config.checks import check_output_dir
 from eoengine.config.schema import ProjectConfig
 from eoengine.datasets.manifest import build_index, combine_stats, dataset_config
 from eoengine.datasets.pipeline import beam_options, run_chips, run_label_counts
-from eoengine.datasets.plan import Candidate, plan_build
+from eoengine.datasets.plan import BuildPlan, Candidate, plan_build
 from eoengine.datasets.sampling import stratified_select
 from eoengine.datasets.split import split_warnings
 from eoengine.datasets.store import (
@@ -31,7 +34,7 @@ from eoengine.datasets.store import (
     create_arrays,
     open_arrays,
 )
-from eoengine.errors import EOError
+from eoengine.errors import EOError, check_not_folder, os_error
 from eoengine.features.indices import channel_names
 from eoengine.hashing import canonical_hash, input_checksums
 from eoengine.progress import polled
@@ -68,6 +71,7 @@ def config_inputs(cfg: ProjectConfig) -> list[str]:
     for p in paths:
         if "://" not in p and not Path(p).exists():
             raise EOError(f"input file not found: {p}", "check the paths in the config")
+        check_not_folder(p, "a file", "pass the file itself (the image or labels inside the folder)")
     return paths
 
 
@@ -118,7 +122,7 @@ def _collect(root: Path, candidates: list[Candidate]) -> list[dict[str, Any]]:
     if missing:
         raise EOError(
             f"the pipeline finished but {missing} chips were not produced",
-            "check the runner's logs; rerun 'eoengine dataset build' to resume",
+            "check the runner's logs, then rerun 'eoengine dataset build'",
         )
     return records
 
@@ -129,6 +133,7 @@ def build_dataset(
     """Build (or resume, or confirm up to date) the dataset the config describes."""
     from eoengine.sourcing.project import with_sourced_scenes
 
+    check_output_dir(cfg.output_path)
     cfg = with_sourced_scenes(cfg)
     checksums = input_checksums(config_inputs(cfg))
     dcfg = dataset_config(cfg)
@@ -150,6 +155,33 @@ def build_dataset(
         if fresh:  # a bad input leaves nothing behind
             shutil.rmtree(root, ignore_errors=True)
         raise
+    with _discarded_on_failure(root):
+        return _build_from_plan(cfg, plan, root, runner, beam_args, dcfg, checksums, known)
+
+
+@contextmanager
+def _discarded_on_failure(root: Path) -> Iterator[None]:
+    """A bad input met while chips are made, or a failed write, discards the partial build.
+
+    Its key hashes the inputs, so once they are fixed the partial could never be resumed;
+    an interruption (Ctrl-C, a killed process) keeps it for the rerun to resume.
+    """
+    try:
+        yield
+    except EOError:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    except OSError as exc:
+        shutil.rmtree(root, ignore_errors=True)
+        raise os_error(exc) from None
+
+
+def _build_from_plan(
+    cfg: ProjectConfig, plan: BuildPlan, root: Path, runner: str | None, beam_args: list[str] | None,
+    dcfg: dict[str, Any], checksums: list[dict[str, str]], known: Path,
+) -> BuildResult:
+    """Make the chips in ``root``, then write the index and manifest and publish the dataset."""
+    out = root.parent
     channels = channel_names(plan.band_names, plan.indices, plan.timesteps)
     has_values = cfg.labels.values is not None
     if not (root / "data.zarr" / "zarr.json").exists():
@@ -177,8 +209,7 @@ def build_dataset(
         run_chips(plan, root, candidates, options, cfg.imagery.resampling, cfg.imagery.resolution)
     records = _collect(root, candidates)
     kept = [r for r in records if r["kept"]]
-    if not kept:
-        shutil.rmtree(root)  # nothing to resume: the inputs themselves must change
+    if not kept:  # nothing to resume: the inputs themselves must change
         raise EOError(
             "every chip was filtered out (mostly nodata or unlabelled)",
             "lower dataset.min_labelled_fraction / raise max_nodata_fraction, or check the labels",
@@ -187,7 +218,6 @@ def build_dataset(
     index.to_parquet(root / INDEX)
     splits = {s: int((index["split"] == s).sum()) for s in ("train", "val", "test")}
     if splits["train"] == 0:
-        shutil.rmtree(root)
         raise EOError("no chip landed in the train split", "check the split ratios or regions")
     freq = {
         s: [int(index.loc[index["split"] == s, f"count_{c.name}"].sum()) for c in cfg.classes]

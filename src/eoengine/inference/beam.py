@@ -20,7 +20,7 @@ from pathlib import Path
 import apache_beam as beam
 
 from eoengine.config.schema import PredictionConfig
-from eoengine.datasets.pipeline import beam_options
+from eoengine.datasets.pipeline import beam_options, pipeline
 from eoengine.errors import EOError
 from eoengine.inference.many import mosaic, scene_name
 
@@ -91,7 +91,7 @@ def predict_beam(
     if elements:
         threads = max(1, (os.cpu_count() or 1) // workers)
         opts = beam_options(runner, workers, "multi_processing", extra or [])
-        with beam.Pipeline(options=opts) as p:
+        with pipeline(opts) as p:  # workers that die with the driver, and keep quiet
             _ = (p | beam.Create(elements) | beam.Reshuffle()
                  | beam.ParDo(_PredictStrip(str(Path(model).resolve()), options.model_dump_json(), engine, threads)))
     for name, (files, strips) in plan.items():

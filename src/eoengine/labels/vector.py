@@ -19,7 +19,7 @@ from shapely.geometry import box
 from shapely.strtree import STRtree
 
 from eoengine.config.schema import ClassSpec
-from eoengine.errors import EOError
+from eoengine.errors import EOError, check_not_folder
 from eoengine.raster.crs import crs_equivalent
 from eoengine.raster.scene import Grid
 
@@ -57,6 +57,7 @@ def read_vector_labels(
     try:
         gdf = gpd.read_file(path, layer=layer) if layer else gpd.read_file(path)
     except Exception as exc:  # noqa: BLE001 - pyogrio raises many types; all mean "unreadable"
+        check_not_folder(path, "a labels file", "pass the labels file itself (e.g. a .gpkg or .shp inside the folder)")
         raise EOError(
             f"cannot read labels {path}: {str(exc).splitlines()[0]}",
             "pass a GeoJSON, GeoPackage or Shapefile",

@@ -72,8 +72,20 @@ def check_model_name(name: str) -> None:
     _resolve(name)
 
 
-def build_model(name: str, in_channels: int, num_classes: int, **kwargs: Any) -> nn.Module:
-    """Instantiate a model by registry name or dotted path, checking its keyword arguments."""
+def check_model_kwargs(name: str, kwargs: dict[str, Any]) -> Callable[..., nn.Module]:
+    """Check ``kwargs`` against the signature of the model's constructor.
+
+    Args:
+        name: Registry name or dotted path of the model.
+        kwargs: The keyword arguments it would be given (besides in_channels and num_classes).
+
+    Returns:
+        The model's constructor.
+
+    Raises:
+        EOError: The model is unknown, or does not take one of the arguments.
+
+    """
     factory = _resolve(name)
     params = inspect.signature(factory).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
@@ -84,6 +96,12 @@ def build_model(name: str, in_channels: int, num_classes: int, **kwargs: Any) ->
             f"model '{name}' does not take argument(s) {unknown}",
             f"valid arguments: {', '.join(allowed)}",
         )
+    return factory
+
+
+def build_model(name: str, in_channels: int, num_classes: int, **kwargs: Any) -> nn.Module:
+    """Instantiate a model by registry name or dotted path, checking its keyword arguments."""
+    factory = check_model_kwargs(name, kwargs)
     model = factory(in_channels=in_channels, num_classes=num_classes, **kwargs)
     if not isinstance(model, nn.Module):
         raise EOError(f"model '{name}' did not return a torch nn.Module", "return an nn.Module")

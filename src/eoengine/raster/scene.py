@@ -23,7 +23,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from eoengine.config.schema import BandFiles, BandSpec, SceneSpec
-from eoengine.errors import EOError
+from eoengine.errors import EOError, check_not_folder, first_line
 from eoengine.raster.crs import crs_equivalent
 
 
@@ -82,6 +82,7 @@ def open_raster(path: str) -> Any:
     try:
         return rasterio.open(path)
     except RasterioError as exc:
+        check_not_folder(path, "a raster file", "pass the image file itself (e.g. a .tif inside the folder)")
         reason = str(exc).split("\n")[0]
         raise EOError(
             f"cannot read raster {path}: {reason}",
@@ -272,12 +273,26 @@ class SceneReader:
                 block = ds.read([self._readers[i][1] for i in members], window=inner, out_dtype="float32")
             except RasterioError as exc:
                 names = ", ".join(self.sources[i].name for i in members)
+                reason = first_line(exc.__cause__ or exc)  # rasterio's own text only points at GDAL's
                 raise EOError(
-                    f"cannot read band(s) {names} from {self.sources[members[0]].path}: {str(exc).splitlines()[0]}",
+                    f"cannot read band(s) {names} from {self.sources[members[0]].path}: {reason}",
                     "the file is corrupt or truncated; re-download or re-export it",
                 ) from None
             out += [(i, block[k]) for k, i in enumerate(members)]
         return out
+
+    def check_pixels(self) -> None:
+        """Read a cheap sample of every band's blocks: the last, first and centre pixels.
+
+        The last pixel is in the last block, so a truncated file fails here.
+
+        Raises:
+            EOError: A band's pixels cannot be read (the message :meth:`read` gives).
+
+        """
+        g = self.grid
+        for row, col in ((g.height - 1, g.width - 1), (0, 0), (g.height // 2, g.width // 2)):
+            self.read(Window(col, row, 1, 1))
 
     def close(self) -> None:
         """Close every file this reader opened."""

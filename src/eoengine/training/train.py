@@ -24,6 +24,7 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 import eoengine
+from eoengine.config.checks import check_output_dir
 from eoengine.config.schema import ProjectConfig
 from eoengine.datasets.build import latest_dataset
 from eoengine.datasets.store import read_manifest
@@ -205,6 +206,7 @@ def _train(
     check_optimizer(cfg.training.optimizer.name)
     if cfg.training.scheduler is not None:
         check_scheduler(cfg.training.scheduler.name)
+    check_output_dir(cfg.output_path)
     out = cfg.output_path
     track = tracking_uri(out, cfg.training.tracking_uri, uri)
     last_ckpt = None
