@@ -7,6 +7,7 @@ killed during the COG conversion are removed by the rerun; and two runs give the
 
 import hashlib
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -91,21 +92,16 @@ def test_an_output_under_a_file_a_folder_or_a_forbidden_place_is_one_line(job: d
     assert _left(tmp_path / "adir") == [] and not (tmp_path / "ok.tif").exists()
 
 
-SMALL_DISK = """
-import resource, signal, sys
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail (EFBIG), as on a full disk
-resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[1]), int(sys.argv[1])))
-from eoengine.cli.main import main
-sys.argv = ["eoengine", *sys.argv[2:]]
-main()
-"""
+def _small_disk() -> None:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000))  # larger writes fail (EFBIG), as on a full disk
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write, not a killed process
 
 
 def test_a_full_disk_is_one_line_and_leaves_nothing(job: dict[str, Path], tmp_path: Path) -> None:
     out = job["out"]
     args = ["predict", str(job["model"]), str(job["scene"]), "--out", str(out), "--probabilities", str(out.with_name("p.tif"))]
-    proc = subprocess.run([sys.executable, "-c", SMALL_DISK, "60000", *args], capture_output=True, text=True, timeout=300,
-                          env=os.environ | {"EOENGINE_PROGRESS": "0"})
+    proc = subprocess.run([sys.executable, "-m", "eoengine", *args], preexec_fn=_small_disk, capture_output=True, text=True,
+                          timeout=300, env=os.environ | {"EOENGINE_PROGRESS": "0"})
     assert proc.returncode == 2, proc.stderr
     lines = [line for line in proc.stderr.strip().splitlines() if not line.startswith("_tiffWriteProc:")]
     assert len(lines) == 1 and lines[0].startswith(f"error: cannot write {out}"), proc.stderr  # libtiff prints its own line
