@@ -18,7 +18,7 @@ def _try(problems: list[str], field: str, fn: object, *args: object) -> None:
 def check_config(cfg: ProjectConfig) -> list[str]:
     """Every problem found, each naming the field; empty when the config is ready to run."""
     from eoengine.features.indices import check_indices
-    from eoengine.labels.vector import read_vector_labels
+    from eoengine.labels.vector import read_labelled_area, read_vector_labels
     from eoengine.models.registry import check_model_name
     from eoengine.raster.scene import open_raster, resolve_scene_bands
     from eoengine.training.heads import check_head_losses, planned_heads
@@ -41,8 +41,11 @@ def check_config(cfg: ProjectConfig) -> list[str]:
     if source is not None and "://" not in source.catalog and not Path(cfg.resolve(source.catalog)).exists():
         problems.append(f"imagery.source.catalog: not found: {cfg.resolve(source.catalog)}")
     lab = cfg.labels
-    if lab.type == "vector" and lab.path and lab.class_column:
-        _try(problems, "labels", read_vector_labels, cfg.resolve(lab.path), lab.class_column, cfg.classes, lab.layer)
+    if lab.type == "vector" and lab.path:
+        _try(problems, "labels", read_vector_labels, cfg.resolve(lab.path), lab.class_column, cfg.classes, lab.layer,
+             lab.class_value)
+        if lab.labelled_area:
+            _try(problems, "labels.labelled_area", read_labelled_area, cfg.resolve(lab.labelled_area))
     elif lab.type == "raster":
         paths = [s.labels for s in cfg.imagery.scenes if s.labels] or ([lab.path] if lab.path else [])
         if not paths:

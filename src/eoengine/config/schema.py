@@ -164,6 +164,22 @@ class ClassSpec(Strict):
         return value
 
 
+def class_key(value: Any) -> str:
+    """A class value as text, the way label files spell it (1.0 -> '1')."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def class_lookup(classes: list[ClassSpec]) -> dict[str, int]:
+    """Map every accepted spelling of a class (value or name, as text) to its index."""
+    out: dict[str, int] = {}
+    for i, c in enumerate(classes):
+        out[str(c.value)] = i
+        out.setdefault(c.name, i)
+    return out
+
+
 class ValuesConfig(Strict):
     """A raster of continuous target values (biomass, canopy height) for regression."""
 
@@ -173,20 +189,55 @@ class ValuesConfig(Strict):
     resampling: Resampling = "nearest"
 
 
+class BufferConfig(Strict):
+    """A buffer around every label feature before rasterising (roads as lines, survey points)."""
+
+    distance: float = Field(gt=0, description="buffer radius")
+    units: Literal["metres", "pixels"] = Field(
+        default="metres", description="metres (on the ground, whatever the scene's CRS) or scene pixels"
+    )
+
+
 class LabelsConfig(Strict):
-    """Class labels (a vector file with a class column, or a label raster) and/or values."""
+    """Class labels (a vector file, or a label raster) and/or values.
+
+    Vector features take their class from ``class_column``, or all get ``class_value``
+    (a footprint file of one class). ``background`` names the class of every pixel no
+    feature covers, over the whole scene or only inside ``labelled_area``; without it those
+    pixels are unlabelled. ``buffer`` widens lines and points before rasterising.
+    """
 
     type: Literal["vector", "raster", "none"]
     path: str | None = Field(default=None, description="vector file or label raster")
     class_column: str | None = Field(default=None, description="vector: column with classes")
+    class_value: int | str | None = Field(
+        default=None, description="vector: the class (value or name) of every feature, instead of a class column"
+    )
+    background: int | str | None = Field(
+        default=None, description="vector: the class (value or name) of pixels no feature covers"
+    )
+    labelled_area: str | None = Field(
+        default=None, description="vector: polygons where background applies (default: the whole scene)"
+    )
+    buffer: BufferConfig | None = Field(default=None, description="vector: buffer features before rasterising")
     layer: str | None = Field(default=None, description="vector: layer in a GeoPackage")
     all_touched: bool = False
     values: ValuesConfig | None = Field(default=None, description="regression targets")
 
     @model_validator(mode="after")
     def _complete(self) -> LabelsConfig:
-        if self.type == "vector" and (self.path is None or self.class_column is None):
-            raise ValueError("vector labels need 'path' and 'class_column'")
+        if self.type == "vector":
+            if self.path is None:
+                raise ValueError("vector labels need 'path'")
+            if (self.class_column is None) == (self.class_value is None):
+                raise ValueError("vector labels need one of 'class_column' (a column with classes) "
+                                 "or 'class_value' (one class for every feature)")
+        else:
+            vector_only = [k for k in ("class_value", "background", "labelled_area", "buffer") if getattr(self, k) is not None]
+            if vector_only:
+                raise ValueError(f"{', '.join(vector_only)} only apply to labels.type 'vector'")
+        if self.labelled_area is not None and self.background is None:
+            raise ValueError("'labelled_area' needs 'background' (the class of unlabelled pixels inside it)")
         if self.type == "none" and self.values is None:
             raise ValueError("labels.type 'none' needs labels.values (a raster of target values)")
         return self
@@ -484,6 +535,11 @@ class ProjectConfig(Strict):
             raise ValueError("at most 254 classes are supported")
         if self.labels.type != "none" and len(self.classes) < 2:
             raise ValueError("class labels need at least two classes")
+        lookup = class_lookup(self.classes)
+        for key in ("class_value", "background"):
+            value = getattr(self.labels, key)
+            if value is not None and class_key(value) not in lookup:
+                raise ValueError(f"labels.{key} {value!r} is not a configured class (classes: {sorted(lookup)})")
         for head in self.task.heads():
             if head.type == "regression" and self.labels.values is None:
                 raise ValueError(f"a regression output ('{head.name}') needs labels.values (a raster of target values)")

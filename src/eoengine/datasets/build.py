@@ -58,8 +58,7 @@ def config_inputs(cfg: ProjectConfig) -> list[str]:
         if scene.labels:
             paths.append(str(cfg.resolve(scene.labels)))
         paths += [str(cfg.resolve(d.stac_item)) for d in scene.dates if d.stac_item]
-    if cfg.labels.path:
-        paths.append(str(cfg.resolve(cfg.labels.path)))
+    paths += [str(cfg.resolve(p)) for p in (cfg.labels.path, cfg.labels.labelled_area) if p]
     if cfg.labels.values:
         paths.append(str(cfg.resolve(cfg.labels.values.path)))
     if cfg.dataset.split.path:
@@ -99,6 +98,24 @@ def latest_dataset(cfg: ProjectConfig) -> Path:
             "run 'eoengine dataset build CONFIG' first (or set training.dataset)",
         )
     return datasets_dir(cfg) / json.loads(pointer.read_text())["folder"]
+
+
+def warn_empty_classes(names: list[str], freq: dict[str, list[int]]) -> list[str]:
+    """Warn about each class with no labelled pixel in the dataset (a model cannot learn it).
+
+    Args:
+        names: the class names, in index order.
+        freq: labelled pixels per class, per split.
+
+    Returns:
+        The names of the classes without pixels.
+
+    """
+    empty = [n for i, n in enumerate(names) if not any(counts[i] for counts in freq.values())]
+    for name in empty:
+        log.warning("class '%s' has no labelled pixels in the dataset, so no model can learn it — check the labels' "
+                    "classes, or set labels.background for the pixels no feature covers", name)
+    return empty
 
 
 def _hashed_inputs(checksums: list[dict[str, str]]) -> list[list[str]]:
@@ -192,6 +209,7 @@ def build_dataset(
         s: [int(index.loc[index["split"] == s, f"count_{c.name}"].sum()) for c in cfg.classes]
         for s in splits
     }
+    warn_empty_classes([c.name for c in cfg.classes], freq)
     train_records = [r for r in kept if r["split"] == "train"]
     stats = combine_stats(train_records, channels)
     content = {

@@ -27,6 +27,7 @@ def dataset_config(cfg: ProjectConfig) -> dict[str, Any]:
         imagery["source"].pop("storage", None)  # credentials: never recorded, and they do not change the data
     labels = cfg.labels.model_dump(mode="json")
     labels.pop("path", None)
+    labels.pop("labelled_area", None)
     if labels.get("values"):
         labels["values"].pop("path", None)
     split = cfg.dataset.split.model_dump(mode="json")
