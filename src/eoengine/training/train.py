@@ -151,8 +151,7 @@ def resolve_dataset(cfg: ProjectConfig, dataset: Path | None) -> Path:
     if dataset is None and cfg.training.dataset:
         dataset = cfg.resolve(cfg.training.dataset)
     root = Path(dataset) if dataset else latest_dataset(cfg)
-    if not (root / "manifest.json").exists():
-        raise EOError(f"{root} is not an eoengine dataset", "build one with 'eoengine dataset build'")
+    read_manifest(root)  # a mistyped path fails here, naming both ways to make a dataset
     return root
 
 
