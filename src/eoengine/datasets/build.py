@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from eoengine.config.schema import ProjectConfig
+from eoengine.config.schema import BuildConfig, ProjectConfig
 from eoengine.datasets.manifest import build_index, combine_stats, dataset_config
 from eoengine.datasets.pipeline import beam_options, run_chips, run_label_counts
 from eoengine.datasets.plan import Candidate, plan_build
@@ -50,7 +50,7 @@ class BuildResult:
     manifest: dict[str, Any]
 
 
-def config_inputs(cfg: ProjectConfig) -> list[str]:
+def config_inputs(cfg: BuildConfig) -> list[str]:
     """Every input file the config names (bands, labels, split regions)."""
     paths: list[str] = []
     for scene in cfg.imagery.scenes:
@@ -69,7 +69,7 @@ def config_inputs(cfg: ProjectConfig) -> list[str]:
     return paths
 
 
-def channel_groups(cfg: ProjectConfig, indices: list[str]) -> dict[str, list[int]]:
+def channel_groups(cfg: BuildConfig, indices: list[str]) -> dict[str, list[int]]:
     """Channel indices of each band group (for fusion models); indices form their own group."""
     bands = cfg.imagery.bands
     per_date = [b.group for b in bands]
@@ -145,7 +145,7 @@ def build_dataset(
     """Build (or resume, or confirm up to date) the dataset the config describes."""
     from eoengine.sourcing.project import with_sourced_scenes
 
-    cfg = with_sourced_scenes(cfg)
+    cfg = with_sourced_scenes(cfg.for_build())
     checksums = input_checksums(config_inputs(cfg))
     dcfg = dataset_config(cfg)
     key = canonical_hash({"format": FORMAT, "config": dcfg, "inputs": _hashed_inputs(checksums)})

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import geopandas as gpd
 
-from eoengine.config.schema import ProjectConfig, class_key, class_lookup
+from eoengine.config.schema import BuildConfig, ProjectConfig, class_key, class_lookup
 from eoengine.datasets.split import (
     SplitFn,
     block_splitter,
@@ -142,7 +142,7 @@ def _candidates_for_scene(
     return out, dropped
 
 
-def plan_build(cfg: ProjectConfig, scratch: Path) -> BuildPlan:
+def plan_build(cfg: BuildConfig, scratch: Path) -> BuildPlan:
     """Check inputs and list candidate chips. Vector labels are saved per scene in ``scratch``."""
     bands = cfg.imagery.bands
     band_names = [b.name for b in bands]

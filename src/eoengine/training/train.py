@@ -23,10 +23,11 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 import eoengine
+from eoengine.config.checks import check_config
 from eoengine.config.schema import ProjectConfig
 from eoengine.datasets.build import latest_dataset
 from eoengine.datasets.store import read_manifest
-from eoengine.errors import EOError
+from eoengine.errors import ConfigError, EOError
 from eoengine.models.registry import MODELS, build_model, check_model_name, size_multiple
 from eoengine.progress import enabled as progress_enabled
 from eoengine.tracking.store import ensure_experiment, tracking_uri
@@ -195,6 +196,9 @@ def _train(
                           "pass the id of an interrupted run of this project (see its runs/ folder)")
         mlflow.set_tracking_uri(track)
         dataset = Path(mlflow.get_run(resume).data.tags["dataset.path"])
+    problems = check_config(cfg, dataset)  # the checks 'validate' runs: one accepts what the other does
+    if problems:
+        raise ConfigError(f"project '{cfg.name}'", problems)
     root = resolve_dataset(cfg, dataset)
     manifest = read_manifest(root)
     check_bands(cfg, manifest)
