@@ -126,3 +126,12 @@ def test_point_labels_with_a_buffer_build(tmp_path: Path) -> None:
     freq = built.manifest["class_frequencies"]
     building = sum(freq[s][1] for s in freq)
     assert building == 49 * 9  # each point at a pixel centre: the 3 x 3 pixels within 15 m, not one pixel
+
+
+def test_metre_buffer_in_a_feet_crs_is_converted() -> None:
+    x0, y0 = 2000000.0, 800000.0  # NC State Plane, US survey feet
+    grid = Grid("EPSG:2264", (1.0, 0.0, x0, 0.0, -1.0, y0), 100, 100)
+    road = gpd.GeoDataFrame({"class_index": [0]}, geometry=[LineString([(x0 + 50, y0), (x0 + 50, y0 - 100)])],
+                            crs="EPSG:2264")
+    lab = VectorLabeler(labels_for_grid(road, grid, "roads", BufferConfig(distance=3)), grid).read(Window(0, 0, 100, 100))
+    assert _width(lab) in (19, 20)  # 2 x 3 m = 19.7 ft, not 6 ft
