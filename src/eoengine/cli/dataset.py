@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -70,8 +71,6 @@ def info(path: Annotated[Path, typer.Argument(help="Dataset folder")]) -> None:
     """Print a dataset's manifest summary and class balance."""
     from eoengine.datasets.store import read_manifest
 
-    if not (path / "manifest.json").exists():
-        raise EOError(f"{path} is not an eoengine dataset (no manifest.json)", "pass a folder made by 'eoengine dataset build'")
     m = read_manifest(path)
     out.print(f"[bold]{m['name']}[/bold] version {m['version'][:12]} (created {m['created']})")
     stats = m["statistics"]["train"]
@@ -84,17 +83,41 @@ def info(path: Annotated[Path, typer.Argument(help="Dataset folder")]) -> None:
     out.print(table)
 
 
+@dataset_app.command("inspect-tfrecord")
+def inspect_tfrecord(
+    file: Annotated[Path, typer.Argument(help="A TFRecord file (e.g. an Earth Engine export)")],
+    compression: Annotated[str, typer.Option(help="GZIP or NONE")] = "GZIP",
+) -> None:
+    """List the features of a TFRecord file's first record: names, types and shapes (to pick --bands and --label)."""
+    from eoengine.datasets.tfrecord import describe_example, first_record
+
+    first = first_record(file, compression)
+    table = Table(title=f"features of {file.name} (first record)")
+    for col in ("feature", "type", "values", "shape"):
+        table.add_column(col)
+    for name, (kind, n) in describe_example(first).items():
+        side = math.isqrt(n)
+        shape = "point" if n == 1 else f"{side}x{side}" if side * side == n else f"{n}"
+        table.add_row(name, kind, str(n), shape)
+    out.print(table)
+
+
 @dataset_app.command("import-tfrecord")
 def import_tfrecord(
     files: Annotated[list[str], typer.Argument(help="SPLIT=FILE pairs, e.g. train=train.tfrecord.gz")],
     output: Annotated[Path, typer.Option("--out", "-o", help="Dataset folder to create")],
-    bands: Annotated[str, typer.Option(help="Comma-separated band feature names")],
+    bands: Annotated[str | None, typer.Option(
+        help="Comma-separated band feature names (default: every numeric feature but the label, sorted)")] = None,
     label: Annotated[str, typer.Option(help="Label feature name")] = "class",
     classes: Annotated[str | None, typer.Option(help="Comma-separated class names (default: class0..N)")] = None,
     num_classes: Annotated[int | None, typer.Option(help="Number of classes (default: from the labels)")] = None,
     compression: Annotated[str, typer.Option(help="GZIP or NONE")] = "GZIP",
+    force: Annotated[bool, typer.Option(help="Replace a different dataset already at --out")] = False,
 ) -> None:
-    """Import Earth Engine / servir-aces TFRecord exports into an eoengine dataset (no TensorFlow)."""
+    """Import Earth Engine / servir-aces TFRecord exports into an eoengine dataset (no TensorFlow).
+
+    Rerunning the same import is a no-op; see the features with 'eoengine dataset inspect-tfrecord FILE'.
+    """
     from eoengine.datasets.tfrecord_import import import_tfrecords
 
     pairs: dict[str, list[str]] = {}
@@ -104,6 +127,8 @@ def import_tfrecord(
         split, path = item.split("=", 1)
         pairs.setdefault(split, []).append(path)
     names = classes.split(",") if classes else None
-    result = import_tfrecords(pairs, output, bands.split(","), label, names, num_classes, compression)
-    out.print(f"dataset written: {result.path}\nversion {result.version}")
+    result = import_tfrecords(pairs, output, bands.split(",") if bands else None, label, names, num_classes,
+                              compression, force)
+    state = "up to date" if result.up_to_date else "written"
+    out.print(f"dataset {state}: {result.path}\nversion {result.version}")
     _summary(result.manifest)

@@ -52,10 +52,11 @@ def _setup_logging() -> None:
 @app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder for the new project")],
-    template: Annotated[str, typer.Option(help="basic: a commented config; custom: plus a custom model and loss")] = "basic",
+    template: Annotated[str, typer.Option(
+        help="basic: a commented config; custom: plus a custom model and loss; imported: train on a TFRecord import")] = "basic",
     force: Annotated[bool, typer.Option(help="Overwrite existing files")] = False,
 ) -> None:
-    """Scaffold a project in DIRECTORY: a commented config, and with --template custom the extension points."""
+    """Scaffold a project in DIRECTORY: a commented config (--template custom: extension points; imported: no imagery)."""
     from eoengine.templates import TEMPLATES, write_template
 
     if template not in TEMPLATES:
@@ -100,7 +101,8 @@ def validate(config: Annotated[Path, typer.Argument(help="Project config (YAML)"
     problems = check_config(cfg)
     if problems:
         raise ConfigError(str(config), problems)
-    out.print(f"[green]{config}: valid[/green] ({len(cfg.imagery.scenes)} scene(s), {len(cfg.classes)} classes)")
+    source = f"{len(cfg.imagery.scenes)} scene(s), {len(cfg.classes)} classes" if cfg.imagery else f"trains on {cfg.training.dataset}"
+    out.print(f"[green]{config}: valid[/green] ({source})")
 
 
 @app.command()

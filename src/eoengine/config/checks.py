@@ -1,8 +1,10 @@
-"""Checks of a config that need more than its schema: files, names, labels, components.
+"""Checks of a config that need more than its schema: files, names, labels, components, the dataset.
 
-``eoengine validate`` runs every check that can run before work starts, with the very
-functions ``dataset build`` and ``train`` use (the build's plan, the model registry), so
-validate never calls valid a config that they reject, and says so in the same words.
+``eoengine validate`` and ``train`` both run :func:`check_config`: every check that can run
+before work starts, with the very functions ``dataset build`` and ``train`` use (the build's
+plan, the model registry), so validate never calls valid a config that they reject, and says
+so in the same words. A config that trains on an existing dataset (``training.dataset``) is
+checked against that dataset's manifest (classes, targets, channels, dates) instead of a plan.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from eoengine.config.schema import ProjectConfig
+from eoengine.config.schema import ImageryConfig, LabelsConfig, ProjectConfig, timesteps_problem
 from eoengine.errors import EOError
 
 MIN_FREE_BYTES = 1 << 20
@@ -54,29 +56,39 @@ def check_output_dir(path: Path) -> None:
                       "free some space, or set output_dir on a disk with room")
 
 
-def _scene_problems(cfg: ProjectConfig) -> list[str]:
+def _imagery_problems(cfg: ProjectConfig, imagery: ImageryConfig) -> list[str]:
+    from eoengine.features.indices import check_indices
     from eoengine.raster.scene import SceneReader, resolve_scene_bands
 
     problems: list[str] = []
-    for i, scene in enumerate(cfg.imagery.scenes):
+    for i, scene in enumerate(imagery.scenes):
         try:
-            with SceneReader(resolve_scene_bands(cfg.imagery.bands, scene, cfg.base_dir)) as reader:
+            with SceneReader(resolve_scene_bands(imagery.bands, scene, cfg.base_dir)) as reader:
                 reader.check_pixels()
         except EOError as exc:
             problems.append(f"imagery.scenes[{i}] ({scene.id}): {exc}")
+    bands = imagery.bands
+    _try(problems, "features.indices", check_indices, cfg.features.indices,
+         [b.name for b in bands], [b.common_name for b in bands])
+    source = imagery.source
+    if source is not None and "://" not in source.catalog and not Path(cfg.resolve(source.catalog)).exists():
+        problems.append(f"imagery.source.catalog: not found: {cfg.resolve(source.catalog)}")
     return problems
 
 
-def _label_problems(cfg: ProjectConfig) -> list[str]:
-    from eoengine.labels.vector import read_vector_labels
+def _label_problems(cfg: ProjectConfig, lab: LabelsConfig) -> list[str]:
+    from eoengine.labels.vector import read_labelled_area, read_vector_labels
     from eoengine.raster.scene import open_raster
 
     problems: list[str] = []
-    lab = cfg.labels
-    if lab.type == "vector" and lab.path and lab.class_column:
-        _try(problems, "labels", read_vector_labels, cfg.resolve(lab.path), lab.class_column, cfg.classes, lab.layer)
+    if lab.type == "vector" and lab.path:
+        _try(problems, "labels", read_vector_labels, cfg.resolve(lab.path), lab.class_column, cfg.classes, lab.layer,
+             lab.class_value)
+        if lab.labelled_area:
+            _try(problems, "labels.labelled_area", read_labelled_area, cfg.resolve(lab.labelled_area))
     elif lab.type == "raster":
-        paths = [s.labels for s in cfg.imagery.scenes if s.labels] or ([lab.path] if lab.path else [])
+        scenes = cfg.imagery.scenes if cfg.imagery else []
+        paths = [s.labels for s in scenes if s.labels] or ([lab.path] if lab.path else [])
         if not paths:
             problems.append("labels.path: a raster label source needs labels.path (or labels per scene)")
         for p in paths:
@@ -85,16 +97,9 @@ def _label_problems(cfg: ProjectConfig) -> list[str]:
 
 
 def _input_problems(cfg: ProjectConfig) -> list[str]:
-    from eoengine.features.indices import check_indices
-
-    problems = _scene_problems(cfg)
-    bands = cfg.imagery.bands
-    _try(problems, "features.indices", check_indices, cfg.features.indices,
-         [b.name for b in bands], [b.common_name for b in bands])
-    source = cfg.imagery.source
-    if source is not None and "://" not in source.catalog and not Path(cfg.resolve(source.catalog)).exists():
-        problems.append(f"imagery.source.catalog: not found: {cfg.resolve(source.catalog)}")
-    problems += _label_problems(cfg)
+    problems = _imagery_problems(cfg, cfg.imagery) if cfg.imagery is not None else []
+    if cfg.labels is not None:
+        problems += _label_problems(cfg, cfg.labels)
     if cfg.dataset.split.path and not Path(cfg.resolve(cfg.dataset.split.path)).exists():
         problems.append(f"dataset.split.path: file not found: {cfg.resolve(cfg.dataset.split.path)}")
     return problems
@@ -104,20 +109,48 @@ def _plan(cfg: ProjectConfig) -> None:
     from eoengine.datasets.plan import plan_build
 
     with tempfile.TemporaryDirectory() as scratch:
-        plan_build(cfg, Path(scratch))
+        plan_build(cfg.for_build(), Path(scratch))
 
 
-def _training_problems(cfg: ProjectConfig) -> list[str]:
+def _dataset_manifest(cfg: ProjectConfig, dataset: Path | None, problems: list[str]) -> dict[str, Any] | None:
+    from eoengine.datasets.store import read_manifest
+
+    root = dataset if dataset is not None else cfg.resolve(cfg.training.dataset) if cfg.training.dataset else None
+    if root is None:
+        return None
+    try:
+        return read_manifest(Path(root))
+    except EOError as exc:
+        problems.append(f"training.dataset: {exc}")
+        return None
+
+
+def _fit_problems(cfg: ProjectConfig, manifest: dict[str, Any]) -> list[str]:
+    from eoengine.training.heads import build_heads
+    from eoengine.training.train import check_bands
+
+    problems: list[str] = []
+    weights = cfg.training.loss.class_weights
+    if not isinstance(weights, list) or len(weights) == len(manifest["classes"]):  # else said by the training checks
+        _try(problems, "training.dataset", build_heads, cfg, manifest)  # the targets the heads need, class weights
+    _try(problems, "model.kwargs.in_channels", check_bands, cfg, manifest)
+    problem = timesteps_problem(cfg.task.type, int(manifest.get("timesteps", 1)))
+    if problem:
+        problems.append(f"task.type: the dataset {manifest['name']}: {problem}")
+    return problems
+
+
+def _training_problems(cfg: ProjectConfig, n_classes: int) -> list[str]:
     from eoengine.models.registry import check_model_kwargs, check_model_name
     from eoengine.training.heads import check_head_losses, planned_heads
     from eoengine.training.optim import check_optimizer, check_scheduler
 
     problems: list[str] = []
     if _try(problems, "model.name", check_model_name, cfg.model.name):
-        given = {k: v for k, v in cfg.model.kwargs.items() if k != "in_channels"}  # train checks it against the dataset
+        given = {k: v for k, v in cfg.model.kwargs.items() if k != "in_channels"}  # checked against the dataset
         _try(problems, "model.kwargs", check_model_kwargs, cfg.model.name, given)
     loss = cfg.training.loss
-    _try(problems, "training.loss", check_head_losses, cfg)
+    _try(problems, "training.loss", check_head_losses, cfg, n_classes)
     _try(problems, "training.optimizer.name", check_optimizer, cfg.training.optimizer.name)
     if cfg.training.scheduler:
         _try(problems, "training.scheduler.name", check_scheduler, cfg.training.scheduler.name)
@@ -125,26 +158,34 @@ def _training_problems(cfg: ProjectConfig) -> list[str]:
         from eoengine.training.train import check_monitor
 
         _try(problems, "training.early_stopping.monitor", check_monitor, cfg.training.early_stopping.monitor,
-             planned_heads(cfg))
-    if isinstance(loss.class_weights, list) and len(loss.class_weights) != len(cfg.classes):
-        problems.append(f"training.loss.class_weights: {len(loss.class_weights)} values for {len(cfg.classes)} classes")
+             planned_heads(cfg, n_classes))
+    if isinstance(loss.class_weights, list) and len(loss.class_weights) != n_classes:
+        problems.append(f"training.loss.class_weights: {len(loss.class_weights)} values for {n_classes} classes")
     return problems
 
 
-def check_config(cfg: ProjectConfig) -> list[str]:
+def check_config(cfg: ProjectConfig, dataset: Path | None = None) -> list[str]:
     """Every problem found, each naming the field; empty when the config is ready to run.
 
     Args:
         cfg: The loaded config.
+        dataset: The dataset to train on, when given outside the config (``train --dataset``);
+            otherwise ``training.dataset`` if set. Without either, the build's own plan is
+            checked (the config's imagery and labels).
 
     Returns:
-        One line per problem.
+        One line per problem, each starting with the field it concerns.
 
     """
     problems: list[str] = []
     _try(problems, None, check_output_dir, cfg.output_path)
     inputs = _input_problems(cfg)
     problems += inputs
-    if not inputs and cfg.imagery.source is None:  # the build's own plan (a search's scenes are fetched by build)
-        _try(problems, None, _plan, cfg)
-    return problems + _training_problems(cfg)
+    manifest = _dataset_manifest(cfg, dataset, problems)
+    own_build = manifest is None and cfg.imagery is not None and cfg.labels is not None
+    if own_build and not inputs and cfg.imagery is not None and cfg.imagery.source is None:
+        _try(problems, None, _plan, cfg)  # the build's own plan (a search's scenes are fetched by build)
+    problems += _training_problems(cfg, len(manifest["classes"]) if manifest else len(cfg.classes))
+    if manifest is not None:
+        problems += _fit_problems(cfg, manifest)
+    return problems

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from eoengine.errors import EOError
+
 _HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
@@ -164,6 +166,22 @@ class ClassSpec(Strict):
         return value
 
 
+def class_key(value: Any) -> str:
+    """A class value as text, the way label files spell it (1.0 -> '1')."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def class_lookup(classes: list[ClassSpec]) -> dict[str, int]:
+    """Map every accepted spelling of a class (value or name, as text) to its index."""
+    out: dict[str, int] = {}
+    for i, c in enumerate(classes):
+        out[str(c.value)] = i
+        out.setdefault(c.name, i)
+    return out
+
+
 class ValuesConfig(Strict):
     """A raster of continuous target values (biomass, canopy height) for regression."""
 
@@ -173,20 +191,55 @@ class ValuesConfig(Strict):
     resampling: Resampling = "nearest"
 
 
+class BufferConfig(Strict):
+    """A buffer around every label feature before rasterising (roads as lines, survey points)."""
+
+    distance: float = Field(gt=0, description="buffer radius")
+    units: Literal["metres", "pixels"] = Field(
+        default="metres", description="metres (on the ground, whatever the scene's CRS) or scene pixels"
+    )
+
+
 class LabelsConfig(Strict):
-    """Class labels (a vector file with a class column, or a label raster) and/or values."""
+    """Class labels (a vector file, or a label raster) and/or values.
+
+    Vector features take their class from ``class_column``, or all get ``class_value``
+    (a footprint file of one class). ``background`` names the class of every pixel no
+    feature covers, over the whole scene or only inside ``labelled_area``; without it those
+    pixels are unlabelled. ``buffer`` widens lines and points before rasterising.
+    """
 
     type: Literal["vector", "raster", "none"]
     path: str | None = Field(default=None, description="vector file or label raster")
     class_column: str | None = Field(default=None, description="vector: column with classes")
+    class_value: int | str | None = Field(
+        default=None, description="vector: the class (value or name) of every feature, instead of a class column"
+    )
+    background: int | str | None = Field(
+        default=None, description="vector: the class (value or name) of pixels no feature covers"
+    )
+    labelled_area: str | None = Field(
+        default=None, description="vector: polygons where background applies (default: the whole scene)"
+    )
+    buffer: BufferConfig | None = Field(default=None, description="vector: buffer features before rasterising")
     layer: str | None = Field(default=None, description="vector: layer in a GeoPackage")
     all_touched: bool = False
     values: ValuesConfig | None = Field(default=None, description="regression targets")
 
     @model_validator(mode="after")
     def _complete(self) -> LabelsConfig:
-        if self.type == "vector" and (self.path is None or self.class_column is None):
-            raise ValueError("vector labels need 'path' and 'class_column'")
+        if self.type == "vector":
+            if self.path is None:
+                raise ValueError("vector labels need 'path'")
+            if (self.class_column is None) == (self.class_value is None):
+                raise ValueError("vector labels need one of 'class_column' (a column with classes) "
+                                 "or 'class_value' (one class for every feature)")
+        else:
+            vector_only = [k for k in ("class_value", "background", "labelled_area", "buffer") if getattr(self, k) is not None]
+            if vector_only:
+                raise ValueError(f"{', '.join(vector_only)} only apply to labels.type 'vector'")
+        if self.labelled_area is not None and self.background is None:
+            raise ValueError("'labelled_area' needs 'background' (the class of unlabelled pixels inside it)")
         if self.type == "none" and self.values is None:
             raise ValueError("labels.type 'none' needs labels.values (a raster of target values)")
         return self
@@ -458,13 +511,27 @@ class PredictionConfig(Strict):
         return self
 
 
+def timesteps_problem(task: str, steps: int) -> str | None:
+    """Why scenes (or a dataset) with ``steps`` dates cannot serve ``task``, or None when they can."""
+    if task == "change_detection" and steps != 2:
+        return f"change_detection needs scenes with exactly 2 timesteps, they have {steps}"
+    if task == "time_series" and steps < 2:
+        return "time_series needs scenes with timesteps (at least two dates)"
+    return None
+
+
 class ProjectConfig(Strict):
-    """The whole job, from imagery and labels to a model and maps."""
+    """The whole job, from imagery and labels to a model and maps.
+
+    ``imagery`` and ``labels`` describe how to build a dataset; a config that only trains
+    on an existing one (``training.dataset``, e.g. from ``dataset import-tfrecord``) needs
+    neither: the dataset's manifest gives the bands, classes and targets.
+    """
 
     name: str = "eoengine-project"
     output_dir: str = "eoengine-out"
-    imagery: ImageryConfig
-    labels: LabelsConfig
+    imagery: ImageryConfig | None = None
+    labels: LabelsConfig | None = None
     classes: list[ClassSpec] = Field(default_factory=list)
     task: TaskConfig = Field(default_factory=TaskConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
@@ -485,19 +552,52 @@ class ProjectConfig(Strict):
                 raise ValueError(f"class {attr}s must be unique; repeated: {dupes}")
         if len(self.classes) > 254:
             raise ValueError("at most 254 classes are supported")
-        if self.labels.type != "none" and len(self.classes) < 2:
-            raise ValueError("class labels need at least two classes")
-        for head in self.task.heads():
-            if head.type == "regression" and self.labels.values is None:
-                raise ValueError(f"a regression output ('{head.name}') needs labels.values (a raster of target values)")
-            if head.type != "regression" and self.labels.type == "none":
-                raise ValueError(f"a {head.type} output ('{head.name}') needs class labels (labels.type vector or raster)")
-        steps = self.imagery.timesteps
-        if self.task.type == "change_detection" and steps != 2:
-            raise ValueError(f"change_detection needs scenes with exactly 2 timesteps, they have {steps}")
-        if self.task.type == "time_series" and steps < 2:
-            raise ValueError("time_series needs scenes with timesteps (at least two dates)")
         return self
+
+    @model_validator(mode="after")
+    def _sources(self) -> ProjectConfig:
+        missing = [k for k in ("imagery", "labels") if getattr(self, k) is None]
+        if missing and self.training.dataset is None:
+            raise ValueError(f"no {' or '.join(missing)}: a config needs imagery and labels to build a dataset, "
+                             "or training.dataset naming one to train on (e.g. made by 'eoengine dataset import-tfrecord')")
+        if self.labels is not None:
+            self._check_labels(self.labels)
+        problem = timesteps_problem(self.task.type, self.imagery.timesteps) if self.imagery is not None else None
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    def _check_labels(self, labels: LabelsConfig) -> None:
+        if labels.type != "none" and len(self.classes) < 2:
+            raise ValueError("class labels need at least two classes")
+        lookup = class_lookup(self.classes)
+        for key in ("class_value", "background"):
+            value = getattr(labels, key)
+            if value is not None and class_key(value) not in lookup:
+                raise ValueError(f"labels.{key} {value!r} is not a configured class (classes: {sorted(lookup)})")
+        for head in self.task.heads():
+            if head.type == "regression" and labels.values is None:
+                raise ValueError(f"a regression output ('{head.name}') needs labels.values (a raster of target values)")
+            if head.type != "regression" and labels.type == "none":
+                raise ValueError(f"a {head.type} output ('{head.name}') needs class labels (labels.type vector or raster)")
+
+    def for_build(self) -> BuildConfig:
+        """The config as one that can build a dataset (it has imagery and labels).
+
+        Returns:
+            The same settings, typed as a :class:`BuildConfig`.
+
+        Raises:
+            EOError: the config has no imagery or no labels section.
+
+        """
+        if isinstance(self, BuildConfig):
+            return self
+        if self.imagery is None or self.labels is None:
+            raise EOError("this config has no imagery or labels, so it cannot build a dataset",
+                          "add imagery and labels sections, or train on training.dataset without building")
+        values = {k: getattr(self, k) for k in type(self).model_fields}
+        return BuildConfig.model_construct(_fields_set=set(self.model_fields_set), **values)
 
     def resolve(self, path: str) -> Path:
         """Resolve a path from the config relative to the config file's folder."""
@@ -510,3 +610,10 @@ class ProjectConfig(Strict):
     def output_path(self) -> Path:
         """Folder for datasets, runs, reports and maps of this project."""
         return self.resolve(self.output_dir)
+
+
+class BuildConfig(ProjectConfig):
+    """A project config with the imagery and labels a dataset build needs (see :meth:`ProjectConfig.for_build`)."""
+
+    imagery: ImageryConfig
+    labels: LabelsConfig

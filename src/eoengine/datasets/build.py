@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from eoengine.config.checks import check_output_dir
-from eoengine.config.schema import ProjectConfig
+from eoengine.config.schema import BuildConfig, ProjectConfig
 from eoengine.datasets.manifest import build_index, combine_stats, dataset_config
 from eoengine.datasets.pipeline import beam_options, run_chips, run_label_counts
 from eoengine.datasets.plan import BuildPlan, Candidate, plan_build
@@ -54,7 +54,7 @@ class BuildResult:
     manifest: dict[str, Any]
 
 
-def config_inputs(cfg: ProjectConfig) -> list[str]:
+def config_inputs(cfg: BuildConfig) -> list[str]:
     """Every input file the config names (bands, labels, split regions)."""
     paths: list[str] = []
     for scene in cfg.imagery.scenes:
@@ -62,8 +62,7 @@ def config_inputs(cfg: ProjectConfig) -> list[str]:
         if scene.labels:
             paths.append(str(cfg.resolve(scene.labels)))
         paths += [str(cfg.resolve(d.stac_item)) for d in scene.dates if d.stac_item]
-    if cfg.labels.path:
-        paths.append(str(cfg.resolve(cfg.labels.path)))
+    paths += [str(cfg.resolve(p)) for p in (cfg.labels.path, cfg.labels.labelled_area) if p]
     if cfg.labels.values:
         paths.append(str(cfg.resolve(cfg.labels.values.path)))
     if cfg.dataset.split.path:
@@ -75,7 +74,7 @@ def config_inputs(cfg: ProjectConfig) -> list[str]:
     return paths
 
 
-def channel_groups(cfg: ProjectConfig, indices: list[str]) -> dict[str, list[int]]:
+def channel_groups(cfg: BuildConfig, indices: list[str]) -> dict[str, list[int]]:
     """Channel indices of each band group (for fusion models); indices form their own group."""
     bands = cfg.imagery.bands
     per_date = [b.group for b in bands]
@@ -106,6 +105,24 @@ def latest_dataset(cfg: ProjectConfig) -> Path:
     return datasets_dir(cfg) / json.loads(pointer.read_text())["folder"]
 
 
+def warn_empty_classes(names: list[str], freq: dict[str, list[int]]) -> list[str]:
+    """Warn about each class with no labelled pixel in the dataset (a model cannot learn it).
+
+    Args:
+        names: the class names, in index order.
+        freq: labelled pixels per class, per split.
+
+    Returns:
+        The names of the classes without pixels.
+
+    """
+    empty = [n for i, n in enumerate(names) if not any(counts[i] for counts in freq.values())]
+    for name in empty:
+        log.warning("class '%s' has no labelled pixels in the dataset, so no model can learn it — check the labels' "
+                    "classes, or set labels.background for the pixels no feature covers", name)
+    return empty
+
+
 def _hashed_inputs(checksums: list[dict[str, str]]) -> list[list[str]]:
     return [[Path(c["path"]).name, c["sha256"]] for c in checksums]
 
@@ -134,7 +151,7 @@ def build_dataset(
     from eoengine.sourcing.project import with_sourced_scenes
 
     check_output_dir(cfg.output_path)
-    cfg = with_sourced_scenes(cfg)
+    cfg = with_sourced_scenes(cfg.for_build())
     checksums = input_checksums(config_inputs(cfg))
     dcfg = dataset_config(cfg)
     key = canonical_hash({"format": FORMAT, "config": dcfg, "inputs": _hashed_inputs(checksums)})
@@ -177,7 +194,7 @@ def _discarded_on_failure(root: Path) -> Iterator[None]:
 
 
 def _build_from_plan(
-    cfg: ProjectConfig, plan: BuildPlan, root: Path, runner: str | None, beam_args: list[str] | None,
+    cfg: BuildConfig, plan: BuildPlan, root: Path, runner: str | None, beam_args: list[str] | None,
     dcfg: dict[str, Any], checksums: list[dict[str, str]], known: Path,
 ) -> BuildResult:
     """Make the chips in ``root``, then write the index and manifest and publish the dataset."""
@@ -225,6 +242,7 @@ def _build_from_plan(
     }
     for problem in split_warnings(splits, freq, cfg.dataset.split.ratios, [c.name for c in cfg.classes]):
         log.warning("%s — rebuild with other split settings (ratios, block_size, regions) if you rely on it", problem)
+    warn_empty_classes([c.name for c in cfg.classes], freq)
     train_records = [r for r in kept if r["split"] == "train"]
     stats = combine_stats(train_records, channels)
     content = {

@@ -80,7 +80,8 @@ class ChipMaker:
             else:
                 assert sp.label_vector
                 frame = gpd.read_parquet(sp.label_vector)
-                self._labelers[scene] = VectorLabeler(frame, sp.grid, self.plan.all_touched)
+                area = gpd.read_parquet(sp.label_area) if sp.label_area else None
+                self._labelers[scene] = VectorLabeler(frame, sp.grid, self.plan.all_touched, self.plan.background, area)
         return self._labelers[scene]
 
     def marker(self, chip_id: int) -> Path:

@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 from shapely.geometry import box
 
-from eoengine.config.schema import ProjectConfig
+from eoengine.config.schema import BuildConfig
 from eoengine.datasets.plan import BuildPlan
 
 _RUN_ONLY = {"runner", "num_workers", "running_mode"}
 
 
-def dataset_config(cfg: ProjectConfig) -> dict[str, Any]:
+def dataset_config(cfg: BuildConfig) -> dict[str, Any]:
     """The parts of the config that decide a dataset's content (not paths, not runners)."""
     imagery = cfg.imagery.model_dump(mode="json")
     for scene in imagery["scenes"]:
@@ -27,6 +27,7 @@ def dataset_config(cfg: ProjectConfig) -> dict[str, Any]:
         imagery["source"].pop("storage", None)  # credentials: never recorded, and they do not change the data
     labels = cfg.labels.model_dump(mode="json")
     labels.pop("path", None)
+    labels.pop("labelled_area", None)
     if labels.get("values"):
         labels["values"].pop("path", None)
     split = cfg.dataset.split.model_dump(mode="json")

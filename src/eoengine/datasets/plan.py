@@ -12,7 +12,7 @@ from pathlib import Path
 
 import geopandas as gpd
 
-from eoengine.config.schema import ProjectConfig
+from eoengine.config.schema import BuildConfig, ProjectConfig, class_key, class_lookup
 from eoengine.datasets.split import (
     MIN_SPLIT_CHIPS,
     SplitFn,
@@ -28,7 +28,7 @@ from eoengine.datasets.split import (
 from eoengine.errors import EOError
 from eoengine.features.indices import check_indices
 from eoengine.labels.raster import RasterLabeler, ValueReader
-from eoengine.labels.vector import labels_for_grid, read_vector_labels
+from eoengine.labels.vector import labels_for_grid, read_labelled_area, read_vector_labels
 from eoengine.raster.scene import BandSource, Grid, SceneReader, resolve_scene_bands
 
 log = logging.getLogger("eoengine")
@@ -44,6 +44,7 @@ class ScenePlan:
     datetime: str | None
     label_raster: str | None = None
     label_vector: str | None = None  # GeoParquet of labels already on this scene's grid
+    label_area: str | None = None  # GeoParquet of the labelled area (background inside it) on this grid
     values_raster: str | None = None  # continuous targets (regression)
 
 
@@ -75,6 +76,7 @@ class BuildPlan:
     max_nodata_fraction: float
     all_touched: bool
     timesteps: int = 1
+    background: int | None = None  # class index of pixels no label feature covers (None: unlabelled)
     has_classes: bool = True
     values_nodata: float | None = None
     values_resampling: str = "nearest"
@@ -181,7 +183,7 @@ def _place_chips(cfg: ProjectConfig, scenes: list[tuple[str, Grid, gpd.GeoDataFr
     )
 
 
-def plan_build(cfg: ProjectConfig, scratch: Path) -> BuildPlan:
+def plan_build(cfg: BuildConfig, scratch: Path) -> BuildPlan:
     """Check inputs and list candidate chips. Vector labels are saved per scene in ``scratch``."""
     bands = cfg.imagery.bands
     band_names = [b.name for b in bands]
@@ -194,14 +196,18 @@ def plan_build(cfg: ProjectConfig, scratch: Path) -> BuildPlan:
     vector: gpd.GeoDataFrame | None = None
     inputs: list[str] = []
     if labels_cfg.type == "vector":
-        assert labels_cfg.path and labels_cfg.class_column
+        assert labels_cfg.path
         vpath = cfg.resolve(labels_cfg.path)
-        vector = read_vector_labels(vpath, labels_cfg.class_column, cfg.classes, labels_cfg.layer)
+        vector = read_vector_labels(vpath, labels_cfg.class_column, cfg.classes, labels_cfg.layer, labels_cfg.class_value)
         if cfg.dataset.split.method == "column":
             raw = gpd.read_file(vpath, layer=labels_cfg.layer) if labels_cfg.layer else gpd.read_file(vpath)
             if cfg.dataset.split.column in raw.columns:
                 vector[cfg.dataset.split.column] = raw.loc[vector.index, cfg.dataset.split.column]
         inputs.append(str(vpath))
+    area = None
+    if labels_cfg.labelled_area:
+        area = read_labelled_area(cfg.resolve(labels_cfg.labelled_area))
+        inputs.append(str(cfg.resolve(labels_cfg.labelled_area)))
     if cfg.dataset.split.path:
         inputs.append(str(cfg.resolve(cfg.dataset.split.path)))
     scenes: dict[str, ScenePlan] = {}
@@ -231,9 +237,12 @@ def plan_build(cfg: ProjectConfig, scratch: Path) -> BuildPlan:
             inputs.append(plan.label_raster)
         elif labels_cfg.type == "vector":
             assert vector is not None and labels_cfg.path
-            scene_labels = labels_for_grid(vector, grid, labels_cfg.path)
+            scene_labels = labels_for_grid(vector, grid, labels_cfg.path, labels_cfg.buffer)
             plan.label_vector = str(scratch / f"labels-{len(scenes)}.parquet")
             scene_labels.to_parquet(plan.label_vector)
+            if area is not None and labels_cfg.labelled_area:
+                plan.label_area = str(scratch / f"area-{len(scenes)}.parquet")
+                labels_for_grid(area, grid, labels_cfg.labelled_area).to_parquet(plan.label_area)
         placing.append((spec.id, grid, scene_labels))
         scenes[spec.id] = plan
     placed, dropped = _place_chips(cfg, placing)
@@ -260,6 +269,7 @@ def plan_build(cfg: ProjectConfig, scratch: Path) -> BuildPlan:
         max_nodata_fraction=cfg.dataset.max_nodata_fraction,
         all_touched=labels_cfg.all_touched,
         timesteps=cfg.imagery.timesteps,
+        background=None if labels_cfg.background is None else class_lookup(cfg.classes)[class_key(labels_cfg.background)],
         has_classes=labels_cfg.type != "none",
         values_nodata=labels_cfg.values.nodata if labels_cfg.values else None,
         values_resampling=labels_cfg.values.resampling if labels_cfg.values else "nearest",

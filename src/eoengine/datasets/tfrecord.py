@@ -81,6 +81,11 @@ def read_records(path: Path, compression: str = "GZIP") -> Iterator[bytes]:
     """The raw records of a TFRecord file, with their checksums verified."""
     if not path.exists():
         raise EOError(f"TFRecord file not found: {path}", "check the path")
+    if path.is_dir():
+        inside = sorted(p.name for p in path.iterdir() if ".tfrecord" in p.name)[:3]
+        hint = f" (it holds {', '.join(inside)}{', ...' if len(inside) == 3 else ''})" if inside else ""
+        raise EOError(f"{path} is a directory, not a TFRecord file{hint}",
+                      "pass its files one by one, e.g. train=DIR/part-0.tfrecord.gz train=DIR/part-1.tfrecord.gz")
     try:
         with _open(path, compression, "rb") as f:
             n = 0
@@ -98,6 +103,26 @@ def read_records(path: Path, compression: str = "GZIP") -> Iterator[bytes]:
                 yield data
     except (OSError, EOFError) as exc:
         raise EOError(f"{path}: cannot read as {compression} TFRecord: {exc}", "check --compression (GZIP or NONE)") from None
+
+
+def first_record(path: Path, compression: str = "GZIP") -> bytes:
+    """The first record of a TFRecord file.
+
+    Args:
+        path: the file.
+        compression: GZIP or NONE.
+
+    Returns:
+        The record's bytes.
+
+    Raises:
+        EOError: the file is unreadable or holds no records.
+
+    """
+    first = next(iter(read_records(path, compression)), None)
+    if first is None:
+        raise EOError(f"{path} holds no records", "check the file and --compression")
+    return first
 
 
 def write_records(path: Path, records: list[bytes], compression: str = "GZIP") -> None:
@@ -129,3 +154,52 @@ def decode_example(data: bytes) -> dict[str, np.ndarray]:
         elif kind == "int64_list":
             out[key] = np.asarray(feat.int64_list.value, dtype=np.int64)
     return out
+
+
+FeatureKind = tuple[str, int]
+"""A feature's list type (float, int64 or bytes) and its number of values."""
+
+
+def describe_example(data: bytes) -> dict[str, FeatureKind]:
+    """Every feature of a serialized Example: name -> (type, number of values), sorted by name.
+
+    Args:
+        data: one serialized ``tf.train.Example``.
+
+    Returns:
+        The features, bytes lists included (``decode_example`` skips them).
+
+    """
+    ex = example_class()()
+    ex.ParseFromString(data)
+    out: dict[str, FeatureKind] = {}
+    for key in sorted(ex.features.feature):
+        feat = ex.features.feature[key]
+        kind = feat.WhichOneof("kind")
+        if kind is not None:
+            out[key] = (kind.removesuffix("_list"), len(getattr(feat, kind).value))
+    return out
+
+
+def numeric_features(kinds: dict[str, FeatureKind], label: str) -> list[str]:
+    """The features that can be bands: numeric, not the label, as many values as the label.
+
+    Args:
+        kinds: a record's features, from :func:`describe_example`.
+        label: the label feature's name.
+
+    Returns:
+        The band names, sorted.
+
+    Raises:
+        EOError: the record has no such label, or no feature besides it.
+
+    """
+    if label not in kinds:
+        raise EOError(f"no label feature '{label}' (features: {sorted(kinds)})", "name the label with --label")
+    size = kinds[label][1]
+    bands = [k for k, (kind, n) in kinds.items() if k != label and kind != "bytes" and n == size]
+    if not bands:
+        raise EOError(f"no numeric feature with {size} values besides the label '{label}' (features: {sorted(kinds)})",
+                      "check --label, or list the features with 'eoengine dataset inspect-tfrecord FILE'")
+    return bands

@@ -1,7 +1,9 @@
 """Vector labels: read, check, repair, reproject, clip and rasterize per window.
 
-Labels are features with a class column (GeoJSON, GeoPackage, Shapefile, anything GDAL/OGR
-reads). Pixels no feature covers are *unlabelled* (:data:`IGNORE`), never a class.
+Labels are features with a class column, or all of one class (GeoJSON, GeoPackage,
+Shapefile, anything GDAL/OGR reads). Pixels no feature covers are *unlabelled*
+(:data:`IGNORE`) unless a background class is configured for them (over the scene or a
+labelled area): a footprint file says where buildings are, not that the rest was checked.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import shapely
+from pyproj import CRS
 from rasterio.features import rasterize
 from rasterio.windows import Window
 from shapely.geometry import box
 from shapely.strtree import STRtree
 
-from eoengine.config.schema import ClassSpec
+from eoengine.config.schema import BufferConfig, ClassSpec, class_key, class_lookup
 from eoengine.errors import EOError, check_not_folder
 from eoengine.raster.crs import crs_equivalent
 from eoengine.raster.scene import Grid
@@ -29,59 +32,105 @@ IGNORE = 255
 """Label value for unlabelled or nodata pixels; losses and metrics skip it."""
 
 
-def class_lookup(classes: list[ClassSpec]) -> dict[str, int]:
-    """Map every accepted spelling of a class (value or name, as text) to its index."""
-    out: dict[str, int] = {}
-    for i, c in enumerate(classes):
-        out[str(c.value)] = i
-        out.setdefault(c.name, i)
-    return out
+def read_vector_file(path: Path, layer: str | None = None, what: str = "labels", setting: str = "labels.path") -> gpd.GeoDataFrame:
+    """Read a vector file's non-empty features with their CRS, repairing invalid geometries.
 
+    Args:
+        path: GeoJSON, GeoPackage, Shapefile or anything else GDAL/OGR reads.
+        layer: the layer to read (GeoPackage), or None for the first.
+        what: what the file holds, for messages ("labels", "labelled area").
+        setting: the config setting that names the file, for messages.
 
-def _normalise_key(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
+    Returns:
+        The features, each with a valid, non-empty geometry.
 
+    Raises:
+        EOError: the file is missing or unreadable, has no features, or has no CRS.
 
-def read_vector_labels(
-    path: Path, class_column: str, classes: list[ClassSpec], layer: str | None = None
-) -> gpd.GeoDataFrame:
-    """Read labels and return a frame with ``class_index`` and valid geometries.
-
-    Raises :class:`EOError` for a missing file, missing CRS, missing class column, an empty
-    set, or no feature of a configured class. Invalid geometries are repaired (and counted).
     """
     if not path.exists():
-        raise EOError(f"labels file not found: {path}", "check labels.path in the config")
+        raise EOError(f"{what} file not found: {path}", f"check {setting} in the config")
     try:
         gdf = gpd.read_file(path, layer=layer) if layer else gpd.read_file(path)
     except Exception as exc:  # noqa: BLE001 - pyogrio raises many types; all mean "unreadable"
         check_not_folder(path, "a labels file", "pass the labels file itself (e.g. a .gpkg or .shp inside the folder)")
         raise EOError(
-            f"cannot read labels {path}: {str(exc).splitlines()[0]}",
+            f"cannot read {what} {path}: {str(exc).splitlines()[0]}",
             "pass a GeoJSON, GeoPackage or Shapefile",
         ) from None
     if len(gdf) == 0:
-        raise EOError(f"labels {path} contain no features", "add labelled features to the file")
+        raise EOError(f"{what} {path} contain no features", "add features to the file")
     if gdf.crs is None:
         raise EOError(
-            f"labels {path} have no CRS",
+            f"{what} {path} have no CRS",
             "add a .prj / set the CRS (e.g. ogr2ogr -a_srs EPSG:4326 out.gpkg in.shp)",
-        )
-    if class_column not in gdf.columns:
-        cols = [c for c in gdf.columns if c != "geometry"]
-        raise EOError(
-            f"labels {path} have no column '{class_column}' (columns: {cols})",
-            "set labels.class_column to the column that holds the class",
         )
     gdf = gdf[~gdf.geometry.is_empty & gdf.geometry.notna()].copy()
     invalid = ~gdf.geometry.is_valid
     if invalid.any():
-        log.warning("labels %s: repaired %d invalid geometries", path, int(invalid.sum()))
+        log.warning("%s %s: repaired %d invalid geometries", what, path, int(invalid.sum()))
         gdf.loc[invalid, "geometry"] = shapely.make_valid(gdf.geometry[invalid].values)
+    return gdf
+
+
+def read_labelled_area(path: Path) -> gpd.GeoDataFrame:
+    """Read the polygons inside which unlabelled pixels are background.
+
+    Args:
+        path: a vector file of polygons.
+
+    Returns:
+        The polygons (geometry only).
+
+    Raises:
+        EOError: the file is unusable (see :func:`read_vector_file`) or holds no polygons.
+
+    """
+    gdf = read_vector_file(path, what="labelled area", setting="labels.labelled_area")
+    polygons = gdf.geometry.geom_type.isin(["Polygon", "MultiPolygon"])
+    if not polygons.any():
+        raise EOError(f"labelled area {path} holds no polygons (found {sorted(set(gdf.geometry.geom_type))})",
+                      "give labels.labelled_area as polygons of the area that was labelled")
+    return gdf.loc[polygons, ["geometry"]]
+
+
+def read_vector_labels(
+    path: Path, class_column: str | None, classes: list[ClassSpec], layer: str | None = None,
+    class_value: int | str | None = None,
+) -> gpd.GeoDataFrame:
+    """Read labels and return a frame with ``class_index`` and valid geometries.
+
+    Args:
+        path: the labels file.
+        class_column: the column holding each feature's class (value or name), or None
+            when every feature is ``class_value``.
+        classes: the configured classes.
+        layer: the layer to read (GeoPackage), or None for the first.
+        class_value: the class (value or name) of every feature, when there is no column.
+
+    Returns:
+        The features with their ``class_index`` (and ``geometry``).
+
+    Raises:
+        EOError: for a missing file, missing CRS, missing class column, an empty set, or
+            no feature of a configured class. Invalid geometries are repaired (and counted).
+
+    """
+    gdf = read_vector_file(path, layer)
     lookup = class_lookup(classes)
-    keys = gdf[class_column].map(_normalise_key)
+    if class_column is None:
+        if class_value is None or class_key(class_value) not in lookup:
+            raise EOError(f"labels {path}: class_value {class_value!r} is not a configured class",
+                          f"set labels.class_value to one of {sorted(lookup)}")
+        gdf["class_index"] = np.int32(lookup[class_key(class_value)])
+        return gdf[["class_index", "geometry"]]
+    if class_column not in gdf.columns:
+        cols = [c for c in gdf.columns if c != "geometry"]
+        raise EOError(
+            f"labels {path} have no column '{class_column}' (columns: {cols})",
+            "set labels.class_column to the column that holds the class, or labels.class_value if all features are one class",
+        )
+    keys = gdf[class_column].map(class_key)
     gdf["class_index"] = keys.map(lookup)
     unknown = gdf["class_index"].isna()
     if unknown.all():
@@ -102,12 +151,58 @@ def read_vector_labels(
     return gdf[["class_index", "geometry"]]
 
 
-def labels_for_grid(gdf: gpd.GeoDataFrame, grid: Grid, source: str) -> gpd.GeoDataFrame:
-    """Reproject labels to the grid's CRS and clip them to it; error if none overlap."""
+def buffer_on_grid(gdf: gpd.GeoDataFrame, grid: Grid, buffer: BufferConfig) -> gpd.GeoDataFrame:
+    """Buffer features already in the grid's CRS by metres on the ground or by pixels.
+
+    A metre buffer is never applied to degrees: in a geographic CRS the features are
+    buffered in their local UTM zone and brought back; in a projected CRS the distance is
+    converted to the CRS's unit (feet, ...).
+
+    Args:
+        gdf: features in ``grid``'s CRS.
+        grid: the scene grid.
+        buffer: the distance and its units.
+
+    Returns:
+        The features with buffered geometries.
+
+    """
+    crs = CRS.from_user_input(grid.crs_wkt)
+    if buffer.units == "pixels":
+        return gdf.assign(geometry=gdf.geometry.buffer(buffer.distance * grid.res))
+    if crs.is_geographic:
+        metric = gdf.estimate_utm_crs()
+        buffered = gdf.to_crs(metric)
+        buffered["geometry"] = buffered.geometry.buffer(buffer.distance)
+        return buffered.to_crs(grid.crs_wkt)
+    metres_per_unit = crs.axis_info[0].unit_conversion_factor
+    return gdf.assign(geometry=gdf.geometry.buffer(buffer.distance / metres_per_unit))
+
+
+def labels_for_grid(
+    gdf: gpd.GeoDataFrame, grid: Grid, source: str, buffer: BufferConfig | None = None
+) -> gpd.GeoDataFrame:
+    """Reproject labels to the grid's CRS, buffer them, and clip them to the grid.
+
+    Args:
+        gdf: features with a CRS.
+        grid: the scene grid.
+        source: where the features came from, for messages.
+        buffer: a buffer to apply in the grid's CRS before clipping, or None.
+
+    Returns:
+        The features that overlap the grid, clipped to it.
+
+    Raises:
+        EOError: no feature overlaps the grid.
+
+    """
     if not crs_equivalent(grid.crs_wkt, gdf.crs.to_wkt(), grid.bounds):
         gdf = gdf.to_crs(grid.crs_wkt)
     else:
         gdf = gdf.set_crs(grid.crs_wkt, allow_override=True)
+    if buffer is not None:
+        gdf = buffer_on_grid(gdf, grid, buffer)
     frame = box(*grid.bounds)
     inside = gdf.geometry.intersects(frame)
     if not inside.any():
@@ -129,31 +224,43 @@ def labels_for_grid(gdf: gpd.GeoDataFrame, grid: Grid, source: str) -> gpd.GeoDa
 
 
 class VectorLabeler:
-    """Rasterize labels onto windows of a grid; unlabelled pixels get :data:`IGNORE`."""
+    """Rasterize labels onto windows of a grid; pixels no feature covers get the background.
 
-    def __init__(self, gdf: gpd.GeoDataFrame, grid: Grid, all_touched: bool = False) -> None:
+    The background is :data:`IGNORE` (unlabelled) unless a background class index is given:
+    then it covers the whole grid, or only the ``area`` polygons when they are given.
+    """
+
+    def __init__(
+        self, gdf: gpd.GeoDataFrame, grid: Grid, all_touched: bool = False,
+        background: int | None = None, area: gpd.GeoDataFrame | None = None,
+    ) -> None:
         self.grid = grid
         self.geoms = np.asarray(gdf.geometry.values)
         self.values = gdf["class_index"].to_numpy()
         self.tree = STRtree(self.geoms)
         self.all_touched = all_touched
+        self.background = background
+        self.area = np.asarray(area.geometry.values) if area is not None and background is not None else None
+        self.area_tree = STRtree(self.area) if self.area is not None else None
 
     def read(self, window: Window) -> np.ndarray:
         """Class indices (h, w) uint8 for ``window``."""
         h, w = int(window.height), int(window.width)
         a = self.grid.affine
         transform = a @ a.translation(window.col_off, window.row_off)
-        bounds = self.grid.window_bounds(window.row_off, window.col_off, h, w)
-        hits = self.tree.query(box(*bounds))
-        if len(hits) == 0:
-            return np.full((h, w), IGNORE, dtype=np.uint8)
-        hits = np.sort(hits)
-        shapes = ((self.geoms[i], int(self.values[i])) for i in hits)
+        frame = box(*self.grid.window_bounds(window.row_off, window.col_off, h, w))
+        fill = self.background if self.background is not None and self.area is None else IGNORE
+        shapes: list[tuple[Any, int]] = []
+        if self.area_tree is not None and self.area is not None and self.background is not None:
+            shapes += [(self.area[i], self.background) for i in np.sort(self.area_tree.query(frame))]
+        shapes += [(self.geoms[i], int(self.values[i])) for i in np.sort(self.tree.query(frame))]
+        if not shapes:
+            return np.full((h, w), fill, dtype=np.uint8)
         return rasterize(
             shapes,
             out_shape=(h, w),
             transform=transform,
-            fill=IGNORE,
+            fill=fill,
             dtype="uint8",
             all_touched=self.all_touched,
         )

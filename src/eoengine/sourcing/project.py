@@ -12,11 +12,11 @@ from pathlib import Path
 
 from shapely.geometry import box, shape
 
-from eoengine.config.schema import ProjectConfig, SceneSpec
+from eoengine.config.schema import BuildConfig, SceneSpec
 from eoengine.errors import EOError
 
 
-def with_sourced_scenes(cfg: ProjectConfig) -> ProjectConfig:
+def with_sourced_scenes(cfg: BuildConfig) -> BuildConfig:
     """A copy of ``cfg`` whose scenes include those its ``imagery.source`` finds (fetched and cached)."""
     src = cfg.imagery.source
     if src is None:

@@ -15,6 +15,7 @@ TEMPLATES = {
         "extensions/models.py": "templates/custom/extensions/models.py",
         "extensions/losses.py": "templates/custom/extensions/losses.py",
     },
+    "imported": {"eoengine.yaml": "templates/imported/eoengine.yaml"},
 }
 """Template name -> {file in the project: packaged source file}."""
 

@@ -68,7 +68,7 @@ def package_meta(rec: RunRecord, kwargs: dict[str, Any]) -> dict[str, Any]:
     return {
         "model": cfg.model.name, "model_kwargs": kwargs,
         "task": cfg.task.type, "heads": [h.meta() for h in rec.heads], "output_channels": output_channels(rec.heads),
-        "target_name": cfg.labels.values.name if cfg.labels.values else None, "timesteps": int(m.get("timesteps", 1)),
+        "target_name": ((m.get("targets") or {}).get("values") or {}).get("name"), "timesteps": int(m.get("timesteps", 1)),
         "bands": m["bands"], "band_specs": m["band_specs"], "stack_indexes": stack_indexes(m), "indices": m["indices"],
         "index_constants": m["index_constants"], "channels": m["channels"],
         "normalization": {"mean": stats["mean"], "std": stats["std"]},

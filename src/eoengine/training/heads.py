@@ -79,11 +79,20 @@ class Head:
                 "value_mean": self.value_mean, "value_std": self.value_std}
 
 
-def planned_heads(cfg: ProjectConfig) -> list[Head]:
-    """The task's heads with their channel slices (no dataset needed)."""
+def planned_heads(cfg: ProjectConfig, n_classes: int | None = None) -> list[Head]:
+    """The task's heads with their channel slices (no dataset needed).
+
+    Args:
+        cfg: the config.
+        n_classes: the number of classes (a dataset's); default: the config's classes.
+
+    Returns:
+        The heads in output-channel order.
+
+    """
     specs = cfg.task.heads()
     multi = len(specs) > 1
-    n_classes = len(cfg.classes)
+    n_classes = len(cfg.classes) if n_classes is None else n_classes
     heads: list[Head] = []
     start = 0
     for spec in specs:
@@ -108,7 +117,7 @@ def head_loss_config(cfg: ProjectConfig, index: int) -> LossConfig:
 def build_heads(cfg: ProjectConfig, manifest: dict[str, Any]) -> tuple[list[Head], list[nn.Module]]:
     """The task's heads and their losses, with class weights and target statistics from the dataset."""
     targets = manifest.get("targets", {"classes": True, "values": None})
-    heads = planned_heads(cfg)
+    heads = planned_heads(cfg, len(manifest["classes"]))  # the dataset's classes, not the config's
     losses: list[nn.Module] = []
     for i, head in enumerate(heads):
         if head.type != "regression" and not targets["classes"]:
@@ -140,9 +149,18 @@ def _loss(cfg: LossConfig, kind: str, n_classes: int, manifest: dict[str, Any] |
     return build_loss(cfg.name, tensor, cfg.kwargs, [(t.name, t.weight, t.kwargs) for t in cfg.terms or []], kind)
 
 
-def check_head_losses(cfg: ProjectConfig) -> None:
-    """Raise :class:`EOError` if a head's loss is unknown, mis-configured or wrong for its type."""
-    for i, head in enumerate(planned_heads(cfg)):
+def check_head_losses(cfg: ProjectConfig, n_classes: int | None = None) -> None:
+    """Raise :class:`EOError` if a head's loss is unknown, mis-configured or wrong for its type.
+
+    Args:
+        cfg: the config.
+        n_classes: the number of classes (a dataset's); default: the config's classes.
+
+    Raises:
+        EOError: a head's loss cannot be built.
+
+    """
+    for i, head in enumerate(planned_heads(cfg, n_classes)):
         _loss(head_loss_config(cfg, i), head.type, head.num_classes, None)
 
 

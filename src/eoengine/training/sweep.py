@@ -98,7 +98,7 @@ def run_sweep(cfg: ProjectConfig, trials: int | None = None, study_name: str | N
     import optuna
 
     from eoengine.datasets.build import build_dataset
-    from eoengine.training.train import check_monitor, train
+    from eoengine.training.train import check_monitor, resolve_dataset, train
 
     sw = cfg.sweep
     if sw is None:
@@ -109,7 +109,7 @@ def run_sweep(cfg: ProjectConfig, trials: int | None = None, study_name: str | N
     direction = sw.direction or ("minimize" if monitor_mode(metric) == "min" else "maximize")
     for path, space in sw.params.items():  # every path must be a real setting
         trial_config(cfg, {path: space.choices[0] if space.choices else space.low})
-    root = build_dataset(cfg).path
+    root = resolve_dataset(cfg, None) if cfg.training.dataset else build_dataset(cfg).path
     out = cfg.output_path
     out.mkdir(parents=True, exist_ok=True)
     name = study_name or f"{cfg.name}-sweep"

@@ -24,11 +24,11 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 import eoengine
-from eoengine.config.checks import check_output_dir
+from eoengine.config.checks import check_config, check_output_dir
 from eoengine.config.schema import ProjectConfig
 from eoengine.datasets.build import latest_dataset
 from eoengine.datasets.store import read_manifest
-from eoengine.errors import EOError
+from eoengine.errors import ConfigError, EOError
 from eoengine.models.registry import MODELS, build_model, check_model_name, size_multiple
 from eoengine.progress import enabled as progress_enabled
 from eoengine.tracking.lifecycle import LOCK, mark_interrupted, process_gone, running
@@ -168,8 +168,7 @@ def resolve_dataset(cfg: ProjectConfig, dataset: Path | None) -> Path:
     if dataset is None and cfg.training.dataset:
         dataset = cfg.resolve(cfg.training.dataset)
     root = Path(dataset) if dataset else latest_dataset(cfg)
-    if not (root / "manifest.json").exists():
-        raise EOError(f"{root} is not an eoengine dataset", "build one with 'eoengine dataset build'")
+    read_manifest(root)  # a mistyped path fails here, naming both ways to make a dataset
     return root
 
 
@@ -212,6 +211,9 @@ def _train(
     last_ckpt = None
     if resume:
         last_ckpt, dataset = resumable(out, track, resume)
+    problems = check_config(cfg, dataset)  # the checks 'validate' runs: one accepts what the other does
+    if problems:
+        raise ConfigError(f"project '{cfg.name}'", problems)
     root = resolve_dataset(cfg, dataset)
     manifest = read_manifest(root)
     check_splits(root, manifest)
