@@ -27,6 +27,7 @@ from eoengine.config.schema import ProjectConfig
 from eoengine.datasets.build import latest_dataset
 from eoengine.datasets.store import read_manifest
 from eoengine.errors import EOError
+from eoengine.models.classical import is_classical
 from eoengine.models.registry import MODELS, build_model, check_model_name, size_multiple
 from eoengine.progress import enabled as progress_enabled
 from eoengine.tracking.store import ensure_experiment, tracking_uri
@@ -146,6 +147,29 @@ def log_dataset_input(root: Path, manifest: dict[str, Any]) -> None:
         source, name=manifest["name"], digest=manifest["version"][:12]), context="training")
 
 
+def log_run_start(cfg: ProjectConfig, manifest: dict[str, Any], root: Path, tags: dict[str, str] | None) -> None:
+    """Record a new run's config as params, its dataset, code version and environment as tags and input.
+
+    Args:
+        cfg: The project config (model, task and training sections become params).
+        manifest: The dataset's manifest.
+        root: The dataset folder.
+        tags: Extra tags for the run.
+
+    """
+    import mlflow
+
+    mlflow.log_params(_flatten("", {"model": cfg.model.model_dump(), "task": cfg.task.model_dump(),
+                                    "training": cfg.training.model_dump(exclude={"tracking_uri"})}, {}))
+    mlflow.set_tags({
+        "dataset.name": manifest["name"], "dataset.version": manifest["version"], "task": cfg.task.type,
+        "dataset.path": str(root), "eoengine.version": eoengine.__version__, "git.commit": _git_commit(),
+    })
+    mlflow.set_tags(tags or {})
+    log_dataset_input(root, manifest)
+    log_environment()
+
+
 def resolve_dataset(cfg: ProjectConfig, dataset: Path | None) -> Path:
     """The dataset to train on: given, configured, or the project's latest build."""
     if dataset is None and cfg.training.dataset:
@@ -169,8 +193,14 @@ def train(
     ``resume`` names a run of this project that was interrupted: it continues from its last
     checkpoint, in the same MLflow run, to the result it would have reached uninterrupted.
     ``tags`` are added to the MLflow run; ``callbacks`` to the Lightning trainer (sweeps use both).
-    Lightning's deterministic mode is switched off again afterwards, as it was found.
+    Lightning's deterministic mode is switched off again afterwards, as it was found. A
+    classical model (``random_forest``, ``gradient_boosting``) is fitted by
+    :func:`eoengine.training.classical.train_classical` instead, recorded the same way.
     """
+    if is_classical(cfg.model.name):
+        from eoengine.training.classical import train_classical
+
+        return train_classical(cfg, dataset, uri, resume, tags)
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     try:
@@ -233,15 +263,7 @@ def _train(
         elif resume:
             logger_cb = EpochLogger(_history(track, run_id))
         else:
-            mlflow.log_params(_flatten("", {"model": cfg.model.model_dump(), "task": cfg.task.model_dump(),
-                                            "training": tc.model_dump(exclude={"tracking_uri"})}, {}))
-            mlflow.set_tags({
-                "dataset.name": manifest["name"], "dataset.version": manifest["version"], "task": cfg.task.type,
-                "dataset.path": str(root), "eoengine.version": eoengine.__version__, "git.commit": _git_commit(),
-            })
-            mlflow.set_tags(tags or {})
-            log_dataset_input(root, manifest)
-            log_environment()
+            log_run_start(cfg, manifest, root, tags)
             logger_cb = EpochLogger()
         ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=monitor, mode=mode,
                                enable_version_counter=False)
