@@ -33,6 +33,7 @@ from eoengine.progress import enabled as progress_enabled
 from eoengine.tracking.store import ensure_experiment, tracking_uri
 from eoengine.training.callbacks import EpochLogger, ResumeHint, RNGState
 from eoengine.training.data import ChipDataModule
+from eoengine.training.defaults import dataset_defaults
 from eoengine.training.finish import RunRecord, finish_run, log_environment
 from eoengine.training.heads import (
     Head,
@@ -228,6 +229,7 @@ def _train(
         dataset = Path(mlflow.get_run(resume).data.tags["dataset.path"])
     root = resolve_dataset(cfg, dataset)
     manifest = read_manifest(root)
+    cfg = dataset_defaults(cfg, manifest)  # e.g. 1x1 point chips: larger batches, no flips
     check_bands(cfg, manifest)
     channels, patch = len(manifest["channels"]), int(manifest["patch_size"])
     tc = cfg.training
