@@ -162,7 +162,11 @@ def test_gradient_boosting_maps_a_scene_per_pixel(tmp_path: Path, capsys: pytest
     assert code == 2 and "runs its ONNX graph only" in err and not (tmp_path / "t.tif").exists()
 
 
-def test_pixel_sample_is_bounded_uniform_and_seeded(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_pixel_sample_is_bounded_uniform_and_seeded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eoengine.training import classical
+
     data = _points(tmp_path, capsys)
     manifest = json.loads((data / "manifest.json").read_text())
     x, y = sample_pixels(data, manifest, "train", 120, seed=5)
@@ -171,6 +175,9 @@ def test_pixel_sample_is_bounded_uniform_and_seeded(tmp_path: Path, capsys: pyte
     everything, all_y = sample_pixels(data, manifest, "train", 10_000, seed=5)
     assert x.shape == (120, 4) and len(y) == 120 and np.array_equal(x, again) and not np.array_equal(x, other)
     assert len(all_y) == 300 and {tuple(r) for r in x} <= {tuple(r) for r in everything}
+    monkeypatch.setattr(classical, "BLOCK_PIXELS", 50)  # read in 6 blocks: the reservoir keeps the same pixels
+    blocked, blocked_y = sample_pixels(data, manifest, "train", 120, seed=5)
+    assert np.array_equal(blocked, x) and np.array_equal(blocked_y, y)
 
 
 def test_bad_classical_configs_fail_in_one_line_before_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -34,8 +34,8 @@ from eoengine.training.train import TrainResult, check_bands, log_run_start, res
 ESTIMATOR = "estimator.joblib"
 """The fitted scikit-learn estimator in the package (for inspection; prediction uses the ONNX graph)."""
 
-BLOCK_CHIPS = 4096
-"""Chips read at a time while sampling train pixels."""
+BLOCK_PIXELS = 1_000_000
+"""Pixels (of whole chips) read at a time while sampling train pixels."""
 
 
 def split_ids(root: Path, split: str) -> np.ndarray:
@@ -52,8 +52,9 @@ def _labelled_blocks(root: Path, manifest: dict[str, Any], split: str) -> Iterat
     mean, std = np.asarray(stats["mean"], dtype=np.float32), np.asarray(stats["std"], dtype=np.float32)
     images, labels = open_arrays(root)
     ids = split_ids(root, split)
-    for start in range(0, len(ids), BLOCK_CHIPS):
-        block = ids[start:start + BLOCK_CHIPS]
+    step = max(1, BLOCK_PIXELS // int(manifest["patch_size"]) ** 2)
+    for start in range(0, len(ids), step):
+        block = ids[start:start + step]
         x = normalise(images.get_orthogonal_selection((block,)), mean, std)
         y = np.asarray(labels.get_orthogonal_selection((block,))).reshape(-1)
         x = x.transpose(0, 2, 3, 1).reshape(-1, x.shape[1])
