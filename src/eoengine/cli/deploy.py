@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from eoengine.errors import EOError
+from eoengine.models.classical import is_classical
 
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 ModelArg = Annotated[str, typer.Argument(help="Model package folder, MLflow run id, runs:/<id> or models:/NAME@ALIAS")]
@@ -37,10 +38,28 @@ def export(
 
     if format != "onnx":
         raise EOError(f"unknown export format '{format}'", "use --format onnx")
-    check = export_checked(_load(model, tracking_uri), output, tolerance)
+    pkg = _load(model, tracking_uri)
+    if is_classical(pkg.meta["model"]):
+        _graph_is_export(pkg, output)
+        return
+    check = export_checked(pkg, output, tolerance)
     out.print(f"wrote {check.path}: dynamic batch and size; on {check.chips} real chips at sides "
               f"{', '.join(map(str, check.sizes_checked))} the logits differ from PyTorch by at most "
               f"{check.max_abs_diff:.2e} (tolerance {check.tolerance:g}); classes agree on {100 * check.class_agreement:.3f}% of pixels")
+
+
+def _graph_is_export(pkg: Any, output: Path | None) -> None:
+    """A classical package is already ONNX: say so (and copy the graph to ``output`` if asked)."""
+    import shutil
+
+    from eoengine.deploy.package import ONNX
+
+    graph = pkg.path / ONNX
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(graph, output)
+    out.print(f"{pkg.meta['model']} models are already ONNX: {graph} (converted with skl2onnx at training, "
+              "scored through ONNX Runtime); nothing to export" + (f"; copied to {output}" if output else ""))
 
 
 def _table(title: str, report: dict[str, dict[str, Any]], metric: str, base: str) -> None:

@@ -141,6 +141,7 @@ def _fit_problems(cfg: ProjectConfig, manifest: dict[str, Any]) -> list[str]:
 
 
 def _training_problems(cfg: ProjectConfig, n_classes: int) -> list[str]:
+    from eoengine.models import classical
     from eoengine.models.registry import check_model_kwargs, check_model_name
     from eoengine.training.heads import check_head_losses, planned_heads
     from eoengine.training.optim import check_optimizer, check_scheduler
@@ -148,7 +149,8 @@ def _training_problems(cfg: ProjectConfig, n_classes: int) -> list[str]:
     problems: list[str] = []
     if _try(problems, "model.name", check_model_name, cfg.model.name):
         given = {k: v for k, v in cfg.model.kwargs.items() if k != "in_channels"}  # checked against the dataset
-        _try(problems, "model.kwargs", check_model_kwargs, cfg.model.name, given)
+        checker = classical.check_kwargs if classical.is_classical(cfg.model.name) else check_model_kwargs
+        _try(problems, "model.kwargs", checker, cfg.model.name, given)
     loss = cfg.training.loss
     _try(problems, "training.loss", check_head_losses, cfg, n_classes)
     _try(problems, "training.optimizer.name", check_optimizer, cfg.training.optimizer.name)

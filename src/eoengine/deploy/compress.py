@@ -28,6 +28,7 @@ from torch import nn
 from eoengine.deploy.onnx import ort_forward, sample_chips, session
 from eoengine.deploy.package import ONNX, ModelPackage, export_onnx, save_package
 from eoengine.errors import EOError
+from eoengine.models.classical import refuse_network_only
 from eoengine.training.heads import HEAD_SCALARS, heads_from_meta
 
 INT8_STATIC = "model.int8.onnx"
@@ -89,6 +90,7 @@ def quantize(pkg: ModelPackage, calibration_chips: int = 64, bench_chips: int = 
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    refuse_network_only(pkg.meta, "quantize")
     fp32 = pkg.path / ONNX
     if not fp32.exists():
         export_onnx(pkg.model, len(pkg.meta["channels"]), int(pkg.meta["patch_size"]), fp32)
@@ -190,6 +192,7 @@ def prune(pkg: ModelPackage, amount: float, method: str = "unstructured", finetu
     """Write a pruned copy of the package (default ``<package>-pruned``) and the side-by-side report."""
     from eoengine.deploy.package import load_package
 
+    refuse_network_only(pkg.meta, "prune")
     chips = sample_chips(pkg, bench_chips)
     before = measure(pkg, pkg.model, chips, _gzip_size(pkg.path / "weights.pt"))
     before["sparsity"] = sparsity(pkg.model)

@@ -5,7 +5,8 @@
 (``stack_indexes``, so that very stack predicts as it is; absent in older packages), derived
 indices, normalisation, patch size, classes (position, value, name, colour), the dataset
 version and the run; ``weights.pt`` holds the state dict and
-``model.onnx`` the exported graph (dynamic batch and spatial size).
+``model.onnx`` the exported graph (dynamic batch and spatial size). Classical models
+(random forest, gradient boosting) have no weights: their ONNX graph is the model.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ import torch
 from torch import nn
 
 from eoengine.errors import EOError
+from eoengine.models.classical import is_classical
 from eoengine.models.registry import build_model, size_multiple
 
 FORMAT = "eoengine-model/1"
@@ -108,16 +111,23 @@ def _inline_weights(path: Path) -> None:
         p.unlink()
 
 
-def save_package(model: nn.Module, meta: dict[str, Any], dest: Path, onnx: bool = True) -> Path:
-    """Write a package folder atomically (temporary folder, then rename)."""
+def write_package(meta: dict[str, Any], dest: Path, write_files: Callable[[Path], dict[str, Any]]) -> Path:
+    """Write a package folder atomically: ``write_files(tmp)`` fills a temporary folder, then it is renamed.
+
+    Args:
+        meta: The package's description (``eoengine-model.json``).
+        dest: The package folder; replaced if it exists.
+        write_files: Writes the model files into the folder it is given; returns entries to add to ``meta``.
+
+    Returns:
+        ``dest``.
+
+    """
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
     try:
-        meta = {"format": FORMAT, "size_multiple": size_multiple(model), **meta}
-        torch.save(model.state_dict(), tmp / WEIGHTS)
-        if onnx:
-            export_onnx(model, len(meta["channels"]), int(meta["patch_size"]), tmp / ONNX)  # type: ignore[arg-type]
-            meta["onnx"] = ONNX
+        meta = {"format": FORMAT, **meta}
+        meta |= write_files(tmp)
         (tmp / META).write_text(json.dumps(meta, indent=2, default=str))
         if dest.exists():
             shutil.rmtree(dest)
@@ -126,6 +136,20 @@ def save_package(model: nn.Module, meta: dict[str, Any], dest: Path, onnx: bool 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
+
+
+def save_package(model: nn.Module, meta: dict[str, Any], dest: Path, onnx: bool = True) -> Path:
+    """Write a package folder atomically (temporary folder, then rename)."""
+
+    def files(tmp: Path) -> dict[str, Any]:
+        added: dict[str, Any] = {"size_multiple": size_multiple(model)}
+        torch.save(model.state_dict(), tmp / WEIGHTS)
+        if onnx:
+            export_onnx(model, len(meta["channels"]), int(meta["patch_size"]), tmp / ONNX)
+            added["onnx"] = ONNX
+        return added
+
+    return write_package(meta, dest, files)
 
 
 def load_package(path: Path) -> ModelPackage:
@@ -137,6 +161,8 @@ def load_package(path: Path) -> ModelPackage:
             "pass a model folder written by 'eoengine train', or an MLflow run id",
         )
     meta = json.loads((path / META).read_text())
+    if is_classical(meta["model"]):
+        return _load_graph_only(path, meta)
     try:
         model = build_model(meta["model"], len(meta["channels"]), int(meta.get("output_channels", len(meta["classes"]))),
                             **meta["model_kwargs"])
@@ -146,3 +172,13 @@ def load_package(path: Path) -> ModelPackage:
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
         raise EOError(f"cannot load model {path}: {first}", "re-export the model, or point to an intact package") from None
     return ModelPackage(path, meta, model.eval())
+
+
+def _load_graph_only(path: Path, meta: dict[str, Any]) -> ModelPackage:
+    """A package whose model is its ONNX graph alone (classical models), run by ONNX Runtime."""
+    from eoengine.deploy.onnx import OnnxModule, session
+
+    if not (path / ONNX).exists():
+        raise EOError(f"cannot load model {path}: its {meta['model']} graph {ONNX} is missing",
+                      "point to an intact package, or retrain it with 'eoengine train'")
+    return ModelPackage(path, meta, OnnxModule(session(path / ONNX)).eval())

@@ -2,7 +2,8 @@
 
 Every engine is a function from a float32 batch (B, C, H, W) as numpy to the model's raw
 output as a torch tensor. ``auto`` uses PyTorch on a GPU; on the CPU it times PyTorch and
-ONNX Runtime on a batch of tiles and keeps the faster.
+ONNX Runtime on a batch of tiles and keeps the faster. Classical models (random forest,
+gradient boosting) have only their ONNX graph: ``auto`` and ``onnx`` run it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch
 
 from eoengine.deploy.package import ONNX, ModelPackage
 from eoengine.errors import EOError
+from eoengine.models.classical import is_classical
 
 ENGINES = ("auto", "torch", "onnx", "onnx-int8")
 Forward = Callable[[np.ndarray], torch.Tensor]
@@ -55,10 +57,20 @@ def _time(forward: Forward, batch: np.ndarray, repeats: int = 2) -> float:
     return (time.perf_counter() - start) / repeats
 
 
+def _graph_only(pkg: ModelPackage, engine: str) -> tuple[str, Forward]:
+    """A classical model's one engine: ONNX Runtime on its graph (it has no PyTorch weights)."""
+    if engine not in ("auto", "onnx"):
+        raise EOError(f"a {pkg.meta['model']} model runs its ONNX graph only, not --engine {engine}",
+                      "use --engine onnx (or auto)")
+    return "onnx", _onnx(pkg, ONNX)
+
+
 def select_engine(pkg: ModelPackage, engine: str, probe: np.ndarray) -> tuple[str, Forward]:
     """The engine's name and forward function; ``auto`` picks by timing ``probe`` (a tile batch)."""
     if engine not in ENGINES:
         raise EOError(f"unknown engine '{engine}'", f"use one of: {', '.join(ENGINES)}")
+    if is_classical(pkg.meta["model"]):
+        return _graph_only(pkg, engine)
     if engine == "torch":
         return engine, _torch(pkg)
     if engine == "onnx":

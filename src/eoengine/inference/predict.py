@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from rasterio.windows import Window
 
 from eoengine.config.schema import PredictionConfig
-from eoengine.deploy.package import WEIGHTS, ModelPackage
+from eoengine.deploy.package import ONNX, WEIGHTS, ModelPackage
 from eoengine.errors import EOError
 from eoengine.features.indices import stack_features
 from eoengine.hashing import canonical_hash, file_sha256
@@ -218,10 +218,10 @@ class Predictor:
 
     def _job_key(self, reader: SceneReader, probabilities: bool) -> str:
         """What a partial map must match to be resumed: model, inputs, grid and options."""
-        weights = self.pkg.path / WEIGHTS
+        weights = next((f for f in (self.pkg.path / WEIGHTS, self.pkg.path / ONNX) if f.exists()), None)  # ONNX: classical
         files = sorted({s.path for s in reader.sources})
         return canonical_hash({
-            "weights": file_sha256(weights) if weights.exists() else str(id(self.pkg.model)),
+            "weights": file_sha256(weights) if weights else str(id(self.pkg.model)),
             "meta": self.pkg.meta, "grid": reader.grid.__dict__, "tile": self.tile, "overlap": self.overlap,
             "options": self.opts.model_dump(), "probabilities": probabilities, "engine": self.engine,
             "inputs": [[f, os.stat(f).st_size, os.stat(f).st_mtime_ns] if os.path.exists(f) else [f] for f in files],

@@ -2,7 +2,9 @@
 
 ``build_model("unet", in_channels=9, num_classes=7, depth=3)`` returns a module. A name with
 a dot (``my_pkg.models.MyNet``) is imported and used like a built-in, provided its
-constructor takes ``in_channels`` and ``num_classes``. Unknown names and unknown keyword
+constructor takes ``in_channels`` and ``num_classes``. The classical models
+(``random_forest``, ``gradient_boosting``) are scikit-learn estimators, not modules: they live
+in :mod:`eoengine.models.classical` and count as known names here. Unknown names and unknown keyword
 arguments fail with a message that lists what is valid.
 """
 
@@ -17,6 +19,7 @@ from typing import Any
 from torch import nn
 
 from eoengine.errors import EOError
+from eoengine.models.classical import ESTIMATORS, is_classical
 from eoengine.models.cnn import CNN
 from eoengine.models.deeplab import FPN, DeepLabV3Plus
 from eoengine.models.external import smp_model
@@ -59,17 +62,19 @@ def _resolve(name: str) -> Callable[..., nn.Module]:
         if not callable(obj):
             raise EOError(f"model '{name}' is not a class or function", "point to an nn.Module class")
         return obj  # type: ignore[no-any-return]
-    close = difflib.get_close_matches(name, MODELS, n=1)
+    known = [*MODELS, *ESTIMATORS]
+    close = difflib.get_close_matches(name, known, n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     raise EOError(
         f"unknown model '{name}'{hint}",
-        f"use one of: {', '.join(sorted(MODELS))}, or a dotted path to your own nn.Module",
+        f"use one of: {', '.join(sorted(known))}, or a dotted path to your own nn.Module",
     )
 
 
 def check_model_name(name: str) -> None:
-    """Raise :class:`EOError` if ``name`` is not a known or importable model."""
-    _resolve(name)
+    """Raise :class:`EOError` if ``name`` is not a known or importable model (classical ones included)."""
+    if not is_classical(name):
+        _resolve(name)
 
 
 def check_model_kwargs(name: str, kwargs: dict[str, Any]) -> Callable[..., nn.Module]:

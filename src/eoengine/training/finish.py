@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import platform
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -80,9 +82,14 @@ def package_meta(rec: RunRecord, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 def finish_run(
-    rec: RunRecord, model: nn.Module, val_all: dict[str, Any], test_all: dict[str, Any], kwargs: dict[str, Any]
+    rec: RunRecord, model: nn.Module | None, val_all: dict[str, Any], test_all: dict[str, Any], kwargs: dict[str, Any],
+    save: Callable[[dict[str, Any], Path], Path] | None = None,
 ) -> tuple[Path, dict[str, Any], dict[str, Any]]:
-    """Write plots, scores and the package; log them to MLflow. Returns (package, val, test)."""
+    """Write plots, scores and the package; log them to MLflow. Returns (package, val, test).
+
+    ``save(meta, folder)`` writes the package; by default ``model`` is saved with its weights
+    and ONNX export (classical models pass their own writer and no module).
+    """
     import mlflow
 
     heads, run_dir = rec.heads, rec.run_dir
@@ -106,7 +113,10 @@ def finish_run(
     single = len(heads) == 1
     val = val_all[heads[0].name] if single else val_all
     test = (test_all[heads[0].name] if test_all else {}) if single else test_all
-    model_dir = save_package(model, package_meta(rec, kwargs), run_dir / "model")
+    if save is None:
+        assert model is not None, "finish_run needs the model or a package writer"
+        save = partial(save_package, model)
+    model_dir = save(package_meta(rec, kwargs), run_dir / "model")
     (run_dir / "scores.json").write_text(json.dumps({"val": val, "test": test, "best_epoch": rec.best_epoch}, indent=2))
     mlflow.log_artifacts(str(model_dir), "model")
     for name in artifacts:

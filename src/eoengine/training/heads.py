@@ -135,16 +135,33 @@ def build_heads(cfg: ProjectConfig, manifest: dict[str, Any]) -> tuple[list[Head
     return heads, losses
 
 
+def loss_class_weights(cfg: LossConfig, n_classes: int, manifest: dict[str, Any]) -> list[float] | None:
+    """The configured class weights: a given list, or computed from the dataset's train frequencies.
+
+    Args:
+        cfg: The loss settings (``class_weights``).
+        n_classes: Classes of the task.
+        manifest: The dataset's manifest (class frequencies of the train split).
+
+    Returns:
+        One weight per class, or None for unweighted.
+
+    Raises:
+        EOError: If a given list does not have one weight per class.
+
+    """
+    if isinstance(cfg.class_weights, list):
+        if len(cfg.class_weights) != n_classes:
+            raise EOError(f"training.loss.class_weights has {len(cfg.class_weights)} values for {n_classes} classes",
+                          "give one weight per class")
+        return cfg.class_weights
+    return class_weights(manifest["class_frequencies"]["train"], cfg.class_weights)
+
+
 def _loss(cfg: LossConfig, kind: str, n_classes: int, manifest: dict[str, Any] | None) -> nn.Module:
     weights: list[float] | None = None
     if kind in ("segmentation", "classification") and manifest is not None:
-        if isinstance(cfg.class_weights, list):
-            if len(cfg.class_weights) != n_classes:
-                raise EOError(f"training.loss.class_weights has {len(cfg.class_weights)} values for {n_classes} classes",
-                              "give one weight per class")
-            weights = cfg.class_weights
-        else:
-            weights = class_weights(manifest["class_frequencies"]["train"], cfg.class_weights)
+        weights = loss_class_weights(cfg, n_classes, manifest)
     tensor = torch.tensor(weights, dtype=torch.float32) if weights else None
     return build_loss(cfg.name, tensor, cfg.kwargs, [(t.name, t.weight, t.kwargs) for t in cfg.terms or []], kind)
 

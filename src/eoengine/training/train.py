@@ -29,12 +29,14 @@ from eoengine.config.schema import ProjectConfig
 from eoengine.datasets.build import latest_dataset
 from eoengine.datasets.store import read_manifest
 from eoengine.errors import ConfigError, EOError
+from eoengine.models.classical import is_classical
 from eoengine.models.registry import MODELS, build_model, check_model_name, size_multiple
 from eoengine.progress import enabled as progress_enabled
 from eoengine.tracking.lifecycle import LOCK, mark_interrupted, process_gone, running
 from eoengine.tracking.store import ensure_experiment, tracking_uri
 from eoengine.training.callbacks import EpochLines, EpochLogger, ResumeHint, RNGState
 from eoengine.training.data import ChipDataModule
+from eoengine.training.defaults import dataset_defaults
 from eoengine.training.finish import RunRecord, finish_run, log_environment
 from eoengine.training.heads import (
     Head,
@@ -163,6 +165,29 @@ def log_dataset_input(root: Path, manifest: dict[str, Any]) -> None:
         source, name=manifest["name"], digest=manifest["version"][:12]), context="training")
 
 
+def log_run_start(cfg: ProjectConfig, manifest: dict[str, Any], root: Path, tags: dict[str, str] | None) -> None:
+    """Record a new run's config as params, its dataset, code version and environment as tags and input.
+
+    Args:
+        cfg: The project config (model, task and training sections become params).
+        manifest: The dataset's manifest.
+        root: The dataset folder.
+        tags: Extra tags for the run.
+
+    """
+    import mlflow
+
+    mlflow.log_params(_flatten("", {"model": cfg.model.model_dump(), "task": cfg.task.model_dump(),
+                                    "training": cfg.training.model_dump(exclude={"tracking_uri"})}, {}))
+    mlflow.set_tags({
+        "dataset.name": manifest["name"], "dataset.version": manifest["version"], "task": cfg.task.type,
+        "dataset.path": str(root), "eoengine.version": eoengine.__version__, "git.commit": _git_commit(),
+    })
+    mlflow.set_tags(tags or {})
+    log_dataset_input(root, manifest)
+    log_environment()
+
+
 def resolve_dataset(cfg: ProjectConfig, dataset: Path | None) -> Path:
     """The dataset to train on: given, configured, or the project's latest build."""
     if dataset is None and cfg.training.dataset:
@@ -170,6 +195,31 @@ def resolve_dataset(cfg: ProjectConfig, dataset: Path | None) -> Path:
     root = Path(dataset) if dataset else latest_dataset(cfg)
     read_manifest(root)  # a mistyped path fails here, naming both ways to make a dataset
     return root
+
+
+def checked_dataset(cfg: ProjectConfig, dataset: Path | None) -> tuple[Path, dict[str, Any]]:
+    """The dataset to train on and its manifest, once every check ``validate`` runs has passed.
+
+    Args:
+        cfg: The project config.
+        dataset: The dataset given outside the config (``--dataset``, or the run resumed), if any.
+
+    Returns:
+        (dataset folder, its manifest).
+
+    Raises:
+        ConfigError: The checks ``validate`` runs found problems (so one accepts what the other does).
+        EOError: No such dataset, no validation chips, or bands that do not fit the model.
+
+    """
+    problems = check_config(cfg, dataset)
+    if problems:
+        raise ConfigError(f"project '{cfg.name}'", problems)
+    root = resolve_dataset(cfg, dataset)
+    manifest = read_manifest(root)
+    check_splits(root, manifest)
+    check_bands(cfg, manifest)
+    return root, manifest
 
 
 def train(
@@ -185,8 +235,14 @@ def train(
     ``resume`` names a run of this project that was interrupted: it continues from its last
     checkpoint, in the same MLflow run, to the result it would have reached uninterrupted.
     ``tags`` are added to the MLflow run; ``callbacks`` to the Lightning trainer (sweeps use both).
-    Lightning's deterministic mode is switched off again afterwards, as it was found.
+    Lightning's deterministic mode is switched off again afterwards, as it was found. A
+    classical model (``random_forest``, ``gradient_boosting``) is fitted by
+    :func:`eoengine.training.classical.train_classical` instead, recorded the same way.
     """
+    if is_classical(cfg.model.name):
+        from eoengine.training.classical import train_classical
+
+        return train_classical(cfg, dataset, uri, resume, tags)
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     try:
@@ -211,13 +267,8 @@ def _train(
     last_ckpt = None
     if resume:
         last_ckpt, dataset = resumable(out, track, resume)
-    problems = check_config(cfg, dataset)  # the checks 'validate' runs: one accepts what the other does
-    if problems:
-        raise ConfigError(f"project '{cfg.name}'", problems)
-    root = resolve_dataset(cfg, dataset)
-    manifest = read_manifest(root)
-    check_splits(root, manifest)
-    check_bands(cfg, manifest)
+    root, manifest = checked_dataset(cfg, dataset)
+    cfg = dataset_defaults(cfg, manifest)  # e.g. 1x1 point chips: larger batches, no flips
     channels, patch = len(manifest["channels"]), int(manifest["patch_size"])
     tc = cfg.training
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS on GPUs
@@ -257,15 +308,7 @@ def _train(
         elif resume:
             logger_cb = EpochLogger(_history(track, run_id))
         else:
-            mlflow.log_params(_flatten("", {"model": cfg.model.model_dump(), "task": cfg.task.model_dump(),
-                                            "training": tc.model_dump(exclude={"tracking_uri"})}, {}))
-            mlflow.set_tags({
-                "dataset.name": manifest["name"], "dataset.version": manifest["version"], "task": cfg.task.type,
-                "dataset.path": str(root), "eoengine.version": eoengine.__version__, "git.commit": _git_commit(),
-            })
-            mlflow.set_tags(tags or {})
-            log_dataset_input(root, manifest)
-            log_environment()
+            log_run_start(cfg, manifest, root, tags)
             logger_cb = EpochLogger()
         ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", filename="best", monitor=monitor, mode=mode,
                                enable_version_counter=False)
