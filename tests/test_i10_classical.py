@@ -194,7 +194,7 @@ def test_bad_classical_configs_fail_in_one_line_before_a_run(tmp_path: Path, cap
                                        "classes": [{"value": i, "name": f"class{i}"} for i in range(3)], **overrides})
         code, _, err = run_cli(["train", str(save_config(tmp_path, cfg, f"bad{i}.yaml"))], capsys)
         lines = err.strip().splitlines()  # one line, or validate's form: the project, then the one problem
-        assert code == 2 and message in err and (len(lines) == 1 or "1 problem(s)" in lines[0] and len(lines) == 2), err
+        assert code == 2 and message in err and (len(lines) == 1 or ("1 problem(s)" in lines[0] and len(lines) == 2)), err
     assert not (tmp_path / "out" / "runs").exists()
     code, _, err = run_cli(["train", str(tmp_path / "bad0.yaml"), "--resume", "abc"], capsys)
     assert code == 2 and "trains in one step" in err

@@ -19,6 +19,7 @@ import numpy as np
 
 from eoengine.deploy.package import META, ModelPackage
 from eoengine.errors import EOError
+from eoengine.tracking.store import use_tracking_uri
 
 PACKAGE_ARTIFACT = "package"
 _REF = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w\-]+)|/(?P<version>\d+))$")
@@ -69,7 +70,7 @@ def register(pkg: ModelPackage, name: str, uri: str, aliases: list[str] | None =
 
     if not re.match(r"^[\w\-.]+$", name):
         raise EOError(f"model name '{name}' has characters the registry does not allow", "use letters, digits, '-', '_', '.'")
-    mlflow.set_tracking_uri(uri)
+    use_tracking_uri(uri)
     client = MlflowClient(tracking_uri=uri)
     meta = pkg.meta
     channels, outputs = len(meta["channels"]), int(meta.get("output_channels", len(meta["classes"])))

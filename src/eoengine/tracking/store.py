@@ -32,11 +32,32 @@ def tracking_uri(output_dir: Path, configured: str | None = None, override: str 
     return f"sqlite:///{output_dir.resolve() / 'mlflow.db'}"
 
 
+def use_tracking_uri(uri: str) -> None:
+    """Point MLflow's fluent API at ``uri`` in this process, leaving the environment as it was.
+
+    ``mlflow.set_tracking_uri`` also exports ``MLFLOW_TRACKING_URI``, so every process started
+    afterwards (a second project's ``train``, a sweep's trial) would log into this store as if
+    the user had set it. The variable is put back to what it was.
+
+    Args:
+        uri: The tracking URI.
+
+    """
+    import mlflow
+
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+
+
 def ensure_experiment(name: str, uri: str, artifact_root: Path) -> str:
     """Get or create the experiment ``name``; returns its id."""
     import mlflow
 
-    mlflow.set_tracking_uri(uri)
+    use_tracking_uri(uri)
     exp = mlflow.get_experiment_by_name(name)
     if exp is not None:
         return str(exp.experiment_id)
