@@ -232,3 +232,9 @@ def saved_package(dest: Path, classes: list[Any] | None = None, stack_indexes: l
     if stack_indexes is not None:
         meta["stack_indexes"] = stack_indexes
     return save_package(model, meta, dest, onnx=False)
+
+
+def one_problem(err: str) -> bool:
+    """Whether stderr says exactly one problem: one 'error:' line, or a config error listing one problem."""
+    lines = err.strip().splitlines()
+    return len(lines) == 1 or (len(lines) == 2 and lines[0].endswith(": 1 problem(s):") and lines[1].startswith("  - "))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import pytest
-from conftest import OGT, run_cli, save_config, tiny_config
+from conftest import OGT, one_problem, run_cli, save_config, tiny_config
 from shapely.geometry import box
 
 from eoengine.errors import EOError
@@ -161,4 +161,5 @@ def test_train_checks_output_dir_first(tmp_path: Path, capsys: pytest.CaptureFix
     (tmp_path / "afile").write_text("x")
     config = save_config(tmp_path, tiny_config(tmp_path, output_dir=str(tmp_path / "afile" / "out")))
     code, _, err = run_cli(["train", str(config)], capsys)
-    assert code == 2 and err.strip().startswith("error: output_dir") and "afile is a file, not a folder" in err
+    assert code == 2 and one_problem(err) and "afile is a file, not a folder" in err
+    assert not (tmp_path / "afile" / "out").exists()

@@ -25,7 +25,8 @@ def test_classes_train_has_count_in_validation_means() -> None:
 
 def test_untrained_constant_model_scores_below_one_on_a_one_class_validation_split(tmp_path: Path) -> None:
     cfg = ProjectConfig.model_validate(tiny_config(tmp_path))
-    manifest = {"targets": {"classes": True, "values": None}, "class_frequencies": {"train": [50, 20, 10, 5, 0]}}
+    manifest = {"targets": {"classes": True, "values": None}, "classes": [c.name for c in cfg.classes],
+                "class_frequencies": {"train": [50, 20, 10, 5, 0]}}
     heads, losses = build_heads(cfg, manifest)
     constant = torch.nn.Conv2d(4, 5, 1)  # an untrained model that says "forest" everywhere
     with torch.no_grad():

@@ -81,10 +81,12 @@ def test_sparse_point_labels_count_their_classes_only(tmp_path: Path, capsys: py
 
 def test_point_exports_train_the_pixel_dnn(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _export(tmp_path / "train.tfrecord.gz", 200, 1, 0)
+    _export(tmp_path / "val.tfrecord.gz", 50, 1, 2)  # training needs validation chips (issue 10)
     _export(tmp_path / "test.tfrecord.gz", 50, 1, 1)
     out = tmp_path / "points"
     code, _, err = run_cli(["dataset", "import-tfrecord", f"train={tmp_path / 'train.tfrecord.gz'}",
-                            f"test={tmp_path / 'test.tfrecord.gz'}", "--out", str(out), "--bands", ",".join(BANDS)], capsys)
+                            f"val={tmp_path / 'val.tfrecord.gz'}", f"test={tmp_path / 'test.tfrecord.gz'}", "--out", str(out),
+                            "--bands", ",".join(BANDS)], capsys)
     assert code == 0, err
     assert read_manifest(out)["patch_size"] == 1
     cfg = tiny_config(tmp_path, **{"training.dataset": str(out), "model.name": "unet", "model.kwargs": {}})

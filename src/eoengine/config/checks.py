@@ -112,27 +112,28 @@ def _plan(cfg: ProjectConfig) -> None:
         plan_build(cfg.for_build(), Path(scratch))
 
 
-def _dataset_manifest(cfg: ProjectConfig, dataset: Path | None, problems: list[str]) -> dict[str, Any] | None:
+def _dataset_manifest(cfg: ProjectConfig, dataset: Path | None, problems: list[str]) -> tuple[Path, dict[str, Any]] | None:
     from eoengine.datasets.store import read_manifest
 
     root = dataset if dataset is not None else cfg.resolve(cfg.training.dataset) if cfg.training.dataset else None
     if root is None:
         return None
     try:
-        return read_manifest(Path(root))
+        return Path(root), read_manifest(Path(root))
     except EOError as exc:
         problems.append(f"training.dataset: {exc}")
         return None
 
 
-def _fit_problems(cfg: ProjectConfig, manifest: dict[str, Any]) -> list[str]:
+def _fit_problems(cfg: ProjectConfig, root: Path, manifest: dict[str, Any]) -> list[str]:
     from eoengine.training.heads import build_heads
-    from eoengine.training.train import check_bands
+    from eoengine.training.train import check_bands, check_splits
 
     problems: list[str] = []
     weights = cfg.training.loss.class_weights
     if not isinstance(weights, list) or len(weights) == len(manifest["classes"]):  # else said by the training checks
         _try(problems, "training.dataset", build_heads, cfg, manifest)  # the targets the heads need, class weights
+    _try(problems, "training.dataset", check_splits, root, manifest)
     _try(problems, "model.kwargs.in_channels", check_bands, cfg, manifest)
     problem = timesteps_problem(cfg.task.type, int(manifest.get("timesteps", 1)))
     if problem:
@@ -140,7 +141,17 @@ def _fit_problems(cfg: ProjectConfig, manifest: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _training_problems(cfg: ProjectConfig, n_classes: int) -> list[str]:
+def _optimization(cfg: ProjectConfig, train_chips: int) -> None:
+    import torch
+
+    from eoengine.training.optim import check_optimization
+
+    tc = cfg.training
+    steps = tc.epochs * max(1, -(-train_chips // tc.batch_size))
+    check_optimization(tc.optimizer, tc.scheduler, [torch.nn.Parameter(torch.zeros(1))], steps, tc.epochs)
+
+
+def _training_problems(cfg: ProjectConfig, n_classes: int | None, train_chips: int) -> list[str]:
     from eoengine.models import classical
     from eoengine.models.registry import check_model_kwargs, check_model_name
     from eoengine.training.heads import check_head_losses, planned_heads
@@ -151,11 +162,15 @@ def _training_problems(cfg: ProjectConfig, n_classes: int) -> list[str]:
         given = {k: v for k, v in cfg.model.kwargs.items() if k != "in_channels"}  # checked against the dataset
         checker = classical.check_kwargs if classical.is_classical(cfg.model.name) else check_model_kwargs
         _try(problems, "model.kwargs", checker, cfg.model.name, given)
+    names = _try(problems, "training.optimizer.name", check_optimizer, cfg.training.optimizer.name)
+    if cfg.training.scheduler:
+        names &= _try(problems, "training.scheduler.name", check_scheduler, cfg.training.scheduler.name)
+    if names and not classical.is_classical(cfg.model.name):  # their arguments, on a stand-in parameter
+        _try(problems, "training.optimizer", _optimization, cfg, train_chips)
+    if n_classes is None:  # the dataset could not be read (said already): nothing to count classes against
+        return problems
     loss = cfg.training.loss
     _try(problems, "training.loss", check_head_losses, cfg, n_classes)
-    _try(problems, "training.optimizer.name", check_optimizer, cfg.training.optimizer.name)
-    if cfg.training.scheduler:
-        _try(problems, "training.scheduler.name", check_scheduler, cfg.training.scheduler.name)
     if cfg.training.early_stopping and cfg.training.early_stopping.monitor:
         from eoengine.training.train import check_monitor
 
@@ -171,9 +186,10 @@ def check_config(cfg: ProjectConfig, dataset: Path | None = None) -> list[str]:
 
     Args:
         cfg: The loaded config.
-        dataset: The dataset to train on, when given outside the config (``train --dataset``);
-            otherwise ``training.dataset`` if set. Without either, the build's own plan is
-            checked (the config's imagery and labels).
+        dataset: The dataset to train on, when given outside the config (``train --dataset``,
+            a resumed run, the project's latest build); otherwise ``training.dataset`` if set.
+            With a dataset, the config is checked against its manifest (imagery and labels
+            are not needed); without one, against the build's own plan of its imagery and labels.
 
     Returns:
         One line per problem, each starting with the field it concerns.
@@ -181,13 +197,16 @@ def check_config(cfg: ProjectConfig, dataset: Path | None = None) -> list[str]:
     """
     problems: list[str] = []
     _try(problems, None, check_output_dir, cfg.output_path)
-    inputs = _input_problems(cfg)
-    problems += inputs
-    manifest = _dataset_manifest(cfg, dataset, problems)
-    own_build = manifest is None and cfg.imagery is not None and cfg.labels is not None
-    if own_build and not inputs and cfg.imagery is not None and cfg.imagery.source is None:
-        _try(problems, None, _plan, cfg)  # the build's own plan (a search's scenes are fetched by build)
-    problems += _training_problems(cfg, len(manifest["classes"]) if manifest else len(cfg.classes))
-    if manifest is not None:
-        problems += _fit_problems(cfg, manifest)
-    return problems
+    names_dataset = dataset is not None or bool(cfg.training.dataset)
+    found = _dataset_manifest(cfg, dataset, problems)
+    if not names_dataset:
+        inputs = _input_problems(cfg)
+        problems += inputs
+        if not inputs and cfg.imagery is not None and cfg.labels is not None and cfg.imagery.source is None:
+            _try(problems, None, _plan, cfg)  # the build's own plan (a search's scenes are fetched by build)
+    if found is None:
+        n_classes = None if names_dataset else len(cfg.classes)
+        return problems + _training_problems(cfg, n_classes, 1000)
+    root, manifest = found
+    problems += _training_problems(cfg, len(manifest["classes"]), int(manifest["splits"].get("train", 0)))
+    return problems + _fit_problems(cfg, root, manifest)

@@ -22,7 +22,14 @@ from eoengine.errors import EOError
 from eoengine.inference.output import ClassCoding, hex_rgb
 from eoengine.inference.predict import predict_dataset_scene
 from eoengine.training.data import ChipDataset
-from eoengine.training.heads import HEAD_SCALARS, TARGET_KEY, heads_from_meta, metric_input, split_outputs
+from eoengine.training.heads import (
+    HEAD_SCALARS,
+    TARGET_KEY,
+    heads_from_meta,
+    mark_train_classes,
+    metric_input,
+    split_outputs,
+)
 from eoengine.training.metrics import per_class_metrics
 from eoengine.training.plots import plot_confusion
 
@@ -40,11 +47,13 @@ class Evaluation:
 
 def split_scores(
     pkg: ModelPackage, root: Path, split: str, batch_size: int = 32,
-    forward: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    forward: Callable[[torch.Tensor], torch.Tensor] | None = None, validation: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Metrics of every head of the model on a dataset split (nodata and unlabelled pixels ignored).
 
-    ``forward`` replaces the package's PyTorch model (e.g. an ONNX Runtime session).
+    ``forward`` replaces the package's PyTorch model (e.g. an ONNX Runtime session). With
+    ``validation``, class means count every class of the train split, as training's
+    validation scores do (so a one-class split cannot score 1.0).
     """
     manifest = read_manifest(root)
     if manifest["channels"] != pkg.meta["channels"]:
@@ -56,7 +65,9 @@ def split_scores(
     if len(ds) == 0:
         raise EOError(f"dataset {root} has no '{split}' chips", "choose another --split")
     heads = heads_from_meta(pkg.meta)
-    metrics = [h.metrics() for h in heads]
+    if validation:
+        mark_train_classes(heads, manifest)
+    metrics = [h.metrics(validation) for h in heads]
     run = forward or pkg.model
     with torch.inference_mode():
         for x, targets in DataLoader(ds, batch_size=batch_size):

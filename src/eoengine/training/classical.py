@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from eoengine.config.checks import check_output_dir
 from eoengine.config.schema import ProjectConfig
 from eoengine.datasets.store import INDEX, open_arrays
 from eoengine.deploy.package import ONNX, ModelPackage, write_package
@@ -115,7 +114,7 @@ def _train_pixels(cfg: ProjectConfig, root: Path, manifest: dict[str, Any], clas
 def _scores(pkg: ModelPackage, root: Path, split: str) -> dict[str, Any]:
     from eoengine.evaluation.evaluate import split_scores
 
-    return split_scores(pkg, root, split, batch_size=256)
+    return split_scores(pkg, root, split, batch_size=256, validation=split == "val")
 
 
 def _save(graph: Any, estimator: Any) -> Any:
@@ -161,7 +160,6 @@ def train_classical(
     if resume:
         raise EOError(f"model '{cfg.model.name}' trains in one step; there is no checkpoint to resume",
                       f"run 'eoengine train CONFIG' again without --resume {resume}")
-    check_output_dir(cfg.output_path)
     root, manifest = checked_dataset(cfg, dataset)
     heads, _ = build_heads(cfg, manifest)
     check_pixel_task(heads, cfg.model.name)

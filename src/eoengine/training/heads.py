@@ -118,6 +118,7 @@ def build_heads(cfg: ProjectConfig, manifest: dict[str, Any]) -> tuple[list[Head
     """The task's heads and their losses, with class weights and target statistics from the dataset."""
     targets = manifest.get("targets", {"classes": True, "values": None})
     heads = planned_heads(cfg, len(manifest["classes"]))  # the dataset's classes, not the config's
+    mark_train_classes(heads, manifest)
     losses: list[nn.Module] = []
     for i, head in enumerate(heads):
         if head.type != "regression" and not targets["classes"]:
@@ -129,10 +130,23 @@ def build_heads(cfg: ProjectConfig, manifest: dict[str, Any]) -> tuple[list[Head
                               "rebuild the dataset with labels.values")
             stats = targets["values"]["statistics"]
             head.value_mean, head.value_std = float(stats["mean"][0]), float(stats["std"][0])
-        else:
-            head.train_classes = [n > 0 for n in manifest["class_frequencies"]["train"]]
         losses.append(_loss(head_loss_config(cfg, i), head.type, head.num_classes, manifest))
     return heads, losses
+
+
+def mark_train_classes(heads: list[Head], manifest: dict[str, Any]) -> None:
+    """Record on each class head which classes the dataset's train split has pixels of.
+
+    Validation means count each of them (:meth:`Head.metrics`), present in the split or not.
+
+    Args:
+        heads: The model's output heads.
+        manifest: The dataset's manifest (its train class frequencies).
+
+    """
+    for head in heads:
+        if head.type != "regression":
+            head.train_classes = [n > 0 for n in manifest["class_frequencies"]["train"]]
 
 
 def loss_class_weights(cfg: LossConfig, n_classes: int, manifest: dict[str, Any]) -> list[float] | None:

@@ -49,7 +49,8 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> None:
 
 def trial_config(cfg: ProjectConfig, values: dict[str, Any]) -> ProjectConfig:
     """The config with ``values`` set by dotted path, validated like a file."""
-    data = copy.deepcopy(cfg.model_dump(mode="json", exclude={"base_dir"}))
+    # only what the config sets: defaults that depend on the dataset (point chips) stay defaults
+    data = copy.deepcopy(cfg.model_dump(mode="json", exclude={"base_dir"}, exclude_unset=True))
     data["sweep"] = None
     for path, value in values.items():
         set_path(data, path, value)

@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack, nullcontext, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from eoengine.datasets.build import latest_dataset
 from eoengine.datasets.store import read_manifest
 from eoengine.errors import ConfigError, EOError
 from eoengine.models.classical import is_classical
-from eoengine.models.registry import MODELS, build_model, check_model_name, size_multiple
+from eoengine.models.registry import MODELS, build_model, size_multiple
 from eoengine.progress import enabled as progress_enabled
 from eoengine.tracking.lifecycle import LOCK, mark_interrupted, process_gone, running
 from eoengine.tracking.store import ensure_experiment, tracking_uri
@@ -47,7 +47,6 @@ from eoengine.training.heads import (
     output_channels,
 )
 from eoengine.training.module import TrainingTask
-from eoengine.training.optim import check_optimization, check_optimizer, check_scheduler
 
 for _name in ("lightning", "lightning.pytorch", "lightning.fabric"):
     logging.getLogger(_name).setLevel(logging.WARNING)
@@ -208,18 +207,19 @@ def checked_dataset(cfg: ProjectConfig, dataset: Path | None) -> tuple[Path, dic
         (dataset folder, its manifest).
 
     Raises:
-        ConfigError: The checks ``validate`` runs found problems (so one accepts what the other does).
-        EOError: No such dataset, no validation chips, or bands that do not fit the model.
+        ConfigError: The checks ``validate`` runs found problems (so one accepts what the other
+            does), among them no validation chips or bands that do not fit the model.
+        EOError: No dataset built yet.
 
     """
+    if dataset is None and not cfg.training.dataset:
+        with suppress(EOError):  # none built yet: the config's own checks come first, then that
+            dataset = latest_dataset(cfg)  # the build is there: no need to plan it again
     problems = check_config(cfg, dataset)
     if problems:
         raise ConfigError(f"project '{cfg.name}'", problems)
     root = resolve_dataset(cfg, dataset)
-    manifest = read_manifest(root)
-    check_splits(root, manifest)
-    check_bands(cfg, manifest)
-    return root, manifest
+    return root, read_manifest(root)
 
 
 def train(
@@ -257,17 +257,13 @@ def _train(
 ) -> TrainResult:
     import mlflow
 
-    check_model_name(cfg.model.name)
-    check_optimizer(cfg.training.optimizer.name)
-    if cfg.training.scheduler is not None:
-        check_scheduler(cfg.training.scheduler.name)
-    check_output_dir(cfg.output_path)
     out = cfg.output_path
-    track = tracking_uri(out, cfg.training.tracking_uri, uri)
     last_ckpt = None
     if resume:
-        last_ckpt, dataset = resumable(out, track, resume)
+        check_output_dir(out)
+        last_ckpt, dataset = resumable(out, tracking_uri(out, cfg.training.tracking_uri, uri), resume)
     root, manifest = checked_dataset(cfg, dataset)
+    track = tracking_uri(out, cfg.training.tracking_uri, uri)
     cfg = dataset_defaults(cfg, manifest)  # e.g. 1x1 point chips: larger batches, no flips
     channels, patch = len(manifest["channels"]), int(manifest["patch_size"])
     tc = cfg.training
@@ -287,8 +283,6 @@ def _train(
     mode = (es.mode if es and es.mode else None) or monitor_mode(monitor)
     check_monitor(monitor, heads)
     task = TrainingTask(model, heads, losses, tc.optimizer, tc.scheduler, monitor)
-    steps = tc.epochs * max(1, -(-int(manifest["splits"]["train"]) // tc.batch_size))
-    check_optimization(tc.optimizer, tc.scheduler, task.parameters(), steps, tc.epochs)  # before any run exists
     dm = ChipDataModule(root, tc.batch_size, tc.num_workers, tc.augmentation, tc.seed, tc.sampling)
     primary = is_primary_process()
     run_ctx: Any = nullcontext(None)
