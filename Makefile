@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TOOLS := .tools
 AZURITE := $(TOOLS)/node_modules/.bin/azurite-blob
 
-.PHONY: setup demo test lint typecheck bench clean
+.PHONY: setup demo check-readme test lint typecheck bench clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ setup: $(BIN)/.installed
 
 demo: setup
 	$(BIN)/eoengine demo --workdir out/demo
+
+# runs the demo, then fails unless README.md quotes the figures it printed (out/demo/figures.json)
+check-readme: setup
+	$(BIN)/eoengine demo --workdir out/demo --check-readme README.md
 
 test: setup $(AZURITE)
 	$(BIN)/pytest -q

@@ -215,11 +215,19 @@ def demo(
     workdir: Annotated[Path, typer.Option(help="Where outputs go")] = Path("out/demo"),
     example: Annotated[Path | None, typer.Option(help="Example folder (default: examples/nc_landsat7_landclass96)")] = None,
     baseline: Annotated[bool, typer.Option(help="Also fit the random-forest baseline")] = True,
+    check_readme: Annotated[Path | None, typer.Option(
+        help="Then fail unless this README quotes the figures the demo printed")] = None,
 ) -> None:
     """Run the whole pipeline on the bundled Landsat 7 sample: dataset, training, report, map."""
-    from eoengine.demo import run_demo
+    from eoengine.demo import FIGURES, run_demo
+    from eoengine.demo import check_readme as check
 
+    if check_readme is not None and not check_readme.is_file():
+        raise EOError(f"{check_readme} not found", "pass the README whose demo figures to check, e.g. README.md")
     run_demo(workdir, example, baseline, out)
+    if check_readme is not None:
+        check(check_readme, workdir / FIGURES)
+        out.print(f"{check_readme} quotes the figures the demo printed")
 
 
 def main() -> None:

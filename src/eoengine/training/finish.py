@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from eoengine.config.schema import ProjectConfig
@@ -44,8 +45,9 @@ class RunRecord:
 
 
 def environment() -> dict[str, str]:
-    """Python, platform and the versions of the packages a run depends on."""
-    env = {"python": sys.version.split()[0], "platform": platform.platform()}
+    """Python, platform, PyTorch's CPU thread count and the versions of the packages a run depends on."""
+    # CPU kernels sum in a thread-dependent order: the same seed gives other scores on other thread counts
+    env = {"python": sys.version.split()[0], "platform": platform.platform(), "torch.threads": str(torch.get_num_threads())}
     for name in PACKAGES:
         try:
             env[name] = metadata.version(name)

@@ -65,10 +65,13 @@ class Tversky(Weighted):
 
 
 class Dice(Tversky):
-    """Soft Dice loss: 1 - 2tp / (2tp + fp + fn)."""
+    """Soft Dice loss: 1 - (2tp + smooth) / (2tp + fp + fn + smooth), the usual smoothing.
+
+    As a Tversky index (alpha = beta = 0.5) that is (tp + smooth/2) / (tp + fp/2 + fn/2 + smooth/2).
+    """
 
     def __init__(self, weight: torch.Tensor | None = None, smooth: float = 1.0) -> None:
-        super().__init__(weight, 0.5, 0.5, smooth)
+        super().__init__(weight, 0.5, 0.5, smooth / 2)
 
 
 class Jaccard(Tversky):
