@@ -21,8 +21,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize(("key", "value", "message"), [
     ("training.optimizer", {"name": "Adam", "kwargs": {"lr": -1.0}}, "Invalid learning rate: -1.0"),
     ("training.scheduler", {"name": "OneCycleLR", "kwargs": {"max_lr": 0.1, "pct_start": 2}}, "pct_start, but got 2"),
-    ("training.scheduler", {"name": "StepLR", "kwargs": {"step_size": -1}}, "step_size must be a whole number"),
-    ("training.scheduler", {"name": "CosineAnnealingLR", "kwargs": {"T_max": 0}}, "T_max must be a whole number"),
+    ("training.scheduler", {"name": "StepLR", "kwargs": {"step_size": -1}}, "step_size must be at least 1, got -1"),
+    ("training.scheduler", {"name": "CosineAnnealingLR", "kwargs": {"T_max": 0}}, "T_max must be at least 1, got 0"),
 ])
 def test_refused_values_stop_train_before_a_run(tmp_path: Path, capsys: pytest.CaptureFixture[str], built: Path,
                                                 key: str, value: dict[str, object], message: str) -> None:

@@ -148,8 +148,8 @@ PERIODS = ("step_size", "T_max", "T_0", "total_steps", "epochs", "steps_per_epoc
 def _check_periods(kwargs: dict[str, Any]) -> None:
     for key in PERIODS:
         value = kwargs.get(key)
-        if value is not None and not (isinstance(value, int) and value >= 1):
-            raise ValueError(f"{key} must be a whole number of at least 1, got {value!r}")
+        if isinstance(value, int | float) and not value >= 1:  # NaN too
+            raise ValueError(f"{key} must be at least 1, got {value!r}")
 
 
 def build_scheduler(name: str, optimizer: torch.optim.Optimizer, kwargs: dict[str, Any]) -> Any:
