@@ -9,7 +9,6 @@ one. The version is a hash of the content: config, input checksums and every chi
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +23,7 @@ from eoengine.datasets.manifest import build_index, combine_stats, dataset_confi
 from eoengine.datasets.pipeline import beam_options, run_chips, run_label_counts
 from eoengine.datasets.plan import BuildPlan, Candidate, plan_build
 from eoengine.datasets.sampling import stratified_select
-from eoengine.datasets.split import split_warnings
+from eoengine.datasets.split import warn_dataset
 from eoengine.datasets.store import (
     INDEX,
     MANIFEST,
@@ -40,8 +39,10 @@ from eoengine.hashing import canonical_hash, input_checksums
 from eoengine.progress import polled
 from eoengine.raster.scene import resolve_scene_bands
 
-log = logging.getLogger("eoengine")
 FORMAT = "eoengine-dataset/1"
+SPLIT_FIX = ("if you rely on it, rebuild with other split settings (ratios, block_size, regions), or keep more chips "
+             "(lower dataset.min_labelled_fraction, raise dataset.max_nodata_fraction)")
+CLASS_FIX = "check the labels' classes, or set labels.background for the pixels no feature covers"
 
 
 @dataclass
@@ -103,24 +104,6 @@ def latest_dataset(cfg: ProjectConfig) -> Path:
             "run 'eoengine dataset build CONFIG' first (or set training.dataset)",
         )
     return datasets_dir(cfg) / json.loads(pointer.read_text())["folder"]
-
-
-def warn_empty_classes(names: list[str], freq: dict[str, list[int]]) -> list[str]:
-    """Warn about each class with no labelled pixel in the dataset (a model cannot learn it).
-
-    Args:
-        names: the class names, in index order.
-        freq: labelled pixels per class, per split.
-
-    Returns:
-        The names of the classes without pixels.
-
-    """
-    empty = [n for i, n in enumerate(names) if not any(counts[i] for counts in freq.values())]
-    for name in empty:
-        log.warning("class '%s' has no labelled pixels in the dataset, so no model can learn it — check the labels' "
-                    "classes, or set labels.background for the pixels no feature covers", name)
-    return empty
 
 
 def _hashed_inputs(checksums: list[dict[str, str]]) -> list[list[str]]:
@@ -240,9 +223,7 @@ def _build_from_plan(
         s: [int(index.loc[index["split"] == s, f"count_{c.name}"].sum()) for c in cfg.classes]
         for s in splits
     }
-    for problem in split_warnings(splits, freq, cfg.dataset.split.ratios, [c.name for c in cfg.classes]):
-        log.warning("%s — rebuild with other split settings (ratios, block_size, regions) if you rely on it", problem)
-    warn_empty_classes([c.name for c in cfg.classes], freq)
+    warn_dataset(splits, freq, cfg.dataset.split.ratios, [c.name for c in cfg.classes], SPLIT_FIX, CLASS_FIX)
     train_records = [r for r in kept if r["split"] == "train"]
     stats = combine_stats(train_records, channels)
     content = {

@@ -9,6 +9,7 @@ label features a chip covers; ``random`` is chip-level (leaks; for comparison on
 
 from __future__ import annotations
 
+import logging
 import zlib
 from collections.abc import Callable, Iterator
 
@@ -19,6 +20,7 @@ from shapely.strtree import STRtree
 
 from eoengine.raster.scene import Grid
 
+log = logging.getLogger("eoengine")
 SPLITS = ("train", "val", "test")
 Window4 = tuple[int, int, int, int]  # row, col, height, width
 
@@ -91,8 +93,9 @@ def split_warnings(
 ) -> list[str]:
     """What makes a built dataset's val or test split say less than it seems to.
 
-    A split with a positive ratio but no chips, or without any pixel of a class the
-    train split has: its scores say nothing about those classes.
+    A split with a positive ratio but fewer than :data:`MIN_SPLIT_CHIPS` chips (the chips a
+    build planned may since have been filtered out), or without any pixel of a class the
+    train split has: its scores say little or nothing.
 
     Args:
         chips: chips kept per split.
@@ -107,16 +110,57 @@ def split_warnings(
     train = freq.get("train", [])
     found = []
     for split in SPLITS[1:]:
-        if not chips.get(split):
-            if ratios.get(split, 0) > 0:
-                found.append(f"the {split} split has no chips (all filtered out): it cannot score the model")
+        n = chips.get(split, 0)
+        if n < MIN_SPLIT_CHIPS and ratios.get(split, 0) > 0:
+            found.append(f"the {split} split has no chips: it cannot score the model" if not n else
+                         f"the {split} split has only {n} chip{'s' * (n != 1)} (each split needs {MIN_SPLIT_CHIPS}): "
+                         "its scores rest on too few pixels to trust")
+        if not n:
             continue
         pixels = freq.get(split, [0] * len(names))
-        missing = [n for n, t, v in zip(names, train, pixels, strict=True) if t and not v]
+        missing = [name for name, t, v in zip(names, train, pixels, strict=True) if t and not v]
         if missing:
             found.append(f"the {split} split has no pixels of {', '.join(missing)} (train has): "
                          f"its scores say nothing about {'that class' if len(missing) == 1 else 'those classes'}")
     return found
+
+
+def warn_empty_classes(names: list[str], freq: dict[str, list[int]], fix: str) -> list[str]:
+    """Warn about each class with no labelled pixel in the dataset (a model cannot learn it).
+
+    Args:
+        names: the class names, in index order.
+        freq: labelled pixels per class, per split.
+        fix: what to do about it, for the dataset's source.
+
+    Returns:
+        The names of the classes without pixels.
+
+    """
+    empty = [n for i, n in enumerate(names) if not any(counts[i] for counts in freq.values())]
+    for name in empty:
+        log.warning("class '%s' has no labelled pixels in the dataset, so no model can learn it — %s", name, fix)
+    return empty
+
+
+def warn_dataset(
+    chips: dict[str, int], freq: dict[str, list[int]], ratios: dict[str, float], names: list[str],
+    split_fix: str, class_fix: str,
+) -> None:
+    """Log what a finished dataset's splits and classes lack (every way of making one calls this).
+
+    Args:
+        chips: chips per split (the manifest's ``splits``).
+        freq: labelled pixels per class, per split (the manifest's ``class_frequencies``).
+        ratios: the split ratios asked for (a split at 0 may be empty).
+        names: the class names, in class order.
+        split_fix: what to do about a short split, for the dataset's source.
+        class_fix: what to do about a class without pixels, for the dataset's source.
+
+    """
+    for problem in split_warnings(chips, freq, ratios, names):
+        log.warning("%s — %s", problem, split_fix)
+    warn_empty_classes(names, freq, class_fix)
 
 
 SplitFn = Callable[[int, int, int], str | None]

@@ -21,6 +21,7 @@ import numpy as np
 
 from eoengine.datasets.chipper import chip_stats
 from eoengine.datasets.manifest import combine_stats
+from eoengine.datasets.split import warn_dataset
 from eoengine.datasets.store import INDEX, MANIFEST, atomic_write_json, create_arrays, open_arrays, read_manifest
 from eoengine.datasets.tfrecord import decode_example, describe_example, first_record, numeric_features, read_records
 from eoengine.errors import EOError
@@ -28,6 +29,8 @@ from eoengine.hashing import canonical_hash, input_checksums
 from eoengine.labels.vector import IGNORE
 
 FORMAT = "eoengine-dataset/1"
+SPLIT_FIX = "if you rely on it, export more records, with every class, into that split's files and import again"
+CLASS_FIX = "check --label, --classes and --num-classes, or export records of that class"
 
 
 @dataclass
@@ -175,6 +178,8 @@ def import_tfrecords(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    warn_dataset(manifest["splits"], manifest["class_frequencies"], dict.fromkeys(splits, 1.0), names,
+                 SPLIT_FIX, CLASS_FIX)
     return ImportResult(output, version, manifest)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from eoengine.config.schema import ComponentConfig
-from eoengine.errors import EOError
+from eoengine.errors import EOError, first_line
 
 
 def _classes(module: Any, base: type) -> dict[str, type]:
@@ -55,13 +55,33 @@ def check_scheduler(name: str) -> None:
     _pick("scheduler", name, scheduler_names())
 
 
+def _refused(kind: str, name: str, kwargs: dict[str, Any], exc: Exception) -> EOError:
+    """The error for arguments torch refuses, naming the config field to fix."""
+    where = "torch.optim" if kind == "optimizer" else "torch.optim.lr_scheduler"
+    return EOError(f"{kind} {name}: bad arguments {kwargs}: {first_line(exc)}",
+                   f"fix training.{kind}.kwargs (see {where}.{name} for what it takes)")
+
+
 def build_optimizer(name: str, params: Iterable[torch.nn.Parameter], kwargs: dict[str, Any]) -> torch.optim.Optimizer:
-    """``torch.optim.<name>(params, **kwargs)`` with clear errors."""
+    """``torch.optim.<name>(params, **kwargs)`` with clear errors.
+
+    Args:
+        name: the optimizer's class name in torch.optim.
+        params: the parameters to optimise.
+        kwargs: the configured arguments.
+
+    Returns:
+        The optimizer.
+
+    Raises:
+        EOError: an unknown name, or arguments torch refuses (unknown names or bad values).
+
+    """
     check_optimizer(name)
     try:
         opt: torch.optim.Optimizer = getattr(torch.optim, name)(params, **kwargs)
-    except TypeError as exc:
-        raise EOError(f"optimizer {name}: bad arguments {kwargs}: {exc}", "check optimizer kwargs") from None
+    except (TypeError, ValueError) as exc:
+        raise _refused("optimizer", name, kwargs, exc) from None
     return opt
 
 
@@ -71,7 +91,7 @@ def warmup_cosine(
 ) -> torch.optim.lr_scheduler.SequentialLR:
     """Linear warm-up from ``start_factor`` x lr, then cosine annealing (stepped per epoch)."""
     if not 0 <= warmup_epochs < max_epochs:
-        raise TypeError(f"warmup_epochs must be in [0, max_epochs); got {warmup_epochs} of {max_epochs}")
+        raise ValueError(f"warmup_epochs must be in [0, max_epochs); got {warmup_epochs} of {max_epochs}")
     sched = torch.optim.lr_scheduler
     warm = sched.LinearLR(optimizer, start_factor=start_factor, total_iters=max(warmup_epochs, 1))
     cosine = sched.CosineAnnealingLR(optimizer, T_max=max_epochs - warmup_epochs, eta_min=eta_min)
@@ -113,7 +133,7 @@ def check_optimization(
         max_epochs: epochs of the whole run.
 
     Raises:
-        EOError: an unknown name or arguments the class does not take.
+        EOError: an unknown name, or arguments the class does not take or values it refuses.
 
     """
     opt = build_optimizer(optimizer.name, params, optimizer.kwargs)
@@ -121,12 +141,37 @@ def check_optimization(
         build_scheduler(scheduler.name, opt, scheduler_kwargs(scheduler.name, scheduler.kwargs, total_steps, max_epochs))
 
 
+PERIODS = ("step_size", "T_max", "T_0", "total_steps", "epochs", "steps_per_epoch")
+"""Scheduler arguments that count steps or epochs: torch takes some of them below 1, then divides by them or cycles backwards."""
+
+
+def _check_periods(kwargs: dict[str, Any]) -> None:
+    for key in PERIODS:
+        value = kwargs.get(key)
+        if isinstance(value, int | float) and not value >= 1:  # NaN too
+            raise ValueError(f"{key} must be at least 1, got {value!r}")
+
+
 def build_scheduler(name: str, optimizer: torch.optim.Optimizer, kwargs: dict[str, Any]) -> Any:
-    """``torch.optim.lr_scheduler.<name>(optimizer, **kwargs)`` (or ``warmup_cosine``) with clear errors."""
+    """``torch.optim.lr_scheduler.<name>(optimizer, **kwargs)`` (or ``warmup_cosine``) with clear errors.
+
+    Args:
+        name: the scheduler's class name in torch.optim.lr_scheduler, or ``warmup_cosine``.
+        optimizer: the optimizer it drives.
+        kwargs: its arguments (see :func:`scheduler_kwargs`).
+
+    Returns:
+        The scheduler.
+
+    Raises:
+        EOError: an unknown name, or arguments torch refuses (unknown names or bad values).
+
+    """
     check_scheduler(name)
     try:
+        _check_periods(kwargs)
         if name == WARMUP_COSINE:
             return warmup_cosine(optimizer, **kwargs)
         return getattr(torch.optim.lr_scheduler, name)(optimizer, **kwargs)
-    except TypeError as exc:
-        raise EOError(f"scheduler {name}: bad arguments {kwargs}: {exc}", "check scheduler kwargs") from None
+    except (TypeError, ValueError) as exc:
+        raise _refused("scheduler", name, kwargs, exc) from None
