@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, save_config, tiny_config
+from conftest import one_problem, run_cli, save_config, tiny_config
 from mlflow.tracking import MlflowClient
 
 
@@ -28,7 +28,7 @@ def test_refused_values_stop_train_before_a_run(tmp_path: Path, capsys: pytest.C
                                                 key: str, value: dict[str, object], message: str) -> None:
     bad = save_config(tmp_path, tiny_config(tmp_path, **{key: value}))
     code, _, err = run_cli(["train", str(bad), "--dataset", str(built)], capsys)
-    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert code == 2 and one_problem(err), err
     assert message in err and f"fix {key}.kwargs" in err
     assert not (tmp_path / "out" / "runs").exists()
     client = MlflowClient(f"sqlite:///{(tmp_path / 'out' / 'mlflow.db').resolve()}")
