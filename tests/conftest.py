@@ -232,3 +232,16 @@ def saved_package(dest: Path, classes: list[Any] | None = None, stack_indexes: l
     if stack_indexes is not None:
         meta["stack_indexes"] = stack_indexes
     return save_package(model, meta, dest, onnx=False)
+
+
+def truncated_stack(tmp: Path) -> Path:
+    """The sample stack's four bands as a tiled, compressed GeoTIFF cut to 70% of its bytes (unreadable blocks)."""
+    with rasterio.open(OGT / "LE70220491999322EDC01_stack.gtif") as ds:
+        profile, data = ds.profile, ds.read([1, 2, 3, 4])
+    profile.update(count=4, tiled=True, blockxsize=64, blockysize=64, compress="deflate")
+    full = tmp / "full.tif"
+    with rasterio.open(full, "w", **profile) as dst:
+        dst.write(data)
+    cut = tmp / "truncated.tif"
+    cut.write_bytes(full.read_bytes()[: int(full.stat().st_size * 0.7)])
+    return cut
