@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ import yaml
 from rasterio.transform import from_origin
 
 os.environ["EOENGINE_PROGRESS"] = "0"
+# recorded engine choices and fetched models go to a folder of this run, not the user's cache
+os.environ["EOENGINE_CACHE"] = tempfile.mkdtemp(prefix="eoengine-test-cache-")
 REPO = Path(__file__).resolve().parents[1]
 NC = REPO / "examples" / "nc_landsat7_landclass96"
 OGT = REPO / "examples" / "open_geo_tutorial_landsat7"
@@ -238,3 +241,16 @@ def one_problem(err: str) -> bool:
     """Whether stderr says exactly one problem: one 'error:' line, or a config error listing one problem."""
     lines = err.strip().splitlines()
     return len(lines) == 1 or (len(lines) == 2 and lines[0].endswith(": 1 problem(s):") and lines[1].startswith("  - "))
+
+
+def truncated_stack(tmp: Path) -> Path:
+    """The sample stack's four bands as a tiled, compressed GeoTIFF cut to 70% of its bytes (unreadable blocks)."""
+    with rasterio.open(OGT / "LE70220491999322EDC01_stack.gtif") as ds:
+        profile, data = ds.profile, ds.read([1, 2, 3, 4])
+    profile.update(count=4, tiled=True, blockxsize=64, blockysize=64, compress="deflate")
+    full = tmp / "full.tif"
+    with rasterio.open(full, "w", **profile) as dst:
+        dst.write(data)
+    cut = tmp / "truncated.tif"
+    cut.write_bytes(full.read_bytes()[: int(full.stat().st_size * 0.7)])
+    return cut

@@ -14,24 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
-import rasterio
-from conftest import OGT, REPO, run_cli, save_config, tiny_config
+from conftest import REPO, run_cli, save_config, tiny_config, truncated_stack
 
 BEAM_NOISE = ("apitools not found", "Discarding unparseable args", "No semi_persistent_directory",
               "Logging handler created", "Worker: severity", "Traceback")
-
-
-def _truncated(tmp: Path) -> Path:
-    """The sample stack's four bands as a tiled, compressed GeoTIFF cut to 70% of its bytes."""
-    with rasterio.open(OGT / "LE70220491999322EDC01_stack.gtif") as ds:
-        profile, data = ds.profile, ds.read([1, 2, 3, 4])
-    profile.update(count=4, tiled=True, blockxsize=64, blockysize=64, compress="deflate")
-    full = tmp / "full.tif"
-    with rasterio.open(full, "w", **profile) as dst:
-        dst.write(data)
-    cut = tmp / "truncated.tif"
-    cut.write_bytes(full.read_bytes()[: int(full.stat().st_size * 0.7)])
-    return cut
 
 
 def _config(tmp: Path, **overrides: object) -> Path:
@@ -50,14 +36,14 @@ def _datasets_left(tmp: Path) -> list[str]:
 
 
 def test_validate_reads_a_sample_of_blocks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    scene = [{"id": "s", "stack": str(_truncated(tmp_path)), "stack_indexes": [1, 2, 3, 4]}]
+    scene = [{"id": "s", "stack": str(truncated_stack(tmp_path)), "stack_indexes": [1, 2, 3, 4]}]
     code, _, err = run_cli(["validate", str(_config(tmp_path, **{"imagery.scenes": scene}))], capsys)
     assert code == 2 and "cannot read band(s) blue, green, red, nir from" in err and "truncated.tif" in err
     assert "IReadBlock failed" in err and "corrupt or truncated" in err
 
 
 def test_a_worker_s_bad_input_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
-    scene = [{"id": "s", "stack": str(_truncated(tmp_path)), "stack_indexes": [1, 2, 3, 4]}]
+    scene = [{"id": "s", "stack": str(truncated_stack(tmp_path)), "stack_indexes": [1, 2, 3, 4]}]
     proc = _build(_config(tmp_path, **{"imagery.scenes": scene}))
     _, err = proc.communicate(timeout=300)
     errors = [line for line in err.splitlines() if line.startswith("error:")]
@@ -68,7 +54,7 @@ def test_a_worker_s_bad_input_is_one_line_and_leaves_nothing(tmp_path: Path) -> 
 
 
 def test_a_worker_s_bad_input_in_process_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    scene = [{"id": "s", "stack": str(_truncated(tmp_path)), "stack_indexes": [1, 2, 3, 4]}]
+    scene = [{"id": "s", "stack": str(truncated_stack(tmp_path)), "stack_indexes": [1, 2, 3, 4]}]
     config = save_config(tmp_path, tiny_config(tmp_path, **{"imagery.scenes": scene}))  # in_memory runner
     code, _, err = run_cli(["dataset", "build", str(config)], capsys)
     assert code == 2 and "cannot read band(s)" in err and "eoengine-error" not in err

@@ -141,7 +141,7 @@ def test_two_runs_give_identical_bytes(job: dict[str, Path], capsys: pytest.Capt
     digests = []
     for _ in range(2):
         code, _, err = run_cli(["predict", str(job["model"]), str(job["scene"]), "--out", str(out), "--probabilities",
-                                str(probs)], capsys)
+                                str(probs), "--engine", "torch"], capsys)  # torch and ONNX differ in the last bits
         assert code == 0, err
         digests.append([hashlib.sha256(p.read_bytes()).hexdigest() for p in (out, probs)])
         time.sleep(1.1)  # a creation time in seconds would differ

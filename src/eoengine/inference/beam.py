@@ -8,7 +8,10 @@ run would write); the driver joins each scene's strips into one COG and builds t
 if asked. The same pipeline runs on the DirectRunner here (two worker processes, each with
 its share of the cores) and on a cluster runner, where the model package, the scenes and the
 output folder must be on storage every worker reaches. Finished strips and scenes are
-skipped, so a rerun continues an interrupted job.
+skipped, so a rerun continues an interrupted job. A bad input or a full disk met in a worker
+reaches the driver as the same one-line :class:`EOError` as without Beam (through
+:func:`eoengine.datasets.pipeline.to_driver`, as in a dataset build), and the failed run's
+strips are deleted.
 """
 
 from __future__ import annotations
@@ -20,9 +23,13 @@ from pathlib import Path
 import apache_beam as beam
 
 from eoengine.config.schema import PredictionConfig
-from eoengine.datasets.pipeline import beam_options, pipeline
+from eoengine.datasets.pipeline import beam_options, pipeline, to_driver
 from eoengine.errors import EOError
-from eoengine.inference.many import mosaic, scene_name
+from eoengine.inference.many import is_done, mosaic, output_folder, scene_name
+from eoengine.inference.predict import Predictor
+from eoengine.inference.sources import sources_for_package
+from eoengine.inference.strips import join_strips, predict_strip, region_rows
+from eoengine.raster.scene import SceneReader
 
 
 class _PredictStrip(beam.DoFn):  # type: ignore[misc]
@@ -33,7 +40,6 @@ class _PredictStrip(beam.DoFn):  # type: ignore[misc]
         import torch
 
         from eoengine.deploy.package import load_package
-        from eoengine.inference.predict import Predictor
 
         os.environ["OMP_NUM_THREADS"] = str(self.threads)
         torch.set_num_threads(self.threads)
@@ -41,15 +47,62 @@ class _PredictStrip(beam.DoFn):  # type: ignore[misc]
         torch.set_num_threads(self.threads)  # the predictor asks for every core; share them between workers
 
     def process(self, element: tuple[list[str], int, int, str]) -> Iterator[str]:
-        from eoengine.inference.sources import sources_for_package
-        from eoengine.inference.strips import predict_strip
-        from eoengine.raster.scene import SceneReader
-
         files, first, last, strip = element
         meta = self.predictor.pkg.meta
-        sources = sources_for_package(meta, files)
-        with SceneReader(sources, meta.get("resampling", "bilinear")) as reader:
-            yield str(predict_strip(self.predictor, reader, first, last, Path(strip)))
+        with to_driver(), SceneReader(sources_for_package(meta, files), meta.get("resampling", "bilinear")) as reader:
+            done = predict_strip(self.predictor, reader, first, last, Path(strip))
+        yield str(done)
+
+
+Plan = dict[str, tuple[list[str], list[tuple[int, int, Path]]]]
+"""Per scene still to predict: its files and its strips (first row, last row, strip file)."""
+
+
+def _plan(planner: Predictor, scenes: list[list[str]], work: Path, rows_per_element: int) -> Plan:
+    """The strips of every scene whose map in ``work`` is not finished yet."""
+    meta = planner.pkg.meta
+    plan: Plan = {}
+    for files in scenes:
+        name = scene_name(files)
+        if is_done(work / f"{name}.tif", str(meta.get("run_id", "")), files):
+            continue
+        with SceneReader(sources_for_package(meta, files), meta.get("resampling", "bilinear")) as r:
+            rows = region_rows(planner, r)
+        strips = [(a, min(a + rows_per_element, rows) - 1, work / f".{name}.strip-{a:05d}.tif")
+                  for a in range(0, rows, rows_per_element)]
+        plan[name] = (files, strips)
+    return plan
+
+
+def _run_strips(plan: Plan, model: Path, options: PredictionConfig, engine: str, runner: str, workers: int,
+                extra: list[str]) -> None:
+    """Predict every planned strip in a Beam pipeline (finished strips are skipped by the workers)."""
+    elements = [(files, a, b, str(p)) for files, strips in plan.values() for a, b, p in strips]
+    if not elements:
+        return
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    opts = beam_options(runner, workers, "multi_processing", extra)
+    with pipeline(opts) as p:  # workers that die with the driver, and keep quiet
+        _ = (p | beam.Create(elements) | beam.Reshuffle()
+             | beam.ParDo(_PredictStrip(str(Path(model).resolve()), options.model_dump_json(), engine, threads)))
+
+
+def _join(planner: Predictor, plan: Plan, work: Path) -> None:
+    """Join each scene's strips into its map in ``work``, then delete them."""
+    meta = planner.pkg.meta
+    for name, (files, strips) in plan.items():
+        missing = [str(s[2]) for s in strips if not s[2].exists()]
+        if missing:
+            raise EOError(f"the pipeline finished without these strips: {missing}", "see the worker logs above")
+        with SceneReader(sources_for_package(meta, files), meta.get("resampling", "bilinear")) as r:
+            join_strips(planner, r, strips, work / f"{name}.tif", files)
+        _drop_strips({name: (files, strips)})
+
+
+def _drop_strips(plan: Plan) -> None:
+    for _, strips in plan.values():
+        for _, _, path in strips:
+            path.unlink(missing_ok=True)
 
 
 def predict_beam(
@@ -65,47 +118,23 @@ def predict_beam(
         raise EOError("many scenes need --out (one mosaic) or --out-dir (one map per scene)", "add one of them")
     if rows_per_element < 1:
         raise EOError(f"--rows-per-element {rows_per_element}: must be at least 1", "use --rows-per-element 1 or more")
-    from eoengine.inference.many import is_done
-    from eoengine.inference.predict import Predictor
-    from eoengine.inference.sources import sources_for_package
-    from eoengine.inference.strips import join_strips, region_rows
-    from eoengine.raster.scene import SceneReader
-
     pkg = load_package(model)
     values = map_head(heads_from_meta(pkg.meta)).type == "regression"
     work = (out_dir or out.with_name(f".{out.name}.scenes")).resolve()  # type: ignore[union-attr]
-    work.mkdir(parents=True, exist_ok=True)
     planner = Predictor(pkg, options, "torch")  # layout only; workers choose their own engine
     scenes = [[str(Path(f).resolve()) for f in s] for s in scenes]
-    plan: dict[str, tuple[list[str], list[tuple[int, int, Path]]]] = {}
-    for files in scenes:
-        name = scene_name(files)
-        if is_done(work / f"{name}.tif", str(pkg.meta.get("run_id", "")), files):
-            continue
-        with SceneReader(sources_for_package(pkg.meta, files), pkg.meta.get("resampling", "bilinear")) as r:
-            rows = region_rows(planner, r)
-        strips = [(a, min(a + rows_per_element, rows) - 1, work / f".{name}.strip-{a:05d}.tif")
-                  for a in range(0, rows, rows_per_element)]
-        plan[name] = (files, strips)
-    elements = [(files, a, b, str(p)) for files, strips in plan.values() for a, b, p in strips]
-    if elements:
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        opts = beam_options(runner, workers, "multi_processing", extra or [])
-        with pipeline(opts) as p:  # workers that die with the driver, and keep quiet
-            _ = (p | beam.Create(elements) | beam.Reshuffle()
-                 | beam.ParDo(_PredictStrip(str(Path(model).resolve()), options.model_dump_json(), engine, threads)))
-    for name, (files, strips) in plan.items():
-        missing = [str(s[2]) for s in strips if not s[2].exists()]
-        if missing:
-            raise EOError(f"the pipeline finished without these strips: {missing}", "see the worker logs above")
-        with SceneReader(sources_for_package(pkg.meta, files), pkg.meta.get("resampling", "bilinear")) as r:
-            join_strips(planner, r, strips, work / f"{name}.tif", files)
-        for _, _, path in strips:
-            path.unlink(missing_ok=True)
-    maps = [work / f"{scene_name(s)}.tif" for s in scenes]
-    if out is None:
-        return maps
-    mosaic(maps, out, values)
+    with output_folder(work, out_dir is None):
+        plan = _plan(planner, scenes, work, rows_per_element)
+        try:
+            _run_strips(plan, model, options, engine, runner, workers, extra or [])
+            _join(planner, plan, work)
+        except EOError:
+            _drop_strips(plan)
+            raise
+        maps = [work / f"{scene_name(s)}.tif" for s in scenes]
+        if out is None:
+            return maps
+        mosaic(maps, out, values)
     if out_dir is None:
         import shutil
 

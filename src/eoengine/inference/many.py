@@ -4,7 +4,9 @@ Each scene is predicted by the same :class:`Predictor` (engine chosen once). A s
 map already exists with the same model run and inputs is not predicted again, so an
 interrupted batch continues where it stopped. The mosaic reprojects every scene's map to the
 first scene's CRS (nearest neighbour for classes, bilinear for values), keeps the first map's
-value where scenes overlap, and is written window by window, so memory stays bounded.
+value where scenes overlap, and is written window by window, so memory stays bounded. A
+scene map or mosaic that cannot be written is the same one-line error as a single-scene map's;
+the failed run leaves no half-written file and no working folder (see :func:`output_folder`).
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import rasterio
 from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
 from rasterio.merge import merge
 from rasterio.vrt import WarpedVRT
 
@@ -23,7 +28,7 @@ from eoengine.deploy.package import ModelPackage
 from eoengine.errors import EOError
 from eoengine.inference.predict import Predictor
 from eoengine.inference.sources import sources_for_package
-from eoengine.raster.cog import finish_cog, temp_name
+from eoengine.raster.cog import finish_cog, temp_name, unwritable
 from eoengine.raster.scene import SceneReader
 
 
@@ -41,14 +46,47 @@ def is_done(path: Path, run: str, inputs: list[str]) -> bool:
     return tags.get("EOENGINE_MODEL_RUN") == run and json.loads(tags.get("EOENGINE_INPUTS", "[]")) == inputs
 
 
+@contextmanager
+def output_folder(folder: Path, hidden: bool) -> Iterator[Path]:
+    """Create the folder of scene maps; when the run fails on a bad input or output, tidy it.
+
+    A hidden working folder (a mosaic's scene maps) is removed; a user's ``--out-dir`` keeps
+    the maps finished before the failure and is removed only if this run created it and it
+    is empty. An interrupted run (Ctrl-C, a kill) keeps everything, so a rerun continues.
+
+    Args:
+        folder: The folder.
+        hidden: Whether it is the mosaic's working folder rather than the user's.
+
+    Yields:
+        The folder, created.
+
+    Raises:
+        EOError: It cannot be created, or the run failed (re-raised after tidying).
+
+    """
+    created = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise unwritable(folder, exc) from None
+    try:
+        yield folder
+    except EOError:
+        if hidden:
+            shutil.rmtree(folder, ignore_errors=True)
+        elif created and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
+
+
 def predict_scenes(predictor: Predictor, scenes: list[list[str]], out_dir: Path) -> list[Path]:
-    """Predict each scene (its band files or stack) to ``out_dir/<scene>.tif``; skips finished ones."""
+    """Predict each scene (its band files or stack) to ``out_dir/<scene>.tif`` (a folder that exists); skips finished ones."""
     pkg: ModelPackage = predictor.pkg
     names = [scene_name(s) for s in scenes]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise EOError(f"several scenes would write the same map name: {dupes}", "give the scenes distinct file names")
-    out_dir.mkdir(parents=True, exist_ok=True)
     maps = []
     for files, name in zip(scenes, names, strict=True):
         sources = sources_for_package(pkg.meta, files)
@@ -80,6 +118,8 @@ def mosaic(maps: list[Path], out: Path, values: bool) -> Path:
             dst.update_tags(**(tags | {"EOENGINE_INPUTS": json.dumps([str(m) for m in maps]), "EOENGINE_MOSAIC_OF": str(len(maps))}))
             dst.set_band_description(1, description or ("value" if values else "class"))
         finish_cog(tiled, out, "AVERAGE" if values else "MODE")
+    except (OSError, RasterioError) as exc:
+        raise unwritable(out, exc) from None
     finally:
         for d in warped + opened:
             d.close()
@@ -92,10 +132,11 @@ def predict_many(predictor: Predictor, scenes: list[list[str]], out: Path | None
     if out is None and out_dir is None:
         raise EOError("many scenes need --out (one mosaic) or --out-dir (one map per scene)", "add one of them")
     work = out_dir or out.with_name(f".{out.name}.scenes")  # type: ignore[union-attr]
-    maps = predict_scenes(predictor, scenes, work)
-    if out is None:
-        return maps
-    mosaic(maps, out, predictor.regression)
+    with output_folder(work, out_dir is None):
+        maps = predict_scenes(predictor, scenes, work)
+        if out is None:
+            return maps
+        mosaic(maps, out, predictor.regression)
     if out_dir is None:
         shutil.rmtree(work, ignore_errors=True)
     return [out]

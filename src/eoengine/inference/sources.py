@@ -5,7 +5,9 @@ pairs; any file may name its band as ``file.tif:3``. A multi-band file without `
 read by what identifies its bands, in this order: band descriptions that name the model's
 bands, the band indexes of the stack the model was trained on (``stack_indexes``, recorded
 in the package), and for a stack with exactly the model's band count, the model's order.
-A file whose bands cannot be told apart is refused, never read as band 1.
+A file whose bands cannot be told apart is refused, never read as band 1; so is a file with
+exactly the model's band count when the recorded indexes reorder them (is it the training
+stack, or the bands in the model's order?): the package records no training file to tell.
 """
 
 from __future__ import annotations
@@ -71,12 +73,23 @@ def _check_no_contradiction(specs: list[dict[str, Any]], path: str, indexes: lis
             raise _mismatch(spec, path, index, desc)
 
 
+def _ambiguous(specs: list[dict[str, Any]], path: str, recorded: list[int]) -> EOError:
+    names = ", ".join(s["name"] for s in specs)
+    return EOError(f"{path} has the model's {len(specs)} bands but no descriptions naming them, and the model was "
+                   f"trained on bands {recorded} of its stack: they may be in either order",
+                   f"say which band is which: {path}:N once per band in the model's order ({names}), "
+                   f"or name=path:N pairs, e.g. {specs[0]['name']}={path}:{recorded[0]}")
+
+
 def _stack_indexes(specs: list[dict[str, Any]], path: str, recorded: list[int] | None) -> list[int]:
     """The band of the stack ``path`` that feeds each of ``specs`` (one date's bands)."""
     descs = _descriptions(path)
     found = [_described(s, descs) for s in specs]
     if all(i is not None for i in found):
         return [int(i) for i in found]  # type: ignore[arg-type]
+    in_order = list(range(1, len(specs) + 1))
+    if recorded is not None and len(descs) == len(specs) and recorded != in_order:
+        raise _ambiguous(specs, path, recorded)
     if recorded is not None and len(recorded) == len(specs) and max(recorded) <= len(descs):
         _check_no_contradiction(specs, path, recorded, descs)
         return list(recorded)
@@ -84,7 +97,7 @@ def _stack_indexes(specs: list[dict[str, Any]], path: str, recorded: list[int] |
         for index, (spec, desc) in enumerate(zip(specs, descs, strict=True), start=1):
             if desc and desc not in _names(spec):
                 raise _mismatch(spec, path, index, desc)
-        return list(range(1, len(specs) + 1))
+        return in_order
     raise _miscount(specs, path, len(descs))
 
 

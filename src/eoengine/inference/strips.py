@@ -5,7 +5,8 @@ A strip is a run of region rows. Its worker first computes the region row just a
 spills depend on that row's tiles alone, so the strip comes out exactly as a whole-scene
 run would write it. Each strip is written to its own sparse tiled GeoTIFF (renamed into
 place when complete, so a rerun skips finished strips); ``join_strips`` copies them into one
-COG with the class colours and tags.
+COG with the class colours and tags. A strip or map that cannot be written (a full disk) is
+the same one-line error as a single-scene map's, and its half-written file is deleted.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ import json
 from pathlib import Path
 
 import rasterio
+from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from eoengine.inference.output import describe_map, map_profile, map_tags
 from eoengine.inference.predict import Carry, Predictor
 from eoengine.inference.regions import regions
-from eoengine.raster.cog import finish_cog, temp_name
+from eoengine.raster.cog import finish_cog, temp_name, unwritable
 from eoengine.raster.scene import SceneReader
 
 
@@ -41,17 +43,22 @@ def predict_strip(predictor: Predictor, reader: SceneReader, first: int, last: i
     layout = regions(grid.height, grid.width, predictor.tile, predictor.overlap, predictor.opts.region_size)
     carry = Carry(predictor.n_out + 1, predictor.overlap, grid.height, grid.width)
     tmp = temp_name(out, "strip.tif")
-    with rasterio.Env(GDAL_CACHEMAX=256), rasterio.open(tmp, "w", **_profile(predictor, reader)) as dst:  # type: ignore[arg-type]
-        for reg in layout:
-            if not max(first - 1, 0) <= reg.i <= last:
-                continue
-            _, data, nodata = predictor._read(reader, reg)
-            acc = carry.settle(reg, predictor._compute(reg, data))
-            if reg.i < first:
-                continue  # the row above: computed for what it spills into this strip
-            out_arr, _ = predictor.finish_region(acc, nodata, probabilities=False)
-            dst.write(out_arr, 1, window=Window(reg.x0, reg.y0, reg.x1 - reg.x0, reg.y1 - reg.y0))
-    tmp.replace(out)
+    try:
+        with rasterio.Env(GDAL_CACHEMAX=256), rasterio.open(tmp, "w", **_profile(predictor, reader)) as dst:  # type: ignore[arg-type]
+            for reg in layout:
+                if not max(first - 1, 0) <= reg.i <= last:
+                    continue
+                _, data, nodata = predictor._read(reader, reg)
+                acc = carry.settle(reg, predictor._compute(reg, data))
+                if reg.i < first:
+                    continue  # the row above: computed for what it spills into this strip
+                out_arr, _ = predictor.finish_region(acc, nodata, probabilities=False)
+                dst.write(out_arr, 1, window=Window(reg.x0, reg.y0, reg.x1 - reg.x0, reg.y1 - reg.y0))
+        tmp.replace(out)
+    except (OSError, RasterioError) as exc:
+        raise unwritable(out, exc) from None
+    finally:
+        tmp.unlink(missing_ok=True)
     return out
 
 
@@ -74,6 +81,8 @@ def join_strips(predictor: Predictor, reader: SceneReader, strips: list[tuple[in
             dst.update_tags(**map_tags(predictor.pkg, inputs), EOENGINE_ENGINE=predictor.engine,
                             EOENGINE_STRIPS=json.dumps([[a, b] for a, b, _ in strips]))
         finish_cog(tiled, out, "AVERAGE" if predictor.regression else "MODE")
+    except (OSError, RasterioError) as exc:
+        raise unwritable(out, exc) from None
     finally:
         tiled.unlink(missing_ok=True)
     return out

@@ -278,23 +278,25 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
         import rasterio
         from rasterio.errors import RasterioIOError
 
-        from eoengine.inference.sources import sources_for_model
+        from eoengine.inference.sources import sources_for_package
         from eoengine.raster.scene import SceneReader
 
         try:
-            count = 0
             for src in srcs:
-                with rasterio.open(src) as ds:
-                    count += ds.count
+                with rasterio.open(src):
+                    pass
         except RasterioIOError:
             shutil.rmtree(work, ignore_errors=True)
             return _error(400, f"{what} is not a raster GDAL can read", "send a GeoTIFF with the model's bands")
-        expected = len(meta["bands"]) * int(meta.get("timesteps", 1))
-        if count != expected:
+        try:  # the CLI's reading: the model's bands in order, by their descriptions, or the training stack
+            sources = sources_for_package(meta, [str(src) for src in srcs])
+        except EOError as exc:
             shutil.rmtree(work, ignore_errors=True)
-            return _error(422, f"{what} has {count} band(s); the model takes {expected} ({', '.join(meta['bands'])})",
-                          "send one stack with exactly the model's bands, in order")
-        sources = sources_for_model(meta["band_specs"], [str(src) for src in srcs], int(meta.get("timesteps", 1)))
+            problem = exc.problem
+            for src in srcs:
+                problem = problem.replace(str(src), what if len(srcs) == 1 else f"{what} ({src.name})")
+            return _error(422, problem, f"send one stack with the model's bands ({', '.join(meta['bands'])}) in order, "
+                                        "bands described by their names, or the stack the model was trained on")
         out = work / "map.tif"
 
         def run() -> None:
