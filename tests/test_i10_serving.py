@@ -269,3 +269,47 @@ def test_predict_aoi_maps_one_scene_per_date_for_a_multi_date_model(two_date_cat
         assert empty.status_code == 404 and "in 2010-01-01" in empty.json()["error"]
     finally:
         srv.should_exit = True  # type: ignore[attr-defined]
+
+
+def test_tiles_read_the_bands_the_package_records(model: Path, tmp_path: Path) -> None:
+    """A model whose bands are bands 5-8 of a stack gets tiles from those bands, as predict reads them."""
+    import json
+    import shutil
+
+    import morecantile
+    import rasterio
+    from conftest import four_band_stack
+    from rasterio.io import MemoryFile
+    from rasterio.warp import transform_bounds
+    from rio_tiler.io import Reader
+
+    from eoengine.deploy.package import META
+
+    four = four_band_stack(tmp_path / "four.tif")
+    with rasterio.open(four) as ds:
+        profile, data = ds.profile | {"count": 8}, ds.read()
+        w, s, e, n = transform_bounds(ds.crs, "EPSG:4326", *ds.bounds)
+    first, last = tmp_path / "first.tif", tmp_path / "last.tif"  # the model's bands as bands 1-4, or as 5-8
+    for path, bands in ((first, [data, data[::-1]]), (last, [data[::-1], data])):
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(np.concatenate(bands))
+    moved = tmp_path / "moved"
+    shutil.copytree(model, moved)
+    meta = json.loads((moved / META).read_text())
+    assert meta["stack_indexes"] == [1, 2, 3, 4]
+    (moved / META).write_text(json.dumps(meta | {"stack_indexes": [5, 6, 7, 8]}))
+    with Reader(str(four)) as r:
+        z = r.maxzoom
+    t = morecantile.tms.get("WebMercatorQuad").tile((w + e) / 2, (s + n) / 2, z)
+    tiles = []
+    for pkg, scene in ((model, first), (moved, last)):
+        settings = Settings(api_key=KEY, model_name="m", engine="torch", tiles_scene=[str(scene)])
+        url, srv = serve_in_thread(create_app(load_package(pkg), settings))
+        try:
+            got = httpx.get(f"{url}/tiles/{z}/{t.x}/{t.y}.png", headers=AUTH, timeout=300)
+            assert got.status_code == 200, got.text
+            with MemoryFile(got.content) as mem, mem.open() as img:
+                tiles.append(img.read())
+        finally:
+            srv.should_exit = True  # type: ignore[attr-defined]
+    assert tiles[0][3].mean() > 100 and (tiles[0] == tiles[1]).all()  # a tile with the scene in it, the same map

@@ -26,6 +26,7 @@ from fastapi.responses import JSONResponse, Response
 from eoengine.deploy.package import ModelPackage
 from eoengine.inference.engines import Forward
 from eoengine.inference.output import hex_rgb
+from eoengine.inference.sources import sources_for_package
 from eoengine.serving.inputs import pad_to, prepare
 from eoengine.training.heads import heads_from_meta, map_head
 
@@ -70,8 +71,12 @@ def add_tile_route(app: FastAPI, pkg: ModelPackage, scene: list[str], lock: asyn
     head = map_head(heads_from_meta(meta))
     if head.type != "segmentation":
         raise ValueError("tiles are rendered for class maps")
-    n_bands = len(meta["bands"])
-    readers = [Reader(p) for p in scene]
+    # which band of which file feeds each model band, as predict reads them (file.tif:N, recorded stack_indexes)
+    sources = sources_for_package(meta, scene)
+    paths = list(dict.fromkeys(src.path for src in sources))
+    readers = [Reader(p) for p in paths]
+    per_file = [[src.index for src in sources if src.path == p] for p in paths]
+    order = np.argsort([paths.index(src.path) for src in sources], kind="stable")  # file-grouped → model order
     native = max(r.maxzoom for r in readers)
     minzoom = native - MAX_ZOOM_OUT
     n_classes = head.stop - head.start
@@ -83,12 +88,14 @@ def add_tile_route(app: FastAPI, pkg: ModelPackage, scene: list[str], lock: asyn
 
     def read(z: int, x: int, y: int, size: int) -> tuple[np.ndarray, np.ndarray]:
         parts, masks = [], []
-        for r in readers:
-            indexes = list(range(1, n_bands + 1)) if len(readers) == 1 else [1]
+        for r, indexes in zip(readers, per_file, strict=True):
             img = r.tile(x, y, z, tilesize=size, buffer=MARGIN, indexes=indexes)  # (size + 2 MARGIN) px
             parts.append(np.asarray(img.data, dtype=np.float32))
             masks.append(np.asarray(img.mask) == 0)
-        return np.concatenate(parts), np.logical_or.reduce(masks)
+        grouped = np.concatenate(parts)
+        bands = np.empty_like(grouped)
+        bands[order] = grouped
+        return bands, np.logical_or.reduce(masks)
 
     def classify(raw: np.ndarray, size: int) -> np.ndarray:
         """Classes of the (size, size) core of ``raw`` (which has MARGIN more on every side), chunk by chunk."""
