@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Annotated
@@ -47,6 +48,23 @@ def _setup_logging() -> None:
     # Beam's records (its workers' too, which it relays) are its own chatter; a failure reaches
     # the user as the exception the pipeline raises, so even Beam's error records are dropped
     logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
+    threading.excepthook = _quiet_beam_worker_threads
+
+
+_default_thread_hook = threading.excepthook
+
+
+def _quiet_beam_worker_threads(args: threading.ExceptHookArgs) -> None:
+    """Drop the report of Beam's worker-handler thread that a worker it ran has exited.
+
+    When a pipeline fails, the driver raises the real error (one line) and the runner's
+    workers are torn down; Beam's ``run_worker`` thread then raises "Worker subprocess
+    exited", which Python would print as a traceback after the error line.
+    """
+    if args.thread is not None and args.thread.name == "run_worker" and isinstance(args.exc_value, RuntimeError):
+        logging.getLogger(__name__).debug("Beam worker thread: %s", args.exc_value)
+        return
+    _default_thread_hook(args)
 
 
 @app.command()

@@ -41,13 +41,16 @@ def main() -> None:
     """Worker entry point: ``python -m eoengine.datasets.worker_main DRIVER_PID``."""
     die_with_parent(int(sys.argv[1]))
     logging.getLogger().addHandler(logging.NullHandler())  # so no stderr handler is ever added
+    real = os.fdopen(os.dup(2), "w")
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 2)  # native code too (gRPC's abort messages at tear-down)
     sys.stderr = open(os.devnull, "w")
     try:
         from apache_beam.runners.worker import sdk_worker_main
 
         sdk_worker_main.main(sys.argv)
     except Exception:  # noqa: BLE001 - any failure to start: its traceback, on the real stderr
-        traceback.print_exc(file=sys.__stderr__)
+        traceback.print_exc(file=real)
+        real.flush()
         raise SystemExit(1) from None
 
 
