@@ -214,6 +214,7 @@ def saved_package(dest: Path, classes: list[Any] | None = None, stack_indexes: l
     """
     import torch
 
+    from eoengine.models.meta import PackageMeta
     from eoengine.models.package import save_package
     from eoengine.models.registry import build_model
 
@@ -234,7 +235,7 @@ def saved_package(dest: Path, classes: list[Any] | None = None, stack_indexes: l
     }
     if stack_indexes is not None:
         meta["stack_indexes"] = stack_indexes
-    return save_package(model, meta, dest, onnx=False)
+    return save_package(model, PackageMeta.model_validate(meta), dest, onnx=False)
 
 
 def one_problem(err: str) -> bool:

@@ -37,7 +37,7 @@ def test_stac_item_scene(tmp_path: Path) -> None:
     (tmp_path / "item.json").write_text(json.dumps(item))
     cfg = tiny_config(tmp_path, **{"imagery.scenes": [{"id": "le7", "stac_item": str(tmp_path / "item.json")}]})
     built = build_dataset(load_config(save_config(tmp_path, cfg)))
-    assert built.manifest["scenes"][0]["id"] == "le7" and built.manifest["n_chips"] > 0
+    assert built.manifest.scenes[0].id == "le7" and built.manifest.n_chips > 0
     item["assets"].pop("nir")
     (tmp_path / "item.json").write_text(json.dumps(item))
     code_cfg = save_config(tmp_path, tiny_config(tmp_path / "b", **{"imagery.scenes": [{"id": "le7", "stac_item": str(tmp_path / "item.json")}]}), "b.yaml")

@@ -51,7 +51,7 @@ def test_a_graph_that_disagrees_is_caught(model: dict) -> None:
         for p in other.model.parameters():
             p.add_(0.5)
     bad = model["tmp"] / "bad.onnx"
-    export_onnx(other.model, len(pkg.meta["channels"]), 16, bad)
+    export_onnx(other.model, len(pkg.meta.channels), 16, bad)
     worst, agree, _ = compare(pkg, bad, sample_chips(pkg, 8))
     assert worst > 1e-2 and agree < 1.0
 
@@ -82,7 +82,7 @@ def test_prune_writes_a_sparser_package(model: dict, capsys: pytest.CaptureFixtu
     pruned = load_package(Path(report["package"]))
     assert sparsity(pruned.model) == pytest.approx(0.6, abs=0.02)  # fine-tuning kept the zeros
     assert report["pruned"]["size_mb"] < report["original"]["size_mb"]
-    assert pruned.meta["pruning"]["amount"] == 0.6 and (pruned.path / "model.onnx").exists()
+    assert pruned.meta.pruning.amount == 0.6 and (pruned.path / "model.onnx").exists()
     code, out, err = run_cli(["prune", str(pkg_dir), "--amount", "0.5", "--method", "structured", "--out",
                               str(model["tmp"] / "structured")], capsys)
     assert code == 0, err

@@ -16,6 +16,7 @@ from conftest import four_band_stack, one_problem, run_cli, save_config, serve_i
 from mlflow.tracking import MlflowClient
 from rasterio.windows import Window
 
+from eoengine.datasets.schema import DatasetManifest
 from eoengine.datasets.tfrecord import encode_example, write_records
 from eoengine.features.indices import stack_features
 from eoengine.features.normalise import normalise
@@ -86,7 +87,7 @@ def test_random_forest_on_points_is_tracked_evaluated_exported_and_matches_sklea
     # ONNX Runtime (what evaluate, predict and serve run) gives the scikit-learn forest's answers
     pkg = load_package(model)
     forest = joblib.load(model / "estimator.joblib")
-    x, y = next(_labelled_blocks(data, json.loads((data / "manifest.json").read_text()), "test"))
+    x, y = next(_labelled_blocks(data, DatasetManifest.read(data), "test"))
     with torch.inference_mode():
         logits = pkg.model(torch.from_numpy(x[:, :, None, None]))[:, :, 0, 0]
     expected = forest.predict_proba(x)
@@ -117,8 +118,8 @@ def test_served_point_predictions_are_the_forest_s(tmp_path: Path, capsys: pytes
     pkg = load_package(model)
     booster = joblib.load(model / "estimator.joblib")
     raw = np.array([[0.1, 0.2, 0.0, 0.3], [0.7, 1.3, 2.0, 2.5], [1.3, 2.5, 3.7, 4.9]], dtype=np.float32)
-    stats = pkg.meta["normalization"]
-    rows = (raw - np.asarray(stats["mean"], np.float32)) / np.asarray(stats["std"], np.float32)
+    stats = pkg.meta.normalization
+    rows = (raw - np.asarray(stats.mean, np.float32)) / np.asarray(stats.std, np.float32)
     app = create_app(pkg, Settings(api_key=KEY, model_name="points"))
     url, server = serve_in_thread(app)
     try:
@@ -149,14 +150,14 @@ def test_gradient_boosting_maps_a_scene_per_pixel(tmp_path: Path, capsys: pytest
         mapped = ds.read(1)
     pkg = load_package(model)
     meta = pkg.meta
-    with SceneReader(sources_for_model(meta["band_specs"], [str(stack)])) as reader:
+    with SceneReader(sources_for_model(meta.band_specs, [str(stack)])) as reader:
         raw = reader.read(Window(0, 0, reader.grid.width, reader.grid.height))
     valid = ~np.isnan(raw).any(axis=0)
-    feats = stack_features(raw, 1, meta["indices"], meta["bands"], [b.get("common_name") for b in meta["band_specs"]],
-                           meta["index_constants"])
-    x = normalise(feats, np.asarray(meta["normalization"]["mean"]), np.asarray(meta["normalization"]["std"]))
+    feats = stack_features(raw, 1, meta.indices, meta.bands, [b.common_name for b in meta.band_specs],
+                           meta.index_constants)
+    x = normalise(feats, np.asarray(meta.normalization.mean), np.asarray(meta.normalization.std))
     booster = joblib.load(model / "estimator.joblib")
-    values = np.array([c["value"] for c in meta["classes"]])  # maps hold the configured class values
+    values = np.array([c.value for c in meta.classes])  # maps hold the configured class values
     expected = values[booster.predict(x.reshape(x.shape[0], -1).T)].reshape(mapped.shape)
     assert (mapped[valid] == expected[valid]).mean() > 0.999
     code, _, err = run_cli(["predict", str(model), str(stack), "--out", str(tmp_path / "t.tif"), "--engine", "torch"], capsys)
@@ -169,7 +170,7 @@ def test_pixel_sample_is_bounded_uniform_and_seeded(
     from eoengine.training import classical
 
     data = _points(tmp_path, capsys)
-    manifest = json.loads((data / "manifest.json").read_text())
+    manifest = DatasetManifest.read(data)
     x, y = sample_pixels(data, manifest, "train", 120, seed=5)
     again, _ = sample_pixels(data, manifest, "train", 120, seed=5)
     other, _ = sample_pixels(data, manifest, "train", 120, seed=6)

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from conftest import run_cli, save_config, tiny_config
 
-from eoengine.datasets.store import read_manifest
+from eoengine.datasets.schema import DatasetManifest
 from eoengine.datasets.tfrecord import encode_example, write_records
 
 
@@ -48,7 +48,7 @@ def test_the_imported_template_validates_and_trains(tmp_path: Path, capsys: pyte
     meta = json.loads((model / "eoengine-model.json").read_text())
     assert [c["name"] for c in meta["classes"]] == ["water", "forest", "urban"]
     assert meta["output_channels"] == 3  # the dataset's classes: the config lists none
-    assert read_manifest(project / "datasets" / "imported")["channels"] == ["B2", "B3", "B4"]
+    assert DatasetManifest.read(project / "datasets" / "imported").channels == ["B2", "B3", "B4"]
 
 
 def _agree(tmp: Path, capsys: pytest.CaptureFixture[str], name: str, cfg: dict[str, Any]) -> tuple[int, str]:

@@ -41,7 +41,7 @@ def _config(tmp: Path, labels: dict[str, Any]) -> dict[str, Any]:
 def test_footprints_without_class_column_get_a_background(tmp_path: Path) -> None:
     labels = {"type": "vector", "path": str(_footprints(tmp_path)), "class_value": "building", "background": "background"}
     built = build_dataset(load_config(save_config(tmp_path, _config(tmp_path, labels))))
-    freq = built.manifest["class_frequencies"]
+    freq = built.manifest.class_frequencies
     background, building = (sum(freq[s][i] for s in freq) for i in (0, 1))
     assert building == 25 * 36  # 25 squares of 6 x 6 pixels
     assert background == 64 * 64 - building  # every other pixel of the scene, not unlabelled
@@ -50,7 +50,7 @@ def test_footprints_without_class_column_get_a_background(tmp_path: Path) -> Non
 def test_a_class_with_no_pixels_warns_at_build(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     labels = {"type": "vector", "path": str(_footprints(tmp_path)), "class_value": 1}
     built = build_dataset(load_config(save_config(tmp_path, _config(tmp_path, labels))))
-    assert sum(built.manifest["class_frequencies"]["train"]) > 0
+    assert sum(built.manifest.class_frequencies["train"]) > 0
     assert "class 'background' has no labelled pixels in the dataset" in caplog.text
     assert "labels.background" in caplog.text
 
@@ -124,7 +124,7 @@ def test_point_labels_with_a_buffer_build(tmp_path: Path) -> None:
     labels = {"type": "vector", "path": str(points), "class_column": "kind", "background": "background",
               "buffer": {"distance": 15, "units": "metres"}}
     built = build_dataset(load_config(save_config(tmp_path, _config(tmp_path, labels))))
-    freq = built.manifest["class_frequencies"]
+    freq = built.manifest.class_frequencies
     building = sum(freq[s][1] for s in freq)
     assert building == 49 * 9  # each point at a pixel centre: the 3 x 3 pixels within 15 m, not one pixel
 

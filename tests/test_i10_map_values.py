@@ -12,6 +12,7 @@ import pytest
 import rasterio
 from conftest import OGT, four_band_stack, run_cli, saved_package
 
+from eoengine.datasets.schema import ClassInfo, DatasetManifest, SceneInfo, SourceInfo
 from eoengine.errors import EOError
 from eoengine.inference.output import ClassCoding
 from eoengine.inference.predict import Predictor, prediction_options
@@ -56,11 +57,15 @@ def test_maps_hold_class_values_with_a_free_nodata_and_colours_by_value(tmp_path
     assert cmap[255] == (80, 128, 175, 255) and cmap[1] == (0, 128, 255, 255) and cmap[0][3] == 0
 
 
+def _classes(*values: int | str) -> list[ClassInfo]:
+    return [ClassInfo(index=i, value=v, name=f"c{i}") for i, v in enumerate(values)]
+
+
 def test_values_beyond_a_byte_and_text_values(tmp_path: Path, scene: Path) -> None:
-    wide = ClassCoding.of([{"value": 10}, {"value": 1000}, {"value": -3}])
+    wide = ClassCoding.of(_classes(10, 1000, -3))
     assert (wide.dtype, wide.nodata) == ("int16", 32767)
-    assert ClassCoding.of([{"value": 0}, {"value": 255}]).nodata == 1  # both ends taken: the lowest free value
-    named = ClassCoding.of([{"value": "forest"}, {"value": "water"}])
+    assert ClassCoding.of(_classes(0, 255)).nodata == 1  # both ends taken: the lowest free value
+    named = ClassCoding.of(_classes("forest", "water"))
     assert (named.kind, named.codes, named.nodata) == ("positions", (0, 1), 255)
     pkg = load_package(saved_package(tmp_path / "m", classes=[10, 20, 1000]))
     with SceneReader(sources_for_package(pkg.meta, [str(scene)])) as reader:
@@ -95,8 +100,8 @@ def test_strips_mosaics_and_evaluation_use_the_same_values(tmp_path: Path, scene
         assert other_nodata == nodata == 0 and other_tags["EOENGINE_CLASS_VALUES"] == tags["EOENGINE_CLASS_VALUES"]
         with rasterio.open(other) as ds:
             assert ds.colormap(1)[255] == (80, 128, 175, 255)
-    manifest = {"scenes": [{"id": "s", "sources": [{"name": b, "path": str(scene), "index": i + 1}
-                                                   for i, b in enumerate(pkg.bands)]}]}
+    manifest = DatasetManifest.model_construct(scenes=[SceneInfo.model_construct(  # the parts quicklook reads
+        id="s", sources=[SourceInfo(name=b, path=str(scene), index=i + 1) for i, b in enumerate(pkg.bands)])])
     assert quicklook(pkg, manifest, tmp_path / "look").exists()
 
 

@@ -248,7 +248,7 @@ def two_date_catalog(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pa
 def test_predict_aoi_maps_one_scene_per_date_for_a_multi_date_model(two_date_catalog: tuple[Path, Path]) -> None:
     model, tmp = two_date_catalog
     pkg = load_package(model)
-    assert pkg.meta["timesteps"] == 2
+    assert pkg.meta.timesteps == 2
     settings = Settings(api_key=KEY, model_name="m", engine="torch", catalog=str(tmp / "catalog"), cache=str(tmp / "cache"))
     url, srv = serve_in_thread(create_app(pkg, settings))
     try:

@@ -50,7 +50,7 @@ def test_a_split_left_with_one_chip_by_the_filters_warns(tmp_path: Path, caplog:
     keep = [(p.row, p.col) for p in planned if p.split != "val"] + val[:1]  # unlabelled chips fail min_labelled_fraction
     _label_chips(labels, keep)
     built = build_dataset(load_config(save_config(tmp_path, _config(tmp_path, labels))))
-    assert built.manifest["splits"]["val"] == 1
+    assert built.manifest.splits["val"] == 1
     assert "the val split has only 1 chip (each split needs 2)" in caplog.text
     assert "dataset.min_labelled_fraction" in caplog.text  # the fix
     assert "the test split" not in caplog.text

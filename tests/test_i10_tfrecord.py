@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import run_cli, save_config, tiny_config
 
-from eoengine.datasets.store import read_manifest
+from eoengine.datasets.schema import DatasetManifest
 from eoengine.datasets.tfrecord import example_class, write_records
 
 
@@ -44,23 +44,23 @@ def test_inspect_lists_names_types_and_shapes(tmp_path: Path, capsys: pytest.Cap
 def test_default_bands_are_the_numeric_features_but_the_label(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _import(capsys, _export(tmp_path / "t.tfrecord.gz"), tmp_path / "ds")
     assert code == 0, err
-    assert read_manifest(tmp_path / "ds")["channels"] == ["B2", "B3", "B4"]  # not the label, the scalar or the id
+    assert DatasetManifest.read(tmp_path / "ds").channels == ["B2", "B3", "B4"]  # not the label, the scalar or the id
 
 
 def test_rerun_is_idempotent_and_a_different_import_needs_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     src, out = _export(tmp_path / "t.tfrecord.gz"), tmp_path / "ds"
     assert _import(capsys, src, out)[0] == 0
-    first = read_manifest(out)
+    first = DatasetManifest.read(out)
     code, text, err = _import(capsys, src, out)
     assert code == 0 and "dataset up to date" in text, err
-    assert read_manifest(out) == first
+    assert DatasetManifest.read(out) == first
     code, _, err = _import(capsys, src, out, "--classes", "water,forest,urban")
     assert code == 2 and "holds another dataset" in err and "--force" in err
-    assert read_manifest(out) == first
+    assert DatasetManifest.read(out) == first
     code, _, err = _import(capsys, src, out, "--classes", "water,forest,urban", "--force")
     assert code == 0, err
-    replaced = read_manifest(out)
-    assert replaced["version"] != first["version"] and [c["name"] for c in replaced["classes"]] == ["water", "forest", "urban"]
+    replaced = DatasetManifest.read(out)
+    assert replaced.version != first.version and [c.name for c in replaced.classes] == ["water", "forest", "urban"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "t.tfrecord.gz"]  # nothing half-written left
 
 

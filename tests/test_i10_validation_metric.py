@@ -9,6 +9,7 @@ import torch
 from conftest import tiny_config
 
 from eoengine.config.schema import ComponentConfig, ProjectConfig
+from eoengine.datasets.schema import ClassInfo, DatasetManifest, Targets
 from eoengine.training.heads import build_heads
 from eoengine.training.metrics import scores_from_confusion
 from eoengine.training.module import TrainingTask
@@ -25,8 +26,9 @@ def test_classes_train_has_count_in_validation_means() -> None:
 
 def test_untrained_constant_model_scores_below_one_on_a_one_class_validation_split(tmp_path: Path) -> None:
     cfg = ProjectConfig.model_validate(tiny_config(tmp_path))
-    manifest = {"targets": {"classes": True, "values": None}, "classes": [c.name for c in cfg.classes],
-                "class_frequencies": {"train": [50, 20, 10, 5, 0]}}
+    manifest = DatasetManifest.model_construct(  # the parts build_heads reads
+        targets=Targets(classes=True, values=None), classes=[ClassInfo(index=i, name=c.name) for i, c in enumerate(cfg.classes)],
+        class_frequencies={"train": [50, 20, 10, 5, 0]})
     heads, losses = build_heads(cfg, manifest)
     constant = torch.nn.Conv2d(4, 5, 1)  # an untrained model that says "forest" everywhere
     with torch.no_grad():

@@ -167,9 +167,9 @@ def test_a_config_sources_remote_scenes_without_recording_secrets(store: Store, 
     cfg["imagery"]["source"] = {"catalog": "catalog", "datetime": "1999-01-01T00:00:00Z/2000-01-01T00:00:00Z",
                                 "bbox": [float(v) for v in BBOX.split(",")], "storage": store.options}
     built = build_dataset(load_config(save_config(tmp_path, cfg)))
-    assert [s["id"] for s in built.manifest["scenes"]] == ["LE70220491999322EDC01_stack"] and built.manifest["n_chips"] > 10
-    recorded = json.dumps(built.manifest) + "".join(p.read_text(errors="ignore") for p in built.path.rglob("*.json"))
-    assert "storage" not in json.dumps(built.manifest["config"])
+    assert [s.id for s in built.manifest.scenes] == ["LE70220491999322EDC01_stack"] and built.manifest.n_chips > 10
+    recorded = json.dumps(built.manifest.as_dict()) + "".join(p.read_text(errors="ignore") for p in built.path.rglob("*.json"))
+    assert "storage" not in json.dumps(built.manifest.config)
     assert SECRET not in recorded and AZURITE_KEY not in recorded
 
 

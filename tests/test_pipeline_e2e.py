@@ -10,7 +10,7 @@ from conftest import OGT, run_cli, save_config, tiny_config
 
 from eoengine.config.load import load_config
 from eoengine.datasets.build import build_dataset
-from eoengine.datasets.store import read_manifest
+from eoengine.datasets.schema import DatasetManifest
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +27,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def test_dataset_is_versioned_complete_and_deterministic(trained: dict, tmp_path: Path) -> None:
     built = trained["built"]
-    m = read_manifest(built.path)
-    assert built.path.name == f"tiny@{m['version'][:12]}" and m["channels"] == ["blue", "green", "red", "nir", "NDVI"]
-    assert m["splits"]["train"] > 0 and sum(m["class_frequencies"]["train"]) > 0
-    assert len(m["inputs"]) >= 5 and all(len(i["sha256"]) == 64 for i in m["inputs"])  # shapefile sidecars too
+    m = DatasetManifest.read(built.path)
+    assert built.path.name == f"tiny@{m.version[:12]}" and m.channels == ["blue", "green", "red", "nir", "NDVI"]
+    assert m.splits["train"] > 0 and sum(m.class_frequencies["train"]) > 0
+    assert len(m.inputs) >= 5 and all(len(i.sha256) == 64 for i in m.inputs)  # shapefile sidecars too
     assert not any(p.name.startswith(".partial") for p in built.path.parent.iterdir())
     import geopandas as gpd
 
@@ -63,8 +63,8 @@ def test_interrupted_build_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     original = SceneReader.read
     monkeypatch.setattr(SceneReader, "read", lambda self, w: reads.append(w) or original(self, w))
     result = build_dataset(cfg)
-    assert done_before > 0 and result.manifest["n_array_rows"] >= done_before
-    assert len(reads) == result.manifest["n_array_rows"] - done_before  # chips done before the crash were skipped
+    assert done_before > 0 and result.manifest.n_array_rows >= done_before
+    assert len(reads) == result.manifest.n_array_rows - done_before  # chips done before the crash were skipped
     (tmp_path / "x").mkdir()
     clean = load_config(save_config(tmp_path / "x", tiny_config(tmp_path / "x")))
     assert build_dataset(clean).version == result.version
@@ -175,9 +175,9 @@ def test_sentinel2_jp2_mixed_resolutions_stratified_blocks(tmp_path: Path, caplo
                        "split": {"method": "blocks", "block_size": 128}}
     built = build_dataset(load_config(save_config(tmp_path, cfg)))
     m = built.manifest
-    assert m["scenes"][0]["grid"]["width"] == 1536 and m["scenes"][0]["grid"]["height"] == 768
-    assert m["channels"] == [*bands, "NDVI", "NDWI", "NDMI"]
-    assert m["splits"]["train"] <= 40 and m["splits"]["train"] > 0
+    assert m.scenes[0].grid.width == 1536 and m.scenes[0].grid.height == 768
+    assert m.channels == [*bands, "NDVI", "NDWI", "NDMI"]
+    assert m.splits["train"] <= 40 and m.splits["train"] > 0
     assert "dropped 1 features outside the scene, clipped 1" in caplog.text
     import geopandas as gpd
 

@@ -10,6 +10,7 @@ from conftest import write_raster
 
 from eoengine.inference.predict import PredictOptions, Predictor
 from eoengine.inference.tiling import blend_weights, tile_positions
+from eoengine.models.meta import PackageMeta
 from eoengine.models.package import ModelPackage
 from eoengine.models.registry import build_model
 from eoengine.raster.scene import BandSource, SceneReader
@@ -22,7 +23,7 @@ def _package(tmp: Path) -> ModelPackage:
             "band_specs": [{"name": "a"}, {"name": "b"}], "indices": [], "index_constants": {}, "channels": ["a", "b"],
             "normalization": {"mean": [0.5, 0.5], "std": [0.3, 0.3]}, "patch_size": 32, "size_multiple": 4,
             "classes": [{"index": i, "name": f"c{i}", "color": "#00ff00"} for i in range(3)]}
-    return ModelPackage(tmp, meta, model)
+    return ModelPackage(tmp, PackageMeta.model_validate(meta), model)
 
 
 def test_weights_and_positions() -> None:

@@ -302,8 +302,8 @@ def test_a_config_can_name_a_search_instead_of_files(tmp_path: Path, capsys: pyt
     code, _, err = run_cli(["validate", str(path)], capsys)
     assert code == 0, err
     built = build_dataset(load_config(path))
-    assert [s["id"] for s in built.manifest["scenes"]] == ["LE70220491999322EDC01_stack"]
-    assert built.manifest["n_chips"] > 10
+    assert [s.id for s in built.manifest.scenes] == ["LE70220491999322EDC01_stack"]
+    assert built.manifest.n_chips > 10
     fetched = list((tmp_path / "out" / "imagery").rglob("*.tif"))
     mtimes = [p.stat().st_mtime_ns for p in fetched]
     again = build_dataset(load_config(path))

@@ -18,7 +18,8 @@ from conftest import OGT, four_band_stack, run_cli, save_config, tiny_config
 
 from eoengine.config.load import load_config
 from eoengine.datasets.build import build_dataset
-from eoengine.datasets.store import open_all_arrays, read_manifest
+from eoengine.datasets.schema import DatasetManifest
+from eoengine.datasets.store import open_all_arrays
 from eoengine.errors import EOError
 
 S1999 = OGT / "LE70220491999322EDC01_stack.gtif"
@@ -111,8 +112,8 @@ def test_change_detection_with_a_siamese_unet_on_two_dates(tmp_path: Path, capsy
         "model": {"name": "siamese_unet", "kwargs": {"depth": 2, "base_channels": 8}},
     })
     _, result = _train(tmp_path, cfg)
-    m = read_manifest(next((tmp_path / "out" / "datasets").glob("tiny@*")))
-    assert m["timesteps"] == 2 and m["channels"][:2] == ["t0:blue", "t0:green"] and len(m["channels"]) == 8
+    m = DatasetManifest.read(next((tmp_path / "out" / "datasets").glob("tiny@*")))
+    assert m.timesteps == 2 and m.channels[:2] == ["t0:blue", "t0:green"] and len(m.channels) == 8
     assert result.test["miou"] > 0.4
     out_map = tmp_path / "change_map.tif"
     stacks_map = tmp_path / "from_stacks.tif"
@@ -132,7 +133,7 @@ def test_time_series_fusion_and_multi_output(tmp_path: Path) -> None:
                                   "model": {"name": "tempcnn", "kwargs": {"width": 8, "hidden": 16}}})
     _, result = _train(tmp_path, ts)
     assert result.test["pixels"] > 0
-    assert len(read_manifest(next((tmp_path / "out" / "datasets").glob("tiny@*")))["channels"]) == 10  # 2 x (4 bands + NDVI)
+    assert len(DatasetManifest.read(next((tmp_path / "out" / "datasets").glob("tiny@*"))).channels) == 10  # 2 x (4 bands + NDVI)
 
     fusion_dir = tmp_path / "fusion"
     fusion_dir.mkdir()
@@ -140,7 +141,7 @@ def test_time_series_fusion_and_multi_output(tmp_path: Path) -> None:
     for band in fu["imagery"]["bands"]:
         band["group"] = "thermal" if band["name"] == "nir" else "optical"
     _, fres = _train(fusion_dir, fu)
-    groups = read_manifest(next((fusion_dir / "out" / "datasets").glob("tiny@*")))["channel_groups"]
+    groups = DatasetManifest.read(next((fusion_dir / "out" / "datasets").glob("tiny@*"))).channel_groups
     assert groups == {"optical": [0, 1, 2], "thermal": [3], "indices": [4]}
     assert fres.test["pixels"] > 0
 
@@ -194,8 +195,8 @@ def test_value_targets_are_stored_with_nan_for_unknown(tmp_path: Path, capsys: p
     built = build_dataset(cfg)
     arrays = open_all_arrays(built.path)
     assert set(arrays) == {"images", "labels", "values"}
-    stats = built.manifest["targets"]["values"]["statistics"]
-    assert stats["count"][0] > 0 and -100 <= stats["mean"][0] <= 100
+    stats = built.manifest.targets.values.statistics
+    assert stats.count[0] > 0 and -100 <= stats.mean[0] <= 100
     import geopandas as gpd
 
     index = gpd.read_parquet(built.path / "chips.parquet")

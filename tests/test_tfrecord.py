@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from conftest import run_cli, save_config, tiny_config
 
-from eoengine.datasets.store import open_arrays, read_manifest
+from eoengine.datasets.schema import DatasetManifest
+from eoengine.datasets.store import open_arrays
 from eoengine.datasets.tfrecord import decode_example, encode_example, read_records, write_records
 from eoengine.errors import EOError
 
@@ -48,8 +49,8 @@ def test_patch_exports_import_as_splits_and_train(tmp_path: Path, capsys: pytest
             "--out", str(out), "--bands", ",".join(BANDS), "--label", "class", "--classes", "water,forest,urban"]
     code, _, err = run_cli(args, capsys)
     assert code == 0, err
-    m = read_manifest(out)
-    assert m["splits"] == {"train": 24, "val": 6, "test": 6} and m["patch_size"] == 16 and m["channels"] == BANDS
+    m = DatasetManifest.read(out)
+    assert m.splits == {"train": 24, "val": 6, "test": 6} and m.patch_size == 16 and m.channels == BANDS
     images, labels = open_arrays(out)
     first = decode_example(next(iter(read_records(tmp_path / "train.tfrecord.gz"))))
     np.testing.assert_array_equal(images[0][0], first["B2"].reshape(16, 16))
@@ -74,7 +75,7 @@ def test_sparse_point_labels_count_their_classes_only(tmp_path: Path, capsys: py
     code, _, err = run_cli(["dataset", "import-tfrecord", f"train={tmp_path / 'train.tfrecord.gz'}", "--out", str(out),
                             "--bands", ",".join(BANDS)], capsys)
     assert code == 0, err
-    assert [c["name"] for c in read_manifest(out)["classes"]] == ["class0", "class1", "class2"]
+    assert [c.name for c in DatasetManifest.read(out).classes] == ["class0", "class1", "class2"]
     _, labels = open_arrays(out)
     assert (np.asarray(labels[:]) != 255).sum() == 8 and labels[4][4, 4] == 1
 
@@ -88,7 +89,7 @@ def test_point_exports_train_the_pixel_dnn(tmp_path: Path, capsys: pytest.Captur
                             f"val={tmp_path / 'val.tfrecord.gz'}", f"test={tmp_path / 'test.tfrecord.gz'}", "--out", str(out),
                             "--bands", ",".join(BANDS)], capsys)
     assert code == 0, err
-    assert read_manifest(out)["patch_size"] == 1
+    assert DatasetManifest.read(out).patch_size == 1
     cfg = tiny_config(tmp_path, **{"training.dataset": str(out), "model.name": "unet", "model.kwargs": {}})
     code, _, err = run_cli(["train", str(save_config(tmp_path, cfg))], capsys)
     assert code == 2 and "use pixel_dnn" in err

@@ -102,7 +102,7 @@ def test_accumulation_clipping_precision_and_one_cycle(tmp_path: Path) -> None:
     })))
     built = build_dataset(cfg)
     result = train(cfg)
-    n_train = built.manifest["splits"]["train"]
+    n_train = built.manifest.splits["train"]
     batches = -(-n_train // 8)
     ckpt = torch.load(result.run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert ckpt["global_step"] == 2 * -(-batches // 2)  # one optimizer step per two batches

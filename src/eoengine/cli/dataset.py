@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from eoengine.errors import EOError
+
+if TYPE_CHECKING:
+    from eoengine.datasets.schema import DatasetManifest
 
 dataset_app = typer.Typer(help="Build, inspect and import training datasets.", no_args_is_help=True)
 out = Console(soft_wrap=True)
@@ -35,21 +38,20 @@ def build(
     _summary(result.manifest)
 
 
-def _summary(m: dict[str, Any]) -> None:
-    splits = m["splits"]
-    freq = m["class_frequencies"]
-    assert isinstance(splits, dict) and isinstance(freq, dict)
-    out.print(f"{m['n_chips']} chips of {m['patch_size']}x{m['patch_size']} px — " + ", ".join(f"{k} {v}" for k, v in splits.items()))
-    out.print(f"channels: {', '.join(m['channels'])}  (dropped: {m['dropped']})")
-    task = m.get("task") or {}
-    steps = int(m.get("timesteps", 1))
+def _summary(m: DatasetManifest) -> None:
+    splits = m.splits
+    freq = m.class_frequencies
+    out.print(f"{m.n_chips} chips of {m.patch_size}x{m.patch_size} px — " + ", ".join(f"{k} {v}" for k, v in splits.items()))
+    out.print(f"channels: {', '.join(m.channels)}  (dropped: {m.dropped})")
+    task = m.task or {}
+    steps = m.timesteps
     out.print(f"task: {task.get('type', 'segmentation')}" + (f", {steps} dates per scene" if steps > 1 else ""))
-    values = (m.get("targets") or {}).get("values")
+    values = m.targets.values
     if values:
-        v = values["statistics"]
-        out.print(f"target '{values['name']}' (train): mean {v['mean'][0]:.4g}, std {v['std'][0]:.4g}, "
-                  f"min {v['min'][0]:.4g}, max {v['max'][0]:.4g}, {int(v['count'][0]):,} pixels")
-    if not m["classes"]:
+        v = values.statistics
+        out.print(f"target '{values.name}' (train): mean {v.mean[0]:.4g}, std {v.std[0]:.4g}, "
+                  f"min {v.min[0]:.4g}, max {v.max[0]:.4g}, {int(v.count[0]):,} pixels")
+    if not m.classes:
         return
     table = Table(title="class balance (labelled pixels)")
     table.add_column("class")
@@ -57,9 +59,8 @@ def _summary(m: dict[str, Any]) -> None:
         table.add_column(s, justify="right")
         table.add_column("%", justify="right")
     totals = {s: max(1, sum(freq[s])) for s in splits}
-    classes: list[dict[str, str]] = m["classes"]
-    for i, c in enumerate(classes):
-        row = [c["name"]]
+    for i, c in enumerate(m.classes):
+        row = [c.name]
         for s in splits:
             row += [f"{freq[s][i]:,}", f"{100 * freq[s][i] / totals[s]:.1f}"]
         table.add_row(*row)
@@ -69,17 +70,17 @@ def _summary(m: dict[str, Any]) -> None:
 @dataset_app.command("info")
 def info(path: Annotated[Path, typer.Argument(help="Dataset folder")]) -> None:
     """Print a dataset's manifest summary and class balance."""
-    from eoengine.datasets.store import read_manifest
+    from eoengine.datasets.schema import DatasetManifest
 
-    m = read_manifest(path)
-    out.print(f"[bold]{m['name']}[/bold] version {m['version'][:12]} (created {m['created']})")
-    stats = m["statistics"]["train"]
+    m = DatasetManifest.read(path)
+    out.print(f"[bold]{m.name}[/bold] version {m.version[:12]} (created {m.created})")
+    stats = m.statistics.train
     _summary(m)
     table = Table(title="train statistics")
     for col in ("channel", "mean", "std", "min", "max"):
         table.add_column(col, justify="right")
-    for i, ch in enumerate(m["channels"]):
-        table.add_row(ch, *(f"{stats[k][i]:.4g}" for k in ("mean", "std", "min", "max")))
+    for i, ch in enumerate(m.channels):
+        table.add_row(ch, *(f"{getattr(stats, k)[i]:.4g}" for k in ("mean", "std", "min", "max")))
     out.print(table)
 
 

@@ -185,8 +185,8 @@ def run_demo(workdir: Path, example: Path | None, baseline: bool, console: Conso
     pkg = load_package(result.model_path)
     ev = evaluate(pkg, built.path, "test")
     console.rule("4/4 prediction map")
-    scene = built.manifest["scenes"][0]
-    map_path = predict_dataset_scene(pkg, built.manifest, cfg.output_path / "maps" / f"{scene['id']}.tif")
+    scene = built.manifest.scenes[0]
+    map_path = predict_dataset_scene(pkg, built.manifest, cfg.output_path / "maps" / f"{scene.id}.tif")
     scores = {"accuracy": ev.scores["accuracy"], "miou": ev.scores["miou"]}
     rows = {UNET_ROW: figure_cells(ev.scores)}
     if baseline:

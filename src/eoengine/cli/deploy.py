@@ -39,7 +39,7 @@ def export(
     if format != "onnx":
         raise EOError(f"unknown export format '{format}'", "use --format onnx")
     pkg = _load(model, tracking_uri)
-    if is_classical(pkg.meta["model"]):
+    if is_classical(pkg.meta.model):
         _graph_is_export(pkg, output)
         return
     check = export_checked(pkg, output, tolerance)
@@ -58,7 +58,7 @@ def _graph_is_export(pkg: Any, output: Path | None) -> None:
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(graph, output)
-    out.print(f"{pkg.meta['model']} models are already ONNX: {graph} (converted with skl2onnx at training, "
+    out.print(f"{pkg.meta.model} models are already ONNX: {graph} (converted with skl2onnx at training, "
               "scored through ONNX Runtime); nothing to export" + (f"; copied to {output}" if output else ""))
 
 
@@ -131,7 +131,7 @@ def register(
     from eoengine.deploy.registry import register as run
 
     pkg = _load(model, tracking_uri)
-    uri = tracking_uri or pkg.meta.get("tracking_uri") or mlflow.get_tracking_uri()
+    uri = tracking_uri or pkg.meta.tracking_uri or mlflow.get_tracking_uri()
     reg = run(pkg, name, uri, alias)
     names = ", ".join(f"models:/{name}@{a}" for a in reg.aliases)
     out.print(f"registered {reg.uri}" + (f" ({names})" if names else "") + f" in {uri}")

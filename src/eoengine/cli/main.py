@@ -204,7 +204,7 @@ def predict(
             check_writable(target)
     model_path = resolve_model_ref(model, tracking_uri)
     pkg = load_package(model_path)
-    opts = prediction_options(pkg.meta.get("prediction", {}), tile_size=tile_size, overlap=overlap,
+    opts = prediction_options(pkg.meta.prediction, tile_size=tile_size, overlap=overlap,
                               batch_size=batch_size, class_codes=class_codes)
     if scenes:
         many = [s.split(",") for s in scenes]
@@ -223,7 +223,7 @@ def predict(
     if output is None:
         raise EOError("no output given", "add --out map.tif")
     sources = sources_for_package(pkg.meta, scene or [])
-    with SceneReader(sources, pkg.meta.get("resampling", "bilinear")) as reader:
+    with SceneReader(sources, pkg.meta.resampling) as reader:
         Predictor(pkg, opts, engine).predict(reader, output, probabilities, scene)
     out.print(f"map: {output}" + (f"\nprobabilities: {probabilities}" if probabilities else ""))
 

@@ -23,6 +23,20 @@ from eoengine.datasets.manifest import build_index, combine_stats, dataset_confi
 from eoengine.datasets.pipeline import beam_options, run_chips, run_label_counts
 from eoengine.datasets.plan import BuildPlan, Candidate, plan_build
 from eoengine.datasets.sampling import stratified_select
+from eoengine.datasets.schema import (
+    FORMAT,
+    BandInfo,
+    ChannelStats,
+    ClassInfo,
+    DatasetManifest,
+    GridInfo,
+    InputFile,
+    SceneInfo,
+    SourceInfo,
+    SplitStatistics,
+    Targets,
+    ValueTarget,
+)
 from eoengine.datasets.split import warn_dataset
 from eoengine.datasets.store import (
     INDEX,
@@ -39,7 +53,6 @@ from eoengine.hashing import canonical_hash, input_checksums
 from eoengine.progress import polled
 from eoengine.raster.scene import resolve_scene_bands
 
-FORMAT = "eoengine-dataset/1"
 SPLIT_FIX = ("if you rely on it, rebuild with other split settings (ratios, block_size, regions), or keep more chips "
              "(lower dataset.min_labelled_fraction, raise dataset.max_nodata_fraction)")
 CLASS_FIX = "check the labels' classes, or set labels.background for the pixels no feature covers"
@@ -52,7 +65,7 @@ class BuildResult:
     path: Path
     version: str
     up_to_date: bool
-    manifest: dict[str, Any]
+    manifest: DatasetManifest
 
 
 def config_inputs(cfg: BuildConfig) -> list[str]:
@@ -143,9 +156,9 @@ def build_dataset(
     if known.exists():
         final = out / known.read_text().strip()
         if (final / MANIFEST).exists():
-            manifest = json.loads((final / MANIFEST).read_text())
-            atomic_write_json(out / f"{cfg.name}.latest.json", {"folder": final.name, "version": manifest["version"]})
-            return BuildResult(final, manifest["version"], True, manifest)
+            manifest = DatasetManifest.read(final)
+            atomic_write_json(out / f"{cfg.name}.latest.json", {"folder": final.name, "version": manifest.version})
+            return BuildResult(final, manifest.version, True, manifest)
     root = out / f".partial-{key[:16]}"
     fresh = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
@@ -237,54 +250,49 @@ def _build_from_plan(
     for r in records:
         if not r["kept"]:
             reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
-    manifest = {
-        "format": FORMAT,
-        "name": cfg.name,
-        "version": version,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "config": dcfg,
-        "inputs": checksums,
-        "bands": plan.band_names,
-        "band_specs": [b.model_dump() for b in cfg.imagery.bands],
-        "indices": plan.indices,
-        "index_constants": plan.index_constants,
-        "channels": channels,
-        "patch_size": plan.patch_size,
-        "classes": [
-            {"index": i, "value": c.value, "name": c.name, "color": c.color}
-            for i, c in enumerate(cfg.classes)
-        ],
-        "class_frequencies": freq,
-        "statistics": {"train": stats},
-        "timesteps": plan.timesteps,
-        "channel_groups": channel_groups(cfg, plan.indices),
-        "task": cfg.task.model_dump(mode="json"),
-        "targets": {
-            "classes": plan.has_classes,
-            "values": None if not has_values else {
-                "name": cfg.labels.values.name,  # type: ignore[union-attr]
-                "statistics": combine_stats([{"chip_id": r["chip_id"], "stats": r["value_stats"]} for r in train_records], ["value"]),
-            },
-        },
-        "splits": splits,
-        "n_chips": len(kept),
-        "n_array_rows": len(plan.candidates),
-        "dropped": reasons | {"split_border": plan.dropped_at_split_borders},
-        "scenes": [
-            {"id": s.id, "datetime": s.datetime, "grid": s.grid.__dict__, "sources": [src.__dict__ for src in s.sources]}
+    manifest = DatasetManifest(
+        name=cfg.name,
+        version=version,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        config=dcfg,
+        inputs=[InputFile(**c) for c in checksums],
+        bands=plan.band_names,
+        band_specs=[BandInfo(**b.model_dump()) for b in cfg.imagery.bands],
+        indices=plan.indices,
+        index_constants=plan.index_constants,
+        channels=channels,
+        patch_size=plan.patch_size,
+        classes=[ClassInfo(index=i, value=c.value, name=c.name, color=c.color) for i, c in enumerate(cfg.classes)],
+        class_frequencies=freq,
+        statistics=SplitStatistics(train=ChannelStats(**stats)),
+        timesteps=plan.timesteps,
+        channel_groups=channel_groups(cfg, plan.indices),
+        task=cfg.task.model_dump(mode="json"),
+        targets=Targets(classes=plan.has_classes, values=None if not has_values else ValueTarget(
+            name=cfg.labels.values.name,  # type: ignore[union-attr]
+            statistics=ChannelStats(**combine_stats([{"chip_id": r["chip_id"], "stats": r["value_stats"]}
+                                                     for r in train_records], ["value"])),
+        )),
+        splits=splits,
+        n_chips=len(kept),
+        n_array_rows=len(plan.candidates),
+        dropped=reasons | {"split_border": plan.dropped_at_split_borders},
+        scenes=[
+            SceneInfo(id=s.id, datetime=s.datetime, grid=GridInfo(**s.grid.__dict__),
+                      sources=[SourceInfo(**src.__dict__) for src in s.sources])
             for s in plan.scenes.values()
         ],
-        "resampling": cfg.imagery.resampling,
-        "resolution": cfg.imagery.resolution,
-    }
-    atomic_write_json(root / MANIFEST, manifest)
+        resampling=cfg.imagery.resampling,
+        resolution=cfg.imagery.resolution,
+    )
+    manifest.write(root)
     shutil.rmtree(root / MARKERS)
     shutil.rmtree(root / "_plan")
     final = out / f"{cfg.name}@{version[:12]}"
     up_to_date = final.exists()
     if up_to_date:
         shutil.rmtree(root)
-        manifest = json.loads((final / MANIFEST).read_text())
+        manifest = DatasetManifest.read(final)
     else:
         root.rename(final)
     atomic_write_json(out / f"{cfg.name}.latest.json", {"folder": final.name, "version": version})

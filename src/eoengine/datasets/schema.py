@@ -156,16 +156,11 @@ class GridInfo(Record):
     height: int
 
 
-class SourceInfo(Record):
-    """Where a scene's band was read from, and how it was scaled."""
+class SourceInfo(BandInfo):
+    """A scene's band as it was read: the band (its scaling, nodata) and where, the file and its band index."""
 
-    name: str
     path: str
     index: int = 1
-    scale: float = 1.0
-    offset: float = 0.0
-    nodata: float | None = None
-    common_name: str | None = None
 
 
 class SceneInfo(Record):
@@ -183,7 +178,8 @@ class DatasetManifest(Artefact):
     ``config`` (the content-deciding part of the project config, or an import's options) and
     ``task`` are records of the config that made the dataset and are kept as the config
     wrote them. Imported datasets have no ``timesteps``, ``channel_groups``, ``task`` or
-    ``targets``: they read as one date, no groups, no task, class targets only.
+    ``targets``: they read as one date, no groups, no task, class targets only. Keys this
+    version does not know are kept, unvalidated, and written back (``model_extra``).
     """
 
     KIND: ClassVar[str] = "dataset manifest"

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import zarr
 
-from eoengine.errors import EOError
 from eoengine.labels import IGNORE
 
 MANIFEST = "manifest.json"
@@ -94,23 +93,3 @@ def open_arrays(root: Path, mode: str = "r") -> tuple[Any, Any]:
 
 
 DATASET_FIX = "pass a folder made by 'eoengine dataset build' or 'eoengine dataset import-tfrecord'"
-
-
-def read_manifest(root: Path) -> dict[str, Any]:
-    """The manifest of a dataset folder.
-
-    Args:
-        root: the dataset folder.
-
-    Returns:
-        The manifest.
-
-    Raises:
-        EOError: ``root`` is missing, a file, or a folder without a manifest.
-
-    """
-    if not (root / MANIFEST).is_file():
-        why = "not found" if not root.exists() else "a file" if not root.is_dir() else f"no {MANIFEST} in it"
-        raise EOError(f"{root} is not an eoengine dataset ({why})", DATASET_FIX)
-    data: dict[str, Any] = json.loads((root / MANIFEST).read_text())
-    return data

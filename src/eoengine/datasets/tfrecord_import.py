@@ -21,14 +21,14 @@ import numpy as np
 
 from eoengine.datasets.chipper import chip_stats
 from eoengine.datasets.manifest import combine_stats
+from eoengine.datasets.schema import FORMAT, DatasetManifest
 from eoengine.datasets.split import warn_dataset
-from eoengine.datasets.store import INDEX, MANIFEST, atomic_write_json, create_arrays, open_arrays, read_manifest
+from eoengine.datasets.store import INDEX, MANIFEST, create_arrays, open_arrays
 from eoengine.datasets.tfrecord import decode_example, describe_example, first_record, numeric_features, read_records
 from eoengine.errors import EOError
 from eoengine.hashing import canonical_hash, input_checksums
 from eoengine.labels import IGNORE
 
-FORMAT = "eoengine-dataset/1"
 SPLIT_FIX = "if you rely on it, export more records, with every class, into that split's files and import again"
 CLASS_FIX = "check --label, --classes and --num-classes, or export records of that class"
 
@@ -39,7 +39,7 @@ class ImportResult:
 
     path: Path
     version: str
-    manifest: dict[str, Any]
+    manifest: DatasetManifest
     up_to_date: bool = False
 
 
@@ -162,30 +162,30 @@ def import_tfrecords(
                               "inputs": [[s, Path(c["path"]).name, c["sha256"]] for s in splits for c in checksums
                                          if c["path"] in splits[s]]})
     if output.exists():
-        existing = read_manifest(output)
-        if existing["version"] == version:
+        existing = DatasetManifest.read(output)
+        if existing.version == version:
             return ImportResult(output, version, existing, up_to_date=True)
         if not force:
-            raise EOError(f"{output} holds another dataset (version {existing['version'][:12]}, this import is {version[:12]})",
+            raise EOError(f"{output} holds another dataset (version {existing.version[:12]}, this import is {version[:12]})",
                           "use --force to replace it, or choose a new --out folder")
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}."))
     try:
-        manifest = _write(tmp, splits, bands, label, names, compression, count, side)
-        manifest |= {"name": output.name, "version": version, "inputs": checksums}
-        atomic_write_json(tmp / MANIFEST, manifest)
+        content = _write(tmp, splits, bands, label, names, compression, count, side)
+        manifest = DatasetManifest.model_validate(content | {"name": output.name, "version": version, "inputs": checksums})
+        manifest.write(tmp)
         _place(tmp, output)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    warn_dataset(manifest["splits"], manifest["class_frequencies"], dict.fromkeys(splits, 1.0), names,
+    warn_dataset(manifest.splits, manifest.class_frequencies, dict.fromkeys(splits, 1.0), names,
                  SPLIT_FIX, CLASS_FIX)
     return ImportResult(output, version, manifest)
 
 
 def _write(tmp: Path, splits: dict[str, list[str]], bands: list[str], label: str, names: list[str],
            compression: str, count: int, side: int) -> dict[str, Any]:
-    """Pass 2: write the arrays and the chip index into ``tmp``; returns the manifest (without name, version, inputs)."""
+    """Pass 2: write the arrays and the chip index into ``tmp``; returns the manifest's content but name, version, inputs."""
     k = len(names)
     create_arrays(tmp, count, len(bands), side)
     images, labels = open_arrays(tmp, "r+")
@@ -211,7 +211,6 @@ def _write(tmp: Path, splits: dict[str, list[str]], bands: list[str], label: str
     index.to_parquet(tmp / INDEX)
     freq = {s: np.sum([r["class_counts"] for r in records if r["split"] == s], axis=0).astype(int).tolist() for s in splits}
     return {
-        "format": FORMAT,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "config": {"source": "tfrecord", "splits": splits, "label": label, "compression": compression},
         "bands": bands,

@@ -29,6 +29,7 @@ from eoengine.deploy.onnx import sample_chips
 from eoengine.errors import EOError
 from eoengine.models.classical import refuse_network_only
 from eoengine.models.heads import heads_from_meta
+from eoengine.models.meta import PackageMeta, Pruning
 from eoengine.models.onnx import ort_forward, session
 from eoengine.models.package import ONNX, ModelPackage, export_onnx, save_package
 from eoengine.training.heads import HEAD_SCALARS
@@ -38,7 +39,7 @@ INT8_DYNAMIC = "model.int8-dynamic.onnx"
 
 
 def _dataset(pkg: ModelPackage) -> Path:
-    root = Path(pkg.meta.get("dataset", {}).get("path", ""))
+    root = Path(pkg.meta.dataset.path)
     if not (root / "manifest.json").exists():
         raise EOError(f"the model's dataset is not at '{root}'", "keep the dataset the model was trained on beside it")
     return root
@@ -95,7 +96,7 @@ def quantize(pkg: ModelPackage, calibration_chips: int = 64, bench_chips: int = 
     refuse_network_only(pkg.meta, "quantize")
     fp32 = pkg.path / ONNX
     if not fp32.exists():
-        export_onnx(pkg.model, len(pkg.meta["channels"]), int(pkg.meta["patch_size"]), fp32)
+        export_onnx(pkg.model, len(pkg.meta.channels), pkg.meta.patch_size, fp32)
     prepared = pkg.path / ".model.prep.onnx"
     try:
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
@@ -202,8 +203,8 @@ def prune(pkg: ModelPackage, amount: float, method: str = "unstructured", finetu
     model = prune_model(load_package(pkg.path).model, amount, method)
     if finetune_epochs:
         _finetune(pkg, model, finetune_epochs, lr)
-    meta = dict(pkg.meta) | {"pruning": {"amount": amount, "method": method, "finetune_epochs": finetune_epochs,
-                                         "source": str(pkg.path)}}
+    meta = PackageMeta.model_validate(pkg.meta.as_dict() | {"pruning": Pruning(
+        amount=amount, method=method, finetune_epochs=finetune_epochs, source=str(pkg.path))})
     dest = save_package(model.eval(), meta, out or pkg.path.with_name(pkg.path.name + "-pruned"))
     pruned = load_package(dest)
     after = measure(pruned, pruned.model, chips, _gzip_size(dest / "weights.pt"))

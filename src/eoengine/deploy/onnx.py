@@ -24,7 +24,7 @@ def sample_chips(pkg: ModelPackage, n: int = 16, split: str = "test") -> torch.T
     """Up to ``n`` normalised chips of the package's dataset (test split, else train)."""
     from eoengine.training.data import ChipDataset
 
-    root = Path(pkg.meta.get("dataset", {}).get("path", ""))
+    root = Path(pkg.meta.dataset.path)
     if not (root / "manifest.json").exists():
         raise EOError(f"the model's dataset is not at '{root}'", "pass --dataset PATH to a dataset built with the model's bands")
     ds = ChipDataset(root, split)
@@ -79,7 +79,7 @@ def export_checked(pkg: ModelPackage, out: Path | None = None, tolerance: float 
     tmp = Path(tempfile.mkdtemp(prefix="eoengine-onnx-"))
     try:
         candidate = tmp / "model.onnx"
-        export_onnx(pkg.model, len(pkg.meta["channels"]), int(pkg.meta["patch_size"]), candidate)
+        export_onnx(pkg.model, len(pkg.meta.channels), pkg.meta.patch_size, candidate)
         worst, agree, sizes = compare(pkg, candidate, x)
         check = ExportCheck(target, len(x), worst, agree, sizes, tolerance)
         if not check.ok:

@@ -74,13 +74,13 @@ def register(pkg: ModelPackage, name: str, uri: str, aliases: list[str] | None =
     use_tracking_uri(uri)
     client = MlflowClient(tracking_uri=uri)
     meta = pkg.meta
-    channels, outputs = len(meta["channels"]), int(meta.get("output_channels", len(meta["classes"])))
-    out_shape = (-1, outputs) if meta.get("task") == "classification" and meta.get("model") == "resnet_classifier" else (-1, outputs, -1, -1)
+    channels, outputs = len(meta.channels), meta.outputs
+    out_shape = (-1, outputs) if meta.task == "classification" and meta.model == "resnet_classifier" else (-1, outputs, -1, -1)
     signature = ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, channels, -1, -1), "image")]),
         outputs=Schema([TensorSpec(np.dtype(np.float32), out_shape, "logits")]),
     )
-    run_id = meta.get("run_id")
+    run_id = meta.run_id
     try:
         run_ok = bool(run_id) and client.get_run(str(run_id)) is not None
     except MlflowException:
@@ -93,10 +93,10 @@ def register(pkg: ModelPackage, name: str, uri: str, aliases: list[str] | None =
             signature=signature, registered_model_name=name, pip_requirements=["eoengine", "torch", "mlflow"],
         )
     version = str(info.registered_model_version)
-    tags = {"eoengine.task": meta.get("task", "segmentation"), "eoengine.model": meta["model"],
-            "eoengine.dataset.version": meta.get("dataset", {}).get("version", ""), "eoengine.run_id": str(run_id or ""),
-            "eoengine.bands": ",".join(meta["bands"]), "eoengine.classes": ",".join(c["name"] for c in meta["classes"]),
-            "eoengine.patch_size": str(meta["patch_size"])}
+    tags = {"eoengine.task": meta.task, "eoengine.model": meta.model,
+            "eoengine.dataset.version": meta.dataset.version, "eoengine.run_id": str(run_id or ""),
+            "eoengine.bands": ",".join(meta.bands), "eoengine.classes": ",".join(c.name for c in meta.classes),
+            "eoengine.patch_size": str(meta.patch_size)}
     for k, v in tags.items():
         client.set_model_version_tag(name, version, k, v)
     for alias in aliases or []:

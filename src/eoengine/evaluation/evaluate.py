@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import rasterio
 
-from eoengine.datasets.store import read_manifest
+from eoengine.datasets.schema import DatasetManifest
 from eoengine.errors import EOError
 from eoengine.inference.output import ClassCoding, hex_rgb
 from eoengine.inference.predict import predict_dataset_scene
@@ -40,15 +40,25 @@ def _img(path: Path) -> str:
     return f'<img src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}" alt="{path.stem}">'
 
 
-def quicklook(pkg: ModelPackage, manifest: dict[str, Any], out_dir: Path) -> Path:
-    """Predict the dataset's first scene and render the class map as a PNG with a legend."""
+def quicklook(pkg: ModelPackage, manifest: DatasetManifest, out_dir: Path) -> Path:
+    """Predict the dataset's first scene and render the class map (or value map) as a PNG with a legend.
+
+    Args:
+        pkg: The model package.
+        manifest: The dataset's manifest (its first scene).
+        out_dir: Where ``quicklook.tif`` and ``quicklook.png`` go.
+
+    Returns:
+        The PNG.
+
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    scene = manifest["scenes"][0]
+    scene = manifest.scenes[0]
     cog = predict_dataset_scene(pkg, manifest, out_dir / "quicklook.tif")
     with rasterio.open(cog) as ds:
         step = max(1, max(ds.width, ds.height) // 1000)
@@ -62,14 +72,14 @@ def quicklook(pkg: ModelPackage, manifest: dict[str, Any], out_dir: Path) -> Pat
         fig.colorbar(shown, ax=ax, shrink=0.7, label=quantity)
     else:
         colours = np.zeros((256, 4))
-        for c in pkg.meta["classes"]:
-            colours[c["index"]] = [v / 255 for v in hex_rgb(c["color"])] + [1]
-        positions = ClassCoding.of(pkg.meta["classes"], kind).positions(classes)  # the map holds class values
+        for c in pkg.meta.classes:
+            colours[c.index] = [v / 255 for v in hex_rgb(c.color)] + [1]
+        positions = ClassCoding.of(pkg.meta.classes, kind).positions(classes)  # the map holds class values
         ax.imshow(colours[positions], interpolation="nearest")
-        ax.legend(handles=[Patch(color=colours[c["index"]], label=c["name"]) for c in pkg.meta["classes"]],
+        ax.legend(handles=[Patch(color=colours[c.index], label=c.name) for c in pkg.meta.classes],
                   loc="lower left", fontsize=8, framealpha=0.9)
     ax.set_axis_off()
-    ax.set_title(f"prediction: scene {scene['id']}")
+    ax.set_title(f"prediction: scene {scene.id}")
     png = out_dir / "quicklook.png"
     fig.tight_layout()
     fig.savefig(png, dpi=100)
@@ -97,9 +107,21 @@ def _head_section(title: str, kind: str, scores: dict[str, Any], names: list[str
 
 
 def write_report(
-    pkg: ModelPackage, split: str, by_head: dict[str, dict[str, Any]], manifest: dict[str, Any], out_dir: Path
+    pkg: ModelPackage, split: str, by_head: dict[str, dict[str, Any]], manifest: DatasetManifest, out_dir: Path
 ) -> Path:
-    """An HTML report: scores per head, per-class tables, confusion matrices, curves and a quick-look map."""
+    """An HTML report: scores per head, per-class tables, confusion matrices, curves and a quick-look map.
+
+    Args:
+        pkg: The model package.
+        split: The split scored.
+        by_head: Scores per head name.
+        manifest: The dataset's manifest (name, version, scenes for the quick-look map).
+        out_dir: Where the report, its images and ``scores.json`` go.
+
+    Returns:
+        ``report.html``.
+
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     heads = heads_from_meta(pkg.meta)
     sections = "".join(
@@ -107,14 +129,14 @@ def write_report(
         for h in heads
     )
     has_map = any(h.type in ("segmentation", "regression") for h in heads)
-    look = quicklook(pkg, manifest, out_dir) if manifest["scenes"] and has_map else None
+    look = quicklook(pkg, manifest, out_dir) if manifest.scenes and has_map else None
     curves = pkg.path.parent / "training_curves.png"
     meta = pkg.meta
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>eoengine report: {html.escape(meta['model'])}</title>
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>eoengine report: {html.escape(meta.model)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child{{text-align:left}}img{{max-width:100%}}</style></head><body>
 <h1>Model report</h1>
-<p>Model <b>{html.escape(meta['model'])}</b> for {html.escape(meta.get('task', 'segmentation'))} (run {html.escape(str(meta.get('run_id', '')))}),
-dataset <b>{html.escape(manifest['name'])}</b> version <code>{manifest['version'][:12]}</code>, split <b>{split}</b>.</p>
+<p>Model <b>{html.escape(meta.model)}</b> for {html.escape(meta.task)} (run {html.escape(str(meta.run_id or ''))}),
+dataset <b>{html.escape(manifest.name)}</b> version <code>{manifest.version[:12]}</code>, split <b>{split}</b>.</p>
 <h2>Scores</h2>{sections}
 {('<h2>Training curves</h2>' + _img(curves)) if curves.exists() else ''}
 {('<h2>Quick-look map</h2>' + _img(look)) if look else ''}
@@ -127,12 +149,12 @@ dataset <b>{html.escape(manifest['name'])}</b> version <code>{manifest['version'
 
 def evaluate(pkg: ModelPackage, dataset: Path | None = None, split: str = "test", report_dir: Path | None = None) -> Evaluation:
     """Score the model on a split of its dataset (or ``dataset``) and write the report."""
-    root = Path(dataset or pkg.meta.get("dataset", {}).get("path", ""))
+    root = Path(dataset or pkg.meta.dataset.path)
     if not (root / "manifest.json").exists():
         raise EOError(f"dataset not found: {root}", "pass --dataset PATH to the dataset folder")
     by_head = split_scores(pkg, root, split)
     out_dir = report_dir or (pkg.path.parent / "report")
-    report = write_report(pkg, split, by_head, read_manifest(root), out_dir)
+    report = write_report(pkg, split, by_head, DatasetManifest.read(root), out_dir)
     heads = heads_from_meta(pkg.meta)
     scores = {f"{h.prefix}{k}": by_head[h.name][k] for h in heads for k in HEAD_SCALARS[h.type]}
     for h in heads:
@@ -142,7 +164,7 @@ def evaluate(pkg: ModelPackage, dataset: Path | None = None, split: str = "test"
 
 
 def _log_to_run(pkg: ModelPackage, out_dir: Path, split: str, scores: dict[str, Any]) -> None:
-    run_id, uri = pkg.meta.get("run_id"), pkg.meta.get("tracking_uri")
+    run_id, uri = pkg.meta.run_id, pkg.meta.tracking_uri
     if not run_id or not uri:
         return
     from mlflow.tracking import MlflowClient

@@ -49,7 +49,7 @@ class _PredictStrip(beam.DoFn):  # type: ignore[misc]
     def process(self, element: tuple[list[str], int, int, str]) -> Iterator[str]:
         files, first, last, strip = element
         meta = self.predictor.pkg.meta
-        with to_driver(), SceneReader(sources_for_package(meta, files), meta.get("resampling", "bilinear")) as reader:
+        with to_driver(), SceneReader(sources_for_package(meta, files), meta.resampling) as reader:
             done = predict_strip(self.predictor, reader, first, last, Path(strip))
         yield str(done)
 
@@ -64,9 +64,9 @@ def _plan(planner: Predictor, scenes: list[list[str]], work: Path, rows_per_elem
     plan: Plan = {}
     for files in scenes:
         name = scene_name(files)
-        if is_done(work / f"{name}.tif", str(meta.get("run_id", "")), files):
+        if is_done(work / f"{name}.tif", str(meta.run_id or ""), files):
             continue
-        with SceneReader(sources_for_package(meta, files), meta.get("resampling", "bilinear")) as r:
+        with SceneReader(sources_for_package(meta, files), meta.resampling) as r:
             rows = region_rows(planner, r)
         strips = [(a, min(a + rows_per_element, rows) - 1, work / f".{name}.strip-{a:05d}.tif")
                   for a in range(0, rows, rows_per_element)]
@@ -94,7 +94,7 @@ def _join(planner: Predictor, plan: Plan, work: Path) -> None:
         missing = [str(s[2]) for s in strips if not s[2].exists()]
         if missing:
             raise EOError(f"the pipeline finished without these strips: {missing}", "see the worker logs above")
-        with SceneReader(sources_for_package(meta, files), meta.get("resampling", "bilinear")) as r:
+        with SceneReader(sources_for_package(meta, files), meta.resampling) as r:
             join_strips(planner, r, strips, work / f"{name}.tif", files)
         _drop_strips({name: (files, strips)})
 

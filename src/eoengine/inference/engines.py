@@ -68,7 +68,7 @@ def _time(forward: Forward, batch: np.ndarray, repeats: int = 2) -> float:
 def _graph_only(pkg: ModelPackage, engine: str) -> tuple[str, Forward]:
     """A classical model's one engine: ONNX Runtime on its graph (it has no PyTorch weights)."""
     if engine not in ("auto", "onnx"):
-        raise EOError(f"a {pkg.meta['model']} model runs its ONNX graph only, not --engine {engine}",
+        raise EOError(f"a {pkg.meta.model} model runs its ONNX graph only, not --engine {engine}",
                       "use --engine onnx (or auto)")
     return "onnx", _onnx(pkg, ONNX)
 
@@ -143,7 +143,7 @@ def select_engine(pkg: ModelPackage, engine: str, probe: np.ndarray) -> tuple[st
     """
     if engine not in ENGINES:
         raise EOError(f"unknown engine '{engine}'", f"use one of: {', '.join(ENGINES)}")
-    if is_classical(pkg.meta["model"]):
+    if is_classical(pkg.meta.model):
         return _graph_only(pkg, engine)
     if engine == "torch":
         return engine, _torch(pkg)

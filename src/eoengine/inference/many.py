@@ -91,8 +91,8 @@ def predict_scenes(predictor: Predictor, scenes: list[list[str]], out_dir: Path)
     for files, name in zip(scenes, names, strict=True):
         sources = sources_for_package(pkg.meta, files)
         path = out_dir / f"{name}.tif"
-        if not is_done(path, str(pkg.meta.get("run_id", "")), files):
-            with SceneReader(sources, pkg.meta.get("resampling", "bilinear")) as reader:
+        if not is_done(path, str(pkg.meta.run_id or ""), files):
+            with SceneReader(sources, pkg.meta.resampling) as reader:
                 predictor.predict(reader, path, None, files)
         maps.append(path)
     return maps

@@ -23,6 +23,7 @@ import rasterio
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
+from eoengine.datasets.schema import ClassInfo
 from eoengine.datasets.store import atomic_write_json
 from eoengine.errors import EOError
 from eoengine.inference.regions import Region
@@ -67,18 +68,18 @@ class ClassCoding:
     kind: str
 
     @classmethod
-    def of(cls, classes: list[dict[str, Any]], kind: str = "values") -> ClassCoding:
+    def of(cls, classes: list[ClassInfo], kind: str = "values") -> ClassCoding:
         """The coding of ``classes`` (a package's ``classes``) for ``kind`` (values or positions).
 
         Args:
-            classes: The package's classes, in position order (``value`` may be missing).
+            classes: The package's classes, in position order (``value`` may be missing: the position then).
             kind: ``values`` or ``positions``.
 
         Returns:
             The codes, the smallest dtype that holds them with a free nodata code, and that code.
 
         """
-        values = [_integer(c.get("value", c.get("index", i))) for i, c in enumerate(classes)]
+        values = [_integer(c.value if c.value is not None else c.index) for c in classes]
         if kind == "positions" or any(v is None for v in values):
             values, kind = list(range(len(classes))), "positions"
         codes = tuple(int(v) for v in values)  # type: ignore[arg-type]
@@ -103,18 +104,34 @@ class ClassCoding:
             out[codes == code] = i
         return out
 
-    def colormap(self, classes: list[dict[str, Any]]) -> dict[int, tuple[int, int, int, int]] | None:
-        """GDAL colour table keyed by code (nodata transparent); None where GDAL has none (signed maps)."""
+    def colormap(self, classes: list[ClassInfo]) -> dict[int, tuple[int, int, int, int]] | None:
+        """GDAL colour table keyed by code (nodata transparent); None where GDAL has none (signed maps).
+
+        Args:
+            classes: The package's classes, in position order (their colours).
+
+        Returns:
+            Code → RGBA, or None.
+
+        """
         if self.dtype not in ("uint8", "uint16"):
             return None
-        cmap = {code: (*hex_rgb(c["color"]), 255) for code, c in zip(self.codes, classes, strict=True)}
+        cmap = {code: (*hex_rgb(c.color), 255) for code, c in zip(self.codes, classes, strict=True)}
         cmap[self.nodata] = (0, 0, 0, 0)
         return cmap
 
-    def tags(self, classes: list[dict[str, Any]]) -> dict[str, str]:
-        """Tags saying what the pixels hold: ``{code: class name}`` and the kind of code."""
+    def tags(self, classes: list[ClassInfo]) -> dict[str, str]:
+        """Tags saying what the pixels hold: ``{code: class name}`` and the kind of code.
+
+        Args:
+            classes: The package's classes, in position order (their names).
+
+        Returns:
+            The GeoTIFF tags.
+
+        """
         return {"EOENGINE_CLASS_CODES": self.kind,
-                "EOENGINE_CLASS_VALUES": json.dumps({str(k): c["name"] for k, c in zip(self.codes, classes, strict=True)})}
+                "EOENGINE_CLASS_VALUES": json.dumps({str(k): c.name for k, c in zip(self.codes, classes, strict=True)})}
 
 
 def map_profile(grid: Grid, coding: ClassCoding | None) -> dict[str, Any]:
@@ -130,7 +147,7 @@ def describe_map(dst: Any, pkg: ModelPackage, coding: ClassCoding | None, values
     if coding is None:
         dst.set_band_description(1, values or "value")
         return
-    classes = pkg.meta["classes"]
+    classes = pkg.meta.classes
     cmap = coding.colormap(classes)
     if cmap is not None:
         dst.write_colormap(1, cmap)
@@ -142,11 +159,11 @@ def map_tags(pkg: ModelPackage, inputs: list[str]) -> dict[str, str]:
     """Tags naming the model, its run, the dataset version, the inputs and the classes."""
     meta = pkg.meta
     return {
-        "EOENGINE_MODEL": f"{meta['model']} ({pkg.path})",
-        "EOENGINE_MODEL_RUN": str(meta.get("run_id", "")),
-        "EOENGINE_DATASET_VERSION": str(meta.get("dataset", {}).get("version", "")),
+        "EOENGINE_MODEL": f"{meta.model} ({pkg.path})",
+        "EOENGINE_MODEL_RUN": str(meta.run_id or ""),
+        "EOENGINE_DATASET_VERSION": meta.dataset.version,
         "EOENGINE_INPUTS": json.dumps(inputs),
-        "EOENGINE_CLASSES": json.dumps([c["name"] for c in meta["classes"]]),
+        "EOENGINE_CLASSES": json.dumps(pkg.class_names),
     }
 
 
@@ -210,7 +227,7 @@ class MapWriter:
         cls.update_tags(**self.tags)
         describe_map(cls, self.pkg, self.coding, self.values)
         if self.probabilities:
-            n = len(self.pkg.meta["classes"])
+            n = len(self.pkg.meta.classes)
             prob = rasterio.open(self._tmp[1], "w", **(profile | {"count": n, "dtype": "float32", "nodata": np.nan}))
             self._dst.append(prob)
             prob.update_tags(**self.tags)

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from rasterio.windows import Window
 
 from eoengine.config.schema import PredictionConfig
+from eoengine.datasets.schema import DatasetManifest
 from eoengine.errors import EOError
 from eoengine.features.indices import stack_features
 from eoengine.features.normalise import normalise
@@ -134,23 +135,22 @@ class Predictor:
     def __init__(self, package: ModelPackage, options: PredictOptions | None = None, engine: str = "auto") -> None:
         self.pkg = package
         meta = package.meta
-        pred = meta.get("prediction", {})
-        self.opts = options or PredictionConfig.model_validate(pred)
-        mult = int(meta.get("size_multiple", 1))
+        self.opts = options or PredictionConfig.model_validate(meta.prediction)
+        mult = meta.size_multiple
         self.tile = round_up(self.opts.tile_size, mult)
         self.overlap = self.opts.overlap  # validated: at most half the (unrounded) tile
         self.weights = blend_weights(self.tile, self.overlap)
         self._weights_t = torch.from_numpy(self.weights)
-        self.mean = np.asarray(meta["normalization"]["mean"], dtype=np.float32)
-        self.std = np.asarray(meta["normalization"]["std"], dtype=np.float32)
+        self.mean = np.asarray(meta.normalization.mean, dtype=np.float32)
+        self.std = np.asarray(meta.normalization.std, dtype=np.float32)
         self.head = map_head(heads_from_meta(meta))
         self.regression = self.head.type == "regression"
-        self.coding = None if self.regression else ClassCoding.of(meta["classes"], self.opts.class_codes)
+        self.coding = None if self.regression else ClassCoding.of(meta.classes, self.opts.class_codes)
         self.n_out = self.head.stop - self.head.start
-        self.timesteps = int(meta.get("timesteps", 1))
+        self.timesteps = meta.timesteps
         torch.set_num_threads(max(1, os.cpu_count() or 1))
         tune_allocator()
-        probe = np.zeros((self.opts.batch_size, len(meta["channels"]), self.tile, self.tile), dtype=np.float32)
+        probe = np.zeros((self.opts.batch_size, len(meta.channels), self.tile, self.tile), dtype=np.float32)
         self.engine, self.forward = select_engine(package, engine, probe)
 
     def _read(self, reader: SceneReader, reg: Region) -> tuple[Region, np.ndarray, np.ndarray]:
@@ -158,8 +158,8 @@ class Predictor:
         raw = reader.read(Window(reg.x0, reg.y0, w, h))
         meta = self.pkg.meta
         nodata = np.isnan(raw).any(axis=0)[: reg.y1 - reg.y0, : reg.x1 - reg.x0]
-        raw = stack_features(raw, self.timesteps, meta["indices"], meta["bands"],
-                             [b.get("common_name") for b in meta["band_specs"]], meta["index_constants"])
+        raw = stack_features(raw, self.timesteps, meta.indices, meta.bands,
+                             [b.common_name for b in meta.band_specs], meta.index_constants)
         return reg, normalise(raw, self.mean, self.std), nodata
 
     def _compute(self, reg: Region, data: np.ndarray) -> np.ndarray:
@@ -214,7 +214,7 @@ class Predictor:
     def _value_name(self) -> str | None:
         if not self.regression:
             return None
-        return str(self.pkg.meta.get("target_name") or self.head.name)
+        return str(self.pkg.meta.target_name or self.head.name)
 
     def _job_key(self, reader: SceneReader, probabilities: bool) -> str:
         """What a partial map must match to be resumed: model, inputs, grid and options."""
@@ -222,7 +222,7 @@ class Predictor:
         files = sorted({s.path for s in reader.sources})
         return canonical_hash({
             "weights": file_sha256(weights) if weights else str(id(self.pkg.model)),
-            "meta": self.pkg.meta, "grid": reader.grid.__dict__, "tile": self.tile, "overlap": self.overlap,
+            "meta": self.pkg.meta.as_dict(), "grid": reader.grid.__dict__, "tile": self.tile, "overlap": self.overlap,
             "options": self.opts.model_dump(), "probabilities": probabilities, "engine": self.engine,
             "inputs": [[f, os.stat(f).st_size, os.stat(f).st_mtime_ns] if os.path.exists(f) else [f] for f in files],
             "sources": [s.__dict__ for s in reader.sources],
@@ -291,12 +291,23 @@ class Predictor:
             raise errors[0]
 
 
-def predict_dataset_scene(pkg: ModelPackage, manifest: dict[str, Any], out: Path, index: int = 0) -> Path:
-    """Predict scene ``index`` of a dataset's manifest (its bands, resampling and grid) to ``out``."""
+def predict_dataset_scene(pkg: ModelPackage, manifest: DatasetManifest, out: Path, index: int = 0) -> Path:
+    """Predict scene ``index`` of a dataset's manifest (its bands, resampling and grid) to ``out``.
+
+    Args:
+        pkg: The model package.
+        manifest: The dataset's manifest.
+        out: The map COG to write.
+        index: The scene's position in the manifest.
+
+    Returns:
+        ``out``.
+
+    """
     from eoengine.inference.sources import band_source
 
-    scene = manifest["scenes"][index]
-    specs = {s["name"]: s for s in pkg.meta["band_specs"]}
-    sources = [band_source(specs[s["name"]], s["path"], s["index"]) for s in scene["sources"]]  # every date's bands
-    with SceneReader(sources, manifest.get("resampling", "bilinear"), manifest.get("resolution")) as reader:
+    scene = manifest.scenes[index]
+    specs = {s.name: s for s in pkg.meta.band_specs}
+    sources = [band_source(specs[s.name], s.path, s.index) for s in scene.sources]  # every date's bands
+    with SceneReader(sources, manifest.resampling, manifest.resolution) as reader:
         return Predictor(pkg).predict(reader, out)

@@ -14,18 +14,28 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
+from eoengine.datasets.schema import BandInfo
 from eoengine.errors import EOError
+from eoengine.models.meta import PackageMeta
 from eoengine.raster.scene import BandSource, open_raster
 
 _INDEXED = re.compile(r"^(?P<path>.+):(?P<index>\d+)$")
 
 
-def band_source(spec: dict[str, Any], path: str, index: int) -> BandSource:
-    """A band source from a model package's band spec, reading ``path`` band ``index``."""
-    return BandSource(spec["name"], path, index, spec.get("scale", 1.0), spec.get("offset", 0.0),
-                      spec.get("nodata"), spec.get("common_name"))
+def band_source(spec: BandInfo, path: str, index: int) -> BandSource:
+    """A band source from a model package's band spec, reading ``path`` band ``index``.
+
+    Args:
+        spec: The band (name, scaling, nodata override, common name).
+        path: The file.
+        index: The 1-based band of ``path``.
+
+    Returns:
+        The source.
+
+    """
+    return BandSource(spec.name, path, index, spec.scale, spec.offset, spec.nodata, spec.common_name)
 
 
 def split_index(arg: str) -> tuple[str, int | None]:
@@ -43,28 +53,28 @@ def _descriptions(path: str) -> list[str | None]:
         return list(ds.descriptions)
 
 
-def _names(spec: dict[str, Any]) -> set[str]:
-    return {n for n in (spec["name"], spec.get("common_name")) if n}
+def _names(spec: BandInfo) -> set[str]:
+    return {n for n in (spec.name, spec.common_name) if n}
 
 
-def _mismatch(spec: dict[str, Any], path: str, index: int, desc: str | None) -> EOError:
-    return EOError(f"band {index} of {path} is '{desc}' but the model expects '{spec['name']}' there",
+def _mismatch(spec: BandInfo, path: str, index: int, desc: str | None) -> EOError:
+    return EOError(f"band {index} of {path} is '{desc}' but the model expects '{spec.name}' there",
                    "pass the bands in the model's order, or name each band: name=path:N")
 
 
-def _miscount(specs: list[dict[str, Any]], given: str, count: int) -> EOError:
-    names = ", ".join(s["name"] for s in specs)
+def _miscount(specs: list[BandInfo], given: str, count: int) -> EOError:
+    names = ", ".join(s.name for s in specs)
     return EOError(f"the model expects {len(specs)} bands ({names}); {given} give(s) {count} band(s)",
                    "pass one file per band in the model's order, one stack with exactly those bands, or name=path:N pairs")
 
 
-def _described(spec: dict[str, Any], descs: list[str | None]) -> int | None:
+def _described(spec: BandInfo, descs: list[str | None]) -> int | None:
     """The 1-based band whose description names ``spec``, if exactly one does."""
     hits = [i + 1 for i, d in enumerate(descs) if d in _names(spec)]
     return hits[0] if len(hits) == 1 else None
 
 
-def _check_no_contradiction(specs: list[dict[str, Any]], path: str, indexes: list[int], descs: list[str | None]) -> None:
+def _check_no_contradiction(specs: list[BandInfo], path: str, indexes: list[int], descs: list[str | None]) -> None:
     """Refuse a chosen band whose description names a different model band."""
     others = {n for s in specs for n in _names(s)}
     for spec, index in zip(specs, indexes, strict=True):
@@ -73,15 +83,15 @@ def _check_no_contradiction(specs: list[dict[str, Any]], path: str, indexes: lis
             raise _mismatch(spec, path, index, desc)
 
 
-def _ambiguous(specs: list[dict[str, Any]], path: str, recorded: list[int]) -> EOError:
-    names = ", ".join(s["name"] for s in specs)
+def _ambiguous(specs: list[BandInfo], path: str, recorded: list[int]) -> EOError:
+    names = ", ".join(s.name for s in specs)
     return EOError(f"{path} has the model's {len(specs)} bands but no descriptions naming them, and the model was "
                    f"trained on bands {recorded} of its stack: they may be in either order",
                    f"say which band is which: {path}:N once per band in the model's order ({names}), "
-                   f"or name=path:N pairs, e.g. {specs[0]['name']}={path}:{recorded[0]}")
+                   f"or name=path:N pairs, e.g. {specs[0].name}={path}:{recorded[0]}")
 
 
-def _stack_indexes(specs: list[dict[str, Any]], path: str, recorded: list[int] | None) -> list[int]:
+def _stack_indexes(specs: list[BandInfo], path: str, recorded: list[int] | None) -> list[int]:
     """The band of the stack ``path`` that feeds each of ``specs`` (one date's bands)."""
     descs = _descriptions(path)
     found = [_described(s, descs) for s in specs]
@@ -101,7 +111,7 @@ def _stack_indexes(specs: list[dict[str, Any]], path: str, recorded: list[int] |
     raise _miscount(specs, path, len(descs))
 
 
-def _named_band(spec: dict[str, Any], position: int, arg: str, recorded: list[int] | None) -> BandSource:
+def _named_band(spec: BandInfo, position: int, arg: str, recorded: list[int] | None) -> BandSource:
     """The source of ``spec`` from a ``name=`` argument: ``path:N``, a one-band file, or a stack's band."""
     path, index = split_index(arg)
     if index is None:
@@ -110,13 +120,13 @@ def _named_band(spec: dict[str, Any], position: int, arg: str, recorded: list[in
         if index is None and recorded is not None and max(recorded) <= len(descs):
             index = recorded[position]
         if index is None:
-            raise EOError(f"{path} has {len(descs)} bands and none is described as '{spec['name']}'",
-                          f"say which band it is: {spec['name']}={path}:N (N from 1 to {len(descs)})")
+            raise EOError(f"{path} has {len(descs)} bands and none is described as '{spec.name}'",
+                          f"say which band it is: {spec.name}={path}:N (N from 1 to {len(descs)})")
     return band_source(spec, path, index)
 
 
 def sources_for_model(
-    band_specs: list[dict[str, Any]], scene: list[str], timesteps: int = 1, stack_indexes: list[int] | None = None,
+    band_specs: list[BandInfo], scene: list[str], timesteps: int = 1, stack_indexes: list[int] | None = None,
 ) -> list[BandSource]:
     """Band sources for a model from ``scene``: files in band order, one stack per date, or name=path.
 
@@ -134,7 +144,7 @@ def sources_for_model(
             contradict the model's band names, or a multi-band file whose band is not said).
 
     """
-    names = [s["name"] for s in band_specs]
+    names = [s.name for s in band_specs]
     pairs = ["=" in s and not s.startswith(("/", ".")) for s in scene]
     if timesteps > 1 and any(pairs):
         raise EOError("name=path pairs cannot say which date a band belongs to",
@@ -149,7 +159,7 @@ def sources_for_model(
                 f"unknown: {extra or 'none'}",
                 "give name=path for every model band",
             )
-        return [_named_band(spec, k, mapping[spec["name"]], stack_indexes) for k, spec in enumerate(band_specs)]
+        return [_named_band(spec, k, mapping[spec.name], stack_indexes) for k, spec in enumerate(band_specs)]
     entries = [split_index(s) for s in scene]
     if len(entries) == timesteps and all(i is None for _, i in entries):
         return [band_source(spec, path, i) for path, _ in entries
@@ -157,7 +167,7 @@ def sources_for_model(
     return _band_files(band_specs * timesteps, entries)
 
 
-def _band_files(specs: list[dict[str, Any]], entries: list[tuple[str, int | None]]) -> list[BandSource]:
+def _band_files(specs: list[BandInfo], entries: list[tuple[str, int | None]]) -> list[BandSource]:
     """Sources from files given in band order, each ``path:N`` one band, each plain file all of its bands."""
     found: list[tuple[str, int, str | None]] = []
     for path, index in entries:
@@ -171,6 +181,18 @@ def _band_files(specs: list[dict[str, Any]], entries: list[tuple[str, int | None
     return [band_source(spec, p, i) for spec, (p, i, _) in zip(specs, found, strict=True)]
 
 
-def sources_for_package(meta: dict[str, Any], scene: list[str]) -> list[BandSource]:
-    """:func:`sources_for_model` with a package's band specs, dates and recorded stack indexes."""
-    return sources_for_model(meta["band_specs"], scene, int(meta.get("timesteps", 1)), meta.get("stack_indexes"))
+def sources_for_package(meta: PackageMeta, scene: list[str]) -> list[BandSource]:
+    """:func:`sources_for_model` with a package's band specs, dates and recorded stack indexes.
+
+    Args:
+        meta: The package's description.
+        scene: The arguments, as for :func:`sources_for_model`.
+
+    Returns:
+        One source per model band and date.
+
+    Raises:
+        EOError: As :func:`sources_for_model`.
+
+    """
+    return sources_for_model(meta.band_specs, scene, meta.timesteps, meta.stack_indexes)

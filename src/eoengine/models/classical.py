@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from eoengine.errors import EOError
+from eoengine.models.meta import PackageMeta
 
 ESTIMATORS: dict[str, tuple[str, str]] = {
     "random_forest": ("sklearn.ensemble", "RandomForestClassifier"),
@@ -45,7 +46,7 @@ def is_classical(name: str) -> bool:
     return name in ESTIMATORS
 
 
-def refuse_network_only(meta: dict[str, Any], what: str) -> None:
+def refuse_network_only(meta: PackageMeta, what: str) -> None:
     """Raise :class:`EOError` if a package's model is classical: ``what`` (quantize, prune) is for networks.
 
     Args:
@@ -56,7 +57,7 @@ def refuse_network_only(meta: dict[str, Any], what: str) -> None:
         EOError: For a classical model.
 
     """
-    name = meta["model"]
+    name = meta.model
     if is_classical(name):
         raise EOError(f"'{what}' works on networks; this {name} is a tree ensemble in an ONNX graph",
                       "predict and serve it as it is; for a smaller model retrain with fewer trees "

@@ -11,11 +11,11 @@ the chip (global average pooling of the logits). A model package records its hea
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
 from eoengine.errors import EOError
+from eoengine.models.meta import HeadInfo, PackageMeta
 
 TARGET_KEY = {"segmentation": "mask", "classification": "label", "multilabel": "present", "regression": "values"}
 LOWER_IS_BETTER = ("loss", "rmse", "mae", "mse", "hamming", "calibration_error")
@@ -37,10 +37,10 @@ class Head:
     value_std: float = 1.0
     train_classes: list[bool] | None = None  # classes the train split has pixels of
 
-    def meta(self) -> dict[str, Any]:
+    def meta(self) -> HeadInfo:
         """How a model package records this head."""
-        return {"name": self.name, "type": self.type, "channels": [self.start, self.stop],
-                "value_mean": self.value_mean, "value_std": self.value_std}
+        return HeadInfo(name=self.name, type=self.type, channels=[self.start, self.stop],
+                        value_mean=self.value_mean, value_std=self.value_std)
 
 
 def output_channels(heads: list[Head]) -> int:
@@ -61,14 +61,22 @@ def split_outputs(out: torch.Tensor, heads: list[Head]) -> list[torch.Tensor]:
     return parts
 
 
-def heads_from_meta(meta: dict[str, Any]) -> list[Head]:
-    """The heads a model package records (packages from before heads: one segmentation head)."""
-    n = len(meta["classes"])
-    recorded = meta.get("heads") or [{"name": "out", "type": "segmentation", "channels": [0, n]}]
+def heads_from_meta(meta: PackageMeta) -> list[Head]:
+    """The heads a model package records.
+
+    Args:
+        meta: The package's description.
+
+    Returns:
+        Its heads in channel order; a package from before heads has one segmentation head over its classes.
+
+    """
+    n = len(meta.classes)
+    recorded = meta.heads or [HeadInfo(name="out", type="segmentation", channels=[0, n])]
     multi = len(recorded) > 1
     return [
-        Head(h["name"], h["type"], h["channels"][0], h["channels"][1], 1.0, f"{h['name']}_" if multi else "", n,
-             float(h.get("value_mean", 0.0)), float(h.get("value_std", 1.0)))
+        Head(h.name, h.type, h.channels[0], h.channels[1], 1.0, f"{h.name}_" if multi else "", n, h.value_mean,
+             h.value_std)
         for h in recorded
     ]
 

@@ -70,7 +70,8 @@ class PackageMeta(Artefact):
 
     ``prediction`` is the run's prediction settings as its config wrote them (validated
     as a :class:`~eoengine.config.schema.PredictionConfig` where a prediction starts, so a
-    package with settings this version rejects still loads).
+    package with settings this version rejects still loads). Keys this version does not
+    know are kept, unvalidated, and written back (``model_extra``), so ``prune`` copies them.
     """
 
     KIND: ClassVar[str] = "model package description"

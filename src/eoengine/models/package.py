@@ -1,17 +1,16 @@
 """The model package: everything needed to predict, in one folder.
 
-``eoengine-model.json`` records the architecture and its arguments, band names and specs
-(scale, offset, nodata, common names), the band indexes of the stack it was trained on
-(``stack_indexes``, so that very stack predicts as it is; absent in older packages), derived
-indices, normalisation, patch size, classes (position, value, name, colour), the dataset
-version and the run; ``weights.pt`` holds the state dict and
+``eoengine-model.json`` (:class:`~eoengine.models.meta.PackageMeta`) records the architecture
+and its arguments, band names and specs (scale, offset, nodata, common names), the band
+indexes of the stack it was trained on (``stack_indexes``, so that very stack predicts as it
+is; absent in older packages), derived indices, normalisation, patch size, classes
+(position, value, name, colour), the dataset version and the run; ``weights.pt`` holds the state dict and
 ``model.onnx`` the exported graph (dynamic batch and spatial size). Classical models
 (random forest, gradient boosting) have no weights: their ONNX graph is the model.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import tempfile
@@ -24,12 +23,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from eoengine.datasets.schema import DatasetManifest
 from eoengine.errors import EOError
 from eoengine.models.classical import is_classical
+from eoengine.models.meta import META as META  # re-exported: beside WEIGHTS and ONNX, the package's files
+from eoengine.models.meta import PackageMeta
 from eoengine.models.registry import build_model, size_multiple
 
-FORMAT = "eoengine-model/1"
-META = "eoengine-model.json"
 WEIGHTS = "weights.pt"
 ONNX = "model.onnx"
 
@@ -39,21 +39,21 @@ class ModelPackage:
     """A loaded model package: metadata and the model in eval mode."""
 
     path: Path
-    meta: dict[str, Any]
+    meta: PackageMeta
     model: nn.Module
 
     @property
     def bands(self) -> list[str]:
         """Input band names, in order."""
-        return list(self.meta["bands"])
+        return list(self.meta.bands)
 
     @property
     def class_names(self) -> list[str]:
         """Class names, by index."""
-        return [c["name"] for c in self.meta["classes"]]
+        return [c.name for c in self.meta.classes]
 
 
-def stack_indexes(manifest: dict[str, Any]) -> list[int] | None:
+def stack_indexes(manifest: DatasetManifest) -> list[int] | None:
     """The 1-based band indexes every training scene read from its stack, if they share one layout.
 
     Args:
@@ -63,15 +63,15 @@ def stack_indexes(manifest: dict[str, Any]) -> list[int] | None:
         One index per band, or None when a scene (or date) reads several files or layouts differ.
 
     """
-    n = len(manifest["bands"])
+    n = len(manifest.bands)
     layouts = set()
-    for scene in manifest.get("scenes", []):
-        sources = scene["sources"]
+    for scene in manifest.scenes:
+        sources = scene.sources
         for k in range(0, len(sources), n):
             date = sources[k : k + n]
-            if len({s["path"] for s in date}) != 1:
+            if len({s.path for s in date}) != 1:
                 return None
-            layouts.add(tuple(int(s["index"]) for s in date))
+            layouts.add(tuple(s.index for s in date))
     return list(layouts.pop()) if len(layouts) == 1 else None
 
 
@@ -111,13 +111,14 @@ def _inline_weights(path: Path) -> None:
         p.unlink()
 
 
-def write_package(meta: dict[str, Any], dest: Path, write_files: Callable[[Path], dict[str, Any]]) -> Path:
+def write_package(meta: PackageMeta, dest: Path, write_files: Callable[[Path], dict[str, Any]]) -> Path:
     """Write a package folder atomically: ``write_files(tmp)`` fills a temporary folder, then it is renamed.
 
     Args:
         meta: The package's description (``eoengine-model.json``).
         dest: The package folder; replaced if it exists.
-        write_files: Writes the model files into the folder it is given; returns entries to add to ``meta``.
+        write_files: Writes the model files into the folder it is given; returns the fields of ``meta``
+            they decide (``size_multiple``, ``onnx``, ...).
 
     Returns:
         ``dest``.
@@ -126,9 +127,7 @@ def write_package(meta: dict[str, Any], dest: Path, write_files: Callable[[Path]
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}."))
     try:
-        meta = {"format": FORMAT, **meta}
-        meta |= write_files(tmp)
-        (tmp / META).write_text(json.dumps(meta, indent=2, default=str))
+        PackageMeta.model_validate(meta.as_dict() | write_files(tmp)).write(tmp)
         if dest.exists():
             shutil.rmtree(dest)
         tmp.rename(dest)
@@ -138,14 +137,25 @@ def write_package(meta: dict[str, Any], dest: Path, write_files: Callable[[Path]
     return dest
 
 
-def save_package(model: nn.Module, meta: dict[str, Any], dest: Path, onnx: bool = True) -> Path:
-    """Write a package folder atomically (temporary folder, then rename)."""
+def save_package(model: nn.Module, meta: PackageMeta, dest: Path, onnx: bool = True) -> Path:
+    """Write a package folder atomically (temporary folder, then rename).
+
+    Args:
+        model: The network; its state dict becomes ``weights.pt``.
+        meta: The package's description.
+        dest: The package folder; replaced if it exists.
+        onnx: Also export ``model.onnx``.
+
+    Returns:
+        ``dest``.
+
+    """
 
     def files(tmp: Path) -> dict[str, Any]:
         added: dict[str, Any] = {"size_multiple": size_multiple(model)}
         torch.save(model.state_dict(), tmp / WEIGHTS)
         if onnx:
-            export_onnx(model, len(meta["channels"]), int(meta["patch_size"]), tmp / ONNX)
+            export_onnx(model, len(meta.channels), meta.patch_size, tmp / ONNX)
             added["onnx"] = ONNX
         return added
 
@@ -153,19 +163,25 @@ def save_package(model: nn.Module, meta: dict[str, Any], dest: Path, onnx: bool 
 
 
 def load_package(path: Path) -> ModelPackage:
-    """Load a package folder; the model is rebuilt from the registry and put in eval mode."""
+    """Load a package folder; the model is rebuilt from the registry and put in eval mode.
+
+    Args:
+        path: The package folder.
+
+    Returns:
+        The package: its metadata and its model.
+
+    Raises:
+        EOError: No or unreadable ``eoengine-model.json`` (see :meth:`PackageMeta.read`), or model files
+            missing or not matching it.
+
+    """
     path = Path(path)
-    if not (path / META).exists():
-        raise EOError(
-            f"{path} is not an eoengine model package (no {META})",
-            "pass a model folder written by 'eoengine train', or an MLflow run id",
-        )
-    meta = json.loads((path / META).read_text())
-    if is_classical(meta["model"]):
+    meta = PackageMeta.read(path)
+    if is_classical(meta.model):
         return _load_graph_only(path, meta)
     try:
-        model = build_model(meta["model"], len(meta["channels"]), int(meta.get("output_channels", len(meta["classes"]))),
-                            **meta["model_kwargs"])
+        model = build_model(meta.model, len(meta.channels), meta.outputs, **meta.model_kwargs)
         state = torch.load(path / WEIGHTS, map_location="cpu", weights_only=True)
         model.load_state_dict(state)
     except Exception as exc:  # noqa: BLE001 - any unreadable or mismatched weights file
@@ -174,11 +190,11 @@ def load_package(path: Path) -> ModelPackage:
     return ModelPackage(path, meta, model.eval())
 
 
-def _load_graph_only(path: Path, meta: dict[str, Any]) -> ModelPackage:
+def _load_graph_only(path: Path, meta: PackageMeta) -> ModelPackage:
     """A package whose model is its ONNX graph alone (classical models), run by ONNX Runtime."""
     from eoengine.models.onnx import OnnxModule, session
 
     if not (path / ONNX).exists():
-        raise EOError(f"cannot load model {path}: its {meta['model']} graph {ONNX} is missing",
+        raise EOError(f"cannot load model {path}: its {meta.model} graph {ONNX} is missing",
                       "point to an intact package, or retrain it with 'eoengine train'")
     return ModelPackage(path, meta, OnnxModule(session(path / ONNX)).eval())

@@ -172,15 +172,15 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
     """The application serving ``pkg`` (already loaded)."""
     meta = pkg.meta
     heads = heads_from_meta(meta)
-    version = str(meta.get("run_id") or meta.get("created") or "unversioned")
+    version = str(meta.run_id or meta.created or "unversioned")
     registry = CollectorRegistry()
     requests = Counter("eoengine_requests", "HTTP requests", ["route", "status"], registry=registry)
     latency = Histogram("eoengine_request_seconds", "Request latency", ["route"], registry=registry,
                         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
     Gauge("eoengine_model_info", "The model being served", ["name", "model", "run", "dataset_version"], registry=registry).labels(
-        settings.model_name, meta["model"], str(meta.get("run_id", "")), str(meta.get("dataset", {}).get("version", ""))).set(1)
+        settings.model_name, meta.model, str(meta.run_id or ""), meta.dataset.version).set(1)
     batch_sizes = Histogram("eoengine_batch_size", "Instances per forward pass", registry=registry, buckets=(1, 2, 4, 8, 16, 32, 64))
-    multiple = int(meta.get("size_multiple", 1))
+    multiple = meta.size_multiple
     model_lock = asyncio.Lock()
 
     predictor = Predictor(pkg, engine=settings.engine)  # its engine (PyTorch or ONNX Runtime) serves every route
@@ -195,7 +195,7 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
     if settings.health_route:
         open_paths.add(settings.health_route)
     app = FastAPI(title="eoengine model server", version=version,
-                  description=f"Serves {meta['model']} ({meta.get('task', 'segmentation')}) on bands {', '.join(meta['bands'])}.")
+                  description=f"Serves {meta.model} ({meta.task}) on bands {', '.join(meta.bands)}.")
     add_error_handlers(app, settings)
     app.state.batcher = batcher
     app.state.predictor = predictor
@@ -224,8 +224,8 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
 
     @app.get("/readyz", summary="Readiness: the model is loaded and answers")
     async def readyz() -> dict[str, Any]:
-        return {"ready": True, "model": settings.model_name, "version": version, "bands": meta["bands"],
-                "classes": [c["name"] for c in meta["classes"]], "engine": predictor.engine}
+        return {"ready": True, "model": settings.model_name, "version": version, "bands": meta.bands,
+                "classes": pkg.class_names, "engine": predictor.engine}
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def metrics() -> Response:
@@ -295,12 +295,12 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
             problem = exc.problem
             for src in srcs:
                 problem = problem.replace(str(src), what if len(srcs) == 1 else f"{what} ({src.name})")
-            return _error(422, problem, f"send one stack with the model's bands ({', '.join(meta['bands'])}) in order, "
+            return _error(422, problem, f"send one stack with the model's bands ({', '.join(meta.bands)}) in order, "
                                         "bands described by their names, or the stack the model was trained on")
         out = work / "map.tif"
 
         def run() -> None:
-            with SceneReader(sources, meta.get("resampling", "bilinear")) as reader:
+            with SceneReader(sources, meta.resampling) as reader:
                 predictor.predict(reader, out, None, ["upload"])
 
         async with maps:
@@ -325,7 +325,7 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
             return _error(400, str(exc), "bbox is west, south, east, north in degrees; geometry is GeoJSON")
         if not area.is_valid:
             area = shape(area.buffer(0)) if body.geometry else box(*area.bounds)
-        windows = date_windows(body, int(meta.get("timesteps", 1)))
+        windows = date_windows(body, meta.timesteps)
         if isinstance(windows, JSONResponse):
             return windows
         paths, ids = [], []
@@ -354,7 +354,7 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
         when = f" in {window}" if window else ""
         if not len(found):
             return _error(404, f"no imagery for that area{when}", "widen the datetime or check the area")
-        bands = [b.get("common_name") or b["name"] for b in meta["band_specs"]]
+        bands = [b.common_name or b.name for b in meta.band_specs]
         try:
             fetched = await asyncio.to_thread(fetch_item, found.items[0], bands, Path(settings.cache), area)
         except EOError as exc:

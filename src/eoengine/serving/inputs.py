@@ -17,6 +17,7 @@ import numpy as np
 from eoengine.features.indices import stack_features
 from eoengine.features.normalise import normalise
 from eoengine.models.heads import Head
+from eoengine.models.meta import PackageMeta
 from eoengine.models.package import ModelPackage
 
 
@@ -32,14 +33,14 @@ class WrongBandCount(BadInput):
     status = 422
 
 
-def raw_band_names(meta: dict[str, Any]) -> list[str]:
+def raw_band_names(meta: PackageMeta) -> list[str]:
     """Names of the raw bands an instance must give, in order."""
-    steps = int(meta.get("timesteps", 1))
-    bands = list(meta["bands"])
+    steps = meta.timesteps
+    bands = list(meta.bands)
     return bands if steps == 1 else [f"t{t}:{b}" for t in range(steps) for b in bands]
 
 
-def instance_array(instance: Any, meta: dict[str, Any]) -> np.ndarray:
+def instance_array(instance: Any, meta: PackageMeta) -> np.ndarray:
     """The raw (bands, H, W) float32 array of one instance."""
     names = raw_band_names(meta)
     if isinstance(instance, dict) and "image" not in instance:
@@ -68,16 +69,16 @@ def instance_array(instance: Any, meta: dict[str, Any]) -> np.ndarray:
 def prepare(raw: np.ndarray, pkg: ModelPackage) -> np.ndarray:
     """Raw band values → the normalised (channels, H, W) input the model was trained on."""
     meta = pkg.meta
-    specs = meta["band_specs"] * int(meta.get("timesteps", 1))
+    specs = meta.band_specs * meta.timesteps
     x = raw.astype(np.float32, copy=True)
     for i, spec in enumerate(specs):
-        if spec.get("nodata") is not None:
-            x[i][x[i] == spec["nodata"]] = np.nan
-        x[i] = x[i] * float(spec.get("scale", 1.0)) + float(spec.get("offset", 0.0))
-    feats = stack_features(x, int(meta.get("timesteps", 1)), meta["indices"], meta["bands"],
-                           [b.get("common_name") for b in meta["band_specs"]], meta["index_constants"])
-    mean = np.asarray(meta["normalization"]["mean"], dtype=np.float32)
-    std = np.asarray(meta["normalization"]["std"], dtype=np.float32)
+        if spec.nodata is not None:
+            x[i][x[i] == spec.nodata] = np.nan
+        x[i] = x[i] * spec.scale + spec.offset
+    feats = stack_features(x, meta.timesteps, meta.indices, meta.bands,
+                           [b.common_name for b in meta.band_specs], meta.index_constants)
+    mean = np.asarray(meta.normalization.mean, dtype=np.float32)
+    std = np.asarray(meta.normalization.std, dtype=np.float32)
     return normalise(feats, mean, std)
 
 

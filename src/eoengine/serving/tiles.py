@@ -81,10 +81,10 @@ def add_tile_route(app: FastAPI, pkg: ModelPackage, scene: list[str], lock: asyn
     minzoom = native - MAX_ZOOM_OUT
     n_classes = head.stop - head.start
     colours = np.zeros((256, 4), dtype=np.uint8)
-    for c in meta["classes"]:
-        colours[c["index"]] = [*hex_rgb(c["color"]), 255]
+    for c in meta.classes:
+        colours[c.index] = [*hex_rgb(c.color), 255]
     cache: OrderedDict[tuple[int, int, int], bytes] = OrderedDict()
-    multiple = int(meta.get("size_multiple", 1))
+    multiple = meta.size_multiple
 
     def read(z: int, x: int, y: int, size: int) -> tuple[np.ndarray, np.ndarray]:
         parts, masks = [], []

@@ -12,11 +12,14 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eoengine.config.output_dir import check_output_dir
 from eoengine.config.schema import ImageryConfig, LabelsConfig, ProjectConfig, timesteps_problem
 from eoengine.errors import EOError
+
+if TYPE_CHECKING:
+    from eoengine.datasets.schema import DatasetManifest
 
 
 def _try(problems: list[str], field: str | None, fn: Callable[..., Any], *args: object) -> bool:
@@ -84,32 +87,32 @@ def _plan(cfg: ProjectConfig) -> None:
         plan_build(cfg.for_build(), Path(scratch))
 
 
-def _dataset_manifest(cfg: ProjectConfig, dataset: Path | None, problems: list[str]) -> tuple[Path, dict[str, Any]] | None:
-    from eoengine.datasets.store import read_manifest
+def _dataset_manifest(cfg: ProjectConfig, dataset: Path | None, problems: list[str]) -> tuple[Path, DatasetManifest] | None:
+    from eoengine.datasets.schema import DatasetManifest
 
     root = dataset if dataset is not None else cfg.resolve(cfg.training.dataset) if cfg.training.dataset else None
     if root is None:
         return None
     try:
-        return Path(root), read_manifest(Path(root))
+        return Path(root), DatasetManifest.read(Path(root))
     except EOError as exc:
         problems.append(f"training.dataset: {exc}")
         return None
 
 
-def _fit_problems(cfg: ProjectConfig, root: Path, manifest: dict[str, Any]) -> list[str]:
+def _fit_problems(cfg: ProjectConfig, root: Path, manifest: DatasetManifest) -> list[str]:
     from eoengine.training.heads import build_heads
     from eoengine.training.train import check_bands, check_splits
 
     problems: list[str] = []
     weights = cfg.training.loss.class_weights
-    if not isinstance(weights, list) or len(weights) == len(manifest["classes"]):  # else said by the training checks
+    if not isinstance(weights, list) or len(weights) == len(manifest.classes):  # else said by the training checks
         _try(problems, "training.dataset", build_heads, cfg, manifest)  # the targets the heads need, class weights
     _try(problems, "training.dataset", check_splits, root, manifest)
     _try(problems, "model.kwargs.in_channels", check_bands, cfg, manifest)
-    problem = timesteps_problem(cfg.task.type, int(manifest.get("timesteps", 1)))
+    problem = timesteps_problem(cfg.task.type, manifest.timesteps)
     if problem:
-        problems.append(f"task.type: the dataset {manifest['name']}: {problem}")
+        problems.append(f"task.type: the dataset {manifest.name}: {problem}")
     return problems
 
 
@@ -180,5 +183,5 @@ def check_config(cfg: ProjectConfig, dataset: Path | None = None) -> list[str]:
         n_classes = None if names_dataset else len(cfg.classes)
         return problems + _training_problems(cfg, n_classes, 1000)
     root, manifest = found
-    problems += _training_problems(cfg, len(manifest["classes"]), int(manifest["splits"].get("train", 0)))
+    problems += _training_problems(cfg, len(manifest.classes), manifest.splits.get("train", 0))
     return problems + _fit_problems(cfg, root, manifest)

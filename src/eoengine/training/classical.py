@@ -21,12 +21,14 @@ from typing import Any
 import numpy as np
 
 from eoengine.config.schema import ProjectConfig
+from eoengine.datasets.schema import DatasetManifest
 from eoengine.datasets.store import INDEX, open_arrays
 from eoengine.errors import EOError
 from eoengine.features.normalise import normalise
 from eoengine.labels import IGNORE
 from eoengine.models.classical import build_estimator, image_graph, split_kwargs
 from eoengine.models.heads import Head
+from eoengine.models.meta import PackageMeta
 from eoengine.models.package import ONNX, ModelPackage, write_package
 from eoengine.tracking.lifecycle import mark_interrupted, running
 from eoengine.tracking.store import ensure_experiment, tracking_uri
@@ -49,13 +51,13 @@ def split_ids(root: Path, split: str) -> np.ndarray:
     return np.sort(index.loc[index["split"] == split, "chip_id"].to_numpy())
 
 
-def _labelled_blocks(root: Path, manifest: dict[str, Any], split: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _labelled_blocks(root: Path, manifest: DatasetManifest, split: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(normalised pixels (N, C), classes (N,)) of a split's labelled pixels, block by block of chips."""
-    stats = manifest["statistics"]["train"]
-    mean, std = np.asarray(stats["mean"], dtype=np.float32), np.asarray(stats["std"], dtype=np.float32)
+    stats = manifest.statistics.train
+    mean, std = np.asarray(stats.mean, dtype=np.float32), np.asarray(stats.std, dtype=np.float32)
     images, labels = open_arrays(root)
     ids = split_ids(root, split)
-    step = max(1, BLOCK_PIXELS // int(manifest["patch_size"]) ** 2)
+    step = max(1, BLOCK_PIXELS // manifest.patch_size ** 2)
     for start in range(0, len(ids), step):
         block = ids[start:start + step]
         x = normalise(images.get_orthogonal_selection((block,)), mean, std)
@@ -65,7 +67,7 @@ def _labelled_blocks(root: Path, manifest: dict[str, Any], split: str) -> Iterat
         yield x[keep], y[keep].astype(np.int64)
 
 
-def sample_pixels(root: Path, manifest: dict[str, Any], split: str, max_pixels: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def sample_pixels(root: Path, manifest: DatasetManifest, split: str, max_pixels: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A uniform random sample of at most ``max_pixels`` labelled pixels of a split.
 
     Each pixel gets a random key and the smallest keys are kept (a bottom-k reservoir), so at
@@ -83,7 +85,7 @@ def sample_pixels(root: Path, manifest: dict[str, Any], split: str, max_pixels: 
 
     """
     rng = np.random.default_rng(seed)
-    channels = len(manifest["channels"])
+    channels = len(manifest.channels)
     x, y, keys = np.zeros((0, channels), np.float32), np.zeros(0, np.int64), np.zeros(0)
     for bx, by in _labelled_blocks(root, manifest, split):
         x, y, keys = np.concatenate([x, bx]), np.concatenate([y, by]), np.concatenate([keys, rng.random(len(by))])
@@ -101,7 +103,7 @@ def check_pixel_task(heads: list[Head], name: str) -> None:
                       "use task.type segmentation (also for 1x1 point datasets), or a network such as pixel_dnn")
 
 
-def _train_pixels(cfg: ProjectConfig, root: Path, manifest: dict[str, Any], classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def _train_pixels(cfg: ProjectConfig, root: Path, manifest: DatasetManifest, classes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The sampled train pixels, their classes and their sample weights (from the class weights, or None)."""
     _, max_pixels = split_kwargs(cfg.model.kwargs)
     x, y = sample_pixels(root, manifest, "train", max_pixels, cfg.training.seed)
@@ -121,7 +123,7 @@ def _scores(pkg: ModelPackage, root: Path, split: str) -> dict[str, Any]:
 def _save(graph: Any, estimator: Any) -> Any:
     """A package writer for ``finish_run``: the ONNX graph, the estimator, no weights."""
 
-    def save(meta: dict[str, Any], dest: Path) -> Path:
+    def save(meta: PackageMeta, dest: Path) -> Path:
         def files(tmp: Path) -> dict[str, Any]:
             import joblib
 
@@ -178,12 +180,12 @@ def train_classical(
         estimator.fit(x, y, sample_weight=weights)
         mlflow.log_params({"estimator": type(estimator).__name__, "train_pixels": len(y)}
                           | {f"estimator.{k}": str(v)[:500] for k, v in estimator.get_params().items()})
-        graph = image_graph(estimator, len(manifest["channels"]), heads[0].num_classes)
+        graph = image_graph(estimator, len(manifest.channels), heads[0].num_classes)
         rec = RunRecord(cfg, manifest, root, heads, run.info.run_id, run_dir, track, 0, {})
         kwargs = dict(cfg.model.kwargs)
         pkg = ModelPackage(run_dir, package_meta(rec, kwargs), OnnxModule(session(graph.SerializeToString())))
         val_all = _scores(pkg, root, "val")
-        test_all = _scores(pkg, root, "test") if manifest["splits"].get("test") else {}
+        test_all = _scores(pkg, root, "test") if manifest.splits.get("test") else {}
         val = {f"val_{k}": float(val_all[heads[0].name][k]) for k in HEAD_SCALARS["segmentation"]}
         mlflow.log_metrics(val, step=0)
         rec.history = {k: [(0, v)] for k, v in val.items()}

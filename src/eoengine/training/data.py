@@ -21,7 +21,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from eoengine.config.schema import AugmentationConfig
 from eoengine.datasets.chunks import ChunkReader
-from eoengine.datasets.store import ARRAYS, INDEX, open_all_arrays, read_manifest
+from eoengine.datasets.schema import DatasetManifest
+from eoengine.datasets.store import ARRAYS, INDEX, open_all_arrays
 from eoengine.features.normalise import normalise
 from eoengine.labels import IGNORE
 from eoengine.training.augment import augment
@@ -50,22 +51,22 @@ class ChipDataset(Dataset[Item]):
 
     def __init__(self, root: Path, split: str, augmentation: AugmentationConfig | None = None, seed: int = 0) -> None:
         self.root = Path(root)
-        manifest = read_manifest(self.root)
-        stats = manifest["statistics"]["train"]
-        self.mean = np.asarray(stats["mean"], dtype=np.float32)
-        self.std = np.asarray(stats["std"], dtype=np.float32)
-        values = (manifest.get("targets") or {}).get("values")
-        self.value_norm = (values["statistics"]["mean"][0], values["statistics"]["std"][0]) if values else None
+        manifest = DatasetManifest.read(self.root)
+        stats = manifest.statistics.train
+        self.mean = np.asarray(stats.mean, dtype=np.float32)
+        self.std = np.asarray(stats.std, dtype=np.float32)
+        values = manifest.targets.values
+        self.value_norm = (values.statistics.mean[0], values.statistics.std[0]) if values else None
         index = gpd.read_parquet(self.root / INDEX)
         rows = index.loc[index["split"] == split]
         self.ids = rows["chip_id"].to_numpy()
-        names = [c["name"] for c in manifest.get("classes", [])]
+        names = [c.name for c in manifest.classes]
         self.chip_label, self.present, self.class_counts = chip_targets(rows, names)
         self.augmentation = augmentation
         self.seed = seed
         self._readers: dict[str, ChunkReader] | None = None
         self._cache: dict[str, np.ndarray] | None = None
-        c, p = len(manifest["channels"]), manifest["patch_size"]
+        c, p = len(manifest.channels), manifest.patch_size
         if len(self.ids) * c * p * p * 4 <= IN_MEMORY_LIMIT and len(self.ids):
             order = np.sort(self.ids)
             pos = np.searchsorted(order, self.ids)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from eoengine.config.schema import ProjectConfig
+from eoengine.datasets.schema import DatasetManifest
 
 POINT_BATCH_SIZE = 256
 """Batch size for 1×1 chips unless ``training.batch_size`` is set."""
@@ -20,7 +21,7 @@ GEOMETRIC = ("hflip", "vflip", "rot90")
 """Augmentations that move pixels (nothing to move in a 1×1 chip)."""
 
 
-def dataset_defaults(cfg: ProjectConfig, manifest: dict[str, Any]) -> ProjectConfig:
+def dataset_defaults(cfg: ProjectConfig, manifest: DatasetManifest) -> ProjectConfig:
     """The config with the dataset's defaults filled into the training settings it leaves unset.
 
     Args:
@@ -31,7 +32,7 @@ def dataset_defaults(cfg: ProjectConfig, manifest: dict[str, Any]) -> ProjectCon
         ``cfg`` itself for chips larger than 1×1, else a copy with point defaults.
 
     """
-    if int(manifest["patch_size"]) != 1:
+    if manifest.patch_size != 1:
         return cfg
     tc = cfg.training
     aug = tc.augmentation

@@ -21,7 +21,9 @@ import torch
 from torch import nn
 
 from eoengine.config.schema import ProjectConfig
+from eoengine.datasets.schema import DatasetManifest
 from eoengine.models.heads import Head, output_channels
+from eoengine.models.meta import DatasetRef, Normalization, PackageMeta
 from eoengine.models.package import save_package, stack_indexes
 from eoengine.training.heads import HEAD_SCALARS
 from eoengine.training.metrics import per_class_metrics
@@ -35,7 +37,7 @@ class RunRecord:
     """The facts of one run that its outputs record."""
 
     cfg: ProjectConfig
-    manifest: dict[str, Any]
+    manifest: DatasetManifest
     root: Path
     heads: list[Head]
     run_id: str
@@ -66,27 +68,36 @@ def log_environment() -> None:
     mlflow.log_dict(env, "environment.json")
 
 
-def package_meta(rec: RunRecord, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The model package's description of itself."""
+def package_meta(rec: RunRecord, kwargs: dict[str, Any]) -> PackageMeta:
+    """The model package's description of itself.
+
+    Args:
+        rec: The run (config, dataset manifest and folder, heads, run id, best epoch).
+        kwargs: The arguments the model was built with.
+
+    Returns:
+        The description, without what the written files add (``size_multiple``, ``onnx``).
+
+    """
     cfg, m = rec.cfg, rec.manifest
-    stats = m["statistics"]["train"]
-    return {
-        "model": cfg.model.name, "model_kwargs": kwargs,
-        "task": cfg.task.type, "heads": [h.meta() for h in rec.heads], "output_channels": output_channels(rec.heads),
-        "target_name": ((m.get("targets") or {}).get("values") or {}).get("name"), "timesteps": int(m.get("timesteps", 1)),
-        "bands": m["bands"], "band_specs": m["band_specs"], "stack_indexes": stack_indexes(m), "indices": m["indices"],
-        "index_constants": m["index_constants"], "channels": m["channels"],
-        "normalization": {"mean": stats["mean"], "std": stats["std"]},
-        "patch_size": int(m["patch_size"]), "classes": m["classes"], "resampling": m["resampling"],
-        "dataset": {"name": m["name"], "version": m["version"], "path": str(rec.root)},
-        "run_id": rec.run_id, "tracking_uri": rec.tracking_uri, "best_epoch": rec.best_epoch,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"), "prediction": cfg.prediction.model_dump(),
-    }
+    stats = m.statistics.train
+    return PackageMeta(
+        model=cfg.model.name, model_kwargs=kwargs,
+        task=cfg.task.type, heads=[h.meta() for h in rec.heads], output_channels=output_channels(rec.heads),
+        target_name=m.targets.values.name if m.targets.values else None, timesteps=m.timesteps,
+        bands=m.bands, band_specs=m.band_specs, stack_indexes=stack_indexes(m), indices=m.indices,
+        index_constants=m.index_constants, channels=m.channels,
+        normalization=Normalization(mean=stats.mean, std=stats.std),
+        patch_size=m.patch_size, classes=m.classes, resampling=m.resampling,
+        dataset=DatasetRef(name=m.name, version=m.version, path=str(rec.root)),
+        run_id=rec.run_id, tracking_uri=rec.tracking_uri, best_epoch=rec.best_epoch,
+        created=datetime.now(UTC).isoformat(timespec="seconds"), prediction=cfg.prediction.model_dump(),
+    )
 
 
 def finish_run(
     rec: RunRecord, model: nn.Module | None, val_all: dict[str, Any], test_all: dict[str, Any], kwargs: dict[str, Any],
-    save: Callable[[dict[str, Any], Path], Path] | None = None,
+    save: Callable[[PackageMeta, Path], Path] | None = None,
 ) -> tuple[Path, dict[str, Any], dict[str, Any]]:
     """Write plots, scores and the package; log them to MLflow. Returns (package, val, test).
 
@@ -101,10 +112,10 @@ def finish_run(
     final = test_all or val_all
     confusion = next((h for h in heads if "confusion_matrix" in final[h.name]), None)
     if confusion is not None:
-        plot_confusion(final[confusion.name]["confusion_matrix"], [c["name"] for c in rec.manifest["classes"]],
+        plot_confusion(final[confusion.name]["confusion_matrix"], [c.name for c in rec.manifest.classes],
                        run_dir / "confusion_matrix.png", f"confusion matrix ({'test' if test_all else 'val'} split)")
         artifacts.append("confusion_matrix.png")
-    names = [c["name"] for c in rec.manifest["classes"]]
+    names = [c.name for c in rec.manifest.classes]
     summary = {f"best_val_{h.prefix}{k}": val_all[h.name][k] for h in heads for k in HEAD_SCALARS[h.type]}
     for h in heads:
         summary |= per_class_metrics(val_all[h.name], names, f"best_val_{h.prefix}")

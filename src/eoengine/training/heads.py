@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from eoengine.config.schema import LossConfig, ProjectConfig
+from eoengine.datasets.schema import DatasetManifest
 from eoengine.errors import EOError
 from eoengine.models.heads import Head, output_channels
 from eoengine.training.losses import DEFAULT_LOSS, build_loss, class_weights
@@ -97,27 +98,39 @@ def head_loss_config(cfg: ProjectConfig, index: int) -> LossConfig:
     return LossConfig(name=DEFAULT_LOSS[spec.type])
 
 
-def build_heads(cfg: ProjectConfig, manifest: dict[str, Any]) -> tuple[list[Head], list[nn.Module]]:
-    """The task's heads and their losses, with class weights and target statistics from the dataset."""
-    targets = manifest.get("targets", {"classes": True, "values": None})
-    heads = planned_heads(cfg, len(manifest["classes"]))  # the dataset's classes, not the config's
+def build_heads(cfg: ProjectConfig, manifest: DatasetManifest) -> tuple[list[Head], list[nn.Module]]:
+    """The task's heads and their losses, with class weights and target statistics from the dataset.
+
+    Args:
+        cfg: The project config (its task's heads and losses).
+        manifest: The dataset's manifest (classes, targets, train class frequencies).
+
+    Returns:
+        The heads and one loss per head.
+
+    Raises:
+        EOError: A head needs targets the dataset lacks, or a loss setting is wrong.
+
+    """
+    targets = manifest.targets
+    heads = planned_heads(cfg, len(manifest.classes))  # the dataset's classes, not the config's
     mark_train_classes(heads, manifest)
     losses: list[nn.Module] = []
     for i, head in enumerate(heads):
-        if head.type != "regression" and not targets["classes"]:
+        if head.type != "regression" and not targets.classes:
             raise EOError(f"the {head.type} output needs class labels, but the dataset has none",
                           "rebuild the dataset with labels.type vector or raster")
         if head.type == "regression":
-            if not targets.get("values"):
+            if not targets.values:
                 raise EOError("the regression output needs target values, but the dataset has none",
                               "rebuild the dataset with labels.values")
-            stats = targets["values"]["statistics"]
-            head.value_mean, head.value_std = float(stats["mean"][0]), float(stats["std"][0])
+            stats = targets.values.statistics
+            head.value_mean, head.value_std = stats.mean[0], stats.std[0]
         losses.append(_loss(head_loss_config(cfg, i), head.type, head.num_classes, manifest))
     return heads, losses
 
 
-def mark_train_classes(heads: list[Head], manifest: dict[str, Any]) -> None:
+def mark_train_classes(heads: list[Head], manifest: DatasetManifest) -> None:
     """Record on each class head which classes the dataset's train split has pixels of.
 
     Validation means count each of them (:meth:`Head.metrics`), present in the split or not.
@@ -129,10 +142,10 @@ def mark_train_classes(heads: list[Head], manifest: dict[str, Any]) -> None:
     """
     for head in heads:
         if head.type != "regression":
-            head.train_classes = [n > 0 for n in manifest["class_frequencies"]["train"]]
+            head.train_classes = [n > 0 for n in manifest.class_frequencies["train"]]
 
 
-def loss_class_weights(cfg: LossConfig, n_classes: int, manifest: dict[str, Any]) -> list[float] | None:
+def loss_class_weights(cfg: LossConfig, n_classes: int, manifest: DatasetManifest) -> list[float] | None:
     """The configured class weights: a given list, or computed from the dataset's train frequencies.
 
     Args:
@@ -152,10 +165,10 @@ def loss_class_weights(cfg: LossConfig, n_classes: int, manifest: dict[str, Any]
             raise EOError(f"training.loss.class_weights has {len(cfg.class_weights)} values for {n_classes} classes",
                           "give one weight per class")
         return cfg.class_weights
-    return class_weights(manifest["class_frequencies"]["train"], cfg.class_weights)
+    return class_weights(manifest.class_frequencies["train"], cfg.class_weights)
 
 
-def _loss(cfg: LossConfig, kind: str, n_classes: int, manifest: dict[str, Any] | None) -> nn.Module:
+def _loss(cfg: LossConfig, kind: str, n_classes: int, manifest: DatasetManifest | None) -> nn.Module:
     weights: list[float] | None = None
     if kind in ("segmentation", "classification") and manifest is not None:
         weights = loss_class_weights(cfg, n_classes, manifest)

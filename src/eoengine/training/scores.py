@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from eoengine.datasets.store import read_manifest
+from eoengine.datasets.schema import DatasetManifest
 from eoengine.errors import EOError
 from eoengine.models.heads import TARGET_KEY, heads_from_meta, split_outputs
 from eoengine.models.package import ModelPackage
@@ -27,10 +27,10 @@ def split_scores(
     ``validation``, class means count every class of the train split, as training's
     validation scores do (so a one-class split cannot score 1.0).
     """
-    manifest = read_manifest(root)
-    if manifest["channels"] != pkg.meta["channels"]:
+    manifest = DatasetManifest.read(root)
+    if manifest.channels != pkg.meta.channels:
         raise EOError(
-            f"dataset {root} has channels {manifest['channels']}, the model takes {pkg.meta['channels']}",
+            f"dataset {root} has channels {manifest.channels}, the model takes {pkg.meta.channels}",
             "evaluate on a dataset built with the model's bands and indices",
         )
     ds = ChipDataset(root, split)

@@ -27,7 +27,7 @@ import eoengine
 from eoengine.config.output_dir import check_output_dir
 from eoengine.config.schema import ProjectConfig
 from eoengine.datasets.build import latest_dataset
-from eoengine.datasets.store import read_manifest
+from eoengine.datasets.schema import DatasetManifest
 from eoengine.errors import ConfigError, EOError
 from eoengine.models.classical import is_classical
 from eoengine.models.heads import Head, default_monitor, monitor_mode, output_channels
@@ -80,11 +80,19 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def model_kwargs(cfg: ProjectConfig, manifest: dict[str, Any] | None = None) -> dict[str, Any]:
+def model_kwargs(cfg: ProjectConfig, manifest: DatasetManifest | None = None) -> dict[str, Any]:
     """The model's kwargs plus the common settings and dataset facts it accepts.
 
     Common settings: activation, dropout, batch norm; from the dataset: the number of dates
     (``timesteps``) and the channel groups (``input_groups``).
+
+    Args:
+        cfg: The project config (its ``model`` section).
+        manifest: The dataset's manifest; None: no dataset facts.
+
+    Returns:
+        The keyword arguments for :func:`~eoengine.models.registry.build_model`.
+
     """
     kwargs = dict(cfg.model.kwargs)
     factory = MODELS.get(cfg.model.name)
@@ -94,14 +102,25 @@ def model_kwargs(cfg: ProjectConfig, manifest: dict[str, Any] | None = None) -> 
             kwargs[key] = getattr(cfg.model, key)
     if manifest is not None:
         if "timesteps" in accepted and "timesteps" not in kwargs:
-            kwargs["timesteps"] = int(manifest.get("timesteps", 1))
+            kwargs["timesteps"] = manifest.timesteps
         if "input_groups" in accepted and "input_groups" not in kwargs:
-            kwargs["input_groups"] = list((manifest.get("channel_groups") or {}).values()) or None
+            kwargs["input_groups"] = list((manifest.channel_groups or {}).values()) or None
     return kwargs
 
 
-def make_model(cfg: ProjectConfig, channels: int, classes: int, manifest: dict[str, Any] | None = None) -> torch.nn.Module:
-    """Build the configured model."""
+def make_model(cfg: ProjectConfig, channels: int, classes: int, manifest: DatasetManifest | None = None) -> torch.nn.Module:
+    """Build the configured model.
+
+    Args:
+        cfg: The project config.
+        channels: Input channels.
+        classes: Output channels.
+        manifest: The dataset's manifest (dates, channel groups); None: none.
+
+    Returns:
+        The network.
+
+    """
     return build_model(cfg.model.name, channels, classes, **model_kwargs(cfg, manifest))
 
 
@@ -120,32 +139,55 @@ def check_monitor(name: str, heads: list[Head]) -> None:
         raise EOError(f"training.early_stopping.monitor '{name}' is not a logged metric", f"use one of: {', '.join(valid)}")
 
 
-def check_bands(cfg: ProjectConfig, manifest: dict[str, Any]) -> None:
-    """Raise :class:`EOError` when a model's fixed input size disagrees with the dataset's channels."""
+def check_bands(cfg: ProjectConfig, manifest: DatasetManifest) -> None:
+    """Raise :class:`EOError` when a model's fixed input size disagrees with the dataset's channels.
+
+    Args:
+        cfg: The project config (``model.kwargs.in_channels``, if set).
+        manifest: The dataset's manifest (its channels).
+
+    Raises:
+        EOError: ``in_channels`` is not the dataset's channel count.
+
+    """
     declared = cfg.model.kwargs.get("in_channels")
-    channels = len(manifest["channels"])
+    channels = len(manifest.channels)
     if declared is not None and int(declared) != channels:
         raise EOError(
-            f"model.kwargs.in_channels is {declared} but the dataset has {channels} channels ({', '.join(manifest['channels'])})",
+            f"model.kwargs.in_channels is {declared} but the dataset has {channels} channels ({', '.join(manifest.channels)})",
             "drop in_channels (eoengine sets it from the dataset) or rebuild the dataset with the bands the model expects",
         )
 
 
-def check_splits(root: Path, manifest: dict[str, Any]) -> None:
+def check_splits(root: Path, manifest: DatasetManifest) -> None:
     """Raise :class:`EOError` when the dataset has no validation chips.
 
     Checkpoint selection and early stopping need scores on chips the model does not train
     on; scoring training chips instead would label training scores as validation ones.
+
+    Args:
+        root: The dataset folder (named in the message).
+        manifest: Its manifest (chips per split).
+
+    Raises:
+        EOError: The val split has no chips.
+
     """
-    if not (manifest.get("splits") or {}).get("val"):
+    if not manifest.splits.get("val"):
         raise EOError(
             f"dataset {root} has no validation chips, so no epoch could be chosen or training stopped on unseen data",
             "rebuild it with a val split: dataset.split.ratios.val above 0 (on small scenes also a smaller patch_size)",
         )
 
 
-def log_dataset_input(root: Path, manifest: dict[str, Any]) -> None:
-    """Record the dataset (name, version as digest, location) as the active run's input."""
+def log_dataset_input(root: Path, manifest: DatasetManifest) -> None:
+    """Record the dataset (name, version as digest, location) as the active run's input.
+
+    Args:
+        root: The dataset folder.
+        manifest: Its manifest (name, version).
+
+    """
     import warnings
 
     import mlflow
@@ -156,10 +198,10 @@ def log_dataset_input(root: Path, manifest: dict[str, Any]) -> None:
         warnings.simplefilter("ignore")
         source = resolve_dataset_source(root.resolve().as_uri())
     mlflow.log_input(MetaDataset(  # type: ignore[abstract]
-        source, name=manifest["name"], digest=manifest["version"][:12]), context="training")
+        source, name=manifest.name, digest=manifest.version[:12]), context="training")
 
 
-def log_run_start(cfg: ProjectConfig, manifest: dict[str, Any], root: Path, tags: dict[str, str] | None) -> None:
+def log_run_start(cfg: ProjectConfig, manifest: DatasetManifest, root: Path, tags: dict[str, str] | None) -> None:
     """Record a new run's config as params, its dataset, code version and environment as tags and input.
 
     Args:
@@ -174,7 +216,7 @@ def log_run_start(cfg: ProjectConfig, manifest: dict[str, Any], root: Path, tags
     mlflow.log_params(_flatten("", {"model": cfg.model.model_dump(), "task": cfg.task.model_dump(),
                                     "training": cfg.training.model_dump(exclude={"tracking_uri"})}, {}))
     mlflow.set_tags({
-        "dataset.name": manifest["name"], "dataset.version": manifest["version"], "task": cfg.task.type,
+        "dataset.name": manifest.name, "dataset.version": manifest.version, "task": cfg.task.type,
         "dataset.path": str(root), "eoengine.version": eoengine.__version__, "git.commit": _git_commit(),
     })
     mlflow.set_tags(tags or {})
@@ -187,11 +229,11 @@ def resolve_dataset(cfg: ProjectConfig, dataset: Path | None) -> Path:
     if dataset is None and cfg.training.dataset:
         dataset = cfg.resolve(cfg.training.dataset)
     root = Path(dataset) if dataset else latest_dataset(cfg)
-    read_manifest(root)  # a mistyped path fails here, naming both ways to make a dataset
+    DatasetManifest.read(root)  # a mistyped path fails here, naming both ways to make a dataset
     return root
 
 
-def checked_dataset(cfg: ProjectConfig, dataset: Path | None) -> tuple[Path, dict[str, Any]]:
+def checked_dataset(cfg: ProjectConfig, dataset: Path | None) -> tuple[Path, DatasetManifest]:
     """The dataset to train on and its manifest, once every check ``validate`` runs has passed.
 
     Args:
@@ -214,7 +256,7 @@ def checked_dataset(cfg: ProjectConfig, dataset: Path | None) -> tuple[Path, dic
     if problems:
         raise ConfigError(f"project '{cfg.name}'", problems)
     root = resolve_dataset(cfg, dataset)
-    return root, read_manifest(root)
+    return root, DatasetManifest.read(root)
 
 
 def train(
@@ -260,7 +302,7 @@ def _train(
     root, manifest = checked_dataset(cfg, dataset)
     track = tracking_uri(out, cfg.training.tracking_uri, uri)
     cfg = dataset_defaults(cfg, manifest)  # e.g. 1x1 point chips: larger batches, no flips
-    channels, patch = len(manifest["channels"]), int(manifest["patch_size"])
+    channels, patch = len(manifest.channels), manifest.patch_size
     tc = cfg.training
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS on GPUs
     L.seed_everything(tc.seed, workers=True, verbose=False)
