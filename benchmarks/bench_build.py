@@ -96,7 +96,7 @@ def main() -> None:
         t0 = time.perf_counter()
         result = build_dataset(config)
         t_build = time.perf_counter() - t0
-        n = result.manifest["n_chips"]
+        n = result.manifest.n_chips
         print(f"{len(windows)} windows of {args.patch}x{args.patch}; dataset kept {n} chips (all splits)")
         print(f"{'path':<44}{'seconds':>9}{'chips/s':>10}{'MB/s':>8}{'ratio':>8}")
         print(f"{'plain rasterio windowed reads (1 process)':<44}{t_plain:>9.1f}{len(windows) / t_plain:>10.1f}"

@@ -32,6 +32,7 @@ from rasterio.windows import Window
 
 from eoengine.inference.predict import PredictOptions, Predictor
 from eoengine.inference.tiling import tile_positions
+from eoengine.models.meta import PackageMeta
 from eoengine.models.package import load_package, save_package
 from eoengine.models.registry import build_model
 from eoengine.raster.scene import BandSource, SceneReader
@@ -58,7 +59,7 @@ def make_package(folder: Path) -> Path:
             "band_specs": [{"name": f"b{i}"} for i in range(BANDS)], "indices": [], "index_constants": {},
             "channels": [f"b{i}" for i in range(BANDS)], "normalization": {"mean": [2000.0] * BANDS, "std": [1000.0] * BANDS},
             "patch_size": TILE, "classes": [{"index": i, "name": f"c{i}", "color": "#336699"} for i in range(CLASSES)]}
-    return save_package(model, meta, folder / "model", onnx=False)
+    return save_package(model, PackageMeta.model_validate(meta), folder / "model", onnx=False)
 
 
 def forward_batch_s(model: torch.nn.Module, batches: int = 20) -> float:

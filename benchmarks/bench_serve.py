@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from conftest import serve_in_thread
 
+from eoengine.models.meta import PackageMeta
 from eoengine.models.package import load_package, save_package
 from eoengine.models.registry import build_model
 from eoengine.serving.app import Settings, create_app
@@ -43,7 +44,7 @@ def package(folder: Path) -> Path:
             "band_specs": [{"name": n} for n in names], "indices": [], "index_constants": {}, "channels": names,
             "normalization": {"mean": [1000.0] * BANDS, "std": [500.0] * BANDS}, "patch_size": TILE,
             "classes": [{"index": i, "name": f"c{i}", "color": "#336699"} for i in range(CLASSES)]}
-    return save_package(model, meta, folder / "model", onnx=False)
+    return save_package(model, PackageMeta.model_validate(meta), folder / "model", onnx=False)
 
 
 def main() -> None:

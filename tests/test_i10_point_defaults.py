@@ -10,6 +10,7 @@ from mlflow.tracking import MlflowClient
 from test_i10_classical import _points, _trained
 
 from eoengine.config.load import load_config
+from eoengine.datasets.schema import DatasetManifest
 from eoengine.training.defaults import POINT_BATCH_SIZE, dataset_defaults
 
 
@@ -41,8 +42,8 @@ def test_chips_larger_than_one_pixel_keep_the_usual_defaults(tmp_path: Path) -> 
     cfg = tiny_config(tmp_path)
     del cfg["training"]["batch_size"]
     loaded = load_config(save_config(tmp_path, cfg))
-    kept = dataset_defaults(loaded, {"patch_size": 16})
+    kept = dataset_defaults(loaded, DatasetManifest.model_construct(patch_size=16))
     assert kept.training.batch_size == 16 and kept.training.augmentation.hflip
-    points = dataset_defaults(loaded, {"patch_size": 1})
+    points = dataset_defaults(loaded, DatasetManifest.model_construct(patch_size=1))
     assert points.training.batch_size == POINT_BATCH_SIZE and not points.training.augmentation.rot90
     assert loaded.training.batch_size == 16  # the loaded config is not changed
