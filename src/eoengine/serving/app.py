@@ -34,11 +34,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from eoengine.errors import EOError
 from eoengine.inference.predict import Predictor
+from eoengine.inference.preprocess import input_spec, model_input
 from eoengine.models.heads import heads_from_meta
 from eoengine.models.package import ModelPackage
 from eoengine.serving.auth import key_matches
 from eoengine.serving.batching import Batcher
-from eoengine.serving.inputs import BadInput, answer, instance_array, pad_to, prepare
+from eoengine.serving.inputs import BadInput, answer, instance_array, pad_to
 from eoengine.serving.limits import BodyCap
 
 
@@ -172,6 +173,7 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
     """The application serving ``pkg`` (already loaded)."""
     meta = pkg.meta
     heads = heads_from_meta(meta)
+    spec = input_spec(meta)
     version = str(meta.get("run_id") or meta.get("created") or "unversioned")
     registry = CollectorRegistry()
     requests = Counter("eoengine_requests", "HTTP requests", ["route", "status"], registry=registry)
@@ -238,14 +240,15 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
             return _error(413, f"{len(body.instances)} instances; at most {settings.max_instances} per request",
                           "split the request")
         try:
-            raws = [instance_array(inst, meta) for inst in body.instances]
+            raws = [instance_array(inst, spec) for inst in body.instances]
         except BadInput as exc:
             return _error(exc.status, str(exc), "send raw band values for every model band, in order")
         out = []
         for raw in raws:
-            x, h, w = pad_to(prepare(raw, pkg), multiple)
+            x, nodata = model_input(raw, spec)
+            x, h, w = pad_to(x, multiple)
             y = await batcher.submit(x)
-            out.append(answer(y, heads, h, w, np.isnan(raw).any(axis=0)))
+            out.append(answer(y, heads, h, w, nodata))
         return Predictions(predictions=out, model=settings.model_name, version=version)
 
     @app.post("/v1/models/{name}:predict", response_model=Predictions, summary="TF-Serving / Vertex AI prediction")
