@@ -137,3 +137,31 @@ def test_every_route_gives_the_same_classes_and_probabilities(routes: dict[str, 
     valid = file != 255
     assert np.isnan(routes["file_prob"][~valid]).all()
     np.testing.assert_allclose(routes["instances_prob"][valid], routes["file_prob"][valid], atol=1e-5)
+
+
+def test_a_tile_is_transparent_outside_the_scene(tmp_path: Path) -> None:
+    """An int16 stack (the sample's bands): the tile is opaque over the scene's footprint only (it was opaque everywhere)."""
+    import morecantile
+    from conftest import four_band_stack, saved_package
+    from rasterio.transform import from_bounds
+    from rasterio.warp import Resampling, reproject, transform_bounds
+
+    stack = four_band_stack(tmp_path / "four.tif")
+    client = TestClient(create_app(load_package(saved_package(tmp_path / "m")),
+                                   Settings(api_key="k", model_name="m", engine="torch", tiles_scene=[str(stack)])))
+    tms = morecantile.tms.get("WebMercatorQuad")
+    with rasterio.open(stack) as ds:
+        assert ds.dtypes[0] == "int16"
+        w, s, e, n = transform_bounds(ds.crs, "EPSG:4326", *ds.bounds)
+        tile = tms.tile((w + e) / 2, (s + n) / 2, 12)
+        b = tms.xy_bounds(tile)
+        footprint = np.zeros((256, 256), dtype=np.uint8)
+        reproject(np.ones((ds.height, ds.width), dtype=np.uint8), footprint, src_transform=ds.transform, src_crs=ds.crs,
+                  dst_transform=from_bounds(b.left, b.bottom, b.right, b.top, 256, 256), dst_crs="EPSG:3857",
+                  resampling=Resampling.nearest, dst_nodata=0)
+    png = client.get(f"/tiles/{tile.z}/{tile.x}/{tile.y}.png", headers=HEADERS)
+    assert png.status_code == 200, png.text
+    with MemoryFile(png.content) as mem, mem.open() as img:
+        opaque = img.read(4) == 255
+    assert 0.2 < footprint.mean() < 0.8  # the tile shows the scene's edge
+    assert (opaque != (footprint == 1)).mean() < 0.01  # up to a pixel's rounding along the edge

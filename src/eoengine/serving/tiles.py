@@ -113,7 +113,7 @@ def add_tile_route(app: FastAPI, pkg: ModelPackage, scene: list[str], lock: asyn
         for r, indexes, fill in zip(readers, per_file, fills, strict=True):
             img = r.tile(x, y, z, tilesize=size, buffer=MARGIN, indexes=indexes, nodata=fill)  # (size + 2 MARGIN) px
             parts.append(np.asarray(img.data, dtype=np.float32))
-            masks.append(np.asarray(img.mask) == 0)
+            masks.append(np.ma.getmaskarray(img.array).all(axis=0))  # not img.mask: it is 0/255 for bytes only
         grouped = np.concatenate(parts)
         bands = np.empty_like(grouped)
         bands[order] = grouped
