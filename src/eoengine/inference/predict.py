@@ -153,7 +153,7 @@ class Predictor:
 
     def _read(self, reader: SceneReader, reg: Region) -> tuple[Region, np.ndarray, np.ndarray]:
         h, w = reg.cover
-        data, nodata = model_input(reader.read_raw(Window(reg.x0, reg.y0, w, h)), self.spec, reader.nodata)
+        data, nodata = model_input(reader.read_raw(Window(reg.x0, reg.y0, w, h)), self.spec, reader.nodata, overwrite=True)
         return reg, data, nodata[: reg.y1 - reg.y0, : reg.x1 - reg.x0]
 
     def _compute(self, reg: Region, data: np.ndarray) -> np.ndarray:

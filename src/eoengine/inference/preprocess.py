@@ -82,7 +82,8 @@ class ModelInput(NamedTuple):
     """True where any raw band is nodata, (H, W) or (B, H, W)."""
 
 
-def model_input(raw: np.ndarray, spec: InputSpec, source_nodata: Sequence[float | None] | None = None) -> ModelInput:
+def model_input(raw: np.ndarray, spec: InputSpec, source_nodata: Sequence[float | None] | None = None,
+                overwrite: bool = False) -> ModelInput:
     """Raw band values, as read from files or sent in requests, → the model's input and the nodata mask.
 
     A band's value is nodata where it equals the band's own nodata (``spec.nodata``) if set,
@@ -95,6 +96,7 @@ def model_input(raw: np.ndarray, spec: InputSpec, source_nodata: Sequence[float 
         spec: The package's input spec (:func:`input_spec`).
         source_nodata: For bands read from files: each raw band's nodata there (the file's, or
             :attr:`SceneReader.nodata <eoengine.raster.scene.SceneReader.nodata>`; None: none).
+        overwrite: ``raw`` (float32) may be overwritten, which saves a copy (the caller's own buffer).
 
     Returns:
         The normalised input and the nodata mask.
@@ -109,7 +111,7 @@ def model_input(raw: np.ndarray, spec: InputSpec, source_nodata: Sequence[float 
                       "pass (bands, H, W) or (batch, bands, H, W) with the model's bands in order")
     files = list(source_nodata) if source_nodata is not None else [None] * n
     own = spec.nodata * spec.timesteps
-    x = np.array(raw, dtype=np.float32)
+    x = raw if overwrite and raw.dtype == np.float32 else np.array(raw, dtype=np.float32)
     mask_and_scale(x, [b if b is not None else f for b, f in zip(own, files, strict=True)],
                    spec.scale * spec.timesteps, spec.offset * spec.timesteps)
     nodata = np.asarray(np.isnan(x).any(axis=-3))

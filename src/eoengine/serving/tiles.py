@@ -136,7 +136,7 @@ def add_tile_route(app: FastAPI, pkg: ModelPackage, scene: list[str], lock: asyn
         from rio_tiler.utils import render as render_png
 
         factor = 2 ** max(0, native - z)  # native pixels per tile pixel (per side)
-        image, nodata = model_input(read(z, x, y, TILE * factor), spec, file_nodata)
+        image, nodata = model_input(read(z, x, y, TILE * factor), spec, file_nodata, overwrite=True)
         core = slice(MARGIN, MARGIN + TILE * factor)
         classes, keep = majority(classify(image, nodata, TILE * factor), ~nodata[core, core], factor, n_classes)
         rgba = colours[classes]
