@@ -165,3 +165,44 @@ def test_a_tile_is_transparent_outside_the_scene(tmp_path: Path) -> None:
         opaque = img.read(4) == 255
     assert 0.2 < footprint.mean() < 0.8  # the tile shows the scene's edge
     assert (opaque != (footprint == 1)).mean() < 0.01  # up to a pixel's rounding along the edge
+
+
+def test_model_input_takes_the_bands_own_nodata_over_the_files_and_batches() -> None:
+    from eoengine.inference.preprocess import input_spec, model_input
+
+    meta = {"bands": BANDS, "band_specs": [{"name": "blue", "nodata": -1.0, "scale": 0.5}] + [{"name": b} for b in BANDS[1:]],
+            "indices": [], "index_constants": {}, "normalization": {"mean": [0.0] * 4, "std": [1.0] * 4}}
+    raw = np.full((2, 4, 3, 3), 5.0, dtype=np.float32)
+    raw[0, 0, 0, 0] = 7  # the file's nodata in blue, which has its own: data
+    raw[0, 0, 0, 1] = -1  # blue's own nodata
+    raw[0, 1, 0, 2] = 7  # the file's nodata in green, which has none of its own
+    raw[1, 2, 2, 2] = np.nan
+    before = raw.copy()
+    image, nodata = model_input(raw, input_spec(meta), [7.0] * 4)
+    expected = np.zeros((2, 3, 3), dtype=bool)
+    expected[0, 0, 1] = expected[0, 0, 2] = expected[1, 2, 2] = True
+    np.testing.assert_array_equal(nodata, expected)
+    assert image[0, 0, 0, 0] == 3.5 and image[0, 0, 0, 1] == 0 and image[0, 1, 0, 2] == 0  # scaled; nodata is 0
+    np.testing.assert_array_equal(raw, before)  # the caller's array is left as it was
+    one, one_nodata = model_input(raw[1], input_spec(meta), [7.0] * 4)
+    np.testing.assert_array_equal(one, image[1])
+    np.testing.assert_array_equal(one_nodata, nodata[1])
+
+
+def test_finish_gives_classes_values_and_chip_answers_per_head() -> None:
+    from eoengine.inference.postprocess import finish
+    from eoengine.models.heads import Head
+
+    logits = torch.tensor(np.random.default_rng(0).normal(size=(7, 2, 3)).astype(np.float32))
+    nodata = np.array([[True, False, False], [False, False, False]])
+    seg = Head("seg", "segmentation", 0, 3, 1.0, "", 3)
+    classes, probs = finish(logits, seg, nodata)
+    assert classes[0, 0] == 255 and (classes[~nodata] == logits[:3].argmax(0).numpy()[~nodata]).all()
+    np.testing.assert_allclose(probs.sum(axis=0), 1, rtol=1e-6)
+    values, _ = finish(logits, Head("v", "regression", 3, 4, 1.0, "", 3, value_mean=10.0, value_std=2.0), nodata)
+    assert np.isnan(values[0, 0]) and np.allclose(values[~nodata], (logits[3] * 2 + 10).numpy()[~nodata])
+    present, p = finish(logits, Head("m", "multilabel", 4, 7, 1.0, "", 3))
+    np.testing.assert_allclose(p, torch.sigmoid(logits[4:7].mean(dim=(1, 2))).numpy(), rtol=1e-6)
+    np.testing.assert_array_equal(present, p > 0.5)
+    label, _ = finish(logits, Head("c", "classification", 0, 3, 1.0, "", 3))
+    assert int(label) == int(logits[:3].mean(dim=(1, 2)).argmax())
