@@ -32,13 +32,14 @@ from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from eoengine.config.query import BadQuery, SearchFields, SearchQuery
 from eoengine.deploy.package import ModelPackage
 from eoengine.errors import EOError
 from eoengine.inference.predict import Predictor
 from eoengine.serving.auth import key_matches
 from eoengine.serving.batching import Batcher
 from eoengine.serving.inputs import BadInput, answer, instance_array, pad_to, prepare
-from eoengine.serving.limits import BodyCap
+from eoengine.serving.limits import BodyCap, thread_slot
 from eoengine.training.heads import heads_from_meta
 
 
@@ -69,15 +70,33 @@ class Instances(BaseModel):
     parameters: dict[str, Any] | None = None
 
 
-class AOIRequest(BaseModel):
-    """An area (bbox or GeoJSON geometry) and optional time and collections to map."""
+class AOIRequest(SearchFields):
+    """A search for the scenes to map: an area (bbox or GeoJSON geometry), an optional time and filters.
 
-    bbox: list[float] | None = Field(default=None, description="west, south, east, north in degrees")
-    geometry: dict[str, Any] | None = Field(default=None, description="GeoJSON geometry in EPSG:4326")
-    datetime: str | None = Field(default=None, description="RFC 3339 instant or interval; the newest scene is used")
+    The newest scene of the time window is mapped (of each window, for a multi-date model), or
+    the scenes ``ids`` chooses; ``limit``, ``sort`` and ``descending`` do not apply.
+    """
+
+    intersects: dict[str, Any] | None = Field(default=None, alias="geometry", description="GeoJSON geometry in EPSG:4326")
     datetimes: list[str] | None = Field(default=None, description="for a multi-date model: one RFC 3339 interval per "
                                         "date, oldest first; the newest scene in each is used")
-    collections: list[str] | None = None
+
+    def search_query(self, **changes: Any) -> SearchQuery:
+        """The request's search, checked; it needs exactly one area.
+
+        Args:
+            **changes: fields to replace.
+
+        Returns:
+            The query.
+
+        Raises:
+            BadQuery: no area or two, or a field that does not parse.
+
+        """
+        if (self.bbox is None) == (self.intersects is None):
+            raise BadQuery("give exactly one of bbox and geometry", "e.g. {'bbox': [w, s, e, n], 'datetime': '2024-06'}")
+        return super().search_query(**changes)
 
 
 class Predictions(BaseModel):
@@ -112,28 +131,6 @@ def body_limit(settings: Settings, path: str) -> tuple[int, str, str]:
                 "send a smaller scene, or use 'eoengine predict' for large ones (--max-upload-mb raises the limit)")
     return (int(settings.max_json_mb * 2**20), f"{settings.max_json_mb:g} MB, the limit for JSON bodies",
             "split the instances over several requests (--max-json-mb raises the limit)")
-
-
-def date_windows(body: AOIRequest, steps: int) -> list[str | None] | JSONResponse:
-    """The time windows to source one scene each from: one per date the model takes.
-
-    Args:
-        body: the ``/predict/aoi`` request.
-        steps: the model's number of dates.
-
-    Returns:
-        The windows in date order, or the 400 answer when they do not fit the model.
-
-    """
-    if body.datetime is not None and body.datetimes is not None:
-        return _error(400, "give datetime or datetimes, not both", "datetime for one date, datetimes for a multi-date model")
-    windows: list[str | None] = list(body.datetimes) if body.datetimes is not None else [body.datetime]
-    if len(windows) != steps:
-        example = ", ".join(f"'{2020 + t}-06-01T00:00:00Z/{2020 + t}-09-01T00:00:00Z'" for t in range(steps))
-        return _error(400, f"the model takes {steps} date(s); the request gives {len(windows)} time window(s)",
-                      f"send 'datetimes' with one interval per date, oldest first, e.g. [{example}]"
-                      if steps > 1 else "send one 'datetime'")
-    return windows
 
 
 def add_error_handlers(app: FastAPI, settings: Settings) -> None:
@@ -311,57 +308,24 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
     @app.post("/predict/aoi", summary="Source the newest scene for an area and time, and map it (COG)",
               responses={200: {"content": {"image/tiff": {}}}, 404: {"description": "no imagery"}})
     async def predict_aoi(body: AOIRequest) -> Response:
-        from shapely.geometry import box, shape
-
-        from eoengine.sourcing.catalog import BadQuery, parse_bbox, parse_geometry
+        from eoengine.inference.area import NoImagery, map_area
 
         if settings.catalog is None:
             return _error(404, "this server has no imagery catalog", "start it with --catalog CATALOG_OR_STAC_API_URL")
-        if (body.bbox is None) == (body.geometry is None):
-            return _error(400, "give exactly one of bbox and geometry", "e.g. {'bbox': [w, s, e, n], 'datetime': '2024-06'}")
+        work = Path(tempfile.mkdtemp(prefix="eoengine-serve-"))
         try:
-            area = parse_bbox(body.bbox) if body.bbox is not None else parse_geometry(body.geometry)
-        except BadQuery as exc:
-            return _error(400, str(exc), "bbox is west, south, east, north in degrees; geometry is GeoJSON")
-        if not area.is_valid:
-            area = shape(area.buffer(0)) if body.geometry else box(*area.bounds)
-        windows = date_windows(body, int(meta.get("timesteps", 1)))
-        if isinstance(windows, JSONResponse):
-            return windows
-        paths, ids = [], []
-        for window in windows:
-            got = await newest_scene(settings.catalog, area, window, body.collections)
-            if isinstance(got, JSONResponse):
-                return got
-            paths.append(got[0])
-            ids.append(got[1])
-        response = await _predict_files(paths, Path(tempfile.mkdtemp(prefix="eoengine-serve-")),
-                                        "the fetched scene" + ("s" if len(paths) > 1 else ""))
-        response.headers["X-EOEngine-Item"] = ",".join(ids)
-        return response
-
-    async def newest_scene(catalog: str, area: Any, window: str | None,
-                           collections: list[str] | None) -> tuple[Path, str] | JSONResponse:
-        """The newest scene over ``area`` in ``window``, fetched (its path and item id), or the error answer."""
-        from eoengine.sourcing.fetch import fetch_item
-        from eoengine.sourcing.search import search
-
-        try:
-            found = await asyncio.to_thread(search, catalog, list(area.bounds), None, window,
-                                            collections, None, None, None, 1, "datetime", True)
+            done = await asyncio.to_thread(map_area, body.search_query(), predictor, settings.catalog, Path(settings.cache),
+                                           work / "map.tif", body.datetimes, thread_slot(maps))
         except EOError as exc:
-            return _error(400, exc.problem, "datetime is RFC 3339 (an instant or start/end); collections must exist")
-        when = f" in {window}" if window else ""
-        if not len(found):
-            return _error(404, f"no imagery for that area{when}", "widen the datetime or check the area")
-        bands = [b.get("common_name") or b["name"] for b in meta["band_specs"]]
-        try:
-            fetched = await asyncio.to_thread(fetch_item, found.items[0], bands, Path(settings.cache), area)
-        except EOError as exc:
-            return _error(422, exc.problem, exc.fix or "")
-        if fetched.path is None:
-            return _error(404, f"the newest scene{when} does not cover that area", "check the area")
-        return fetched.path, fetched.item_id
+            shutil.rmtree(work, ignore_errors=True)
+            return _error(400 if isinstance(exc, BadQuery) else 404 if isinstance(exc, NoImagery) else 422,
+                          exc.problem, exc.fix or "")
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        return FileResponse(done.map, media_type="image/tiff", filename="map.tif",
+                            headers={"X-EOEngine-Item": ",".join(done.scene_ids)},
+                            background=BackgroundTask(shutil.rmtree, work, ignore_errors=True))
 
     if settings.tiles_scene:
         from eoengine.serving.tiles import add_tile_route

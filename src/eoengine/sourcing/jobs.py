@@ -17,20 +17,17 @@ from typing import Any
 import pystac
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from eoengine.config.query import BadQuery, SearchFields, SearchQuery
 from eoengine.errors import EOError, first_line
 from eoengine.serving.auth import key_matches
-from eoengine.sourcing.catalog import BadQuery, CatalogIndex, parse_bbox
+from eoengine.sourcing.catalog import CatalogIndex, in_asked_order
 
 
-class FetchRequest(BaseModel):
-    """What to fetch: items (by ids, or a search), bands, and an optional clip area."""
+class FetchRequest(SearchFields):
+    """What to fetch: the items a search finds (by ids, or any filter), bands; the search's area clips them."""
 
-    ids: list[str] | None = None
-    collections: list[str] | None = None
-    bbox: list[float] | None = None
-    datetime: str | None = None
     bands: list[str] = Field(min_length=1)
     limit: int = Field(default=10, ge=1, le=100)
 
@@ -54,12 +51,12 @@ def add_fetch_routes(app: FastAPI, index: CatalogIndex, cache: Path, api_key: st
     jobs: dict[str, Job] = {}
     lock = threading.Lock()
 
-    def run(job: Job, items: list[pystac.Item], req: FetchRequest) -> None:
+    def run(job: Job, items: list[pystac.Item], bands: list[str], query: SearchQuery) -> None:
         job.status = "running"
-        area = parse_bbox(req.bbox) if req.bbox else None
+        area = query.area()
         try:
             for item in items:
-                got = fetch_item(item, req.bands, cache, area)
+                got = fetch_item(item, bands, cache, area)
                 with lock:
                     job.done += 1
                     if got.path is not None:
@@ -75,9 +72,10 @@ def add_fetch_routes(app: FastAPI, index: CatalogIndex, cache: Path, api_key: st
         if not key_matches(request, api_key):
             return JSONResponse({"code": "Unauthorized", "description": "writing needs the API key (X-API-Key)"}, status_code=401)
         try:
-            records = index.search(req.collections, req.ids, req.bbox, None, req.datetime)[: req.limit]
+            query = req.search_query()
+            records = in_asked_order(index.search(query), req)[: query.limit]
         except BadQuery as exc:
-            return JSONResponse({"code": "BadRequest", "description": str(exc)}, status_code=400)
+            return JSONResponse({"code": "BadRequest", "description": exc.problem}, status_code=400)
         if not records:
             return JSONResponse({"code": "NotFound", "description": "no items match"}, status_code=404)
         items = [pystac.Item.from_dict(r.item) for r in records]
@@ -90,7 +88,7 @@ def add_fetch_routes(app: FastAPI, index: CatalogIndex, cache: Path, api_key: st
             return JSONResponse({"code": "BadRequest", "description": str(exc)}, status_code=400)
         job = Job(uuid.uuid4().hex[:12], items=len(items))
         jobs[job.id] = job
-        threading.Thread(target=run, args=(job, items, req), daemon=True).start()
+        threading.Thread(target=run, args=(job, items, req.bands, query), daemon=True).start()
         return {"id": job.id, "status": job.status, "links": [{"rel": "status", "href": f"{request.base_url}fetch/{job.id}"}]}
 
     @app.get("/fetch/{job_id}", summary="A fetch job's status and files")
