@@ -33,14 +33,14 @@ from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from eoengine.config.query import BadQuery, SearchFields, SearchQuery
-from eoengine.deploy.package import ModelPackage
 from eoengine.errors import EOError
 from eoengine.inference.predict import Predictor
+from eoengine.models.heads import heads_from_meta
+from eoengine.models.package import ModelPackage
 from eoengine.serving.auth import key_matches
 from eoengine.serving.batching import Batcher
 from eoengine.serving.inputs import BadInput, answer, instance_array, pad_to, prepare
 from eoengine.serving.limits import BodyCap, thread_slot
-from eoengine.training.heads import heads_from_meta
 
 
 @dataclass

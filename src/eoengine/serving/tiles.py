@@ -23,12 +23,12 @@ import numpy as np
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
-from eoengine.deploy.package import ModelPackage
 from eoengine.inference.engines import Forward
 from eoengine.inference.output import hex_rgb
 from eoengine.inference.sources import sources_for_package
+from eoengine.models.heads import heads_from_meta, map_head
+from eoengine.models.package import ModelPackage
 from eoengine.serving.inputs import pad_to, prepare
-from eoengine.training.heads import heads_from_meta, map_head
 
 TILE, MARGIN, CACHE = 256, 32, 512
 CHUNK = 512

@@ -22,7 +22,7 @@ from typing import Any
 
 from eoengine.config.query import BadQuery, parse_bbox, parse_datetime
 from eoengine.errors import EOError, first_line
-from eoengine.labels.vector import IGNORE
+from eoengine.labels import IGNORE
 from eoengine.sourcing.ee_auth import require_ee
 
 COMPOSITES = ("median", "mean", "min", "max", "mosaic", "least-cloudy")
