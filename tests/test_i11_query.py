@@ -205,3 +205,32 @@ def test_map_area_maps_the_newest_or_the_chosen_scene(catalog: Path, package: An
         assert np.array_equal(ds.read(), pixels)  # the route is map_area
     picked = httpx.post(f"{model_server}/predict/aoi", json={"bbox": AREA, "ids": [S1999]}, headers=AUTH, timeout=120)
     assert picked.status_code == 200 and picked.headers["x-eoengine-item"] == S1999, picked.text
+
+
+def test_area_maps_and_uploads_share_the_map_slots_without_waiting_on_each_other(catalog: Path, package: Any,
+                                                                                 tmp_path: Path) -> None:
+    """With one map slot, many /predict/aoi requests waiting for it do not stop an upload that holds it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conftest import four_band_stack
+
+    from eoengine.serving.app import Settings, create_app
+
+    settings = Settings(api_key=KEY, model_name="m", engine="torch", catalog=str(catalog), cache=str(catalog.parent / "cache"),
+                        max_concurrent_maps=1)
+    url, server = serve_in_thread(create_app(package, settings))
+    stack = four_band_stack(tmp_path / "scene4.tif").read_bytes()
+    try:
+        def aoi(_: int) -> int:
+            return httpx.post(f"{url}/predict/aoi", json={"bbox": AREA}, headers=AUTH, timeout=120).status_code
+
+        def upload(_: int) -> int:
+            return httpx.post(f"{url}/predict", files={"file": ("s.tif", stack)}, headers=AUTH, timeout=120).status_code
+
+        assert aoi(0) == 200  # the scene is in the cache: concurrent fetches of one uncached scene race (fetch_item)
+        with ThreadPoolExecutor(24) as pool:  # more waiting than the loop's default thread pool holds
+            answers = [pool.submit(aoi, i) for i in range(20)]
+            uploads = [pool.submit(upload, i) for i in range(4)]
+            assert [a.result(timeout=120) for a in answers + uploads] == [200] * 24
+    finally:
+        server.should_exit = True  # type: ignore[attr-defined]

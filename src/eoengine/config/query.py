@@ -47,6 +47,30 @@ QUERY_OPS: dict[str, Callable[[Any, Any], bool]] = {
 
 QUERY_EXAMPLE = '{"eo:cloud_cover": {"lte": 20}}'
 
+BBOX_FIX = "bbox is west, south, east, north in degrees"
+GEOMETRY_FIX = "give a valid GeoJSON geometry in EPSG:4326 (longitude, latitude)"
+QUERY_FIX = f"give {{property: {{operator: value}}}}, e.g. {QUERY_EXAMPLE}"
+
+
+def bbox_numbers(value: Any) -> list[float]:
+    """The numbers of a bbox.
+
+    Args:
+        value: a list, or the text ``"w,s,e,n"``.
+
+    Returns:
+        The numbers (not yet checked as a bbox: see :func:`parse_bbox`).
+
+    Raises:
+        BadQuery: they are not numbers.
+
+    """
+    parts = value.split(",") if isinstance(value, str) else value
+    try:
+        return [float(v) for v in parts]
+    except (TypeError, ValueError):
+        raise BadQuery(f"bbox must be 4 (or 6) numbers, got {value!r}") from None
+
 
 def parse_bbox(value: Any) -> BaseGeometry:
     """A bbox as a polygon (two, across the antimeridian).
@@ -63,11 +87,7 @@ def parse_bbox(value: Any) -> BaseGeometry:
     """
     from shapely.geometry import box
 
-    parts = value.split(",") if isinstance(value, str) else value
-    try:
-        nums = [float(v) for v in parts]
-    except (TypeError, ValueError):
-        raise BadQuery(f"bbox must be 4 (or 6) numbers, got {value!r}") from None
+    nums = bbox_numbers(value)
     if len(nums) == 6:
         nums = [nums[0], nums[1], nums[3], nums[4]]
     if len(nums) != 4:
@@ -202,14 +222,14 @@ def _text_forms(data: dict[str, Any]) -> dict[str, Any]:
     for key in ("collections", "ids", "intersects", "query"):
         if out.get(key) == "":  # an empty URL parameter: no filter
             out[key] = None
-    for key in ("bbox", "collections", "ids"):
+    for key in ("collections", "ids"):
         if isinstance(out.get(key), str):
             out[key] = [v.strip() for v in out[key].split(",")]
-    if out.get("bbox") is not None:
+    if isinstance(out.get("bbox"), str):
         try:
-            out["bbox"] = [float(v) for v in out["bbox"]]
-        except (TypeError, ValueError):
-            raise BadQuery(f"bbox must be 4 (or 6) numbers, got {data['bbox']!r}", BBOX_FIX) from None
+            out["bbox"] = bbox_numbers(out["bbox"])
+        except BadQuery as exc:
+            raise BadQuery(exc.problem, BBOX_FIX) from None
     if isinstance(out.get("intersects"), str):
         try:
             out["intersects"] = json.loads(out["intersects"])
@@ -223,11 +243,6 @@ def _text_forms(data: dict[str, Any]) -> dict[str, Any]:
         if isinstance(out["query"], str):
             out["query"] = json.loads(out["query"])
     return out
-
-
-BBOX_FIX = "bbox is west, south, east, north in degrees"
-GEOMETRY_FIX = "give a valid GeoJSON geometry in EPSG:4326 (longitude, latitude)"
-QUERY_FIX = f"give {{property: {{operator: value}}}}, e.g. {QUERY_EXAMPLE}"
 
 
 class SearchQuery(SearchFields):

@@ -19,7 +19,9 @@ import shutil
 import tempfile
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -188,6 +190,7 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
 
     batcher = Batcher(forward, settings.max_batch, settings.max_wait_ms)
     maps = asyncio.Semaphore(settings.max_concurrent_maps)
+    areas = ThreadPoolExecutor(8, "eoengine-aoi")  # /predict/aoi waits for a map slot in these, not in the loop's pool
     open_paths = {"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
     if settings.health_route:
         open_paths.add(settings.health_route)
@@ -314,8 +317,9 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
             return _error(404, "this server has no imagery catalog", "start it with --catalog CATALOG_OR_STAC_API_URL")
         work = Path(tempfile.mkdtemp(prefix="eoengine-serve-"))
         try:
-            done = await asyncio.to_thread(map_area, body.search_query(), predictor, settings.catalog, Path(settings.cache),
-                                           work / "map.tif", body.datetimes, thread_slot(maps))
+            run = partial(map_area, body.search_query(), predictor, settings.catalog, Path(settings.cache), work / "map.tif",
+                          body.datetimes, thread_slot(maps))
+            done = await asyncio.get_running_loop().run_in_executor(areas, run)
         except EOError as exc:
             shutil.rmtree(work, ignore_errors=True)
             return _error(400 if isinstance(exc, BadQuery) else 404 if isinstance(exc, NoImagery) else 422,

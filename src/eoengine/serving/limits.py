@@ -75,6 +75,9 @@ class BodyCap:
 def thread_slot(semaphore: asyncio.Semaphore) -> Callable[[], AbstractContextManager[None]]:
     """A slot of ``semaphore`` that code in a worker thread can hold (it waits for the slot in that thread).
 
+    Run such code in a pool of its own: threads waiting for a slot must not fill the pool the
+    holders of the slots need.
+
     Args:
         semaphore: a semaphore of the running event loop (call this in the loop).
 
