@@ -27,7 +27,7 @@ from torch import nn
 
 from eoengine.deploy.onnx import ort_forward, sample_chips, session
 from eoengine.deploy.package import ONNX, ModelPackage, export_onnx, save_package
-from eoengine.errors import EOError
+from eoengine.errors import EOError, NotFound
 from eoengine.models.classical import refuse_network_only
 from eoengine.training.heads import HEAD_SCALARS, heads_from_meta
 
@@ -38,7 +38,7 @@ INT8_DYNAMIC = "model.int8-dynamic.onnx"
 def _dataset(pkg: ModelPackage) -> Path:
     root = Path(pkg.meta.get("dataset", {}).get("path", ""))
     if not (root / "manifest.json").exists():
-        raise EOError(f"the model's dataset is not at '{root}'", "keep the dataset the model was trained on beside it")
+        raise NotFound(f"the model's dataset is not at '{root}'", "keep the dataset the model was trained on beside it")
     return root
 
 

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from eoengine.deploy.package import ONNX, ModelPackage, export_onnx
-from eoengine.errors import EOError
+from eoengine.errors import EOError, NotFound
 
 
 def session(path: Path | bytes, threads: int | None = None) -> Any:
@@ -72,7 +72,7 @@ def sample_chips(pkg: ModelPackage, n: int = 16, split: str = "test") -> torch.T
 
     root = Path(pkg.meta.get("dataset", {}).get("path", ""))
     if not (root / "manifest.json").exists():
-        raise EOError(f"the model's dataset is not at '{root}'", "pass --dataset PATH to a dataset built with the model's bands")
+        raise NotFound(f"the model's dataset is not at '{root}'", "pass --dataset PATH to a dataset built with the model's bands")
     ds = ChipDataset(root, split)
     if len(ds) == 0:
         ds = ChipDataset(root, "train")

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from eoengine.deploy.package import META, ModelPackage
-from eoengine.errors import EOError
+from eoengine.errors import EOError, NotFound
 from eoengine.tracking.store import use_tracking_uri
 
 PACKAGE_ARTIFACT = "package"
@@ -124,8 +124,8 @@ def fetch(ref: str, uri: str | None, cache: Path) -> Path:
         else:
             mv = client.get_model_version(m["name"], m["version"])
     except MlflowException as exc:
-        raise EOError(f"{ref} is not in the registry at {uri or mlflow.get_tracking_uri()}: {str(exc).splitlines()[0]}",
-                      "list versions with the MLflow UI, or register one with 'eoengine register'") from None
+        raise NotFound(f"{ref} is not in the registry at {uri or mlflow.get_tracking_uri()}: {str(exc).splitlines()[0]}",
+                       "list versions with the MLflow UI, or register one with 'eoengine register'") from None
     dst = cache / "registry" / m["name"] / str(mv.version)
     found = list(dst.glob(f"artifacts/**/{META}"))
     if not found:

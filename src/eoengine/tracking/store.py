@@ -12,7 +12,7 @@ import os
 import re
 from pathlib import Path
 
-from eoengine.errors import EOError
+from eoengine.errors import EOError, NotFound
 
 for _name in ("mlflow", "alembic"):
     logging.getLogger(_name).setLevel(logging.WARNING)
@@ -88,7 +88,7 @@ def resolve_model_ref(ref: str, uri: str | None) -> Path:
         return fetch(ref, uri, cache_dir())
     run_id = ref.removeprefix("runs:/").split("/")[0]
     if not _RUN_ID.match(run_id):
-        raise EOError(
+        raise NotFound(
             f"model not found: {ref}",
             "pass a model package folder, 'runs:/<run id>' or a 32-character MLflow run id",
         )
