@@ -364,7 +364,7 @@ def create_app(pkg: ModelPackage, settings: Settings) -> FastAPI:
         return fetched.path, fetched.item_id
 
     if settings.tiles_scene:
-        from eoengine.serving.tiles import add_tile_route
+        from eoengine.serving.routes.tiles import add_tile_route
 
         add_tile_route(app, pkg, settings.tiles_scene, model_lock, lambda batch: app.state.predictor.forward(batch))
     return app

@@ -78,7 +78,7 @@ def create_stac_app(index: CatalogIndex, title: str = "eoengine STAC API", max_l
             return await call_next(request)
 
     if cache is not None:
-        from eoengine.sourcing.jobs import add_fetch_routes
+        from eoengine.serving.fetch_jobs import add_fetch_routes
 
         add_fetch_routes(app, index, cache, api_key)
 
