@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 
 from eoengine.errors import NotFound
 from eoengine.serving.auth import KeyedRoute
-from eoengine.serving.errors import ErrorMapper
+from eoengine.serving.errors import ErrorMapper, error_body
 from eoengine.sourcing.catalog import BadQuery, CatalogIndex
 
 STAC_VERSION = "1.0.0"
@@ -65,7 +65,7 @@ def stac_error_body(status: int, problem: str, fix: str) -> dict[str, Any]:
         The body.
 
     """
-    return {"error": problem, "fix": fix, "code": HTTPStatus(status).phrase.replace(" ", ""), "description": problem}
+    return error_body(status, problem, fix) | {"code": HTTPStatus(status).phrase.replace(" ", ""), "description": problem}
 
 
 def _token(token: str | None) -> int:
