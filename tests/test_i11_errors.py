@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 import httpx
 import pystac
 import pytest
-from conftest import REPO, four_band_stack, free_port, saved_package, serve_in_thread
+from conftest import four_band_stack, free_port, saved_package, serve_in_thread
 from fastapi import FastAPI
 
 from eoengine.errors import Conflict, EOError, Invalid, NotFound, Unavailable, from_worker, worker_error
@@ -96,7 +95,7 @@ def test_validation_errors_http_errors_and_bugs_are_the_one_body(kinds_server: s
 @pytest.fixture(scope="module")
 def model_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The model server with every router on (tiles, Vertex AI routes), over a STAC API nobody answers."""
-    from eoengine.deploy.package import load_package
+    from eoengine.models.package import load_package
     from eoengine.serving.app import Settings, create_app
 
     tmp = tmp_path_factory.mktemp("i11serve")
@@ -207,10 +206,3 @@ def test_the_stac_api_needs_the_key_to_write_and_to_read_when_private(catalog: P
         finally:
             server.should_exit = True
 
-
-def test_nothing_in_sourcing_imports_serving() -> None:
-    for path in (REPO / "src" / "eoengine" / "sourcing").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""] if isinstance(
-                node, ast.ImportFrom) else []
-            assert not any(n.startswith("eoengine.serving") for n in names), path

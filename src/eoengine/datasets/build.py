@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from eoengine.config.checks import check_output_dir
+from eoengine.config.output_dir import check_output_dir
 from eoengine.config.schema import BuildConfig, ProjectConfig
 from eoengine.datasets.manifest import build_index, combine_stats, dataset_config
 from eoengine.datasets.pipeline import beam_options, run_chips, run_label_counts

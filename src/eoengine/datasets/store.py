@@ -19,7 +19,7 @@ import numpy as np
 import zarr
 
 from eoengine.errors import EOError, NotFound
-from eoengine.labels.vector import IGNORE
+from eoengine.labels import IGNORE
 
 MANIFEST = "manifest.json"
 INDEX = "chips.parquet"

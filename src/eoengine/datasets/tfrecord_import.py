@@ -26,7 +26,7 @@ from eoengine.datasets.store import INDEX, MANIFEST, atomic_write_json, create_a
 from eoengine.datasets.tfrecord import decode_example, describe_example, first_record, numeric_features, read_records
 from eoengine.errors import Conflict, EOError
 from eoengine.hashing import canonical_hash, input_checksums
-from eoengine.labels.vector import IGNORE
+from eoengine.labels import IGNORE
 
 FORMAT = "eoengine-dataset/1"
 SPLIT_FIX = "if you rely on it, export more records, with every class, into that split's files and import again"

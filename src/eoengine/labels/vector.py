@@ -23,14 +23,11 @@ from shapely.strtree import STRtree
 
 from eoengine.config.schema import BufferConfig, ClassSpec, class_key, class_lookup
 from eoengine.errors import EOError, NotFound, check_not_folder
+from eoengine.labels import IGNORE
 from eoengine.raster.crs import crs_equivalent
 from eoengine.raster.scene import Grid
 
 log = logging.getLogger("eoengine")
-
-IGNORE = 255
-"""Label value for unlabelled or nodata pixels; losses and metrics skip it."""
-
 
 def read_vector_file(path: Path, layer: str | None = None, what: str = "labels", setting: str = "labels.path") -> gpd.GeoDataFrame:
     """Read a vector file's non-empty features with their CRS, repairing invalid geometries.

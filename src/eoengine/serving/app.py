@@ -19,7 +19,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.responses import Response
 
-from eoengine.deploy.package import ModelPackage
+from eoengine.models.package import ModelPackage
 from eoengine.serving.errors import ErrorMapper, error_response
 from eoengine.serving.limits import BodyCap
 from eoengine.serving.routes.health import health_router

@@ -14,10 +14,10 @@ import numpy as np
 from fastapi import Depends, Request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from eoengine.deploy.package import ModelPackage
 from eoengine.inference.predict import Predictor
+from eoengine.models.heads import Head, heads_from_meta
+from eoengine.models.package import ModelPackage
 from eoengine.serving.batching import Batcher
-from eoengine.training.heads import Head, heads_from_meta
 
 
 @dataclass

@@ -52,7 +52,7 @@ def list_runs(uri: str, experiment: str, sort: str | None = None, limit: int = 5
         raise NotFound(f"no experiment '{experiment}' in {uri}", f"experiments there: {', '.join(names) or 'none'}")
     order = ["attributes.start_time DESC"]
     if sort:
-        from eoengine.training.heads import monitor_mode
+        from eoengine.models.heads import monitor_mode
 
         order = [f"metrics.`{sort}` {'ASC' if monitor_mode(sort) == 'min' else 'DESC'}", *order]
     runs = client.search_runs([exp.experiment_id], order_by=order, max_results=limit)

@@ -24,28 +24,23 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 import eoengine
-from eoengine.config.checks import check_config, check_output_dir
+from eoengine.config.output_dir import check_output_dir
 from eoengine.config.schema import ProjectConfig
 from eoengine.datasets.build import latest_dataset
 from eoengine.datasets.store import read_manifest
 from eoengine.errors import ConfigError, Conflict, EOError, NotFound
 from eoengine.models.classical import is_classical
+from eoengine.models.heads import Head, default_monitor, monitor_mode, output_channels
 from eoengine.models.registry import MODELS, build_model, size_multiple
 from eoengine.progress import enabled as progress_enabled
 from eoengine.tracking.lifecycle import LOCK, mark_interrupted, process_gone, running
 from eoengine.tracking.store import ensure_experiment, tracking_uri
 from eoengine.training.callbacks import EpochLines, EpochLogger, ResumeHint, RNGState
+from eoengine.training.checks import check_config
 from eoengine.training.data import ChipDataModule
 from eoengine.training.defaults import dataset_defaults
 from eoengine.training.finish import RunRecord, finish_run, log_environment
-from eoengine.training.heads import (
-    Head,
-    build_heads,
-    check_model_output,
-    default_monitor,
-    monitor_mode,
-    output_channels,
-)
+from eoengine.training.heads import build_heads, check_model_output, head_monitors
 from eoengine.training.module import TrainingTask
 
 for _name in ("lightning", "lightning.pytorch", "lightning.fabric"):
@@ -115,7 +110,7 @@ def monitors(heads: list[Head]) -> list[str]:
     names = ["train_loss", "val_loss"]
     if len(heads) > 1:
         names += [f"val_{h.prefix}loss" for h in heads]
-    return names + [m for h in heads for m in h.monitors()]
+    return names + [m for h in heads for m in head_monitors(h)]
 
 
 def check_monitor(name: str, heads: list[Head]) -> None:

@@ -23,14 +23,14 @@ import numpy as np
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from eoengine.deploy.package import ModelPackage
 from eoengine.inference.engines import Forward
 from eoengine.inference.output import hex_rgb
 from eoengine.inference.sources import sources_for_package
+from eoengine.models.heads import heads_from_meta, map_head
+from eoengine.models.package import ModelPackage
 from eoengine.serving.auth import KeyedRoute
 from eoengine.serving.errors import error_response
 from eoengine.serving.inputs import pad_to, prepare
-from eoengine.training.heads import heads_from_meta, map_head
 
 TILE, MARGIN, CACHE = 256, 32, 512
 CHUNK = 512
