@@ -36,8 +36,8 @@ def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def stac(catalog: Path) -> str:
+    from eoengine.serving.stac_api import create_stac_app
     from eoengine.sourcing.catalog import CatalogIndex
-    from eoengine.sourcing.stac_api import create_stac_app
 
     url, server = serve_in_thread(create_stac_app(CatalogIndex(catalog), cache=catalog.parent / "stac-cache", api_key=KEY))
     yield url
@@ -72,9 +72,9 @@ def test_a_config_a_body_and_flags_give_one_query_and_the_same_items(catalog: Pa
                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     from eoengine.cli.source import flags_query
     from eoengine.config.load import load_config
-    from eoengine.serving.app import AOIRequest
+    from eoengine.serving.routes.predict import AOIRequest
+    from eoengine.serving.stac_api import SearchBody
     from eoengine.sourcing.search import search
-    from eoengine.sourcing.stac_api import SearchBody
 
     source = load_config(source_config(tmp_path, catalog, QUERY)).imagery.source  # type: ignore[union-attr]
     assert source is not None

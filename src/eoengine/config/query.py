@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from eoengine.errors import EOError
+from eoengine.errors import Invalid
 
 if TYPE_CHECKING:
     from shapely.geometry.base import BaseGeometry
 
 
-class BadQuery(EOError, ValueError):
-    """A search parameter that is malformed; the message names it and what is expected."""
+class BadQuery(Invalid):
+    """A search parameter that is malformed; the message names it and what is expected (a ``ValueError`` too)."""
 
 
 QUERY_OPS: dict[str, Callable[[Any, Any], bool]] = {

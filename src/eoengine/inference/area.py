@@ -5,8 +5,9 @@ subscription runs: for each date the model takes, the newest scene over the quer
 that date's time window is found in the catalog (or ``query.ids`` chooses the scenes, one
 per date), the model's bands (by common name) are fetched into the cache clipped to the
 area, and the dates are predicted together into one map COG. Problems are :class:`BadQuery`
-(a query or dates that do not fit the model), :class:`NoImagery` (nothing to map there), or
-the :class:`EOError` of the step that failed (a fetch, a read).
+(a query or dates that do not fit the model, or a search the catalog refuses),
+:class:`NoImagery` (a ``NotFound``: nothing to map there), ``Unavailable`` (the catalog or a
+scene's files cannot be reached), or the :class:`EOError` of the step that failed.
 """
 
 from __future__ import annotations
@@ -20,13 +21,13 @@ from typing import Any
 import pystac
 
 from eoengine.config.query import BadQuery, SearchQuery
-from eoengine.errors import EOError
+from eoengine.errors import EOError, NotFound, Unavailable
 from eoengine.inference.predict import Predictor
 
 SEARCH_FIX = "datetime is RFC 3339 (an instant or start/end); collections must exist"
 
 
-class NoImagery(EOError):
+class NoImagery(NotFound):
     """No scene in the catalog covers the area and time asked for."""
 
 
@@ -71,7 +72,9 @@ def _search(source: str, query: SearchQuery) -> list[pystac.Item]:
 
     try:
         return list(search(source, query))
-    except BadQuery as exc:
+    except Unavailable:
+        raise
+    except EOError as exc:  # the catalog refuses the search
         raise BadQuery(exc.problem, SEARCH_FIX) from None
 
 
@@ -128,6 +131,7 @@ def map_area(query: SearchQuery, model: Predictor, source: str, cache: Path, out
     Raises:
         BadQuery: the query or its dates do not fit the model, or the catalog refuses the search.
         NoImagery: no scene matches, or the one found does not cover the area.
+        Unavailable: the catalog or a scene's files cannot be reached.
         EOError: a scene cannot be fetched or read.
 
     """

@@ -19,7 +19,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from eoengine.config.query import QUERY_OPS, BadQuery, SearchFields, SearchQuery, parse_datetime, parse_query
-from eoengine.errors import EOError, first_line
+from eoengine.errors import EOError, NotFound, first_line
 
 
 @dataclass
@@ -145,7 +145,7 @@ class CatalogIndex:
             files = [root] if root.is_file() else sorted(
                 [*root.glob("*/collection.json"), *root.glob("collection.json"), *root.glob("catalog.json")])
         if not files:
-            raise EOError(f"no STAC catalog or collection at {root}", "scan a folder first: eoengine source scan FOLDER --out CATALOG")
+            raise NotFound(f"no STAC catalog or collection at {root}", "scan a folder first: eoengine source scan FOLDER --out CATALOG")
         self.collections: dict[str, dict[str, Any]] = {}
         self.records: list[Record] = []
         seen: set[str] = set()

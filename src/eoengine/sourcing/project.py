@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from eoengine.config.schema import BuildConfig, SceneSpec
-from eoengine.errors import EOError
+from eoengine.errors import NotFound
 
 
 def with_sourced_scenes(cfg: BuildConfig) -> BuildConfig:
@@ -26,7 +26,7 @@ def with_sourced_scenes(cfg: BuildConfig) -> BuildConfig:
     catalog = src.catalog if "://" in src.catalog else str(cfg.resolve(src.catalog))
     found = search(catalog, query)
     if not len(found):
-        raise EOError(f"imagery.source found no scenes in {src.catalog}", "widen the area, the datetime or max_cloud")
+        raise NotFound(f"imagery.source found no scenes in {src.catalog}", "widen the area, the datetime or max_cloud")
     area = query.area()
     cache = cfg.resolve(src.cache) if src.cache else cfg.output_path / "imagery"
     bands = [b.common_name or b.name for b in cfg.imagery.bands]
