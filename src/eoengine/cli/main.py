@@ -20,7 +20,7 @@ from eoengine.cli.format import score_line
 from eoengine.cli.runs import runs_app
 from eoengine.cli.source import source_app
 from eoengine.cli.source_ee import ee_app
-from eoengine.errors import ConfigError, EOError
+from eoengine.errors import ConfigError, EOError, NotFound
 
 app = typer.Typer(
     name="eoengine",
@@ -241,7 +241,7 @@ def demo(
     from eoengine.cli.demo import check_readme as check
 
     if check_readme is not None and not check_readme.is_file():
-        raise EOError(f"{check_readme} not found", "pass the README whose demo figures to check, e.g. README.md")
+        raise NotFound(f"{check_readme} not found", "pass the README whose demo figures to check, e.g. README.md")
     run_demo(workdir, example, baseline, out)
     if check_readme is not None:
         check(check_readme, workdir / FIGURES)
