@@ -13,7 +13,7 @@ from conftest import four_band_stack, run_cli, save_config, tiny_config
 from pydantic import TypeAdapter
 
 from eoengine.cli.main import spec_from_args
-from eoengine.errors import EOError
+from eoengine.errors import EOError, Invalid
 from eoengine.jobs.results import JobResult
 from eoengine.jobs.run import run_spec
 from eoengine.jobs.specs import (
@@ -162,7 +162,7 @@ def test_the_other_long_commands_build_specs_that_survive_json() -> None:
     ("[1, 2]", "a job spec must be a JSON object, not list", '"kind": "train"'),
 ])
 def test_bad_specs_name_the_problem_and_the_fix(data: Any, problem: str, fix: str) -> None:
-    with pytest.raises(EOError) as caught:
+    with pytest.raises(Invalid) as caught:  # a 422 over HTTP
         parse_spec(data)
     assert caught.value.problem.startswith(problem), caught.value.problem
     assert fix in (caught.value.fix or ""), caught.value.fix

@@ -20,7 +20,7 @@ from eoengine.cli.format import score_line
 from eoengine.cli.runs import runs_app
 from eoengine.cli.source import source_app
 from eoengine.cli.source_ee import ee_app
-from eoengine.errors import ConfigError, EOError
+from eoengine.errors import ConfigError, EOError, Invalid, NotFound
 
 if TYPE_CHECKING:
     from eoengine.jobs.specs import JobSpec
@@ -233,7 +233,7 @@ def demo(
     from eoengine.cli.demo import check_readme as check
 
     if check_readme is not None and not check_readme.is_file():
-        raise EOError(f"{check_readme} not found", "pass the README whose demo figures to check, e.g. README.md")
+        raise NotFound(f"{check_readme} not found", "pass the README whose demo figures to check, e.g. README.md")
     run_demo(workdir, example, baseline, out)
     if check_readme is not None:
         check(check_readme, workdir / FIGURES)
@@ -255,14 +255,14 @@ def spec_from_args(args: list[str]) -> JobSpec:
         The spec the command would run (:func:`eoengine.jobs.run.run_spec` runs it the same way).
 
     Raises:
-        EOError: The command is not one of :data:`JOB_COMMANDS`.
+        Invalid: The command is not one of :data:`JOB_COMMANDS`.
         click.UsageError: The flags do not parse (as the command line would say).
 
     """
     from eoengine.cli.jobs import collecting
 
     if not any(tuple(args[: len(c)]) == c for c in JOB_COMMANDS):
-        raise EOError(f"'{' '.join(args[:2])}' is not a job command",
+        raise Invalid(f"'{' '.join(args[:2])}' is not a job command",
                       f"use one of: {', '.join(' '.join(c) for c in JOB_COMMANDS)}")
     with collecting() as specs:
         app(args, standalone_mode=False)

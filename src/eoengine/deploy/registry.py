@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from eoengine.errors import EOError
+from eoengine.errors import EOError, NotFound
 from eoengine.models.package import META, ModelPackage, load_package
 from eoengine.tracking.store import cache_dir, use_tracking_uri
 
@@ -125,8 +125,8 @@ def fetch(ref: str, uri: str | None, cache: Path) -> Path:
         else:
             mv = client.get_model_version(m["name"], m["version"])
     except MlflowException as exc:
-        raise EOError(f"{ref} is not in the registry at {uri or mlflow.get_tracking_uri()}: {str(exc).splitlines()[0]}",
-                      "list versions with the MLflow UI, or register one with 'eoengine register'") from None
+        raise NotFound(f"{ref} is not in the registry at {uri or mlflow.get_tracking_uri()}: {str(exc).splitlines()[0]}",
+                       "list versions with the MLflow UI, or register one with 'eoengine register'") from None
     dst = cache / "registry" / m["name"] / str(mv.version)
     found = list(dst.glob(f"artifacts/**/{META}"))
     if not found:
@@ -152,7 +152,7 @@ def resolve_model_ref(ref: str, uri: str | None) -> Path:
         return fetch(ref, uri, cache_dir())
     run_id = ref.removeprefix("runs:/").split("/")[0]
     if not _RUN_ID.match(run_id):
-        raise EOError(
+        raise NotFound(
             f"model not found: {ref}",
             "pass a model package folder, 'runs:/<run id>' or a 32-character MLflow run id",
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, overload
 
-from eoengine.errors import EOError
+from eoengine.errors import Invalid, NotFound
 from eoengine.jobs.results import (
     BuildDatasetResult,
     EvaluateResult,
@@ -68,7 +68,7 @@ def run_spec(spec: JobSpec) -> JobResult:
         The result of the spec's kind: what the command prints when it is done.
 
     Raises:
-        EOError: Bad input, with the message the command gives for it.
+        EOError: Bad input (its kind: :class:`Invalid`, :class:`NotFound`, ...), with the message the command gives for it.
 
     """
     match spec:
@@ -135,7 +135,7 @@ def _predict(spec: PredictSpec) -> PredictResult:
     from eoengine.raster.cog import check_writable
 
     if bool(spec.scene) == bool(spec.scenes):
-        raise EOError("give one scene (positional files) or several with --scene", "e.g. --scene a.tif --scene b.tif --out mosaic.tif")
+        raise Invalid("give one scene (positional files) or several with --scene", "e.g. --scene a.tif --scene b.tif --out mosaic.tif")
     for target in (spec.output, spec.probabilities, spec.out_dir and spec.out_dir / "map.tif"):
         if target is not None:
             check_writable(target)
@@ -168,9 +168,9 @@ def _predict_one(spec: PredictSpec, pkg: ModelPackage, opts: PredictionConfig) -
     from eoengine.raster.scene import SceneReader
 
     if spec.beam or spec.out_dir:
-        raise EOError("--beam and --out-dir are for scenes given with --scene", "e.g. --scene a.tif --scene b.tif --out-dir maps/")
+        raise Invalid("--beam and --out-dir are for scenes given with --scene", "e.g. --scene a.tif --scene b.tif --out-dir maps/")
     if spec.output is None:
-        raise EOError("no output given", "add --out map.tif")
+        raise Invalid("no output given", "add --out map.tif")
     sources = sources_for_package(pkg.meta, spec.scene or [])
     with SceneReader(sources, pkg.meta.get("resampling", "bilinear")) as reader:
         Predictor(pkg, opts, spec.engine).predict(reader, spec.output, spec.probabilities, spec.scene)
@@ -190,13 +190,14 @@ def _fetch(spec: FetchSpec) -> FetchResult:
     try:
         collection = pystac.ItemCollection.from_file(str(spec.items))
     except Exception as exc:  # noqa: BLE001 - any unreadable JSON
-        raise EOError(f"cannot read items from {spec.items}: {exc}", "pass the JSON written by 'source search --out'") from None
+        kind = Invalid if spec.items.exists() else NotFound
+        raise kind(f"cannot read items from {spec.items}: {exc}", "pass the JSON written by 'source search --out'") from None
     if spec.bbox and spec.aoi:
-        raise EOError("give --bbox or --aoi, not both", "use one area filter")
+        raise Invalid("give --bbox or --aoi, not both", "use one area filter")
     try:
         area: Any = parse_bbox(spec.bbox) if spec.bbox else (shape(aoi_geometry(spec.aoi)) if spec.aoi else None)
     except BadQuery as exc:
-        raise EOError(str(exc), "--bbox W,S,E,N in degrees") from None
+        raise Invalid(str(exc), "--bbox W,S,E,N in degrees") from None
     results = fetch(list(collection), spec.bands.split(","), spec.cache, area, spec.crs, spec.resolution, spec.workers,
                     parse_options(spec.storage))
     return FetchResult(items=[FetchedItem.model_validate(r) for r in results])
@@ -209,7 +210,7 @@ def _export(spec: ExportSpec) -> ExportResult:
     from eoengine.models.classical import is_classical
 
     if spec.format != "onnx":
-        raise EOError(f"unknown export format '{spec.format}'", "use --format onnx")
+        raise Invalid(f"unknown export format '{spec.format}'", "use --format onnx")
     pkg = load_model_ref(spec.model, spec.tracking_uri)
     name = pkg.meta["model"]
     if is_classical(name):

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from eoengine.errors import EOError
+from eoengine.errors import Invalid
 
 
 class _Spec(BaseModel):
@@ -135,7 +135,7 @@ def parse_spec(data: dict[str, Any] | str) -> AnySpec:
         The spec of the model its ``kind`` names.
 
     Raises:
-        EOError: The text is not a JSON object, the kind is missing or unknown, or a field is
+        Invalid: The text is not a JSON object, the kind is missing or unknown, or a field is
             unknown, missing or of the wrong type (each such field is named).
 
     """
@@ -143,18 +143,18 @@ def parse_spec(data: dict[str, Any] | str) -> AnySpec:
         try:
             data = json.loads(data)
         except json.JSONDecodeError as exc:
-            raise EOError(f"the job spec is not valid JSON: {exc}", 'write it as a JSON object, e.g. {"kind": "train", "config": "eoengine.yaml"}') from None
+            raise Invalid(f"the job spec is not valid JSON: {exc}", 'write it as a JSON object, e.g. {"kind": "train", "config": "eoengine.yaml"}') from None
     if not isinstance(data, dict):
-        raise EOError(f"a job spec must be a JSON object, not {type(data).__name__}", 'e.g. {"kind": "train", "config": "eoengine.yaml"}')
+        raise Invalid(f"a job spec must be a JSON object, not {type(data).__name__}", 'e.g. {"kind": "train", "config": "eoengine.yaml"}')
     kind = data.get("kind")
     model = SPECS.get(kind) if isinstance(kind, str) else None
     if model is None:
         problem = f"unknown job kind {kind!r}" if "kind" in data else "the job spec has no 'kind'"
-        raise EOError(problem, f"set kind to one of: {', '.join(SPECS)}")
+        raise Invalid(problem, f"set kind to one of: {', '.join(SPECS)}")
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        raise EOError(f"bad {kind} job spec: {'; '.join(_problems(err))}",
+        raise Invalid(f"bad {kind} job spec: {'; '.join(_problems(err))}",
                       f"fix the named field(s); a {kind} spec takes: {', '.join(model.model_fields)}") from None
 
 
