@@ -6,7 +6,7 @@ stores specs) loads none of them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, overload
 
 from eoengine.errors import Invalid, NotFound
 from eoengine.jobs.results import (
@@ -178,11 +178,10 @@ def _predict_one(spec: PredictSpec, pkg: ModelPackage, opts: PredictionConfig) -
 
 
 def _fetch(spec: FetchSpec) -> FetchResult:
-    """Read the items, check the area, then fetch."""
+    """Read the items, check the area (as a search's), then fetch."""
     import pystac
-    from shapely.geometry import shape
 
-    from eoengine.sourcing.catalog import BadQuery, parse_bbox
+    from eoengine.config.query import SearchQuery
     from eoengine.sourcing.fetch import fetch
     from eoengine.sourcing.search import aoi_geometry
     from eoengine.sourcing.storage import parse_options
@@ -194,10 +193,7 @@ def _fetch(spec: FetchSpec) -> FetchResult:
         raise kind(f"cannot read items from {spec.items}: {exc}", "pass the JSON written by 'source search --out'") from None
     if spec.bbox and spec.aoi:
         raise Invalid("give --bbox or --aoi, not both", "use one area filter")
-    try:
-        area: Any = parse_bbox(spec.bbox) if spec.bbox else (shape(aoi_geometry(spec.aoi)) if spec.aoi else None)
-    except BadQuery as exc:
-        raise Invalid(str(exc), "--bbox W,S,E,N in degrees") from None
+    area = SearchQuery.of({"bbox": spec.bbox, "intersects": aoi_geometry(spec.aoi)}).area()
     results = fetch(list(collection), spec.bands.split(","), spec.cache, area, spec.crs, spec.resolution, spec.workers,
                     parse_options(spec.storage))
     return FetchResult(items=[FetchedItem.model_validate(r) for r in results])
