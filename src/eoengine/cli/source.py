@@ -160,25 +160,19 @@ def fetch(
         help="GDAL option for s3://, gs://, az:// assets, KEY=VALUE or KEY=env:VAR (repeat)")] = None,
 ) -> None:
     """Fetch chosen bands of items, clipped/reprojected and stacked, into a cache of COGs (never twice)."""
-    import pystac
-
-    from eoengine.config.query import SearchQuery
-    from eoengine.sourcing.fetch import fetch as run
-    from eoengine.sourcing.search import aoi_geometry
-
-    try:
-        collection = pystac.ItemCollection.from_file(str(items))
-    except Exception as exc:  # noqa: BLE001 - any unreadable JSON
-        raise EOError(f"cannot read items from {items}: {exc}", "pass the JSON written by 'source search --out'") from None
-    if bbox and aoi:
-        raise EOError("give --bbox or --aoi, not both", "use one area filter")
-    area = SearchQuery.of({"bbox": bbox, "intersects": aoi_geometry(aoi)}).area()
+    from eoengine.cli.jobs import collected
+    from eoengine.jobs.run import run_spec
+    from eoengine.jobs.specs import FetchSpec
     from eoengine.sourcing.storage import parse_options, redacted
 
+    spec = FetchSpec(items=items, bands=bands, cache=cache, bbox=bbox, aoi=aoi, crs=crs, resolution=resolution,
+                     workers=workers, storage=storage)
+    if collected(spec):
+        return
     options = parse_options(storage)
     if options:
         out.print(f"storage options: {redacted(options)}")
-    results = run(list(collection), bands.split(","), cache, area, crs, resolution, workers, options)
+    results = run_spec(spec).items
     table = Table(title=f"{len(results)} item(s)")
     for col in ("item", "state", "file", "sha256"):
         table.add_column(col)
