@@ -47,7 +47,7 @@ from eoengine.datasets.store import (
     create_arrays,
     open_arrays,
 )
-from eoengine.errors import EOError, check_not_folder, os_error
+from eoengine.errors import EOError, NotFound, check_not_folder, os_error
 from eoengine.features.indices import channel_names
 from eoengine.hashing import canonical_hash, input_checksums
 from eoengine.progress import polled
@@ -83,7 +83,7 @@ def config_inputs(cfg: BuildConfig) -> list[str]:
         paths.append(str(cfg.resolve(cfg.dataset.split.path)))
     for p in paths:
         if "://" not in p and not Path(p).exists():
-            raise EOError(f"input file not found: {p}", "check the paths in the config")
+            raise NotFound(f"input file not found: {p}", "check the paths in the config")
         check_not_folder(p, "a file", "pass the file itself (the image or labels inside the folder)")
     return paths
 
@@ -112,7 +112,7 @@ def latest_dataset(cfg: ProjectConfig) -> Path:
     """The dataset most recently built from this config's project."""
     pointer = datasets_dir(cfg) / f"{cfg.name}.latest.json"
     if not pointer.exists():
-        raise EOError(
+        raise NotFound(
             f"no dataset built yet for project '{cfg.name}'",
             "run 'eoengine dataset build CONFIG' first (or set training.dataset)",
         )

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Final, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from eoengine.datasets.store import DATASET_FIX, MANIFEST, atomic_write_json
-from eoengine.errors import EOError
+from eoengine.errors import EOError, NotFound
 
 FORMAT: Final = "eoengine-dataset/1"
 """The dataset format version: in every manifest and in the hash that versions a dataset."""
@@ -222,13 +222,14 @@ class DatasetManifest(Artefact):
             The manifest.
 
         Raises:
-            EOError: ``root`` is missing, a file, or a folder without a manifest; or the manifest is
-                of another format or does not validate (naming the field).
+            NotFound: ``root`` is missing.
+            EOError: ``root`` is a file, or a folder without a manifest; or the manifest is of another
+                format or does not validate (naming the field).
 
         """
         if not (root / MANIFEST).is_file():
             why = "not found" if not root.exists() else "a file" if not root.is_dir() else f"no {MANIFEST} in it"
-            raise EOError(f"{root} is not an eoengine dataset ({why})", DATASET_FIX)
+            raise (NotFound if why == "not found" else EOError)(f"{root} is not an eoengine dataset ({why})", DATASET_FIX)
         return cls.from_file(root / MANIFEST, DATASET_FIX)
 
     def write(self, root: Path) -> None:

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from eoengine.deploy.onnx import sample_chips
-from eoengine.errors import EOError
+from eoengine.errors import EOError, NotFound
 from eoengine.models.classical import refuse_network_only
 from eoengine.models.heads import heads_from_meta
 from eoengine.models.meta import PackageMeta, Pruning
@@ -41,7 +41,7 @@ INT8_DYNAMIC = "model.int8-dynamic.onnx"
 def _dataset(pkg: ModelPackage) -> Path:
     root = Path(pkg.meta.dataset.path)
     if not (root / "manifest.json").exists():
-        raise EOError(f"the model's dataset is not at '{root}'", "keep the dataset the model was trained on beside it")
+        raise NotFound(f"the model's dataset is not at '{root}'", "keep the dataset the model was trained on beside it")
     return root
 
 

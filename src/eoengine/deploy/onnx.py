@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from eoengine.errors import EOError
+from eoengine.errors import EOError, NotFound
 from eoengine.models.onnx import ort_forward, session
 from eoengine.models.package import ONNX, ModelPackage, export_onnx
 
@@ -26,7 +26,7 @@ def sample_chips(pkg: ModelPackage, n: int = 16, split: str = "test") -> torch.T
 
     root = Path(pkg.meta.dataset.path)
     if not (root / "manifest.json").exists():
-        raise EOError(f"the model's dataset is not at '{root}'", "pass --dataset PATH to a dataset built with the model's bands")
+        raise NotFound(f"the model's dataset is not at '{root}'", "pass --dataset PATH to a dataset built with the model's bands")
     ds = ChipDataset(root, split)
     if len(ds) == 0:
         ds = ChipDataset(root, "train")

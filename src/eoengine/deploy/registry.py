@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from eoengine.errors import EOError
-from eoengine.models.package import META, ModelPackage
+from eoengine.errors import EOError, NotFound
+from eoengine.models.package import META, ModelPackage, load_package
 from eoengine.tracking.store import cache_dir, use_tracking_uri
 
 PACKAGE_ARTIFACT = "package"
@@ -125,8 +125,8 @@ def fetch(ref: str, uri: str | None, cache: Path) -> Path:
         else:
             mv = client.get_model_version(m["name"], m["version"])
     except MlflowException as exc:
-        raise EOError(f"{ref} is not in the registry at {uri or mlflow.get_tracking_uri()}: {str(exc).splitlines()[0]}",
-                      "list versions with the MLflow UI, or register one with 'eoengine register'") from None
+        raise NotFound(f"{ref} is not in the registry at {uri or mlflow.get_tracking_uri()}: {str(exc).splitlines()[0]}",
+                       "list versions with the MLflow UI, or register one with 'eoengine register'") from None
     dst = cache / "registry" / m["name"] / str(mv.version)
     found = list(dst.glob(f"artifacts/**/{META}"))
     if not found:
@@ -152,7 +152,7 @@ def resolve_model_ref(ref: str, uri: str | None) -> Path:
         return fetch(ref, uri, cache_dir())
     run_id = ref.removeprefix("runs:/").split("/")[0]
     if not _RUN_ID.match(run_id):
-        raise EOError(
+        raise NotFound(
             f"model not found: {ref}",
             "pass a model package folder, 'runs:/<run id>' or a 32-character MLflow run id",
         )
@@ -173,3 +173,21 @@ def resolve_model_ref(ref: str, uri: str | None) -> Path:
             "check the run id and the tracking URI (--tracking-uri or MLFLOW_TRACKING_URI)",
         ) from None
     return Path(local)
+
+
+def load_model_ref(ref: str, uri: str | None) -> ModelPackage:
+    """The model package a reference names, loaded.
+
+    Args:
+        ref: A package folder, ``runs:/<id>``, a run id, ``models:/name@alias`` or ``models:/name/version``
+            (see :func:`resolve_model_ref`).
+        uri: MLflow tracking URI for run ids and registry references (None: the default one).
+
+    Returns:
+        The loaded package.
+
+    Raises:
+        EOError: The reference names no package, or the package cannot be fetched or read.
+
+    """
+    return load_package(resolve_model_ref(ref, uri))

@@ -14,7 +14,7 @@ import numpy as np
 import rasterio
 
 from eoengine.datasets.schema import DatasetManifest
-from eoengine.errors import EOError
+from eoengine.errors import NotFound
 from eoengine.inference.output import ClassCoding, hex_rgb
 from eoengine.inference.predict import predict_dataset_scene
 from eoengine.models.heads import heads_from_meta
@@ -151,7 +151,7 @@ def evaluate(pkg: ModelPackage, dataset: Path | None = None, split: str = "test"
     """Score the model on a split of its dataset (or ``dataset``) and write the report."""
     root = Path(dataset or pkg.meta.dataset.path)
     if not (root / "manifest.json").exists():
-        raise EOError(f"dataset not found: {root}", "pass --dataset PATH to the dataset folder")
+        raise NotFound(f"dataset not found: {root}", "pass --dataset PATH to the dataset folder")
     by_head = split_scores(pkg, root, split)
     out_dir = report_dir or (pkg.path.parent / "report")
     report = write_report(pkg, split, by_head, DatasetManifest.read(root), out_dir)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from eoengine.errors import EOError
+from eoengine.errors import EOError, NotFound
 from eoengine.hashing import canonical_hash, file_sha256
 from eoengine.models.classical import is_classical
 from eoengine.models.package import ONNX, WEIGHTS, ModelPackage
@@ -47,7 +47,7 @@ def _onnx(pkg: ModelPackage, file: str) -> Forward:
     path = pkg.path / file
     if not path.exists():
         hint = "eoengine quantize MODEL" if file != ONNX else "eoengine export MODEL --format onnx"
-        raise EOError(f"{path} does not exist", f"create it with '{hint}', or use --engine torch")
+        raise NotFound(f"{path} does not exist", f"create it with '{hint}', or use --engine torch")
     sess = session(path)
     name = sess.get_inputs()[0].name
 

@@ -22,7 +22,7 @@ from shapely.geometry import box
 from shapely.strtree import STRtree
 
 from eoengine.config.schema import BufferConfig, ClassSpec, class_key, class_lookup
-from eoengine.errors import EOError, check_not_folder
+from eoengine.errors import EOError, NotFound, check_not_folder
 from eoengine.labels import IGNORE
 from eoengine.raster.crs import crs_equivalent
 from eoengine.raster.scene import Grid
@@ -46,7 +46,7 @@ def read_vector_file(path: Path, layer: str | None = None, what: str = "labels",
 
     """
     if not path.exists():
-        raise EOError(f"{what} file not found: {path}", f"check {setting} in the config")
+        raise NotFound(f"{what} file not found: {path}", f"check {setting} in the config")
     try:
         gdf = gpd.read_file(path, layer=layer) if layer else gpd.read_file(path)
     except Exception as exc:  # noqa: BLE001 - pyogrio raises many types; all mean "unreadable"

@@ -28,7 +28,7 @@ from eoengine.config.output_dir import check_output_dir
 from eoengine.config.schema import ProjectConfig
 from eoengine.datasets.build import latest_dataset
 from eoengine.datasets.schema import DatasetManifest
-from eoengine.errors import ConfigError, EOError
+from eoengine.errors import ConfigError, Conflict, EOError, NotFound
 from eoengine.models.classical import is_classical
 from eoengine.models.heads import Head, default_monitor, monitor_mode, output_channels
 from eoengine.models.registry import MODELS, build_model, size_multiple
@@ -405,10 +405,10 @@ def resumable(out: Path, uri: str, run_id: str) -> tuple[Path, Path]:
     try:
         run = MlflowClient(tracking_uri=uri).get_run(run_id)
     except MlflowException:
-        raise EOError(f"run {run_id} has no checkpoint to resume from: there is no such run in {uri}",
-                      "pass the id of an interrupted run of this project (see 'eoengine runs list')") from None
+        raise NotFound(f"run {run_id} has no checkpoint to resume from: there is no such run in {uri}",
+                       "pass the id of an interrupted run of this project (see 'eoengine runs list')") from None
     if run.info.status == "RUNNING" and (run_dir / LOCK).exists() and not process_gone(run_dir):
-        raise EOError(f"run {run_id} is still training", "wait for it to end, or stop its process before resuming")
+        raise Conflict(f"run {run_id} is still training", "wait for it to end, or stop its process before resuming")
     mark_interrupted(uri, run.info.experiment_id, out / "runs")
     if not last.exists():
         raise EOError(f"run {run_id} has no checkpoint to resume from: it stopped before its first epoch ended",
