@@ -17,10 +17,12 @@ from rich.logging import RichHandler
 from eoengine.cli import deploy
 from eoengine.cli.dataset import dataset_app
 from eoengine.cli.format import score_line
+from eoengine.cli.progress import RichReporter
 from eoengine.cli.runs import runs_app
 from eoengine.cli.source import source_app
 from eoengine.cli.source_ee import ee_app
 from eoengine.errors import ConfigError, EOError
+from eoengine.progress import using_reporter
 
 app = typer.Typer(
     name="eoengine",
@@ -255,7 +257,8 @@ def main() -> None:
     tune_allocator()
     _setup_logging()
     try:
-        app()
+        with using_reporter(RichReporter()):
+            app()
     except ConfigError as exc:
         print(f"error: {exc.source}: {len(exc.problems)} problem(s):", file=sys.stderr)
         for p in exc.problems:

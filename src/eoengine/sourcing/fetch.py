@@ -200,15 +200,14 @@ def fetch(items: list[pystac.Item], bands: list[str], cache: Path, aoi: Any = No
     """
     if not items:
         raise EOError("no items to fetch", "search first: eoengine source search ... --out items.json")
-    from eoengine.progress import make_progress
+    from eoengine.progress import progress_task
     from eoengine.sourcing.storage import storage_env
 
-    with storage_env(storage), make_progress() as bar, ThreadPoolExecutor(max(1, workers)) as pool:
-        task = bar.add_task("fetching", total=len(items))
+    with storage_env(storage), progress_task("fetching", len(items)) as task, ThreadPoolExecutor(max(1, workers)) as pool:
 
         def one(item: pystac.Item) -> Fetched:
             result = fetch_item(item, bands, cache, aoi, crs, resolution)
-            bar.advance(task)
+            task.advance()
             return result
 
         results = list(pool.map(one, items))
