@@ -26,7 +26,7 @@ from eoengine.errors import EOError, check_not_folder
 from eoengine.raster.crs import crs_equivalent
 from eoengine.raster.scene import Grid
 
-log = logging.getLogger("eoengine")
+log = logging.getLogger(__name__)
 
 IGNORE = 255
 """Label value for unlabelled or nodata pixels; losses and metrics skip it."""

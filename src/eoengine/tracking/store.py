@@ -7,16 +7,11 @@ experiments created here go to ``<output_dir>/mlartifacts``.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 from pathlib import Path
 
 from eoengine.errors import EOError
-
-for _name in ("mlflow", "alembic"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
-
 
 _USER_URI = os.environ.get("MLFLOW_TRACKING_URI")
 """The environment's tracking URI as the user set it. ``mlflow.set_tracking_uri`` rewrites the

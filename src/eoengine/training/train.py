@@ -9,7 +9,6 @@ test scores as JSON. The same files are kept under ``<output_dir>/runs/<run id>/
 from __future__ import annotations
 
 import inspect
-import logging
 import os
 import subprocess
 import sys
@@ -47,9 +46,6 @@ from eoengine.training.heads import (
     output_channels,
 )
 from eoengine.training.module import TrainingTask
-
-for _name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 @dataclass
