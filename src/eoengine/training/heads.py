@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from eoengine.config.schema import LossConfig, ProjectConfig
+from eoengine.config.schema import LossConfig, ProjectConfig, changed
 from eoengine.errors import EOError
 from eoengine.training.losses import DEFAULT_LOSS, build_loss, class_weights
 from eoengine.training.metrics import SCALARS, SegmentationMetrics
@@ -110,7 +110,7 @@ def head_loss_config(cfg: ProjectConfig, index: int) -> LossConfig:
     if len(cfg.task.heads()) == 1:
         if "name" in cfg.training.loss.model_fields_set:
             return cfg.training.loss
-        return cfg.training.loss.model_copy(update={"name": DEFAULT_LOSS[spec.type]})
+        return changed(cfg.training.loss, name=DEFAULT_LOSS[spec.type])
     return LossConfig(name=DEFAULT_LOSS[spec.type])
 
 
