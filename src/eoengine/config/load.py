@@ -186,7 +186,19 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def load_config(path: str | Path) -> ProjectConfig:
-    """Load and validate a project config; raise :class:`ConfigError` listing every problem."""
+    """Load and validate a project config; its folder's modules become importable (custom models, losses).
+
+    Args:
+        path: The YAML file.
+
+    Returns:
+        The validated config, with ``base_dir`` its folder.
+
+    Raises:
+        ConfigError: the config does not validate (every problem listed).
+        EOError: the file is missing, a folder, or not a YAML mapping.
+
+    """
     path = Path(path)
     data = read_yaml(path)
     try:

@@ -194,9 +194,24 @@ def fetch_item(item: pystac.Item, bands: list[str], cache: Path, aoi: Any = None
 
 def fetch(items: list[pystac.Item], bands: list[str], cache: Path, aoi: Any = None, crs: str | None = None,
           resolution: float | None = None, workers: int = 4, storage: dict[str, str] | None = None) -> list[Fetched]:
-    """Fetch every item concurrently; raises if the AOI misses them all.
+    """Fetch every item concurrently, reporting a ``fetching`` task (one step per item).
 
-    ``storage`` holds GDAL options for object-storage assets (see :mod:`eoengine.sourcing.storage`).
+    Args:
+        items: The STAC Items to fetch.
+        bands: Band names (or common names) to take from each item, in this order.
+        cache: Folder of the fetched stacks (an item fetched before is not fetched again).
+        aoi: Area (a shapely geometry in degrees) to clip to; None keeps the whole item.
+        crs: CRS of the stacks; default the first band's.
+        resolution: Pixel size in ``crs`` units; default the finest band's (in another ``crs``: the first band's).
+        workers: Items fetched at the same time.
+        storage: GDAL options for object-storage assets (see :mod:`eoengine.sourcing.storage`).
+
+    Returns:
+        One result per item, in order (no path for an item the AOI misses).
+
+    Raises:
+        EOError: no items, a band an item lacks, an unreadable asset, or an AOI that misses every item.
+
     """
     if not items:
         raise EOError("no items to fetch", "search first: eoengine source search ... --out items.json")

@@ -18,7 +18,19 @@ from eoengine.errors import EOError
 
 
 def with_sourced_scenes(cfg: BuildConfig) -> BuildConfig:
-    """A copy of ``cfg`` whose scenes include those its ``imagery.source`` finds (fetched and cached)."""
+    """A copy of ``cfg`` whose scenes include those its ``imagery.source`` finds (fetched and cached).
+
+    Args:
+        cfg: A config that can build a dataset.
+
+    Returns:
+        ``cfg`` itself without a source, else a validated copy with the found scenes added.
+
+    Raises:
+        EOError: the search finds nothing, a fetch fails, or the scenes found do not fit the
+            config (a scene ``imagery.scenes`` lists already, another number of dates).
+
+    """
     src = cfg.imagery.source
     if src is None:
         return cfg

@@ -103,7 +103,16 @@ def planned_heads(cfg: ProjectConfig, n_classes: int | None = None) -> list[Head
 
 
 def head_loss_config(cfg: ProjectConfig, index: int) -> LossConfig:
-    """The loss a head uses: its own, the training loss (single output), or its type's default."""
+    """The loss a head uses: its own, the training loss (single output), or its type's default.
+
+    Args:
+        cfg: The project config.
+        index: The head's position in ``cfg.task.heads()``.
+
+    Returns:
+        The head's loss settings.
+
+    """
     spec = cfg.task.heads()[index]
     if spec.loss is not None:
         return spec.loss
