@@ -30,8 +30,8 @@ from conftest import save_config, tiny_config
 from eoengine.config.load import load_config
 from eoengine.datasets.build import build_dataset
 from eoengine.deploy.compress import quantize
-from eoengine.deploy.package import load_package
 from eoengine.inference.predict import PredictOptions, Predictor
+from eoengine.models.package import load_package
 from eoengine.raster.scene import BandSource, SceneReader
 
 

@@ -33,11 +33,11 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window, from_bounds
 from shapely.geometry import box
 
+from eoengine.serving.stac_api import create_stac_app
 from eoengine.sourcing.catalog import CatalogIndex
 from eoengine.sourcing.fetch import fetch
 from eoengine.sourcing.scan import scan_folder
 from eoengine.sourcing.search import search
-from eoengine.sourcing.stac_api import create_stac_app
 
 SIZE, WIN, BANDS = 2048, 1024, 4
 

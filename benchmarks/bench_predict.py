@@ -30,9 +30,9 @@ import torch
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
-from eoengine.deploy.package import load_package, save_package
 from eoengine.inference.predict import PredictOptions, Predictor
 from eoengine.inference.tiling import tile_positions
+from eoengine.models.package import load_package, save_package
 from eoengine.models.registry import build_model
 from eoengine.raster.scene import BandSource, SceneReader
 from eoengine.runtime import tune_allocator

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from conftest import serve_in_thread
 
-from eoengine.deploy.package import load_package, save_package
+from eoengine.models.package import load_package, save_package
 from eoengine.models.registry import build_model
 from eoengine.serving.app import Settings, create_app
 

@@ -27,9 +27,9 @@ from bench_loader import C, P, make_dataset
 from lightning.pytorch.callbacks import Callback
 
 from eoengine.config.schema import AugmentationConfig, ComponentConfig
+from eoengine.models.heads import Head
 from eoengine.models.registry import build_model
 from eoengine.training import data as data_mod
-from eoengine.training.heads import Head
 from eoengine.training.losses import build_loss
 from eoengine.training.module import TrainingTask
 

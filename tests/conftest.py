@@ -214,7 +214,7 @@ def saved_package(dest: Path, classes: list[Any] | None = None, stack_indexes: l
     """
     import torch
 
-    from eoengine.deploy.package import save_package
+    from eoengine.models.package import save_package
     from eoengine.models.registry import build_model
 
     values = classes if classes is not None else [1, 2, 3]

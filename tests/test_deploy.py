@@ -13,7 +13,7 @@ import rasterio
 import torch
 from conftest import four_band_stack, run_cli, train_tiny_unet
 
-from eoengine.deploy.package import load_package
+from eoengine.models.package import load_package
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_export_checks_onnx_against_pytorch_on_real_chips(model: dict, capsys: p
 
 def test_a_graph_that_disagrees_is_caught(model: dict) -> None:
     from eoengine.deploy.onnx import compare, sample_chips
-    from eoengine.deploy.package import export_onnx
+    from eoengine.models.package import export_onnx
 
     pkg = load_package(_copy(model, "export"))
     other = load_package(_copy(model, "other"))

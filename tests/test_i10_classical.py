@@ -17,12 +17,12 @@ from mlflow.tracking import MlflowClient
 from rasterio.windows import Window
 
 from eoengine.datasets.tfrecord import encode_example, write_records
-from eoengine.deploy.package import load_package
 from eoengine.features.indices import stack_features
+from eoengine.features.normalise import normalise
 from eoengine.inference.sources import sources_for_model
+from eoengine.models.package import load_package
 from eoengine.raster.scene import SceneReader
 from eoengine.training.classical import _labelled_blocks, sample_pixels
-from eoengine.training.data import normalise
 
 BANDS = ["B2", "B3", "B4", "B8"]
 KEY = "classical-test-key"

@@ -12,7 +12,7 @@ import pytest
 from conftest import run_cli
 from rich.console import Console
 
-from eoengine.demo import FIGURES, FOREST_ROW, UNET_ROW, check_readme, readme_differences, readme_figures, run_demo
+from eoengine.cli.demo import FIGURES, FOREST_ROW, UNET_ROW, check_readme, readme_differences, readme_figures, run_demo
 from eoengine.errors import EOError
 
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -7,7 +7,7 @@ from 0.704 accuracy / 0.305 mean IoU (at its parent) to 0.667 / 0.260.
 
 import torch
 
-from eoengine.labels.vector import IGNORE
+from eoengine.labels import IGNORE
 from eoengine.training.losses import build_loss
 
 

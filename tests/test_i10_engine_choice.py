@@ -12,7 +12,7 @@ import pytest
 import rasterio
 from conftest import four_band_stack, run_cli, saved_package
 
-from eoengine.deploy.package import ONNX, export_onnx, load_package
+from eoengine.models.package import ONNX, export_onnx, load_package
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from eoengine.config.load import load_config
 from eoengine.config.schema import BufferConfig
 from eoengine.datasets.build import build_dataset
 from eoengine.errors import EOError
-from eoengine.labels.vector import IGNORE, VectorLabeler, labels_for_grid, read_vector_labels
+from eoengine.labels import IGNORE
+from eoengine.labels.vector import VectorLabeler, labels_for_grid, read_vector_labels
 from eoengine.raster.scene import Grid
 
 X0, Y0 = 462405.0, 1741815.0  # the scene's top-left corner (EPSG:32615), 10 m pixels, 64 x 64

@@ -12,11 +12,11 @@ import pytest
 import rasterio
 from conftest import OGT, four_band_stack, run_cli, saved_package
 
-from eoengine.deploy.package import load_package
 from eoengine.errors import EOError
 from eoengine.inference.output import ClassCoding
 from eoengine.inference.predict import Predictor, prediction_options
 from eoengine.inference.sources import sources_for_package
+from eoengine.models.package import load_package
 from eoengine.raster.scene import SceneReader
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from conftest import serve_in_thread, train_tiny_unet
 
-from eoengine.deploy.package import load_package
+from eoengine.models.package import load_package
 from eoengine.serving.app import Settings, create_app
 
 KEY = "i10-key"
@@ -283,7 +283,7 @@ def test_tiles_read_the_bands_the_package_records(model: Path, tmp_path: Path) -
     from rasterio.warp import transform_bounds
     from rio_tiler.io import Reader
 
-    from eoengine.deploy.package import META
+    from eoengine.models.package import META
 
     four = four_band_stack(tmp_path / "four.tif")
     with rasterio.open(four) as ds:

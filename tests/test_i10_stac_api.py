@@ -10,8 +10,8 @@ import pystac
 import pytest
 from conftest import serve_in_thread
 
+from eoengine.serving.stac_api import create_stac_app
 from eoengine.sourcing.catalog import CatalogIndex
-from eoengine.sourcing.stac_api import create_stac_app
 
 CLOUDS = {"clear": 5.0, "hazy": 30.0, "cloudy": 80.0}
 

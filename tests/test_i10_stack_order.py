@@ -14,7 +14,7 @@ import rasterio
 from conftest import OGT, four_band_stack, run_cli, saved_package
 from fastapi.testclient import TestClient
 
-from eoengine.deploy.package import load_package
+from eoengine.models.package import load_package
 from eoengine.serving.app import Settings, create_app
 
 STACK = OGT / "LE70220491999322EDC01_stack.gtif"

@@ -10,7 +10,8 @@ from shapely.geometry import Polygon, box
 from eoengine.config.schema import ClassSpec
 from eoengine.errors import EOError
 from eoengine.features.indices import compute_indices
-from eoengine.labels.vector import IGNORE, VectorLabeler, labels_for_grid, read_vector_labels
+from eoengine.labels import IGNORE
+from eoengine.labels.vector import VectorLabeler, labels_for_grid, read_vector_labels
 from eoengine.raster.scene import Grid
 
 CLASSES = [ClassSpec(value=1, name="forest"), ClassSpec(value=2, name="water")]

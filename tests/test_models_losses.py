@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from eoengine.errors import EOError
-from eoengine.labels.vector import IGNORE
+from eoengine.labels import IGNORE
 from eoengine.models.registry import build_model
 from eoengine.training.losses import build_loss, class_weights
 from eoengine.training.metrics import scores_from_confusion

@@ -95,7 +95,7 @@ def test_onnx_graph_agrees_with_pytorch(trained: dict) -> None:
     import onnxruntime as ort
     import torch
 
-    from eoengine.deploy.package import load_package
+    from eoengine.models.package import load_package
 
     pkg = load_package(trained["result"].model_path)
     x = np.random.default_rng(0).standard_normal((2, 5, 48, 40)).astype(np.float32)

@@ -8,9 +8,9 @@ import rasterio
 import torch
 from conftest import write_raster
 
-from eoengine.deploy.package import ModelPackage
 from eoengine.inference.predict import PredictOptions, Predictor
 from eoengine.inference.tiling import blend_weights, tile_positions
+from eoengine.models.package import ModelPackage
 from eoengine.models.registry import build_model
 from eoengine.raster.scene import BandSource, SceneReader
 

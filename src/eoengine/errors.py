@@ -3,6 +3,19 @@
 Every problem a user can fix (a missing file, a wrong band name, a malformed config) is
 raised as :class:`EOError`, whose message names the offending thing and how to fix it. The
 CLI prints these as one line and exits non-zero, without a traceback.
+
+Some errors say their kind too, as a subtype that also inherits the matching builtin (so
+``except FileNotFoundError`` and the like see them as well); an HTTP adapter answers each
+kind with its own status (``serving/errors.py``):
+
+- :class:`NotFound` (a ``FileNotFoundError``): a file, run, model, scene, dataset or
+  collection the user named does not exist;
+- :class:`Invalid` (a ``ValueError``): a value that is not valid (a plain :class:`EOError`
+  means bad input as well);
+- :class:`Unavailable` (a ``ConnectionError``): an upstream service — a STAC API, an object
+  store, Earth Engine, a geocoder — cannot be reached or failed; the same call may work later;
+- :class:`Conflict`: the thing exists but its state refuses the request (a run another
+  process is still training, an output that already exists).
 """
 
 from __future__ import annotations
@@ -22,6 +35,26 @@ class EOError(Exception):
         self.problem = problem
         self.fix = fix
         super().__init__(f"{problem} — {fix}" if fix else problem)
+
+
+class NotFound(EOError, FileNotFoundError):
+    """A file, run, model, scene, dataset or collection the user named does not exist."""
+
+
+class Invalid(EOError, ValueError):
+    """A value the user gave that is not valid (malformed, out of range, inconsistent)."""
+
+
+class Unavailable(EOError, ConnectionError):
+    """An upstream service (STAC API, object store, Earth Engine, geocoder) cannot be reached or failed."""
+
+
+class Conflict(EOError):
+    """The thing exists but its state refuses the request: a run still training, an output already there."""
+
+
+KINDS: dict[str, type[EOError]] = {kind.__name__: kind for kind in (EOError, NotFound, Invalid, Unavailable, Conflict)}
+"""The error kinds by name (a kind survives the text a Beam worker's failure travels as)."""
 
 
 class ConfigError(EOError):
@@ -57,7 +90,8 @@ def worker_error(exc: EOError) -> RuntimeError:
         The exception for the worker to raise instead.
 
     """
-    payload = base64.urlsafe_b64encode(json.dumps([exc.problem, exc.fix]).encode()).decode()
+    kind = type(exc).__name__ if type(exc).__name__ in KINDS else "EOError"
+    payload = base64.urlsafe_b64encode(json.dumps([exc.problem, exc.fix, kind]).encode()).decode()
     return RuntimeError(f"{_WORKER_TAG}{payload} ({exc})")
 
 
@@ -68,14 +102,14 @@ def from_worker(exc: BaseException) -> EOError | None:
         exc: What running the pipeline raised.
 
     Returns:
-        The worker's error, or None when the failure carries none.
+        The worker's error, of the kind it raised, or None when the failure carries none.
 
     """
     found = _WORKER_RE.search("".join(traceback.format_exception(exc)))
     if found is None:
         return None
-    problem, fix = json.loads(base64.urlsafe_b64decode(found.group(1)))
-    return EOError(problem, fix)
+    problem, fix, kind = json.loads(base64.urlsafe_b64decode(found.group(1)))
+    return KINDS[kind](problem, fix)
 
 
 _OS_FIXES = {

@@ -20,8 +20,8 @@ UriOpt = Annotated[str | None, typer.Option(help="MLflow tracking URI (for run i
 
 
 def _load(model: str, tracking_uri: str | None) -> Any:
-    from eoengine.deploy.package import load_package
-    from eoengine.tracking.store import resolve_model_ref
+    from eoengine.deploy.registry import resolve_model_ref
+    from eoengine.models.package import load_package
 
     return load_package(resolve_model_ref(model, tracking_uri))
 
@@ -52,7 +52,7 @@ def _graph_is_export(pkg: Any, output: Path | None) -> None:
     """A classical package is already ONNX: say so (and copy the graph to ``output`` if asked)."""
     import shutil
 
-    from eoengine.deploy.package import ONNX
+    from eoengine.models.package import ONNX
 
     graph = pkg.path / ONNX
     if output is not None:

@@ -21,7 +21,7 @@ from eoengine.cli.progress import RichReporter
 from eoengine.cli.runs import runs_app
 from eoengine.cli.source import source_app
 from eoengine.cli.source_ee import ee_app
-from eoengine.errors import ConfigError, EOError
+from eoengine.errors import ConfigError, EOError, NotFound
 from eoengine.progress import using_reporter
 
 app = typer.Typer(
@@ -145,8 +145,8 @@ def sweep(
 @app.command()
 def validate(config: Annotated[Path, typer.Argument(help="Project config (YAML)")]) -> None:
     """Check a config: schema, files, band names, indices, labels and component names."""
-    from eoengine.config.checks import check_config
     from eoengine.config.load import load_config
+    from eoengine.training.checks import check_config
 
     cfg = load_config(config)
     problems = check_config(cfg)
@@ -185,9 +185,9 @@ def evaluate(
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (for run ids)")] = None,
 ) -> None:
     """Score a model on a dataset split and write an HTML report next to its run."""
-    from eoengine.deploy.package import load_package
+    from eoengine.deploy.registry import resolve_model_ref
     from eoengine.evaluation.evaluate import evaluate as run_eval
-    from eoengine.tracking.store import resolve_model_ref
+    from eoengine.models.package import load_package
     from eoengine.training.metrics import by_class_name
 
     pkg = load_package(resolve_model_ref(model, tracking_uri))
@@ -224,12 +224,12 @@ def predict(
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (for run ids)")] = None,
 ) -> None:
     """Predict a class map (or value map) over scenes of any size, as Cloud-Optimized GeoTIFFs."""
-    from eoengine.deploy.package import load_package
+    from eoengine.deploy.registry import resolve_model_ref
     from eoengine.inference.predict import Predictor, prediction_options
     from eoengine.inference.sources import sources_for_package
+    from eoengine.models.package import load_package
     from eoengine.raster.cog import check_writable
     from eoengine.raster.scene import SceneReader
-    from eoengine.tracking.store import resolve_model_ref
 
     if bool(scene) == bool(scenes):
         raise EOError("give one scene (positional files) or several with --scene", "e.g. --scene a.tif --scene b.tif --out mosaic.tif")
@@ -271,11 +271,11 @@ def demo(
         help="Then fail unless this README quotes the figures the demo printed")] = None,
 ) -> None:
     """Run the whole pipeline on the bundled Landsat 7 sample: dataset, training, report, map."""
-    from eoengine.demo import FIGURES, run_demo
-    from eoengine.demo import check_readme as check
+    from eoengine.cli.demo import FIGURES, run_demo
+    from eoengine.cli.demo import check_readme as check
 
     if check_readme is not None and not check_readme.is_file():
-        raise EOError(f"{check_readme} not found", "pass the README whose demo figures to check, e.g. README.md")
+        raise NotFound(f"{check_readme} not found", "pass the README whose demo figures to check, e.g. README.md")
     _quiet_lightning()
     run_demo(workdir, example, baseline, out)
     if check_readme is not None:

@@ -102,8 +102,8 @@ def serve(
 
     import uvicorn
 
+    from eoengine.serving.stac_api import create_stac_app
     from eoengine.sourcing.catalog import CatalogIndex
-    from eoengine.sourcing.stac_api import create_stac_app
 
     index = CatalogIndex(catalog)
     key = api_key or os.environ.get("EOENGINE_API_KEY")

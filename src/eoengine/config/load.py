@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from eoengine.config.schema import ProjectConfig
-from eoengine.errors import ConfigError, EOError, check_not_folder
+from eoengine.errors import ConfigError, EOError, NotFound, check_not_folder
 
 
 class ProjectModules(importlib.abc.MetaPathFinder):
@@ -167,7 +167,7 @@ def format_validation_error(
 def read_yaml(path: Path) -> dict[str, Any]:
     """Read a YAML mapping, naming the file and line on a syntax error."""
     if not path.exists():
-        raise EOError(f"config file not found: {path}", "check the path, or run 'eoengine init DIR'")
+        raise NotFound(f"config file not found: {path}", "check the path, or run 'eoengine init DIR'")
     check_not_folder(path, "a config file", f"pass the YAML file, e.g. {path / 'eoengine.yaml'}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -2,7 +2,7 @@
 
 The models here are pure pydantic v2 schemas: they check types, ranges and names that can
 be checked without touching the disk. Checks that need the files (does the band exist, do
-labels overlap the scene) live in :mod:`eoengine.config.checks`.
+labels overlap the scene) live in :mod:`eoengine.training.checks`.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from eoengine.config.checks import check_output_dir
+from eoengine.config.output_dir import check_output_dir
 from eoengine.config.schema import BuildConfig, ProjectConfig
 from eoengine.datasets.manifest import build_index, combine_stats, dataset_config
 from eoengine.datasets.pipeline import beam_options, run_chips, run_label_counts
@@ -33,7 +33,7 @@ from eoengine.datasets.store import (
     create_arrays,
     open_arrays,
 )
-from eoengine.errors import EOError, check_not_folder, os_error
+from eoengine.errors import EOError, NotFound, check_not_folder, os_error
 from eoengine.features.indices import channel_names
 from eoengine.hashing import canonical_hash, input_checksums
 from eoengine.progress import polled
@@ -70,7 +70,7 @@ def config_inputs(cfg: BuildConfig) -> list[str]:
         paths.append(str(cfg.resolve(cfg.dataset.split.path)))
     for p in paths:
         if "://" not in p and not Path(p).exists():
-            raise EOError(f"input file not found: {p}", "check the paths in the config")
+            raise NotFound(f"input file not found: {p}", "check the paths in the config")
         check_not_folder(p, "a file", "pass the file itself (the image or labels inside the folder)")
     return paths
 
@@ -99,7 +99,7 @@ def latest_dataset(cfg: ProjectConfig) -> Path:
     """The dataset most recently built from this config's project."""
     pointer = datasets_dir(cfg) / f"{cfg.name}.latest.json"
     if not pointer.exists():
-        raise EOError(
+        raise NotFound(
             f"no dataset built yet for project '{cfg.name}'",
             "run 'eoengine dataset build CONFIG' first (or set training.dataset)",
         )

@@ -22,8 +22,9 @@ from eoengine.datasets.chunks import ChunkReader
 from eoengine.datasets.plan import BuildPlan, Candidate
 from eoengine.datasets.store import ARRAYS, MARKERS, atomic_write_json, open_all_arrays
 from eoengine.features.indices import stack_features
+from eoengine.labels import IGNORE
 from eoengine.labels.raster import RasterLabeler, ValueReader
-from eoengine.labels.vector import IGNORE, VectorLabeler
+from eoengine.labels.vector import VectorLabeler
 from eoengine.raster.scene import SceneReader
 
 

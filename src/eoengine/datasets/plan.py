@@ -25,7 +25,7 @@ from eoengine.datasets.split import (
     short_splits,
     stable_seed,
 )
-from eoengine.errors import EOError
+from eoengine.errors import EOError, NotFound
 from eoengine.features.indices import check_indices
 from eoengine.labels.raster import RasterLabeler, ValueReader
 from eoengine.labels.vector import labels_for_grid, read_labelled_area, read_vector_labels
@@ -105,7 +105,7 @@ def _split_fn(cfg: ProjectConfig, grid: Grid, scene: str, labels: gpd.GeoDataFra
 def read_regions(path: Path, column: str) -> gpd.GeoDataFrame:
     """Read split regions: polygons with a column naming train/val/test."""
     if not path.exists():
-        raise EOError(f"split regions file not found: {path}", "check dataset.split.path")
+        raise NotFound(f"split regions file not found: {path}", "check dataset.split.path")
     frame = gpd.read_file(path)
     if frame.crs is None:
         raise EOError(f"split regions {path} have no CRS", "set the CRS of the regions file")

@@ -19,20 +19,11 @@ from shapely.geometry import box
 from shapely.strtree import STRtree
 
 from eoengine.raster.scene import Grid
+from eoengine.raster.windows import grid_positions
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 Window4 = tuple[int, int, int, int]  # row, col, height, width
-
-
-def grid_positions(length: int, size: int, stride: int) -> list[int]:
-    """Offsets of windows of ``size`` every ``stride`` along ``length``, last one flush."""
-    if size > length:
-        return []
-    offsets = list(range(0, length - size + 1, stride))
-    if offsets[-1] != length - size:
-        offsets.append(length - size)
-    return offsets
 
 
 def grid_windows(height: int, width: int, size: int, stride: int) -> Iterator[tuple[int, int]]:

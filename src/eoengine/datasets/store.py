@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import zarr
 
-from eoengine.errors import EOError
-from eoengine.labels.vector import IGNORE
+from eoengine.errors import EOError, NotFound
+from eoengine.labels import IGNORE
 
 MANIFEST = "manifest.json"
 INDEX = "chips.parquet"
@@ -106,11 +106,12 @@ def read_manifest(root: Path) -> dict[str, Any]:
         The manifest.
 
     Raises:
-        EOError: ``root`` is missing, a file, or a folder without a manifest.
+        NotFound: ``root`` is missing.
+        EOError: ``root`` is a file, or a folder without a manifest.
 
     """
     if not (root / MANIFEST).is_file():
         why = "not found" if not root.exists() else "a file" if not root.is_dir() else f"no {MANIFEST} in it"
-        raise EOError(f"{root} is not an eoengine dataset ({why})", DATASET_FIX)
+        raise (NotFound if why == "not found" else EOError)(f"{root} is not an eoengine dataset ({why})", DATASET_FIX)
     data: dict[str, Any] = json.loads((root / MANIFEST).read_text())
     return data

@@ -20,7 +20,7 @@ import google_crc32c
 import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
-from eoengine.errors import EOError
+from eoengine.errors import EOError, NotFound
 
 _F = descriptor_pb2.FieldDescriptorProto
 
@@ -80,7 +80,7 @@ def _open(path: Path, compression: str, mode: str) -> BinaryIO:
 def read_records(path: Path, compression: str = "GZIP") -> Iterator[bytes]:
     """The raw records of a TFRecord file, with their checksums verified."""
     if not path.exists():
-        raise EOError(f"TFRecord file not found: {path}", "check the path")
+        raise NotFound(f"TFRecord file not found: {path}", "check the path")
     if path.is_dir():
         inside = sorted(p.name for p in path.iterdir() if ".tfrecord" in p.name)[:3]
         hint = f" (it holds {', '.join(inside)}{', ...' if len(inside) == 3 else ''})" if inside else ""

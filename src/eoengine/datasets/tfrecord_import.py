@@ -24,9 +24,9 @@ from eoengine.datasets.manifest import combine_stats
 from eoengine.datasets.split import warn_dataset
 from eoengine.datasets.store import INDEX, MANIFEST, atomic_write_json, create_arrays, open_arrays, read_manifest
 from eoengine.datasets.tfrecord import decode_example, describe_example, first_record, numeric_features, read_records
-from eoengine.errors import EOError
+from eoengine.errors import Conflict, EOError
 from eoengine.hashing import canonical_hash, input_checksums
-from eoengine.labels.vector import IGNORE
+from eoengine.labels import IGNORE
 
 FORMAT = "eoengine-dataset/1"
 SPLIT_FIX = "if you rely on it, export more records, with every class, into that split's files and import again"
@@ -83,7 +83,7 @@ def default_bands(path: Path, label: str, compression: str = "GZIP") -> list[str
 
 def _check_output(output: Path) -> None:
     if output.exists() and not (output / MANIFEST).is_file():
-        raise EOError(f"{output} already exists and is not an eoengine dataset", "choose a new --out folder or delete it")
+        raise Conflict(f"{output} already exists and is not an eoengine dataset", "choose a new --out folder or delete it")
 
 
 def _scan(splits: dict[str, list[str]], bands: list[str], label: str, compression: str) -> tuple[int, int, int]:
@@ -166,8 +166,8 @@ def import_tfrecords(
         if existing["version"] == version:
             return ImportResult(output, version, existing, up_to_date=True)
         if not force:
-            raise EOError(f"{output} holds another dataset (version {existing['version'][:12]}, this import is {version[:12]})",
-                          "use --force to replace it, or choose a new --out folder")
+            raise Conflict(f"{output} holds another dataset (version {existing['version'][:12]}, this import is {version[:12]})",
+                           "use --force to replace it, or choose a new --out folder")
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}."))
     try:

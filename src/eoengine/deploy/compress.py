@@ -25,11 +25,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from eoengine.deploy.onnx import ort_forward, sample_chips, session
-from eoengine.deploy.package import ONNX, ModelPackage, export_onnx, save_package
-from eoengine.errors import EOError
+from eoengine.deploy.onnx import sample_chips
+from eoengine.errors import EOError, NotFound
 from eoengine.models.classical import refuse_network_only
-from eoengine.training.heads import HEAD_SCALARS, heads_from_meta
+from eoengine.models.heads import heads_from_meta
+from eoengine.models.onnx import ort_forward, session
+from eoengine.models.package import ONNX, ModelPackage, export_onnx, save_package
+from eoengine.training.heads import HEAD_SCALARS
 
 INT8_STATIC = "model.int8.onnx"
 INT8_DYNAMIC = "model.int8-dynamic.onnx"
@@ -38,7 +40,7 @@ INT8_DYNAMIC = "model.int8-dynamic.onnx"
 def _dataset(pkg: ModelPackage) -> Path:
     root = Path(pkg.meta.get("dataset", {}).get("path", ""))
     if not (root / "manifest.json").exists():
-        raise EOError(f"the model's dataset is not at '{root}'", "keep the dataset the model was trained on beside it")
+        raise NotFound(f"the model's dataset is not at '{root}'", "keep the dataset the model was trained on beside it")
     return root
 
 
@@ -51,7 +53,7 @@ def main_metric(pkg: ModelPackage) -> str:
 def measure(pkg: ModelPackage, forward: Callable[[torch.Tensor], torch.Tensor], chips: torch.Tensor,
             size_bytes: int, repeats: int = 5) -> dict[str, Any]:
     """Size, time per batch of ``chips`` (median of ``repeats``) and test-split scores of one variant."""
-    from eoengine.evaluation.evaluate import split_scores
+    from eoengine.training.scores import split_scores
 
     with torch.inference_mode():
         forward(chips)  # warm-up
@@ -163,8 +165,9 @@ def _finetune(pkg: ModelPackage, model: nn.Module, epochs: int, lr: float) -> No
     """Train the pruned model a little on the train split, keeping pruned weights at zero."""
     from torch.utils.data import DataLoader
 
+    from eoengine.models.heads import TARGET_KEY, split_outputs
     from eoengine.training.data import ChipDataset
-    from eoengine.training.heads import TARGET_KEY, loss_input, split_outputs
+    from eoengine.training.heads import loss_input
     from eoengine.training.losses import DEFAULT_LOSS, build_loss
 
     heads = heads_from_meta(pkg.meta)
@@ -190,7 +193,7 @@ def _finetune(pkg: ModelPackage, model: nn.Module, epochs: int, lr: float) -> No
 def prune(pkg: ModelPackage, amount: float, method: str = "unstructured", finetune_epochs: int = 0,
           lr: float = 1e-4, out: Path | None = None, bench_chips: int = 8) -> tuple[Path, dict[str, Any]]:
     """Write a pruned copy of the package (default ``<package>-pruned``) and the side-by-side report."""
-    from eoengine.deploy.package import load_package
+    from eoengine.models.package import load_package
 
     refuse_network_only(pkg.meta, "prune")
     chips = sample_chips(pkg, bench_chips)

@@ -1,4 +1,4 @@
-"""ONNX Runtime sessions for model packages, and the export check against PyTorch.
+"""The export check of a model package's ONNX graph against PyTorch.
 
 ``export_checked`` (re)exports a package's ``model.onnx`` with dynamic batch and spatial
 size, then runs real chips of the package's dataset through both PyTorch and ONNX Runtime,
@@ -8,62 +8,16 @@ predicted classes differ. An export that disagrees beyond the tolerance is not k
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
-from torch import nn
 
-from eoengine.deploy.package import ONNX, ModelPackage, export_onnx
-from eoengine.errors import EOError
-
-
-def session(path: Path | bytes, threads: int | None = None) -> Any:
-    """An ONNX Runtime CPU session (of a file, or a serialised graph) using ``threads`` (default: every core)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads or os.cpu_count() or 1
-    opts.log_severity_level = 3
-    try:
-        return ort.InferenceSession(path if isinstance(path, bytes) else str(path), opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
-        where = "the graph" if isinstance(path, bytes) else path
-        raise EOError(f"ONNX Runtime cannot load {where}: {str(exc).splitlines()[0]}",
-                      "re-export it with 'eoengine export MODEL --format onnx'") from None
-
-
-def ort_forward(sess: Any) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A torch-in, torch-out forward function over an ONNX Runtime session."""
-    name = sess.get_inputs()[0].name
-
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        out = sess.run(None, {name: np.ascontiguousarray(x.numpy(), dtype=np.float32)})[0]
-        return torch.from_numpy(out)
-
-    return forward
-
-
-class OnnxModule(nn.Module):
-    """An ONNX graph run by ONNX Runtime, usable wherever a package's PyTorch model is.
-
-    Models without PyTorch weights (the classical ones) are loaded as this, so evaluation,
-    prediction, serving and the registry's pyfunc run their graph unchanged.
-    """
-
-    def __init__(self, sess: Any) -> None:
-        super().__init__()
-        self._forward = ort_forward(sess)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, C, H, W) normalised images -> the graph's output."""
-        return self._forward(x)
+from eoengine.errors import EOError, NotFound
+from eoengine.models.onnx import ort_forward, session
+from eoengine.models.package import ONNX, ModelPackage, export_onnx
 
 
 def sample_chips(pkg: ModelPackage, n: int = 16, split: str = "test") -> torch.Tensor:
@@ -72,7 +26,7 @@ def sample_chips(pkg: ModelPackage, n: int = 16, split: str = "test") -> torch.T
 
     root = Path(pkg.meta.get("dataset", {}).get("path", ""))
     if not (root / "manifest.json").exists():
-        raise EOError(f"the model's dataset is not at '{root}'", "pass --dataset PATH to a dataset built with the model's bands")
+        raise NotFound(f"the model's dataset is not at '{root}'", "pass --dataset PATH to a dataset built with the model's bands")
     ds = ChipDataset(root, split)
     if len(ds) == 0:
         ds = ChipDataset(root, "train")

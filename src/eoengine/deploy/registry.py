@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from eoengine.deploy.package import META, ModelPackage
-from eoengine.errors import EOError
-from eoengine.tracking.store import use_tracking_uri
+from eoengine.errors import EOError, NotFound
+from eoengine.models.package import META, ModelPackage
+from eoengine.tracking.store import cache_dir, use_tracking_uri
 
 PACKAGE_ARTIFACT = "package"
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 _REF = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[\w\-]+)|/(?P<version>\d+))$")
 
 
@@ -32,7 +33,7 @@ def _pyfunc_class() -> type:
         """Logits for normalised image batches, from an eoengine model package."""
 
         def load_context(self, context: Any) -> None:
-            from eoengine.deploy.package import load_package
+            from eoengine.models.package import load_package
 
             self.pkg = load_package(Path(context.artifacts[PACKAGE_ARTIFACT]))
 
@@ -124,8 +125,8 @@ def fetch(ref: str, uri: str | None, cache: Path) -> Path:
         else:
             mv = client.get_model_version(m["name"], m["version"])
     except MlflowException as exc:
-        raise EOError(f"{ref} is not in the registry at {uri or mlflow.get_tracking_uri()}: {str(exc).splitlines()[0]}",
-                      "list versions with the MLflow UI, or register one with 'eoengine register'") from None
+        raise NotFound(f"{ref} is not in the registry at {uri or mlflow.get_tracking_uri()}: {str(exc).splitlines()[0]}",
+                       "list versions with the MLflow UI, or register one with 'eoengine register'") from None
     dst = cache / "registry" / m["name"] / str(mv.version)
     found = list(dst.glob(f"artifacts/**/{META}"))
     if not found:
@@ -136,3 +137,39 @@ def fetch(ref: str, uri: str | None, cache: Path) -> Path:
     if not found:
         raise EOError(f"{ref} (version {mv.version}) holds no eoengine package", "register it with 'eoengine register'")
     return found[0].parent
+
+
+def resolve_model_ref(ref: str, uri: str | None) -> Path:
+    """A model package path from a folder, a run, or the Model Registry.
+
+    Accepts a package folder, ``runs:/<id>``, a bare run id, ``models:/name@alias`` or
+    ``models:/name/version``; fetched packages are downloaded once, then cached.
+    """
+    p = Path(ref)
+    if p.exists():
+        return p
+    if ref.startswith("models:/"):
+        return fetch(ref, uri, cache_dir())
+    run_id = ref.removeprefix("runs:/").split("/")[0]
+    if not _RUN_ID.match(run_id):
+        raise NotFound(
+            f"model not found: {ref}",
+            "pass a model package folder, 'runs:/<run id>' or a 32-character MLflow run id",
+        )
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    dst = cache_dir() / "runs" / run_id
+    if (dst / "model" / "eoengine-model.json").exists():
+        return dst / "model"
+    dst.mkdir(parents=True, exist_ok=True)
+    try:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path="model", dst_path=str(dst), tracking_uri=uri
+        )
+    except (MlflowException, OSError) as exc:
+        raise EOError(
+            f"cannot fetch the model of run {run_id}: {str(exc).splitlines()[0]}",
+            "check the run id and the tracking URI (--tracking-uri or MLFLOW_TRACKING_URI)",
+        ) from None
+    return Path(local)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from eoengine.datasets.store import INDEX, open_arrays
-from eoengine.labels.vector import IGNORE
+from eoengine.labels import IGNORE
 from eoengine.training.metrics import scores_from_confusion
 
 

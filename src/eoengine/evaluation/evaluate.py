@@ -6,32 +6,23 @@ import base64
 import html
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
-import torch
-from torch.utils.data import DataLoader
 
 from eoengine.datasets.store import read_manifest
-from eoengine.deploy.package import ModelPackage
-from eoengine.errors import EOError
+from eoengine.errors import NotFound
 from eoengine.inference.output import ClassCoding, hex_rgb
 from eoengine.inference.predict import predict_dataset_scene
-from eoengine.training.data import ChipDataset
-from eoengine.training.heads import (
-    HEAD_SCALARS,
-    TARGET_KEY,
-    heads_from_meta,
-    mark_train_classes,
-    metric_input,
-    split_outputs,
-)
+from eoengine.models.heads import heads_from_meta
+from eoengine.models.package import ModelPackage
+from eoengine.training.heads import HEAD_SCALARS
 from eoengine.training.metrics import per_class_metrics
 from eoengine.training.plots import plot_confusion
+from eoengine.training.scores import split_scores
 
 
 @dataclass
@@ -43,37 +34,6 @@ class Evaluation:
     report: Path
     by_head: dict[str, dict[str, Any]]
     head_types: dict[str, str]
-
-
-def split_scores(
-    pkg: ModelPackage, root: Path, split: str, batch_size: int = 32,
-    forward: Callable[[torch.Tensor], torch.Tensor] | None = None, validation: bool = False,
-) -> dict[str, dict[str, Any]]:
-    """Metrics of every head of the model on a dataset split (nodata and unlabelled pixels ignored).
-
-    ``forward`` replaces the package's PyTorch model (e.g. an ONNX Runtime session). With
-    ``validation``, class means count every class of the train split, as training's
-    validation scores do (so a one-class split cannot score 1.0).
-    """
-    manifest = read_manifest(root)
-    if manifest["channels"] != pkg.meta["channels"]:
-        raise EOError(
-            f"dataset {root} has channels {manifest['channels']}, the model takes {pkg.meta['channels']}",
-            "evaluate on a dataset built with the model's bands and indices",
-        )
-    ds = ChipDataset(root, split)
-    if len(ds) == 0:
-        raise EOError(f"dataset {root} has no '{split}' chips", "choose another --split")
-    heads = heads_from_meta(pkg.meta)
-    if validation:
-        mark_train_classes(heads, manifest)
-    metrics = [h.metrics(validation) for h in heads]
-    run = forward or pkg.model
-    with torch.inference_mode():
-        for x, targets in DataLoader(ds, batch_size=batch_size):
-            for head, acc, pred in zip(heads, metrics, split_outputs(run(x), heads), strict=True):
-                acc.update(*metric_input(head, pred, targets[TARGET_KEY[head.type]]))
-    return {h.name: m.compute() for h, m in zip(heads, metrics, strict=True)}
 
 
 def _img(path: Path) -> str:
@@ -169,7 +129,7 @@ def evaluate(pkg: ModelPackage, dataset: Path | None = None, split: str = "test"
     """Score the model on a split of its dataset (or ``dataset``) and write the report."""
     root = Path(dataset or pkg.meta.get("dataset", {}).get("path", ""))
     if not (root / "manifest.json").exists():
-        raise EOError(f"dataset not found: {root}", "pass --dataset PATH to the dataset folder")
+        raise NotFound(f"dataset not found: {root}", "pass --dataset PATH to the dataset folder")
     by_head = split_scores(pkg, root, split)
     out_dir = report_dir or (pkg.path.parent / "report")
     report = write_report(pkg, split, by_head, read_manifest(root), out_dir)

@@ -39,7 +39,7 @@ class _PredictStrip(beam.DoFn):  # type: ignore[misc]
     def setup(self) -> None:
         import torch
 
-        from eoengine.deploy.package import load_package
+        from eoengine.models.package import load_package
 
         os.environ["OMP_NUM_THREADS"] = str(self.threads)
         torch.set_num_threads(self.threads)
@@ -111,8 +111,8 @@ def predict_beam(
     rows_per_element: int = 1,
 ) -> list[Path]:
     """Predict ``scenes`` with Beam into ``out_dir`` (one COG each) and/or a mosaic at ``out``."""
-    from eoengine.deploy.package import load_package
-    from eoengine.training.heads import heads_from_meta, map_head
+    from eoengine.models.heads import heads_from_meta, map_head
+    from eoengine.models.package import load_package
 
     if out is None and out_dir is None:
         raise EOError("many scenes need --out (one mosaic) or --out-dir (one map per scene)", "add one of them")

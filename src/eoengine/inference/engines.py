@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from eoengine.deploy.package import ONNX, WEIGHTS, ModelPackage
-from eoengine.errors import EOError
+from eoengine.errors import EOError, NotFound
 from eoengine.hashing import canonical_hash, file_sha256
 from eoengine.models.classical import is_classical
+from eoengine.models.package import ONNX, WEIGHTS, ModelPackage
 
 ENGINES = ("auto", "torch", "onnx", "onnx-int8")
 Forward = Callable[[np.ndarray], torch.Tensor]
@@ -42,12 +42,12 @@ def _torch(pkg: ModelPackage) -> Forward:
 
 
 def _onnx(pkg: ModelPackage, file: str) -> Forward:
-    from eoengine.deploy.onnx import session
+    from eoengine.models.onnx import session
 
     path = pkg.path / file
     if not path.exists():
         hint = "eoengine quantize MODEL" if file != ONNX else "eoengine export MODEL --format onnx"
-        raise EOError(f"{path} does not exist", f"create it with '{hint}', or use --engine torch")
+        raise NotFound(f"{path} does not exist", f"create it with '{hint}', or use --engine torch")
     sess = session(path)
     name = sess.get_inputs()[0].name
 

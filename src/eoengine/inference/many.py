@@ -24,10 +24,10 @@ from rasterio.errors import RasterioError
 from rasterio.merge import merge
 from rasterio.vrt import WarpedVRT
 
-from eoengine.deploy.package import ModelPackage
 from eoengine.errors import EOError
 from eoengine.inference.predict import Predictor
 from eoengine.inference.sources import sources_for_package
+from eoengine.models.package import ModelPackage
 from eoengine.raster.cog import finish_cog, temp_name, unwritable
 from eoengine.raster.scene import SceneReader
 

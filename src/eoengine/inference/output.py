@@ -24,10 +24,10 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from eoengine.datasets.store import atomic_write_json
-from eoengine.deploy.package import ModelPackage
 from eoengine.errors import EOError
 from eoengine.inference.regions import Region
-from eoengine.labels.vector import IGNORE
+from eoengine.labels import IGNORE
+from eoengine.models.package import ModelPackage
 from eoengine.raster.cog import finish_cog, unwritable
 from eoengine.raster.scene import Grid
 

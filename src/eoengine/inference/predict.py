@@ -25,19 +25,19 @@ from pydantic import ValidationError
 from rasterio.windows import Window
 
 from eoengine.config.schema import PredictionConfig
-from eoengine.deploy.package import ONNX, WEIGHTS, ModelPackage
 from eoengine.errors import EOError
 from eoengine.features.indices import stack_features
+from eoengine.features.normalise import normalise
 from eoengine.hashing import canonical_hash, file_sha256
 from eoengine.inference.engines import select_engine
 from eoengine.inference.output import ClassCoding, MapWriter
 from eoengine.inference.regions import Region, regions
 from eoengine.inference.tiling import blend_weights, round_up
+from eoengine.models.heads import heads_from_meta, map_head
+from eoengine.models.package import ONNX, WEIGHTS, ModelPackage
 from eoengine.progress import progress_task
 from eoengine.raster.scene import SceneReader
 from eoengine.runtime import tune_allocator
-from eoengine.training.data import normalise
-from eoengine.training.heads import heads_from_meta, map_head
 
 PredictOptions = PredictionConfig
 """Tiling and batching settings: the config's ``prediction`` section (defaults from the package)."""

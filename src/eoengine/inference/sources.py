@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from eoengine.errors import EOError
+from eoengine.errors import Invalid
 from eoengine.raster.scene import BandSource, open_raster
 
 _INDEXED = re.compile(r"^(?P<path>.+):(?P<index>\d+)$")
@@ -34,7 +34,7 @@ def split_index(arg: str) -> tuple[str, int | None]:
     if m is None or ("://" not in arg and Path(arg).exists()):
         return arg, None
     if int(m["index"]) < 1:
-        raise EOError(f"{arg}: band numbers start at 1", f"write {m['path']}:1 for the first band")
+        raise Invalid(f"{arg}: band numbers start at 1", f"write {m['path']}:1 for the first band")
     return m["path"], int(m["index"])
 
 
@@ -47,14 +47,14 @@ def _names(spec: dict[str, Any]) -> set[str]:
     return {n for n in (spec["name"], spec.get("common_name")) if n}
 
 
-def _mismatch(spec: dict[str, Any], path: str, index: int, desc: str | None) -> EOError:
-    return EOError(f"band {index} of {path} is '{desc}' but the model expects '{spec['name']}' there",
+def _mismatch(spec: dict[str, Any], path: str, index: int, desc: str | None) -> Invalid:
+    return Invalid(f"band {index} of {path} is '{desc}' but the model expects '{spec['name']}' there",
                    "pass the bands in the model's order, or name each band: name=path:N")
 
 
-def _miscount(specs: list[dict[str, Any]], given: str, count: int) -> EOError:
+def _miscount(specs: list[dict[str, Any]], given: str, count: int) -> Invalid:
     names = ", ".join(s["name"] for s in specs)
-    return EOError(f"the model expects {len(specs)} bands ({names}); {given} give(s) {count} band(s)",
+    return Invalid(f"the model expects {len(specs)} bands ({names}); {given} give(s) {count} band(s)",
                    "pass one file per band in the model's order, one stack with exactly those bands, or name=path:N pairs")
 
 
@@ -73,9 +73,9 @@ def _check_no_contradiction(specs: list[dict[str, Any]], path: str, indexes: lis
             raise _mismatch(spec, path, index, desc)
 
 
-def _ambiguous(specs: list[dict[str, Any]], path: str, recorded: list[int]) -> EOError:
+def _ambiguous(specs: list[dict[str, Any]], path: str, recorded: list[int]) -> Invalid:
     names = ", ".join(s["name"] for s in specs)
-    return EOError(f"{path} has the model's {len(specs)} bands but no descriptions naming them, and the model was "
+    return Invalid(f"{path} has the model's {len(specs)} bands but no descriptions naming them, and the model was "
                    f"trained on bands {recorded} of its stack: they may be in either order",
                    f"say which band is which: {path}:N once per band in the model's order ({names}), "
                    f"or name=path:N pairs, e.g. {specs[0]['name']}={path}:{recorded[0]}")
@@ -110,7 +110,7 @@ def _named_band(spec: dict[str, Any], position: int, arg: str, recorded: list[in
         if index is None and recorded is not None and max(recorded) <= len(descs):
             index = recorded[position]
         if index is None:
-            raise EOError(f"{path} has {len(descs)} bands and none is described as '{spec['name']}'",
+            raise Invalid(f"{path} has {len(descs)} bands and none is described as '{spec['name']}'",
                           f"say which band it is: {spec['name']}={path}:N (N from 1 to {len(descs)})")
     return band_source(spec, path, index)
 
@@ -130,21 +130,21 @@ def sources_for_model(
         One source per model band and date.
 
     Raises:
-        EOError: The bands do not match the model's (count, names, descriptions that
+        Invalid: The bands do not match the model's (count, names, descriptions that
             contradict the model's band names, or a multi-band file whose band is not said).
 
     """
     names = [s["name"] for s in band_specs]
     pairs = ["=" in s and not s.startswith(("/", ".")) for s in scene]
     if timesteps > 1 and any(pairs):
-        raise EOError("name=path pairs cannot say which date a band belongs to",
+        raise Invalid("name=path pairs cannot say which date a band belongs to",
                       f"pass {timesteps} stacks (one per date) or every date's band files in order")
     if scene and all(pairs):
         mapping = dict(s.split("=", 1) for s in scene)
         missing = [n for n in names if n not in mapping]
         extra = sorted(set(mapping) - set(names))
         if missing or extra:
-            raise EOError(
+            raise Invalid(
                 f"the model expects {len(names)} bands ({', '.join(names)}); missing: {missing or 'none'}, "
                 f"unknown: {extra or 'none'}",
                 "give name=path for every model band",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from eoengine.datasets.split import grid_positions
+from eoengine.raster.windows import grid_positions
 
 
 def tile_positions(length: int, tile: int, overlap: int) -> list[int]:

@@ -9,7 +9,7 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 from eoengine.errors import EOError
-from eoengine.labels.vector import IGNORE
+from eoengine.labels import IGNORE
 from eoengine.raster.crs import crs_equivalent
 from eoengine.raster.scene import Grid, open_raster
 

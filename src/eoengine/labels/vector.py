@@ -22,15 +22,12 @@ from shapely.geometry import box
 from shapely.strtree import STRtree
 
 from eoengine.config.schema import BufferConfig, ClassSpec, class_key, class_lookup
-from eoengine.errors import EOError, check_not_folder
+from eoengine.errors import EOError, NotFound, check_not_folder
+from eoengine.labels import IGNORE
 from eoengine.raster.crs import crs_equivalent
 from eoengine.raster.scene import Grid
 
 log = logging.getLogger(__name__)
-
-IGNORE = 255
-"""Label value for unlabelled or nodata pixels; losses and metrics skip it."""
-
 
 def read_vector_file(path: Path, layer: str | None = None, what: str = "labels", setting: str = "labels.path") -> gpd.GeoDataFrame:
     """Read a vector file's non-empty features with their CRS, repairing invalid geometries.
@@ -49,7 +46,7 @@ def read_vector_file(path: Path, layer: str | None = None, what: str = "labels",
 
     """
     if not path.exists():
-        raise EOError(f"{what} file not found: {path}", f"check {setting} in the config")
+        raise NotFound(f"{what} file not found: {path}", f"check {setting} in the config")
     try:
         gdf = gpd.read_file(path, layer=layer) if layer else gpd.read_file(path)
     except Exception as exc:  # noqa: BLE001 - pyogrio raises many types; all mean "unreadable"

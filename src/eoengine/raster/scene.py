@@ -23,7 +23,7 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from eoengine.config.schema import BandFiles, BandSpec, SceneSpec
-from eoengine.errors import EOError, check_not_folder, first_line
+from eoengine.errors import EOError, NotFound, check_not_folder, first_line
 from eoengine.raster.crs import crs_equivalent
 
 
@@ -78,7 +78,7 @@ class Grid:
 def open_raster(path: str) -> Any:
     """Open a raster with rasterio, turning failures into an error that names the file."""
     if "://" not in path and not Path(path).exists():
-        raise EOError(f"raster not found: {path}", "check the path in the config or command")
+        raise NotFound(f"raster not found: {path}", "check the path in the config or command")
     try:
         return rasterio.open(path)
     except RasterioError as exc:
@@ -92,7 +92,7 @@ def open_raster(path: str) -> Any:
 
 def _stac_sources(bands: list[BandSpec], item_path: Path) -> list[tuple[str, int]]:
     if not item_path.exists():
-        raise EOError(f"STAC item not found: {item_path}", "check the scene's stac_item path")
+        raise NotFound(f"STAC item not found: {item_path}", "check the scene's stac_item path")
     try:
         item = json.loads(item_path.read_text())
         assets: dict[str, Any] = item["assets"]

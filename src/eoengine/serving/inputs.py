@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from eoengine.deploy.package import ModelPackage
 from eoengine.features.indices import stack_features
-from eoengine.training.data import normalise
-from eoengine.training.heads import Head
+from eoengine.features.normalise import normalise
+from eoengine.models.heads import Head
+from eoengine.models.package import ModelPackage
 
 
 class BadInput(ValueError):

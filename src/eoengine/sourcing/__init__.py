@@ -1,1 +1,1 @@
-"""Imagery sourcing: catalogs of scenes (local folders as STAC), search, and a STAC API service."""
+"""Imagery sourcing: catalogs of scenes (local folders as STAC), search, fetch, providers and Earth Engine exports."""

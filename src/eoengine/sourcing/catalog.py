@@ -21,11 +21,11 @@ import pystac
 from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
 
-from eoengine.errors import EOError, first_line
+from eoengine.errors import EOError, Invalid, NotFound, first_line
 
 
-class BadQuery(ValueError):
-    """A search parameter that is malformed; the message names it and what is expected."""
+class BadQuery(Invalid):
+    """A search parameter that is malformed; the message names it and what is expected (a ``ValueError`` too)."""
 
 
 @dataclass
@@ -210,7 +210,7 @@ class CatalogIndex:
             files = [root] if root.is_file() else sorted(
                 [*root.glob("*/collection.json"), *root.glob("collection.json"), *root.glob("catalog.json")])
         if not files:
-            raise EOError(f"no STAC catalog or collection at {root}", "scan a folder first: eoengine source scan FOLDER --out CATALOG")
+            raise NotFound(f"no STAC catalog or collection at {root}", "scan a folder first: eoengine source scan FOLDER --out CATALOG")
         self.collections: dict[str, dict[str, Any]] = {}
         self.records: list[Record] = []
         seen: set[str] = set()

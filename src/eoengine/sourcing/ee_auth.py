@@ -23,7 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from eoengine.errors import EOError, first_line
+from eoengine.errors import EOError, NotFound, Unavailable, first_line
 
 KEY_FIELDS = ("type", "client_email", "private_key", "token_uri")
 PROJECT_ENV = ("EARTHENGINE_PROJECT", "GOOGLE_CLOUD_PROJECT")
@@ -55,8 +55,8 @@ class EECredentials:
 def read_service_account_key(path: Path) -> dict[str, Any]:
     """A service-account key file's fields, checked; errors name the file, never the key."""
     if not path.is_file():
-        raise EOError(f"service-account key {path} does not exist",
-                      "download a JSON key for the service account from the Google Cloud console")
+        raise NotFound(f"service-account key {path} does not exist",
+                       "download a JSON key for the service account from the Google Cloud console")
     try:
         key = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -113,8 +113,8 @@ def load_credentials(service_account: Path | None = None, project: str | None = 
         raise EOError("no valid Earth Engine credentials found",
                       "run 'earthengine authenticate', or pass --service-account KEY.json") from None
     except Exception as exc:  # noqa: BLE001 - google-auth transport errors
-        raise EOError(f"cannot check the stored Earth Engine credentials: {type(exc).__name__}: {first_line(exc)}",
-                      "check the network") from None
+        raise Unavailable(f"cannot check the stored Earth Engine credentials: {type(exc).__name__}: {first_line(exc)}",
+                          "check the network") from None
     project = project or getattr(creds, "quota_project_id", None)
     if not project:
         raise EOError("Earth Engine needs a Google Cloud project for user credentials",
@@ -132,6 +132,6 @@ def connect(creds: EECredentials) -> ModuleType:
         raise EOError(f"Earth Engine refused {creds.account} (project {creds.project}): {first_line(exc)}",
                       "check that the project has the Earth Engine API enabled and the account is registered") from None
     except Exception as exc:  # noqa: BLE001 - transport and auth errors of google-auth/httplib2 vary
-        raise EOError(f"cannot reach Earth Engine as {creds.account}: {type(exc).__name__}: {first_line(exc)}",
-                      "check the network and that the credentials are valid") from None
+        raise Unavailable(f"cannot reach Earth Engine as {creds.account}: {type(exc).__name__}: {first_line(exc)}",
+                          "check the network and that the credentials are valid") from None
     return ee

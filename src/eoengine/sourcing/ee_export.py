@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from eoengine.errors import EOError, first_line
-from eoengine.labels.vector import IGNORE
+from eoengine.labels import IGNORE
 from eoengine.sourcing.catalog import BadQuery, parse_bbox, parse_datetime
 from eoengine.sourcing.ee_auth import require_ee
 

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from eoengine.errors import EOError, first_line
+from eoengine.errors import EOError, Unavailable, first_line
 from eoengine.sourcing.ee_auth import require_ee
 
 DONE = ("SUCCEEDED", "FAILED", "CANCELLED")
@@ -21,8 +21,8 @@ def start(task: Any) -> dict[str, Any]:
         raise EOError(f"Earth Engine refused export '{task.config.get('description')}': {first_line(exc)}",
                       "check the bucket's write permission for the account, the bands and the region") from None
     except Exception as exc:  # noqa: BLE001 - googleapiclient/httplib2 transport errors vary
-        raise EOError(f"cannot start export '{task.config.get('description')}': {type(exc).__name__}: {first_line(exc)}",
-                      "check the network and try again; the request id makes a retry safe") from None
+        raise Unavailable(f"cannot start export '{task.config.get('description')}': {type(exc).__name__}: {first_line(exc)}",
+                          "check the network and try again; the request id makes a retry safe") from None
     options = task.config.get("fileExportOptions", {})
     gcs = options.get("cloudStorageDestination", {})
     return {"id": task.id, "operation": task.name, "description": task.config.get("description"),

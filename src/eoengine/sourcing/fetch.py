@@ -33,7 +33,7 @@ from rasterio.warp import transform_bounds, transform_geom
 from rasterio.windows import Window
 from shapely.geometry import box, mapping, shape
 
-from eoengine.errors import EOError, first_line
+from eoengine.errors import EOError, Unavailable, first_line
 from eoengine.hashing import canonical_hash, file_sha256
 from eoengine.raster.cog import finish_cog, remove_stale, temp_name
 
@@ -121,7 +121,7 @@ def _open(href: str) -> Any:
     try:
         return rasterio.open(href)
     except rasterio.errors.RasterioIOError as exc:
-        raise EOError(f"cannot read {href}: {first_line(exc)}", "check the asset URL and credentials") from None
+        raise Unavailable(f"cannot read {href}: {first_line(exc)}", "check the asset URL and credentials") from None
 
 
 def fetch_item(item: pystac.Item, bands: list[str], cache: Path, aoi: Any = None, crs: str | None = None,

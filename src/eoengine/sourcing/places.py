@@ -13,7 +13,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from eoengine.errors import EOError
+from eoengine.errors import EOError, NotFound, Unavailable
 
 NOMINATIM = "https://nominatim.openstreetmap.org/search"
 
@@ -25,7 +25,7 @@ def http_get(url: str, timeout: float = 20.0) -> Any:
         with urllib.request.urlopen(request, timeout=timeout) as r:
             return json.loads(r.read())
     except OSError as exc:
-        raise EOError(f"cannot reach the geocoder: {exc}", "check the network, or pass --bbox / --aoi instead") from None
+        raise Unavailable(f"cannot reach the geocoder: {exc}", "check the network, or pass --bbox / --aoi instead") from None
 
 
 def place_geometry(place: str, fetch: Callable[[str], Any] = http_get, endpoint: str = NOMINATIM) -> dict[str, Any]:
@@ -34,7 +34,7 @@ def place_geometry(place: str, fetch: Callable[[str], Any] = http_get, endpoint:
     data = fetch(f"{endpoint}?{query}")
     features = (data or {}).get("features") or []
     if not features:
-        raise EOError(f"no place called '{place}' was found", "spell it as on OpenStreetMap, add the country, or pass --bbox")
+        raise NotFound(f"no place called '{place}' was found", "spell it as on OpenStreetMap, add the country, or pass --bbox")
     feature = features[0]
     geometry = feature.get("geometry") or {}
     if geometry.get("type") in ("Polygon", "MultiPolygon"):

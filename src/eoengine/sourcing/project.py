@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from shapely.geometry import box, shape
 
 from eoengine.config.schema import BuildConfig, SceneSpec, changed
-from eoengine.errors import EOError
+from eoengine.errors import EOError, NotFound
 
 
 def with_sourced_scenes(cfg: BuildConfig) -> BuildConfig:
@@ -41,7 +41,7 @@ def with_sourced_scenes(cfg: BuildConfig) -> BuildConfig:
     catalog = src.catalog if "://" in src.catalog else str(cfg.resolve(src.catalog))
     found = search(catalog, src.bbox, aoi, src.datetime, src.collections, None, src.query, src.max_cloud, src.limit)
     if not len(found):
-        raise EOError(f"imagery.source found no scenes in {src.catalog}", "widen the area, the datetime or max_cloud")
+        raise NotFound(f"imagery.source found no scenes in {src.catalog}", "widen the area, the datetime or max_cloud")
     area = box(*src.bbox) if src.bbox else (shape(aoi_geometry(aoi)) if aoi else None)
     cache = cfg.resolve(src.cache) if src.cache else cfg.output_path / "imagery"
     bands = [b.common_name or b.name for b in cfg.imagery.bands]

@@ -18,7 +18,7 @@ from typing import Any
 
 import pystac
 
-from eoengine.errors import EOError
+from eoengine.errors import Unavailable
 
 PRESETS = {
     "earth-search": "https://earth-search.aws.element84.com/v1",
@@ -44,8 +44,8 @@ def http_token(collection: str, timeout: float = 20.0) -> dict[str, Any]:
             data: dict[str, Any] = json.loads(r.read())
             return data
     except OSError as exc:
-        raise EOError(f"cannot get a Planetary Computer token for '{collection}': {exc}",
-                      "check the network; tokens come from planetarycomputer.microsoft.com") from None
+        raise Unavailable(f"cannot get a Planetary Computer token for '{collection}': {exc}",
+                          "check the network; tokens come from planetarycomputer.microsoft.com") from None
 
 
 class Signer:
@@ -62,7 +62,7 @@ class Signer:
             return cached[0]
         data = self.fetch_token(collection)
         if "token" not in data:
-            raise EOError(f"Planetary Computer answered without a token for '{collection}'", "try again later")
+            raise Unavailable(f"Planetary Computer answered without a token for '{collection}'", "try again later")
         expiry = data.get("msft:expiry")
         expires = datetime.fromisoformat(expiry.replace("Z", "+00:00")).timestamp() if expiry else time.time() + 3600
         self.tokens[collection] = (data["token"], expires)

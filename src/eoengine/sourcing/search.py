@@ -13,7 +13,7 @@ from typing import Any
 
 import pystac
 
-from eoengine.errors import EOError
+from eoengine.errors import EOError, Unavailable
 from eoengine.sourcing.catalog import BadQuery, CatalogIndex, is_static_url
 
 
@@ -83,10 +83,10 @@ def _remote(url: str, bbox: list[float] | None, intersects: dict[str, Any] | Non
         return list(found.items())
     except APIError as exc:
         if getattr(exc, "status_code", None) is None:  # no HTTP answer at all: connection refused, timeout, DNS
-            raise EOError(f"cannot reach the STAC API at {url}: {str(exc)[:200]}",
-                          "check the URL and the network (tried 3 times with backoff)") from None
+            raise Unavailable(f"cannot reach the STAC API at {url}: {str(exc)[:200]}",
+                              "check the URL and the network (tried 3 times with backoff)") from None
         raise EOError(f"the STAC API at {url} refused the search ({exc.status_code}): {str(exc)[:300]}",
                       "check the search parameters") from None
     except Exception as exc:  # noqa: BLE001 - connection errors come in many types
-        raise EOError(f"cannot reach the STAC API at {url}: {type(exc).__name__}: {str(exc)[:200]}",
-                      "check the URL and the network (tried 3 times with backoff)") from None
+        raise Unavailable(f"cannot reach the STAC API at {url}: {type(exc).__name__}: {str(exc)[:200]}",
+                          "check the URL and the network (tried 3 times with backoff)") from None

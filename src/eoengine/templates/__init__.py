@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from eoengine.errors import EOError
+from eoengine.errors import Conflict
 
 TEMPLATES = {
     "basic": {"eoengine.yaml": "config/example.yaml"},
@@ -26,7 +26,7 @@ def write_template(name: str, directory: Path, force: bool = False) -> list[Path
     targets = [directory / rel for rel in files]
     existing = [str(t) for t in targets if t.exists()]
     if existing and not force:
-        raise EOError(f"{', '.join(existing)} already exist(s)", "use --force to overwrite, or pick an empty folder")
+        raise Conflict(f"{', '.join(existing)} already exist(s)", "use --force to overwrite, or pick an empty folder")
     root = resources.files("eoengine")
     for target, source in zip(targets, files.values(), strict=True):
         target.parent.mkdir(parents=True, exist_ok=True)

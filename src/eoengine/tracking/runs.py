@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eoengine.errors import EOError
+from eoengine.errors import NotFound
 
 SUMMARY_METRICS = ("test_miou", "test_accuracy", "test_f1", "test_rmse", "test_r2", "best_val_miou", "best_val_rmse")
 
@@ -49,10 +49,10 @@ def list_runs(uri: str, experiment: str, sort: str | None = None, limit: int = 5
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         names = [e.name for e in client.search_experiments()]
-        raise EOError(f"no experiment '{experiment}' in {uri}", f"experiments there: {', '.join(names) or 'none'}")
+        raise NotFound(f"no experiment '{experiment}' in {uri}", f"experiments there: {', '.join(names) or 'none'}")
     order = ["attributes.start_time DESC"]
     if sort:
-        from eoengine.training.heads import monitor_mode
+        from eoengine.models.heads import monitor_mode
 
         order = [f"metrics.`{sort}` {'ASC' if monitor_mode(sort) == 'min' else 'DESC'}", *order]
     runs = client.search_runs([exp.experiment_id], order_by=order, max_results=limit)
@@ -66,7 +66,7 @@ def get_run(uri: str, run_id: str) -> RunInfo:
     try:
         return _info(_client(uri).get_run(run_id))
     except MlflowException:
-        raise EOError(f"no run '{run_id}' in {uri}", "list the runs with 'eoengine runs list'") from None
+        raise NotFound(f"no run '{run_id}' in {uri}", "list the runs with 'eoengine runs list'") from None
 
 
 def artifacts(uri: str, run_id: str) -> list[str]:

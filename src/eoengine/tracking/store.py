@@ -8,10 +8,7 @@ experiments created here go to ``<output_dir>/mlartifacts``.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
-
-from eoengine.errors import EOError
 
 _USER_URI = os.environ.get("MLFLOW_TRACKING_URI")
 """The environment's tracking URI as the user set it. ``mlflow.set_tracking_uri`` rewrites the
@@ -60,47 +57,6 @@ def ensure_experiment(name: str, uri: str, artifact_root: Path) -> str:
     return str(mlflow.create_experiment(name, artifact_location=loc))
 
 
-_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
-
-
 def cache_dir() -> Path:
     """Where models fetched from MLflow are kept (``EOENGINE_CACHE`` or ~/.cache/eoengine)."""
     return Path(os.environ.get("EOENGINE_CACHE", Path.home() / ".cache" / "eoengine"))
-
-
-def resolve_model_ref(ref: str, uri: str | None) -> Path:
-    """A model package path from a folder, a run, or the Model Registry.
-
-    Accepts a package folder, ``runs:/<id>``, a bare run id, ``models:/name@alias`` or
-    ``models:/name/version``; fetched packages are downloaded once, then cached.
-    """
-    p = Path(ref)
-    if p.exists():
-        return p
-    if ref.startswith("models:/"):
-        from eoengine.deploy.registry import fetch
-
-        return fetch(ref, uri, cache_dir())
-    run_id = ref.removeprefix("runs:/").split("/")[0]
-    if not _RUN_ID.match(run_id):
-        raise EOError(
-            f"model not found: {ref}",
-            "pass a model package folder, 'runs:/<run id>' or a 32-character MLflow run id",
-        )
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    dst = cache_dir() / "runs" / run_id
-    if (dst / "model" / "eoengine-model.json").exists():
-        return dst / "model"
-    dst.mkdir(parents=True, exist_ok=True)
-    try:
-        local = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path="model", dst_path=str(dst), tracking_uri=uri
-        )
-    except (MlflowException, OSError) as exc:
-        raise EOError(
-            f"cannot fetch the model of run {run_id}: {str(exc).splitlines()[0]}",
-            "check the run id and the tracking URI (--tracking-uri or MLFLOW_TRACKING_URI)",
-        ) from None
-    return Path(local)

@@ -22,15 +22,16 @@ import numpy as np
 
 from eoengine.config.schema import ProjectConfig
 from eoengine.datasets.store import INDEX, open_arrays
-from eoengine.deploy.package import ONNX, ModelPackage, write_package
 from eoengine.errors import EOError
-from eoengine.labels.vector import IGNORE
+from eoengine.features.normalise import normalise
+from eoengine.labels import IGNORE
 from eoengine.models.classical import build_estimator, image_graph, split_kwargs
+from eoengine.models.heads import Head
+from eoengine.models.package import ONNX, ModelPackage, write_package
 from eoengine.tracking.lifecycle import mark_interrupted, running
 from eoengine.tracking.store import ensure_experiment, tracking_uri
-from eoengine.training.data import normalise
 from eoengine.training.finish import RunRecord, finish_run, package_meta
-from eoengine.training.heads import HEAD_SCALARS, Head, build_heads, loss_class_weights
+from eoengine.training.heads import HEAD_SCALARS, build_heads, loss_class_weights
 from eoengine.training.train import TrainResult, checked_dataset, log_run_start
 
 ESTIMATOR = "estimator.joblib"
@@ -112,7 +113,7 @@ def _train_pixels(cfg: ProjectConfig, root: Path, manifest: dict[str, Any], clas
 
 
 def _scores(pkg: ModelPackage, root: Path, split: str) -> dict[str, Any]:
-    from eoengine.evaluation.evaluate import split_scores
+    from eoengine.training.scores import split_scores
 
     return split_scores(pkg, root, split, batch_size=256, validation=split == "val")
 
@@ -155,7 +156,7 @@ def train_classical(
     """
     import mlflow
 
-    from eoengine.deploy.onnx import OnnxModule, session
+    from eoengine.models.onnx import OnnxModule, session
 
     if resume:
         raise EOError(f"model '{cfg.model.name}' trains in one step; there is no checkpoint to resume",

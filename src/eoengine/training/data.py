@@ -22,22 +22,14 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from eoengine.config.schema import AugmentationConfig
 from eoengine.datasets.chunks import ChunkReader
 from eoengine.datasets.store import ARRAYS, INDEX, open_all_arrays, read_manifest
-from eoengine.labels.vector import IGNORE
+from eoengine.features.normalise import normalise
+from eoengine.labels import IGNORE
 from eoengine.training.augment import augment
 
 IN_MEMORY_LIMIT = 2 * 1024**3
 """Splits smaller than this (bytes) are read once and held in memory."""
 
 Item = tuple[torch.Tensor, dict[str, torch.Tensor]]
-
-
-def normalise(image: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
-    """(x - mean) / std per channel; NaN (nodata) becomes 0. Works on (C,H,W) or (B,C,H,W)."""
-    shape = (-1, 1, 1)
-    out = np.subtract(image, mean.reshape(shape), dtype=np.float32)
-    out *= (1.0 / std).astype(np.float32).reshape(shape)
-    out[~np.isfinite(out)] = 0.0  # in place: ~8x faster than np.nan_to_num on 2 MiB chips
-    return out
 
 
 def chip_targets(rows: Any, names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -21,8 +21,9 @@ import torch
 from torch import nn
 
 from eoengine.config.schema import ProjectConfig
-from eoengine.deploy.package import save_package, stack_indexes
-from eoengine.training.heads import HEAD_SCALARS, Head, output_channels
+from eoengine.models.heads import Head, output_channels
+from eoengine.models.package import save_package, stack_indexes
+from eoengine.training.heads import HEAD_SCALARS
 from eoengine.training.metrics import per_class_metrics
 from eoengine.training.plots import plot_confusion, plot_curves
 

@@ -1,4 +1,7 @@
-"""Output heads: how one model output serves every task, with its targets, loss and metrics.
+"""Training side of the output heads: their targets, losses and metrics.
+
+The channel layout of the heads (``Head``, ``heads_from_meta``, ``split_outputs``) is in
+:mod:`eoengine.models.heads`.
 
 A model returns either maps (B, C, H, W) or one vector per chip (B, C). Its C output
 channels are shared out among the task's heads in order: segmentation and classification
@@ -11,7 +14,6 @@ metrics are logged without a prefix (``val_miou``); multi-output heads prefix th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -19,6 +21,7 @@ from torch import nn
 
 from eoengine.config.schema import LossConfig, ProjectConfig, changed
 from eoengine.errors import EOError
+from eoengine.models.heads import Head, output_channels
 from eoengine.training.losses import DEFAULT_LOSS, build_loss, class_weights
 from eoengine.training.metrics import SCALARS, SegmentationMetrics
 from eoengine.training.value_metrics import (
@@ -32,51 +35,31 @@ HEAD_SCALARS = {
     "segmentation": SCALARS, "classification": SCALARS,
     "multilabel": MULTILABEL_SCALARS, "regression": REGRESSION_SCALARS,
 }
-TARGET_KEY = {"segmentation": "mask", "classification": "label", "multilabel": "present", "regression": "values"}
-LOWER_IS_BETTER = ("loss", "rmse", "mae", "mse", "hamming", "calibration_error")
-DEFAULT_MONITOR = {"segmentation": "miou", "classification": "accuracy", "multilabel": "f1", "regression": "rmse"}
 
 
-@dataclass
-class Head:
-    """One output: its name, type, channel slice, loss and weight in the total loss."""
 
-    name: str
-    type: str
-    start: int
-    stop: int
-    weight: float
-    prefix: str
-    num_classes: int
-    value_mean: float = 0.0
-    value_std: float = 1.0
-    train_classes: list[bool] | None = None  # classes the train split has pixels of
+def head_metrics(head: Head, validation: bool = False) -> Any:
+    """A fresh metric accumulator for a head.
 
-    def metrics(self, validation: bool = False) -> Any:
-        """A fresh metric accumulator for this head.
+    Args:
+        head: the head.
+        validation: score as the validation split is scored: every class of the train
+            split counts in the class means, present in the targets or not.
 
-        Args:
-            validation: score as the validation split is scored: every class of the train
-                split counts in the class means, present in the targets or not.
+    Returns:
+        The accumulator (``update``, ``compute``, ``reset``).
 
-        Returns:
-            The accumulator (``update``, ``compute``, ``reset``).
+    """
+    if head.type == "regression":
+        return RegressionMetrics()
+    if head.type == "multilabel":
+        return MultilabelMetrics(head.num_classes)
+    return SegmentationMetrics(head.num_classes, expected=head.train_classes if validation else None)
 
-        """
-        if self.type == "regression":
-            return RegressionMetrics()
-        if self.type == "multilabel":
-            return MultilabelMetrics(self.num_classes)
-        return SegmentationMetrics(self.num_classes, expected=self.train_classes if validation else None)
 
-    def monitors(self) -> list[str]:
-        """The per-epoch validation metrics this head logs."""
-        return [f"val_{self.prefix}{k}" for k in HEAD_SCALARS[self.type]]
-
-    def meta(self) -> dict[str, Any]:
-        """How a model package records this head."""
-        return {"name": self.name, "type": self.type, "channels": [self.start, self.stop],
-                "value_mean": self.value_mean, "value_std": self.value_std}
+def head_monitors(head: Head) -> list[str]:
+    """The per-epoch validation metrics a head logs."""
+    return [f"val_{head.prefix}{k}" for k in HEAD_SCALARS[head.type]]
 
 
 def planned_heads(cfg: ProjectConfig, n_classes: int | None = None) -> list[Head]:
@@ -204,11 +187,6 @@ def check_head_losses(cfg: ProjectConfig, n_classes: int | None = None) -> None:
         _loss(head_loss_config(cfg, i), head.type, head.num_classes, None)
 
 
-def output_channels(heads: list[Head]) -> int:
-    """Channels the model must return for these heads."""
-    return heads[-1].stop
-
-
 def check_model_output(heads: list[Head], out: torch.Tensor, model_name: str) -> None:
     """Raise :class:`EOError` if the model's output shape cannot serve the heads."""
     if out.ndim == 2 and any(h.type in ("segmentation", "regression") for h in heads):
@@ -218,19 +196,6 @@ def check_model_output(heads: list[Head], out: torch.Tensor, model_name: str) ->
     if out.ndim not in (2, 4) or out.shape[1] != output_channels(heads):
         raise EOError(f"model '{model_name}' returned shape {tuple(out.shape)}; expected (B, {output_channels(heads)}, H, W) or (B, {output_channels(heads)})",
                       "a custom model must return logits with num_classes channels")
-
-
-def split_outputs(out: torch.Tensor, heads: list[Head]) -> list[torch.Tensor]:
-    """Each head's part of the model output: maps, chip vectors (B, K) or values (B, H, W)."""
-    parts = []
-    for h in heads:
-        part = out[:, h.start:h.stop]
-        if h.type in ("classification", "multilabel") and part.ndim == 4:
-            part = part.mean(dim=(2, 3))
-        elif h.type == "regression":
-            part = part[:, 0]
-        parts.append(part)
-    return parts
 
 
 def loss_input(head: Head, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -247,35 +212,3 @@ def metric_input(head: Head, pred: torch.Tensor, target: torch.Tensor) -> tuple[
     return loss_input(head, pred, target)
 
 
-def heads_from_meta(meta: dict[str, Any]) -> list[Head]:
-    """The heads a model package records (packages from before heads: one segmentation head)."""
-    n = len(meta["classes"])
-    recorded = meta.get("heads") or [{"name": "out", "type": "segmentation", "channels": [0, n]}]
-    multi = len(recorded) > 1
-    return [
-        Head(h["name"], h["type"], h["channels"][0], h["channels"][1], 1.0, f"{h['name']}_" if multi else "", n,
-             float(h.get("value_mean", 0.0)), float(h.get("value_std", 1.0)))
-        for h in recorded
-    ]
-
-
-def map_head(heads: list[Head]) -> Head:
-    """The head a map is predicted from: the first segmentation head, else the first regression one."""
-    for kind in ("segmentation", "regression"):
-        for h in heads:
-            if h.type == kind:
-                return h
-    raise EOError("this model labels whole chips (classification), it does not predict maps",
-                  "score it with 'eoengine evaluate', or train a segmentation or regression model for maps")
-
-
-def monitor_mode(name: str) -> str:
-    """'min' for losses and errors, 'max' for scores."""
-    return "min" if name.endswith(LOWER_IS_BETTER) else "max"
-
-
-def default_monitor(heads: list[Head]) -> str:
-    """What early stopping and checkpointing watch unless configured."""
-    if len(heads) > 1:
-        return "val_loss"
-    return f"val_{DEFAULT_MONITOR[heads[0].type]}"

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from eoengine.errors import EOError
-from eoengine.labels.vector import IGNORE
+from eoengine.labels import IGNORE
 from eoengine.training.region_losses import (
     Dice,
     FocalTversky,

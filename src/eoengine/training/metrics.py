@@ -26,7 +26,7 @@ from torchmetrics.classification import (
     MulticlassConfusionMatrix,
 )
 
-from eoengine.labels.vector import IGNORE
+from eoengine.labels import IGNORE
 
 
 class SegmentationMetrics:

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from eoengine.config.schema import ComponentConfig
-from eoengine.training.heads import HEAD_SCALARS, TARGET_KEY, Head, loss_input, metric_input, split_outputs
+from eoengine.models.heads import TARGET_KEY, Head, split_outputs
+from eoengine.training.heads import HEAD_SCALARS, head_metrics, loss_input, metric_input
 from eoengine.training.optim import build_optimizer, build_scheduler, scheduler_kwargs
 
 Batch = tuple[torch.Tensor, dict[str, torch.Tensor]]
@@ -34,8 +35,8 @@ class TrainingTask(L.LightningModule):
         self.optimizer_cfg = optimizer
         self.scheduler_cfg = scheduler
         self.monitor = monitor
-        self.val_metrics = [h.metrics(validation=True) for h in heads]
-        self.test_metrics = [h.metrics() for h in heads]
+        self.val_metrics = [head_metrics(h, validation=True) for h in heads]
+        self.test_metrics = [head_metrics(h) for h in heads]
         self.last_test: dict[str, dict[str, Any]] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -87,7 +88,7 @@ class TrainingTask(L.LightningModule):
 
     def score_as(self, validation: bool) -> None:
         """Make the next ``trainer.test`` score as the validation split is scored (or as a test split)."""
-        self.test_metrics = [h.metrics(validation) for h in self.heads]
+        self.test_metrics = [head_metrics(h, validation) for h in self.heads]
 
     def on_test_epoch_end(self) -> None:
         """Keep the full test scores (per class, confusion) of every head for reports."""

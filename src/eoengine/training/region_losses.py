@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from eoengine.labels.vector import IGNORE
+from eoengine.labels import IGNORE
 
 
 class Weighted(nn.Module):

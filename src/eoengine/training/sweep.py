@@ -21,7 +21,8 @@ from pydantic import ValidationError
 from eoengine.config.load import format_validation_error
 from eoengine.config.schema import ProjectConfig, SweepParam
 from eoengine.errors import ConfigError, EOError
-from eoengine.training.heads import default_monitor, monitor_mode, planned_heads
+from eoengine.models.heads import default_monitor, monitor_mode
+from eoengine.training.heads import planned_heads
 
 
 @dataclass

@@ -23,28 +23,23 @@ import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 import eoengine
-from eoengine.config.checks import check_config, check_output_dir
+from eoengine.config.output_dir import check_output_dir
 from eoengine.config.schema import ProjectConfig
 from eoengine.datasets.build import latest_dataset
 from eoengine.datasets.store import read_manifest
-from eoengine.errors import ConfigError, EOError
+from eoengine.errors import ConfigError, Conflict, EOError, NotFound
 from eoengine.models.classical import is_classical
+from eoengine.models.heads import Head, default_monitor, monitor_mode, output_channels
 from eoengine.models.registry import MODELS, build_model, size_multiple
 from eoengine.progress import current_reporter
 from eoengine.tracking.lifecycle import LOCK, mark_interrupted, process_gone, running
 from eoengine.tracking.store import ensure_experiment, tracking_uri
 from eoengine.training.callbacks import EpochLines, EpochLogger, ReportedEpochs, ResumeHint, RNGState
+from eoengine.training.checks import check_config
 from eoengine.training.data import ChipDataModule
 from eoengine.training.defaults import dataset_defaults
 from eoengine.training.finish import RunRecord, finish_run, log_environment
-from eoengine.training.heads import (
-    Head,
-    build_heads,
-    check_model_output,
-    default_monitor,
-    monitor_mode,
-    output_channels,
-)
+from eoengine.training.heads import build_heads, check_model_output, head_monitors
 from eoengine.training.module import TrainingTask
 
 
@@ -111,7 +106,7 @@ def monitors(heads: list[Head]) -> list[str]:
     names = ["train_loss", "val_loss"]
     if len(heads) > 1:
         names += [f"val_{h.prefix}loss" for h in heads]
-    return names + [m for h in heads for m in h.monitors()]
+    return names + [m for h in heads for m in head_monitors(h)]
 
 
 def check_monitor(name: str, heads: list[Head]) -> None:
@@ -367,10 +362,10 @@ def resumable(out: Path, uri: str, run_id: str) -> tuple[Path, Path]:
     try:
         run = MlflowClient(tracking_uri=uri).get_run(run_id)
     except MlflowException:
-        raise EOError(f"run {run_id} has no checkpoint to resume from: there is no such run in {uri}",
-                      "pass the id of an interrupted run of this project (see 'eoengine runs list')") from None
+        raise NotFound(f"run {run_id} has no checkpoint to resume from: there is no such run in {uri}",
+                       "pass the id of an interrupted run of this project (see 'eoengine runs list')") from None
     if run.info.status == "RUNNING" and (run_dir / LOCK).exists() and not process_gone(run_dir):
-        raise EOError(f"run {run_id} is still training", "wait for it to end, or stop its process before resuming")
+        raise Conflict(f"run {run_id} is still training", "wait for it to end, or stop its process before resuming")
     mark_interrupted(uri, run.info.experiment_id, out / "runs")
     if not last.exists():
         raise EOError(f"run {run_id} has no checkpoint to resume from: it stopped before its first epoch ended",

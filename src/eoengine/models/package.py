@@ -176,7 +176,7 @@ def load_package(path: Path) -> ModelPackage:
 
 def _load_graph_only(path: Path, meta: dict[str, Any]) -> ModelPackage:
     """A package whose model is its ONNX graph alone (classical models), run by ONNX Runtime."""
-    from eoengine.deploy.onnx import OnnxModule, session
+    from eoengine.models.onnx import OnnxModule, session
 
     if not (path / ONNX).exists():
         raise EOError(f"cannot load model {path}: its {meta['model']} graph {ONNX} is missing",

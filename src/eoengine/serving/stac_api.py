@@ -3,23 +3,28 @@
 Implements STAC API 1.0 landing page, conformance, ``/collections``, items per collection,
 single items, and ``/search`` by GET and POST (bbox, intersects, datetime, collections,
 ids, limit, and ``query`` on item properties — the query extension, so clients such as
-pystac-client send ``--max-cloud`` filters without a conformance warning) with ``next`` links that carry a page token. Every bad parameter is a 400 with
-a JSON body ``{"code": ..., "description": ...}``; unknown collections and items are 404.
-Results per page are capped at ``max_limit``.
+pystac-client send ``--max-cloud`` filters without a conformance warning) with ``next`` links that carry a page token. Every bad parameter is a 400;
+unknown collections and items are 404. Errors are the one body of ``serving/errors.py``,
+``{"error", "fix"}``, with the STAC API's ``code`` and ``description`` added. Results per
+page are capped at ``max_limit``. With ``private``, reading needs the API key too
+(``serving/auth.py``); the OpenAPI pages stay open.
 """
 
 from __future__ import annotations
 
 import json
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
+from eoengine.errors import NotFound
+from eoengine.serving.auth import KeyedRoute
+from eoengine.serving.errors import ErrorMapper, error_body
 from eoengine.sourcing.catalog import BadQuery, CatalogIndex
 
 STAC_VERSION = "1.0.0"
@@ -48,8 +53,19 @@ class SearchBody(BaseModel):
     token: str | None = None
 
 
-def _bad(message: str, status: int = 400) -> JSONResponse:
-    return JSONResponse({"code": "BadRequest" if status == 400 else "NotFound", "description": message}, status_code=status)
+def stac_error_body(status: int, problem: str, fix: str) -> dict[str, Any]:
+    """The error body: ``{"error", "fix"}`` with the STAC API's ``code`` (e.g. ``BadRequest``) and ``description``.
+
+    Args:
+        status: The HTTP status.
+        problem: What is wrong.
+        fix: What to do about it.
+
+    Returns:
+        The body.
+
+    """
+    return error_body(status, problem, fix) | {"code": HTTPStatus(status).phrase.replace(" ", ""), "description": problem}
 
 
 def _token(token: str | None) -> int:
@@ -62,34 +78,29 @@ def _token(token: str | None) -> int:
 
 def create_stac_app(index: CatalogIndex, title: str = "eoengine STAC API", max_limit: int = 1000,
                     cache: Path | None = None, api_key: str | None = None, private: bool = False) -> FastAPI:
-    """The STAC API application over ``index``; with ``cache``, fetch jobs too (writes need ``api_key``).
+    """The STAC API application over ``index``; with ``cache``, fetch jobs too.
 
-    ``private`` makes reading need the key as well.
+    Args:
+        index: The catalog to serve.
+        title: The landing page's title.
+        max_limit: The most items a page holds.
+        cache: Where fetch jobs write (None: no fetch jobs).
+        api_key: The key writes need (None: writes are refused).
+        private: Reading needs the key as well.
+
+    Returns:
+        The application.
+
     """
     app = FastAPI(title=title, version=STAC_VERSION, description="STAC API over a local catalog (eoengine)")
-    if private:
-        from eoengine.serving.auth import key_matches
-
-        @app.middleware("http")
-        async def guard(request: Request, call_next: Any) -> Any:
-            if request.url.path not in ("/openapi.json", "/docs") and not key_matches(request, api_key):
-                return JSONResponse({"code": "Unauthorized", "description": "this service needs the API key (X-API-Key)"},
-                                    status_code=401)
-            return await call_next(request)
-
+    app.state.api_key = api_key
+    ErrorMapper(invalid_status=400, body=stac_error_body).install(app)
+    reads = APIRouter(route_class=KeyedRoute if private else APIRoute)
     if cache is not None:
-        from eoengine.sourcing.jobs import add_fetch_routes
+        from eoengine.serving.fetch_jobs import fetch_routers
 
-        add_fetch_routes(app, index, cache, api_key)
-
-    @app.exception_handler(BadQuery)
-    async def bad_query(request: Request, exc: BadQuery) -> JSONResponse:
-        return _bad(str(exc))
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        return _bad(problems or "malformed request")
+        for router in fetch_routers(index, cache, reads.route_class):
+            app.include_router(router)
 
     def base(request: Request) -> str:
         return str(request.base_url).rstrip("/")
@@ -129,7 +140,7 @@ def create_stac_app(index: CatalogIndex, title: str = "eoengine STAC API", max_l
         return {"type": "FeatureCollection", "features": [item_links(request, r.item, r.collection) for r in chosen],
                 "links": links, "numberMatched": len(records), "numberReturned": len(chosen)}
 
-    @app.get("/", summary="Landing page")
+    @reads.get("/", summary="Landing page")
     async def landing(request: Request) -> dict[str, Any]:
         b = base(request)
         links = [{"rel": "self", "href": f"{b}/", "type": "application/json"},
@@ -144,36 +155,36 @@ def create_stac_app(index: CatalogIndex, title: str = "eoengine STAC API", max_l
                 "description": f"{len(index.records)} items in {len(index.collections)} collection(s)",
                 "conformsTo": CONFORMANCE, "links": links}
 
-    @app.get("/conformance", summary="Conformance classes")
+    @reads.get("/conformance", summary="Conformance classes")
     async def conformance() -> dict[str, Any]:
         return {"conformsTo": CONFORMANCE}
 
-    @app.get("/collections", summary="Collections")
+    @reads.get("/collections", summary="Collections")
     async def collections(request: Request) -> dict[str, Any]:
         return {"collections": [collection_doc(request, c) for c in index.collections],
                 "links": [{"rel": "self", "href": f"{base(request)}/collections", "type": "application/json"}]}
 
-    @app.get("/collections/{cid}", summary="One collection")
+    @reads.get("/collections/{cid}", summary="One collection")
     async def collection(request: Request, cid: str) -> Any:
         if cid not in index.collections:
-            return _bad(f"no collection '{cid}'", 404)
+            raise NotFound(f"no collection '{cid}'", "see /collections for the collections")
         return collection_doc(request, cid)
 
-    @app.get("/collections/{cid}/items", summary="Items of a collection")
+    @reads.get("/collections/{cid}/items", summary="Items of a collection")
     async def items(request: Request, cid: str, bbox: str | None = None, datetime: str | None = None,
                     limit: int = Query(10), token: str | None = None) -> Any:
         if cid not in index.collections:
-            return _bad(f"no collection '{cid}'", 404)
+            raise NotFound(f"no collection '{cid}'", "see /collections for the collections")
         return page(request, index.search([cid], None, bbox, None, datetime), limit, token, None)
 
-    @app.get("/collections/{cid}/items/{iid}", summary="One item")
+    @reads.get("/collections/{cid}/items/{iid}", summary="One item")
     async def item(request: Request, cid: str, iid: str) -> Any:
         found = index.item(cid, iid) if cid in index.collections else None
         if found is None:
-            return _bad(f"no item '{iid}' in collection '{cid}'", 404)
+            raise NotFound(f"no item '{iid}' in collection '{cid}'", f"search for items: /collections/{cid}/items or /search")
         return item_links(request, found, cid)
 
-    @app.get("/search", summary="Item search (GET)")
+    @reads.get("/search", summary="Item search (GET)")
     async def search_get(request: Request, collections: str | None = None, ids: str | None = None, bbox: str | None = None,
                          intersects: str | None = None, datetime: str | None = None, limit: int = Query(10),
                          token: str | None = None, query: str | None = None) -> Any:
@@ -187,11 +198,12 @@ def create_stac_app(index: CatalogIndex, title: str = "eoengine STAC API", max_l
                              bbox, geom, datetime, query)
         return page(request, found, limit, token, None)
 
-    @app.post("/search", summary="Item search (POST)")
+    @reads.post("/search", summary="Item search (POST)")
     async def search_post(request: Request, body: SearchBody) -> Any:
         if body.bbox is not None and body.intersects is not None:
             raise BadQuery("give bbox or intersects, not both")
         found = index.search(body.collections, body.ids, body.bbox, body.intersects, body.datetime, body.query)
         return page(request, found, body.limit, body.token, body.model_dump(exclude_none=True, exclude={"token"}))
 
+    app.include_router(reads)
     return app

@@ -20,15 +20,17 @@ from collections import OrderedDict
 from typing import Any
 
 import numpy as np
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter
+from fastapi.responses import Response
 
-from eoengine.deploy.package import ModelPackage
 from eoengine.inference.engines import Forward
 from eoengine.inference.output import hex_rgb
 from eoengine.inference.sources import sources_for_package
+from eoengine.models.heads import heads_from_meta, map_head
+from eoengine.models.package import ModelPackage
+from eoengine.serving.auth import KeyedRoute
+from eoengine.serving.errors import error_response
 from eoengine.serving.inputs import pad_to, prepare
-from eoengine.training.heads import heads_from_meta, map_head
 
 TILE, MARGIN, CACHE = 256, 32, 512
 CHUNK = 512
@@ -62,8 +64,23 @@ def majority(classes: np.ndarray, valid: np.ndarray, factor: int, n_classes: int
     return counts.argmax(axis=0).astype(np.uint8), ok.sum(axis=-1) * 2 >= factor * factor
 
 
-def add_tile_route(app: FastAPI, pkg: ModelPackage, scene: list[str], lock: asyncio.Lock, forward: Forward) -> None:
-    """Register the tile route for ``scene`` (one stack, or one file per band in model order), predicted with ``forward``."""
+def tile_router(pkg: ModelPackage, scene: list[str], lock: asyncio.Lock, forward: Forward) -> APIRouter:
+    """The tile route (needs the API key) for ``scene``, predicted with ``forward``.
+
+    Args:
+        pkg: The model package.
+        scene: One stack, or one file per band in the model's order.
+        lock: Held while a tile is predicted (one at a time).
+        forward: The engine's forward pass.
+
+    Returns:
+        The router.
+
+    Raises:
+        ValueError: The model does not make class maps.
+        EOError: The scene's bands do not match the model's.
+
+    """
     from rio_tiler.errors import TileOutsideBounds
     from rio_tiler.io import Reader
 
@@ -120,24 +137,27 @@ def add_tile_route(app: FastAPI, pkg: ModelPackage, scene: list[str], lock: asyn
         rgba[..., 3] = np.where(keep, 255, 0)
         return render_png(np.moveaxis(rgba[..., :3], -1, 0), mask=rgba[..., 3], img_format="PNG")
 
-    @app.get("/tiles/{z}/{x}/{y}.png", summary="A map tile predicted on the fly",
-             responses={200: {"content": {"image/png": {}}}, 404: {"description": "outside the scene or zoom"}})
+    router = APIRouter(route_class=KeyedRoute)
+
+    @router.get("/tiles/{z}/{x}/{y}.png", summary="A map tile predicted on the fly",
+                responses={200: {"content": {"image/png": {}}}, 404: {"description": "outside the scene or zoom"}})
     async def tile(z: int, x: int, y: int) -> Any:
         if z < minzoom or z > 30 or x < 0 or y < 0 or x >= 2**z or y >= 2**z:
-            return JSONResponse({"error": f"tile {z}/{x}/{y} is outside zooms {minzoom}..30 or the grid (a tile coarser than "
-                                          f"zoom {minzoom} would need more than {2 ** MAX_ZOOM_OUT}x{2 ** MAX_ZOOM_OUT} "
-                                          "native pixels per tile pixel)",
-                                 "fix": f"request zoom {minzoom} or finer, with 0 <= x, y < 2^z"}, status_code=404)
+            return error_response(404, f"tile {z}/{x}/{y} is outside zooms {minzoom}..30 or the grid (a tile coarser than "
+                                       f"zoom {minzoom} would need more than {2 ** MAX_ZOOM_OUT}x{2 ** MAX_ZOOM_OUT} "
+                                       "native pixels per tile pixel)",
+                                  f"request zoom {minzoom} or finer, with 0 <= x, y < 2^z")
         key = (z, x, y)
         if key not in cache:
             try:
                 async with lock:
                     png = await asyncio.to_thread(render, z, x, y)
             except TileOutsideBounds:
-                return JSONResponse({"error": f"tile {z}/{x}/{y} does not touch the scene",
-                                     "fix": "request tiles inside the scene's bounds"}, status_code=404)
+                return error_response(404, f"tile {z}/{x}/{y} does not touch the scene", "request tiles inside the scene's bounds")
             cache[key] = png
             if len(cache) > CACHE:
                 cache.popitem(last=False)
         cache.move_to_end(key)
         return Response(cache[key], media_type="image/png", headers={"Cache-Control": "max-age=3600"})
+
+    return router

@@ -3,7 +3,9 @@
 A job fetches the chosen bands of the chosen items (by id, or by a search), clipped to an
 optional area, into the service's cache, in a background thread; fetched COGs are served
 from ``GET /files/{collection}/{item}/{name}``. Anything that writes needs the API key;
-reading is open unless the service is started with ``--private``.
+reading is open unless the service is started with ``--private`` (``serving/auth.py``).
+Errors are answered by their kind (``serving/errors.py``): a bad request 400, no such item,
+job or file 404.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pystac
-from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 
-from eoengine.errors import EOError, first_line
-from eoengine.serving.auth import key_matches
-from eoengine.sourcing.catalog import BadQuery, CatalogIndex, parse_bbox
+from eoengine.errors import EOError, Invalid, NotFound, first_line
+from eoengine.serving.auth import KeyedRoute
+from eoengine.sourcing.catalog import CatalogIndex, parse_bbox
 
 
 class FetchRequest(BaseModel):
@@ -47,12 +50,23 @@ class Job:
     error: str = ""
 
 
-def add_fetch_routes(app: FastAPI, index: CatalogIndex, cache: Path, api_key: str | None) -> None:
-    """Register ``POST /fetch``, ``GET /fetch/{id}`` and ``GET /files/...`` on ``app``."""
+def fetch_routers(index: CatalogIndex, cache: Path, read_route: type[APIRoute] = APIRoute) -> list[APIRouter]:
+    """The fetch job routes: ``POST /fetch`` (needs the API key), ``GET /fetch/{id}`` and ``GET /files/...``.
+
+    Args:
+        index: The catalog jobs fetch items of.
+        cache: Where jobs write their COGs.
+        read_route: The route class of the reading routes (``KeyedRoute`` for a private service).
+
+    Returns:
+        The routers: writes, then reads.
+
+    """
     from eoengine.sourcing.fetch import fetch_item
 
     jobs: dict[str, Job] = {}
     lock = threading.Lock()
+    writes, reads = APIRouter(route_class=KeyedRoute), APIRouter(route_class=read_route)
 
     def run(job: Job, items: list[pystac.Item], req: FetchRequest) -> None:
         job.status = "running"
@@ -70,45 +84,39 @@ def add_fetch_routes(app: FastAPI, index: CatalogIndex, cache: Path, api_key: st
         except Exception as exc:  # noqa: BLE001 - a job must end failed, never stay "running"
             job.status, job.error = "failed", f"{type(exc).__name__}: {first_line(exc)}"
 
-    @app.post("/fetch", status_code=202, summary="Start a fetch job (needs the API key)")
+    @writes.post("/fetch", status_code=202, summary="Start a fetch job (needs the API key)")
     async def start(request: Request, req: FetchRequest) -> Any:
-        if not key_matches(request, api_key):
-            return JSONResponse({"code": "Unauthorized", "description": "writing needs the API key (X-API-Key)"}, status_code=401)
-        try:
-            records = index.search(req.collections, req.ids, req.bbox, None, req.datetime)[: req.limit]
-        except BadQuery as exc:
-            return JSONResponse({"code": "BadRequest", "description": str(exc)}, status_code=400)
+        records = index.search(req.collections, req.ids, req.bbox, None, req.datetime)[: req.limit]  # a BadQuery is a 400
         if not records:
-            return JSONResponse({"code": "NotFound", "description": "no items match"}, status_code=404)
+            raise NotFound("no items match", "check the ids, collections, bbox and datetime (see /search)")
         items = [pystac.Item.from_dict(r.item) for r in records]
         from eoengine.sourcing.fetch import band_locations
 
-        try:
-            for item in items:
-                band_locations(item, req.bands)
-        except EOError as exc:
-            return JSONResponse({"code": "BadRequest", "description": str(exc)}, status_code=400)
+        for item in items:
+            band_locations(item, req.bands)  # an item without a band: its EOError is a 400
         job = Job(uuid.uuid4().hex[:12], items=len(items))
         jobs[job.id] = job
         threading.Thread(target=run, args=(job, items, req), daemon=True).start()
         return {"id": job.id, "status": job.status, "links": [{"rel": "status", "href": f"{request.base_url}fetch/{job.id}"}]}
 
-    @app.get("/fetch/{job_id}", summary="A fetch job's status and files")
+    @reads.get("/fetch/{job_id}", summary="A fetch job's status and files")
     async def status(request: Request, job_id: str) -> Any:
         job = jobs.get(job_id)
         if job is None:
-            return JSONResponse({"code": "NotFound", "description": f"no job '{job_id}'"}, status_code=404)
+            raise NotFound(f"no job '{job_id}'", "start one with POST /fetch; jobs last as long as the service")
         return {"id": job.id, "status": job.status, "items": job.items, "done": job.done, "error": job.error,
                 "files": [f"{request.base_url}files/{f}" for f in job.files]}
 
-    @app.get("/files/{path:path}", summary="A fetched COG")
+    @reads.get("/files/{path:path}", summary="A fetched COG")
     async def files(path: str) -> Any:
         if "\0" in path:
-            return JSONResponse({"code": "BadRequest", "description": "a file path cannot hold a NUL byte"}, status_code=400)
+            raise Invalid("a file path cannot hold a NUL byte", "use the file links of GET /fetch/{id}")
         target = cached_file(cache, path)
         if target is None:
-            return JSONResponse({"code": "NotFound", "description": f"no file '{path[:200]}'"}, status_code=404)
+            raise NotFound(f"no file '{path[:200]}'", "use the file links of GET /fetch/{id}")
         return FileResponse(target, media_type="image/tiff; application=geotiff; profile=cloud-optimized")
+
+    return [writes, reads]
 
 
 def cached_file(cache: Path, path: str) -> Path | None:

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 import eoengine
-from eoengine.errors import EOError
+from eoengine.errors import EOError, NotFound
 
 EXAMPLE = "nc_landsat7_landclass96"
 FIGURES = "figures.json"
@@ -41,7 +41,7 @@ def find_example(example: Path | None) -> Path:
     else:
         folder = Path(eoengine.__file__).resolve().parents[2] / "examples" / EXAMPLE
     if not (folder / "eoengine.yaml").exists():
-        raise EOError(f"demo example not found at {folder}", "run from a checkout of eoengine, or pass --example DIR")
+        raise NotFound(f"demo example not found at {folder}", "run from a checkout of eoengine, or pass --example DIR")
     return folder
 
 
@@ -139,7 +139,7 @@ def check_readme(readme: Path, figures: Path) -> None:
     """
     for path in (readme, figures):
         if not path.is_file():
-            raise EOError(f"{path} not found", "pass the README and a demo workdir's figures.json")
+            raise NotFound(f"{path} not found", "pass the README and a demo workdir's figures.json")
     diffs = readme_differences(readme.read_text(encoding="utf-8"), json.loads(figures.read_text()))
     if diffs:
         raise EOError(f"{readme} does not quote what the demo printed: {'; '.join(diffs)}",
@@ -165,10 +165,10 @@ def run_demo(workdir: Path, example: Path | None, baseline: bool, console: Conso
     from eoengine.cli.dataset import _summary
     from eoengine.config.load import load_config
     from eoengine.datasets.build import build_dataset
-    from eoengine.deploy.package import load_package
     from eoengine.evaluation.baseline import random_forest_baseline
     from eoengine.evaluation.evaluate import evaluate
     from eoengine.inference.predict import predict_dataset_scene
+    from eoengine.models.package import load_package
     from eoengine.training.train import train
 
     start = time.time()

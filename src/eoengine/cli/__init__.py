@@ -1,0 +1,1 @@
+"""The command line: ``eoengine`` and its sub-commands, each a thin layer over the stages."""

@@ -1,0 +1,1 @@
+"""Training datasets: plan, chip (Apache Beam), split, store (Zarr + GeoParquet index), version."""

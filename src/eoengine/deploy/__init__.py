@@ -1,0 +1,1 @@
+"""Deployment: ONNX export check, int8 quantization, MLflow Model Registry."""

@@ -1,0 +1,1 @@
+"""Training: Lightning models over dataset chips, losses, metrics, sweeps, classical models."""
