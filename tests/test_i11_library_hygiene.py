@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from eoengine.config.load import load_config
 from eoengine.config.schema import ProjectConfig, changed
-from eoengine.errors import EOError
+from eoengine.errors import EOError, Invalid
 
 LOGGING_STATE = textwrap.dedent('''
     import ast, importlib, json, logging, sys
@@ -149,3 +149,7 @@ def test_a_search_finding_a_listed_scene_is_one_clear_error(tmp_path: Path, caps
     assert "the scenes imagery.source found do not fit the config" in line
     assert "scene ids must be unique; repeated: ['LE70220491999322EDC01_stack']" in line and "list each scene once" in line
     assert not (tmp_path / "out" / "datasets").exists()
+    from eoengine.sourcing.project import with_sourced_scenes
+
+    with pytest.raises(Invalid, match="scene ids must be unique"):  # a bad value of the user's: a 422 over HTTP
+        with_sourced_scenes(load_config(path).for_build())

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from shapely.geometry import box, shape
 
 from eoengine.config.schema import BuildConfig, SceneSpec, changed
-from eoengine.errors import EOError, NotFound
+from eoengine.errors import Invalid, NotFound
 
 
 def with_sourced_scenes(cfg: BuildConfig) -> BuildConfig:
@@ -27,8 +27,10 @@ def with_sourced_scenes(cfg: BuildConfig) -> BuildConfig:
         ``cfg`` itself without a source, else a validated copy with the found scenes added.
 
     Raises:
-        EOError: the search finds nothing, a fetch fails, or the scenes found do not fit the
-            config (a scene ``imagery.scenes`` lists already, another number of dates).
+        NotFound: the search finds nothing.
+        Invalid: the scenes found do not fit the config (a scene ``imagery.scenes`` lists
+            already, another number of dates).
+        EOError: a fetch fails.
 
     """
     src = cfg.imagery.source
@@ -55,6 +57,6 @@ def with_sourced_scenes(cfg: BuildConfig) -> BuildConfig:
         return changed(cfg, imagery=changed(cfg.imagery, scenes=scenes), base_dir=cfg.base_dir)
     except ValidationError as err:  # e.g. a scene found that imagery.scenes lists already
         problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors(include_url=False))
-        raise EOError(f"the scenes imagery.source found do not fit the config: {problems}",
+        raise Invalid(f"the scenes imagery.source found do not fit the config: {problems}",
                       "list each scene once (drop from imagery.scenes those the search finds), "
                       "give all scenes the same number of dates, or narrow imagery.source") from None
