@@ -312,4 +312,4 @@ def test_tiles_read_the_bands_the_package_records(model: Path, tmp_path: Path) -
                 tiles.append(img.read())
         finally:
             srv.should_exit = True  # type: ignore[attr-defined]
-    assert tiles[0][3].mean() > 100 and (tiles[0] == tiles[1]).all()  # a tile with the scene in it, the same map
+    assert tiles[0][3].mean() > 80 and (tiles[0] == tiles[1]).all()  # a tile with the scene in it (37% of it), the same map

@@ -21,7 +21,7 @@ BASE = ("errors", "hashing", "progress", "runtime", "templates")
 """Modules every layer may import: they import no stage."""
 
 STAGES = ("config", "raster", "labels", "features", "sourcing", "datasets", "models", "tracking",
-          "training", "deploy", "inference", "evaluation")
+          "training", "deploy", "inference", "evaluation", "jobs")
 """The pipeline stages in order: a stage imports only the ones before it."""
 
 ADAPTERS = ("serving", "cli", "__main__")

@@ -15,10 +15,10 @@ import rasterio
 import torch
 from conftest import OGT, four_band_stack, free_port, serve_in_thread, train_tiny_unet
 
+from eoengine.inference.preprocess import input_spec, model_input
 from eoengine.models.package import load_package
 from eoengine.raster.cog import is_cog
 from eoengine.serving.app import Settings, create_app
-from eoengine.serving.inputs import prepare
 
 KEY = "test-key-123"
 AUTH = {"X-API-Key": KEY}
@@ -76,7 +76,7 @@ def test_instances_by_band_name_match_the_model(served: dict) -> None:
     assert r.status_code == 200, r.text
     preds = r.json()["predictions"]
     with torch.inference_mode():
-        expected = pkg.model(torch.from_numpy(prepare(chip, pkg))[None])[0].argmax(0).numpy()
+        expected = pkg.model(torch.from_numpy(model_input(chip, input_spec(pkg.meta)).image)[None])[0].argmax(0).numpy()
     assert np.array_equal(np.array(preds[0]["class"]), expected) and preds[0] == preds[1]
     assert np.array(preds[0]["probability"]).shape == (32, 32)
     vertex = httpx.post(f"{url}/vertex/predict", json={"instances": [instance]}, headers=AUTH)

@@ -25,14 +25,18 @@ def build(
     runner: Annotated[str | None, typer.Option(help="Beam runner (DirectRunner, FlinkRunner, ...)")] = None,
 ) -> None:
     """Build the versioned dataset with Apache Beam. Extra --flags pass to Beam unchanged."""
-    from eoengine.config.load import load_config
-    from eoengine.datasets.build import build_dataset
+    from eoengine.cli.jobs import collected
+    from eoengine.datasets.store import read_manifest
+    from eoengine.jobs.run import run_spec
+    from eoengine.jobs.specs import BuildDatasetSpec
 
-    cfg = load_config(config)
-    result = build_dataset(cfg, runner, list(ctx.args))
+    spec = BuildDatasetSpec(config=config, runner=runner, beam_args=list(ctx.args))
+    if collected(spec):
+        return
+    result = run_spec(spec)
     state = "up to date" if result.up_to_date else "built"
     out.print(f"dataset {state}: {result.path}\nversion {result.version}")
-    _summary(result.manifest)
+    _summary(read_manifest(result.path))
 
 
 def _summary(m: dict[str, Any]) -> None:

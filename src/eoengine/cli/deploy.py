@@ -11,19 +11,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from eoengine.errors import EOError
-from eoengine.models.classical import is_classical
-
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 ModelArg = Annotated[str, typer.Argument(help="Model package folder, MLflow run id, runs:/<id> or models:/NAME@ALIAS")]
 UriOpt = Annotated[str | None, typer.Option(help="MLflow tracking URI (for run ids and the registry)")]
-
-
-def _load(model: str, tracking_uri: str | None) -> Any:
-    from eoengine.deploy.registry import resolve_model_ref
-    from eoengine.models.package import load_package
-
-    return load_package(resolve_model_ref(model, tracking_uri))
 
 
 def export(
@@ -34,32 +24,22 @@ def export(
     tracking_uri: UriOpt = None,
 ) -> None:
     """Export a model to ONNX (dynamic batch and size) and check it against PyTorch on real chips."""
-    from eoengine.deploy.onnx import export_checked
+    from eoengine.cli.jobs import collected
+    from eoengine.jobs.run import run_spec
+    from eoengine.jobs.specs import ExportSpec
 
-    if format != "onnx":
-        raise EOError(f"unknown export format '{format}'", "use --format onnx")
-    pkg = _load(model, tracking_uri)
-    if is_classical(pkg.meta["model"]):
-        _graph_is_export(pkg, output)
+    spec = ExportSpec(model=model, format=format, output=output, tolerance=tolerance, tracking_uri=tracking_uri)
+    if collected(spec):
         return
-    check = export_checked(pkg, output, tolerance)
-    out.print(f"wrote {check.path}: dynamic batch and size; on {check.chips} real chips at sides "
+    result = run_spec(spec)
+    check = result.check
+    if check is None:  # a classical package
+        out.print(f"{result.model} models are already ONNX: {result.path} (converted with skl2onnx at training, "
+                  "scored through ONNX Runtime); nothing to export" + (f"; copied to {result.copied_to}" if result.copied_to else ""))
+        return
+    out.print(f"wrote {result.path}: dynamic batch and size; on {check.chips} real chips at sides "
               f"{', '.join(map(str, check.sizes_checked))} the logits differ from PyTorch by at most "
               f"{check.max_abs_diff:.2e} (tolerance {check.tolerance:g}); classes agree on {100 * check.class_agreement:.3f}% of pixels")
-
-
-def _graph_is_export(pkg: Any, output: Path | None) -> None:
-    """A classical package is already ONNX: say so (and copy the graph to ``output`` if asked)."""
-    import shutil
-
-    from eoengine.models.package import ONNX
-
-    graph = pkg.path / ONNX
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(graph, output)
-    out.print(f"{pkg.meta['model']} models are already ONNX: {graph} (converted with skl2onnx at training, "
-              "scored through ONNX Runtime); nothing to export" + (f"; copied to {output}" if output else ""))
 
 
 def _table(title: str, report: dict[str, dict[str, Any]], metric: str, base: str) -> None:
@@ -84,16 +64,19 @@ def quantize(
     tracking_uri: UriOpt = None,
 ) -> None:
     """Quantize to int8 with ONNX Runtime (static, calibrated on dataset chips, and dynamic); compare size, speed, scores."""
-    from eoengine.deploy.compress import main_metric
-    from eoengine.deploy.compress import quantize as run
+    from eoengine.cli.jobs import collected
+    from eoengine.jobs.run import run_spec
+    from eoengine.jobs.specs import QuantizeSpec
 
-    pkg = _load(model, tracking_uri)
-    report = run(pkg, calibration_chips)
-    if as_json:
-        print(json.dumps(report, indent=2))
+    spec = QuantizeSpec(model=model, calibration_chips=calibration_chips, tracking_uri=tracking_uri)
+    if collected(spec):
         return
-    _table(f"quantization of {pkg.path} (test split)", report, main_metric(pkg), "pytorch_fp32")
-    out.print(f"files: {pkg.path / 'model.int8.onnx'}, {pkg.path / 'model.int8-dynamic.onnx'}; report: {pkg.path / 'quantization.json'}")
+    result = run_spec(spec)
+    if as_json:
+        print(json.dumps(result.report, indent=2))
+        return
+    _table(f"quantization of {result.package} (test split)", result.report, result.metric, "pytorch_fp32")
+    out.print(f"files: {', '.join(map(str, result.files))}; report: {result.report_file}")
 
 
 def prune(
@@ -109,8 +92,9 @@ def prune(
     """Prune a model (optionally fine-tuning it) into a new package; compare size, speed and scores."""
     from eoengine.deploy.compress import main_metric
     from eoengine.deploy.compress import prune as run
+    from eoengine.deploy.registry import load_model_ref
 
-    pkg = _load(model, tracking_uri)
+    pkg = load_model_ref(model, tracking_uri)
     dest, report = run(pkg, amount, method, finetune_epochs, lr, output)
     if as_json:
         print(json.dumps({"package": str(dest), **report}, indent=2))
@@ -128,9 +112,10 @@ def register(
     """Register a model package in the MLflow Model Registry (pyfunc with signature) and set aliases."""
     import mlflow
 
+    from eoengine.deploy.registry import load_model_ref
     from eoengine.deploy.registry import register as run
 
-    pkg = _load(model, tracking_uri)
+    pkg = load_model_ref(model, tracking_uri)
     uri = tracking_uri or pkg.meta.get("tracking_uri") or mlflow.get_tracking_uri()
     reg = run(pkg, name, uri, alias)
     names = ", ".join(f"models:/{name}@{a}" for a in reg.aliases)
@@ -157,9 +142,10 @@ def serve(
 
     import uvicorn
 
+    from eoengine.deploy.registry import load_model_ref
     from eoengine.serving.app import Settings, create_app
 
-    pkg = _load(model, tracking_uri)
+    pkg = load_model_ref(model, tracking_uri)
     key = api_key or os.environ.get("EOENGINE_API_KEY")
     if not key:
         key = secrets.token_urlsafe(24)

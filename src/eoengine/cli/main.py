@@ -8,7 +8,7 @@ import sys
 import threading
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -21,8 +21,11 @@ from eoengine.cli.progress import RichReporter
 from eoengine.cli.runs import runs_app
 from eoengine.cli.source import source_app
 from eoengine.cli.source_ee import ee_app
-from eoengine.errors import ConfigError, EOError, NotFound
+from eoengine.errors import ConfigError, EOError, Invalid, NotFound
 from eoengine.progress import using_reporter
+
+if TYPE_CHECKING:
+    from eoengine.jobs.specs import JobSpec
 
 app = typer.Typer(
     name="eoengine",
@@ -125,21 +128,26 @@ def sweep(
     """Hyperparameter search (Optuna): each trial a tracked run, the best one tagged; reruns continue."""
     from rich.table import Table
 
-    from eoengine.config.load import load_config
-    from eoengine.training.sweep import run_sweep
+    from eoengine.cli.jobs import collected
+    from eoengine.jobs.run import run_spec
+    from eoengine.jobs.specs import SweepSpec
 
+    spec = SweepSpec(config=config, trials=trials, name=name)
+    if collected(spec):
+        return
     _quiet_lightning()
-    result = run_sweep(load_config(config), trials, name)
+    result = run_spec(spec)
     table = Table(title=f"sweep {result.study}: {result.metric}")
     for col in ("trial", "state", result.metric, "parameters", "run"):
         table.add_column(col)
     for t in result.trials:
-        value = "" if t["value"] is None else f"{t['value']:.4f}"
+        value = "" if t.value is None else f"{t.value:.4f}"
         params = ", ".join(f"{k.rsplit('.', 1)[-1]}={v:.4g}" if isinstance(v, float) else f"{k.rsplit('.', 1)[-1]}={v}"
-                           for k, v in t["params"].items())
-        table.add_row(str(t["number"]), t["state"], value, params, t["run_id"][:12])
+                           for k, v in t.params.items())
+        table.add_row(str(t.number), t.state, value, params, t.run_id[:12])
     out.print(table)
-    out.print(f"best: {result.metric} {result.best_value:.4f} with {result.best_params} — run {result.best_run_id}")
+    best = result.best
+    out.print(f"best: {result.metric} {best.value:.4f} with {best.params} — run {best.run_id}")
 
 
 @app.command()
@@ -164,15 +172,19 @@ def train(
     resume: Annotated[str | None, typer.Option(help="Run id of an interrupted run to continue")] = None,
 ) -> None:
     """Train the configured model on the dataset, tracked in MLflow (--resume continues a run)."""
-    from eoengine.config.load import load_config
-    from eoengine.training.train import train as run_training
+    from eoengine.cli.jobs import collected
+    from eoengine.jobs.run import run_spec
+    from eoengine.jobs.specs import TrainSpec
 
+    spec = TrainSpec(config=config, dataset=dataset, tracking_uri=tracking_uri, resume=resume)
+    if collected(spec):
+        return
     _quiet_lightning()
-    result = run_training(load_config(config), dataset, tracking_uri, resume)
+    result = run_spec(spec)
     if not result.primary:
         return  # an extra DDP process: rank 0 reports
-    which = "test" if result.test else "val"
-    out.print(f"run {result.run_id} (best epoch {result.best_epoch + 1}) — {which} {score_line(result.test or result.val)}")
+    which = "test" if "test" in result.scores else "val"
+    out.print(f"run {result.run_id} (best epoch {result.best_epoch + 1}) — {which} {score_line(result.scores[which])}")
     out.print(f"model: {result.model_path}\ntracking: {result.tracking_uri}")
 
 
@@ -185,22 +197,24 @@ def evaluate(
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (for run ids)")] = None,
 ) -> None:
     """Score a model on a dataset split and write an HTML report next to its run."""
-    from eoengine.deploy.registry import resolve_model_ref
-    from eoengine.evaluation.evaluate import evaluate as run_eval
-    from eoengine.models.package import load_package
+    from eoengine.cli.jobs import collected
+    from eoengine.jobs.run import run_spec
+    from eoengine.jobs.specs import EvaluateSpec
     from eoengine.training.metrics import by_class_name
 
-    pkg = load_package(resolve_model_ref(model, tracking_uri))
-    result = run_eval(pkg, dataset, split)
+    spec = EvaluateSpec(model=model, dataset=dataset, split=split, tracking_uri=tracking_uri)
+    if collected(spec):
+        return
+    result = run_spec(spec)
     if as_json:
-        named = {h: by_class_name(s, pkg.class_names) for h, s in result.by_head.items()}
+        named = {h: by_class_name(s, result.class_names) for h, s in result.by_head.items()}
         body = next(iter(named.values())) if len(named) == 1 else {"heads": named}
         print(json.dumps({"split": split, **body, "report": str(result.report)}, indent=2))
         return
     for head, s in result.by_head.items():
         label = f"{split}" if len(result.by_head) == 1 else f"{split} [{head}]"
         out.print(f"{label}: {score_line(s)}")
-        for name, iou in zip(pkg.class_names, s.get("iou_per_class", []), strict=False):
+        for name, iou in zip(result.class_names, s.get("iou_per_class", []), strict=False):
             out.print(f"  {name:<16} IoU {iou:.3f}")
     out.print(f"report: {result.report}")
 
@@ -224,42 +238,20 @@ def predict(
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (for run ids)")] = None,
 ) -> None:
     """Predict a class map (or value map) over scenes of any size, as Cloud-Optimized GeoTIFFs."""
-    from eoengine.deploy.registry import resolve_model_ref
-    from eoengine.inference.predict import Predictor, prediction_options
-    from eoengine.inference.sources import sources_for_package
-    from eoengine.models.package import load_package
-    from eoengine.raster.cog import check_writable
-    from eoengine.raster.scene import SceneReader
+    from eoengine.cli.jobs import collected
+    from eoengine.jobs.run import run_spec
+    from eoengine.jobs.specs import PredictSpec
 
-    if bool(scene) == bool(scenes):
-        raise EOError("give one scene (positional files) or several with --scene", "e.g. --scene a.tif --scene b.tif --out mosaic.tif")
-    for target in (output, probabilities, out_dir and out_dir / "map.tif"):
-        if target is not None:
-            check_writable(target)
-    model_path = resolve_model_ref(model, tracking_uri)
-    pkg = load_package(model_path)
-    opts = prediction_options(pkg.meta.get("prediction", {}), tile_size=tile_size, overlap=overlap,
-                              batch_size=batch_size, class_codes=class_codes)
-    if scenes:
-        many = [s.split(",") for s in scenes]
-        if beam:
-            from eoengine.inference.beam import predict_beam
-
-            written = predict_beam(model_path, many, opts, engine, output, out_dir, runner, rows_per_element=rows_per_element)
-        else:
-            from eoengine.inference.many import predict_many
-
-            written = predict_many(Predictor(pkg, opts, engine), many, output, out_dir)
-        out.print("\n".join(f"map: {p}" for p in written))
+    spec = PredictSpec(model=model, scene=scene, output=output, scenes=scenes, out_dir=out_dir, probabilities=probabilities,
+                       tile_size=tile_size, overlap=overlap, batch_size=batch_size, class_codes=class_codes, engine=engine,
+                       beam=beam, rows_per_element=rows_per_element, runner=runner, tracking_uri=tracking_uri)
+    if collected(spec):
         return
-    if beam or out_dir:
-        raise EOError("--beam and --out-dir are for scenes given with --scene", "e.g. --scene a.tif --scene b.tif --out-dir maps/")
-    if output is None:
-        raise EOError("no output given", "add --out map.tif")
-    sources = sources_for_package(pkg.meta, scene or [])
-    with SceneReader(sources, pkg.meta.get("resampling", "bilinear")) as reader:
-        Predictor(pkg, opts, engine).predict(reader, output, probabilities, scene)
-    out.print(f"map: {output}" + (f"\nprobabilities: {probabilities}" if probabilities else ""))
+    result = run_spec(spec)
+    if scenes:
+        out.print("\n".join(f"map: {p}" for p in result.maps))
+        return
+    out.print(f"map: {result.maps[0]}" + (f"\nprobabilities: {result.probabilities}" if result.probabilities else ""))
 
 
 @app.command()
@@ -281,6 +273,35 @@ def demo(
     if check_readme is not None:
         check(check_readme, workdir / FIGURES)
         out.print(f"{check_readme} quotes the figures the demo printed")
+
+
+JOB_COMMANDS = (("dataset", "build"), ("train",), ("sweep",), ("evaluate",), ("predict",), ("source", "fetch"),
+                ("export",), ("quantize",))
+"""The commands that build a job spec from their flags and run it."""
+
+
+def spec_from_args(args: list[str]) -> JobSpec:
+    """The job spec a long command builds from its flags, without running it.
+
+    Args:
+        args: The command line after ``eoengine``, e.g. ``["predict", "model/", "scene.tif", "--out", "map.tif"]``.
+
+    Returns:
+        The spec the command would run (:func:`eoengine.jobs.run.run_spec` runs it the same way).
+
+    Raises:
+        Invalid: The command is not one of :data:`JOB_COMMANDS`.
+        click.UsageError: The flags do not parse (as the command line would say).
+
+    """
+    from eoengine.cli.jobs import collecting
+
+    if not any(tuple(args[: len(c)]) == c for c in JOB_COMMANDS):
+        raise Invalid(f"'{' '.join(args[:2])}' is not a job command",
+                      f"use one of: {', '.join(' '.join(c) for c in JOB_COMMANDS)}")
+    with collecting() as specs:
+        app(args, standalone_mode=False)
+    return specs[0]
 
 
 def main() -> None:

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from eoengine.errors import EOError
+
+if TYPE_CHECKING:
+    from eoengine.config.query import SearchQuery
 
 source_app = typer.Typer(help="Find imagery: scan folders into STAC catalogs, search them or any STAC API, serve one.",
                          no_args_is_help=True)
@@ -42,6 +45,45 @@ def scan(
               f"{min(i.datetime for i in items if i.datetime):%Y-%m-%d} to {max(i.datetime for i in items if i.datetime):%Y-%m-%d}")
 
 
+def flags_query(bbox: str | None = None, aoi: str | None = None, place: str | None = None, datetime: str | None = None,
+                collection: list[str] | None = None, ids: list[str] | None = None, max_cloud: float | None = None,
+                query: str | None = None, limit: int = 100, sort: str = "datetime", descending: bool = False) -> SearchQuery:
+    """The query ``source search`` flags give: the area from ``--bbox``, ``--aoi`` or ``--place``.
+
+    Args:
+        bbox: ``W,S,E,N`` in degrees.
+        aoi: a GeoJSON file or GeoJSON text.
+        place: a place name, geocoded.
+        datetime: an RFC 3339 instant or interval.
+        collection: collection ids.
+        ids: item ids.
+        max_cloud: the largest ``eo:cloud_cover``.
+        query: property filters as JSON.
+        limit: at most this many items.
+        sort: the property to sort by.
+        descending: newest / largest first.
+
+    Returns:
+        The query.
+
+    Raises:
+        EOError: more than one area flag, an AOI or place that cannot be read (BadQuery: a value that does not parse).
+
+    """
+    from eoengine.config.query import SearchQuery
+    from eoengine.sourcing.search import aoi_geometry
+
+    if sum(x is not None for x in (bbox, aoi, place)) > 1:
+        raise EOError("give one of --bbox, --aoi and --place", "use one area filter")
+    if place:
+        from eoengine.sourcing.places import place_geometry
+
+        aoi = json.dumps(place_geometry(place))
+    return SearchQuery.of({"bbox": bbox, "intersects": aoi_geometry(aoi), "datetime": datetime, "collections": collection,
+                           "ids": ids, "max_cloud": max_cloud, "query": query, "limit": limit, "sort": sort,
+                           "descending": descending})
+
+
 @source_app.command("search")
 def search(
     source: Annotated[str, typer.Argument(help="Catalog folder/JSON, or a STAC API URL")],
@@ -61,18 +103,7 @@ def search(
     """Search by area, time, collection, cloud cover and any property; print a table, write an ItemCollection."""
     from eoengine.sourcing.search import search as run
 
-    if sum(x is not None for x in (bbox, aoi, place)) > 1:
-        raise EOError("give one of --bbox, --aoi and --place", "use one area filter")
-    if place:
-        from eoengine.sourcing.places import place_geometry
-
-        aoi = json.dumps(place_geometry(place))
-    try:
-        box = [float(v) for v in bbox.split(",")] if bbox else None
-        filters = json.loads(query) if query else None
-    except (ValueError, json.JSONDecodeError) as exc:
-        raise EOError(f"bad --bbox or --query: {exc}", "--bbox W,S,E,N in degrees; --query as JSON") from None
-    found = run(source, box, aoi, datetime, collection, ids, filters, max_cloud, limit, sort, descending)
+    found = run(source, flags_query(bbox, aoi, place, datetime, collection, ids, max_cloud, query, limit, sort, descending))
     table = Table(title=f"{len(found)} item(s)")
     for col in ("id", "collection", "datetime", "cloud", "assets"):
         table.add_column(col)
@@ -129,29 +160,19 @@ def fetch(
         help="GDAL option for s3://, gs://, az:// assets, KEY=VALUE or KEY=env:VAR (repeat)")] = None,
 ) -> None:
     """Fetch chosen bands of items, clipped/reprojected and stacked, into a cache of COGs (never twice)."""
-    import pystac
-    from shapely.geometry import shape
-
-    from eoengine.sourcing.catalog import BadQuery, parse_bbox
-    from eoengine.sourcing.fetch import fetch as run
-    from eoengine.sourcing.search import aoi_geometry
-
-    try:
-        collection = pystac.ItemCollection.from_file(str(items))
-    except Exception as exc:  # noqa: BLE001 - any unreadable JSON
-        raise EOError(f"cannot read items from {items}: {exc}", "pass the JSON written by 'source search --out'") from None
-    if bbox and aoi:
-        raise EOError("give --bbox or --aoi, not both", "use one area filter")
-    try:
-        area = parse_bbox(bbox) if bbox else (shape(aoi_geometry(aoi)) if aoi else None)
-    except BadQuery as exc:
-        raise EOError(str(exc), "--bbox W,S,E,N in degrees") from None
+    from eoengine.cli.jobs import collected
+    from eoengine.jobs.run import run_spec
+    from eoengine.jobs.specs import FetchSpec
     from eoengine.sourcing.storage import parse_options, redacted
 
+    spec = FetchSpec(items=items, bands=bands, cache=cache, bbox=bbox, aoi=aoi, crs=crs, resolution=resolution,
+                     workers=workers, storage=storage)
+    if collected(spec):
+        return
     options = parse_options(storage)
     if options:
         out.print(f"storage options: {redacted(options)}")
-    results = run(list(collection), bands.split(","), cache, area, crs, resolution, workers, options)
+    results = run_spec(spec).items
     table = Table(title=f"{len(results)} item(s)")
     for col in ("item", "state", "file", "sha256"):
         table.add_column(col)

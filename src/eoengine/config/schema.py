@@ -11,8 +11,17 @@ import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
+from eoengine.config.query import SearchQuery
 from eoengine.errors import EOError
 
 _HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
@@ -36,7 +45,7 @@ class Strict(BaseModel):
         before, was_set = dict(self.__dict__), set(self.__pydantic_fields_set__)
         try:
             super().__setattr__(name, value)
-        except ValidationError:  # pydantic has already stored the value when a model check refuses it
+        except Exception:  # pydantic has already stored the value when a model check refuses it
             object.__setattr__(self, "__dict__", before)
             object.__setattr__(self, "__pydantic_fields_set__", was_set)
             raise
@@ -133,17 +142,15 @@ class SceneSpec(BandFiles):
         return self.timesteps if self.timesteps is not None else [self]
 
 
-class SourceConfig(Strict):
-    """Scenes found by a search instead of listed: a catalog folder or STAC API, an area, a time."""
+class SourceConfig(Strict, SearchQuery):
+    """Scenes found by a search instead of listed: a catalog folder or STAC API, and the query.
+
+    The query's fields are :class:`SearchQuery`'s; ``aoi`` gives the area as a GeoJSON file
+    instead (resolved against the config's folder when the search runs).
+    """
 
     catalog: str = Field(description="catalog folder / collection.json, or a STAC API URL")
-    collections: list[str] | None = None
-    bbox: list[float] | None = Field(default=None, description="west, south, east, north in degrees")
     aoi: str | None = Field(default=None, description="GeoJSON file of the area")
-    datetime: str | None = Field(default=None, description="RFC 3339 instant or interval")
-    max_cloud: float | None = Field(default=None, ge=0, le=100)
-    query: dict[str, Any] | None = None
-    limit: int = Field(default=10, ge=1, description="at most this many scenes (oldest first)")
     cache: str | None = Field(default=None, description="fetched imagery; default <output_dir>/imagery")
     storage: dict[str, str] = Field(default_factory=dict, description=(
         "GDAL options for s3://, gs://, az:// assets (AWS_*, GS_*, AZURE_*); a value 'env:NAME' is read from the "
@@ -151,11 +158,24 @@ class SourceConfig(Strict):
 
     @model_validator(mode="after")
     def _area(self) -> SourceConfig:
-        if self.bbox is not None and self.aoi is not None:
-            raise ValueError("give bbox or aoi, not both")
-        if self.bbox is not None and len(self.bbox) != 4:
-            raise ValueError("bbox needs 4 numbers: west, south, east, north")
+        given = [k for k in ("bbox", "intersects", "aoi") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give {given[0]} or {given[-1]}, not both")
         return self
+
+    @model_serializer(mode="wrap")
+    def _recorded(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The fields as recorded (a dataset's config, hence its version): query fields left at their default are left out."""
+        data: dict[str, Any] = handler(self)
+        for key in _UNRECORDED_DEFAULTS:
+            if key in data and getattr(self, key) == SearchQuery.model_fields[key].default:
+                del data[key]
+        return data
+
+
+_UNRECORDED_DEFAULTS = ("intersects", "ids", "sort", "descending")
+"""Query fields a source config did not have before it extended :class:`SearchQuery`: at their
+defaults they stay out of its dump, so datasets built from a source keep their version."""
 
 
 class ImageryConfig(Strict):

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from eoengine.errors import EOError, NotFound
-from eoengine.models.package import META, ModelPackage
+from eoengine.models.package import META, ModelPackage, load_package
 from eoengine.tracking.store import cache_dir, use_tracking_uri
 
 PACKAGE_ARTIFACT = "package"
@@ -173,3 +173,21 @@ def resolve_model_ref(ref: str, uri: str | None) -> Path:
             "check the run id and the tracking URI (--tracking-uri or MLFLOW_TRACKING_URI)",
         ) from None
     return Path(local)
+
+
+def load_model_ref(ref: str, uri: str | None) -> ModelPackage:
+    """The model package a reference names, loaded.
+
+    Args:
+        ref: A package folder, ``runs:/<id>``, a run id, ``models:/name@alias`` or ``models:/name/version``
+            (see :func:`resolve_model_ref`).
+        uri: MLflow tracking URI for run ids and registry references (None: the default one).
+
+    Returns:
+        The loaded package.
+
+    Raises:
+        EOError: The reference names no package, or the package cannot be fetched or read.
+
+    """
+    return load_package(resolve_model_ref(ref, uri))

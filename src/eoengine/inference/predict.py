@@ -26,11 +26,11 @@ from rasterio.windows import Window
 
 from eoengine.config.schema import PredictionConfig
 from eoengine.errors import EOError
-from eoengine.features.indices import stack_features
-from eoengine.features.normalise import normalise
 from eoengine.hashing import canonical_hash, file_sha256
 from eoengine.inference.engines import select_engine
 from eoengine.inference.output import ClassCoding, MapWriter
+from eoengine.inference.postprocess import activate, decide
+from eoengine.inference.preprocess import input_spec, model_input
 from eoengine.inference.regions import Region, regions
 from eoengine.inference.tiling import blend_weights, round_up
 from eoengine.models.heads import heads_from_meta, map_head
@@ -141,13 +141,11 @@ class Predictor:
         self.overlap = self.opts.overlap  # validated: at most half the (unrounded) tile
         self.weights = blend_weights(self.tile, self.overlap)
         self._weights_t = torch.from_numpy(self.weights)
-        self.mean = np.asarray(meta["normalization"]["mean"], dtype=np.float32)
-        self.std = np.asarray(meta["normalization"]["std"], dtype=np.float32)
+        self.spec = input_spec(meta)
         self.head = map_head(heads_from_meta(meta))
         self.regression = self.head.type == "regression"
         self.coding = None if self.regression else ClassCoding.of(meta["classes"], self.opts.class_codes)
         self.n_out = self.head.stop - self.head.start
-        self.timesteps = int(meta.get("timesteps", 1))
         torch.set_num_threads(max(1, os.cpu_count() or 1))
         tune_allocator()
         probe = np.zeros((self.opts.batch_size, len(meta["channels"]), self.tile, self.tile), dtype=np.float32)
@@ -155,12 +153,8 @@ class Predictor:
 
     def _read(self, reader: SceneReader, reg: Region) -> tuple[Region, np.ndarray, np.ndarray]:
         h, w = reg.cover
-        raw = reader.read(Window(reg.x0, reg.y0, w, h))
-        meta = self.pkg.meta
-        nodata = np.isnan(raw).any(axis=0)[: reg.y1 - reg.y0, : reg.x1 - reg.x0]
-        raw = stack_features(raw, self.timesteps, meta["indices"], meta["bands"],
-                             [b.get("common_name") for b in meta["band_specs"]], meta["index_constants"])
-        return reg, normalise(raw, self.mean, self.std), nodata
+        data, nodata = model_input(reader.read_raw(Window(reg.x0, reg.y0, w, h)), self.spec, reader.nodata, overwrite=True)
+        return reg, data, nodata[: reg.y1 - reg.y0, : reg.x1 - reg.x0]
 
     def _compute(self, reg: Region, data: np.ndarray) -> np.ndarray:
         """Weighted class probabilities (or values) plus the weights, (outputs + 1, *cover), of the region's tiles."""
@@ -171,11 +165,7 @@ class Predictor:
             chunk = tiles[i : i + self.opts.batch_size]
             batch = np.stack([data[:, r : r + t, c : c + t] for r, c in chunk])
             with torch.inference_mode():
-                out = self.forward(batch)[:, self.head.start:self.head.stop]
-                if self.regression:
-                    out = out * self.head.value_std + self.head.value_mean
-                else:
-                    out = torch.softmax(out, dim=1)
+                out = activate(self.forward(batch), self.head)
                 weighted = (out * self._weights_t).numpy()  # one vectorised multiply for the batch
             for (r, c), p in zip(chunk, weighted, strict=True):
                 acc[:-1, r : r + t, c : c + t] += p
@@ -190,13 +180,10 @@ class Predictor:
         shared by every class, so the arg-max is the same.
         """
         if self.regression:
-            out = acc[0] / acc[-1]
-            out[nodata] = np.nan
-            return out, out[None]
-        assert self.coding is not None
+            values = acc[:1] / acc[-1]
+            return decide(values, self.head, nodata), values
         probs = acc[:-1] / acc[-1] if probabilities else None
-        positions = (acc[:-1] if probs is None else probs).argmax(axis=0)
-        return self.coding.encode(positions, nodata), probs
+        return decide(acc[:-1] if probs is None else probs, self.head, nodata, self.coding), probs
 
     def predict(self, reader: SceneReader, out: Path, probabilities: Path | None = None, inputs: list[str] | None = None) -> Path:
         """Predict the scene ``reader`` reads into a class-map (or value-map) COG at ``out``."""

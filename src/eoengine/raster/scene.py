@@ -3,13 +3,15 @@
 Bands may live in separate files (Landsat), in one stack, or behind a STAC Item, and may
 have different resolutions (Sentinel-2's 10/20/60 m). :class:`SceneReader` picks the finest
 band as the reference grid, warps the others onto it lazily (``WarpedVRT``) and reads any
-window as float32 with NaN for nodata, after applying each band's scale and offset. Nothing
-ever reads a whole scene.
+window as float32 with NaN for nodata, after applying each band's scale and offset
+(:func:`mask_and_scale`); ``read_raw`` gives the values as stored, for prediction to mask and
+scale by the model's band specs. Nothing ever reads a whole scene.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,6 +75,28 @@ class Grid:
     def res(self) -> float:
         """Pixel size (assumes square pixels, as the grids we build are)."""
         return abs(self.transform[0])
+
+
+def mask_and_scale(x: np.ndarray, nodata: Sequence[float | None], scale: Sequence[float], offset: Sequence[float]) -> None:
+    """Mask nodata and apply scale/offset, in place, band by band.
+
+    A value is nodata where it equals its band's nodata (NaN nodata: where it is NaN); it
+    becomes NaN, and NaN stays NaN. Bands with scale 1 and offset 0 are left as they are.
+
+    Args:
+        x: float32 band values, (bands, h, w) or (batch, bands, h, w).
+        nodata: Each band's nodata value, or None.
+        scale: Each band's scale.
+        offset: Each band's offset.
+
+    """
+    for b, (value, mul, add) in enumerate(zip(nodata, scale, offset, strict=True)):
+        band = x[..., b, :, :]
+        if value is not None:
+            band[np.isnan(band) if np.isnan(value) else band == np.float32(value)] = np.nan
+        if mul != 1.0 or add != 0.0:
+            band *= np.float32(mul)
+            band += np.float32(add)
 
 
 def open_raster(path: str) -> Any:
@@ -238,8 +262,23 @@ class SceneReader:
         """Names of the bands, in read order."""
         return [s.name for s in self.sources]
 
+    @property
+    def nodata(self) -> list[float | None]:
+        """Each band's nodata as :meth:`read` masks it: its source's own, else its file's (None: none)."""
+        return [nodata for _, _, nodata in self._readers]
+
     def read(self, window: Window) -> np.ndarray:
         """Read ``window`` as float32 (bands, h, w), NaN where nodata, scale/offset applied."""
+        out = self.read_raw(window)
+        mask_and_scale(out, self.nodata, [s.scale for s in self.sources], [s.offset for s in self.sources])
+        return out
+
+    def read_raw(self, window: Window) -> np.ndarray:
+        """Read ``window`` as float32 (bands, h, w), values as stored (no scale/offset, nodata not masked).
+
+        Pixels outside the scene are NaN; a warped band's pixels without data hold its nodata
+        (the band's own, else the file's), or NaN if neither is set.
+        """
         h, w = int(window.height), int(window.width)
         out = np.full((len(self.sources), h, w), np.nan, dtype=np.float32)
         r0, c0 = int(window.row_off), int(window.col_off)
@@ -249,12 +288,6 @@ class SceneReader:
             return out
         inner = Window(cc0, rr0, cc1 - cc0, rr1 - rr0)
         for i, data in self._read_all(inner):
-            src, (_, _, nodata) = self.sources[i], self._readers[i]
-            if nodata is not None:
-                bad = np.isnan(data) if np.isnan(nodata) else (data == np.float32(nodata))
-                data[bad] = np.nan
-            if src.scale != 1.0 or src.offset != 0.0:
-                data = data * np.float32(src.scale) + np.float32(src.offset)
             out[i, rr0 - r0 : rr1 - r0, cc0 - c0 : cc1 - c0] = data
         return out
 

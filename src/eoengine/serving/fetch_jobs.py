@@ -20,20 +20,17 @@ import pystac
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from eoengine.config.query import SearchFields, SearchQuery
 from eoengine.errors import EOError, Invalid, NotFound, first_line
 from eoengine.serving.auth import KeyedRoute
-from eoengine.sourcing.catalog import CatalogIndex, parse_bbox
+from eoengine.sourcing.catalog import CatalogIndex, in_asked_order
 
 
-class FetchRequest(BaseModel):
-    """What to fetch: items (by ids, or a search), bands, and an optional clip area."""
+class FetchRequest(SearchFields):
+    """What to fetch: the items a search finds (by ids, or any filter), bands; the search's area clips them."""
 
-    ids: list[str] | None = None
-    collections: list[str] | None = None
-    bbox: list[float] | None = None
-    datetime: str | None = None
     bands: list[str] = Field(min_length=1)
     limit: int = Field(default=10, ge=1, le=100)
 
@@ -68,12 +65,12 @@ def fetch_routers(index: CatalogIndex, cache: Path, read_route: type[APIRoute] =
     lock = threading.Lock()
     writes, reads = APIRouter(route_class=KeyedRoute), APIRouter(route_class=read_route)
 
-    def run(job: Job, items: list[pystac.Item], req: FetchRequest) -> None:
+    def run(job: Job, items: list[pystac.Item], bands: list[str], query: SearchQuery) -> None:
         job.status = "running"
-        area = parse_bbox(req.bbox) if req.bbox else None
+        area = query.area()
         try:
             for item in items:
-                got = fetch_item(item, req.bands, cache, area)
+                got = fetch_item(item, bands, cache, area)
                 with lock:
                     job.done += 1
                     if got.path is not None:
@@ -86,7 +83,8 @@ def fetch_routers(index: CatalogIndex, cache: Path, read_route: type[APIRoute] =
 
     @writes.post("/fetch", status_code=202, summary="Start a fetch job (needs the API key)")
     async def start(request: Request, req: FetchRequest) -> Any:
-        records = index.search(req.collections, req.ids, req.bbox, None, req.datetime)[: req.limit]  # a BadQuery is a 400
+        query = req.search_query()  # a BadQuery is a 400
+        records = in_asked_order(index.search(query), req)[: query.limit]
         if not records:
             raise NotFound("no items match", "check the ids, collections, bbox and datetime (see /search)")
         items = [pystac.Item.from_dict(r.item) for r in records]
@@ -96,7 +94,7 @@ def fetch_routers(index: CatalogIndex, cache: Path, read_route: type[APIRoute] =
             band_locations(item, req.bands)  # an item without a band: its EOError is a 400
         job = Job(uuid.uuid4().hex[:12], items=len(items))
         jobs[job.id] = job
-        threading.Thread(target=run, args=(job, items, req), daemon=True).start()
+        threading.Thread(target=run, args=(job, items, req.bands, query), daemon=True).start()
         return {"id": job.id, "status": job.status, "links": [{"rel": "status", "href": f"{request.base_url}fetch/{job.id}"}]}
 
     @reads.get("/fetch/{job_id}", summary="A fetch job's status and files")

@@ -1,11 +1,13 @@
-"""Turning request bodies into model inputs, and model outputs into answers.
+"""Turning request bodies into raw band arrays, and model outputs into JSON answers.
 
 Instances (TF-Serving / Vertex AI / Earth Engine style) are raw band values, as the imagery
-stores them; the server applies each band's scale and offset, derives the indices and
-normalises exactly as training did. An instance is either an object with one (H, W) array
-per band name (``{"blue": [[...]], "green": [[...]], ...}``; multi-date models name bands
-``t0:blue``, ``t1:blue``, ...), an object ``{"image": (C, H, W) array}``, or the bare
-(C, H, W) array.
+stores them. An instance is either an object with one (H, W) array per band name
+(``{"blue": [[...]], "green": [[...]], ...}``; multi-date models name bands ``t0:blue``,
+``t1:blue``, ...), an object ``{"image": (C, H, W) array}``, or the bare (C, H, W) array. The
+server turns it into model input as every route does
+(:func:`eoengine.inference.preprocess.model_input`: each band's nodata, scale and offset, the
+indices, the normalisation of training) and finishes the output likewise
+(:func:`eoengine.inference.postprocess.finish`).
 """
 
 from __future__ import annotations
@@ -14,10 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from eoengine.features.indices import stack_features
-from eoengine.features.normalise import normalise
+from eoengine.inference.postprocess import finish
+from eoengine.inference.preprocess import InputSpec
 from eoengine.models.heads import Head
-from eoengine.models.package import ModelPackage
 
 
 class BadInput(ValueError):
@@ -32,16 +33,22 @@ class WrongBandCount(BadInput):
     status = 422
 
 
-def raw_band_names(meta: dict[str, Any]) -> list[str]:
-    """Names of the raw bands an instance must give, in order."""
-    steps = int(meta.get("timesteps", 1))
-    bands = list(meta["bands"])
-    return bands if steps == 1 else [f"t{t}:{b}" for t in range(steps) for b in bands]
+def instance_array(instance: Any, spec: InputSpec) -> np.ndarray:
+    """The raw (bands, H, W) float32 array of one instance.
 
+    Args:
+        instance: One instance of a request: ``{band: (H, W)}``, ``{"image": (C, H, W)}`` or (C, H, W).
+        spec: The model's input spec (its raw band names).
 
-def instance_array(instance: Any, meta: dict[str, Any]) -> np.ndarray:
-    """The raw (bands, H, W) float32 array of one instance."""
-    names = raw_band_names(meta)
+    Returns:
+        The raw band values in the spec's band order.
+
+    Raises:
+        BadInput: The instance is not such an array, or its size is out of bounds.
+        WrongBandCount: It has another number of bands than the model.
+
+    """
+    names = spec.raw_bands
     if isinstance(instance, dict) and "image" not in instance:
         missing = [n for n in names if n not in instance]
         if missing:
@@ -65,22 +72,6 @@ def instance_array(instance: Any, meta: dict[str, Any]) -> np.ndarray:
     return arr
 
 
-def prepare(raw: np.ndarray, pkg: ModelPackage) -> np.ndarray:
-    """Raw band values → the normalised (channels, H, W) input the model was trained on."""
-    meta = pkg.meta
-    specs = meta["band_specs"] * int(meta.get("timesteps", 1))
-    x = raw.astype(np.float32, copy=True)
-    for i, spec in enumerate(specs):
-        if spec.get("nodata") is not None:
-            x[i][x[i] == spec["nodata"]] = np.nan
-        x[i] = x[i] * float(spec.get("scale", 1.0)) + float(spec.get("offset", 0.0))
-    feats = stack_features(x, int(meta.get("timesteps", 1)), meta["indices"], meta["bands"],
-                           [b.get("common_name") for b in meta["band_specs"]], meta["index_constants"])
-    mean = np.asarray(meta["normalization"]["mean"], dtype=np.float32)
-    std = np.asarray(meta["normalization"]["std"], dtype=np.float32)
-    return normalise(feats, mean, std)
-
-
 def pad_to(x: np.ndarray, multiple: int) -> tuple[np.ndarray, int, int]:
     """Reflect-pad (C, H, W) to sides that are multiples of ``multiple``; returns the original H, W."""
     h, w = x.shape[1:]
@@ -92,34 +83,35 @@ def pad_to(x: np.ndarray, multiple: int) -> tuple[np.ndarray, int, int]:
 
 
 def answer(output: np.ndarray, heads: list[Head], h: int, w: int, nodata: np.ndarray | None) -> dict[str, Any]:
-    """One instance's prediction per head: class map and probabilities, values, or chip classes."""
+    """One instance's prediction per head: class map and probabilities, values, or chip classes.
+
+    Args:
+        output: The model's output for the (padded) instance, (C, H', W') or (C,).
+        heads: The model's heads.
+        h: The instance's height before padding.
+        w: Its width before padding.
+        nodata: True where the instance has no data, (h, w).
+
+    Returns:
+        Per head (keys prefixed ``<head>_`` when there are several): ``class`` (positions, 255
+        or the coding's nodata code where no data) and ``probability`` for class maps, ``value``
+        (null where no data) for value maps, ``class``/``present`` and ``probabilities`` for chips.
+
+    """
     result: dict[str, Any] = {}
+    cropped = output[:, :h, :w] if output.ndim == 3 else output
     for head in heads:
-        part = output[head.start:head.stop]
         key = "" if len(heads) == 1 else f"{head.name}_"
-        if part.ndim == 3:
-            part = part[:, :h, :w]
+        decided, probs = finish(cropped, head, nodata)
         if head.type == "regression":
-            values = part[0] * head.value_std + head.value_mean
-            if nodata is not None:
-                values = np.where(nodata, np.nan, values)
-            result[f"{key}value"] = [[None if not np.isfinite(v) else float(v) for v in row] for row in values]
+            result[f"{key}value"] = [[None if not np.isfinite(v) else float(v) for v in row] for row in decided]
         elif head.type in ("classification", "multilabel"):
-            scores = part.mean(axis=(1, 2)) if part.ndim == 3 else part
             if head.type == "multilabel":
-                probs = 1 / (1 + np.exp(-scores))
-                result[f"{key}present"] = [bool(p > 0.5) for p in probs]
+                result[f"{key}present"] = [bool(p) for p in decided]
             else:
-                e = np.exp(scores - scores.max())
-                probs = e / e.sum()
-                result[f"{key}class"] = int(probs.argmax())
+                result[f"{key}class"] = int(decided)
             result[f"{key}probabilities"] = [float(p) for p in probs]
         else:
-            e = np.exp(part - part.max(axis=0, keepdims=True))
-            probs = e / e.sum(axis=0, keepdims=True)
-            classes = probs.argmax(axis=0).astype(int)
-            if nodata is not None:
-                classes[nodata] = 255
-            result[f"{key}class"] = classes.tolist()
+            result[f"{key}class"] = decided.astype(int).tolist()
             result[f"{key}probability"] = np.round(probs.max(axis=0), 5).tolist()
     return result

@@ -8,11 +8,15 @@ as soon as the route's cap is passed; the app's 413 handler answers it. A declar
 
 It must sit inside any ``BaseHTTPMiddleware`` (``@app.middleware``): that one reads the body
 in a task group, which would wrap the 413 into an error FastAPI reports as a 400.
+
+:func:`thread_slot` lets work running in a thread hold a slot of a route's concurrency limit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -66,3 +70,29 @@ class BodyCap:
             return message
 
         await self.app(scope, counted, send)
+
+
+def thread_slot(semaphore: asyncio.Semaphore) -> Callable[[], AbstractContextManager[None]]:
+    """A slot of ``semaphore`` that code in a worker thread can hold (it waits for the slot in that thread).
+
+    Run such code in a pool of its own: threads waiting for a slot must not fill the pool the
+    holders of the slots need.
+
+    Args:
+        semaphore: a semaphore of the running event loop (call this in the loop).
+
+    Returns:
+        A context manager factory: entering acquires a slot, leaving releases it.
+
+    """
+    loop = asyncio.get_running_loop()
+
+    @contextmanager
+    def held() -> Iterator[None]:
+        asyncio.run_coroutine_threadsafe(semaphore.acquire(), loop).result()
+        try:
+            yield
+        finally:
+            loop.call_soon_threadsafe(semaphore.release)
+
+    return held

@@ -12,7 +12,6 @@ page are capped at ``max_limit``. With ``private``, reading needs the API key to
 
 from __future__ import annotations
 
-import json
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,12 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, Field
 
+from eoengine.config.query import BadQuery, SearchFields, SearchQuery
 from eoengine.errors import NotFound
 from eoengine.serving.auth import KeyedRoute
 from eoengine.serving.errors import ErrorMapper, error_body
-from eoengine.sourcing.catalog import BadQuery, CatalogIndex
+from eoengine.sourcing.catalog import CatalogIndex, in_asked_order
 
 STAC_VERSION = "1.0.0"
 CONFORMANCE = [
@@ -40,16 +39,12 @@ CONFORMANCE = [
 GEOJSON = "application/geo+json"
 
 
-class SearchBody(BaseModel):
-    """The body of ``POST /search``."""
+class SearchBody(SearchFields):
+    """The body of ``POST /search``: a search query (``limit`` is the page size) and the page token.
 
-    collections: list[str] | None = None
-    ids: list[str] | None = None
-    bbox: list[float] | None = None
-    intersects: dict[str, Any] | None = None
-    datetime: str | None = None
-    query: dict[str, Any] | None = None
-    limit: int = Field(default=10, ge=1)
+    Items come in the catalog's order (datetime, then id) unless ``sort`` or ``descending`` is given.
+    """
+
     token: str | None = None
 
 
@@ -175,7 +170,8 @@ def create_stac_app(index: CatalogIndex, title: str = "eoengine STAC API", max_l
                     limit: int = Query(10), token: str | None = None) -> Any:
         if cid not in index.collections:
             raise NotFound(f"no collection '{cid}'", "see /collections for the collections")
-        return page(request, index.search([cid], None, bbox, None, datetime), limit, token, None)
+        found = index.search(SearchQuery.of({"collections": [cid], "bbox": bbox, "datetime": datetime}))
+        return page(request, found, limit, token, None)
 
     @reads.get("/collections/{cid}/items/{iid}", summary="One item")
     async def item(request: Request, cid: str, iid: str) -> Any:
@@ -188,22 +184,15 @@ def create_stac_app(index: CatalogIndex, title: str = "eoengine STAC API", max_l
     async def search_get(request: Request, collections: str | None = None, ids: str | None = None, bbox: str | None = None,
                          intersects: str | None = None, datetime: str | None = None, limit: int = Query(10),
                          token: str | None = None, query: str | None = None) -> Any:
-        geom = None
-        if intersects:
-            try:
-                geom = json.loads(intersects)
-            except json.JSONDecodeError:
-                raise BadQuery("intersects must be a GeoJSON geometry (JSON)") from None
-        found = index.search(collections.split(",") if collections else None, ids.split(",") if ids else None,
-                             bbox, geom, datetime, query)
-        return page(request, found, limit, token, None)
+        wanted = SearchQuery.of({"collections": collections, "ids": ids, "bbox": bbox, "intersects": intersects,
+                                 "datetime": datetime, "query": query})
+        return page(request, index.search(wanted), limit, token, None)
 
     @reads.post("/search", summary="Item search (POST)")
     async def search_post(request: Request, body: SearchBody) -> Any:
-        if body.bbox is not None and body.intersects is not None:
-            raise BadQuery("give bbox or intersects, not both")
-        found = index.search(body.collections, body.ids, body.bbox, body.intersects, body.datetime, body.query)
-        return page(request, found, body.limit, body.token, body.model_dump(exclude_none=True, exclude={"token"}))
+        found = in_asked_order(index.search(body.search_query()), body)
+        again = body.model_dump(exclude_unset=True, exclude_none=True, exclude={"token"}) | {"limit": body.limit}
+        return page(request, found, body.limit, body.token, again)
 
     app.include_router(reads)
     return app

@@ -7,6 +7,7 @@ parameter annotated :data:`ServerDep`, so no route closes over another's variabl
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -84,6 +85,8 @@ class Server:
     metrics: Metrics
     maps: asyncio.Semaphore
     model_lock: asyncio.Lock
+    areas: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, "eoengine-aoi"))
+    """Where ``/predict/aoi`` runs: its threads wait there for a map slot, never in the pool an upload holding one needs."""
 
     @property
     def meta(self) -> dict[str, Any]:

@@ -9,23 +9,17 @@ datetime then id, with offset-based pages.
 
 from __future__ import annotations
 
-import json
-import operator
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pystac
-from shapely.geometry import box, shape
+from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from eoengine.errors import EOError, Invalid, NotFound, first_line
-
-
-class BadQuery(Invalid):
-    """A search parameter that is malformed; the message names it and what is expected (a ``ValueError`` too)."""
+from eoengine.config.query import QUERY_OPS, BadQuery, SearchFields, SearchQuery, parse_datetime, parse_query
+from eoengine.errors import EOError, NotFound, first_line
 
 
 @dataclass
@@ -39,94 +33,35 @@ class Record:
     end: datetime
 
 
-def parse_bbox(value: Any) -> BaseGeometry:
-    """A bbox (list of 4 or 6 numbers, or 'w,s,e,n') as a polygon; raises :class:`BadQuery`."""
-    parts = value.split(",") if isinstance(value, str) else value
-    try:
-        nums = [float(v) for v in parts]
-    except (TypeError, ValueError):
-        raise BadQuery(f"bbox must be 4 (or 6) numbers, got {value!r}") from None
-    if len(nums) == 6:
-        nums = [nums[0], nums[1], nums[3], nums[4]]
-    if len(nums) != 4:
-        raise BadQuery(f"bbox must be 4 (or 6) numbers, got {len(nums)}")
-    w, s, e, n = nums
-    if not (-180 <= w <= 180 and -180 <= e <= 180 and -90 <= s <= n <= 90):
-        raise BadQuery(f"bbox {nums} is not west,south,east,north in degrees with south <= north")
-    if w > e:  # crosses the antimeridian
-        return box(w, s, 180, n).union(box(-180, s, e, n))
-    return box(w, s, e, n)
-
-
-def _instant(text: str) -> datetime:
-    try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadQuery(f"'{text}' is not an RFC 3339 date-time (e.g. 2024-06-01T00:00:00Z)") from None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def parse_datetime(value: str) -> tuple[datetime, datetime]:
-    """An RFC 3339 instant or ``start/end`` interval (``..`` or empty for open ends)."""
-    if "/" in value:
-        a, b = value.split("/", 1)
-        start = datetime.min.replace(tzinfo=UTC) if a in ("", "..") else _instant(a)
-        end = datetime.max.replace(tzinfo=UTC) if b in ("", "..") else _instant(b)
-        if start > end:
-            raise BadQuery(f"datetime interval {value} ends before it starts")
-        return start, end
-    t = _instant(value)
-    return t, t
-
-
-def parse_geometry(value: Any) -> BaseGeometry:
-    """A GeoJSON geometry as shapely; raises :class:`BadQuery`."""
-    try:
-        geom = shape(value)
-    except Exception as exc:  # noqa: BLE001 - shapely raises several types for bad GeoJSON
-        raise BadQuery(f"intersects is not a GeoJSON geometry: {exc}") from None
-    if geom.is_empty or not geom.is_valid:
-        raise BadQuery("intersects geometry is empty or invalid")
-    return geom
-
-
-QUERY_OPS: dict[str, Callable[[Any, Any], bool]] = {
-    "eq": operator.eq, "neq": operator.ne, "lt": operator.lt, "lte": operator.le, "gt": operator.gt, "gte": operator.ge,
-    "startsWith": lambda a, b: isinstance(a, str) and a.startswith(b),
-    "endsWith": lambda a, b: isinstance(a, str) and a.endswith(b),
-    "contains": lambda a, b: b in a if isinstance(a, str | list) else False,
-    "in": lambda a, b: a in b,
-}
-
-
-def parse_query(value: Any) -> dict[str, dict[str, Any]]:
-    """A STAC API query (``{property: {op: value}}``, or its JSON text); a bare value means ``eq``.
+def sort_key(properties: dict[str, Any], sort: str) -> tuple[bool, str]:
+    """Where an item goes when items are sorted by the property ``sort``: by its value as text, items without it last.
 
     Args:
-        value: the query as sent: a dict (POST) or its JSON text (GET).
+        properties: the item's properties.
+        sort: the property.
 
     Returns:
-        Each property's conditions, ``{op: value}``.
-
-    Raises:
-        BadQuery: the query is not JSON, not an object of objects, or uses an unknown operator.
+        The sort key.
 
     """
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise BadQuery('query must be JSON, e.g. {"eo:cloud_cover": {"lte": 20}}') from None
-    if not isinstance(value, dict):
-        raise BadQuery('query must be an object, e.g. {"eo:cloud_cover": {"lte": 20}}')
-    parsed = {str(k): (v if isinstance(v, dict) else {"eq": v}) for k, v in value.items()}
-    for prop, conds in parsed.items():
-        unknown = sorted(set(conds) - set(QUERY_OPS))
-        if unknown:
-            raise BadQuery(f"unknown query operator(s) {unknown} for '{prop}'; use {', '.join(QUERY_OPS)}")
-        if "in" in conds and not isinstance(conds["in"], list):
-            raise BadQuery(f"query 'in' for '{prop}' takes a list")
-    return parsed
+    return properties.get(sort) is None, str(properties.get(sort, ""))
+
+
+def in_asked_order(records: list[Record], request: SearchFields) -> list[Record]:
+    """``records`` in the order a request asks for with ``sort`` or ``descending``, else as they are.
+
+    Args:
+        records: what a search found, in the catalog's order (datetime, then id).
+        request: the request (its fields set tell whether it asks for an order).
+
+    Returns:
+        The records in that order.
+
+    """
+    if not {"sort", "descending"} & request.model_fields_set or not request.sort:
+        return records
+    sort = request.sort
+    return sorted(records, key=lambda r: sort_key(r.item["properties"], sort), reverse=request.descending)
 
 
 def matches_query(props: dict[str, Any], query: dict[str, dict[str, Any]]) -> bool:
@@ -239,23 +174,31 @@ class CatalogIndex:
         """One item by collection and id."""
         return next((r.item for r in self.records if r.collection == collection and r.item["id"] == item_id), None)
 
-    def search(self, collections: list[str] | None = None, ids: list[str] | None = None, bbox: Any = None,
-               intersects: Any = None, datetime_range: str | None = None, query: Any = None) -> list[Record]:
-        """Items matching every given filter, in datetime order; ``query`` filters properties (see :func:`parse_query`)."""
-        unknown = sorted(set(collections or []) - set(self.collections))
+    def search(self, query: SearchQuery) -> list[Record]:
+        """Items matching every filter of ``query``, in datetime order (its sort and limit are the caller's).
+
+        Args:
+            query: the search.
+
+        Returns:
+            The matching records.
+
+        Raises:
+            BadQuery: an unknown collection, or a datetime that is not RFC 3339.
+
+        """
+        unknown = sorted(set(query.collections or []) - set(self.collections))
         if unknown:
             raise BadQuery(f"unknown collection(s) {unknown}; available: {sorted(self.collections)}")
-        area = parse_bbox(bbox) if bbox is not None else None
-        if intersects is not None:
-            geom = parse_geometry(intersects)
-            area = geom if area is None else area.intersection(geom)
-        when = parse_datetime(datetime_range) if datetime_range else None
-        props = parse_query(query) if query else None
+        area = query.area()
+        when = parse_datetime(query.datetime) if query.datetime else None
+        filters = query.filters()
+        props = parse_query(filters) if filters else None
         out = []
         for r in self.records:
-            if collections and r.collection not in collections:
+            if query.collections and r.collection not in query.collections:
                 continue
-            if ids and r.item["id"] not in ids:
+            if query.ids and r.item["id"] not in query.ids:
                 continue
             if area is not None and not r.geometry.intersects(area):
                 continue

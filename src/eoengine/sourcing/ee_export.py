@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eoengine.config.query import BadQuery, parse_bbox, parse_datetime
 from eoengine.errors import EOError, first_line
 from eoengine.labels import IGNORE
-from eoengine.sourcing.catalog import BadQuery, parse_bbox, parse_datetime
 from eoengine.sourcing.ee_auth import require_ee
 
 COMPOSITES = ("median", "mean", "min", "max", "mosaic", "least-cloudy")

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import ValidationError
-from shapely.geometry import box, shape
 
 from eoengine.config.schema import BuildConfig, SceneSpec, changed
 from eoengine.errors import Invalid, NotFound
@@ -39,12 +38,12 @@ def with_sourced_scenes(cfg: BuildConfig) -> BuildConfig:
     from eoengine.sourcing.fetch import fetch
     from eoengine.sourcing.search import aoi_geometry, search
 
-    aoi = str(cfg.resolve(src.aoi)) if src.aoi else None
+    query = src.search_query(intersects=aoi_geometry(str(cfg.resolve(src.aoi)))) if src.aoi else src.search_query()
     catalog = src.catalog if "://" in src.catalog else str(cfg.resolve(src.catalog))
-    found = search(catalog, src.bbox, aoi, src.datetime, src.collections, None, src.query, src.max_cloud, src.limit)
+    found = search(catalog, query)
     if not len(found):
         raise NotFound(f"imagery.source found no scenes in {src.catalog}", "widen the area, the datetime or max_cloud")
-    area = box(*src.bbox) if src.bbox else (shape(aoi_geometry(aoi)) if aoi else None)
+    area = query.area()
     cache = cfg.resolve(src.cache) if src.cache else cfg.output_path / "imagery"
     bands = [b.common_name or b.name for b in cfg.imagery.bands]
     results = fetch(list(found), bands, Path(cache), area, storage=src.storage)

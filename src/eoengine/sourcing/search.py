@@ -13,8 +13,9 @@ from typing import Any
 
 import pystac
 
+from eoengine.config.query import BadQuery, SearchQuery
 from eoengine.errors import EOError, Unavailable
-from eoengine.sourcing.catalog import BadQuery, CatalogIndex, is_static_url
+from eoengine.sourcing.catalog import CatalogIndex, is_static_url, sort_key
 
 
 def aoi_geometry(aoi: str | None) -> dict[str, Any] | None:
@@ -34,41 +35,45 @@ def aoi_geometry(aoi: str | None) -> dict[str, Any] | None:
     return dict(mapping(unary_union(geoms)))
 
 
-def search(source: str, bbox: list[float] | None = None, aoi: str | None = None, datetime_range: str | None = None,
-           collections: list[str] | None = None, ids: list[str] | None = None, query: dict[str, Any] | None = None,
-           max_cloud: float | None = None, limit: int = 100, sort: str | None = "datetime",
-           descending: bool = False, timeout: float = 20.0) -> pystac.ItemCollection:
-    """Items from ``source`` (a catalog folder/file, a STAC API URL, or a preset name) matching the filters.
+def search(source: str, query: SearchQuery, timeout: float = 20.0) -> pystac.ItemCollection:
+    """Items from ``source`` matching ``query``, sorted and limited as it asks.
 
     Presets: ``earth-search`` and ``planetary-computer`` (whose asset URLs are signed).
+
+    Args:
+        source: a catalog folder or file, a static catalog's URL, a STAC API URL, or a preset name.
+        query: the search.
+        timeout: seconds to wait for each answer of a STAC API.
+
+    Returns:
+        The items found.
+
+    Raises:
+        BadQuery: the catalog refuses the query (an unknown collection, a datetime that is not RFC 3339).
+        EOError: the STAC API cannot be reached or refuses the search.
+
     """
-    intersects = aoi_geometry(aoi)
-    filters = dict(query or {})
-    if max_cloud is not None:
-        filters["eo:cloud_cover"] = {"lte": max_cloud}
     from eoengine.sourcing.providers import Signer, is_planetary_computer, resolve
 
     source = resolve(source)
     if source.startswith(("http://", "https://")) and not is_static_url(source):
-        items = _remote(source, bbox, intersects, datetime_range, collections, ids, filters, limit, timeout)
+        items = _remote(source, query, timeout)
         if is_planetary_computer(source):
             signer = Signer()
             items = [signer.sign(i) for i in items]
     else:
         try:
-            records = CatalogIndex(source if is_static_url(source) else Path(source)).search(
-                collections, ids, bbox, intersects, datetime_range, filters)
+            records = CatalogIndex(source if is_static_url(source) else Path(source)).search(query)
         except BadQuery as exc:
-            raise EOError(str(exc), "fix the search parameters") from None
+            raise BadQuery(exc.problem, "fix the search parameters") from None
         items = [pystac.Item.from_dict(r.item) for r in records]
-    if sort:
-        items.sort(key=lambda i: (i.properties.get(sort) is None, str(i.properties.get(sort, ""))), reverse=descending)
-    return pystac.ItemCollection(items[:limit])
+    if query.sort:
+        sort = query.sort
+        items.sort(key=lambda i: sort_key(i.properties, sort), reverse=query.descending)
+    return pystac.ItemCollection(items[: query.limit])
 
 
-def _remote(url: str, bbox: list[float] | None, intersects: dict[str, Any] | None, datetime_range: str | None,
-            collections: list[str] | None, ids: list[str] | None, filters: dict[str, Any], limit: int,
-            timeout: float) -> list[pystac.Item]:
+def _remote(url: str, query: SearchQuery, timeout: float) -> list[pystac.Item]:
     from pystac_client import Client
     from pystac_client.exceptions import APIError
     from pystac_client.stac_api_io import StacApiIO
@@ -78,8 +83,9 @@ def _remote(url: str, bbox: list[float] | None, intersects: dict[str, Any] | Non
     io = StacApiIO(max_retries=retry, timeout=timeout)
     try:
         client = Client.open(url, stac_io=io)
-        found = client.search(bbox=bbox, intersects=intersects, datetime=datetime_range, collections=collections,
-                              ids=ids, query=filters or None, max_items=limit, limit=min(limit, 100))
+        found = client.search(bbox=query.bbox, intersects=query.intersects, datetime=query.datetime,
+                              collections=query.collections, ids=query.ids, query=query.filters(),
+                              max_items=query.limit, limit=min(query.limit, 100))
         return list(found.items())
     except APIError as exc:
         if getattr(exc, "status_code", None) is None:  # no HTTP answer at all: connection refused, timeout, DNS

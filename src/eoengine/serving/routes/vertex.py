@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from eoengine.inference.preprocess import model_input
 from eoengine.serving.auth import KeyedRoute
 from eoengine.serving.errors import error_response
-from eoengine.serving.inputs import BadInput, answer, instance_array, pad_to, prepare
+from eoengine.serving.inputs import BadInput, answer, instance_array, pad_to
 from eoengine.serving.state import ServerDep, Settings
 
 
@@ -43,14 +43,15 @@ async def predict_instances(body: Instances, s: ServerDep) -> Predictions | JSON
         return error_response(413, f"{len(body.instances)} instances; at most {settings.max_instances} per request",
                               "split the request")
     try:
-        raws = [instance_array(inst, s.meta) for inst in body.instances]
+        raws = [instance_array(inst, s.predictor.spec) for inst in body.instances]
     except BadInput as exc:
         return error_response(exc.status, str(exc), "send raw band values for every model band, in order")
     out = []
     for raw in raws:
-        x, h, w = pad_to(prepare(raw, s.pkg), s.multiple)
+        x, nodata = model_input(raw, s.predictor.spec)
+        x, h, w = pad_to(x, s.multiple)
         y = await s.batcher.submit(x)
-        out.append(answer(y, s.heads, h, w, np.isnan(raw).any(axis=0)))
+        out.append(answer(y, s.heads, h, w, nodata))
     return Predictions(predictions=out, model=settings.model_name, version=s.version)
 
 
