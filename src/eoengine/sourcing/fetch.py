@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,13 +125,49 @@ def _open(href: str) -> Any:
         raise Unavailable(f"cannot read {href}: {first_line(exc)}", "check the asset URL and credentials") from None
 
 
+_WRITING: dict[Path, threading.Lock] = {}
+_WRITING_GUARD = threading.Lock()
+
+
+def _writing(out: Path) -> threading.Lock:
+    """The lock of one cached stack: threads fetching the same stack wait for the first one."""
+    with _WRITING_GUARD:
+        return _WRITING.setdefault(out.resolve(), threading.Lock())
+
+
 def fetch_item(item: pystac.Item, bands: list[str], cache: Path, aoi: Any = None, crs: str | None = None,
                resolution: float | None = None, resampling: str = "bilinear") -> Fetched:
-    """Fetch (or recall) one item's stack; see the module docs."""
+    """Fetch (or recall) one item's stack; see the module docs.
+
+    Threads of one process that fetch the same stack at once (two area maps of a new scene)
+    take turns: the first writes it, the others find it cached.
+
+    Args:
+        item: The STAC item.
+        bands: Band names (asset keys or common names) in stack order.
+        cache: The cache folder.
+        aoi: Clip to this shapely geometry (EPSG:4326); None keeps the whole scene.
+        crs: Reproject to this CRS; None keeps the first band's.
+        resolution: Pixel size in the target CRS' units; None keeps the finest band's.
+        resampling: Resampling of bands onto the grid.
+
+    Returns:
+        Where the stack is, whether it came from the cache, and its SHA-256.
+
+    Raises:
+        EOError: A band is missing or unreadable, or the stack cannot be written.
+
+    """
     locs = band_locations(item, bands)
     key = canonical_hash({"item": item.id, "hrefs": locs, "bands": bands, "aoi": aoi.wkt if aoi is not None else None,
                           "crs": crs, "resolution": resolution, "resampling": resampling})[:16]
     out = cache / (item.collection_id or "items") / item.id / f"{key}.tif"
+    with _writing(out):
+        return _fetch_stack(item, bands, locs, out, aoi, crs, resolution, resampling)
+
+
+def _fetch_stack(item: pystac.Item, bands: list[str], locs: list[tuple[str, int]], out: Path, aoi: Any,
+                 crs: str | None, resolution: float | None, resampling: str) -> Fetched:
     sidecar = out.with_suffix(".json")
     if out.exists() and sidecar.exists():
         recorded = json.loads(sidecar.read_text()).get("sha256")
