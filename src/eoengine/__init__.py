@@ -8,20 +8,3 @@ networks tracked in MLflow, ``inference`` writes maps as Cloud-Optimized GeoTIFF
 """
 
 __version__ = "0.1.0"
-
-import logging as _logging
-
-
-class _BeamGcpNoise(_logging.Filter):
-    """Drops Apache Beam's import-time warning about BigQuery clients.
-
-    Beam logs it to the root logger whenever some Google Cloud package is installed (the
-    ``ee`` extra brings google-cloud-storage) but its BigQuery client is not; eoengine never
-    uses BigQuery, so the warning only confuses.
-    """
-
-    def filter(self, record: _logging.LogRecord) -> bool:
-        return "apitools not found" not in record.getMessage()
-
-
-_logging.getLogger().addFilter(_BeamGcpNoise())

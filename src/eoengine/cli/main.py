@@ -17,10 +17,12 @@ from rich.logging import RichHandler
 from eoengine.cli import deploy
 from eoengine.cli.dataset import dataset_app
 from eoengine.cli.format import score_line
+from eoengine.cli.progress import RichReporter
 from eoengine.cli.runs import runs_app
 from eoengine.cli.source import source_app
 from eoengine.cli.source_ee import ee_app
 from eoengine.errors import ConfigError, EOError, Invalid, NotFound
+from eoengine.progress import using_reporter
 
 if TYPE_CHECKING:
     from eoengine.jobs.specs import JobSpec
@@ -41,17 +43,47 @@ for _command in (deploy.export, deploy.quantize, deploy.prune, deploy.register, 
 out = Console(soft_wrap=True)
 
 
+class _BeamGcpNoise(logging.Filter):
+    """Drops Apache Beam's import-time warning about BigQuery clients.
+
+    Beam logs it to the root logger whenever some Google Cloud package is installed (the
+    ``ee`` extra brings google-cloud-storage) but its BigQuery client is not; eoengine never
+    uses BigQuery, so the warning only confuses.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "apitools not found" not in record.getMessage()
+
+
 def _setup_logging() -> None:
+    """The console's logging: eoengine's records from INFO up, other libraries' kept quiet.
+
+    Done here, not when eoengine is imported: the library leaves ``logging`` as it finds it.
+    """
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     logging.basicConfig(level=logging.WARNING, format="%(message)s", handlers=[RichHandler(console=Console(stderr=True), show_path=False)])
     logging.getLogger("eoengine").setLevel(logging.INFO)
-    logging.getLogger("root").setLevel(logging.ERROR)
+    root = logging.getLogger()
+    root.setLevel(logging.ERROR)
+    if not any(isinstance(f, _BeamGcpNoise) for f in root.filters):  # main runs more than once in tests
+        root.addFilter(_BeamGcpNoise())
     # Beam's records (its workers' too, which it relays) are its own chatter; a failure reaches
     # the user as the exception the pipeline raises, so even Beam's error records are dropped
     logging.getLogger("apache_beam").setLevel(logging.CRITICAL)
     threading.excepthook = _quiet_beam_worker_threads
+
+
+def _quiet_lightning() -> None:
+    """Keep Lightning's INFO records (devices found, ...) off the console while training.
+
+    Lightning sets its loggers' levels as it is imported, so it is imported first.
+    """
+    import lightning.pytorch  # noqa: F401
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 _default_thread_hook = threading.excepthook
@@ -103,6 +135,7 @@ def sweep(
     spec = SweepSpec(config=config, trials=trials, name=name)
     if collected(spec):
         return
+    _quiet_lightning()
     result = run_spec(spec)
     table = Table(title=f"sweep {result.study}: {result.metric}")
     for col in ("trial", "state", result.metric, "parameters", "run"):
@@ -146,6 +179,7 @@ def train(
     spec = TrainSpec(config=config, dataset=dataset, tracking_uri=tracking_uri, resume=resume)
     if collected(spec):
         return
+    _quiet_lightning()
     result = run_spec(spec)
     if not result.primary:
         return  # an extra DDP process: rank 0 reports
@@ -234,6 +268,7 @@ def demo(
 
     if check_readme is not None and not check_readme.is_file():
         raise NotFound(f"{check_readme} not found", "pass the README whose demo figures to check, e.g. README.md")
+    _quiet_lightning()
     run_demo(workdir, example, baseline, out)
     if check_readme is not None:
         check(check_readme, workdir / FIGURES)
@@ -276,7 +311,8 @@ def main() -> None:
     tune_allocator()
     _setup_logging()
     try:
-        app()
+        with using_reporter(RichReporter()):
+            app()
     except ConfigError as exc:
         print(f"error: {exc.source}: {len(exc.problems)} problem(s):", file=sys.stderr)
         for p in exc.problems:

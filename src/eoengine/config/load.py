@@ -1,9 +1,17 @@
-"""Load a project config from YAML and turn validation errors into readable problems."""
+"""Load a project config from YAML and turn validation errors into readable problems.
+
+A loaded config's folder becomes importable (its custom models and losses) without
+growing ``sys.path``: see :class:`ProjectModules`.
+"""
 
 from __future__ import annotations
 
+import importlib.abc
 import sys
+from collections.abc import Sequence
+from importlib.machinery import ModuleSpec, PathFinder
 from pathlib import Path
+from types import ModuleType
 from typing import Any, get_args, get_origin
 
 import yaml
@@ -12,6 +20,50 @@ from pydantic_core import ErrorDetails
 
 from eoengine.config.schema import ProjectConfig
 from eoengine.errors import ConfigError, EOError, NotFound, check_not_folder
+
+
+class ProjectModules(importlib.abc.MetaPathFinder):
+    """Finds top-level modules in the folders of loaded configs, after everything on ``sys.path``.
+
+    A config names its custom models and losses by dotted path (``extensions.models.MyNet``),
+    importable from the config's folder. The folders are looked in here, in the order
+    their configs were first loaded, rather than added to ``sys.path``: loading the same
+    or many projects leaves ``sys.path`` as it was, and each folder is kept once.
+    """
+
+    def __init__(self) -> None:
+        self.folders: dict[str, None] = {}  # an ordered set
+
+    def add(self, folder: Path) -> None:
+        """Make modules in ``folder`` importable (if they are not found elsewhere first).
+
+        Args:
+            folder: A config's folder.
+
+        """
+        self.folders.setdefault(str(folder), None)
+        if self not in sys.meta_path:
+            sys.meta_path.append(self)
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None) -> ModuleSpec | None:
+        """Find a top-level module in the folders (submodules are found through their package).
+
+        Args:
+            fullname: The module's dotted name.
+            path: The parent package's search path; None for a top-level module.
+            target: A module being reloaded, if any.
+
+        Returns:
+            The module's spec, or None when no folder has it.
+
+        """
+        if path is not None:
+            return None
+        return PathFinder.find_spec(fullname, list(self.folders), target)
+
+
+PROJECT_MODULES = ProjectModules()
+"""The finder :func:`load_config` registers config folders with."""
 
 
 def _loc(loc: tuple[int | str | list[int], ...]) -> str:
@@ -134,7 +186,19 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def load_config(path: str | Path) -> ProjectConfig:
-    """Load and validate a project config; raise :class:`ConfigError` listing every problem."""
+    """Load and validate a project config; its folder's modules become importable (custom models, losses).
+
+    Args:
+        path: The YAML file.
+
+    Returns:
+        The validated config, with ``base_dir`` its folder.
+
+    Raises:
+        ConfigError: the config does not validate (every problem listed).
+        EOError: the file is missing, a folder, or not a YAML mapping.
+
+    """
     path = Path(path)
     data = read_yaml(path)
     try:
@@ -142,6 +206,5 @@ def load_config(path: str | Path) -> ProjectConfig:
     except ValidationError as err:
         raise ConfigError(str(path), format_validation_error(err, ProjectConfig, data)) from None
     cfg.base_dir = path.resolve().parent
-    if str(cfg.base_dir) not in sys.path:  # custom models and losses next to the config import by dotted path
-        sys.path.append(str(cfg.base_dir))
+    PROJECT_MODULES.add(cfg.base_dir)  # custom models and losses next to the config import by dotted path
     return cfg

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -31,9 +31,48 @@ Resampling = Literal["nearest", "bilinear", "cubic", "average", "mode", "lanczos
 
 
 class Strict(BaseModel):
-    """Base for config sections: unknown keys are errors, so typos never pass silently."""
+    """Base for config sections: unknown keys are errors, so typos never pass silently.
 
-    model_config = ConfigDict(extra="forbid")
+    Assigning to a field validates the value and reruns the section's checks; a refused
+    value raises :class:`pydantic.ValidationError` and leaves the section as it was. Change
+    a validated config by assignment or with :func:`changed`, never ``model_copy(update=...)``
+    (which checks nothing).
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        before, was_set = dict(self.__dict__), set(self.__pydantic_fields_set__)
+        try:
+            super().__setattr__(name, value)
+        except Exception:  # pydantic has already stored the value when a model check refuses it
+            object.__setattr__(self, "__dict__", before)
+            object.__setattr__(self, "__pydantic_fields_set__", was_set)
+            raise
+
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def changed(model: ModelT, **changes: Any) -> ModelT:
+    """A copy of a config section with some fields changed, validated like the original.
+
+    The fields the original set stay set, the changed ones become set (defaults that depend
+    on what a config sets keep working); the section's checks run on the result.
+
+    Args:
+        model: The validated section.
+        **changes: New values by field name.
+
+    Returns:
+        A new section of the same type.
+
+    Raises:
+        pydantic.ValidationError: a changed value, or the section with it, is not valid.
+
+    """
+    values = {name: getattr(model, name) for name in model.model_fields_set}
+    return type(model).model_validate(values | changes)
 
 
 class BandSpec(Strict):

@@ -31,7 +31,7 @@ from eoengine.labels.raster import RasterLabeler, ValueReader
 from eoengine.labels.vector import labels_for_grid, read_labelled_area, read_vector_labels
 from eoengine.raster.scene import BandSource, Grid, SceneReader, resolve_scene_bands
 
-log = logging.getLogger("eoengine")
+log = logging.getLogger(__name__)
 
 
 @dataclass

@@ -21,7 +21,7 @@ from shapely.strtree import STRtree
 from eoengine.raster.scene import Grid
 from eoengine.raster.windows import grid_positions
 
-log = logging.getLogger("eoengine")
+log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 Window4 = tuple[int, int, int, int]  # row, col, height, width
 

@@ -175,4 +175,4 @@ def _log_to_run(pkg: ModelPackage, out_dir: Path, split: str, scores: dict[str, 
         for k, v in scores.items():
             client.log_metric(run_id, f"eval_{split}_{k}", v)
     except Exception as exc:  # noqa: BLE001 - the report exists locally; say why it is not in MLflow
-        logging.getLogger("eoengine").warning("report not logged to MLflow run %s: %s", run_id, str(exc).splitlines()[0])
+        logging.getLogger(__name__).warning("report not logged to MLflow run %s: %s", run_id, str(exc).splitlines()[0])

@@ -30,7 +30,7 @@ from eoengine.models.package import ONNX, WEIGHTS, ModelPackage
 
 ENGINES = ("auto", "torch", "onnx", "onnx-int8")
 Forward = Callable[[np.ndarray], torch.Tensor]
-log = logging.getLogger("eoengine")
+log = logging.getLogger(__name__)
 
 
 def _torch(pkg: ModelPackage) -> Forward:

@@ -36,7 +36,7 @@ from eoengine.inference.regions import Region, regions
 from eoengine.inference.tiling import blend_weights, round_up
 from eoengine.models.heads import heads_from_meta, map_head
 from eoengine.models.package import ONNX, WEIGHTS, ModelPackage
-from eoengine.progress import make_progress
+from eoengine.progress import progress_task
 from eoengine.raster.scene import SceneReader
 from eoengine.runtime import tune_allocator
 
@@ -258,8 +258,7 @@ class Predictor:
         if writer.rows_done and writer.carried is not None:
             carry.bottom_out, carry.row = writer.carried, writer.rows_done - 1
         try:
-            with make_progress() as bar:
-                task = bar.add_task("predicting", total=len(layout), completed=len(layout) - len(todo))
+            with progress_task("predicting", len(layout), len(layout) - len(todo)) as task:
                 while (item := inbox.get()) is not None:
                     if isinstance(item, BaseException):
                         raise item
@@ -268,7 +267,7 @@ class Predictor:
                     outbox.put(("region", reg, acc, nodata))  # finished (arg-max) in the writer thread
                     if reg.j == layout[-1].j and reg.i < last_row:  # a row of regions is complete
                         outbox.put(("checkpoint", reg.i + 1, carry.bottom_out.copy()))
-                    bar.advance(task)
+                    task.advance()
                     if errors:
                         raise errors[0]
         finally:

@@ -27,7 +27,7 @@ from eoengine.labels import IGNORE
 from eoengine.raster.crs import crs_equivalent
 from eoengine.raster.scene import Grid
 
-log = logging.getLogger("eoengine")
+log = logging.getLogger(__name__)
 
 def read_vector_file(path: Path, layer: str | None = None, what: str = "labels", setting: str = "labels.path") -> gpd.GeoDataFrame:
     """Read a vector file's non-empty features with their CRS, repairing invalid geometries.

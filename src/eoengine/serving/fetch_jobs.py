@@ -10,6 +10,7 @@ job or file 404.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -94,7 +95,8 @@ def fetch_routers(index: CatalogIndex, cache: Path, read_route: type[APIRoute] =
             band_locations(item, req.bands)  # an item without a band: its EOError is a 400
         job = Job(uuid.uuid4().hex[:12], items=len(items))
         jobs[job.id] = job
-        threading.Thread(target=run, args=(job, items, req.bands, query), daemon=True).start()
+        # the job reports its progress to the server's reporter, as a request's thread does
+        threading.Thread(target=contextvars.copy_context().run, args=(run, job, items, req.bands, query), daemon=True).start()
         return {"id": job.id, "status": job.status, "links": [{"rel": "status", "href": f"{request.base_url}fetch/{job.id}"}]}
 
     @reads.get("/fetch/{job_id}", summary="A fetch job's status and files")

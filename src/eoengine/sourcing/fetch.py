@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,13 +125,49 @@ def _open(href: str) -> Any:
         raise Unavailable(f"cannot read {href}: {first_line(exc)}", "check the asset URL and credentials") from None
 
 
+_WRITING: dict[Path, threading.Lock] = {}
+_WRITING_GUARD = threading.Lock()
+
+
+def _writing(out: Path) -> threading.Lock:
+    """The lock of one cached stack: threads fetching the same stack wait for the first one."""
+    with _WRITING_GUARD:
+        return _WRITING.setdefault(out.resolve(), threading.Lock())
+
+
 def fetch_item(item: pystac.Item, bands: list[str], cache: Path, aoi: Any = None, crs: str | None = None,
                resolution: float | None = None, resampling: str = "bilinear") -> Fetched:
-    """Fetch (or recall) one item's stack; see the module docs."""
+    """Fetch (or recall) one item's stack; see the module docs.
+
+    Threads of one process that fetch the same stack at once (two area maps of a new scene)
+    take turns: the first writes it, the others find it cached.
+
+    Args:
+        item: The STAC item.
+        bands: Band names (asset keys or common names) in stack order.
+        cache: The cache folder.
+        aoi: Clip to this shapely geometry (EPSG:4326); None keeps the whole scene.
+        crs: Reproject to this CRS; None keeps the first band's.
+        resolution: Pixel size in the target CRS' units; None keeps the finest band's.
+        resampling: Resampling of bands onto the grid.
+
+    Returns:
+        Where the stack is, whether it came from the cache, and its SHA-256.
+
+    Raises:
+        EOError: A band is missing or unreadable, or the stack cannot be written.
+
+    """
     locs = band_locations(item, bands)
     key = canonical_hash({"item": item.id, "hrefs": locs, "bands": bands, "aoi": aoi.wkt if aoi is not None else None,
                           "crs": crs, "resolution": resolution, "resampling": resampling})[:16]
     out = cache / (item.collection_id or "items") / item.id / f"{key}.tif"
+    with _writing(out):
+        return _fetch_stack(item, bands, locs, out, aoi, crs, resolution, resampling)
+
+
+def _fetch_stack(item: pystac.Item, bands: list[str], locs: list[tuple[str, int]], out: Path, aoi: Any,
+                 crs: str | None, resolution: float | None, resampling: str) -> Fetched:
     sidecar = out.with_suffix(".json")
     if out.exists() and sidecar.exists():
         recorded = json.loads(sidecar.read_text()).get("sha256")
@@ -194,21 +231,35 @@ def fetch_item(item: pystac.Item, bands: list[str], cache: Path, aoi: Any = None
 
 def fetch(items: list[pystac.Item], bands: list[str], cache: Path, aoi: Any = None, crs: str | None = None,
           resolution: float | None = None, workers: int = 4, storage: dict[str, str] | None = None) -> list[Fetched]:
-    """Fetch every item concurrently; raises if the AOI misses them all.
+    """Fetch every item concurrently, reporting a ``fetching`` task (one step per item).
 
-    ``storage`` holds GDAL options for object-storage assets (see :mod:`eoengine.sourcing.storage`).
+    Args:
+        items: The STAC Items to fetch.
+        bands: Band names (or common names) to take from each item, in this order.
+        cache: Folder of the fetched stacks (an item fetched before is not fetched again).
+        aoi: Area (a shapely geometry in degrees) to clip to; None keeps the whole item.
+        crs: CRS of the stacks; default the first band's.
+        resolution: Pixel size in ``crs`` units; default the finest band's (in another ``crs``: the first band's).
+        workers: Items fetched at the same time.
+        storage: GDAL options for object-storage assets (see :mod:`eoengine.sourcing.storage`).
+
+    Returns:
+        One result per item, in order (no path for an item the AOI misses).
+
+    Raises:
+        EOError: no items, a band an item lacks, an unreadable asset, or an AOI that misses every item.
+
     """
     if not items:
         raise EOError("no items to fetch", "search first: eoengine source search ... --out items.json")
-    from eoengine.progress import make_progress
+    from eoengine.progress import progress_task
     from eoengine.sourcing.storage import storage_env
 
-    with storage_env(storage), make_progress() as bar, ThreadPoolExecutor(max(1, workers)) as pool:
-        task = bar.add_task("fetching", total=len(items))
+    with storage_env(storage), progress_task("fetching", len(items)) as task, ThreadPoolExecutor(max(1, workers)) as pool:
 
         def one(item: pystac.Item) -> Fetched:
             result = fetch_item(item, bands, cache, aoi, crs, resolution)
-            bar.advance(task)
+            task.advance()
             return result
 
         results = list(pool.map(one, items))

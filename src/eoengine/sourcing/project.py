@@ -10,12 +10,28 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eoengine.config.schema import BuildConfig, SceneSpec
-from eoengine.errors import NotFound
+from pydantic import ValidationError
+
+from eoengine.config.schema import BuildConfig, SceneSpec, changed
+from eoengine.errors import Invalid, NotFound
 
 
 def with_sourced_scenes(cfg: BuildConfig) -> BuildConfig:
-    """A copy of ``cfg`` whose scenes include those its ``imagery.source`` finds (fetched and cached)."""
+    """A copy of ``cfg`` whose scenes include those its ``imagery.source`` finds (fetched and cached).
+
+    Args:
+        cfg: A config that can build a dataset.
+
+    Returns:
+        ``cfg`` itself without a source, else a validated copy with the found scenes added.
+
+    Raises:
+        NotFound: the search finds nothing.
+        Invalid: the scenes found do not fit the config (a scene ``imagery.scenes`` lists
+            already, another number of dates).
+        EOError: a fetch fails.
+
+    """
     src = cfg.imagery.source
     if src is None:
         return cfg
@@ -36,7 +52,10 @@ def with_sourced_scenes(cfg: BuildConfig) -> BuildConfig:
         if got.path is not None:
             when = item.datetime.isoformat() if item.datetime else None
             scenes.append(SceneSpec(id=item.id, datetime=when, stack=str(got.path)))
-    imagery = cfg.imagery.model_copy(update={"scenes": scenes})
-    out = cfg.model_copy(update={"imagery": imagery})
-    out.base_dir = cfg.base_dir
-    return out
+    try:
+        return changed(cfg, imagery=changed(cfg.imagery, scenes=scenes), base_dir=cfg.base_dir)
+    except ValidationError as err:  # e.g. a scene found that imagery.scenes lists already
+        problems = "; ".join(e["msg"].removeprefix("Value error, ") for e in err.errors(include_url=False))
+        raise Invalid(f"the scenes imagery.source found do not fit the config: {problems}",
+                      "list each scene once (drop from imagery.scenes those the search finds), "
+                      "give all scenes the same number of dates, or narrow imagery.source") from None

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-log = logging.getLogger("eoengine")
+log = logging.getLogger(__name__)
 
 LOCK = "running.lock"
 

@@ -7,13 +7,8 @@ experiments created here go to ``<output_dir>/mlartifacts``.
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
-
-for _name in ("mlflow", "alembic"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
-
 
 _USER_URI = os.environ.get("MLFLOW_TRACKING_URI")
 """The environment's tracking URI as the user set it. ``mlflow.set_tracking_uri`` rewrites the

@@ -1,4 +1,4 @@
-"""Lightning callbacks: per-epoch MLflow logging and log lines, RNG state in checkpoints, resume hints."""
+"""Lightning callbacks: per-epoch MLflow logging, log lines and progress reports, RNG state in checkpoints, resume hints."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
+
+from eoengine.progress import ProgressReporter, ProgressTask
 
 
 class EpochLogger(Callback):  # type: ignore[misc]
@@ -101,3 +103,34 @@ class EpochLines(Callback):  # type: ignore[misc]
         scores = ", ".join(f"{k} {metrics[k]:.4f}" for k in dict.fromkeys(shown) if k in metrics)
         took = time.monotonic() - self.started
         print(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}: {scores} ({took:.1f} s)", flush=True)
+
+
+class ReportedEpochs(Callback):  # type: ignore[misc]
+    """Report a run's epochs to a progress reporter: a ``training`` task, one step per epoch ended.
+
+    A resumed run starts at the epochs it already did; the task is closed when training ends,
+    stops early or fails. Only the first process of a distributed run reports.
+    """
+
+    def __init__(self, reporter: ProgressReporter) -> None:
+        self.reporter = reporter
+        self.task: ProgressTask | None = None
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            self.task = self.reporter.task("training", trainer.max_epochs or 0, trainer.current_epoch)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.task is not None:
+            self.task.advance()
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._close()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        if self.task is not None:
+            self.task.close()
+            self.task = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from eoengine.config.schema import ProjectConfig
+from eoengine.config.schema import ProjectConfig, changed
 from eoengine.datasets.schema import DatasetManifest
 
 POINT_BATCH_SIZE = 256
@@ -37,7 +37,7 @@ def dataset_defaults(cfg: ProjectConfig, manifest: DatasetManifest) -> ProjectCo
     tc = cfg.training
     aug = tc.augmentation
     unset = {k: False for k in GEOMETRIC if k not in aug.model_fields_set}
-    update: dict[str, Any] = {"augmentation": aug.model_copy(update=unset)}
+    update: dict[str, Any] = {"augmentation": changed(aug, **unset)}
     if "batch_size" not in tc.model_fields_set:
         update["batch_size"] = POINT_BATCH_SIZE
-    return cfg.model_copy(update={"training": tc.model_copy(update=update)})
+    return changed(cfg, training=changed(tc, **update))

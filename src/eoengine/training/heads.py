@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from eoengine.config.schema import LossConfig, ProjectConfig
+from eoengine.config.schema import LossConfig, ProjectConfig, changed
 from eoengine.datasets.schema import DatasetManifest
 from eoengine.errors import EOError
 from eoengine.models.heads import Head, output_channels
@@ -87,14 +87,23 @@ def planned_heads(cfg: ProjectConfig, n_classes: int | None = None) -> list[Head
 
 
 def head_loss_config(cfg: ProjectConfig, index: int) -> LossConfig:
-    """The loss a head uses: its own, the training loss (single output), or its type's default."""
+    """The loss a head uses: its own, the training loss (single output), or its type's default.
+
+    Args:
+        cfg: The project config.
+        index: The head's position in ``cfg.task.heads()``.
+
+    Returns:
+        The head's loss settings.
+
+    """
     spec = cfg.task.heads()[index]
     if spec.loss is not None:
         return spec.loss
     if len(cfg.task.heads()) == 1:
         if "name" in cfg.training.loss.model_fields_set:
             return cfg.training.loss
-        return cfg.training.loss.model_copy(update={"name": DEFAULT_LOSS[spec.type]})
+        return changed(cfg.training.loss, name=DEFAULT_LOSS[spec.type])
     return LossConfig(name=DEFAULT_LOSS[spec.type])
 
 

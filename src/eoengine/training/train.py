@@ -9,7 +9,6 @@ test scores as JSON. The same files are kept under ``<output_dir>/runs/<run id>/
 from __future__ import annotations
 
 import inspect
-import logging
 import os
 import subprocess
 import sys
@@ -32,19 +31,16 @@ from eoengine.errors import ConfigError, Conflict, EOError, NotFound
 from eoengine.models.classical import is_classical
 from eoengine.models.heads import Head, default_monitor, monitor_mode, output_channels
 from eoengine.models.registry import MODELS, build_model, size_multiple
-from eoengine.progress import enabled as progress_enabled
+from eoengine.progress import current_reporter
 from eoengine.tracking.lifecycle import LOCK, mark_interrupted, process_gone, running
 from eoengine.tracking.store import ensure_experiment, tracking_uri
-from eoengine.training.callbacks import EpochLines, EpochLogger, ResumeHint, RNGState
+from eoengine.training.callbacks import EpochLines, EpochLogger, ReportedEpochs, ResumeHint, RNGState
 from eoengine.training.checks import check_config
 from eoengine.training.data import ChipDataModule
 from eoengine.training.defaults import dataset_defaults
 from eoengine.training.finish import RunRecord, finish_run, log_environment
 from eoengine.training.heads import build_heads, check_model_output, head_monitors
 from eoengine.training.module import TrainingTask
-
-for _name in ("lightning", "lightning.pytorch", "lightning.fabric"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 @dataclass
@@ -348,8 +344,11 @@ def _train(
                                  enable_version_counter=False)
         hint = ResumeHint(f"eoengine train CONFIG --resume {run_id}", run_dir / "checkpoints" / "last.ckpt")
         all_callbacks: list[Callback] = [ckpt, latest, logger_cb, RNGState(), hint, *(callbacks or [])]
-        bars = progress_enabled() and sys.stdout.isatty()  # Lightning's bars write to stdout
-        if progress_enabled() and not bars:
+        reporter = current_reporter()
+        bars = reporter.console and sys.stdout.isatty()  # Lightning's bars write to stdout
+        if not reporter.console:
+            all_callbacks.append(ReportedEpochs(reporter))
+        elif not bars:
             all_callbacks.append(EpochLines(monitor, [h.prefix for h in heads]))
         if es:
             all_callbacks.append(EarlyStopping(monitor=monitor, patience=es.patience, mode=mode, min_delta=es.min_delta))

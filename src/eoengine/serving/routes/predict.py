@@ -9,6 +9,7 @@ in the server's catalog (one per date for a multi-date model) or the scenes it c
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import shutil
 import tempfile
 from functools import partial
@@ -134,7 +135,8 @@ async def predict_aoi(body: AOIRequest, s: ServerDep) -> Response:
     try:
         run = partial(map_area, body.search_query(), s.predictor, settings.catalog, Path(settings.cache), work / "map.tif",
                       body.datetimes, thread_slot(s.maps))
-        done = await asyncio.get_running_loop().run_in_executor(s.areas, run)
+        # in this request's context, as asyncio.to_thread runs its function: the progress reporter goes along
+        done = await asyncio.get_running_loop().run_in_executor(s.areas, contextvars.copy_context().run, run)
     except BadQuery as exc:
         shutil.rmtree(work, ignore_errors=True)
         return error_response(400, exc.problem, exc.fix or "")
