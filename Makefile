@@ -45,6 +45,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_serve.py
 	$(BIN)/python benchmarks/bench_fetch.py
 	$(BIN)/python benchmarks/bench_point_models.py
+	$(BIN)/python benchmarks/bench_import.py
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache $(TOOLS)

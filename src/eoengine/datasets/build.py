@@ -143,7 +143,21 @@ def _collect(root: Path, candidates: list[Candidate]) -> list[dict[str, Any]]:
 def build_dataset(
     cfg: ProjectConfig, runner: str | None = None, beam_args: list[str] | None = None
 ) -> BuildResult:
-    """Build (or resume, or confirm up to date) the dataset the config describes."""
+    """Build (or resume, or confirm up to date) the dataset the config describes.
+
+    Args:
+        cfg: The validated project config (``eoengine.config.load_config``).
+        runner: The Beam runner (``DirectRunner``, ``DaskRunner``, ...); default: the config's.
+        beam_args: Extra Beam pipeline options, as on the command line.
+
+    Returns:
+        The dataset's folder, version and manifest, and whether it was built, resumed or up to date.
+
+    Raises:
+        EOError: The config, the imagery or the labels cannot make a dataset (one line
+            naming the problem and the fix); nothing half-written is kept.
+
+    """
     from eoengine.sourcing.project import with_sourced_scenes
 
     check_output_dir(cfg.output_path)

@@ -148,7 +148,22 @@ dataset <b>{html.escape(manifest.name)}</b> version <code>{manifest.version[:12]
 
 
 def evaluate(pkg: ModelPackage, dataset: Path | None = None, split: str = "test", report_dir: Path | None = None) -> Evaluation:
-    """Score the model on a split of its dataset (or ``dataset``) and write the report."""
+    """Score the model on a split of its dataset (or ``dataset``) and write the report.
+
+    Args:
+        pkg: The model package (``eoengine.models.package.load_package``).
+        dataset: A dataset folder with the model's channels; default: the one it was trained on.
+        split: The split to score (``train``, ``val``, ``test``).
+        report_dir: Where the HTML report goes; default: ``report/`` beside the package.
+
+    Returns:
+        The scores (per head and per class) and the report's path.
+
+    Raises:
+        NotFound: The dataset folder does not exist.
+        EOError: The dataset's channels differ from the model's, or the split has no chips.
+
+    """
     root = Path(dataset or pkg.meta.dataset.path)
     if not (root / "manifest.json").exists():
         raise NotFound(f"dataset not found: {root}", "pass --dataset PATH to the dataset folder")

@@ -130,7 +130,23 @@ def background() -> None:
 
 
 class Predictor:
-    """Run a model package over scenes with tiled, blended, streaming inference."""
+    """Run a model package over scenes with tiled, blended, streaming inference.
+
+    Tiles overlap and are blended with cosine weights; a reader thread, the model and a writer
+    thread work on consecutive regions, so memory stays flat whatever the scene's size. Raw
+    bands become model input through :func:`eoengine.inference.preprocess.model_input`, outputs
+    maps through :mod:`eoengine.inference.postprocess`, as every other route does.
+
+    Args:
+        package: The model package.
+        options: Tile size, overlap, batch size, region size and class coding; default: the
+            package's recorded prediction settings.
+        engine: ``torch``, ``onnx`` or ``auto`` (the faster on this machine, measured once).
+
+    Raises:
+        EOError: The options are invalid or the model labels whole chips (no maps).
+
+    """
 
     def __init__(self, package: ModelPackage, options: PredictOptions | None = None, engine: str = "auto") -> None:
         self.pkg = package
@@ -186,7 +202,22 @@ class Predictor:
         return decide(acc[:-1] if probs is None else probs, self.head, nodata, self.coding), probs
 
     def predict(self, reader: SceneReader, out: Path, probabilities: Path | None = None, inputs: list[str] | None = None) -> Path:
-        """Predict the scene ``reader`` reads into a class-map (or value-map) COG at ``out``."""
+        """Predict the scene ``reader`` reads into a class-map (or value-map) COG at ``out``.
+
+        Args:
+            reader: The scene (``eoengine.raster.scene.SceneReader`` over the package's bands).
+            out: The map's path (a Cloud-Optimized GeoTIFF).
+            probabilities: Also write the blended class probabilities here.
+            inputs: The input names recorded in the map's tags; default: the reader's files.
+
+        Returns:
+            ``out``.
+
+        Raises:
+            EOError: ``probabilities`` for a value model, or the map cannot be written (nothing
+                partial is kept).
+
+        """
         if probabilities is not None and self.regression:
             raise EOError("--probabilities is for class maps; this model predicts values", "drop --probabilities")
         grid = reader.grid

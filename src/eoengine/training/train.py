@@ -271,6 +271,22 @@ def train(
     Lightning's deterministic mode is switched off again afterwards, as it was found. A
     classical model (``random_forest``, ``gradient_boosting``) is fitted by
     :func:`eoengine.training.classical.train_classical` instead, recorded the same way.
+
+    Args:
+        cfg: The validated project config.
+        dataset: A dataset folder; default: the one the config builds (or ``training.dataset``).
+        uri: The MLflow tracking URI; default: as ``eoengine.tracking.store.tracking_uri`` finds it.
+        resume: The id of an interrupted run of this project to continue.
+        tags: Tags added to the MLflow run.
+        callbacks: Lightning callbacks added to the trainer.
+
+    Returns:
+        The run id, the best epoch, the scores per split and the model package's path.
+
+    Raises:
+        EOError: The config does not fit the dataset (every problem ``eoengine validate``
+            finds), the run to resume is not found or still running, or training diverged.
+
     """
     if is_classical(cfg.model.name):
         from eoengine.training.classical import train_classical
