@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
-from eoengine.datasets.store import ARRAYS, INDEX, MANIFEST, create_arrays, open_arrays
+from eoengine.datasets.schema import MANIFEST
+from eoengine.datasets.store import ARRAYS, INDEX, create_arrays, open_arrays
 from eoengine.training import data as data_mod
 
 C, P, BATCH = 8, 256, 32

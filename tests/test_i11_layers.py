@@ -17,7 +17,7 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "eoengine"
 
-BASE = ("errors", "hashing", "progress", "runtime", "templates")
+BASE = ("errors", "files", "hashing", "progress", "runtime", "templates")
 """Modules every layer may import: they import no stage."""
 
 STAGES = ("config", "raster", "labels", "features", "sourcing", "datasets", "models", "tracking",

@@ -153,3 +153,27 @@ def test_a_search_finding_a_listed_scene_is_one_clear_error(tmp_path: Path, caps
 
     with pytest.raises(Invalid, match="scene ids must be unique"):  # a bad value of the user's: a 422 over HTTP
         with_sourced_scenes(load_config(path).for_build())
+
+
+def test_an_onnx_export_puts_the_torch_loggers_level_back(tmp_path: Path) -> None:
+    import logging
+
+    import torch
+
+    from eoengine.models.package import export_onnx
+
+    logging.getLogger("torch").setLevel(logging.INFO)
+    try:
+        export_onnx(torch.nn.Conv2d(3, 2, 1), 3, 8, tmp_path / "m.onnx")
+        assert (tmp_path / "m.onnx").stat().st_size > 0
+        assert logging.getLogger("torch").level == logging.INFO
+    finally:
+        logging.getLogger("torch").setLevel(logging.NOTSET)
+
+
+def test_reading_a_package_description_and_the_map_writer_need_no_dataset_store() -> None:
+    """Atomic writes are a base module: a platform server reading packages loads no zarr."""
+    code = ("import sys, eoengine.models.meta, eoengine.inference.output, eoengine.inference.engines; "
+            "print('zarr' in sys.modules, 'eoengine.datasets.store' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

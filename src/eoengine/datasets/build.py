@@ -25,6 +25,7 @@ from eoengine.datasets.plan import BuildPlan, Candidate, plan_build
 from eoengine.datasets.sampling import stratified_select
 from eoengine.datasets.schema import (
     FORMAT,
+    MANIFEST,
     BandInfo,
     ChannelStats,
     ClassInfo,
@@ -38,17 +39,10 @@ from eoengine.datasets.schema import (
     ValueTarget,
 )
 from eoengine.datasets.split import warn_dataset
-from eoengine.datasets.store import (
-    INDEX,
-    MANIFEST,
-    MARKERS,
-    atomic_write_json,
-    atomic_write_text,
-    create_arrays,
-    open_arrays,
-)
+from eoengine.datasets.store import INDEX, MARKERS, create_arrays, open_arrays
 from eoengine.errors import EOError, NotFound, check_not_folder, os_error
 from eoengine.features.indices import channel_names
+from eoengine.files import atomic_write_json, atomic_write_text
 from eoengine.hashing import canonical_hash, input_checksums
 from eoengine.progress import polled
 from eoengine.raster.scene import resolve_scene_bands

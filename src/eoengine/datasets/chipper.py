@@ -20,8 +20,9 @@ from rasterio.windows import Window
 
 from eoengine.datasets.chunks import ChunkReader
 from eoengine.datasets.plan import BuildPlan, Candidate
-from eoengine.datasets.store import ARRAYS, MARKERS, atomic_write_json, open_all_arrays
+from eoengine.datasets.store import ARRAYS, MARKERS, open_all_arrays
 from eoengine.features.indices import stack_features
+from eoengine.files import atomic_write_json
 from eoengine.labels import IGNORE
 from eoengine.labels.raster import RasterLabeler, ValueReader
 from eoengine.labels.vector import VectorLabeler

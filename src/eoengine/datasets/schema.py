@@ -23,8 +23,11 @@ from typing import Any, ClassVar, Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from eoengine.datasets.store import DATASET_FIX, MANIFEST, atomic_write_json
 from eoengine.errors import EOError, NotFound
+from eoengine.files import atomic_write_json
+
+MANIFEST = "manifest.json"
+DATASET_FIX = "pass a folder made by 'eoengine dataset build' or 'eoengine dataset import-tfrecord'"
 
 FORMAT: Final = "eoengine-dataset/1"
 """The dataset format version: in every manifest and in the hash that versions a dataset."""

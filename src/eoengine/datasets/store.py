@@ -1,4 +1,4 @@
-"""On-disk layout of a dataset and atomic file helpers.
+"""On-disk layout of a dataset.
 
 A dataset folder holds ``manifest.json``, ``chips.parquet`` (GeoParquet index) and
 ``data.zarr`` with the arrays ``images`` (N, C, P, P) float32, NaN for nodata,
@@ -9,9 +9,6 @@ that were filtered out are never written and take no space.
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,28 +17,9 @@ import zarr
 
 from eoengine.labels import IGNORE
 
-MANIFEST = "manifest.json"
 INDEX = "chips.parquet"
 ARRAYS = "data.zarr"
 MARKERS = "_chips"
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and rename (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically."""
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
 def create_arrays(
@@ -92,4 +70,3 @@ def open_arrays(root: Path, mode: str = "r") -> tuple[Any, Any]:
     return group["images"], group["labels"]
 
 
-DATASET_FIX = "pass a folder made by 'eoengine dataset build' or 'eoengine dataset import-tfrecord'"

@@ -21,9 +21,9 @@ import numpy as np
 
 from eoengine.datasets.chipper import chip_stats
 from eoengine.datasets.manifest import combine_stats
-from eoengine.datasets.schema import FORMAT, DatasetManifest
+from eoengine.datasets.schema import FORMAT, MANIFEST, DatasetManifest
 from eoengine.datasets.split import warn_dataset
-from eoengine.datasets.store import INDEX, MANIFEST, create_arrays, open_arrays
+from eoengine.datasets.store import INDEX, create_arrays, open_arrays
 from eoengine.datasets.tfrecord import decode_example, describe_example, first_record, numeric_features, read_records
 from eoengine.errors import Conflict, EOError
 from eoengine.hashing import canonical_hash, input_checksums

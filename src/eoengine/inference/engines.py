@@ -98,7 +98,7 @@ def _recorded(key: str) -> str | None:
 
 def _record(key: str, choice: str) -> str:
     """Record ``choice`` unless another process recorded one meanwhile; returns the recorded choice."""
-    from eoengine.datasets.store import atomic_write_json
+    from eoengine.files import atomic_write_json
 
     path = _choices()
     try:

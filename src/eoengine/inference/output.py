@@ -24,8 +24,8 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from eoengine.datasets.schema import ClassInfo
-from eoengine.datasets.store import atomic_write_json
 from eoengine.errors import EOError
+from eoengine.files import atomic_write_json
 from eoengine.inference.regions import Region
 from eoengine.labels import IGNORE
 from eoengine.models.package import ModelPackage

@@ -21,8 +21,8 @@ from typing import Any, ClassVar, Final, Literal
 from pydantic import Field
 
 from eoengine.datasets.schema import Artefact, BandInfo, ClassInfo, Record
-from eoengine.datasets.store import atomic_write_text
 from eoengine.errors import EOError
+from eoengine.files import atomic_write_text
 
 FORMAT: Final = "eoengine-model/1"
 """The model-package format version."""

@@ -76,13 +76,26 @@ def stack_indexes(manifest: DatasetManifest) -> list[int] | None:
 
 
 def export_onnx(model: nn.Module, channels: int, patch: int, path: Path) -> None:
-    """Export to ONNX with dynamic batch, height and width."""
+    """Export to ONNX with dynamic batch, height and width.
+
+    The exporter's warnings and torch's log records below ERROR are kept quiet while it runs;
+    the ``torch`` logger's level is put back afterwards.
+
+    Args:
+        model: The model (set to eval mode).
+        channels: Its input channels.
+        patch: The side of the example input.
+        path: The ``.onnx`` file to write.
+
+    """
     model = model.eval()
     x = torch.zeros(1, channels, patch, patch)
     dyn = torch.export.Dim.DYNAMIC
+    torch_log = logging.getLogger("torch")
+    level = torch_log.level
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        logging.getLogger("torch").setLevel(logging.ERROR)
+        torch_log.setLevel(logging.ERROR)
         try:
             torch.onnx.export(
                 model, (x,), str(path), input_names=["image"], output_names=["logits"],
@@ -95,6 +108,8 @@ def export_onnx(model: nn.Module, channels: int, patch: int, path: Path) -> None
                               "logits": {0: "batch", 2: "height", 3: "width"}},
                 dynamo=False, opset_version=17,
             )
+        finally:
+            torch_log.setLevel(level)
     _inline_weights(path)
 
 
