@@ -220,13 +220,16 @@ def log_run_start(cfg: ProjectConfig, manifest: DatasetManifest, root: Path, tag
     log_environment()
 
 
-def resolve_dataset(cfg: ProjectConfig, dataset: Path | None) -> Path:
-    """The dataset to train on: given, configured, or the project's latest build."""
+def _dataset_at(cfg: ProjectConfig, dataset: Path | None) -> tuple[Path, DatasetManifest]:
     if dataset is None and cfg.training.dataset:
         dataset = cfg.resolve(cfg.training.dataset)
     root = Path(dataset) if dataset else latest_dataset(cfg)
-    DatasetManifest.read(root)  # a mistyped path fails here, naming both ways to make a dataset
-    return root
+    return root, DatasetManifest.read(root)  # a mistyped path fails here, naming both ways to make a dataset
+
+
+def resolve_dataset(cfg: ProjectConfig, dataset: Path | None) -> Path:
+    """The dataset to train on: given, configured, or the project's latest build."""
+    return _dataset_at(cfg, dataset)[0]
 
 
 def checked_dataset(cfg: ProjectConfig, dataset: Path | None) -> tuple[Path, DatasetManifest]:
@@ -251,8 +254,7 @@ def checked_dataset(cfg: ProjectConfig, dataset: Path | None) -> tuple[Path, Dat
     problems = check_config(cfg, dataset)
     if problems:
         raise ConfigError(f"project '{cfg.name}'", problems)
-    root = resolve_dataset(cfg, dataset)
-    return root, DatasetManifest.read(root)
+    return _dataset_at(cfg, dataset)
 
 
 def train(
