@@ -146,7 +146,7 @@ def band_stats(root: Path, max_chips: int = 512, max_values: int = 1 << 20) -> B
         squares += np.nansum(np.square(x, dtype=np.float64), axis=1)
         lo = np.minimum(lo, np.where(valid, x, np.inf).min(axis=1))
         hi = np.maximum(hi, np.where(valid, x, -np.inf).max(axis=1))
-        kept.append(x[:, ::step])
+        kept.append(x[:, ::step].copy())  # a copy: a view would keep the whole batch in memory
     sample = np.concatenate(kept, axis=1) if kept else np.empty((len(channels), 0), np.float32)
     out = []
     for c, name in enumerate(channels):
