@@ -240,7 +240,12 @@ class ConsoleLog:
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless, driven by Playwright (never a downloaded browser)."""
+    """Debian's Chromium, headless, driven by Playwright's sync API (never a downloaded browser).
+
+    While it is open (from the first browser test to the end of the session) the test thread counts as inside
+    Playwright's event loop, so ``asyncio.run()`` there raises "cannot be called from a running event loop":
+    run async code in a thread of its own, as ``serve_in_thread`` and FastAPI's TestClient do.
+    """
     executable = shutil.which("chromium") or "/usr/bin/chromium"
     if not Path(executable).exists():
         missing("Chromium is not installed", "run `make system-deps` (apt-get install chromium)")

@@ -3,6 +3,8 @@ and the web app's shell (router, map, API wrapper) in that browser."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import http.server
 import json
 import os
@@ -132,6 +134,19 @@ def test_console_check_fires_on_console_and_page_errors(browser: Any) -> None:
     clean = ConsoleLog()
     clean.messages.append("console.warning: only a warning")
     clean.check()
+
+
+def test_async_code_runs_in_a_thread_beside_the_open_browser(browser: Any) -> None:
+    async def answer() -> int:
+        await asyncio.sleep(0)
+        return 42
+
+    refused = answer()
+    with pytest.raises(RuntimeError, match="running event loop"):  # the limit the browser fixture documents
+        asyncio.run(refused)
+    refused.close()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        assert pool.submit(asyncio.run, answer()).result() == 42
 
 
 def test_page_fixture_fails_the_test_at_teardown(pytester: pytest.Pytester) -> None:
