@@ -38,6 +38,7 @@ import httpx
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's code, not the installed one
 
 from conftest import start_server
 from platform_fixtures import PgServer, free_port, postgres_bindir
@@ -51,7 +52,7 @@ TEMPLATE = "nc-landsat"
 
 
 def use_this_checkout() -> None:
-    """Put this checkout's ``src`` first on the path of the server and workers started, so they run the code measured."""
+    """Put this checkout's ``src`` first on the path of the server and workers started, as on this process's."""
     path = os.environ.get("PYTHONPATH", "")
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), path) if p)
 
@@ -217,22 +218,42 @@ def in_process(call: Callable[[], object], repeats: int, warmup: int = 5) -> np.
     return np.array(times)
 
 
-def table(title: str, levels: list[Level], baseline_ms: float, baseline: str) -> None:
+def bracketed(server: Server, paths: list[str], requests: int, baseline: Callable[[], float]) -> list[tuple[Level, float]]:
+    """Each concurrency level, with the in-process baseline measured right before and right after it.
+
+    Args:
+        server: The server.
+        paths: The API paths requested (in turn).
+        requests: Timed requests per level.
+        baseline: Seconds per call in-process (a median), measured again at every bracket.
+
+    Returns:
+        Per level: its requests and the mean of the baselines around it (seconds).
+
+    """
+    marks, levels = [baseline()], []
+    for clients in LEVELS:
+        levels.append(load(server, paths, clients, requests))
+        marks.append(baseline())
+    return [(lv, (a + b) / 2) for lv, a, b in zip(levels, marks, marks[1:], strict=False)]
+
+
+def table(title: str, rows: list[tuple[Level, float]], baseline: str) -> None:
     """Print one route's levels, with p50 against 1 client and against the in-process baseline."""
-    print(f"\n{title}\n  baseline: {baseline}: p50 {baseline_ms:.1f} ms")
+    print(f"\n{title}\n  in-process baseline: {baseline} (p50, measured before and after each level)")
     print(f"  {'clients':>7}{'requests':>10}{'requests/s':>12}{'p50 ms':>9}{'p99 ms':>9}{'p50 vs 1 client':>17}"
-          f"{'p50 vs in-process':>19}")
-    one = levels[0].p(50)
-    for lv in levels:
+          f"{'in-process ms':>15}{'p50 vs in-process':>19}")
+    one = rows[0][0].p(50)
+    for lv, base in rows:
         print(f"  {lv.clients:>7}{len(lv.latencies):>10}{lv.rate:>12.1f}{lv.p(50):>9.1f}{lv.p(99):>9.1f}"
-              f"{lv.p(50) / one:>17.2f}{lv.p(50) / baseline_ms:>19.2f}")
+              f"{lv.p(50) / one:>17.2f}{base * 1000:>15.1f}{lv.p(50) / (base * 1000):>19.2f}")
 
 
 # ---------------------------------------------------------------- the routes
 
 
-def overview_in_process(server: Server, slug: str, repeats: int) -> np.ndarray:
-    """Seconds per overview built and serialised in this process, on the server's database (no HTTP, no auth)."""
+def overview_in_process(server: Server, slug: str, repeats: int = 100) -> float:
+    """Median seconds of the overview built and serialised in this process, on the server's database (no HTTP, no auth)."""
     from sqlalchemy import select
 
     from eoengine.platform.db.models import Project
@@ -243,18 +264,68 @@ def overview_in_process(server: Server, slug: str, repeats: int) -> np.ndarray:
     try:
         with state.db.read() as session:
             project = session.scalars(select(Project).where(Project.slug == slug)).one()
-            return in_process(lambda: overview(state, session, project, "admin").model_dump_json(), repeats)
+            return float(np.median(in_process(lambda: overview(state, session, project, "admin").model_dump_json(),
+                                              repeats)))
     finally:
         state.db.dispose()
 
 
+def scene_tiles(bbox: list[float], at_least: int = 16) -> tuple[int, list[tuple[int, int, int]]]:
+    """The first zoom at which ``at_least`` Web Mercator tiles cover a bbox (degrees), and those tiles."""
+    import morecantile
+
+    grid, (west, south, east, north) = morecantile.tms.get("WebMercatorQuad"), bbox[:4]
+    for z in range(8, 19):
+        tiles = [(t.z, t.x, t.y) for t in grid.tiles(west, south, east, north, [z])]
+        if len(tiles) >= at_least:
+            return z, tiles
+    return z, tiles
+
+
+def tile_in_process(server: Server, slug: str, item_id: str, tiles: list[tuple[int, int, int]],
+                    repeats: int = 40) -> float:
+    """Median seconds of a true-colour tile rendered in this process by the route's renderer (rio-tiler; no HTTP)."""
+    from eoengine.platform.imagery import project_catalog
+    from eoengine.platform.projects import CONFIG, validate_config
+    from eoengine.platform.routes.imagery import parse_recipe, render
+
+    folder = server.home / "projects" / slug
+    text = (folder / CONFIG).read_text()
+    index = project_catalog(validate_config(text, folder), text, folder, [])
+    item = next(r.item for r in index.records if r.item["id"] == item_id)
+    recipe, turn = parse_recipe("true-color"), itertools.cycle(tiles)
+    return float(np.median(in_process(lambda: render(item, recipe, *next(turn)), repeats)))
+
+
+def bench_tiles(label: str, server: Server, slug: str, requests: int) -> None:
+    """Measure the imagery tile route over the project's scene, or say why it cannot be measured."""
+    with server.client() as c:
+        listed = c.get(f"/projects/{slug}/imagery")
+    if listed.status_code == 404 and "imagery" not in listed.text:
+        print(f"\nimagery tiles, {label}: the route is not on this server (GET /projects/{slug}/imagery: 404); "
+              "not measured")
+        return
+    listed.raise_for_status()
+    item = listed.json()[0]
+    z, tiles = scene_tiles(item["bbox"])
+    paths = [f"/projects/{slug}/imagery/{item['id']}/tiles/{tz}/{x}/{y}.png?recipe=true-color" for tz, x, y in tiles]
+    rows = bracketed(server, paths, requests, lambda: tile_in_process(server, slug, item["id"], tiles))
+    table(f"GET /api/v1/projects/{slug}/imagery/{item['id']}/tiles/{{z}}/{{x}}/{{y}}.png?recipe=true-color "
+          f"({len(tiles)} tiles of zoom {z} in turn), {label}", rows,
+          "the same tiles rendered by routes.imagery.render (rio-tiler read, stretch, PNG)")
+
+
 def bench_server(label: str, server: Server, requests: int) -> None:
-    """Measure the overview (and the tile route) of a fresh NC project on one server."""
+    """Measure the overview and the imagery tile route of a fresh NC project on one server."""
     slug = server.create_project("NC landcover")
-    base = overview_in_process(server, slug, max(requests // 4, 50))
-    levels = [load(server, [f"/projects/{slug}"], clients, requests) for clients in LEVELS]
-    table(f"GET /api/v1/projects/{slug} (overview), {label}", levels, float(np.median(base)) * 1000,
-          "overview() + JSON in-process")
+    rows = bracketed(server, [f"/projects/{slug}"], requests, lambda: overview_in_process(server, slug))
+    table(f"GET /api/v1/projects/{slug} (overview), {label}", rows, "overview() + its JSON, on the same database")
+    bench_tiles(label, server, slug, requests)
+
+
+def machine() -> str:
+    """The cores and the load average now (the machine is shared: figures drift with its load)."""
+    return f"{os.cpu_count()} cores, load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())}"
 
 
 def main() -> None:
@@ -263,7 +334,7 @@ def main() -> None:
     ap.add_argument("--no-postgres", action="store_true", help="SQLite only")
     args = ap.parse_args()
     use_this_checkout()
-    print(f"platform server: 'eoengine server run' (uvicorn, one process) on 127.0.0.1; {os.cpu_count()} cores; "
+    print(f"platform server: 'eoengine server run' (uvicorn, one process) on 127.0.0.1; {machine()}; "
           f"{args.requests} timed requests per level after 10 per client; clients: threads, one connection each")
     with tempfile.TemporaryDirectory(prefix="eoengine-bench-") as tmp:
         with platform_server(Path(tmp) / "sqlite") as server:
@@ -272,6 +343,7 @@ def main() -> None:
             if pg is not None:
                 with platform_server(Path(tmp) / "postgres", pg.create_database("bench_api")) as server:
                     bench_server("PostgreSQL", server, args.requests)
+    print(f"\nat the end: {machine()}")
 
 
 if __name__ == "__main__":

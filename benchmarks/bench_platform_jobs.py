@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import os
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_platform_api import Server, eoengine, in_process, platform_server, postgres, use_this_checkout
+from bench_platform_api import Server, eoengine, in_process, machine, platform_server, postgres, use_this_checkout
 
 SPEC: dict[str, Any] = {"kind": "build"}
 TARGET_S = 1.0
@@ -204,7 +203,7 @@ def main() -> None:
     args = ap.parse_args()
     use_this_checkout()
     print(f"job: {SPEC} of the nc-landsat project, dataset up to date; server 'eoengine server run --workers 0', "
-          f"workers 'eoengine worker' processes; {os.cpu_count()} cores")
+          f"workers 'eoengine worker' processes; {machine()}")
     with tempfile.TemporaryDirectory(prefix="eoengine-bench-") as tmp:
         with platform_server(Path(tmp) / "sqlite", "", "--workers", "0") as server:
             bench_backend("SQLite", server, args.jobs, args.sequential)
@@ -212,6 +211,7 @@ def main() -> None:
             if pg is not None:
                 with platform_server(Path(tmp) / "postgres", pg.create_database("bench_jobs"), "--workers", "0") as server:
                     bench_backend("PostgreSQL", server, args.jobs, args.sequential)
+    print(f"\nat the end: {machine()}")
 
 
 if __name__ == "__main__":
