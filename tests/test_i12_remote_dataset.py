@@ -25,7 +25,7 @@ from eoengine.datasets.location import REMOTE, TOKEN_ENV, as_location
 from eoengine.datasets.remote import ABSENT, CHUNKS, dataset_root
 from eoengine.datasets.schema import DATASET_FIX, DatasetManifest
 from eoengine.datasets.store import ARRAYS, INDEX, open_all_arrays, open_group
-from eoengine.errors import Invalid, NotFound, Unavailable
+from eoengine.errors import EOError, Invalid, NotFound, Unavailable
 
 TOKEN = "eoe_member-token-7c1f0a9e55d24b"
 OTHER = "eoe_outsider-token-0d3b8e21f6"  # a valid token of someone who is not a member: 403
@@ -254,6 +254,13 @@ def test_a_url_without_a_dataset_is_not_found(built: BuildResult, served: Served
     assert TOKEN not in str(leaked.value)
     with pytest.raises(Invalid, match="carries user info, a query"):
         dataset_root(f"{served.url}?token={TOKEN}")
+
+
+def test_a_cache_that_cannot_be_written_says_so(served: Served, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setenv("EOENGINE_CACHE", str(tmp_path / "afile" / "cache"))
+    with pytest.raises(EOError, match=r"cannot write the dataset cache .*afile/cache/datasets/.*EOENGINE_CACHE"):
+        dataset_root(served.url)
 
 
 def test_a_server_that_is_down_is_unavailable(built: BuildResult) -> None:

@@ -40,7 +40,7 @@ from eoengine.datasets.location import REMOTE, TOKEN_ENV, clean_url, is_url, rem
 from eoengine.datasets.schema import DATASET_FIX, MANIFEST, DatasetManifest
 from eoengine.datasets.store import ARRAYS, INDEX
 from eoengine.errors import EOError, Invalid, NotFound, Unavailable, first_line
-from eoengine.files import atomic_write_bytes, atomic_write_json, cache_dir
+from eoengine.files import atomic_write_bytes, cache_dir
 
 CHUNKS = "chunks"
 """In a served dataset's cache folder: the objects of ``data.zarr`` fetched so far."""
@@ -78,10 +78,28 @@ def dataset_root(location: str | Path) -> Path:
     manifest = DatasetManifest.from_json(data, f"{url}/files/{MANIFEST}", URL_FIX)
     root = cache_folder(url, manifest)
     if remote_version(root) != manifest.version or not (root / INDEX).is_file():
-        atomic_write_bytes(root / INDEX, _fetch(url, INDEX))
-        atomic_write_bytes(root / MANIFEST, raw)
-        atomic_write_json(root / REMOTE, {"url": url, "version": manifest.version})  # last: the folder is complete
+        keep(root / INDEX, _fetch(url, INDEX))
+        keep(root / MANIFEST, raw)
+        keep(root / REMOTE, json.dumps({"url": url, "version": manifest.version}).encode())  # last: the folder is whole
     return root
+
+
+def keep(path: Path, data: bytes) -> None:
+    """Write a file of the cache atomically.
+
+    Args:
+        path: The file, in a served dataset's cache folder.
+        data: Its content.
+
+    Raises:
+        EOError: The cache folder cannot be written (no space, no permission, a file in the way).
+
+    """
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as exc:
+        raise EOError(f"cannot write the dataset cache {path}: {exc.strerror or exc}",
+                      "free some space, or set EOENGINE_CACHE to a folder with room that you can write to") from None
 
 
 def cache_folder(url: str, manifest: DatasetManifest) -> Path:
@@ -235,7 +253,7 @@ class ChunkCache(WrapperStore[Store]):
         value = await self._remote(key, prototype, byte_range)
         if byte_range is None:
             file, content = (absent, b"") if value is None else (local, value.to_bytes())
-            await asyncio.to_thread(atomic_write_bytes, file, content)
+            await asyncio.to_thread(keep, file, content)
         return value
 
     async def _remote(self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None) -> Buffer | None:
