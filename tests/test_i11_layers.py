@@ -24,7 +24,7 @@ STAGES = ("config", "raster", "labels", "features", "sourcing", "datasets", "mod
           "training", "deploy", "inference", "evaluation", "jobs")
 """The pipeline stages in order: a stage imports only the ones before it."""
 
-ADAPTERS = ("serving", "cli", "__main__")
+ADAPTERS = ("serving", "platform", "client", "cli", "__main__")
 """Entry points: they import stages and no stage imports them; the command line (``__main__``,
 then ``cli``) starts the HTTP apps of ``serving``, so an adapter imports only those before it."""
 

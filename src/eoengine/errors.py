@@ -15,7 +15,10 @@ kind with its own status (``serving/errors.py``):
 - :class:`Unavailable` (a ``ConnectionError``): an upstream service — a STAC API, an object
   store, Earth Engine, a geocoder — cannot be reached or failed; the same call may work later;
 - :class:`Conflict`: the thing exists but its state refuses the request (a run another
-  process is still training, an output that already exists).
+  process is still training, an output that already exists);
+- :class:`Unauthenticated`: a request to the platform server with no valid credentials;
+- :class:`Denied` (a ``PermissionError``): the caller is known but their role may not do this;
+- :class:`TooManyRequests`: the caller must wait before trying again (failed sign-ins).
 """
 
 from __future__ import annotations
@@ -53,7 +56,24 @@ class Conflict(EOError):
     """The thing exists but its state refuses the request: a run still training, an output already there."""
 
 
-KINDS: dict[str, type[EOError]] = {kind.__name__: kind for kind in (EOError, NotFound, Invalid, Unavailable, Conflict)}
+class Unauthenticated(EOError):
+    """A request without valid credentials (no token or session, or an expired or revoked one)."""
+
+
+class Denied(EOError, PermissionError):
+    """The caller is known, but their role may not do what they asked."""
+
+
+class TooManyRequests(EOError):
+    """Too many attempts (e.g. failed sign-ins): the caller must wait ``retry_after`` seconds."""
+
+    def __init__(self, problem: str, fix: str | None = None, retry_after: int = 60) -> None:
+        super().__init__(problem, fix)
+        self.retry_after = retry_after
+
+
+KINDS: dict[str, type[EOError]] = {kind.__name__: kind for kind in (EOError, NotFound, Invalid, Unavailable, Conflict,
+                                                                    Unauthenticated, Denied)}
 """The error kinds by name (a kind survives the text a Beam worker's failure travels as)."""
 
 

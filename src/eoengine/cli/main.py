@@ -19,6 +19,7 @@ from eoengine.cli.dataset import dataset_app
 from eoengine.cli.format import score_line
 from eoengine.cli.progress import RichReporter
 from eoengine.cli.runs import runs_app
+from eoengine.cli.server import server_app
 from eoengine.cli.source import source_app
 from eoengine.cli.source_ee import ee_app
 from eoengine.errors import ConfigError, EOError, Invalid, NotFound
@@ -38,6 +39,7 @@ app.add_typer(dataset_app, name="dataset")
 app.add_typer(runs_app, name="runs")
 source_app.add_typer(ee_app, name="ee")
 app.add_typer(source_app, name="source")
+app.add_typer(server_app, name="server")
 for _command in (deploy.export, deploy.quantize, deploy.prune, deploy.register, deploy.serve):
     app.command()(_command)
 out = Console(soft_wrap=True)

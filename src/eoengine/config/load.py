@@ -170,19 +170,61 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise NotFound(f"config file not found: {path}", "check the path, or run 'eoengine init DIR'")
     check_not_folder(path, "a config file", f"pass the YAML file, e.g. {path / 'eoengine.yaml'}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise EOError(f"{path}: not a text file", "pass a YAML config file") from None
+    return parse_yaml(text, str(path))
+
+
+def parse_yaml(text: str, source: str) -> dict[str, Any]:
+    """Parse YAML text that must hold a mapping, naming ``source`` and the line on a syntax error.
+
+    Args:
+        text: The YAML text.
+        source: What to call it in messages (a file name).
+
+    Returns:
+        The mapping.
+
+    Raises:
+        EOError: The text is malformed YAML or not a mapping.
+
+    """
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise EOError(
-            f"{path}: malformed YAML{where}: {problem}", "fix the YAML syntax (indentation, colons)"
+            f"{source}: malformed YAML{where}: {problem}", "fix the YAML syntax (indentation, colons)"
         ) from None
-    except UnicodeDecodeError:
-        raise EOError(f"{path}: not a text file", "pass a YAML config file") from None
     if not isinstance(data, dict):
-        raise EOError(f"{path}: the config must be a YAML mapping", "see 'eoengine init DIR'")
+        raise EOError(f"{source}: the config must be a YAML mapping", "see 'eoengine init DIR'")
     return data
+
+
+def config_from_mapping(data: dict[str, Any], source: str, base_dir: Path) -> ProjectConfig:
+    """Validate a decoded config, as :func:`load_config` does for a file.
+
+    Args:
+        data: The decoded YAML mapping.
+        source: What to call it in messages (a file name).
+        base_dir: The folder its relative paths are relative to.
+
+    Returns:
+        The validated config, with ``base_dir`` set.
+
+    Raises:
+        ConfigError: It does not validate (every problem listed).
+
+    """
+    try:
+        cfg = ProjectConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(source, format_validation_error(err, ProjectConfig, data)) from None
+    cfg.base_dir = base_dir.resolve()
+    return cfg
 
 
 def load_config(path: str | Path) -> ProjectConfig:
@@ -200,11 +242,6 @@ def load_config(path: str | Path) -> ProjectConfig:
 
     """
     path = Path(path)
-    data = read_yaml(path)
-    try:
-        cfg = ProjectConfig.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(str(path), format_validation_error(err, ProjectConfig, data)) from None
-    cfg.base_dir = path.resolve().parent
+    cfg = config_from_mapping(read_yaml(path), str(path), path.resolve().parent)
     PROJECT_MODULES.add(cfg.base_dir)  # custom models and losses next to the config import by dotted path
     return cfg

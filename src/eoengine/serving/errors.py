@@ -10,6 +10,9 @@ raised                                                 status
 =====================================================  =========================================
 :class:`~eoengine.errors.NotFound`                     404
 :class:`~eoengine.errors.Conflict`                     409
+:class:`~eoengine.errors.Unauthenticated`              401
+:class:`~eoengine.errors.Denied`                       403
+:class:`~eoengine.errors.TooManyRequests`              429 (with ``Retry-After``)
 :class:`~eoengine.errors.Invalid`, any other EOError   422 (the STAC API: 400, as STAC APIs answer)
 FastAPI's request-validation error                     the same as Invalid, naming the bad fields
 :class:`~eoengine.errors.Unavailable`                  503
@@ -33,7 +36,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from eoengine.errors import Conflict, EOError, NotFound, Unavailable
+from eoengine.errors import Conflict, Denied, EOError, NotFound, TooManyRequests, Unauthenticated, Unavailable
 
 Body = Callable[[int, str, str], dict[str, Any]]
 """Builds an error body from (status, problem, fix)."""
@@ -78,6 +81,10 @@ def error_response(status: int, problem: str, fix: str, headers: Mapping[str, st
     return JSONResponse(body(status, problem, fix), status_code=status, headers=dict(headers or {}))
 
 
+_STATUS_BY_KIND: dict[type[EOError], int] = {NotFound: 404, Conflict: 409, Unavailable: 503, Unauthenticated: 401,
+                                             Denied: 403, TooManyRequests: 429}
+
+
 def status_of(exc: EOError, invalid_status: int = 422) -> int:
     """The HTTP status of an :class:`~eoengine.errors.EOError`, by its kind.
 
@@ -86,15 +93,13 @@ def status_of(exc: EOError, invalid_status: int = 422) -> int:
         invalid_status: The status of bad input (an Invalid or a plain EOError).
 
     Returns:
-        404 for NotFound, 409 for Conflict, 503 for Unavailable, else ``invalid_status``.
+        404 for NotFound, 409 for Conflict, 503 for Unavailable, 401 for Unauthenticated, 403 for
+        Denied, 429 for TooManyRequests, else ``invalid_status``.
 
     """
-    if isinstance(exc, NotFound):
-        return 404
-    if isinstance(exc, Conflict):
-        return 409
-    if isinstance(exc, Unavailable):
-        return 503
+    for kind, status in _STATUS_BY_KIND.items():
+        if isinstance(exc, kind):
+            return status
     return invalid_status
 
 
@@ -127,7 +132,8 @@ class ErrorMapper:
 
     async def eo_error(self, request: Request, exc: EOError) -> JSONResponse:
         """An EOError, answered by its kind."""
-        return error_response(status_of(exc, self.invalid_status), exc.problem, exc.fix or "", body=self.body)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyRequests) else None
+        return error_response(status_of(exc, self.invalid_status), exc.problem, exc.fix or "", headers, self.body)
 
     async def invalid(self, request: Request, exc: RequestValidationError) -> JSONResponse:
         """A request that does not fit the OpenAPI schema: the bad fields and what is wrong with each."""

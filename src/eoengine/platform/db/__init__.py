@@ -1,0 +1,1 @@
+"""The platform's database: tables (``models``), engines and sessions (``engine``), migrations (``migrate``)."""

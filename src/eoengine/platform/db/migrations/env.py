@@ -1,0 +1,15 @@
+"""Alembic environment: runs the migrations on the engine :mod:`eoengine.platform.db.migrate` passes in."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from eoengine.platform.db.models import Base
+
+engine = context.config.attributes["engine"]
+with engine.connect() as connection:
+    context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True,
+                      transaction_per_migration=True)
+    with context.begin_transaction():
+        context.run_migrations()
+    connection.commit()

@@ -1,0 +1,209 @@
+"""Request dependencies: the database session, the caller (API token or browser session), the project and role.
+
+A caller is known by ``Authorization: Bearer <token>`` (an API token) or by the session
+cookie; a cookie-authenticated request that changes state must also carry the session's CSRF
+token in ``X-CSRF-Token``. :func:`project_access` gives a route the project named in its path
+and checks that the caller's role allows the route's action (:mod:`eoengine.platform.roles`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from eoengine.errors import Denied, NotFound, Unauthenticated
+from eoengine.platform.db.models import ApiToken, BrowserSession, Membership, Project, User, utcnow
+from eoengine.platform.roles import LEAST_ROLE, Action, allows
+from eoengine.platform.security import digest, same
+from eoengine.platform.settings import Platform
+
+SESSION_COOKIE = "eoengine_session"
+CSRF_COOKIE = "eoengine_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+AUTH_FIX = "sign in (POST /api/v1/auth/login) or send 'Authorization: Bearer TOKEN' (eoengine remote login)"
+
+
+def platform_of(request: Request) -> Platform:
+    """The platform state of the app serving ``request``."""
+    platform: Platform = request.app.state.platform
+    return platform
+
+
+def db_session(request: Request) -> Iterator[Session]:
+    """A database session for one request, committed when the route returns without an error.
+
+    The caller and project checks commit as soon as they are done, so a route's slow work
+    (rendering a tile, streaming a file) holds no transaction open.
+
+    Yields:
+        The session.
+
+    """
+    with platform_of(request).db.request() as session:
+        yield session
+
+
+DbSession = Annotated[Session, Depends(db_session)]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking: the user, and how they proved it (``token`` or ``session``)."""
+
+    user: User
+    via: str
+    token_id: int | None = None
+
+
+def _token_user(session: Session, secret: str) -> Caller:
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(secret)))
+    now = utcnow()
+    if token is None or token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= now):
+        state = "unknown" if token is None else "revoked" if token.revoked_at else "expired"
+        raise Unauthenticated(f"the API token is {state}", "make a new one (POST /api/v1/tokens or the Tokens page)")
+    if token.last_used_at is None or now - token.last_used_at > dt.timedelta(minutes=1):
+        token.last_used_at = now
+    return Caller(_active(session, token.user_id), "token", token.id)
+
+
+def _session_user(session: Session, request: Request, cookie: str) -> Caller:
+    row = session.scalar(select(BrowserSession).where(BrowserSession.session_hash == digest(cookie)))
+    if row is None or row.expires_at <= utcnow():
+        raise Unauthenticated("your session has ended", "sign in again")
+    if request.method not in SAFE_METHODS and not same(request.headers.get(CSRF_HEADER, ""), row.csrf_hash):
+        raise Denied("the request has no valid CSRF token",
+                     f"send the token sign-in returned (also in the {CSRF_COOKIE} cookie) as the {CSRF_HEADER} header")
+    return Caller(_active(session, row.user_id), "session")
+
+
+def _active(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None or user.disabled:
+        raise Unauthenticated("this account is disabled", "ask a site admin to enable it")
+    return user
+
+
+def current_caller(request: Request, session: DbSession) -> Caller:
+    """The caller of a request, by API token or browser session.
+
+    Args:
+        request: The request.
+        session: The request's database session.
+
+    Returns:
+        The caller.
+
+    Raises:
+        Unauthenticated: No credentials, or unknown, expired or revoked ones.
+        Denied: A cookie-authenticated change without the CSRF token.
+
+    """
+    header = request.headers.get("authorization", "")
+    if header:
+        scheme, _, secret = header.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise Unauthenticated("the Authorization header is not 'Bearer TOKEN'", AUTH_FIX)
+        caller = _token_user(session, secret.strip())
+    elif request.cookies.get(SESSION_COOKIE):
+        caller = _session_user(session, request, request.cookies[SESSION_COOKIE])
+    else:
+        raise Unauthenticated("this route needs you to sign in", AUTH_FIX)
+    session.commit()
+    return caller
+
+
+CurrentCaller = Annotated[Caller, Depends(current_caller)]
+
+
+def require_site_admin(caller: CurrentCaller) -> Caller:
+    """The caller, when they are a site admin.
+
+    Raises:
+        Denied: They are not.
+
+    """
+    if not caller.user.is_admin:
+        raise Denied("only a site admin may do this", "ask a site admin")
+    return caller
+
+
+SiteAdmin = Annotated[Caller, Depends(require_site_admin)]
+
+
+@dataclass(frozen=True)
+class ProjectAccess:
+    """The project a route works on, the caller, and the caller's role on it (None for a site admin who is no member)."""
+
+    project: Project
+    caller: Caller
+    role: str | None
+
+    @property
+    def user_id(self) -> int:
+        """The caller's user id."""
+        return self.caller.user.id
+
+    def allows(self, action: Action) -> bool:
+        """Whether the caller may also do ``action`` on this project."""
+        return allows(self.role, action, self.caller.user.is_admin)
+
+
+def find_project(session: Session, slug: str, caller: Caller, action: Action) -> ProjectAccess:
+    """The project ``slug`` when the caller may do ``action`` on it.
+
+    Args:
+        session: A database session.
+        slug: The project's slug.
+        caller: Who asks.
+        action: What they ask to do.
+
+    Returns:
+        The project, caller and role.
+
+    Raises:
+        NotFound: No such project, or the caller is not a member (who may not know it exists).
+        Denied: A member whose role may not do ``action``.
+
+    """
+    project = session.scalar(select(Project).where(Project.slug == slug))
+    role = None if project is None else session.scalar(
+        select(Membership.role).where(Membership.project_id == project.id, Membership.user_id == caller.user.id))
+    if project is None or (role is None and not caller.user.is_admin):
+        raise NotFound(f"no project {slug!r}", "list your projects (GET /api/v1/projects); ask its admin to add you")
+    if not allows(role, action, caller.user.is_admin):
+        raise Denied(f"your role on {slug!r} ({role}) may not {action}",
+                     f"this needs the {LEAST_ROLE[action]} role or higher; ask a project admin")
+    session.commit()
+    return ProjectAccess(project, caller, role)
+
+
+def project_access(action: Action) -> Callable[[str, DbSession, CurrentCaller], ProjectAccess]:
+    """A dependency: the project of the route's ``{slug}``, checked for ``action``.
+
+    Args:
+        action: What the route does (see :mod:`eoengine.platform.roles`).
+
+    Returns:
+        The dependency.
+
+    """
+
+    def dependency(slug: str, session: DbSession, caller: CurrentCaller) -> ProjectAccess:
+        return find_project(session, slug, caller, action)
+
+    dependency.__name__ = f"project_{action}"
+    return dependency
+
+
+Reader = Annotated[ProjectAccess, Depends(project_access("read"))]
+Annotator = Annotated[ProjectAccess, Depends(project_access("annotate"))]
+Reviewer = Annotated[ProjectAccess, Depends(project_access("review"))]
+Runner = Annotated[ProjectAccess, Depends(project_access("run"))]
+Manager = Annotated[ProjectAccess, Depends(project_access("manage"))]

@@ -1,0 +1,132 @@
+"""Projects: listed, made (from a config or a bundled sample), shown as an overview, re-configured, deleted."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+from fastapi import APIRouter, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from eoengine.errors import Conflict
+from eoengine.files import atomic_write_text
+from eoengine.platform.db.models import Artifact, Job, Membership, Project, User
+from eoengine.platform.deps import CurrentCaller, DbSession, Manager, Reader, platform_of
+from eoengine.platform.events import record
+from eoengine.platform.footprints import scene_footprints
+from eoengine.platform.projects import CONFIG, config_hash, create_folder, slugify, validate_config
+from eoengine.platform.schemas import ArtifactOut, ConfigIn, JobOut, OverviewOut, ProjectIn, ProjectOut
+from eoengine.platform.settings import Platform
+
+router = APIRouter(prefix="/projects", tags=["projects"])
+
+
+def artifact_out(a: Artifact) -> ArtifactOut:
+    """An artefact as the API shows it."""
+    return ArtifactOut(id=a.id, kind=a.kind, name=a.name, version=a.version, path=a.path, ref=a.ref, meta=a.meta,
+                       job_id=a.job_id, created_at=a.created_at)
+
+
+def job_out(job: Job, project: str, created_by: str | None) -> JobOut:
+    """A job as the API shows it."""
+    return JobOut(id=job.id, project=project, kind=job.kind, spec=job.spec, state=job.state,
+                  cancel_requested=job.cancel_requested, progress=job.progress, result=job.result, error=job.error,
+                  created_by=created_by, created_at=job.created_at, started_at=job.started_at,
+                  finished_at=job.finished_at, attempts=job.attempts, worker=job.worker)
+
+
+def latest_jobs(session: Session, project: Project, limit: int = 20) -> list[JobOut]:
+    """A project's newest jobs."""
+    rows = session.execute(select(Job, User.username).outerjoin(User, User.id == Job.created_by)
+                           .where(Job.project_id == project.id).order_by(Job.id.desc()).limit(limit))
+    return [job_out(job, project.slug, name) for job, name in rows]
+
+
+@router.get("", response_model=list[ProjectOut])
+def list_projects(session: DbSession, caller: CurrentCaller) -> list[ProjectOut]:
+    """The caller's projects (a site admin sees every project)."""
+    query = select(Project, Membership.role).outerjoin(
+        Membership, (Membership.project_id == Project.id) & (Membership.user_id == caller.user.id))
+    if not caller.user.is_admin:
+        query = query.where(Membership.role.is_not(None))
+    return [ProjectOut(id=p.id, slug=p.slug, name=p.name, role=role, created_at=p.created_at)
+            for p, role in session.execute(query.order_by(Project.name))]
+
+
+@router.post("", response_model=ProjectOut, status_code=201)
+def create_project(body: ProjectIn, request: Request, session: DbSession, caller: CurrentCaller) -> ProjectOut:
+    """A new project from a config's YAML text or a bundled sample; its creator becomes its admin.
+
+    The config is validated with the CLI's schema and messages, and every file it names must
+    be inside the project folder (or a data root of the server).
+    """
+    settings = platform_of(request).settings
+    slug = slugify(body.name)
+    if session.scalar(select(Project).where(Project.slug == slug)) is not None:
+        raise Conflict(f"a project {slug!r} exists already", "choose another name")
+    folder, text = create_folder(settings.projects_dir, slug, body.config, body.template, settings.examples,
+                                 settings.data_roots)
+    try:
+        project = Project(slug=slug, name=body.name, created_by=caller.user.id, config_hash=config_hash(text))
+        session.add(project)
+        session.flush()
+        session.add(Membership(project_id=project.id, user_id=caller.user.id, role="admin"))
+        record(session, "project.create", "project", project.slug, actor_id=caller.user.id, project_id=project.id,
+               data={"name": body.name, "template": body.template, "config_hash": project.config_hash})
+        session.flush()
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return ProjectOut(id=project.id, slug=slug, name=body.name, role="admin", created_at=project.created_at)
+
+
+def _artifacts(session: Session, project: Project) -> dict[str, list[ArtifactOut]]:
+    by_kind: dict[str, list[ArtifactOut]] = {k: [] for k in ("dataset", "run", "model", "map", "upload")}
+    for a in session.scalars(select(Artifact).where(Artifact.project_id == project.id).order_by(Artifact.id.desc())):
+        by_kind.setdefault(a.kind, []).append(artifact_out(a))
+    return by_kind
+
+
+def overview(platform: Platform, session: Session, project: Project, role: str | None) -> OverviewOut:
+    """A project's overview: config, artefacts by kind, latest jobs, footprints of its scenes and maps."""
+    folder = platform.settings.projects_dir / project.slug
+    text = (folder / CONFIG).read_text()
+    arts = _artifacts(session, project)
+    maps = [{"type": "Feature", "geometry": m.meta["footprint"], "properties": {"kind": "map", "name": m.name}}
+            for m in arts["map"] if m.meta.get("footprint")]
+    features: list[dict[str, Any]] = scene_footprints(validate_config(text, folder, platform.settings.data_roots))
+    return OverviewOut(id=project.id, slug=project.slug, name=project.name, role=role, created_at=project.created_at,
+                       config=text, datasets=arts["dataset"], runs=arts["run"], models=arts["model"],
+                       maps=arts["map"], uploads=arts["upload"], jobs=latest_jobs(session, project),
+                       footprints={"type": "FeatureCollection", "features": features + maps})
+
+
+@router.get("/{slug}", response_model=OverviewOut)
+def get_project(access: Reader, request: Request, session: DbSession) -> OverviewOut:
+    """A project's overview."""
+    return overview(platform_of(request), session, access.project, access.role)
+
+
+@router.put("/{slug}/config", response_model=OverviewOut)
+def put_config(body: ConfigIn, access: Manager, request: Request, session: DbSession) -> OverviewOut:
+    """Replace a project's config (validated as on creation; nothing changes when it fails)."""
+    platform = platform_of(request)
+    folder = platform.settings.projects_dir / access.project.slug
+    validate_config(body.config, folder, platform.settings.data_roots)
+    atomic_write_text(folder / CONFIG, body.config)
+    access.project.config_hash = config_hash(body.config)
+    record(session, "project.config", "project", access.project.slug, actor_id=access.user_id,
+           project_id=access.project.id, data={"config_hash": access.project.config_hash})
+    return overview(platform, session, access.project, access.role)
+
+
+@router.delete("/{slug}", status_code=204)
+def delete_project(access: Manager, request: Request, session: DbSession) -> None:
+    """Delete a project and its folder (its events stay in the log)."""
+    folder = platform_of(request).settings.projects_dir / access.project.slug
+    record(session, "project.delete", "project", access.project.slug, actor_id=access.user_id,
+           project_id=access.project.id, data={"name": access.project.name})
+    session.delete(access.project)
+    session.flush()
+    shutil.rmtree(folder, ignore_errors=True)

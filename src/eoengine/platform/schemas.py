@@ -1,0 +1,183 @@
+"""The API's request and response bodies (they document the OpenAPI and type the Python client)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from eoengine.platform.roles import Role
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoginIn(_In):
+    """Sign-in with a user name and password."""
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class UserOut(BaseModel):
+    """A user as the API shows them (never the password hash)."""
+
+    id: int
+    username: str
+    is_admin: bool
+    disabled: bool = False
+
+
+class LoginOut(BaseModel):
+    """A signed-in session: the user and the CSRF token to send with changes."""
+
+    user: UserOut
+    csrf_token: str
+
+
+class UserIn(_In):
+    """A new user (site admins only)."""
+
+    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
+    password: str = Field(min_length=8, max_length=1024)
+    is_admin: bool = False
+
+
+class UserPatch(_In):
+    """A change to a user: a new password, admin rights, or disabling the account."""
+
+    password: str | None = Field(None, min_length=8, max_length=1024)
+    is_admin: bool | None = None
+    disabled: bool | None = None
+
+
+class TokenIn(_In):
+    """A new API token: its name and how many days it lasts (none: until revoked)."""
+
+    name: str = Field(min_length=1, max_length=100)
+    expires_days: float | None = Field(90, gt=0, le=3650)
+
+
+class TokenOut(BaseModel):
+    """An API token as listed: its name, prefix and dates (the secret is shown only when made)."""
+
+    id: int
+    name: str
+    prefix: str
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+    last_used_at: dt.datetime | None
+
+
+class NewTokenOut(TokenOut):
+    """A token just made, with its secret (shown this once)."""
+
+    token: str
+
+
+class ProjectIn(_In):
+    """A new project from a config's YAML text, or from a bundled sample (``template``)."""
+
+    name: str = Field(min_length=1, max_length=200)
+    config: str | None = Field(None, max_length=1_000_000, description="The eoengine.yaml text")
+    template: str | None = Field(None, description="A bundled sample, e.g. nc-landsat")
+
+
+class ConfigIn(_In):
+    """A project's new config text."""
+
+    config: str = Field(max_length=1_000_000)
+
+
+class ProjectOut(BaseModel):
+    """A project as listed: its slug, name and the caller's role."""
+
+    id: int
+    slug: str
+    name: str
+    role: str | None
+    created_at: dt.datetime
+
+
+class ArtifactOut(BaseModel):
+    """An indexed artefact: a dataset version, run, model version, map, scene or upload."""
+
+    id: int
+    kind: str
+    name: str
+    version: str
+    path: str
+    ref: str
+    meta: dict[str, Any]
+    job_id: int | None
+    created_at: dt.datetime
+
+
+class JobOut(BaseModel):
+    """A job: its spec, state, progress, outputs, who started it and when."""
+
+    id: int
+    project: str
+    kind: str
+    spec: dict[str, Any]
+    state: str
+    cancel_requested: bool
+    progress: dict[str, Any] | None
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
+    created_by: str | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    attempts: int
+    worker: str | None
+
+
+class OverviewOut(ProjectOut):
+    """A project's overview: its config, artefacts, latest jobs and a map of its footprints."""
+
+    config: str
+    datasets: list[ArtifactOut]
+    runs: list[ArtifactOut]
+    models: list[ArtifactOut]
+    maps: list[ArtifactOut]
+    uploads: list[ArtifactOut]
+    jobs: list[JobOut]
+    footprints: dict[str, Any]
+
+
+class MemberIn(_In):
+    """A person added to a project with a role."""
+
+    username: str = Field(min_length=1, max_length=64)
+    role: Role
+
+
+class RolePatch(_In):
+    """A member's new role."""
+
+    role: Role
+
+
+class MemberOut(BaseModel):
+    """A project member and their role."""
+
+    username: str
+    role: str
+
+
+class EventOut(BaseModel):
+    """An event of the append-only log."""
+
+    id: int
+    at: dt.datetime
+    actor: str | None
+    project: str | None
+    action: str
+    object_type: str
+    object_id: str
+    data: dict[str, Any]
+    payload_hash: str
