@@ -248,3 +248,15 @@ class MapOut(BaseModel):
     ranges: list[list[float]]
     tags: dict[str, str]
     tiles: str = Field(description="XYZ tile URL template, relative to the API root")
+
+
+class ImageryItemOut(BaseModel):
+    """A scene of the project's imagery catalog (a STAC Item of its ``scenes`` or ``uploads`` collection)."""
+
+    id: str
+    collection: str
+    datetime: str | None
+    bbox: list[float]
+    bands: list[str] = Field(description="Band names and common names a render recipe can use")
+    recipes: list[str] = Field(description="The recipes its bands allow (index:NAME needs the index's bands)")
+    tiles: str = Field(description="XYZ tile URL template, relative to the API root (add ?recipe=...)")

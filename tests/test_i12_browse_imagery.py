@@ -1,0 +1,134 @@
+"""A project's imagery over real HTTP: its STAC API (mounted per project, behind sign-in) and tiles by recipe."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import httpx
+import morecantile
+import numpy as np
+import pystac_client
+import pytest
+from conftest import OGT
+from PIL import Image
+from platform_server import LiveServer, live_platform
+
+WEB_MERCATOR = morecantile.tms.get("WebMercatorQuad")
+SCENE = "lsat7_2000"
+
+
+def _error(r: httpx.Response, status: int) -> dict[str, str]:
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["error"] and body["fix"]
+    return body
+
+
+def _decode(r: httpx.Response) -> np.ndarray:
+    assert r.status_code == 200, r.text
+    img = Image.open(io.BytesIO(r.content)).convert("RGBA")
+    assert img.size == (256, 256)
+    return np.asarray(img)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    with live_platform(tmp_path_factory.mktemp("imagery") / "home") as server:
+        with server.client() as c:
+            assert c.post("/projects", json={"name": "nc", "template": "nc-landsat"}).status_code == 201
+        yield server
+
+
+def _scene(live: LiveServer) -> dict[str, object]:
+    with live.client() as c:
+        items = c.get("/projects/nc/imagery").json()
+    return next(i for i in items if i["id"] == SCENE)
+
+
+def test_imagery_lists_the_config_scenes(live: LiveServer) -> None:
+    scene = _scene(live)
+    assert scene["collection"] == "scenes" and str(scene["datetime"]).startswith("2000-05-24")
+    assert {"red", "green", "blue", "nir", "swir16", "swir22", "swir1"} <= set(scene["bands"])  # type: ignore[arg-type]
+    assert {"true-color", "false-color", "index:NDVI", "index:NBR"} <= set(scene["recipes"])  # type: ignore[arg-type]
+    west, south, east, north = scene["bbox"]  # type: ignore[misc]
+    assert -78.8 < west < east < -78.6 and 35.6 < south < north < 35.9  # Raleigh
+    assert (live.platform.settings.projects_dir / "nc/out/catalog/scenes/collection.json").is_file()
+
+
+def test_stac_api_is_mounted_per_project(live: LiveServer) -> None:
+    base = f"{live.url}/api/v1/projects/nc/stac"
+    with live.client() as c:
+        landing = c.get("/projects/nc/stac/").json()
+        assert {link["href"] for link in landing["links"] if link["rel"] == "search"} == {f"{base}/search"}
+        found = c.get("/projects/nc/stac/search", params={"bbox": "-78.7,35.7,-78.65,35.75"}).json()
+        assert [f["id"] for f in found["features"]] == [SCENE]
+        assert found["features"][0]["links"][0]["href"] == f"{base}/collections/scenes/items/{SCENE}"
+        assert c.get("/projects/nc/stac/search", params={"bbox": "10,10,11,11"}).json()["features"] == []
+        item = c.get(f"/projects/nc/stac/collections/scenes/items/{SCENE}").json()
+        assert item["assets"]["red"]["eo:bands"] == [{"name": "red", "common_name": "red"}]
+        assert item["assets"]["swir2"]["raster:bands"][0]["nodata"] == -32768
+        _error(c.get("/projects/nc/stac/collections/scenes/items/nope"), 404)
+        _error(c.get("/projects/nc/stac/search", params={"bbox": "1,2"}), 400)  # the STAC API's bad-query status
+    client = pystac_client.Client.open(f"{base}/", headers={"Authorization": f"Bearer {live.admin.token}"})
+    assert [i.id for i in client.search(intersects={"type": "Point", "coordinates": [-78.7, 35.75]}).items()] == [SCENE]
+
+
+def test_stac_api_checks_the_caller(live: LiveServer) -> None:
+    outsider = live.user("omar-img")
+    _error(httpx.get(f"{live.url}/api/v1/projects/nc/stac/search"), 401)
+    with live.client(outsider) as o:
+        _error(o.get("/projects/nc/stac/"), 404)
+        _error(o.get(f"/projects/nc/imagery/{SCENE}/tiles/12/0/0.png"), 404)
+    with live.client() as c:
+        _error(c.get("/projects/none/stac/"), 404)
+
+
+def _tile_url(scene: dict[str, object], zoom: int) -> str:
+    west, south, east, north = scene["bbox"]  # type: ignore[misc]
+    t = WEB_MERCATOR.tile((west + east) / 2, (south + north) / 2, zoom)
+    return f"/projects/nc/imagery/{SCENE}/tiles/{t.z}/{t.x}/{t.y}.png"
+
+
+def test_tiles_by_recipe(live: LiveServer) -> None:
+    scene = _scene(live)
+    url = _tile_url(scene, 14)
+    with live.client() as c:
+        true, false = _decode(c.get(url)), _decode(c.get(url, params={"recipe": "false-color"}))
+        ndvi, ndwi = (_decode(c.get(url, params={"recipe": f"index:{i}"})) for i in ("NDVI", "NDWI"))
+        outside = _decode(c.get(f"/projects/nc/imagery/{SCENE}/tiles/14/0/0.png"))
+    for img in (true, false, ndvi, ndwi):
+        assert (img[..., 3] == 255).mean() > 0.95  # the centre tile (~2.4 km) is inside the 14 km scene
+        assert len({tuple(p) for p in img[..., :3].reshape(-1, 3)}) > 50
+    rgb = true[..., :3][true[..., 3] == 255]
+    assert (rgb == 255).mean() < 0.1 and (rgb == 0).mean() < 0.1  # a 2-98 % stretch: few pixels clipped
+    assert not np.array_equal(true, false) and not np.array_equal(ndvi, ndwi)
+    # false colour puts nir in red: vegetation (bright nir, dark red) is redder in it than in true colour
+    assert false[..., 0].mean() > true[..., 0].mean()
+    assert (outside[..., 3] == 0).all()
+
+
+def test_bad_recipes_and_tiles(live: LiveServer) -> None:
+    url = _tile_url(_scene(live), 12)
+    with live.client() as c:
+        body = _error(c.get(url, params={"recipe": "sepia"}), 422)
+        assert "true-color" in body["fix"] and "index:NDVI" in body["fix"]
+        body = _error(c.get(url, params={"recipe": "index:NDVX"}), 422)
+        assert "NDVI" in body["fix"]
+        body = _error(c.get(url, params={"recipe": "index:RVI"}), 422)  # a radar index: no such bands
+        assert "its bands" in body["fix"]
+        _error(c.get(f"/projects/nc/imagery/{SCENE}/tiles/30/0/0.png"), 422)
+        _error(c.get(f"/projects/nc/imagery/{SCENE}/tiles/2/4/0.png"), 422)
+        _error(c.get("/projects/nc/imagery/nope/tiles/1/0/0.png"), 404)
+
+
+def test_uploaded_imagery_joins_the_catalog(live: LiveServer) -> None:
+    stack = OGT / "LE70220491999322EDC01_stack.gtif"
+    with live.client() as c, stack.open("rb") as f:
+        r = c.post("/projects/nc/uploads", files={"file": (stack.name, f)}, data={"kind": "imagery"})
+        assert r.status_code == 201, r.text
+        items = {i["id"]: i for i in c.get("/projects/nc/imagery").json()}
+        found = c.get("/projects/nc/stac/search", params={"collections": "uploads"}).json()
+    assert set(items) == {SCENE, stack.stem} and items[stack.stem]["collection"] == "uploads"
+    assert [f["id"] for f in found["features"]] == [stack.stem]
+    assert str(items[stack.stem]["datetime"]).startswith("1999-11-18")  # the Landsat id's year and day
