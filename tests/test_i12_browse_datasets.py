@@ -36,9 +36,9 @@ def _error(r: httpx.Response, status: int) -> dict[str, str]:
     return body
 
 
-def tiny_project(live: LiveServer, slug: str = "tiny") -> tuple[Path, Any]:
+def tiny_project(live: LiveServer, slug: str = "tiny", **overrides: Any) -> tuple[Path, Any]:
     """A project of the tiny config (output in the project), its dataset built and indexed: (folder, build result)."""
-    cfg = tiny_config(Path("unused")) | {"name": slug, "output_dir": "out"}
+    cfg = tiny_config(Path("unused"), **overrides) | {"name": slug, "output_dir": "out"}
     with live.client() as c:
         r = c.post("/projects", json={"name": slug, "config": yaml.safe_dump(cfg, sort_keys=False)})
         assert r.status_code == 201, r.text
