@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import morecantile
 import numpy as np
 import pystac_client
 import pytest
-from conftest import OGT
+from conftest import OGT, truncated_stack
 from PIL import Image
 from platform_server import LiveServer, live_platform
 
@@ -84,10 +85,11 @@ def test_stac_api_checks_the_caller(live: LiveServer) -> None:
         _error(c.get("/projects/none/stac/"), 404)
 
 
-def _tile_url(scene: dict[str, object], zoom: int) -> str:
-    west, south, east, north = scene["bbox"]  # type: ignore[misc]
+def _tile_url(item: dict[str, object], zoom: int, slug: str = "nc") -> str:
+    """The URL of the tile at an item's centre."""
+    west, south, east, north = item["bbox"]  # type: ignore[misc]
     t = WEB_MERCATOR.tile((west + east) / 2, (south + north) / 2, zoom)
-    return f"/projects/nc/imagery/{SCENE}/tiles/{t.z}/{t.x}/{t.y}.png"
+    return f"/projects/{slug}/imagery/{item['id']}/tiles/{t.z}/{t.x}/{t.y}.png"
 
 
 def test_tiles_by_recipe(live: LiveServer) -> None:
@@ -117,6 +119,7 @@ def test_bad_recipes_and_tiles(live: LiveServer) -> None:
         assert "NDVI" in body["fix"]
         body = _error(c.get(url, params={"recipe": "index:RVI"}), 422)  # a radar index: no such bands
         assert "its bands" in body["fix"]
+        _error(c.get(url, params={"recipe": "bands:red,green"}), 422)
         _error(c.get(f"/projects/nc/imagery/{SCENE}/tiles/30/0/0.png"), 422)
         _error(c.get(f"/projects/nc/imagery/{SCENE}/tiles/2/4/0.png"), 422)
         _error(c.get("/projects/nc/imagery/nope/tiles/1/0/0.png"), 404)
@@ -132,3 +135,31 @@ def test_uploaded_imagery_joins_the_catalog(live: LiveServer) -> None:
     assert set(items) == {SCENE, stack.stem} and items[stack.stem]["collection"] == "uploads"
     assert [f["id"] for f in found["features"]] == [stack.stem]
     assert str(items[stack.stem]["datetime"]).startswith("1999-11-18")  # the Landsat id's year and day
+    with live.client() as c:
+        url = _tile_url(items[stack.stem], 13)
+        grey = _decode(c.get(url, params={"recipe": "bands:b4"}))
+        colour = _decode(c.get(url, params={"recipe": "bands:b3,b2,b1"}))
+    assert (grey[..., 3] == 255).mean() > 0.9 and (grey[..., 0] == grey[..., 1]).all()  # one band: grey
+    assert not (colour[..., 0] == colour[..., 1]).all()
+
+
+def test_unreadable_scenes_are_left_out_or_named(live: LiveServer, tmp_path: Path) -> None:
+    with live.client() as c:
+        assert c.post("/projects", json={"name": "broken", "template": "nc-landsat"}).status_code == 201
+        (live.platform.settings.projects_dir / "broken/data/lsat7_2000_30.tif").write_text("no longer a raster")
+        body = _error(c.get("/projects/broken/imagery"), 422)
+        assert "lsat7_2000_30.tif" in body["error"]
+        _error(c.get("/projects/broken/stac/search"), 422)
+        stack = OGT / "LE70220491999322EDC01_stack.gtif"
+        with stack.open("rb") as f:
+            assert c.post("/projects/broken/uploads", files={"file": (stack.name, f)},
+                          data={"kind": "imagery"}).status_code == 201
+        assert [i["id"] for i in c.get("/projects/broken/imagery").json()] == [stack.stem]  # the broken scene left out
+        with truncated_stack(tmp_path).open("rb") as f:  # opens, but its blocks cannot be read
+            assert c.post("/projects/broken/uploads", files={"file": ("cut.tif", f)},
+                          data={"kind": "imagery"}).status_code == 201
+        cut = next(i for i in c.get("/projects/broken/imagery").json() if i["id"] == "cut")
+        url = _tile_url(cut, 12, "broken")
+        assert "b1, b2, b3, b4" in _error(c.get(url), 422)["fix"]  # no common names: no true colour
+        body = _error(c.get(url, params={"recipe": "bands:b3,b2,b1"}), 422)
+        assert "cut.tif" in body["error"]

@@ -22,7 +22,16 @@ from eoengine.platform.projects import CONFIG, validate_config
 
 
 def project_folder(request: Request, project: Project) -> Path:
-    """The folder of ``project`` on the server serving ``request``."""
+    """The folder of a project.
+
+    Args:
+        request: A request to the server (for its settings).
+        project: The project.
+
+    Returns:
+        ``projects_dir / slug``.
+
+    """
     return platform_of(request).settings.projects_dir / project.slug
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from eoengine.config.schema import BandFiles, BandSpec, ProjectConfig
-from eoengine.errors import NotFound
+from eoengine.errors import EOError, NotFound
 from eoengine.platform.db.models import Artifact
 from eoengine.platform.tiles import BandRef
 from eoengine.sourcing.catalog import CatalogIndex
@@ -74,7 +74,15 @@ def _entry(cfg: ProjectConfig, item_id: str, entry: BandFiles) -> Source | None:
 
 
 def scene_sources(cfg: ProjectConfig) -> list[Source]:
-    """The items of the config's listed scenes whose files are local (one per date)."""
+    """The items of the config's listed scenes whose files are local (one per date).
+
+    Args:
+        cfg: The project's config.
+
+    Returns:
+        One source per scene date (scenes given as STAC Items or URLs are left out).
+
+    """
     out = []
     for scene in cfg.imagery.scenes if cfg.imagery else []:
         for i, entry in enumerate(scene.timesteps or [scene]):
@@ -87,7 +95,16 @@ def scene_sources(cfg: ProjectConfig) -> list[Source]:
 
 
 def upload_sources(folder: Path, uploads: list[Artifact]) -> list[Source]:
-    """The items of the imagery uploads whose files are there, dated by their upload."""
+    """The items of the imagery uploads whose files are there (dated by their upload when nothing else dates them).
+
+    Args:
+        folder: The project folder.
+        uploads: The project's upload artefacts.
+
+    Returns:
+        One source per imagery upload.
+
+    """
     out, seen = [], set()
     for a in uploads:
         path = folder / a.path
@@ -141,21 +158,42 @@ def make_scene_item(source: Source) -> Any:
 
 
 def signature(cfg_text: str, sources: list[Source]) -> str:
-    """What the catalog is made of: the config text and each file's path, size and modification time."""
+    """What the catalog is made of: the config text, the items and each file's path, size and modification time.
+
+    Args:
+        cfg_text: The config's text.
+        sources: The items.
+
+    Returns:
+        A SHA-256 hex digest (a change of any of them changes it).
+
+    """
     files = [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for s in sources for p, _ in s.members if p.exists()]
     parts = [cfg_text, [[s.item_id, str(s.when)] for s in sources], files]
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
 def _build(root: Path, groups: dict[str, list[Source]], sig: str) -> None:
-    """Write the catalog beside ``root``, then swap it in (a reader never sees half of one)."""
+    """Write the catalog beside ``root``, then swap it in (a reader never sees half of one).
+
+    A scene whose files cannot be read is left out (until they change); when none can be, the
+    first one's error is raised.
+    """
     root.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{CATALOG}-", dir=root.parent))
+    failed: list[EOError] = []
     try:
         for collection, sources in groups.items():
-            items = [make_scene_item(s) for s in sources]
+            items = []
+            for source in sources:
+                try:
+                    items.append(make_scene_item(source))
+                except EOError as exc:
+                    failed.append(exc)
             if items:
                 write_collection(items, staging / collection, collection, f"The project's {collection}")
+        if failed and not any(staging.glob("*/collection.json")):
+            raise failed[0]
         (staging / SIGNATURE).write_text(sig)
         old = root.with_name(f".{CATALOG}-old")
         shutil.rmtree(old, ignore_errors=True)
@@ -204,7 +242,9 @@ def project_catalog(cfg: ProjectConfig, cfg_text: str, folder: Path, uploads: li
 
 
 def item_bands(item: dict[str, Any]) -> dict[str, BandRef]:
-    """The bands of an item by common name (and by band name), each a file and band index with nodata and scaling.
+    """The bands of an item by common name and by band name, each a file and band index with nodata and scaling.
+
+    An item of one file also names its bands by position: ``b1``, ``b2``, ...
 
     Args:
         item: A STAC Item (as a dict) of the project catalog.
@@ -214,13 +254,13 @@ def item_bands(item: dict[str, Any]) -> dict[str, BandRef]:
 
     """
     out: dict[str, BandRef] = {}
-    for asset in item.get("assets", {}).values():
+    assets = list(item.get("assets", {}).values())
+    for asset in assets:
         raster = asset.get("raster:bands") or []
         for i, band in enumerate(asset.get("eo:bands") or []):
             extra = raster[i] if i < len(raster) else {}
             ref = BandRef(asset["href"], i + 1, extra.get("nodata"), extra.get("scale", 1.0), extra.get("offset", 0.0))
-            for name in (band.get("common_name"), band.get("name")):
+            for name in (band.get("common_name"), band.get("name"), f"b{i + 1}" if len(assets) == 1 else None):
                 if name:
                     out.setdefault(str(name), ref)
     return out
-

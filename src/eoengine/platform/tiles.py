@@ -16,13 +16,16 @@ time): later tiles of the same raster cost no statistics.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from eoengine.errors import Invalid
+from eoengine.errors import EOError, Invalid
 
 TILE = 256
 MAX_ZOOM = 24
@@ -85,6 +88,23 @@ def png(rgb: np.ndarray, visible: np.ndarray) -> bytes:
     return bytes(render(rgb.astype(np.uint8), mask=np.where(visible, 255, 0).astype(np.uint8), img_format="PNG"))
 
 
+@contextmanager
+def _reading(href: str) -> Iterator[Any]:
+    """A rio-tiler reader of ``href``; a file GDAL cannot read (or a band it lacks) is an EOError naming the file."""
+    from rasterio.errors import RasterioError
+    from rio_tiler.errors import RioTilerError, TileOutsideBounds
+    from rio_tiler.io import Reader
+
+    try:
+        with Reader(href) as reader:
+            yield reader
+    except TileOutsideBounds:
+        raise
+    except (RasterioError, RioTilerError) as exc:
+        raise EOError(f"cannot read {Path(href).name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+                      "check the file (or replace it) and try again") from None
+
+
 @lru_cache(maxsize=1)
 def blank() -> bytes:
     """A fully transparent tile."""
@@ -106,13 +126,12 @@ def read_tile(bands: Sequence[BandRef], z: int, x: int, y: int, categorical: boo
 
     """
     from rio_tiler.errors import TileOutsideBounds
-    from rio_tiler.io import Reader
 
     out = np.full((len(bands), TILE, TILE), np.nan)
     method = "nearest" if categorical else "bilinear"
     for href in dict.fromkeys(b.href for b in bands):
         mine = [i for i, b in enumerate(bands) if b.href == href]
-        with Reader(href) as reader:
+        with _reading(href) as reader:
             try:
                 img = reader.tile(x, y, z, tilesize=TILE, indexes=[bands[i].index for i in mine],
                                   nodata=bands[mine[0]].nodata, resampling_method=method, reproject_method=method)
@@ -130,11 +149,9 @@ def read_tile(bands: Sequence[BandRef], z: int, x: int, y: int, categorical: boo
 @lru_cache(maxsize=256)
 def _overview(bands: tuple[BandRef, ...], bbox: tuple[float, float, float, float],
               stamps: tuple[tuple[int, int], ...]) -> np.ndarray:
-    from rio_tiler.io import Reader
-
     out = np.full((len(bands), OVERVIEW, OVERVIEW), np.nan)
     for i, band in enumerate(bands):
-        with Reader(band.href) as reader:
+        with _reading(band.href) as reader:
             img = reader.part(bbox, dst_crs="EPSG:4326", bounds_crs="EPSG:4326", indexes=[band.index], width=OVERVIEW,
                               height=OVERVIEW, nodata=band.nodata, resampling_method="average")
         data = np.ma.masked_invalid(np.ma.asarray(img.array[0], dtype=np.float64))
@@ -180,7 +197,16 @@ def percentile_range(values: np.ndarray, low: float = 2.0, high: float = 98.0) -
 
 
 def stretched(values: np.ndarray, ranges: Sequence[Range]) -> np.ndarray:
-    """Bands (n, h, w) stretched linearly from their ranges to 0..255 (uint8; NaN → 0)."""
+    """Bands stretched linearly from their ranges to 0..255.
+
+    Args:
+        values: (n, h, w) values (NaN: no data).
+        ranges: Each band's (low, high), mapped to 0 and 255.
+
+    Returns:
+        (n, h, w) uint8 (NaN → 0).
+
+    """
     out = np.empty(values.shape, np.uint8)
     for i, (lo, hi) in enumerate(ranges):
         with np.errstate(invalid="ignore"):
@@ -189,12 +215,31 @@ def stretched(values: np.ndarray, ranges: Sequence[Range]) -> np.ndarray:
 
 
 def rgb_png(values: np.ndarray, ranges: Sequence[Range]) -> bytes:
-    """Three bands as a colour PNG, each stretched by its range; transparent where any band has no data."""
+    """Three bands as a colour PNG, each stretched by its range; transparent where any band has no data.
+
+    Args:
+        values: (3, h, w) values (NaN: no data).
+        ranges: Each band's (low, high).
+
+    Returns:
+        The PNG bytes.
+
+    """
     return png(stretched(values, ranges), np.isfinite(values).all(axis=0))
 
 
 def ramp_png(values: np.ndarray, value_range: Range, ramp: str = VALUE_RAMP) -> bytes:
-    """One band (h, w) through a colour ramp (a rio-tiler colour map name) over ``value_range``."""
+    """One band through a colour ramp; transparent where it has no data.
+
+    Args:
+        values: (h, w) values (NaN: no data).
+        value_range: The (low, high) the ramp spans (values beyond take its ends).
+        ramp: A rio-tiler colour map name.
+
+    Returns:
+        The PNG bytes.
+
+    """
     from rio_tiler.colormap import cmap
 
     lut = np.array([cmap.get(ramp)[i][:3] for i in range(256)], np.uint8)
@@ -203,7 +248,16 @@ def ramp_png(values: np.ndarray, value_range: Range, ramp: str = VALUE_RAMP) -> 
 
 
 def class_png(codes: np.ndarray, colours: dict[int, str]) -> bytes:
-    """Class codes (h, w; NaN without data) in their classes' colours (``#rrggbb``); codes of no class are transparent."""
+    """Class codes in their classes' colours; codes of no class (and no data) are transparent.
+
+    Args:
+        codes: (h, w) pixel codes (NaN: no data).
+        colours: Code → ``#rrggbb``.
+
+    Returns:
+        The PNG bytes.
+
+    """
     rgb = np.zeros((3, *codes.shape), np.uint8)
     known = np.zeros(codes.shape, bool)
     for code, colour in colours.items():

@@ -153,12 +153,18 @@ def dataset_stac(ref: str, access: Reader, request: Request, session: DbSession)
     return browse.stac_collection(root, str(request.url.replace(query="")))
 
 
-@router.api_route("/{ref}/files/{path:path}", methods=["GET", "HEAD"], response_class=FileResponse,
-                  responses={200: {"content": {"application/octet-stream": {}}}, 206: {"description": "a range"}})
+FILES = "/{ref}/files/{path:path}"
+
+
+@router.get(FILES, response_class=FileResponse,
+            responses={200: {"content": {"application/octet-stream": {}}}, 206: {"description": "a range"}})
 def dataset_file(ref: str, path: str, access: Reader, request: Request, session: DbSession) -> FileResponse:
-    """A file of the version's folder; ``Range: bytes=a-b`` answers 206 with those bytes."""
+    """A file of the version's folder; ``Range: bytes=a-b`` answers 206 with those bytes (HEAD: its size)."""
     root = dataset_version(request, access, session, ref)[1]
     target = inside(root, path, "dataset file")
     if not target.is_file():
         raise NotFound(f"no dataset file {path!r}", "name a file (a served dataset lists no folders)")
     return FileResponse(target, headers={"Cache-Control": "private, max-age=3600"})
+
+
+router.add_api_route(FILES, dataset_file, methods=["HEAD"], response_class=FileResponse, include_in_schema=False)

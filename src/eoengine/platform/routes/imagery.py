@@ -9,7 +9,9 @@ mounted URLs. ``/projects/{slug}/imagery`` lists the catalog's items;
 
 - ``true-color``: red, green, blue; ``false-color``: nir, red, green (bands found by common name);
 - ``index:NAME``: any Awesome Spectral Indices (spyndex) index computed from the bands by common
-  name, through a red-yellow-green ramp.
+  name, through a red-yellow-green ramp;
+- ``bands:A,B,C``: any three bands (or one, in grey) by name or common name (an upload's bands
+  are named ``b1``, ``b2``… unless the file names them).
 
 Each band (or the index) is stretched between its 2nd and 98th percentile over the whole item
 (computed once per file version, :mod:`eoengine.platform.tiles`), so neighbouring tiles match.
@@ -56,7 +58,8 @@ router = APIRouter(prefix="/projects/{slug}/imagery", tags=["imagery"])
 COLOURS = {"true-color": ("red", "green", "blue"), "false-color": ("nir", "red", "green")}
 LISTED_INDICES = ("NDVI", "NDWI", "NDBI", "NBR", "SAVI", "EVI")
 """Indices an item's listing offers when its bands allow them (any other works by name)."""
-RECIPE_FIX = "use recipe=true-color, false-color or index:NAME (any spyndex index, e.g. index:NDVI)"
+RECIPE_FIX = ("use recipe=true-color, false-color, index:NAME (any spyndex index, e.g. index:NDVI) "
+              "or bands:A,B,C (three band names, or one)")
 TILE_HEADERS = {"Cache-Control": "private, max-age=300"}
 
 
@@ -72,13 +75,13 @@ def parse_recipe(text: str) -> Recipe:
     """A render recipe from its name.
 
     Args:
-        text: ``true-color``, ``false-color`` or ``index:NAME``.
+        text: ``true-color``, ``false-color``, ``index:NAME`` or ``bands:A,B,C``.
 
     Returns:
         The recipe.
 
     Raises:
-        Invalid: Another name, or an index spyndex does not know (with the closest names).
+        Invalid: Another name, an index spyndex does not know (with the closest names), or not one or three bands.
 
     """
     if text in COLOURS:
@@ -90,11 +93,30 @@ def parse_recipe(text: str) -> Recipe:
             raise Invalid(exc.problem, f"{exc.fix}; {RECIPE_FIX}") from None
         by_symbol = {s: c for c, s in common_name_to_symbol().items()}
         return Recipe(tuple(by_symbol.get(s, s) for s in symbols), text[6:])
+    if text.startswith("bands:"):
+        names = tuple(b.strip() for b in text[6:].split(","))
+        if len(names) not in (1, 3) or not all(names):
+            raise Invalid(f"recipe {text!r} names {len(names)} band(s)", "name three bands (or one), e.g. bands:b4,b3,b2")
+        return Recipe(names * 3 if len(names) == 1 else names)
     raise Invalid(f"unknown recipe {text!r}", RECIPE_FIX)
 
 
 def catalog_of(request: Request, project: Project, session: Session) -> CatalogIndex:
-    """The project's imagery catalog (built or rebuilt as needed; the session's transaction is ended first)."""
+    """The project's imagery catalog, built or rebuilt as needed.
+
+    Args:
+        request: The request (for the server's settings).
+        project: The project.
+        session: A database session (its transaction is ended before the catalog is read).
+
+    Returns:
+        The catalog.
+
+    Raises:
+        NotFound: The project has no local imagery.
+        EOError: Its config no longer validates, or none of its scenes can be read.
+
+    """
     uploads = artifacts_of(session, project, "upload")
     session.commit()
     folder = project_folder(request, project)
@@ -162,7 +184,7 @@ def render(item: dict[str, Any], recipe: Recipe, z: int, x: int, y: int) -> byte
     available = item_bands(item)
     missing = [b for b in recipe.bands if b not in available]
     if missing:
-        raise Invalid(f"scene {item['id']!r} has no band with common name {', '.join(missing)}",
+        raise Invalid(f"scene {item['id']!r} has no band (by name or common name) {', '.join(dict.fromkeys(missing))}",
                       f"its bands: {', '.join(sorted(available))}; choose a recipe they allow")
     bands = tuple(available[b] for b in recipe.bands)
     ranges = _stretch(bands, tuple(item["bbox"]), tuple(b.stamp() for b in bands), recipe)
@@ -176,7 +198,7 @@ def render(item: dict[str, Any], recipe: Recipe, z: int, x: int, y: int) -> byte
 
 @router.get("/{item}/tiles/{z}/{x}/{y}.png", responses={200: {"content": {"image/png": {}}}}, response_class=Response)
 def imagery_tile(item: str, z: int, x: int, y: int, access: Reader, request: Request, session: DbSession,
-                 recipe: Annotated[str, Query(description="true-color, false-color or index:NAME")] = "true-color",
+                 recipe: Annotated[str, Query(description="true-color, false-color, index:NAME or bands:A,B,C")] = "true-color",
                  ) -> Response:
     """A 256 px tile of a scene rendered by a recipe; transparent outside the scene."""
     check_tile(z, x, y)

@@ -80,6 +80,12 @@ class Received:
     _out: IO[bytes] | None = None
 
     def begin(self, headers: dict[bytes, bytes]) -> None:
+        """A part begins: the file part opens a temporary file in the folder; another is a field.
+
+        Args:
+            headers: The part's headers, names lowercased.
+
+        """
         from python_multipart.multipart import parse_options_header
 
         _, options = parse_options_header(headers.get(b"content-disposition", b""))
@@ -91,6 +97,15 @@ class Received:
             self.temp, self._out = Path(path), os.fdopen(handle, "wb")
 
     def data(self, chunk: bytes) -> None:
+        """Bytes of the current part: written (and hashed) for the file, kept for a field.
+
+        Args:
+            chunk: The bytes.
+
+        Raises:
+            Invalid: A field passes :data:`MAX_FIELD` bytes.
+
+        """
         if self._out is not None:
             self._out.write(chunk)
             self.sha256.update(chunk)
@@ -102,6 +117,7 @@ class Received:
             raise Invalid(f"form field {self._part.get('name')!r} is longer than {MAX_FIELD} bytes", FORM_FIX)
 
     def end(self) -> None:
+        """The current part ends: the file is closed, a field's value kept."""
         if self._out is not None:
             self._out.close()
             self._out = None
