@@ -18,34 +18,11 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-import yaml
-from conftest import tiny_config
+from browse_support import error_of, tiny_project
 from PIL import Image
 from platform_server import EXAMPLES, LiveServer, live_platform
-from test_i12_browse_maps import index_artifact
 
 from eoengine.datasets.schema import DatasetManifest
-from eoengine.jobs.run import run_spec
-from eoengine.jobs.specs import BuildDatasetSpec
-
-
-def _error(r: httpx.Response, status: int) -> dict[str, str]:
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert body["error"] and body["fix"]
-    return body
-
-
-def tiny_project(live: LiveServer, slug: str = "tiny", **overrides: Any) -> tuple[Path, Any]:
-    """A project of the tiny config (output in the project), its dataset built and indexed: (folder, build result)."""
-    cfg = tiny_config(Path("unused"), **overrides) | {"name": slug, "output_dir": "out"}
-    with live.client() as c:
-        r = c.post("/projects", json={"name": slug, "config": yaml.safe_dump(cfg, sort_keys=False)})
-        assert r.status_code == 201, r.text
-    folder = live.platform.settings.projects_dir / slug
-    built = run_spec(BuildDatasetSpec(config=folder / "eoengine.yaml"))
-    index_artifact(live, slug, "dataset", slug, str(built.path.relative_to(folder)), version=built.version)
-    return folder, built
 
 
 @pytest.fixture(scope="module")
@@ -91,11 +68,11 @@ def test_footprints_previews_and_leakage(served: tuple[LiveServer, Any]) -> None
         features = c.get(f"{_base(built)}/footprints").json()["features"]
         preview = c.get(f"{_base(built)}/chips/{features[0]['id']}/preview.png", params={"bands": "nir,red,green"})
         labels = c.get(f"{_base(built)}/chips/{features[0]['id']}/labels.png")
-        body = _error(c.get(f"{_base(built)}/chips/0/preview.png", params={"bands": "thermal"}), 422)
-        _error(c.get(f"{_base(built)}/chips/999999/preview.png"), 404)
-        _error(c.get(f"{_base(built)}/chips/0/preview.png", params={"stretch": "p98,p2"}), 422)
+        body = error_of(c.get(f"{_base(built)}/chips/0/preview.png", params={"bands": "thermal"}), 422)
+        error_of(c.get(f"{_base(built)}/chips/999999/preview.png"), 404)
+        error_of(c.get(f"{_base(built)}/chips/0/preview.png", params={"stretch": "p98,p2"}), 422)
         leak = c.get(f"{_base(built)}/leakage").json()
-        _error(c.get(f"{_base(built)}/leakage", params={"threshold_m": -1}), 422)
+        error_of(c.get(f"{_base(built)}/leakage", params={"threshold_m": -1}), 422)
     assert len(features) == manifest.n_chips
     assert {f["properties"]["split"] for f in features} == set(manifest.splits)
     assert "nir" in body["fix"]
@@ -143,10 +120,10 @@ def test_files_are_served_with_ranges_and_kept_inside(served: tuple[LiveServer, 
         head = c.head(f"{files}/chips.parquet")
         assert head.status_code == 200 and int(head.headers["content-length"]) == (built.path / "chips.parquet").stat().st_size
         for bad in ("../secret.txt", "..%2Fsecret.txt", "%2Fetc%2Fhostname", "link.txt", "data.zarr", "nope.json"):
-            _error(c.get(f"{files}/{bad}"), 404)
-        _error(c.get("/projects/tiny/datasets/tiny@000000000000/files/manifest.json"), 404)
-        _error(c.get("/projects/tiny/datasets/tiny/files/manifest.json"), 422)
-        _error(c.get("/projects/tiny/datasets/other@" + built.version[:12]), 404)
+            error_of(c.get(f"{files}/{bad}"), 404)
+        error_of(c.get("/projects/tiny/datasets/tiny@000000000000/files/manifest.json"), 404)
+        error_of(c.get("/projects/tiny/datasets/tiny/files/manifest.json"), 422)
+        error_of(c.get("/projects/tiny/datasets/other@" + built.version[:12]), 404)
 
 
 def test_another_machine_reads_the_dataset_through_its_url(served: tuple[LiveServer, Any], tmp_path: Path,
@@ -173,6 +150,6 @@ def test_datasets_need_membership(served: tuple[LiveServer, Any]) -> None:
     live, built = served
     outsider = live.user("oscar-ds")
     with live.client(outsider) as o:
-        _error(o.get("/projects/tiny/datasets"), 404)
-        _error(o.get(f"{_base(built)}/files/manifest.json"), 404)
-    _error(httpx.get(f"{live.url}/api/v1{_base(built)}/files/manifest.json"), 401)
+        error_of(o.get("/projects/tiny/datasets"), 404)
+        error_of(o.get(f"{_base(built)}/files/manifest.json"), 404)
+    error_of(httpx.get(f"{live.url}/api/v1{_base(built)}/files/manifest.json"), 401)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,26 +10,14 @@ import morecantile
 import numpy as np
 import pystac_client
 import pytest
+from browse_support import decode_tile, error_of
 from conftest import OGT, truncated_stack
-from PIL import Image
 from platform_server import LiveServer, live_platform
 
 WEB_MERCATOR = morecantile.tms.get("WebMercatorQuad")
 SCENE = "lsat7_2000"
 
 
-def _error(r: httpx.Response, status: int) -> dict[str, str]:
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert body["error"] and body["fix"]
-    return body
-
-
-def _decode(r: httpx.Response) -> np.ndarray:
-    assert r.status_code == 200, r.text
-    img = Image.open(io.BytesIO(r.content)).convert("RGBA")
-    assert img.size == (256, 256)
-    return np.asarray(img)
 
 
 @pytest.fixture(scope="module")
@@ -69,20 +56,20 @@ def test_stac_api_is_mounted_per_project(live: LiveServer) -> None:
         item = c.get(f"/projects/nc/stac/collections/scenes/items/{SCENE}").json()
         assert item["assets"]["red"]["eo:bands"] == [{"name": "red", "common_name": "red"}]
         assert item["assets"]["swir2"]["raster:bands"][0]["nodata"] == -32768
-        _error(c.get("/projects/nc/stac/collections/scenes/items/nope"), 404)
-        _error(c.get("/projects/nc/stac/search", params={"bbox": "1,2"}), 400)  # the STAC API's bad-query status
+        error_of(c.get("/projects/nc/stac/collections/scenes/items/nope"), 404)
+        error_of(c.get("/projects/nc/stac/search", params={"bbox": "1,2"}), 400)  # the STAC API's bad-query status
     client = pystac_client.Client.open(f"{base}/", headers={"Authorization": f"Bearer {live.admin.token}"})
     assert [i.id for i in client.search(intersects={"type": "Point", "coordinates": [-78.7, 35.75]}).items()] == [SCENE]
 
 
 def test_stac_api_checks_the_caller(live: LiveServer) -> None:
     outsider = live.user("omar-img")
-    _error(httpx.get(f"{live.url}/api/v1/projects/nc/stac/search"), 401)
+    error_of(httpx.get(f"{live.url}/api/v1/projects/nc/stac/search"), 401)
     with live.client(outsider) as o:
-        _error(o.get("/projects/nc/stac/"), 404)
-        _error(o.get(f"/projects/nc/imagery/{SCENE}/tiles/12/0/0.png"), 404)
+        error_of(o.get("/projects/nc/stac/"), 404)
+        error_of(o.get(f"/projects/nc/imagery/{SCENE}/tiles/12/0/0.png"), 404)
     with live.client() as c:
-        _error(c.get("/projects/none/stac/"), 404)
+        error_of(c.get("/projects/none/stac/"), 404)
 
 
 def _tile_url(item: dict[str, object], zoom: int, slug: str = "nc") -> str:
@@ -96,9 +83,9 @@ def test_tiles_by_recipe(live: LiveServer) -> None:
     scene = _scene(live)
     url = _tile_url(scene, 14)
     with live.client() as c:
-        true, false = _decode(c.get(url)), _decode(c.get(url, params={"recipe": "false-color"}))
-        ndvi, ndwi = (_decode(c.get(url, params={"recipe": f"index:{i}"})) for i in ("NDVI", "NDWI"))
-        outside = _decode(c.get(f"/projects/nc/imagery/{SCENE}/tiles/14/0/0.png"))
+        true, false = decode_tile(c.get(url)), decode_tile(c.get(url, params={"recipe": "false-color"}))
+        ndvi, ndwi = (decode_tile(c.get(url, params={"recipe": f"index:{i}"})) for i in ("NDVI", "NDWI"))
+        outside = decode_tile(c.get(f"/projects/nc/imagery/{SCENE}/tiles/14/0/0.png"))
     for img in (true, false, ndvi, ndwi):
         assert (img[..., 3] == 255).mean() > 0.95  # the centre tile (~2.4 km) is inside the 14 km scene
         assert len({tuple(p) for p in img[..., :3].reshape(-1, 3)}) > 50
@@ -113,16 +100,16 @@ def test_tiles_by_recipe(live: LiveServer) -> None:
 def test_bad_recipes_and_tiles(live: LiveServer) -> None:
     url = _tile_url(_scene(live), 12)
     with live.client() as c:
-        body = _error(c.get(url, params={"recipe": "sepia"}), 422)
+        body = error_of(c.get(url, params={"recipe": "sepia"}), 422)
         assert "true-color" in body["fix"] and "index:NDVI" in body["fix"]
-        body = _error(c.get(url, params={"recipe": "index:NDVX"}), 422)
+        body = error_of(c.get(url, params={"recipe": "index:NDVX"}), 422)
         assert "NDVI" in body["fix"]
-        body = _error(c.get(url, params={"recipe": "index:RVI"}), 422)  # a radar index: no such bands
+        body = error_of(c.get(url, params={"recipe": "index:RVI"}), 422)  # a radar index: no such bands
         assert "its bands" in body["fix"]
-        _error(c.get(url, params={"recipe": "bands:red,green"}), 422)
-        _error(c.get(f"/projects/nc/imagery/{SCENE}/tiles/30/0/0.png"), 422)
-        _error(c.get(f"/projects/nc/imagery/{SCENE}/tiles/2/4/0.png"), 422)
-        _error(c.get("/projects/nc/imagery/nope/tiles/1/0/0.png"), 404)
+        error_of(c.get(url, params={"recipe": "bands:red,green"}), 422)
+        error_of(c.get(f"/projects/nc/imagery/{SCENE}/tiles/30/0/0.png"), 422)
+        error_of(c.get(f"/projects/nc/imagery/{SCENE}/tiles/2/4/0.png"), 422)
+        error_of(c.get("/projects/nc/imagery/nope/tiles/1/0/0.png"), 404)
 
 
 def test_uploaded_imagery_joins_the_catalog(live: LiveServer) -> None:
@@ -137,8 +124,8 @@ def test_uploaded_imagery_joins_the_catalog(live: LiveServer) -> None:
     assert str(items[stack.stem]["datetime"]).startswith("1999-11-18")  # the Landsat id's year and day
     with live.client() as c:
         url = _tile_url(items[stack.stem], 13)
-        grey = _decode(c.get(url, params={"recipe": "bands:b4"}))
-        colour = _decode(c.get(url, params={"recipe": "bands:b3,b2,b1"}))
+        grey = decode_tile(c.get(url, params={"recipe": "bands:b4"}))
+        colour = decode_tile(c.get(url, params={"recipe": "bands:b3,b2,b1"}))
     assert (grey[..., 3] == 255).mean() > 0.9 and (grey[..., 0] == grey[..., 1]).all()  # one band: grey
     assert not (colour[..., 0] == colour[..., 1]).all()
 
@@ -147,9 +134,9 @@ def test_unreadable_scenes_are_left_out_or_named(live: LiveServer, tmp_path: Pat
     with live.client() as c:
         assert c.post("/projects", json={"name": "broken", "template": "nc-landsat"}).status_code == 201
         (live.platform.settings.projects_dir / "broken/data/lsat7_2000_30.tif").write_text("no longer a raster")
-        body = _error(c.get("/projects/broken/imagery"), 422)
+        body = error_of(c.get("/projects/broken/imagery"), 422)
         assert "lsat7_2000_30.tif" in body["error"]
-        _error(c.get("/projects/broken/stac/search"), 422)
+        error_of(c.get("/projects/broken/stac/search"), 422)
         stack = OGT / "LE70220491999322EDC01_stack.gtif"
         with stack.open("rb") as f:
             assert c.post("/projects/broken/uploads", files={"file": (stack.name, f)},
@@ -160,6 +147,6 @@ def test_unreadable_scenes_are_left_out_or_named(live: LiveServer, tmp_path: Pat
                           data={"kind": "imagery"}).status_code == 201
         cut = next(i for i in c.get("/projects/broken/imagery").json() if i["id"] == "cut")
         url = _tile_url(cut, 12, "broken")
-        assert "b1, b2, b3, b4" in _error(c.get(url), 422)["fix"]  # no common names: no true colour
-        body = _error(c.get(url, params={"recipe": "bands:b3,b2,b1"}), 422)
+        assert "b1, b2, b3, b4" in error_of(c.get(url), 422)["fix"]  # no common names: no true colour
+        body = error_of(c.get(url, params={"recipe": "bands:b3,b2,b1"}), 422)
         assert "cut.tif" in body["error"]

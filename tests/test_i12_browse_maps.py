@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,34 +10,15 @@ import morecantile
 import numpy as np
 import pytest
 import rasterio
+from browse_support import decode_tile, error_of, index_artifact
 from conftest import four_band_stack, saved_package
-from PIL import Image
 from platform_server import LiveServer, live_platform
-from sqlalchemy import select
 
 from eoengine.jobs.run import run_spec
 from eoengine.jobs.specs import PredictSpec
-from eoengine.platform.db.models import Artifact, Project
 
 WEB_MERCATOR = morecantile.tms.get("WebMercatorQuad")
 
-
-def _error(r: httpx.Response, status: int) -> dict[str, str]:
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert body["error"] and body["fix"]
-    return body
-
-
-def index_artifact(live: LiveServer, slug: str, kind: str, name: str, path: str, **fields: object) -> int:
-    """Index an artefact of a project as the job runner does after a job (kind, name, path relative to the project)."""
-    with live.platform.db.write() as s:
-        project = s.scalar(select(Project).where(Project.slug == slug))
-        assert project is not None
-        row = Artifact(project_id=project.id, kind=kind, name=name, path=path, **fields)
-        s.add(row)
-        s.flush()
-        return row.id
 
 
 @pytest.fixture(scope="module")
@@ -56,13 +36,6 @@ def mapped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServe
                "probs": index_artifact(live, "maps", "map", "probabilities", "out/maps/probs.tif")}
         yield live, ids
 
-
-def _decode(r: httpx.Response) -> np.ndarray:
-    assert r.status_code == 200, r.text
-    assert r.headers["content-type"] == "image/png"
-    img = Image.open(io.BytesIO(r.content)).convert("RGBA")
-    assert img.size == (256, 256)
-    return np.asarray(img)
 
 
 def _centre_tile(bbox: list[float], zoom: int) -> morecantile.Tile:
@@ -95,10 +68,10 @@ def test_class_tiles_show_the_colour_table(mapped: tuple[LiveServer, dict[str, i
     with live.client() as c:
         one = c.get(f"/projects/maps/maps/{ids['classes']}").json()
         tile = _centre_tile(one["bbox"], 14)
-        rgba = _decode(c.get(f"/projects/maps/maps/{ids['classes']}/tiles/{tile.z}/{tile.x}/{tile.y}.png"))
-        outside = _decode(c.get(f"/projects/maps/maps/{ids['classes']}/tiles/14/0/0.png"))
+        rgba = decode_tile(c.get(f"/projects/maps/maps/{ids['classes']}/tiles/{tile.z}/{tile.x}/{tile.y}.png"))
+        outside = decode_tile(c.get(f"/projects/maps/maps/{ids['classes']}/tiles/14/0/0.png"))
         wide = _centre_tile(one["bbox"], 8)
-        coarse = _decode(c.get(f"/projects/maps/maps/{ids['classes']}/tiles/{wide.z}/{wide.x}/{wide.y}.png"))
+        coarse = decode_tile(c.get(f"/projects/maps/maps/{ids['classes']}/tiles/{wide.z}/{wide.x}/{wide.y}.png"))
     opaque = rgba[..., 3] == 255
     assert opaque.mean() > 0.9  # the centre tile at zoom 14 (~2.4 km) lies inside the 7.5 km map
     colours = {tuple(bytes.fromhex(k["color"][1:])) for k in one["classes"]}
@@ -114,8 +87,8 @@ def test_value_tiles_use_a_ramp_per_band(mapped: tuple[LiveServer, dict[str, int
         one = c.get(f"/projects/maps/maps/{ids['probs']}").json()
         tile = _centre_tile(one["bbox"], 14)
         url = f"/projects/maps/maps/{ids['probs']}/tiles/{tile.z}/{tile.x}/{tile.y}.png"
-        first, third = _decode(c.get(url)), _decode(c.get(url, params={"band": 3}))
-        _error(c.get(url, params={"band": 4}), 422)
+        first, third = decode_tile(c.get(url)), decode_tile(c.get(url, params={"band": 3}))
+        error_of(c.get(url, params={"band": 4}), 422)
     assert (first[..., 3] == 255).mean() > 0.9
     assert len({tuple(p) for p in first[..., :3].reshape(-1, 3)}) > 20  # a continuous ramp, not a few classes
     assert not np.array_equal(first, third)
@@ -125,19 +98,19 @@ def test_bad_tiles_and_unknown_maps(mapped: tuple[LiveServer, dict[str, int]], t
     live, ids = mapped
     with live.client() as c:
         for zxy in ("25/0/0", "3/8/0", "3/0/-1", "-1/0/0"):
-            _error(c.get(f"/projects/maps/maps/{ids['classes']}/tiles/{zxy}.png"), 422)
-        _error(c.get("/projects/maps/maps/9999"), 404)
-        _error(c.get("/projects/maps/maps/9999/tiles/1/0/0.png"), 404)
-        _error(c.get("/projects/maps/maps/abc"), 422)
+            error_of(c.get(f"/projects/maps/maps/{ids['classes']}/tiles/{zxy}.png"), 422)
+        error_of(c.get("/projects/maps/maps/9999"), 404)
+        error_of(c.get("/projects/maps/maps/9999/tiles/1/0/0.png"), 404)
+        error_of(c.get("/projects/maps/maps/abc"), 422)
         gone = index_artifact(live, "maps", "map", "gone", "out/maps/gone.tif")
         escape = index_artifact(live, "maps", "map", "escape", "../../../etc/hostname")
-        _error(c.get(f"/projects/maps/maps/{gone}"), 404)
-        _error(c.get(f"/projects/maps/maps/{escape}"), 404)
+        error_of(c.get(f"/projects/maps/maps/{gone}"), 404)
+        error_of(c.get(f"/projects/maps/maps/{escape}"), 404)
         assert {m["id"] for m in c.get("/projects/maps/maps").json()} == set(ids.values())  # unreadable ones left out
         broken = live.platform.settings.projects_dir / "maps/out/maps/broken.tif"
         broken.write_text("not a raster")
         bad = index_artifact(live, "maps", "map", "broken", "out/maps/broken.tif")
-        body = _error(c.get(f"/projects/maps/maps/{bad}"), 422)
+        body = error_of(c.get(f"/projects/maps/maps/{bad}"), 422)
         assert "broken.tif" in body["error"]
 
 
@@ -145,6 +118,6 @@ def test_maps_need_membership(mapped: tuple[LiveServer, dict[str, int]]) -> None
     live, ids = mapped
     outsider = live.user("olga-maps")
     with live.client(outsider) as o:
-        _error(o.get("/projects/maps/maps"), 404)
-        _error(o.get(f"/projects/maps/maps/{ids['classes']}/tiles/14/0/0.png"), 404)
-    _error(httpx.get(f"{live.url}/api/v1/projects/maps/maps"), 401)
+        error_of(o.get("/projects/maps/maps"), 404)
+        error_of(o.get(f"/projects/maps/maps/{ids['classes']}/tiles/14/0/0.png"), 404)
+    error_of(httpx.get(f"{live.url}/api/v1/projects/maps/maps"), 401)

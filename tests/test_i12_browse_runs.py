@@ -10,20 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
+from browse_support import error_of, tiny_project
 from platform_server import EXAMPLES, LiveServer, live_platform
-from test_i12_browse_datasets import tiny_project
 
 from eoengine.jobs.run import run_spec
 from eoengine.jobs.specs import TrainSpec
-
-
-def _error(r: httpx.Response, status: int) -> dict[str, str]:
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert body["error"] and body["fix"]
-    return body
 
 
 def _logged_run(uri: str, experiment: str) -> str:
@@ -91,8 +83,8 @@ def test_runs_compare_side_by_side(tracked: tuple[LiveServer, dict[str, Any]]) -
     ids = f"{t['trained'].run_id},{t['other']}"
     with live.client() as c:
         both = c.get("/projects/tiny/runs/compare", params={"ids": ids}).json()
-        _error(c.get("/projects/tiny/runs/compare", params={"ids": t["other"]}), 422)
-        body = _error(c.get("/projects/tiny/runs/compare", params={"ids": f"{t['other']},{'0' * 32}"}), 404)
+        error_of(c.get("/projects/tiny/runs/compare", params={"ids": t["other"]}), 422)
+        body = error_of(c.get("/projects/tiny/runs/compare", params={"ids": f"{t['other']},{'0' * 32}"}), 404)
     assert [r["run_id"] for r in both["runs"]] == [t["trained"].run_id, t["other"]]
     assert both["params"]["training.optimizer.kwargs.lr"] == ["0.01", "0.02"]
     assert both["metrics"]["test_miou"][1] == 0.25
@@ -104,7 +96,7 @@ def test_models_with_versions_and_aliases(tracked: tuple[LiveServer, dict[str, A
     with live.client() as c:
         [listed] = c.get("/projects/tiny/models").json()
         model = c.get("/projects/tiny/models/landcover").json()
-        _error(c.get("/projects/tiny/models/nope"), 404)
+        error_of(c.get("/projects/tiny/models/nope"), 404)
     assert listed["name"] == "landcover" and listed["aliases"] == {"champion": "1"}
     [version] = model["versions"]
     assert version["run_id"] == t["trained"].run_id and version["package"]["classes"][0]["name"] == "forest"
@@ -114,13 +106,13 @@ def test_models_with_versions_and_aliases(tracked: tuple[LiveServer, dict[str, A
 def test_unknown_runs_and_untrained_projects(tracked: tuple[LiveServer, dict[str, Any]]) -> None:
     live, t = tracked
     with live.client() as c:
-        body = _error(c.get(f"/projects/tiny/runs/{'f' * 32}"), 404)
+        body = error_of(c.get(f"/projects/tiny/runs/{'f' * 32}"), 404)
         assert "tiny" in body["error"] and str(live.platform.settings.home) not in body["error"]
         assert c.get("/projects/untrained/runs").json() == [] and c.get("/projects/untrained/models").json() == []
-        _error(c.get(f"/projects/untrained/runs/{t['other']}"), 404)  # another project's run is not here
-        _error(c.get("/projects/untrained/models/landcover"), 404)
+        error_of(c.get(f"/projects/untrained/runs/{t['other']}"), 404)  # another project's run is not here
+        error_of(c.get("/projects/untrained/models/landcover"), 404)
     assert not (live.platform.settings.projects_dir / "untrained/out/mlflow.db").exists()  # no store made by reading
     outsider = live.user("ola-runs")
     with live.client(outsider) as o:
-        _error(o.get("/projects/tiny/runs"), 404)
-        _error(o.get("/projects/tiny/models/landcover"), 404)
+        error_of(o.get("/projects/tiny/runs"), 404)
+        error_of(o.get("/projects/tiny/models/landcover"), 404)

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from browse_support import error_of
 from conftest import NC, write_raster
 from platform_server import LiveServer, live_platform
 from sqlalchemy import select
@@ -17,12 +18,6 @@ from eoengine.platform.db.models import Artifact, Event
 
 RED = NC / "data" / "lsat7_2000_30.tif"
 
-
-def _error(r: httpx.Response, status: int) -> dict[str, str]:
-    assert r.status_code == status, r.text
-    body = r.json()
-    assert body["error"] and body["fix"]
-    return body
 
 
 @pytest.fixture(scope="module")
@@ -84,14 +79,14 @@ def test_not_a_raster_is_refused_and_nothing_stays(live: LiveServer, tmp_path: P
     nocrs = write_raster(tmp_path / "nocrs.tif", np.ones((1, 8, 8), np.uint8), crs=None)  # type: ignore[arg-type]
     before = _uploads(live)
     with live.client() as c:
-        assert "not a raster" in _error(_upload(c, text), 422)["error"]
-        assert "not a raster" in _error(_upload(c, text, kind="labels", name="notes.geojson"), 422)["error"]
-        assert "no CRS" in _error(_upload(c, nocrs), 422)["error"]
-        assert "kind" in _error(_upload(c, RED, kind="weights", name="other.tif"), 422)["error"]
-        _error(c.post("/projects/up/uploads", data={"kind": "imagery"}), 422)  # no file part
-        _error(c.post("/projects/up/uploads", json={"kind": "imagery"}), 422)  # not multipart
+        assert "not a raster" in error_of(_upload(c, text), 422)["error"]
+        assert "not a raster" in error_of(_upload(c, text, kind="labels", name="notes.geojson"), 422)["error"]
+        assert "no CRS" in error_of(_upload(c, nocrs), 422)["error"]
+        assert "kind" in error_of(_upload(c, RED, kind="weights", name="other.tif"), 422)["error"]
+        error_of(c.post("/projects/up/uploads", data={"kind": "imagery"}), 422)  # no file part
+        error_of(c.post("/projects/up/uploads", json={"kind": "imagery"}), 422)  # not multipart
         assert _upload(c, RED, name="dup.tif").status_code == 201
-        assert "already" in _error(_upload(c, RED, name="dup.tif"), 409)["error"]
+        assert "already" in error_of(_upload(c, RED, name="dup.tif"), 409)["error"]
     names = sorted(p.name for p in _folder(live).iterdir())
     assert "notes.tif" not in names and "nocrs.tif" not in names and not [n for n in names if n.startswith(".")]
     assert len(_uploads(live)) == len(before) + 1
@@ -102,11 +97,11 @@ def test_roles(live: LiveServer) -> None:
     with live.client() as c:
         assert c.post("/projects/up/members", json={"username": "vic-up", "role": "viewer"}).status_code == 201
     with live.client(viewer) as v:
-        assert "reviewer" in _error(_upload(v, RED, name="v.tif"), 403)["fix"]
+        assert "reviewer" in error_of(_upload(v, RED, name="v.tif"), 403)["fix"]
         assert v.get("/projects/up/uploads").status_code == 200
     with live.client(outsider) as o:
-        _error(_upload(o, RED, name="o.tif"), 404)
-        _error(o.get("/projects/up/uploads"), 404)
+        error_of(_upload(o, RED, name="o.tif"), 404)
+        error_of(o.get("/projects/up/uploads"), 404)
 
 
 def _multipart(path: Path, boundary: str = "eoengine-test-boundary") -> Iterator[bytes]:
@@ -124,10 +119,10 @@ def test_upload_over_the_cap_is_stopped_while_streaming(tmp_path: Path) -> None:
         with small.client() as c:
             assert c.post("/projects", json={"name": "up", "template": "nc-landsat"}).status_code == 201
             declared = _upload(c, RED)  # 850 kB, with its Content-Length: refused before it is read
-            assert "0.25 MB" in _error(declared, 413)["error"]
+            assert "0.25 MB" in error_of(declared, 413)["error"]
             streamed = c.post("/projects/up/uploads", content=_multipart(RED),  # chunked: no length to refuse by
                               headers={"content-type": "multipart/form-data; boundary=eoengine-test-boundary"})
-            _error(streamed, 413)
+            error_of(streamed, 413)
             assert c.post("/projects/up/uploads", content=_multipart(NC / "split_halves.geojson"), headers={
                 "content-type": "multipart/form-data; boundary=eoengine-test-boundary"}).status_code == 422
         folder = small.platform.settings.projects_dir / "up" / "uploads"
