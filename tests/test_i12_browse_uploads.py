@@ -85,6 +85,9 @@ def test_not_a_raster_is_refused_and_nothing_stays(live: LiveServer, tmp_path: P
         assert "kind" in error_of(_upload(c, RED, kind="weights", name="other.tif"), 422)["error"]
         error_of(c.post("/projects/up/uploads", data={"kind": "imagery"}), 422)  # no file part
         error_of(c.post("/projects/up/uploads", json={"kind": "imagery"}), 422)  # not multipart
+        error_of(c.post("/projects/up/uploads", content=b"--x\r\nnot a part header\r\n\r\n--x--",
+                        headers={"content-type": "multipart/form-data; boundary=x"}), 422)  # malformed
+        assert "usable" in error_of(_upload(c, RED, name=".."), 422)["error"]
         assert _upload(c, RED, name="dup.tif").status_code == 201
         assert "already" in error_of(_upload(c, RED, name="dup.tif"), 409)["error"]
     names = sorted(p.name for p in _folder(live).iterdir())
