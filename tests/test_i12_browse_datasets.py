@@ -70,6 +70,7 @@ def test_footprints_previews_and_leakage(served: tuple[LiveServer, Any]) -> None
         labels = c.get(f"{_base(built)}/chips/{features[0]['id']}/labels.png")
         body = error_of(c.get(f"{_base(built)}/chips/0/preview.png", params={"bands": "thermal"}), 422)
         error_of(c.get(f"{_base(built)}/chips/999999/preview.png"), 404)
+        error_of(c.get(f"{_base(built)}/chips/{2**64}/labels.png"), 422)
         error_of(c.get(f"{_base(built)}/chips/0/preview.png", params={"stretch": "p98,p2"}), 422)
         leak = c.get(f"{_base(built)}/leakage").json()
         error_of(c.get(f"{_base(built)}/leakage", params={"threshold_m": -1}), 422)

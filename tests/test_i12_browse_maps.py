@@ -102,6 +102,8 @@ def test_bad_tiles_and_unknown_maps(mapped: tuple[LiveServer, dict[str, int]], t
         error_of(c.get("/projects/maps/maps/9999"), 404)
         error_of(c.get("/projects/maps/maps/9999/tiles/1/0/0.png"), 404)
         error_of(c.get("/projects/maps/maps/abc"), 422)
+        error_of(c.get(f"/projects/maps/maps/{2**64}"), 422)  # beyond the database's integers
+        error_of(c.get("/projects/maps/maps/0/tiles/1/0/0.png"), 422)
         gone = index_artifact(live, "maps", "map", "gone", "out/maps/gone.tif")
         escape = index_artifact(live, "maps", "map", "escape", "../../../etc/hostname")
         error_of(c.get(f"/projects/maps/maps/{gone}"), 404)

@@ -111,6 +111,8 @@ def test_unknown_runs_and_untrained_projects(tracked: tuple[LiveServer, dict[str
         assert c.get("/projects/untrained/runs").json() == [] and c.get("/projects/untrained/models").json() == []
         error_of(c.get(f"/projects/untrained/runs/{t['other']}"), 404)  # another project's run is not here
         error_of(c.get("/projects/untrained/models/landcover"), 404)
+        error_of(c.get("/projects/untrained/runs/compare", params={"ids": t["other"]}), 422)  # one run: nothing to compare
+        error_of(c.get("/projects/untrained/runs/compare", params={"ids": f"{t['other']},{'0' * 32}"}), 404)
     assert not (live.platform.settings.projects_dir / "untrained/out/mlflow.db").exists()  # no store made by reading
     outsider = live.user("ola-runs")
     with live.client(outsider) as o:

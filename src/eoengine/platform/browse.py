@@ -9,7 +9,9 @@ a file that is not there, so a caller learns nothing about the server's other fi
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
+from typing import Annotated
 
+from fastapi import Path as PathParam
 from fastapi import Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,6 +21,10 @@ from eoengine.errors import NotFound
 from eoengine.platform.db.models import Artifact, Project
 from eoengine.platform.deps import platform_of
 from eoengine.platform.projects import CONFIG, validate_config
+
+ROW_ID = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="The artefact's id")]
+"""A row id in a path (a 64-bit integer: a larger one would overflow the database's integers)."""
+CHIP_ID = Annotated[int, PathParam(ge=0, le=2**63 - 1, description="A chip id of the dataset")]
 
 
 def project_folder(request: Request, project: Project) -> Path:

@@ -28,7 +28,7 @@ from sqlalchemy import select
 from eoengine.datasets import browse
 from eoengine.datasets.schema import MANIFEST, DatasetManifest
 from eoengine.errors import EOError, Invalid, NotFound
-from eoengine.platform.browse import artifacts_of, inside, project_folder
+from eoengine.platform.browse import CHIP_ID, artifacts_of, inside, project_folder
 from eoengine.platform.db.models import Artifact
 from eoengine.platform.deps import DbSession, ProjectAccess, Reader
 from eoengine.platform.schemas import DatasetDetailOut, DatasetOut
@@ -112,7 +112,7 @@ def dataset_footprints(ref: str, access: Reader, request: Request, session: DbSe
 
 
 @router.get("/{ref}/chips/{chip}/preview.png", responses=PNG, response_class=Response)
-def chip_preview(ref: str, chip: int, access: Reader, request: Request, session: DbSession,
+def chip_preview(ref: str, chip: CHIP_ID, access: Reader, request: Request, session: DbSession,
                  bands: Annotated[str | None, Query(description="Three channels (or one), e.g. red,green,blue")] = None,
                  stretch: Annotated[str, Query(description="p<low>,p<high> percentiles, or <min>,<max>")] = "p2,p98",
                  ) -> Response:
@@ -122,7 +122,7 @@ def chip_preview(ref: str, chip: int, access: Reader, request: Request, session:
 
 
 @router.get("/{ref}/chips/{chip}/labels.png", responses=PNG, response_class=Response)
-def chip_labels(ref: str, chip: int, access: Reader, request: Request, session: DbSession) -> Response:
+def chip_labels(ref: str, chip: CHIP_ID, access: Reader, request: Request, session: DbSession) -> Response:
     """A chip's labels in the classes' colours, unlabelled pixels transparent."""
     root = dataset_version(request, access, session, ref)[1]
     return Response(browse.label_preview_png(root, chip), media_type="image/png")

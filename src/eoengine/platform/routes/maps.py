@@ -22,7 +22,7 @@ from fastapi.responses import Response
 
 from eoengine.errors import EOError, Invalid
 from eoengine.models.meta import PackageMeta
-from eoengine.platform.browse import artifacts_of, inside, one_artifact, project_folder
+from eoengine.platform.browse import ROW_ID, artifacts_of, inside, one_artifact, project_folder
 from eoengine.platform.db.models import Artifact
 from eoengine.platform.deps import DbSession, Reader
 from eoengine.platform.schemas import MapClass, MapOut
@@ -148,7 +148,7 @@ def list_maps(access: Reader, request: Request, session: DbSession) -> list[MapO
 
 
 @router.get("/{map_id}", response_model=MapOut)
-def get_map(map_id: int, access: Reader, request: Request, session: DbSession) -> MapOut:
+def get_map(map_id: ROW_ID, access: Reader, request: Request, session: DbSession) -> MapOut:
     """One map: its file's description, footprint and tile URL."""
     found, path = _map(request, access, session, map_id)
     return _out(found, access.project.slug, describe_map(path))
@@ -156,7 +156,7 @@ def get_map(map_id: int, access: Reader, request: Request, session: DbSession) -
 
 @router.get("/{map_id}/tiles/{z}/{x}/{y}.png", responses={200: {"content": {"image/png": {}}}},
             response_class=Response)
-def map_tile(map_id: int, z: int, x: int, y: int, access: Reader, request: Request, session: DbSession,
+def map_tile(map_id: ROW_ID, z: int, x: int, y: int, access: Reader, request: Request, session: DbSession,
              band: Annotated[int, Query(ge=1, description="The band of a map of values")] = 1) -> Response:
     """A 256 px tile of a map: classes in their colours, values through a colour ramp; transparent outside."""
     check_tile(z, x, y)

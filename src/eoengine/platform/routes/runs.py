@@ -84,10 +84,8 @@ def runs(access: Reader, request: Request, session: DbSession,
 def compare(access: Reader, request: Request, session: DbSession,
             ids: Annotated[str, Query(description="Two or more run ids, comma-separated")]) -> RunComparison:
     """Runs side by side: the params that differ and every final metric."""
-    uri, _, exists = project_store(request, access, session)
+    uri, _, _ = project_store(request, access, session)  # a missing store is a NotFound of compare_runs (not made)
     wanted = [i.strip() for i in ids.split(",") if i.strip()]
-    if not exists:
-        raise NotFound(f"no runs {', '.join(wanted)} in project {access.project.slug!r}", RUN_FIX)
     return _named(lambda: compare_runs(uri, wanted), f"not every run of {', '.join(wanted)} is in project "
                   f"{access.project.slug!r}", RUN_FIX)
 
