@@ -27,8 +27,7 @@ LABELS = ("shp", "shx", "dbf", "prj", "cpg")
 
 def project_config(**overrides: Any) -> dict[str, Any]:
     """The tiny config (the open-geo-tutorial scene and its polygons), with paths inside its project folder."""
-    cfg = tiny_config(Path("."), **overrides)
-    cfg["output_dir"] = "out"
+    cfg = tiny_config(Path("."), **{"output_dir": "out", **overrides})
     cfg["imagery"]["scenes"][0]["stack"] = "data/stack.tif"
     cfg["labels"]["path"] = "data/training_data.shp"
     return cfg
@@ -137,3 +136,19 @@ def alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def fetch_project(live: LiveServer) -> None:
+    """Make the project "tiny" quick to fetch for: its scene scanned into a catalog and searched into items.json."""
+    import pystac
+
+    from eoengine.config.query import SearchQuery
+    from eoengine.sourcing.scan import scan_folder
+    from eoengine.sourcing.search import search
+
+    folder = live.platform.settings.projects_dir / "tiny"
+    fill_project(folder)
+    scan_folder(folder / "data", folder / "catalog", "landsat-7", exclude=["training_data*"], fixed_date="1999-11-18",
+                band_names=["blue", "green", "red", "nir", "swir16", "lwir", "swir22", "pan"])
+    items = search(str(folder / "catalog"), SearchQuery.of({}))
+    pystac.ItemCollection(list(items)).save_object(str(folder / "items.json"))

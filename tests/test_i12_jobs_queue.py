@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from jobs_support import fill_project, submit, wait_job, worker
-from platform_server import LiveServer, live_platform
+from jobs_support import fetch_project, project_config, submit, wait_job, worker
+from platform_server import live_platform
 from sqlalchemy import select, update
 
 from eoengine.errors import Conflict
@@ -137,29 +137,13 @@ def test_cancel_release_and_a_cancelled_job_whose_worker_died(platform: Platform
     assert _actions(platform, dying) == ["job.start", "job.requeue", "job.start", "job.cancel", "job.finish"]
 
 
-def _fetch_project(live: LiveServer) -> None:
-    """A project whose fetch jobs are quick: a scanned catalog of its scene, fetched into its cache."""
-    import pystac
-
-    from eoengine.config.query import SearchQuery
-    from eoengine.sourcing.scan import scan_folder
-    from eoengine.sourcing.search import search
-
-    folder = live.platform.settings.projects_dir / "tiny"
-    fill_project(folder)
-    scan_folder(folder / "data", folder / "catalog", "landsat-7", exclude=["training_data*"])
-    items = search(str(folder / "catalog"), SearchQuery.of({}))
-    pystac.ItemCollection(list(items)).save_object(str(folder / "items.json"))
-
-
 def test_two_workers_on_postgresql_run_each_job_once(tmp_path: Path, pg_db: str) -> None:
     import yaml
-    from jobs_support import project_config
 
     with live_platform(tmp_path / "home", db_url=pg_db) as live, live.client() as c:
         r = c.post("/projects", json={"name": "tiny", "config": yaml.safe_dump(project_config())})
         assert r.status_code == 201, r.text
-        _fetch_project(live)
+        fetch_project(live)
         spec = {"kind": "fetch", "items": "items.json", "bands": "red,nir", "cache": "cache"}
         settings = live.platform.settings
         with worker(settings, tmp_path / "w1.log", concurrency=2), worker(settings, tmp_path / "w2.log", concurrency=2):

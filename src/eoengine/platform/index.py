@@ -9,6 +9,9 @@ model), from which the lineage scenes and labels → dataset → run → model �
 the job's outcome is written; :func:`store_outputs` writes the rows in that transaction. An
 artefact already indexed (the same dataset version, run or scene) is not added twice; a map
 or model file written again at the same path updates its row.
+
+Model packages and rasters are read with imports inside the functions: the server imports this
+module (for :data:`RUN_ID`) and must not load torch or rasterio for it.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -33,10 +36,11 @@ from eoengine.jobs.results import (
     TrainResult,
 )
 from eoengine.jobs.specs import AnySpec
-from eoengine.models.meta import PackageMeta
+
+if TYPE_CHECKING:
+    from eoengine.models.meta import PackageMeta
 from eoengine.platform.db.models import Artifact, Job
 from eoengine.platform.events import record
-from eoengine.raster.footprint import footprint_wgs84
 
 RUN_ID = re.compile(r"^(runs:/)?[0-9a-f]{32}(/.*)?$")
 """A model reference naming an MLflow run (``runs:/<id>`` or the bare id)."""
@@ -120,8 +124,14 @@ def _dataset(result: BuildDatasetResult, folder: Path) -> Output:
                   path=relative(result.path, folder), meta=meta, inputs=inputs)
 
 
+def _package(path: Path) -> PackageMeta:
+    from eoengine.models.meta import PackageMeta
+
+    return PackageMeta.read(path)
+
+
 def _run(result: TrainResult, folder: Path) -> Output:
-    pkg = PackageMeta.read(result.model_path)
+    pkg = _package(result.model_path)
     dataset = f"{pkg.dataset.name}@{pkg.dataset.version}" if pkg.dataset.version else ""
     meta = {"dataset": dataset, "scores": result.scores, "best_epoch": result.best_epoch, "model": pkg.model,
             "package": relative(result.model_path, folder)}
@@ -138,13 +148,15 @@ def _origin(ref: str, folder: Path) -> tuple[str, list[str]]:
     if ref.startswith("models:/"):
         return "", [f"model:{ref}"]
     try:
-        run_id = PackageMeta.read(folder / ref).run_id or ""
+        run_id = _package(folder / ref).run_id or ""
     except EOError:
         run_id = ""
     return run_id, [f"run:{run_id}"] if run_id else [f"model:{relative(ref, folder)}"]
 
 
 def _maps(result: PredictResult, model: str, folder: Path) -> list[Output]:
+    from eoengine.raster.footprint import footprint_wgs84
+
     run_id, inputs = _origin(model, folder)
     probabilities = relative(result.probabilities, folder) if result.probabilities else None
     outputs = []

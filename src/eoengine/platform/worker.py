@@ -38,6 +38,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from eoengine.errors import first_line
 from eoengine.platform.db.models import Job, Project
 from eoengine.platform.queue import (
     MAX_ATTEMPTS,
@@ -46,6 +47,7 @@ from eoengine.platform.queue import (
     claim,
     finish,
     heartbeat,
+    is_db_fault,
     release,
     report,
     requeue_stale,
@@ -145,8 +147,9 @@ class Worker:
                 self.tick()
                 wait = self.poll_s
             except Exception as exc:  # noqa: BLE001 - the worker outlives database faults (and its own bugs)
-                log.warning("worker %s: %s: %s; again in %.1f s", self.name, type(exc).__name__,
-                            str(exc).splitlines()[0] if str(exc) else "", wait)
+                what = "the database is unreachable" if is_db_fault(exc) else "unexpected error"
+                log.warning("worker %s: %s (%s: %s); again in %.1f s", self.name, what, type(exc).__name__,
+                            first_line(exc), wait)
                 wait = min(max(wait * 2, 0.5), 10.0)
             self.stop.wait(wait)
         self.shutdown()
