@@ -152,6 +152,9 @@ BAD_SPECS = [
     ({"kind": "train", "dataset": "../../other/out/datasets/x"}, "dataset (../../other/out/datasets/x)"),
     ({"kind": "train", "tracking_uri": "sqlite:////tmp/other.db"}, "tracking_uri is set"),
     ({"kind": "train", "epochs": "many"}, "epochs: unknown field"),
+    ({"kind": "build", "config": "a\u0000b.yaml"}, "is not a usable file name"),
+    ({"kind": "build", "config": "x" * 5000}, "is not a usable file name"),
+    ({"kind": "build", "config": 12}, "config: 12 is not valid"),
 ]
 
 
@@ -168,6 +171,8 @@ def test_bad_specs_are_422_naming_the_field(live: LiveServer) -> None:
         _error(c.post("/projects/tiny/jobs", json={"spec": "build"}), 422)
         _error(c.post("/projects/tiny/jobs", json={"kind": "build"}), 422)
         _error(c.post("/projects/nope/jobs", json={"spec": {"kind": "build"}}), 404)
+        for path in ("/jobs/0", f"/jobs/{2**63}", "/jobs/x/log", f"/jobs/{2**70}/cancel"):
+            _error(c.request("POST" if path.endswith("cancel") else "GET", path), 422)
         ok = [  # remote inputs and model URIs are not files of the server
             {"kind": "predict", "model": "runs:/" + "a" * 32, "scene": ["https://example.com/s.tif"], "output": "m.tif"},
             {"kind": "predict", "model": "models:/lc@champion", "scenes": ["/vsicurl/https://example.com/s.tif"],
@@ -225,3 +230,17 @@ def test_a_trivial_job_end_to_end(live: LiveServer, tmp_path: Path) -> None:
     with live.platform.db.read() as s:
         scenes = s.scalars(select(Artifact).where(Artifact.kind == "scene")).all()
     assert [(a.name, a.path.startswith("cache/"), a.job_id) for a in scenes] == [("stack", True, first["id"])]
+
+
+def test_worker_command_bad_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from conftest import free_port, run_cli
+
+    home = ["--home", str(tmp_path / "home")]
+    code, _, err = run_cli(["worker", *home, "--db", "mysql://u@h/x"], capsys)
+    assert code == 2 and err.strip().splitlines() == [
+        "error: database 'mysql' is not supported — use sqlite:///PATH/eoengine.db or "
+        "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE"]
+    url = f"postgresql+psycopg://u:secret@127.0.0.1:{free_port()}/x"
+    code, _, err = run_cli(["worker", *home, "--db", url, "--wait-db", "0"], capsys)
+    (line,) = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert code == 2 and "cannot reach the database" in line and "check --db" in line and "secret" not in err

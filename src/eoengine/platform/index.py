@@ -162,8 +162,11 @@ def _maps(result: PredictResult, model: str, folder: Path) -> list[Output]:
     outputs = []
     for path in result.maps:
         rel = relative(path, folder)
-        meta = {"model": model, "run_id": run_id, "footprint": footprint_wgs84(folder / path),
-                "probabilities": probabilities}
+        try:
+            footprint: dict[str, Any] | None = footprint_wgs84(folder / path)
+        except EOError:  # a map without a CRS is still the job's output; it only stays off the overview's map
+            footprint = None
+        meta = {"model": model, "run_id": run_id, "footprint": footprint, "probabilities": probabilities}
         outputs.append(Output("map", Path(rel).name, "map.create", rel, path=rel, ref=model, meta=meta, inputs=inputs))
     return outputs
 

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from anyio import to_thread
 from fastapi import APIRouter, Query, Request
+from fastapi import Path as PathParam
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -38,6 +39,7 @@ LOG_CHUNK = 2**20
 STREAM_POLL_S = 0.5
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _REMOTE_VSI = ("/vsicurl/", "/vsis3/", "/vsigs/", "/vsiaz/", "/vsiadls/", "/vsioss/", "/vsiswift/", "/vsihdfs/")
+JobId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="The job's id")]
 PATH_FIX = "name a file inside the project folder (relative to it), e.g. data/scene.tif; upload the file first"
 
 
@@ -74,6 +76,21 @@ def _scene_paths(field: str, values: list[str]) -> Iterator[tuple[str, str]]:
             yield f"{field}[{i}]", part
             if "=" in part:
                 yield f"{field}[{i}]", part.split("=", 1)[1]
+
+
+def _confine(root: Path, field: str, value: str) -> None:
+    """Refuse a local path that resolves outside ``root``, or that no file could have (a NUL byte, too long)."""
+    local = _local(value)
+    if local is None:
+        return
+    shown = value if len(value) <= 200 else value[:197] + "..."
+    try:
+        resolved = (root / local).resolve()
+        resolved.is_file()  # a name no file can have fails here, not in a later check
+    except (ValueError, OSError) as exc:
+        raise Invalid(f"{field} ({shown!r}) is not a usable file name: {exc}", PATH_FIX) from None
+    if resolved != root and root not in resolved.parents:
+        raise Invalid(f"{field} ({shown}) is outside the project folder", PATH_FIX)
 
 
 def spec_paths(spec: AnySpec) -> Iterator[tuple[str, str]]:
@@ -121,19 +138,14 @@ def project_spec(data: dict[str, Any], folder: Path, data_roots: tuple[Path, ...
     spec = parse_spec(data)
     root = folder.resolve()
     for field, value in spec_paths(spec):
-        local = _local(value)
-        if local is None:
-            continue
-        resolved = (root / local).resolve()
-        if resolved != root and root not in resolved.parents:
-            raise Invalid(f"{field} ({value}) is outside the project folder", PATH_FIX)
+        _confine(root, field, value)
     if getattr(spec, "tracking_uri", None):
         raise Invalid("tracking_uri is set, but a project on the server keeps its runs in its own store",
                       "leave tracking_uri out: the job uses the project's MLflow store")
     config = getattr(spec, "config", None)
     if config is not None:
         path = root / config
-        if not path.is_file():
+        if not path.is_file():  # inside the folder (checked above), so a name that cannot exist raised there
             raise Invalid(f"config ({config}) is not a file in the project folder",
                            f"leave config out to use the project's {CONFIG}, or name a YAML file of the project")
         validate_config(path.read_text(), root, data_roots)
@@ -193,14 +205,14 @@ def _shown(session: Session, job: Job, slug: str) -> JobOut:
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
-def get_job(job_id: int, session: DbSession, caller: CurrentCaller) -> JobOut:
+def get_job(job_id: JobId, session: DbSession, caller: CurrentCaller) -> JobOut:
     """A job: its spec, state, progress, result or error, who started it and when."""
     job, access = visible_job(session, job_id, caller)
     return _shown(session, job, access.project.slug)
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut)
-def cancel_job(job_id: int, session: DbSession, caller: CurrentCaller) -> JobOut:
+def cancel_job(job_id: JobId, session: DbSession, caller: CurrentCaller) -> JobOut:
     """Cancel a job: a queued one at once, a running one once its worker stops its processes (409 when finished)."""
     job, access = visible_job(session, job_id, caller)
     own = job.created_by == caller.user.id and access.allows("run")
@@ -247,7 +259,7 @@ def read_log(path: Path, offset: int, limit: int = LOG_CHUNK) -> tuple[bytes, in
 
 
 @router.get("/jobs/{job_id}/log", response_class=PlainTextResponse)
-def job_log_text(job_id: int, request: Request, session: DbSession, caller: CurrentCaller,
+def job_log_text(job_id: JobId, request: Request, session: DbSession, caller: CurrentCaller,
                  offset: Annotated[int, Query(ge=0)] = 0) -> PlainTextResponse:
     """A job's log from byte ``offset`` (text/plain; the header X-Log-Offset is where to read on from)."""
     job, _ = visible_job(session, job_id, caller)
@@ -297,7 +309,7 @@ async def _follow(request: Request, platform: Platform, job_id: int, path: Path,
 
 @router.get("/jobs/{job_id}/log/stream", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
-def job_log_stream(job_id: int, request: Request, session: DbSession, caller: CurrentCaller,
+def job_log_stream(job_id: JobId, request: Request, session: DbSession, caller: CurrentCaller,
                    offset: Annotated[int, Query(ge=0)] = 0) -> StreamingResponse:
     """Follow a job as text/event-stream until it has finished.
 
