@@ -79,9 +79,9 @@ def test_a_build_job_reports_progress_logs_and_indexes_its_dataset(live: LiveSer
         assert any(0 < n < total for n in seen), seen  # watched while it ran
         r = c.get(f"/jobs/{job['id']}/log")
         assert r.headers["content-type"].startswith("text/plain") and "== attempt 1 on" in r.text
-        assert "succeeded" in r.text and int(r.headers["x-log-offset"]) == len(r.text.encode())
+        assert "done: {'kind': 'build'" in r.text and int(r.headers["x-log-offset"]) == len(r.text.encode())
         rest = c.get(f"/jobs/{job['id']}/log", params={"offset": int(r.headers["x-log-offset"]) - 10})
-        assert rest.text == r.text[-10:]
+        assert rest.text.startswith(r.text[-10:])  # the runner may still be printing its last line
         _error(c.get(f"/jobs/{job['id']}/log", params={"offset": 10**9}), 422)
         _error(c.get(f"/jobs/{job['id']}/log", params={"offset": -1}), 422)
         again = submit(c, "tiny", {"kind": "build", "config": "./eoengine.yaml"})
