@@ -173,8 +173,6 @@ def finish(db: Database, lease: Lease, state: State, result: dict[str, Any] | No
     with db.write() as session:
         job = session.scalar(select(Job).where(*_held(lease)).with_for_update())
         if job is None:
-            log.warning("job %s attempt %s: not recorded as %s, the job is no longer held by %s",
-                        lease.job_id, lease.attempt, state, lease.worker)
             return False
         _close(session, job, state, error, result, on_success)
     return True

@@ -175,7 +175,7 @@ def prepared_spec(job: Job, folder: Path) -> AnySpec:
 
 
 def _outcome(db: Database, lease: Lease, job: Job, folder: Path) -> bool:
-    """Run the job and record how it ended; True when it succeeded."""
+    """Run the job and record how it ended; True when it succeeded (and this attempt recorded it)."""
     from eoengine.jobs.run import run_spec
     from eoengine.platform.index import outputs_of, store_outputs
 
@@ -186,24 +186,26 @@ def _outcome(db: Database, lease: Lease, job: Job, folder: Path) -> bool:
             result = run_spec(spec)
         outputs = outputs_of(result, spec, folder)
     except EOError as exc:
-        reporter.close()
         print(f"error: {exc}", flush=True)
-        error = {"error": exc.problem, "fix": exc.fix or "read the job's log for the details"}
-        retrying(lambda: finish(db, lease, "failed", error=error), "recording the job's failure")
-        return False
+        failed = {"error": exc.problem, "fix": exc.fix or "read the job's log for the details"}
     except Exception as exc:  # noqa: BLE001 - a bug still ends as a failed job with its traceback in the log
-        reporter.close()
         traceback.print_exc()
-        error = {"error": f"the job failed: {type(exc).__name__}: {exc}"[:1000], "fix": BUG_FIX}
-        retrying(lambda: finish(db, lease, "failed", error=error), "recording the job's failure")
-        return False
-    reporter.close()
-    body = result.model_dump(mode="json")
-    print(f"done: {body}", flush=True)
-    retrying(lambda: finish(db, lease, "succeeded", result=body,
-                            on_success=lambda session, row: store_outputs(session, row, outputs)),
-             "recording the job's result")
-    return True
+        failed = {"error": f"the job failed: {type(exc).__name__}: {exc}"[:1000], "fix": BUG_FIX}
+    else:
+        failed = {}
+    finally:
+        reporter.close()
+    if failed:
+        recorded = retrying(lambda: finish(db, lease, "failed", error=failed), "recording the job's failure")
+    else:
+        body = result.model_dump(mode="json")
+        print(f"done: {body}", flush=True)
+        recorded = retrying(lambda: finish(db, lease, "succeeded", result=body,
+                                           on_success=lambda session, row: store_outputs(session, row, outputs)),
+                            "recording the job's result")
+    if not recorded:
+        print(f"not recorded: attempt {lease.attempt} no longer holds the job (it was re-queued)", flush=True)
+    return recorded and not failed
 
 
 def _setup_logging() -> None:
