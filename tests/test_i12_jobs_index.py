@@ -88,3 +88,7 @@ def test_a_training_resumes_and_runs_maps_and_models_are_indexed(tmp_path: Path)
         assert _inputs(live, "run.create") == [[f"dataset:tiny@{dataset.version}"]] * 2
         assert _inputs(live, "map.create") == [[f"run:{run_id}"]]
         assert _inputs(live, "model.variant") == [[f"run:{run_id}"]]
+        graph = c.get("/projects/tiny/lineage", params={"object": "map:maps/lc.tif"}).json()
+        assert {f"{n['type']}:{n['id']}" for n in graph["nodes"]} >= {
+            "scene:s1999", "labels:data/training_data.shp", f"dataset:tiny@{dataset.version}", f"run:{run_id}",
+            "map:maps/lc.tif"}
