@@ -155,6 +155,8 @@ BAD_SPECS = [
     ({"kind": "build", "config": "a\u0000b.yaml"}, "is not a usable file name"),
     ({"kind": "build", "config": "x" * 5000}, "is not a usable file name"),
     ({"kind": "build", "config": 12}, "config: 12 is not valid"),
+    ({"kind": "predict", "model": "pkg", "scene": ["data/stack.tif"], "output": "./eoengine.yaml"},
+     "output (eoengine.yaml) is the project's config"),
 ]
 
 

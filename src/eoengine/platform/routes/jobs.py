@@ -79,7 +79,7 @@ def _scene_paths(field: str, values: list[str]) -> Iterator[tuple[str, str]]:
 
 
 def _confine(root: Path, field: str, value: str) -> None:
-    """Refuse a local path that resolves outside ``root``, or that no file could have (a NUL byte, too long)."""
+    """Refuse a local path outside ``root``, one no file could have (a NUL byte, too long), or the config as an output."""
     local = _local(value)
     if local is None:
         return
@@ -91,6 +91,9 @@ def _confine(root: Path, field: str, value: str) -> None:
         raise Invalid(f"{field} ({shown!r}) is not a usable file name: {exc}", PATH_FIX) from None
     if resolved != root and root not in resolved.parents:
         raise Invalid(f"{field} ({shown}) is outside the project folder", PATH_FIX)
+    if field != "config" and resolved == root / CONFIG:
+        raise Invalid(f"{field} ({shown}) is the project's config", f"name another file; {CONFIG} is changed with "
+                                                                     "PUT /api/v1/projects/SLUG/config")
 
 
 def spec_paths(spec: AnySpec) -> Iterator[tuple[str, str]]:
