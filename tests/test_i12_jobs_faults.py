@@ -197,7 +197,7 @@ def test_the_database_down_for_seconds(tmp_path: Path, pg_server: PgServer, pg_d
         make_project(live, **STRIDE)
         settings = live.platform.settings
         log = settings.jobs_dir / "1" / "log.txt"
-        with worker(settings, tmp_path / "w.log", stale_after=60) as proc:
+        with worker(settings, tmp_path / "w.log", stale_after=5) as proc:  # heartbeats each second: it notices
             job = submit(c, "tiny", {"kind": "build"})
             _midway(c, job["id"])
             pg_server.stop()
