@@ -246,3 +246,15 @@ def test_worker_command_bad_database(tmp_path: Path, capsys: pytest.CaptureFixtu
     code, _, err = run_cli(["worker", *home, "--db", url, "--wait-db", "0"], capsys)
     (line,) = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert code == 2 and "cannot reach the database" in line and "check --db" in line and "secret" not in err
+
+
+def test_the_runner_refuses_to_start_without_a_worker() -> None:
+    import subprocess
+    import sys
+
+    from jobs_support import child_env
+
+    env = {k: v for k, v in child_env().items() if not k.startswith("EOENGINE_JOB_")}
+    done = subprocess.run([sys.executable, "-m", "eoengine.platform.runner", "7"], env=env, capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1 and "eoengine worker" in done.stderr

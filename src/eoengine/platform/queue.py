@@ -55,7 +55,15 @@ def _held(lease: Lease) -> tuple[Any, ...]:
 
 
 def is_db_fault(exc: BaseException) -> bool:
-    """Whether an error is the database being unreachable or busy (worth retrying), not a bad statement."""
+    """Whether an error is the database being unreachable or busy (worth retrying), not a bad statement.
+
+    Args:
+        exc: The error.
+
+    Returns:
+        True for a lost or refused connection, a timeout, a locked SQLite file.
+
+    """
     return isinstance(exc, DBAPIError) and (exc.connection_invalidated or type(exc).__name__ in (
         "OperationalError", "InterfaceError"))
 

@@ -104,7 +104,12 @@ class JobReporter:
         return _Task(self, description, total, completed)
 
     def show(self, task: _Task) -> None:
-        """Make a task's counts the job's progress at the next write."""
+        """Make a task's counts the job's progress at the next write.
+
+        Args:
+            task: The task that changed.
+
+        """
         with self._lock:
             self._pending["progress"] = {"description": task.description, "completed": task.completed,
                                          "total": task.total}
@@ -224,12 +229,18 @@ def main(argv: list[str] | None = None) -> int:
         argv: ``[JOB_ID]`` (default: the command line's).
 
     Returns:
-        The exit code: 0 when the job succeeded, 1 when it failed, 3 when it is no longer this attempt's.
+        The exit code: 0 when the job succeeded, 1 when it failed, 2 when not started by a worker, 3 when the job
+        is no longer this attempt's.
 
     """
     from eoengine.runtime import tune_allocator
 
     args = sys.argv[1:] if argv is None else argv
+    unset = [name for name in (ENV_DB, ENV_HOME, ENV_WORKER, ENV_ATTEMPT) if not os.environ.get(name)]
+    if len(args) != 1 or not args[0].isdigit() or unset:
+        print(f"error: a worker starts this with a job id and {', '.join(unset) or 'its environment'} set "
+              "— run 'eoengine worker' instead", file=sys.stderr)
+        return 2
     lease = Lease(int(args[0]), os.environ[ENV_WORKER], int(os.environ[ENV_ATTEMPT]))
     tune_allocator()
     _setup_logging()

@@ -61,7 +61,16 @@ LOG_NAME = "log.txt"
 
 
 def job_log(jobs_dir: Path, job_id: int) -> Path:
-    """The log file of a job."""
+    """The log file of a job.
+
+    Args:
+        jobs_dir: The server's ``jobs`` folder.
+        job_id: The job.
+
+    Returns:
+        ``jobs_dir/<id>/log.txt``.
+
+    """
     return jobs_dir / str(job_id) / LOG_NAME
 
 
@@ -88,7 +97,13 @@ def die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None]:
 
 
 def kill_group(pgid: int, sig: int) -> None:
-    """Signal a process group, if it still exists."""
+    """Signal a process group, if it still exists.
+
+    Args:
+        pgid: The group (a job's child leads its own: its pid).
+        sig: The signal.
+
+    """
     try:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
@@ -277,7 +292,13 @@ def start_worker_process(settings: PlatformSettings, concurrency: int = 1) -> su
 
 
 def stop_process(proc: subprocess.Popen[bytes], grace_s: float) -> None:
-    """SIGTERM a process, then SIGKILL it if it has not ended after ``grace_s`` seconds."""
+    """SIGTERM a process, then SIGKILL it if it has not ended after ``grace_s`` seconds.
+
+    Args:
+        proc: The process.
+        grace_s: Seconds it gets to end by itself.
+
+    """
     if proc.poll() is None:
         proc.terminate()
         try:

@@ -44,7 +44,17 @@ PATH_FIX = "name a file inside the project folder (relative to it), e.g. data/sc
 
 
 def job_out(job: Job, project: str, created_by: str | None) -> JobOut:
-    """A job as the API shows it."""
+    """A job as the API shows it.
+
+    Args:
+        job: The row.
+        project: Its project's slug.
+        created_by: Its submitter's user name.
+
+    Returns:
+        The response body.
+
+    """
     return JobOut(id=job.id, project=project, kind=job.kind, spec=job.spec, state=job.state,
                   cancel_requested=job.cancel_requested, progress=job.progress, result=job.result, error=job.error,
                   created_by=created_by, created_at=job.created_at, started_at=job.started_at,
@@ -52,7 +62,18 @@ def job_out(job: Job, project: str, created_by: str | None) -> JobOut:
 
 
 def latest_jobs(session: Session, project: Project, limit: int = 20, state: State | None = None) -> list[JobOut]:
-    """A project's newest jobs (in one state, if given)."""
+    """A project's newest jobs (in one state, if given).
+
+    Args:
+        session: A database session.
+        project: The project.
+        limit: How many at most.
+        state: Only jobs in this state.
+
+    Returns:
+        The jobs, newest first.
+
+    """
     query = (select(Job, User.username).outerjoin(User, User.id == Job.created_by).where(Job.project_id == project.id)
              .order_by(Job.id.desc()).limit(limit))
     if state is not None:
