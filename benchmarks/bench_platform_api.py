@@ -1,7 +1,7 @@
 """Platform API latency: p50/p99 and requests/s of the project overview and a tile route at 1, 4 and 16 clients.
 
-The server is a real one in its own process (``eoengine server init`` then ``eoengine server run`` on
-127.0.0.1, so it does not share the clients' GIL), on SQLite and, when PostgreSQL is installed, on a
+The server is a real one in its own process (``eoengine server init`` then ``eoengine server run
+--workers 0`` on 127.0.0.1, so it does not share the clients' GIL), on SQLite and, when PostgreSQL is installed, on a
 throw-away cluster (tests/platform_fixtures.py's ``PgServer``). The project comes from the ``nc-landsat``
 template. Each client is a thread with its own ``httpx.Client`` (one keep-alive connection); every
 client warms up first, then all start together and share the N timed requests of the level.
@@ -46,6 +46,8 @@ from platform_fixtures import PgServer, free_port, postgres_bindir
 REPO = Path(__file__).resolve().parents[1]
 LEVELS = (1, 4, 16)
 TEMPLATE = "nc-landsat"
+NO_WORKER = ("--workers", "0")
+"""``server run`` without its embedded worker: only requests load the server."""
 
 
 # ---------------------------------------------------------------- a platform in its own process
@@ -337,11 +339,11 @@ def main() -> None:
     print(f"platform server: 'eoengine server run' (uvicorn, one process) on 127.0.0.1; {machine()}; "
           f"{args.requests} timed requests per level after 10 per client; clients: threads, one connection each")
     with tempfile.TemporaryDirectory(prefix="eoengine-bench-") as tmp:
-        with platform_server(Path(tmp) / "sqlite") as server:
+        with platform_server(Path(tmp) / "sqlite", "", *NO_WORKER) as server:
             bench_server("SQLite", server, args.requests)
         with postgres(not args.no_postgres) as pg:
             if pg is not None:
-                with platform_server(Path(tmp) / "postgres", pg.create_database("bench_api")) as server:
+                with platform_server(Path(tmp) / "postgres", pg.create_database("bench_api"), *NO_WORKER) as server:
                     bench_server("PostgreSQL", server, args.requests)
     print(f"\nat the end: {machine()}")
 

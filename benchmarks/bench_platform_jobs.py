@@ -34,7 +34,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench_platform_api import Server, eoengine, in_process, machine, platform_server, postgres, use_this_checkout
+from bench_platform_api import (
+    NO_WORKER,
+    Server,
+    eoengine,
+    in_process,
+    machine,
+    platform_server,
+    postgres,
+    use_this_checkout,
+)
 
 SPEC: dict[str, Any] = {"kind": "build"}
 TARGET_S = 1.0
@@ -219,11 +228,11 @@ def main() -> None:
     print(f"job: {SPEC} of the nc-landsat project, dataset up to date; server 'eoengine server run --workers 0', "
           f"workers 'eoengine worker' processes; {machine()}")
     with tempfile.TemporaryDirectory(prefix="eoengine-bench-") as tmp:
-        with platform_server(Path(tmp) / "sqlite", "", "--workers", "0") as server:
+        with platform_server(Path(tmp) / "sqlite", "", *NO_WORKER) as server:
             bench_backend("SQLite", server, args.jobs, args.sequential)
         with postgres(not args.no_postgres) as pg:
             if pg is not None:
-                with platform_server(Path(tmp) / "postgres", pg.create_database("bench_jobs"), "--workers", "0") as server:
+                with platform_server(Path(tmp) / "postgres", pg.create_database("bench_jobs"), *NO_WORKER) as server:
                     bench_backend("PostgreSQL", server, args.jobs, args.sequential)
     print(f"\nat the end: {machine()}")
 
