@@ -83,10 +83,12 @@ def submit(server: Server, slug: str) -> int:
     return int(made.json()["id"])
 
 
-def finished(job: dict[str, Any]) -> dict[str, Any]:
-    """A finished job, or SystemExit with its error when it did not succeed."""
+def finished(server: Server, job: dict[str, Any]) -> dict[str, Any]:
+    """A finished job, or SystemExit with its error and the end of its log when it did not succeed."""
     if job["state"] != "succeeded":
-        raise SystemExit(f"job {job['id']} {job['state']}: {job['error']} (log: GET /api/v1/jobs/{job['id']}/log)")
+        with server.client() as c:
+            log = c.get(f"/jobs/{job['id']}/log").text[-3000:]
+        raise SystemExit(f"job {job['id']} {job['state']}: {job['error']}; the end of its log:\n{log}")
     return job
 
 
@@ -99,7 +101,7 @@ def wait_all(server: Server, slug: str, ids: set[int], poll_s: float = 0.1, time
             listed.raise_for_status()
             done = [j for j in listed.json() if j["id"] in ids and j["state"] in FINISHED]
             if len(done) == len(ids):
-                return [finished(j) for j in done]
+                return [finished(server, j) for j in done]
             time.sleep(poll_s)
     raise SystemExit(f"jobs {sorted(ids)} did not finish within {timeout_s:.0f} s")
 
@@ -112,7 +114,7 @@ def wait_one(server: Server, job_id: int, poll_s: float = 0.02, timeout_s: float
             job = c.get(f"/jobs/{job_id}")
             job.raise_for_status()
             if job.json()["state"] in FINISHED:
-                return finished(job.json())
+                return finished(server, job.json())
             time.sleep(poll_s)
     raise SystemExit(f"job {job_id} did not finish within {timeout_s:.0f} s")
 
