@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -10,6 +11,7 @@ from typing import Any
 
 import httpx
 from conftest import serve_in_thread
+from fastapi import FastAPI
 
 from eoengine.platform.admin import FirstAdmin, init_server
 from eoengine.platform.app import create_platform_app
@@ -27,6 +29,12 @@ class LiveServer:
     platform: Platform
     admin: FirstAdmin
     server: Any
+
+    @property
+    def app(self) -> FastAPI:
+        """The application the server runs."""
+        app: FastAPI = self.server.config.app
+        return app
 
     def client(self, token: str | None = None) -> httpx.Client:
         """An HTTP client for the API with a bearer token (the admin's by default)."""
@@ -46,14 +54,70 @@ class LiveServer:
 
 
 @contextmanager
-def live_platform(home: Path, db_url: str = "", **settings: Any) -> Iterator[LiveServer]:
-    """A platform server over a fresh home (and database) until the block ends."""
+def live_platform(home: Path, db_url: str = "", logs: LogCapture | None = None, **settings: Any) -> Iterator[LiveServer]:
+    """A platform server over a fresh home (and database) until the block ends; its logs go to ``logs`` if given."""
     config = PlatformSettings(home=home, db_url=db_url, secure_cookies=False, examples=EXAMPLES, **settings)
     platform = Platform(config)
     admin = init_server(platform, "admin", ADMIN_PASSWORD)
     url, server = serve_in_thread(create_platform_app(config, platform))
+    if logs is not None:
+        logs.attach()  # uvicorn set its loggers' levels as it started
     try:
         yield LiveServer(url, platform, admin, server)
     finally:
         server.should_exit = True
         platform.db.dispose()
+
+
+SERVER_LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access")
+"""The loggers a server writes to: the root (eoengine, libraries) and uvicorn's (access log, errors)."""
+
+
+class LogCapture(logging.Handler):
+    """Every record the server's loggers write while attached, formatted (with tracebacks)."""
+
+    def __init__(self, level: int = logging.INFO) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+        self.lines: list[str] = []
+        self.level_wanted = level
+        self.levels_before: dict[str, int] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Keep the formatted record."""
+        self.lines.append(self.format(record))
+
+    @property
+    def text(self) -> str:
+        """Everything logged so far."""
+        return "\n".join(self.lines)
+
+    def attach(self) -> None:
+        """Listen to the server loggers at the wanted level (again after uvicorn set its own levels)."""
+        for name in SERVER_LOGGERS:
+            logger = logging.getLogger(name)
+            self.levels_before.setdefault(name, logger.level)
+            logger.addHandler(self)
+            logger.setLevel(self.level_wanted)
+
+    def detach(self) -> None:
+        """Stop listening; the loggers get their levels back."""
+        for name, level in self.levels_before.items():
+            logging.getLogger(name).removeHandler(self)
+            logging.getLogger(name).setLevel(level)
+
+
+@contextmanager
+def capture_logs(level: int = logging.INFO) -> Iterator[LogCapture]:
+    """Capture the server logs (uvicorn's access and error logs, the root logger) at ``level`` until the block ends.
+
+    uvicorn sets its loggers' levels when a server starts: pass the capture to
+    :func:`live_platform` (``logs=``), which attaches it again. uvicorn decides per connection
+    whether to write access lines, so connections opened after that are logged.
+    """
+    capture = LogCapture(level)
+    capture.attach()
+    try:
+        yield capture
+    finally:
+        capture.detach()

@@ -1,0 +1,305 @@
+"""Who may call what: every route of the platform API × every kind of caller, CSRF, and secrets kept secret.
+
+``EXPECTED`` classifies each route (method + path template) by what it needs: ``public``,
+``authenticated``, ``site_admin`` or a project action of :mod:`eoengine.platform.roles`. The
+table and the app's routes must match, so a new route fails here until it is classified.
+``CALLS`` says how to call a route so that its check is really reached (an existing project,
+member, token, user; a valid body); a route not in ``CALLS`` is called with the shared
+project's slug and no body.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+from platform_server import ADMIN_PASSWORD, LiveServer, LogCapture, capture_logs, live_platform
+from sqlalchemy import select
+from starlette.routing import BaseRoute, Mount
+
+from eoengine.platform.db.models import ApiToken, User
+from eoengine.platform.roles import LEAST_ROLE
+
+API = "/api/v1"
+CALLERS = ("anonymous", "outsider", "viewer", "annotator", "reviewer", "project_admin", "site_admin")
+ROLE_OF = {"viewer": "viewer", "annotator": "annotator", "reviewer": "reviewer", "project_admin": "admin"}
+ROLE_ORDER = ("viewer", "annotator", "reviewer", "admin")
+LEAST = {"read": "viewer", "annotate": "annotator", "review": "reviewer", "run": "reviewer", "manage": "admin"}
+"""The contract's least role per project action (checked against roles.py below)."""
+
+EXPECTED: dict[str, str] = {
+    "GET /api/v1/health": "public",
+    "POST /api/v1/auth/login": "public",
+    "POST /api/v1/auth/logout": "authenticated",
+    "GET /api/v1/auth/me": "authenticated",
+    "GET /api/v1/tokens": "authenticated",
+    "POST /api/v1/tokens": "authenticated",
+    "DELETE /api/v1/tokens/{token_id}": "authenticated",
+    "GET /api/v1/users": "site_admin",
+    "POST /api/v1/users": "site_admin",
+    "PATCH /api/v1/users/{user_id}": "site_admin",
+    "GET /api/v1/projects": "authenticated",
+    "POST /api/v1/projects": "authenticated",
+    "GET /api/v1/projects/{slug}": "read",
+    "PUT /api/v1/projects/{slug}/config": "manage",
+    "DELETE /api/v1/projects/{slug}": "manage",
+    "GET /api/v1/projects/{slug}/members": "read",
+    "POST /api/v1/projects/{slug}/members": "manage",
+    "PATCH /api/v1/projects/{slug}/members/{username}": "manage",
+    "DELETE /api/v1/projects/{slug}/members/{username}": "manage",
+    "GET /api/v1/events": "authenticated",
+}
+UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
+CSRF_EXEMPT = {"POST /api/v1/auth/login"}  # signs in: there is no session yet whose changes a forged request could make
+
+
+@dataclass
+class Call:
+    """How to call a route: its path parameters, query, JSON body, and the answers that mean "allowed"."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    query: dict[str, Any] = field(default_factory=dict)
+    json: Any = None
+    ok: tuple[int, ...] = (200, 201, 204)
+
+
+@dataclass
+class World:
+    """The shared server: one project with a member of every role, their tokens and passwords."""
+
+    live: LiveServer
+    slug: str
+    tokens: dict[str, str]
+    passwords: dict[str, str]
+    usernames: dict[str, str]
+    secrets: set[str] = field(default_factory=set)
+    counter: Iterator[int] = field(default_factory=itertools.count)
+
+    def unique(self, stem: str) -> str:
+        """A fresh name."""
+        return f"{stem}{next(self.counter)}"
+
+    def as_admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A request as the site admin that must succeed."""
+        with self.live.client() as c:
+            r = c.request(method, path, **kwargs)
+        assert r.status_code < 300, r.text
+        return r
+
+    def new_user(self) -> tuple[str, int]:
+        """A fresh user (name, id)."""
+        body = self.as_admin("POST", "/users", json={"username": self.unique("u"), "password": "password-fresh"}).json()
+        return body["username"], body["id"]
+
+    def new_project(self) -> str:
+        """A fresh project made by the project admin, with the shared project's members and roles."""
+        with self.live.client(self.tokens["project_admin"]) as c:
+            r = c.post("/projects", json={"name": self.unique("fresh-"), "template": "nc-landsat"})
+            assert r.status_code == 201, r.text
+            slug = r.json()["slug"]
+            for caller, role in ROLE_OF.items():
+                if role != "admin":
+                    add = c.post(f"/projects/{slug}/members", json={"username": self.usernames[caller], "role": role})
+                    assert add.status_code == 201, add.text
+        return slug
+
+    def new_member(self) -> str:
+        """A fresh viewer of the shared project (their user name)."""
+        username, _ = self.new_user()
+        with self.live.client(self.tokens["project_admin"]) as c:
+            assert c.post(f"/projects/{self.slug}/members", json={"username": username, "role": "viewer"}).status_code == 201
+        return username
+
+    def token_id_of(self, caller: str) -> int:
+        """The id of a fresh token of ``caller`` (of the site admin for the anonymous caller)."""
+        token = self.tokens.get(caller) or self.live.admin.token
+        with self.live.client(token) as c:
+            r = c.post("/tokens", json={"name": "to-revoke"})
+        assert r.status_code == 201, r.text
+        return int(r.json()["id"])
+
+
+def _config(w: World, caller: str) -> Call:
+    with w.live.client() as c:
+        text = c.get(f"/projects/{w.slug}").json()["config"]
+    return Call(json={"config": text})
+
+
+CALLS: dict[str, Callable[[World, str], Call]] = {
+    "POST /api/v1/auth/login": lambda w, c: Call(json={"username": w.usernames["outsider"],
+                                                       "password": w.passwords["outsider"]}),
+    "POST /api/v1/tokens": lambda w, c: Call(json={"name": "matrix", "expires_days": 1}),
+    "DELETE /api/v1/tokens/{token_id}": lambda w, c: Call({"token_id": w.token_id_of(c)}),
+    "POST /api/v1/users": lambda w, c: Call(json={"username": w.unique("made"), "password": "password-made"}),
+    "PATCH /api/v1/users/{user_id}": lambda w, c: Call({"user_id": w.new_user()[1]}, json={"disabled": False}),
+    "POST /api/v1/projects": lambda w, c: Call(json={"name": w.unique("made-"), "template": "nc-landsat"}),
+    "PUT /api/v1/projects/{slug}/config": _config,
+    "DELETE /api/v1/projects/{slug}": lambda w, c: Call({"slug": w.new_project()}),
+    "POST /api/v1/projects/{slug}/members": lambda w, c: Call(json={"username": w.new_user()[0], "role": "viewer"}),
+    "PATCH /api/v1/projects/{slug}/members/{username}": lambda w, c: Call({"username": w.new_member()},
+                                                                           json={"role": "annotator"}),
+    "DELETE /api/v1/projects/{slug}/members/{username}": lambda w, c: Call({"username": w.new_member()}),
+}
+
+
+def app_routes(live: LiveServer) -> list[tuple[BaseRoute, str]]:
+    """Every route of the app with its full path (FastAPI ≥ 0.160 keeps included routers unflattened)."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI: app.routes is flat
+        return [(r, str(getattr(r, "path", ""))) for r in live.app.routes]
+    return [(rc.original_route, str(rc.path)) for rc in iter_route_contexts(live.app.routes)]
+
+
+def api_routes(live: LiveServer) -> set[str]:
+    """``METHOD PATH`` of every API route of the app."""
+    return {f"{method} {path}" for r, path in app_routes(live) if isinstance(r, APIRoute) and path.startswith(API)
+            for method in r.methods}
+
+
+def denial(action: str, caller: str) -> int | None:
+    """The status the contract gives ``caller`` on a route needing ``action`` (None: allowed)."""
+    if action == "public":
+        return None
+    if caller == "anonymous":
+        return 401
+    if action == "authenticated" or caller == "site_admin":
+        return None
+    if action == "site_admin":
+        return 403
+    role = ROLE_OF.get(caller)
+    if role is None:
+        return 404
+    return None if ROLE_ORDER.index(role) >= ROLE_ORDER.index(LEAST[action]) else 403
+
+
+def check_error(r: httpx.Response) -> dict[str, str]:
+    """An error answer's body, checked to be {"error", "fix"} with both filled."""
+    body = r.json()
+    assert isinstance(body, dict) and set(body) >= {"error", "fix"} and body["error"] and body["fix"], r.text
+    return body
+
+
+def send(w: World, route: str, caller: str, call: Call, client: httpx.Client | None = None) -> httpx.Response:
+    """Send ``call`` to ``route`` as ``caller`` (by bearer token, or through ``client``); no secret may come back."""
+    method, template = route.split(" ", 1)
+    values = {"slug": w.slug, **call.params}
+    names = re.findall(r"{(\w+)(?::\w+)?}", template)
+    assert set(names) <= set(values), f"{route}: add a Call to CALLS with its path parameters {names}"
+    path = re.sub(r"{(\w+)(?::\w+)?}", lambda m: str(values[m.group(1)]), template)
+    if client is None:
+        headers = {"Authorization": f"Bearer {w.tokens[caller]}"} if caller in w.tokens else {}
+        with httpx.Client(base_url=w.live.url, timeout=60) as anon:
+            r = anon.request(method, path, params=call.query, json=call.json, headers=headers)
+    else:
+        r = client.request(method, path, params=call.query, json=call.json)
+    leaked = [s for s in w.secrets if s in r.text or any(s in v for v in r.headers.values())]
+    assert not leaked, f"{route} as {caller} answered with a secret"
+    return r
+
+
+@pytest.fixture(scope="module")
+def logs() -> Iterator[LogCapture]:
+    with capture_logs() as capture:
+        yield capture
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, logs: LogCapture) -> Iterator[World]:
+    with live_platform(tmp_path_factory.mktemp("perm") / "home", logs=logs) as live:
+        names = {c: c.replace("_", "-") for c in CALLERS if c not in ("anonymous", "site_admin")}
+        passwords = {c: f"secret-of-{n}-42" for c, n in names.items()}
+        tokens = {c: live.user(names[c], passwords[c]) for c in names}
+        tokens["site_admin"], passwords["site_admin"], names["site_admin"] = live.admin.token, ADMIN_PASSWORD, "admin"
+        with live.client(tokens["project_admin"]) as c:
+            slug = c.post("/projects", json={"name": "Matrix", "template": "nc-landsat"}).json()["slug"]
+            for caller, role in ROLE_OF.items():
+                if role != "admin":
+                    assert c.post(f"/projects/{slug}/members", json={"username": names[caller], "role": role}).status_code == 201
+        w = World(live, slug, tokens, passwords, names)
+        w.secrets = stored_secrets(w)
+        yield w
+
+
+def stored_secrets(w: World) -> set[str]:
+    """The tokens and passwords of the callers, and every hash the database keeps."""
+    with w.live.platform.db.read() as s:
+        hashes = {u.password_hash for u in s.scalars(select(User))} | {t.token_hash for t in s.scalars(select(ApiToken))}
+    return set(w.tokens.values()) | set(w.passwords.values()) | hashes
+
+
+def test_every_route_is_classified(world: World) -> None:
+    routes = api_routes(world.live)
+    assert routes - set(EXPECTED) == set(), "classify these routes in EXPECTED"
+    assert set(EXPECTED) - routes == set(), "EXPECTED names routes the app does not have"
+    assert set(CALLS) <= routes
+    mounts = [path for r, path in app_routes(world.live) if isinstance(r, Mount) and path.startswith(API)]
+    assert mounts == [], "a sub-application under /api/v1 needs its own permission checks here"
+    assert set(EXPECTED.values()) <= {"public", "authenticated", "site_admin", *LEAST}
+    assert LEAST_ROLE == LEAST  # roles.py is the contract's table
+
+
+@pytest.mark.parametrize("route", sorted(EXPECTED))
+def test_route_answers_each_caller_by_role(world: World, route: str) -> None:
+    action, outcomes = EXPECTED[route], {}
+    for caller in CALLERS:
+        call = CALLS.get(route, lambda w, c: Call())(world, caller)
+        r = send(world, route, caller, call)
+        expected = denial(action, caller)
+        outcomes[caller] = r.status_code
+        assert r.status_code < 500, f"{route} as {caller}: {r.status_code} {r.text}"
+        body = check_error(r) if r.status_code >= 400 else {}
+        if expected is None:
+            assert r.status_code in call.ok, f"{route} as {caller} (allowed): {r.status_code} {r.text}"
+        else:
+            assert r.status_code == expected, f"{route} as {caller}: {r.status_code}, expected {expected}: {r.text}"
+            if expected == 404:
+                assert body["error"].startswith("no project"), body
+            if expected == 403 and action in LEAST:
+                assert LEAST[action] in body["fix"], body  # names the role needed
+    assert set(outcomes) == set(CALLERS)
+
+
+@pytest.fixture(scope="module")
+def browser(world: World) -> Iterator[httpx.Client]:
+    """A cookie session of the site admin (no bearer token, no CSRF header)."""
+    with httpx.Client(base_url=world.live.url, timeout=60) as web:
+        r = web.post(f"{API}/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+        assert r.status_code == 200, r.text
+        world.secrets |= {r.json()["csrf_token"], web.cookies["eoengine_session"]}
+        yield web
+
+
+@pytest.mark.parametrize("route", sorted(r for r in EXPECTED if r.split()[0] in UNSAFE and r not in CSRF_EXEMPT))
+def test_cookie_session_needs_csrf_token_for_changes(world: World, browser: httpx.Client, route: str) -> None:
+    call = CALLS.get(route, lambda w, c: Call())(world, "site_admin")
+    r = send(world, route, "site_admin", call, client=browser)
+    assert r.status_code == 403 and "CSRF" in check_error(r)["error"], f"{route}: {r.status_code} {r.text}"
+    assert browser.get(f"{API}/auth/me").status_code == 200  # the session is still there
+
+
+def test_secrets_stay_out_of_responses_and_logs(world: World, logs: LogCapture, tmp_path: Path) -> None:
+    with httpx.Client(base_url=f"{world.live.url}{API}", timeout=60) as web:
+        login = web.post("/auth/login", json={"username": "viewer", "password": world.passwords["viewer"]})
+        assert login.status_code == 200
+        csrf, cookie = login.json()["csrf_token"], web.cookies["eoengine_session"]
+        made = web.post("/tokens", json={"name": "shown-once"}, headers={"X-CSRF-Token": csrf}).json()["token"]
+        assert web.post("/auth/login", json={"username": "viewer", "password": "wrong-password"}).status_code == 401
+    with world.live.client(made) as c:
+        listed = c.get("/tokens")
+        assert listed.status_code == 200 and made not in listed.text and made[:8] in listed.text
+        assert c.get("/auth/me").json()["username"] == "viewer"
+        assert csrf not in c.get("/events").text
+    with world.live.client() as c:
+        assert ADMIN_PASSWORD not in c.get("/users").text and "password" not in c.get("/users").text
+    text = logs.text
+    assert "GET /api/v1/auth/me" in text  # the access log was captured
+    secrets = stored_secrets(world) | world.secrets | {made, csrf, cookie, "wrong-password"}
+    assert [s[:6] for s in secrets if s in text] == []
