@@ -12,11 +12,14 @@ from typing import Any
 import httpx
 from conftest import serve_in_thread
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 from eoengine.platform.admin import FirstAdmin, init_server
 from eoengine.platform.app import create_platform_app
 from eoengine.platform.settings import Platform, PlatformSettings
 
+API = "/api/v1"
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 ADMIN_PASSWORD = "admin-password-1"
 
@@ -67,6 +70,21 @@ def live_platform(home: Path, db_url: str = "", logs: LogCapture | None = None, 
     finally:
         server.should_exit = True
         platform.db.dispose()
+
+
+def app_routes(app: FastAPI) -> list[tuple[BaseRoute, str]]:
+    """Every route of ``app`` with its full path (FastAPI ≥ 0.160 keeps included routers unflattened)."""
+    try:
+        from fastapi.routing import iter_route_contexts  # type: ignore[attr-defined]
+    except ImportError:  # older FastAPI: app.routes is flat
+        return [(r, str(getattr(r, "path", ""))) for r in app.routes]
+    return [(rc.original_route, str(rc.path)) for rc in iter_route_contexts(app.routes)]
+
+
+def api_routes(app: FastAPI) -> set[str]:
+    """``METHOD PATH`` of every API route of ``app`` (under /api/v1)."""
+    return {f"{method} {path}" for r, path in app_routes(app) if isinstance(r, APIRoute) and path.startswith(API)
+            for method in r.methods}
 
 
 SERVER_LOGGERS = ("", "uvicorn", "uvicorn.error", "uvicorn.access")

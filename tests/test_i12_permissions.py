@@ -19,15 +19,22 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi.routing import APIRoute
-from platform_server import ADMIN_PASSWORD, LiveServer, LogCapture, capture_logs, live_platform
+from platform_server import (
+    ADMIN_PASSWORD,
+    API,
+    LiveServer,
+    LogCapture,
+    api_routes,
+    app_routes,
+    capture_logs,
+    live_platform,
+)
 from sqlalchemy import select
-from starlette.routing import BaseRoute, Mount
+from starlette.routing import Mount
 
 from eoengine.platform.db.models import ApiToken, User
 from eoengine.platform.roles import LEAST_ROLE
 
-API = "/api/v1"
 CALLERS = ("anonymous", "outsider", "viewer", "annotator", "reviewer", "project_admin", "site_admin")
 ROLE_OF = {"viewer": "viewer", "annotator": "annotator", "reviewer": "reviewer", "project_admin": "admin"}
 ROLE_ORDER = ("viewer", "annotator", "reviewer", "admin")
@@ -149,21 +156,6 @@ CALLS: dict[str, Callable[[World, str], Call]] = {
 }
 
 
-def app_routes(live: LiveServer) -> list[tuple[BaseRoute, str]]:
-    """Every route of the app with its full path (FastAPI ≥ 0.160 keeps included routers unflattened)."""
-    try:
-        from fastapi.routing import iter_route_contexts
-    except ImportError:  # older FastAPI: app.routes is flat
-        return [(r, str(getattr(r, "path", ""))) for r in live.app.routes]
-    return [(rc.original_route, str(rc.path)) for rc in iter_route_contexts(live.app.routes)]
-
-
-def api_routes(live: LiveServer) -> set[str]:
-    """``METHOD PATH`` of every API route of the app."""
-    return {f"{method} {path}" for r, path in app_routes(live) if isinstance(r, APIRoute) and path.startswith(API)
-            for method in r.methods}
-
-
 def denial(action: str, caller: str) -> int | None:
     """The status the contract gives ``caller`` on a route needing ``action`` (None: allowed)."""
     if action == "public":
@@ -236,11 +228,11 @@ def stored_secrets(w: World) -> set[str]:
 
 
 def test_every_route_is_classified(world: World) -> None:
-    routes = api_routes(world.live)
+    routes = api_routes(world.live.app)
     assert routes - set(EXPECTED) == set(), "classify these routes in EXPECTED"
     assert set(EXPECTED) - routes == set(), "EXPECTED names routes the app does not have"
     assert set(CALLS) <= routes
-    mounts = [path for r, path in app_routes(world.live) if isinstance(r, Mount) and path.startswith(API)]
+    mounts = [path for r, path in app_routes(world.live.app) if isinstance(r, Mount) and path.startswith(API)]
     assert mounts == [], "a sub-application under /api/v1 needs its own permission checks here"
     assert set(EXPECTED.values()) <= {"public", "authenticated", "site_admin", *LEAST}
     assert LEAST_ROLE == LEAST  # roles.py is the contract's table
@@ -303,3 +295,20 @@ def test_secrets_stay_out_of_responses_and_logs(world: World, logs: LogCapture, 
     assert "GET /api/v1/auth/me" in text  # the access log was captured
     secrets = stored_secrets(world) | world.secrets | {made, csrf, cookie, "wrong-password"}
     assert [s[:6] for s in secrets if s in text] == []
+
+
+def _integer_path_params(live: LiveServer) -> list[tuple[str, str]]:
+    """(route, parameter) of every integer path parameter the API documents."""
+    doc = live.app.openapi()
+    return [(f"{method.upper()} {path}", p["name"]) for path, item in doc["paths"].items() for method, op in item.items()
+            for p in op.get("parameters", []) if p["in"] == "path" and p["schema"].get("type") == "integer"]
+
+
+def test_ids_out_of_range_are_bad_input(world: World) -> None:
+    found = _integer_path_params(world.live)
+    assert ("DELETE /api/v1/tokens/{token_id}", "token_id") in found
+    for route, name in found:
+        body = CALLS.get(route, lambda w, c: Call())(world, "site_admin").json
+        for bad in (2**70, 2**31, 0, -1):  # past SQLite's and PostgreSQL's integers; no row has id 0 or below
+            r = send(world, route, "site_admin", Call({name: bad}, json=body))
+            assert r.status_code == 422 and name in check_error(r)["error"], f"{route} {name}={bad}: {r.status_code} {r.text}"
