@@ -32,7 +32,8 @@ from platform_server import (
 from sqlalchemy import select
 from starlette.routing import Mount
 
-from eoengine.platform.db.models import ApiToken, User
+from eoengine.platform.db.models import ApiToken, Project, User
+from eoengine.platform.events import record
 from eoengine.platform.roles import LEAST_ROLE
 
 CALLERS = ("anonymous", "outsider", "viewer", "annotator", "reviewer", "project_admin", "site_admin")
@@ -62,6 +63,7 @@ EXPECTED: dict[str, str] = {
     "PATCH /api/v1/projects/{slug}/members/{username}": "manage",
     "DELETE /api/v1/projects/{slug}/members/{username}": "manage",
     "GET /api/v1/events": "authenticated",
+    "GET /api/v1/projects/{slug}/lineage": "read",
 }
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
 CSRF_EXEMPT = {"POST /api/v1/auth/login"}  # signs in: there is no session yet whose changes a forged request could make
@@ -86,6 +88,7 @@ class World:
     tokens: dict[str, str]
     passwords: dict[str, str]
     usernames: dict[str, str]
+    dataset: str = ""
     secrets: set[str] = field(default_factory=set)
     counter: Iterator[int] = field(default_factory=itertools.count)
 
@@ -153,6 +156,7 @@ CALLS: dict[str, Callable[[World, str], Call]] = {
     "PATCH /api/v1/projects/{slug}/members/{username}": lambda w, c: Call({"username": w.new_member()},
                                                                            json={"role": "annotator"}),
     "DELETE /api/v1/projects/{slug}/members/{username}": lambda w, c: Call({"username": w.new_member()}),
+    "GET /api/v1/projects/{slug}/lineage": lambda w, c: Call(query={"object": w.dataset}),
 }
 
 
@@ -215,9 +219,19 @@ def world(tmp_path_factory: pytest.TempPathFactory, logs: LogCapture) -> Iterato
             for caller, role in ROLE_OF.items():
                 if role != "admin":
                     assert c.post(f"/projects/{slug}/members", json={"username": names[caller], "role": role}).status_code == 201
-        w = World(live, slug, tokens, passwords, names)
+        w = World(live, slug, tokens, passwords, names, dataset=index_dataset(live, slug))
         w.secrets = stored_secrets(w)
         yield w
+
+
+def index_dataset(live: LiveServer, slug: str) -> str:
+    """Index a dataset version of the project made from its scene, as the artefact index does; returns ``TYPE:ID``."""
+    with live.platform.db.write() as s:
+        project = s.scalar(select(Project).where(Project.slug == slug))
+        assert project is not None
+        record(s, "dataset.version", "dataset", f"{slug}@0123456789ab", actor_id=None, project_id=project.id,
+               data={"inputs": ["scene:strata.tif"]})
+    return f"dataset:{slug}@0123456789ab"
 
 
 def stored_secrets(w: World) -> set[str]:
