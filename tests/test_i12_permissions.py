@@ -303,11 +303,15 @@ def test_secrets_stay_out_of_responses_and_logs(world: World, logs: LogCapture, 
         assert listed.status_code == 200 and made not in listed.text and made[:8] in listed.text
         assert c.get("/auth/me").json()["username"] == "viewer"
         assert csrf not in c.get("/events").text
+    _, victim = world.new_user()
     with world.live.client() as c:
+        assert c.patch(f"/users/{victim}", json={"password": "brand-new-secret-1"}).status_code == 200
+        events = c.get("/events").text
+        assert "brand-new-secret-1" not in events and '"password":"changed"' in events
         assert ADMIN_PASSWORD not in c.get("/users").text and "password" not in c.get("/users").text
     text = logs.text
     assert "GET /api/v1/auth/me" in text  # the access log was captured
-    secrets = stored_secrets(world) | world.secrets | {made, csrf, cookie, "wrong-password"}
+    secrets = stored_secrets(world) | world.secrets | {made, csrf, cookie, "wrong-password", "brand-new-secret-1"}
     assert [s[:6] for s in secrets if s in text] == []
 
 
