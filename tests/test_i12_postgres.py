@@ -9,8 +9,10 @@ comparison), so a model changed without a migration fails here.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +21,8 @@ import pytest
 import test_i12_platform_core as core
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from platform_server import LiveServer, live_platform
-from sqlalchemy import Column, MetaData, String, inspect
+from platform_server import API, LiveServer, live_platform, row_id_params
+from sqlalchemy import Column, MetaData, String, event, inspect
 
 from eoengine.platform.db.engine import Database, sqlite_url
 from eoengine.platform.db.migrate import current, head, upgrade
@@ -94,3 +96,38 @@ def test_server_init_migrates_postgresql(tmp_path: Path, pg_db: str) -> None:
         db.dispose()
     again = _init(tmp_path / "home", pg_db)
     assert again.returncode != 0 and "has users already" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_row_ids_past_postgresqls_integers_are_bad_input(live: LiveServer) -> None:
+    with live.client() as c:
+        assert c.post("/projects", json={"name": "NC", "template": "nc-landsat"}).status_code == 201
+        found = row_id_params(live.app)
+        assert len(found) >= 3
+        for route, name in found:
+            method, template = route.split(" ", 1)
+            values = {"slug": "nc", name: str(2**31)}
+            path = re.sub(r"{(\w+)}", lambda m, v=values: v.get(m.group(1), "0"), template)  # type: ignore[misc]
+            r = c.request(method, path.removeprefix(API))
+            assert r.status_code == 422 and name in r.json()["error"], f"{route}: {r.status_code} {r.text}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def either(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LiveServer]:
+    url = "" if request.param == "sqlite" else request.getfixturevalue("pg_db")
+    with live_platform(tmp_path / "home", db_url=url) as server:
+        yield server
+
+
+def test_a_change_is_committed_before_it_is_answered(either: LiveServer) -> None:
+    def slow_commit(conn: Any) -> None:
+        time.sleep(0.5)  # widens the window between the answer and a commit that came after it
+
+    with either.client() as c:
+        assert c.get("/tokens").status_code == 200  # the token's use is noted: the reads below write nothing
+        event.listen(either.platform.db.engine, "commit", slow_commit)
+        try:
+            made = c.post("/tokens", json={"name": "seen-at-once"})
+        finally:
+            event.remove(either.platform.db.engine, "commit", slow_commit)
+        assert made.status_code == 201
+        assert made.json()["id"] in [t["id"] for t in c.get("/tokens").json()]  # a client's next request sees it

@@ -52,7 +52,9 @@ def db_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-DbSession = Annotated[Session, Depends(db_session)]
+DbSession = Annotated[Session, Depends(db_session, scope="function")]
+"""The request's session; it commits when the route returns, before the answer is sent (so the
+client's next request sees the change: FastAPI's default scope would commit after sending it)."""
 RowId = Annotated[int, Path(ge=1, le=ROW_ID_MAX, description="A row id (1 to 2^31-1)")]
 """A path parameter naming a row by id: out of range is a 422, as any malformed request."""
 
