@@ -2,13 +2,15 @@
 
 Three passes over every operation: invalid input (negative mode), valid input (positive mode),
 and valid input aimed at real objects (the path parameters name an existing project, member,
-user and token, so the handlers' bodies run and not only their 404s). No answer may be a 5xx,
+user, token, dataset version and chip, map, scene, run and model, so the handlers' bodies
+run and not only their 404s). No answer may be a 5xx,
 and every answer the document describes must match its schema. Generation is deterministic
 (``derandomize``) and small per operation, to stay within a minute.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +19,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
-from platform_server import LiveServer, api_routes, live_platform
+from platform_server import EXAMPLES, LiveServer, api_routes, browsable_project, live_platform
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.errors import FailureGroup
@@ -27,9 +29,11 @@ from eoengine.platform.db.models import ApiToken
 from eoengine.platform.security import digest, new_secret
 
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
-EXAMPLES = 8
+MAX_EXAMPLES = 6
 EXCLUDED: dict[str, str] = {}
 """Operations left out, each with the reason ("METHOD PATH": why). None so far."""
+HIDDEN = {"HEAD /api/v1/projects/{slug}/datasets/{ref}/files/{path}": "the GET route's handler, for a file's size"}
+"""API routes left out of the document (so not fuzzed), each with the reason."""
 LAST = ("DELETE /api/v1/projects/{slug}",)
 """Run after the others in the real-object pass: deleting the project ends the others' objects."""
 
@@ -65,14 +69,14 @@ class Admin:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, dict[str, Any]]]:
-    with live_platform(tmp_path_factory.mktemp("fuzz") / "home") as server:
+    with live_platform(tmp_path_factory.mktemp("fuzz") / "home", data_roots=(EXAMPLES,)) as server:
+        real = browsable_project(server, "nc")
         server.user("vera")
         with server.client() as c:
-            assert c.post("/projects", json={"name": "NC", "template": "nc-landsat"}).status_code == 201
             assert c.post("/projects/nc/members", json={"username": "vera", "role": "viewer"}).status_code == 201
             vera = next(u for u in c.get("/users").json() if u["username"] == "vera")
             spare = c.post("/tokens", json={"name": "spare"}).json()
-        yield server, {"slug": "nc", "username": "vera", "user_id": vera["id"], "token_id": spare["id"]}
+        yield server, real | {"username": "vera", "user_id": vera["id"], "token_id": spare["id"]}
 
 
 def _label(op: Any) -> str:
@@ -90,7 +94,7 @@ def _fuzz(op: Any, admin: Admin, mode: Any, fixed: dict[str, Any], failures: lis
     strategy = op.as_strategy(mode, path_parameters={k: v for k, v in fixed.items() if k in names} or None)
 
     @given(strategy)
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+    @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
     def check(case: Any) -> None:
         response = case.call(headers=admin.headers, timeout=60)
@@ -99,7 +103,7 @@ def _fuzz(op: Any, admin: Admin, mode: Any, fixed: dict[str, Any], failures: lis
             case.validate_response(response, checks=CHECKS)
         except FailureGroup as group:
             failures.append(f"{label} [{mode.value}] {case.formatted_path}: {response.status_code} "
-                            f"{response.text[:200]}: {[f.title for f in group.exceptions]}")
+                            f"{response.content[:200]!r}: {[f.title for f in group.exceptions]}")
         admin.after(label, case, response.status_code)
 
     try:
@@ -127,11 +131,12 @@ def test_no_operation_fails_or_breaks_its_schema(live: tuple[LiveServer, dict[st
     assert not failures, "\n".join(failures)
     called = {label for label, n in calls.items() if n}
     assert called == labels - set(EXCLUDED) and len(labels) >= 20, calls
-    assert sum(calls.values()) > EXAMPLES * len(called), calls  # operations without input give a case or two
+    assert sum(calls.values()) > MAX_EXAMPLES * len(called), calls  # operations without input give a case or two
 
 
 def test_the_document_describes_every_api_route(live: tuple[LiveServer, dict[str, Any]]) -> None:
     server, _ = live
     doc = server.app.openapi()
     documented = {f"{m.upper()} {p}" for p, item in doc["paths"].items() for m in item}
-    assert documented == api_routes(server.app)  # none hidden from the fuzzing (include_in_schema=False)
+    routes = {re.sub(r"{(\w+):\w+}", r"{\1}", r) for r in api_routes(server.app)}  # {path:path} is {path} there
+    assert documented == routes - set(HIDDEN) and set(HIDDEN) <= routes  # no route hidden unless named in HIDDEN
