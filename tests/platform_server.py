@@ -81,11 +81,11 @@ def browsable_project(live: LiveServer, slug: str) -> dict[str, Any]:
     """A project (of the site admin) with one of everything its routes name, made as its jobs would make them.
 
     A built tiny dataset (the server needs the examples as a data root), a map, two MLflow runs
-    and a model registered from the first, and the dataset's lineage event.
+    and a model registered from the first, a finished job, and the dataset's lineage event.
 
     Returns:
         Path parameter → an existing value (``slug``, ``ref``, ``chip``, ``path``, ``map_id``,
-        ``item``, ``z``/``x``/``y``, ``run_id``, ``name``), plus ``runs`` (both run
+        ``item``, ``z``/``x``/``y``, ``run_id``, ``name``, ``job_id``), plus ``runs`` (both run
         ids) and ``lineage`` (the dataset as TYPE:ID).
 
     """
@@ -101,6 +101,8 @@ def browsable_project(live: LiveServer, slug: str) -> dict[str, Any]:
         item = c.get(f"/projects/{slug}/imagery").json()[0]
         west, south, east, north = item["bbox"]
         tile = morecantile.tms.get("WebMercatorQuad").tile((west + east) / 2, (south + north) / 2, 12)
+        job = c.post(f"/projects/{slug}/jobs", json={"spec": {"kind": "build"}}).json()["id"]
+        assert c.post(f"/jobs/{job}/cancel").json()["state"] == "cancelled"  # finished: its log stream ends
     runs, model = _tracked_runs(folder, slug)
     with live.platform.db.write() as s:
         project = s.scalar(select(Project).where(Project.slug == slug))
@@ -108,7 +110,7 @@ def browsable_project(live: LiveServer, slug: str) -> dict[str, Any]:
         record(s, "dataset.version", "dataset", ref, actor_id=None, project_id=project.id,
                data={"inputs": [f"scene:{item['id']}"]})
     return {"slug": slug, "ref": ref, "chip": chip, "path": "manifest.json", "map_id": map_id, "item": item["id"],
-            "z": tile.z, "x": tile.x, "y": tile.y, "run_id": runs[0], "runs": runs, "name": model,
+            "z": tile.z, "x": tile.x, "y": tile.y, "run_id": runs[0], "runs": runs, "name": model, "job_id": job,
             "lineage": f"dataset:{ref}"}
 
 

@@ -67,6 +67,12 @@ EXPECTED: dict[str, str] = {
     "DELETE /api/v1/projects/{slug}/members/{username}": "manage",
     "GET /api/v1/events": "authenticated",
     "GET /api/v1/projects/{slug}/lineage": "read",
+    "POST /api/v1/projects/{slug}/jobs": "run",
+    "GET /api/v1/projects/{slug}/jobs": "read",
+    "GET /api/v1/jobs/{job_id}": "read",
+    "POST /api/v1/jobs/{job_id}/cancel": "run",  # one's own job (reviewer+); anyone's needs manage (below)
+    "GET /api/v1/jobs/{job_id}/log": "read",
+    "GET /api/v1/jobs/{job_id}/log/stream": "read",  # of a finished job: the stream ends
     "GET /api/v1/projects/{slug}/datasets": "read",
     "GET /api/v1/projects/{slug}/datasets/{ref}": "read",
     "GET /api/v1/projects/{slug}/datasets/{ref}/archive": "read",
@@ -159,6 +165,13 @@ class World:
             assert c.post(f"/projects/{self.slug}/members", json={"username": username, "role": "viewer"}).status_code == 201
         return username
 
+    def new_job(self, caller: str) -> int:
+        """A queued build job of the shared project, submitted by ``caller`` (no worker runs it)."""
+        with self.live.client(self.tokens[caller]) as c:
+            r = c.post(f"/projects/{self.slug}/jobs", json={"spec": {"kind": "build"}})
+        assert r.status_code == 201, r.text
+        return int(r.json()["id"])
+
     def token_id_of(self, caller: str) -> int:
         """The id of a fresh token of ``caller`` (of the site admin for the anonymous caller)."""
         token = self.tokens.get(caller) or self.live.admin.token
@@ -189,6 +202,8 @@ CALLS: dict[str, Callable[[World, str], Call]] = {
                                                                            json={"role": "annotator"}),
     "DELETE /api/v1/projects/{slug}/members/{username}": lambda w, c: Call({"username": w.new_member()}),
     "GET /api/v1/projects/{slug}/lineage": lambda w, c: Call(query={"object": w.lineage}),
+    "POST /api/v1/projects/{slug}/jobs": lambda w, c: Call(json={"spec": {"kind": "build"}}),
+    "POST /api/v1/jobs/{job_id}/cancel": lambda w, c: Call({"job_id": w.new_job("reviewer")}),
     "GET /api/v1/projects/{slug}/runs/compare": lambda w, c: Call(query={"ids": ",".join(w.objects["runs"])}),
     "POST /api/v1/projects/{slug}/uploads": lambda w, c: Call(files={"file": (f"{w.unique('red')}.tif", RED.read_bytes())},
                                                              data={"kind": "imagery"}),
@@ -370,3 +385,16 @@ def test_ids_out_of_range_are_bad_input(world: World) -> None:
         for bad in (2**70, 2**31, 0, -1):  # past SQLite's and PostgreSQL's integers; no row has id 0 or below
             r = send(world, route, "site_admin", Call({name: bad}, json=body))
             assert r.status_code == 422 and name in check_error(r)["error"], f"{route} {name}={bad}: {r.status_code} {r.text}"
+
+
+def test_only_a_project_admin_cancels_someone_elses_job(world: World) -> None:
+    job = world.new_job("project_admin")
+    with world.live.client(world.tokens["reviewer"]) as reviewer:
+        body = check_error(r := reviewer.post(f"/jobs/{job}/cancel"))
+        assert r.status_code == 403 and "admin" in body["fix"], r.text
+    with world.live.client(world.tokens["viewer"]) as viewer:
+        assert viewer.get(f"/jobs/{job}").json()["state"] == "queued"
+    own = world.new_job("reviewer")
+    with world.live.client(world.tokens["project_admin"]) as admin:
+        assert admin.post(f"/jobs/{own}/cancel").json()["state"] == "cancelled"
+        assert admin.post(f"/jobs/{job}/cancel").json()["state"] == "cancelled"

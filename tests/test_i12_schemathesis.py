@@ -2,7 +2,7 @@
 
 Three passes over every operation: invalid input (negative mode), valid input (positive mode),
 and valid input aimed at real objects (the path parameters name an existing project, member,
-user, token, dataset version and chip, map, scene, run and model, so the handlers' bodies
+user, token, job, dataset version and chip, map, scene, run and model, so the handlers' bodies
 run and not only their 404s). No answer may be a 5xx,
 and every answer the document describes must match its schema. Generation is deterministic
 (``derandomize``) and small per operation, to stay within a minute.
