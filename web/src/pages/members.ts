@@ -79,6 +79,7 @@ function tokenForm(shown: HTMLElement, reload: () => void): HTMLFormElement {
     event.preventDefault();
     clearErrors();
     api<Token>("/tokens", { json: { name: name.value, expires_days: days.value ? Number(days.value) : null } }).then((made) => {
+      form.reset();
       reload();
       const secret = h("input", { id: "token-secret", readonly: "", value: made.token ?? "", size: "60",
         "aria-label": "The new token" });
