@@ -7,6 +7,7 @@ pages, or by the first test needing it through the API) and shared.
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 import time
@@ -37,6 +38,7 @@ class Shared:
     live: LiveServer
     slug: str = ""
     dataset: str = ""  # name@version
+    short: str = ""  # name@ the version's first 12 characters, as the pages show it
     seen_progress: list[str] = field(default_factory=list)
 
 
@@ -84,6 +86,12 @@ def map_coordinates(page: Page, name: str, source: str) -> list[list[float]]:
         " walk(f.geometry.coordinates); return out; })", [name, source]))
 
 
+def counts(texts: list[str]) -> list[tuple[int, int]]:
+    """The ``completed/total`` pairs in progress texts such as ``building chips · 158/1,147``."""
+    pairs = (re.search(r"([\d,]+)/([\d,]+)", text) for text in texts)
+    return [(int(m[1].replace(",", "")), int(m[2].replace(",", ""))) for m in pairs if m]
+
+
 def in_nc(points: list[list[float]]) -> bool:
     """Whether every point is in North Carolina's Raleigh area (lon -79..-78, lat 35..36)."""
     return bool(points) and all(NC_LON[0] < x < NC_LON[1] and NC_LAT[0] < y < NC_LAT[1] for x, y in points)
@@ -122,6 +130,7 @@ def built(shared: Shared) -> Shared:
         assert done["state"] == "succeeded", done
         [dataset] = c.get(f"/projects/{shared.slug}").json()["datasets"]
         shared.dataset = f"{dataset['name']}@{dataset['version']}"
+        shared.short = f"{dataset['name']}@{dataset['version'][:12]}"
     return shared
 
 
@@ -184,6 +193,8 @@ def test_a_bad_pasted_config_shows_the_cli_message(shared: Shared, page: Page, c
 def test_flow_sample_project_build_job_and_dataset_page(shared: Shared, page: Page,
                                                         screenshot: Callable[[str], Path]) -> None:
     url = shared.live.url
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
     sign_in(page, url)
     page.get_by_label("Name").fill("NC landcover")
     assert page.get_by_label("Start from").input_value() == "template"  # the bundled sample by default
@@ -192,6 +203,8 @@ def test_flow_sample_project_build_job_and_dataset_page(shared: Shared, page: Pa
     shared.slug = "nc-landcover"
     page.get_by_role("heading", name="NC landcover").wait_for()
     assert in_nc(map_coordinates(page, "project", "scenes"))  # the Landsat scene's footprint, fitted
+    assert page.evaluate("(() => { const c = document.querySelector('#project-map canvas.maplibregl-canvas');"
+                         " return c.width > 0 && c.height > 0 && !!(c.getContext('webgl2') || c.getContext('webgl')); })()")
     screenshot("web-project-new")
 
     page.get_by_role("button", name="Build dataset").click()
@@ -208,7 +221,7 @@ def test_flow_sample_project_build_job_and_dataset_page(shared: Shared, page: Pa
             screenshot("web-job-running")
         page.wait_for_timeout(500)
     assert state == "succeeded", page.inner_text("main")
-    assert any("/" in seen and "build" not in seen for seen in shared.seen_progress), shared.seen_progress
+    assert any(0 < done < total for done, total in counts(shared.seen_progress)), shared.seen_progress  # live
     page.locator(".output-dataset").wait_for()
     log = page.inner_text("#job-log")
     assert log.strip(), "the job's log is shown"
@@ -221,7 +234,8 @@ def test_flow_sample_project_build_job_and_dataset_page(shared: Shared, page: Pa
     page.locator(".output-dataset").click()
     page.wait_for_function("location.hash.includes('/datasets/')")
     shared.dataset = page.evaluate("decodeURIComponent(location.hash.split('/datasets/')[1])")
-    page.get_by_role("heading", name=f"Dataset {shared.dataset}").wait_for()
+    shared.short = shared.dataset[:shared.dataset.index("@") + 13]
+    page.get_by_role("heading", name=f"Dataset {shared.short}").wait_for()
     assert in_nc(map_coordinates(page, "dataset", "chips"))
     manifest = manifest_of(shared)
     classes = [c.name for c in manifest.classes]
@@ -240,10 +254,12 @@ def test_flow_sample_project_build_job_and_dataset_page(shared: Shared, page: Pa
 
     page.get_by_role("link", name="Back to the project").click()
     page.get_by_role("heading", name="NC landcover").wait_for()
-    page.get_by_role("link", name=shared.dataset).wait_for()  # the overview lists the dataset
+    page.get_by_role("link", name=shared.short).wait_for()  # the overview lists the dataset
     page.get_by_role("link", name=f"#{job_id}").first.wait_for()
     map_coordinates(page, "project", "scenes")
     keep(screenshot("web-project"), "web-project.png")
+    outside = [u for u in requests if not u.startswith((url, f"blob:{url}", "data:"))]
+    assert not outside, outside  # no tiles, glyphs, styles or scripts from elsewhere
 
 
 # ---------------------------------------------------------------- the dataset page's inputs

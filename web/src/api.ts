@@ -99,8 +99,8 @@ export async function api<T = unknown>(path: string, options: RequestOptions = {
 /** Show an error to the user; a 401 sends them to the sign-in page. Other errors are rethrown. */
 export function reportError(err: unknown): void {
   if (err instanceof ApiError) {
-    if (err.status === 401 && !location.hash.startsWith("#/signin")) {
-      location.hash = `#/signin?next=${encodeURIComponent(location.hash)}`;
+    if (err.status === 401) { // a page left behind may still answer 401 after the first one sent the user there
+      if (!location.hash.startsWith("#/signin")) location.hash = `#/signin?next=${encodeURIComponent(location.hash)}`;
       return;
     }
     showError(err.message, err.fix);

@@ -55,6 +55,11 @@ export function num(value: number | null | undefined, digits = 4): string {
   return Number(value.toPrecision(digits)).toString();
 }
 
+/** A dataset as people read it: its name and the first 12 characters of its version (the folder's name). */
+export function shortRef(name: string, version: string): string {
+  return `${name}@${version.slice(0, 12)}`;
+}
+
 /** Keys and values as a definition list (values: text or elements). */
 export function keyValues(entries: [string, Child][]): HTMLElement {
   const list = h("dl", { class: "kv" });

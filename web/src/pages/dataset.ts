@@ -6,7 +6,7 @@ import { clearErrors, h, mount } from "../dom";
 import { addPolygons, createMap, fitTo, loaded, registerMap } from "../map";
 import type { Cleanup, Params } from "../router";
 import type { DatasetDetail, GeoJSON, Leakage, SplitBalance } from "../types";
-import { field, keyValues, link, num, section, select, table } from "../ui";
+import { field, keyValues, link, num, section, select, shortRef, table } from "../ui";
 
 const PREVIEWS_PER_SPLIT = 2;
 
@@ -109,11 +109,11 @@ export async function datasetPage(root: HTMLElement, params: Params): Promise<Cl
   const container = h("div", { class: "map", id: "dataset-map", role: "region", "aria-label": "Map of the chips by split" });
   const leak = h("div", {}, h("p", { class: "muted" }, "Measuring distances between splits…"));
   mount(root,
-    h("div", { class: "title-row" }, h("h1", {}, `Dataset ${detail.name}@${detail.version}`),
+    h("div", { class: "title-row" }, h("h1", {}, `Dataset ${shortRef(detail.name, detail.version)}`),
       link(`#${project}`, "Back to the project"),
       link(apiUrl(`${base}/archive`), "Download (tar)", { class: "button-link", download: "" }),
       link(apiUrl(`${base}/stac`), "STAC description", { class: "button-link", target: "_blank", rel: "noopener" })),
-    keyValues([["Folder", h("code", {}, detail.path)], ["Chips", num(chips.features.length)],
+    keyValues([["Version", h("code", {}, detail.version)], ["Folder", h("code", {}, detail.path)], ["Chips", num(chips.features.length)],
       ["Channels", (detail.manifest.channels ?? []).join(", ")], ["Patch size", num(detail.manifest.patch_size)]]),
     h("div", { class: "map-block" }, container, splitLegend(chips)),
     section("Class balance", "class-balance", balance(detail.class_balance.splits ?? [])),

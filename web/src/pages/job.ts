@@ -7,7 +7,7 @@ import { may } from "../roles";
 import type { Cleanup, Params } from "../router";
 import { currentUser } from "../session";
 import type { Artifact, Job, Overview, User } from "../types";
-import { button, isActive, jsonBlock, keyValues, link, num, progressBar, section, stateBadge, when } from "../ui";
+import { button, isActive, jsonBlock, keyValues, link, num, progressBar, section, shortRef, stateBadge, when } from "../ui";
 
 /** A value of a job's result, readably: text as code, numbers rounded, lists and objects nested. */
 function value(v: unknown): Node {
@@ -25,7 +25,7 @@ function outputs(job: Job, overview: Overview | null): HTMLElement | null {
   const mine = (list: Artifact[]): Artifact[] => list.filter((a) => a.job_id === job.id);
   const items = [
     ...mine(overview.datasets).map((d) => link(`${base}/datasets/${encodeURIComponent(`${d.name}@${d.version}`)}`,
-      `Dataset ${d.name}@${d.version}`, { class: "output-dataset" })),
+      `Dataset ${shortRef(d.name, d.version)}`, { class: "output-dataset" })),
     ...mine(overview.runs).map((r) => link(`${base}/runs/${encodeURIComponent(r.ref || r.name)}`, `Run ${r.name || r.ref}`,
       { class: "output-run" })),
     ...mine(overview.models).map((m) => h("span", {}, `Model ${m.name} v${m.version} (${m.ref})`)),

@@ -9,7 +9,7 @@ import { may } from "../roles";
 import type { Cleanup, Params } from "../router";
 import { currentUser } from "../session";
 import type { Artifact, GeoJSON, Overview } from "../types";
-import { button, field, link, section, select, table, when } from "../ui";
+import { button, field, link, section, select, shortRef, table, when } from "../ui";
 
 const SCENE_COLOR = "#0b5cad";
 const MAP_COLOR = "#c2185b";
@@ -21,7 +21,7 @@ function byKind(data: GeoJSON, kind: string): GeoJSON {
 function artefactLists(o: Overview): HTMLElement {
   const base = `#/projects/${encodeURIComponent(o.slug)}`;
   const datasets = o.datasets.map((d) => [
-    link(`${base}/datasets/${encodeURIComponent(`${d.name}@${d.version}`)}`, `${d.name}@${d.version}`),
+    link(`${base}/datasets/${encodeURIComponent(`${d.name}@${d.version}`)}`, shortRef(d.name, d.version)),
     h("code", {}, d.path), d.job_id ? link(`#/jobs/${d.job_id}`, `#${d.job_id}`) : "", when(d.created_at)]);
   const runs = o.runs.map((r) => [link(`${base}/runs/${encodeURIComponent(r.ref || r.name)}`, r.name || r.ref),
     h("code", {}, r.ref), r.job_id ? link(`#/jobs/${r.job_id}`, `#${r.job_id}`) : "", when(r.created_at)]);
