@@ -40,6 +40,7 @@ class Shared:
     dataset: str = ""  # name@version
     short: str = ""  # name@ the version's first 12 characters, as the pages show it
     seen_progress: list[str] = field(default_factory=list)
+    run_id: str = ""
 
 
 @pytest.fixture(scope="module")
@@ -97,6 +98,12 @@ def in_nc(points: list[list[float]]) -> bool:
     return bool(points) and all(NC_LON[0] < x < NC_LON[1] and NC_LAT[0] < y < NC_LAT[1] for x, y in points)
 
 
+def previews_shown(page: Page) -> None:
+    """Wait until the dataset page shows its chip previews and their labels (decoded PNGs)."""
+    page.wait_for_function("(() => { const all = [...document.querySelectorAll('#chip-previews img')];"
+                           " return all.length > 0 && all.every((i) => i.complete && i.naturalWidth > 0); })()")
+
+
 def wait_for_job(live: LiveServer, job_id: int, timeout: float = BUILD_TIMEOUT_S) -> dict[str, Any]:
     """Poll a job through the API until it has finished; returns it."""
     deadline = time.monotonic() + timeout
@@ -131,6 +138,37 @@ def built(shared: Shared) -> Shared:
         [dataset] = c.get(f"/projects/{shared.slug}").json()["datasets"]
         shared.dataset = f"{dataset['name']}@{dataset['version']}"
         shared.short = f"{dataset['name']}@{dataset['version'][:12]}"
+    return shared
+
+
+SAMPLE_MODEL = "name: unet\n  dropout: 0.1\n  kwargs: {depth: 3, base_channels: 24}"
+SMALL_MODEL = "name: cnn\n  kwargs: {width: 8, layers: 2}"
+
+
+def short_training(shared: Shared) -> None:
+    """Make the project's config train a small CNN for two epochs (the sample trains a U-Net for 40)."""
+    with shared.live.client() as c:
+        text = c.get(f"/projects/{shared.slug}").json()["config"]
+        if SMALL_MODEL in text:
+            return
+        assert "epochs: 40" in text and SAMPLE_MODEL in text
+        short = text.replace("epochs: 40", "epochs: 2").replace(SAMPLE_MODEL, SMALL_MODEL)
+        changed = c.put(f"/projects/{shared.slug}/config", json={"config": short})
+        assert changed.status_code == 200, changed.text
+
+
+def trained(shared: Shared) -> Shared:
+    """The dataset and a two-epoch training run of it: by the run page's test when it ran first, else through the API."""
+    if shared.run_id:
+        return shared
+    built(shared)
+    short_training(shared)
+    with shared.live.client() as c:
+        job = c.post(f"/projects/{shared.slug}/jobs", json={"spec": {"kind": "train"}})
+        assert job.status_code == 201, job.text
+        done = wait_for_job(shared.live, job.json()["id"])
+        assert done["state"] == "succeeded", done
+        shared.run_id = done["result"]["run_id"]
     return shared
 
 
@@ -249,7 +287,7 @@ def test_flow_sample_project_build_job_and_dataset_page(shared: Shared, page: Pa
     colours = page.locator("#class-legend .swatch").evaluate_all("(s) => s.map((e) => getComputedStyle(e).backgroundColor)")
     assert len(set(colours)) == len(classes)  # the manifest's class colours
     page.locator("#leakage-result").wait_for()
-    page.wait_for_function("[...document.querySelectorAll('#chip-previews img')].every((i) => i.complete && i.naturalWidth > 0)")
+    previews_shown(page)
     keep(screenshot("web-dataset"), "web-dataset.png")
 
     page.get_by_role("link", name="Back to the project").click()
@@ -271,8 +309,7 @@ def test_dataset_previews_follow_the_recipe_and_a_bad_stretch_shows_the_message(
     ready = built(shared)
     sign_in(page, ready.live.url)
     page.goto(f"{ready.live.url}/#/projects/{ready.slug}/datasets/{ready.dataset}")
-    page.wait_for_function("[...document.querySelectorAll('#chip-previews img.chip-image')]"
-                           ".every((i) => i.complete && i.naturalWidth > 0)")
+    previews_shown(page)
     before = page.eval_on_selector("#chip-previews img.chip-image", "(i) => i.src")
     page.get_by_label("Red").select_option("nir")
     page.get_by_label("Stretch").fill("0,0.3")
@@ -282,6 +319,79 @@ def test_dataset_previews_follow_the_recipe_and_a_bad_stretch_shows_the_message(
     page.get_by_role("button", name="Show").click()
     text = alert_text(page)
     assert "stretch" in text and "p2,p98" in text  # the stage's message and fix
+
+
+# ---------------------------------------------------------------- a run, and its map on the overview
+
+
+def test_train_job_from_the_overview_and_its_run_page(shared: Shared, page: Page,
+                                                      screenshot: Callable[[str], Path]) -> None:
+    ready = built(shared)
+    short_training(ready)
+    sign_in(page, ready.live.url)
+    page.goto(f"{ready.live.url}/#/projects/{ready.slug}")
+    page.get_by_label("Kind").select_option("train")
+    page.get_by_label("Options (JSON").fill("{}")
+    page.get_by_role("button", name="Submit job").click()
+    page.wait_for_function("location.hash.startsWith('#/jobs/')")
+    page.locator("#job-summary [data-state=succeeded], #job-summary [data-state=failed]").wait_for(
+        timeout=BUILD_TIMEOUT_S * 1000)
+    assert page.get_attribute("#job-summary [data-state]", "data-state") == "succeeded", page.inner_text("main")
+    page.locator(".output-run").click()
+    page.wait_for_function("location.hash.includes('/runs/')")
+    ready.run_id = page.evaluate("location.hash.split('/runs/')[1]")
+    page.get_by_role("heading", name="Per-epoch curves").wait_for()
+    with ready.live.client() as c:
+        run = c.get(f"/projects/{ready.slug}/runs/{ready.run_id}").json()
+    params = page.locator("#params tbody tr").evaluate_all("(rows) => rows.map((r) => r.cells[0].textContent)")
+    assert sorted(params) == sorted(run["params"]) and "training.epochs" in params
+    assert page.locator("#params tr", has_text="training.epochs").inner_text().split()[-1] == "2"
+    assert page.locator("#metrics tbody tr").count() == len(run["metrics"]) > 0
+    drawn = page.locator("#curves path[data-series]").evaluate_all(
+        "(ps) => ps.map((p) => [p.dataset.series, p.getAttribute('d').split('L').length])")
+    assert sorted(name for name, _ in drawn) == sorted(k for k, v in run["history"].items() if v)  # every metric
+    assert all(points == len(run["history"][name]) for name, points in drawn)  # a point per epoch
+    classes = [c.name for c in manifest_of(ready).classes]
+    [first, *_] = run["confusion_matrices"]
+    table = page.locator(".confusion").first
+    assert table.locator("thead th").all_inner_texts()[1:] == first["classes"] == classes
+    cells = table.locator("td.cm-cell").evaluate_all("(cs) => cs.map((c) => Number(c.dataset.count))")
+    assert cells == [n for row in first["matrix"] for n in row]
+    screenshot("web-run")
+
+
+def test_a_prediction_map_is_drawn_from_its_tiles_on_the_overview(shared: Shared, page: Page,
+                                                                 screenshot: Callable[[str], Path]) -> None:
+    ready = trained(shared)
+    scene = [f"data/lsat7_2000_{n}.tif" for n in (10, 20, 30, 40, 50, 70)]
+    with ready.live.client() as c:
+        job = c.post(f"/projects/{ready.slug}/jobs", json={"spec": {
+            "kind": "predict", "model": ready.run_id, "scene": scene, "output": "out/maps/nc.tif"}})
+        assert job.status_code == 201, job.text
+        done = wait_for_job(ready.live, job.json()["id"])
+        assert done["state"] == "succeeded", done
+        [made] = [m for m in c.get(f"/projects/{ready.slug}").json()["maps"] if m["job_id"] == done["id"]]
+    tiles: list[tuple[str, int, str]] = []
+    page.on("response", lambda r: tiles.append((r.url, r.status, r.headers.get("content-type", "")))
+            if "/tiles/" in r.url else None)
+    sign_in(page, ready.live.url)
+    page.goto(f"{ready.live.url}/#/projects/{ready.slug}")
+    page.get_by_role("cell", name="nc.tif", exact=True).wait_for()
+    page.wait_for_function("(() => { const m = window.eoengineMaps && window.eoengineMaps.project;"
+                           " return !!m && Object.keys(m.getStyle().sources).some((s) => s.startsWith('map-')); })()")
+    deadline = time.monotonic() + 30
+    while not ({"/maps/", "/imagery/"} <= {k for t in tiles for k in ("/maps/", "/imagery/") if k in t[0]}
+               and page.evaluate("window.eoengineMaps.project.areTilesLoaded()")):
+        assert time.monotonic() < deadline, tiles
+        page.wait_for_timeout(200)
+    maps = [t for t in tiles if "/maps/" in t[0]]
+    assert maps and all(status == 200 and kind == "image/png" for _, status, kind in maps), maps
+    imagery = [t for t in tiles if "/imagery/" in t[0]]
+    assert imagery and all(status == 200 for _, status, _ in imagery) and "recipe=true-color" in imagery[0][0]
+    screenshot("web-project-map")
+    page.get_by_label("Prediction maps").uncheck()  # the imagery under them
+    layer = f"map-{made['id']}"
+    assert page.evaluate("(l) => window.eoengineMaps.project.getLayoutProperty(l, 'visibility')", layer) == "none"
 
 
 # ---------------------------------------------------------------- members and tokens

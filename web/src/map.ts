@@ -84,11 +84,16 @@ export function addPolygons(map: maplibregl.Map, id: string, data: GeoJSON,
   map.addLayer({ id: `${id}-line`, type: "line", source: id, paint: { "line-color": paint as never, "line-width": 1.2 } });
 }
 
-/** Add XYZ raster tiles (same origin, `{z}/{x}/{y}` in the template) as source and layer `id`. */
-export function addTiles(map: maplibregl.Map, id: string, template: string, box?: number[] | null): void {
+/** Add XYZ raster tiles (same origin, `{z}/{x}/{y}` in the template) as source and layer `id`, below `before`. */
+export function addTiles(map: maplibregl.Map, id: string, template: string, box?: number[] | null, before?: string): void {
   map.addSource(id, {
     type: "raster", tiles: [template], tileSize: 256,
     ...(box && box.length === 4 ? { bounds: box as [number, number, number, number] } : {}),
   });
-  map.addLayer({ id, type: "raster", source: id, paint: { "raster-opacity": 0.85 } });
+  map.addLayer({ id, type: "raster", source: id, paint: { "raster-opacity": 0.9 } }, before);
+}
+
+/** An absolute tile URL template from one relative to the API root (MapLibre's workers need absolute URLs). */
+export function tileUrl(apiPath: string, query = ""): string {
+  return `${location.origin}/api/v1${apiPath}${query ? `?${query}` : ""}`;
 }

@@ -179,3 +179,14 @@ export interface RunDetail {
   best_epoch?: number | null;
   confusion_matrices?: ConfusionMatrix[];
 }
+
+export interface ImageryItem {
+  id: string;
+  collection: string;
+  datetime: string | null;
+  bbox: number[];
+  bands: string[];
+  recipes: string[];
+  /** XYZ template relative to the API root (add ?recipe=…). */
+  tiles: string;
+}

@@ -24,10 +24,14 @@ export function table(headers: string[], rows: Child[][], empty = "Nothing yet."
   return h("table", {}, caption ? h("caption", {}, caption) : null, h("thead", {}, head), h("tbody", {}, ...body));
 }
 
-/** A label wrapping its control, with an optional hint below. */
+let fields = 0;
+
+/** A control with its label (`for` its id, made when it has none) and an optional hint it is described by. */
 export function field(label: string, control: HTMLElement, hint = ""): HTMLElement {
-  return h("label", { class: "field" }, h("span", { class: "field-label" }, label), control,
-    hint ? h("span", { class: "hint" }, hint) : null);
+  if (!control.id) control.id = `field-${++fields}`;
+  if (hint) control.setAttribute("aria-describedby", `${control.id}-hint`);
+  return h("div", { class: "field" }, h("label", { for: control.id, class: "field-label" }, label), control,
+    hint ? h("span", { class: "hint", id: `${control.id}-hint` }, hint) : null);
 }
 
 /** A select with `options` (value, text); `value` selected. */

@@ -53,13 +53,14 @@ async function pngInto(img: HTMLImageElement, path: string, query: Record<string
 }
 
 function previews(base: string, channels: string[], data: GeoJSON): HTMLElement {
-  const bySplit = new Map<string, number[]>();
+  const all = new Map<string, number[]>();
   for (const f of data.features) {
     const split = String(f.properties?.split ?? "?");
-    const list = bySplit.get(split) ?? [];
-    if (list.length < PREVIEWS_PER_SPLIT) list.push(Number(f.properties?.chip ?? f.id));
-    bySplit.set(split, list);
+    all.set(split, [...(all.get(split) ?? []), Number(f.properties?.chip ?? f.id)]);
   }
+  // chips spread over each split (its first ones are often at the scene's edge, mostly nodata)
+  const bySplit = new Map([...all].map(([split, ids]) => [split, Array.from({ length: Math.min(PREVIEWS_PER_SPLIT, ids.length) },
+    (_, i) => ids[Math.floor(((i + 1) * ids.length) / (PREVIEWS_PER_SPLIT + 1))])]));
   const options = channels.map((c): [string, string] => [c, c]);
   const pick = (i: number, fallback: string): HTMLSelectElement => {
     const chosen = channels.includes(fallback) ? fallback : channels[Math.min(i, channels.length - 1)] ?? "";

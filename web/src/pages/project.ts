@@ -1,15 +1,16 @@
 // The project overview: a map of its scenes and maps, its datasets, runs, models and maps, and its jobs live.
 
 import type maplibregl from "maplibre-gl";
-import { API_BASE, api, reportError } from "../api";
+import type { RasterTileSource } from "maplibre-gl";
+import { api, reportError } from "../api";
 import { clearErrors, h, mount, showError } from "../dom";
 import { JOB_EXAMPLES, every, jobsTable, specFrom, submitJob } from "../jobs";
-import { addPolygons, addTiles, bounds, createMap, fitTo, loaded, registerMap } from "../map";
+import { addPolygons, addTiles, bounds, createMap, fitTo, loaded, registerMap, tileUrl } from "../map";
 import { may } from "../roles";
 import type { Cleanup, Params } from "../router";
 import { currentUser } from "../session";
-import type { Artifact, GeoJSON, Overview } from "../types";
-import { button, field, link, section, select, shortRef, table, when } from "../ui";
+import type { Artifact, GeoJSON, ImageryItem, Overview } from "../types";
+import { button, field, link, num, section, select, shortRef, table, when } from "../ui";
 
 const SCENE_COLOR = "#0b5cad";
 const MAP_COLOR = "#c2185b";
@@ -18,20 +19,25 @@ function byKind(data: GeoJSON, kind: string): GeoJSON {
   return { type: "FeatureCollection", features: data.features.filter((f) => f.properties?.kind === kind) };
 }
 
+function splits(meta: Record<string, unknown>): string {
+  const chips = meta.chips as Record<string, number> | undefined;
+  return chips ? Object.entries(chips).map(([split, n]) => `${split} ${num(n)}`).join(" · ") : "";
+}
+
 function artefactLists(o: Overview): HTMLElement {
   const base = `#/projects/${encodeURIComponent(o.slug)}`;
+  const job = (a: Artifact): Node | string => (a.job_id ? link(`#/jobs/${a.job_id}`, `#${a.job_id}`) : "");
   const datasets = o.datasets.map((d) => [
     link(`${base}/datasets/${encodeURIComponent(`${d.name}@${d.version}`)}`, shortRef(d.name, d.version)),
-    h("code", {}, d.path), d.job_id ? link(`#/jobs/${d.job_id}`, `#${d.job_id}`) : "", when(d.created_at)]);
-  const runs = o.runs.map((r) => [link(`${base}/runs/${encodeURIComponent(r.ref || r.name)}`, r.name || r.ref),
-    h("code", {}, r.ref), r.job_id ? link(`#/jobs/${r.job_id}`, `#${r.job_id}`) : "", when(r.created_at)]);
-  const models = o.models.map((m: Artifact) => [`${m.name} v${m.version}`, h("code", {}, m.ref), when(m.created_at)]);
-  const maps = o.maps.map((m) => [m.name, h("code", {}, m.path),
-    m.job_id ? link(`#/jobs/${m.job_id}`, `#${m.job_id}`) : "", when(m.created_at)]);
+    splits(d.meta), job(d), when(d.created_at)]);
+  const runs = o.runs.map((r) => [link(`${base}/runs/${encodeURIComponent(r.ref || r.name)}`, (r.ref || r.name).slice(0, 12)),
+    String(r.meta.model ?? ""), String(r.meta.dataset ?? "").replace(/@(.{12}).*/, "@$1"), job(r), when(r.created_at)]);
+  const models = o.models.map((m) => [`${m.name} ${m.version}`, h("code", {}, m.ref), job(m), when(m.created_at)]);
+  const maps = o.maps.map((m) => [m.name, h("code", {}, m.path), job(m), when(m.created_at)]);
   return h("div", { class: "grid-2" },
-    section("Datasets", "datasets", table(["Dataset", "Folder", "Job", "Built"], datasets, "No dataset yet: build one.")),
-    section("Runs", "runs", table(["Run", "Id", "Job", "Started"], runs, "No training run yet.")),
-    section("Models", "models", table(["Model", "Reference", "Registered"], models, "No registered model yet.")),
+    section("Datasets", "datasets", table(["Dataset", "Chips per split", "Job", "Built"], datasets, "No dataset yet: build one.")),
+    section("Runs", "runs", table(["Run", "Model", "Dataset", "Job", "Finished"], runs, "No training run yet.")),
+    section("Models", "models", table(["Model", "From", "Job", "Made"], models, "No model variant yet.")),
     section("Maps", "maps", table(["Map", "File", "Job", "Made"], maps, "No prediction map yet.")));
 }
 
@@ -69,13 +75,24 @@ function jobForm(slug: string): HTMLElement {
   return h("div", { class: "job-actions" }, build, form);
 }
 
+async function showImagery(map: maplibregl.Map, slug: string, recipes: HTMLSelectElement): Promise<void> {
+  const items = await api<ImageryItem[]>(`/projects/${encodeURIComponent(slug)}/imagery`);
+  const offered = [...new Set(items.flatMap((item) => item.recipes))];
+  recipes.replaceChildren(...offered.map((r) => h("option", { value: r }, r)));
+  recipes.disabled = !offered.length;
+  const query = (): string => `recipe=${encodeURIComponent(recipes.value)}`;
+  for (const item of items) addTiles(map, `imagery-${item.id}`, tileUrl(item.tiles, query()), item.bbox, "scenes-fill");
+  recipes.addEventListener("change", () => {
+    for (const item of items) (map.getSource(`imagery-${item.id}`) as RasterTileSource).setTiles([tileUrl(item.tiles, query())]);
+  });
+}
+
 function showFootprints(map: maplibregl.Map, o: Overview): void {
-  addPolygons(map, "scenes", byKind(o.footprints, "scene"), SCENE_COLOR, 0.15);
+  addPolygons(map, "scenes", byKind(o.footprints, "scene"), SCENE_COLOR, 0.08);
   for (const m of o.maps) {
     const box = m.meta.footprint ? bounds({ type: "FeatureCollection", features: [
       { type: "Feature", geometry: m.meta.footprint as never, properties: {} }] }) : null;
-    const template = `${location.origin}${API_BASE}/projects/${encodeURIComponent(o.slug)}/maps/${m.id}/tiles/{z}/{x}/{y}.png`;
-    addTiles(map, `map-${m.id}`, template, box);
+    addTiles(map, `map-${m.id}`, tileUrl(`/projects/${encodeURIComponent(o.slug)}/maps/${m.id}/tiles/{z}/{x}/{y}.png`), box);
   }
   addPolygons(map, "maps", byKind(o.footprints, "map"), MAP_COLOR, 0.05);
   fitTo(map, o.footprints);
@@ -88,8 +105,12 @@ export async function projectPage(root: HTMLElement, params: Params): Promise<Cl
   const base = `#/projects/${encodeURIComponent(slug)}`;
   const manage = may(first.role, "manage", user.is_admin);
   const container = h("div", { class: "map", id: "project-map", role: "region", "aria-label": "Map of the project's scenes and maps" });
-  const legend = h("p", { class: "legend" }, h("span", { class: "swatch", style: `background:${SCENE_COLOR}` }), "scenes ",
-    h("span", { class: "swatch", style: `background:${MAP_COLOR}` }), "prediction maps");
+  const recipes = h("select", { id: "imagery-recipe", disabled: "" });
+  const showMaps = h("input", { type: "checkbox", id: "show-maps", checked: "" });
+  const legend = h("div", { class: "map-bar" }, h("p", { class: "legend" },
+    h("span", { class: "swatch", style: `background:${SCENE_COLOR}` }), "scene footprints",
+    h("span", { class: "swatch", style: `background:${MAP_COLOR}` }), "prediction maps"), h("div", { class: "map-bar" },
+      h("label", { class: "check" }, showMaps, "Prediction maps"), field("Imagery", recipes)));
   const lists = h("div", {}, artefactLists(first));
   const jobs = h("div", { id: "job-table" }, jobsTable(first.jobs));
   mount(root,
@@ -101,7 +122,14 @@ export async function projectPage(root: HTMLElement, params: Params): Promise<Cl
     lists);
   const map = createMap(container);
   const remove = registerMap("project", map);
-  void loaded(map).then(() => showFootprints(map, first));
+  showMaps.addEventListener("change", () => {
+    const visibility = showMaps.checked ? "visible" : "none";
+    for (const layer of map.getStyle().layers) if (/^map-|^maps-/.test(layer.id)) map.setLayoutProperty(layer.id, "visibility", visibility);
+  });
+  void loaded(map).then(() => {
+    showFootprints(map, first);
+    return showImagery(map, slug, recipes);
+  }).catch(reportError);
   let shown = first;
   // jobs (anyone's) may start or finish at any time: the overview polls while it is open
   const stop = every(2000, async () => {
