@@ -8,7 +8,6 @@ pages, or by the first test needing it through the API) and shared.
 from __future__ import annotations
 
 import re
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -184,10 +183,10 @@ def manifest_of(shared: Shared) -> DatasetManifest:
     return DatasetManifest.read(shared.live.platform.settings.projects_dir / shared.slug / dataset["path"])
 
 
-def keep(path: Path, name: str) -> None:
-    """Copy a screenshot to docs/img for the README."""
+def keep(page: Page, name: str) -> None:
+    """Save what the window shows (1280×800) as docs/img/NAME for the README."""
     DOCS_IMG.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(path, DOCS_IMG / name)
+    page.screenshot(path=str(DOCS_IMG / name))
 
 
 # ---------------------------------------------------------------- sign-in and projects
@@ -293,14 +292,16 @@ def test_flow_sample_project_build_job_and_dataset_page(shared: Shared, page: Pa
     assert len(set(colours)) == len(classes)  # the manifest's class colours
     page.locator("#leakage-result").wait_for()
     previews_shown(page)
-    keep(screenshot("web-dataset"), "web-dataset.png")
+    screenshot("web-dataset")
+    page.evaluate("window.scrollTo(0, 0)")
+    keep(page, "web-dataset.png")
 
     page.get_by_role("link", name="Back to the project").click()
     page.get_by_role("heading", name="NC landcover").wait_for()
     page.get_by_role("link", name=shared.short).wait_for()  # the overview lists the dataset
     page.get_by_role("link", name=f"#{job_id}").first.wait_for()
     map_coordinates(page, "project", "scenes")
-    keep(screenshot("web-project"), "web-project.png")
+    screenshot("web-project")
     outside = [u for u in requests if not u.startswith((url, f"blob:{url}", "data:"))]
     assert not outside, outside  # no tiles, glyphs, styles or scripts from elsewhere
 
@@ -394,9 +395,47 @@ def test_a_prediction_map_is_drawn_from_its_tiles_on_the_overview(shared: Shared
     imagery = [t for t in tiles if "/imagery/" in t[0]]
     assert imagery and all(status == 200 for _, status, _ in imagery) and "recipe=true-color" in imagery[0][0]
     screenshot("web-project-map")
+    keep(page, "web-project.png")
     page.get_by_label("Prediction maps").uncheck()  # the imagery under them
     layer = f"map-{made['id']}"
     assert page.evaluate("(l) => window.eoengineMaps.project.getLayoutProperty(l, 'visibility')", layer) == "none"
+
+
+def test_bad_job_options_show_messages_and_a_running_job_is_cancelled(shared: Shared, page: Page,
+                                                                       console_log: ConsoleLog) -> None:
+    console_log.allow(r"status of 422")
+    ready = built(shared)
+    sign_in(page, ready.live.url)
+    page.goto(f"{ready.live.url}/#/projects/{ready.slug}")
+    page.get_by_label("Kind").select_option("predict")
+    page.get_by_label("Options (JSON").fill("{model: oops")
+    page.get_by_role("button", name="Submit job").click()
+    assert "not a JSON object" in alert_text(page)  # caught before anything is sent
+    page.get_by_label("Options (JSON").fill('{"scene": ["data/lsat7_2000_10.tif"]}')
+    page.get_by_role("button", name="Submit job").click()
+    page.wait_for_function("document.querySelector('#alerts').textContent.includes('model')")  # the server's 422
+    assert page.evaluate("location.hash") == f"#/projects/{ready.slug}"
+    with ready.live.client() as c:
+        job = c.post(f"/projects/{ready.slug}/jobs", json={"spec": {"kind": "train"}}).json()
+    page.goto(f"{ready.live.url}/#/jobs/{job['id']}")
+    page.locator("#job-summary [data-state=running]").wait_for(timeout=60_000)
+    page.get_by_role("button", name="Cancel job").click()
+    page.locator("#job-summary [data-state=cancelled]").wait_for(timeout=60_000)
+    assert page.get_by_role("button", name="Cancel job").count() == 0
+    assert wait_for_job(ready.live, job["id"])["state"] == "cancelled"
+
+
+def test_an_unknown_run_job_or_dataset_shows_the_servers_message(shared: Shared, page: Page,
+                                                                 console_log: ConsoleLog) -> None:
+    console_log.allow(r"status of (404|422)")  # a version too short to name one is a 422
+    ready = project(shared)
+    sign_in(page, ready.live.url)
+    for path, expected in ((f"projects/{ready.slug}/runs/0123abcd", "0123abcd"),
+                           (f"projects/{ready.slug}/datasets/nope@0123", "nope"), ("jobs/987654", "987654")):
+        page.goto(f"{ready.live.url}/#/{path}")
+        text = alert_text(page)
+        assert expected in text, (path, text)
+        page.evaluate("document.querySelector('#alerts').replaceChildren()")
 
 
 # ---------------------------------------------------------------- members and tokens
