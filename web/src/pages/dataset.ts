@@ -116,8 +116,8 @@ export async function datasetPage(root: HTMLElement, params: Params): Promise<Cl
       link(apiUrl(`${base}/stac`), "STAC description", { class: "button-link", target: "_blank", rel: "noopener" })),
     keyValues([["Version", h("code", {}, detail.version)], ["Folder", h("code", {}, detail.path)], ["Chips", num(chips.features.length)],
       ["Channels", (detail.manifest.channels ?? []).join(", ")], ["Patch size", num(detail.manifest.patch_size)]]),
-    h("div", { class: "map-block" }, container, splitLegend(chips)),
-    section("Class balance", "class-balance", balance(detail.class_balance.splits ?? [])),
+    h("div", { class: "grid-2" }, h("div", { class: "map-block" }, container, splitLegend(chips)),
+      section("Class balance", "class-balance", balance(detail.class_balance.splits ?? []))),
     section("Band statistics", "band-stats", bandTable(detail)),
     section("Chips", "chip-section", previews(base, detail.manifest.channels ?? [], chips)),
     section("Leakage between splits", "leakage", leak));

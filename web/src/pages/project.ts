@@ -56,8 +56,11 @@ function jobForm(slug: string): HTMLElement {
     options.value = JOB_EXAMPLES[kind.value] ?? "{}";
   });
   const form = h("form", { class: "job-form", id: "submit-job" }, field("Kind", kind),
-    field("Options (JSON; paths relative to the project folder)", options),
+    field("Options (JSON; paths relative to the project folder)", options, "Ctrl+Enter submits."),
     h("button", { type: "submit" }, "Submit job"));
+  options.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) form.requestSubmit();
+  });
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     clearErrors();
