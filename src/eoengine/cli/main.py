@@ -22,6 +22,7 @@ from eoengine.cli.runs import runs_app
 from eoengine.cli.server import server_app
 from eoengine.cli.source import source_app
 from eoengine.cli.source_ee import ee_app
+from eoengine.cli.worker import worker
 from eoengine.errors import ConfigError, EOError, Invalid, NotFound
 from eoengine.progress import using_reporter
 
@@ -40,6 +41,7 @@ app.add_typer(runs_app, name="runs")
 source_app.add_typer(ee_app, name="ee")
 app.add_typer(source_app, name="source")
 app.add_typer(server_app, name="server")
+app.command("worker")(worker)
 for _command in (deploy.export, deploy.quantize, deploy.prune, deploy.register, deploy.serve):
     app.command()(_command)
 out = Console(soft_wrap=True)
