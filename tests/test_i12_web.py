@@ -26,6 +26,7 @@ pytest.importorskip("playwright")
 
 Page = Any  # playwright.sync_api.Page (imported lazily by the fixtures)
 BUILD_TIMEOUT_S = 240
+TRAIN_TIMEOUT_S = 480  # two epochs take about a minute, over three on a loaded machine (imports, MLflow, scoring)
 NC_LON, NC_LAT = (-79.0, -78.0), (35.0, 36.0)
 DOCS_IMG = REPO / "docs" / "img"
 
@@ -46,6 +47,7 @@ class Shared:
 def shared(tmp_path_factory: pytest.TempPathFactory, web_dist: Path) -> Iterator[Shared]:
     """The platform server with a worker running its jobs, for the whole module."""
     import rio_tiler.io  # noqa: F401 - see below
+
     from eoengine.platform.worker import Worker
 
     # Loaded before the server runs: platform/tiles.py imports rio_tiler inside its functions, and the first tiles,
@@ -170,7 +172,7 @@ def trained(shared: Shared) -> Shared:
     with shared.live.client() as c:
         job = c.post(f"/projects/{shared.slug}/jobs", json={"spec": {"kind": "train"}})
         assert job.status_code == 201, job.text
-        done = wait_for_job(shared.live, job.json()["id"])
+        done = wait_for_job(shared.live, job.json()["id"], TRAIN_TIMEOUT_S)
         assert done["state"] == "succeeded", done
         shared.run_id = done["result"]["run_id"]
     return shared
@@ -341,7 +343,7 @@ def test_train_job_from_the_overview_and_its_run_page(shared: Shared, page: Page
     page.get_by_role("button", name="Submit job").click()
     page.wait_for_function("location.hash.startsWith('#/jobs/')")
     page.locator("#job-summary [data-state=succeeded], #job-summary [data-state=failed]").wait_for(
-        timeout=BUILD_TIMEOUT_S * 1000)
+        timeout=TRAIN_TIMEOUT_S * 1000)
     assert page.get_attribute("#job-summary [data-state]", "data-state") == "succeeded", page.inner_text("main")
     page.locator(".output-run").click()
     page.wait_for_function("location.hash.includes('/runs/')")
