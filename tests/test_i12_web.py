@@ -46,13 +46,7 @@ class Shared:
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory, web_dist: Path) -> Iterator[Shared]:
     """The platform server with a worker running its jobs, for the whole module."""
-    import rio_tiler.io  # noqa: F401 - see below
-
     from eoengine.platform.worker import Worker
-
-    # Loaded before the server runs: platform/tiles.py imports rio_tiler inside its functions, and the first tiles,
-    # asked for at once on several threads, can see the package half imported (ImportError 'partially initialized
-    # module rio_tiler.io', a 500). That race is the tile routes' to fix; this module tests the pages.
 
     with live_platform(tmp_path_factory.mktemp("web") / "home") as live:
         worker = Worker(live.platform)
