@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 # rio-tiler is imported with this module: imported lazily, by the first tile requests on several threads at once,
 # some got "partially initialized module rio_tiler.io" (a 500)
 from rio_tiler.colormap import cmap
