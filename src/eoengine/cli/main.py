@@ -295,7 +295,7 @@ def spec_from_args(args: list[str]) -> JobSpec:
 
     Raises:
         Invalid: The command is not one of :data:`JOB_COMMANDS`.
-        click.UsageError: The flags do not parse (as the command line would say).
+        typer.TyperException: The flags do not parse (a usage error, as the command line would say).
 
     """
     from eoengine.cli.jobs import collecting

@@ -108,9 +108,7 @@ def projects(as_json: JsonOpt = False) -> None:
 
 def _spec(command: list[str], spec_file: Path | None) -> Any:
     """The job spec of a command line (built as the command would build it) or of a JSON file."""
-    import click
-
-    from eoengine.cli.main import spec_from_args
+    from eoengine.cli.main import JOB_COMMANDS, spec_from_args
 
     if bool(command) == (spec_file is not None):
         raise Invalid("give the job as a command line after '--' or as --spec FILE.json, one of the two",
@@ -118,9 +116,10 @@ def _spec(command: list[str], spec_file: Path | None) -> Any:
     if spec_file is None:
         try:
             return spec_from_args(command)
-        except click.ClickException as exc:
-            raise Invalid(f"'{' '.join(command)}': {exc.format_message()}", "fix the job's flags (see eoengine "
-                          f"{' '.join(command[:2])} --help)") from None
+        except typer.TyperException as exc:  # the command's own usage error
+            name = next(" ".join(c) for c in JOB_COMMANDS if tuple(command[: len(c)]) == c)
+            raise Invalid(f"'{' '.join(command)}': {exc.format_message()}",
+                          f"fix the job's flags (see eoengine {name} --help)") from None
     try:
         data = json.loads(spec_file.read_text())
     except FileNotFoundError:

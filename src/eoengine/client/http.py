@@ -33,6 +33,12 @@ KIND_BY_STATUS: dict[int, type[EOError]] = {400: Invalid, 401: Unauthenticated, 
                                             409: Conflict, 413: Invalid, 422: Invalid}
 """The error kind of each 4xx status the API answers (429 and 5xx are handled apart)."""
 
+DEFAULT_FIXES = {401: "sign in again: eoengine remote login URL", 403: "ask the project's admin for a role that may",
+                 404: "check the name or id (list them first)", 409: "look at its state and try again"}
+"""The fix of an error answer that names none (not the API's JSON body), by status."""
+
+API_FIX = "check the request against the server's API (its /docs page)"
+
 UNREACHABLE_FIX = "check the URL and that the server runs ('eoengine server run'), then try again"
 
 
@@ -97,14 +103,17 @@ def error_of(response: httpx.Response) -> EOError:
         body = None
     if isinstance(body, dict) and isinstance(body.get("error"), str):
         problem, fix = body["error"], str(body.get("fix") or "")
+        if status >= 500:
+            problem = f"{where}: {problem}"
     else:
-        problem, fix = f"{where} answered {status} {response.reason_phrase}".strip(), ""
+        text = " ".join(response.text.split())[:200]
+        problem, fix = f"{where} answered {status} {response.reason_phrase}" + (f": {text}" if text else ""), ""
     if status == 429:
         wait = response.headers.get("retry-after", "60")
         return TooManyRequests(problem, fix or f"wait {wait} s and try again", int(wait) if wait.isdigit() else 60)
     if status >= 500:
-        return Unavailable(f"{where}: {problem}", fix or "try again later; the server's log has the details")
-    return KIND_BY_STATUS.get(status, EOError)(problem, fix or None)
+        return Unavailable(problem, fix or "try again later; the server's log has the details")
+    return KIND_BY_STATUS.get(status, EOError)(problem, fix or DEFAULT_FIXES.get(status, API_FIX))
 
 
 @contextmanager
