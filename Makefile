@@ -1,5 +1,6 @@
 # eoengine: `make demo` runs the whole pipeline on the bundled sample, `make test` the test suite.
-# Both create .venv and install everything on first use (torch is pinned to the local CPU build).
+# Both create .venv and install everything on first use (torch is pinned to the local CPU build) and build the
+# web app (web/, npm registry) into the package; `make test` also installs the Debian packages its tests use.
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
@@ -7,7 +8,12 @@ BIN := $(VENV)/bin
 TOOLS := .tools
 AZURITE := $(TOOLS)/node_modules/.bin/azurite-blob
 
-.PHONY: setup demo check-readme test lint typecheck bench clean
+# the web app: rebuilt when a source changes (or one is added or removed: folders are listed too), skipped otherwise
+WEB_DIST := src/eoengine/platform/web_dist
+WEB_SRC := $(shell find web/src) web/index.html web/package.json web/tsconfig.json web/tsconfig.node.json web/vite.config.ts
+WEB_DEPS := web/node_modules/.installed
+
+.PHONY: setup web system-deps demo check-readme test lint typecheck bench clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,7 +26,28 @@ $(BIN)/.installed: pyproject.toml
 $(AZURITE):
 	npm install --no-audit --no-fund --loglevel=error --prefix $(TOOLS) azurite@3.35.0
 
-setup: $(BIN)/.installed
+$(WEB_DEPS): web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(WEB_DIST)/index.html: $(WEB_DEPS) $(WEB_SRC)
+	cd web && npm run build --silent
+
+web: $(WEB_DIST)/index.html
+
+setup: $(BIN)/.installed web
+
+# Debian's chromium (browser tests) and postgresql (the PostgreSQL suite), installed only when missing
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	  elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
+	  else echo "system-deps: cannot install$$missing (not root, no sudo): the tests needing them skip; install them as root"; exit 0; fi; \
+	  $$sudo apt-get update -q && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends$$missing; \
+	fi
 
 demo: setup
 	$(BIN)/eoengine demo --workdir out/demo
@@ -29,7 +56,7 @@ demo: setup
 check-readme: setup
 	$(BIN)/eoengine demo --workdir out/demo --check-readme README.md
 
-test: setup $(AZURITE)
+test: setup system-deps $(AZURITE)
 	$(BIN)/pytest -q
 
 lint: setup
@@ -48,4 +75,4 @@ bench: setup
 	$(BIN)/python benchmarks/bench_import.py
 
 clean:
-	rm -rf out .pytest_cache .mypy_cache .ruff_cache $(TOOLS)
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache $(TOOLS) web/node_modules $(WEB_DIST) tests/artifacts

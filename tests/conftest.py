@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 import rasterio
 import yaml
+from platform_fixtures import free_port
 from rasterio.transform import from_origin
 
+pytest_plugins = ["platform_fixtures"]  # PostgreSQL and browser fixtures of the platform's tests
 os.environ["EOENGINE_PROGRESS"] = "0"
 # recorded engine choices and fetched models go to a folder of this run, not the user's cache
 os.environ["EOENGINE_CACHE"] = tempfile.mkdtemp(prefix="eoengine-test-cache-")
@@ -142,15 +144,6 @@ def train_tiny_unet(tmp: Path, epochs: int = 2) -> Any:
                                                             "training.epochs": epochs})))
     build_dataset(cfg)
     return train(cfg)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def serve_in_thread(app: Any) -> tuple[str, Any]:

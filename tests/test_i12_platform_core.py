@@ -121,3 +121,22 @@ def test_errors_are_json_everywhere(live: LiveServer) -> None:
         _error(c.post("/projects", content=b"{not json", headers={"content-type": "application/json"}), 422)
         _error(c.post("/projects", content=b"x" * (5 * 2**20), headers={"content-type": "application/json"}), 413)
         _error(c.get("/projects/missing"), 404)
+
+
+def test_events_log_who_did_what(live: LiveServer) -> None:
+    other = live.user("olga")
+    with live.client() as c:
+        assert c.post("/projects", json={"name": "NC", "template": "nc-landsat"}).status_code == 201
+        c.post("/projects/nc/members", json={"username": "olga", "role": "viewer"})
+        c.patch("/projects/nc/members/olga", json={"role": "reviewer"})
+        events = c.get("/events", params={"object": "project:nc"}).json()
+        assert [e["action"] for e in events] == ["project.create", "member.add", "member.role"]
+        assert events[2]["actor"] == "admin" and events[2]["data"] == {"username": "olga", "from": "viewer", "to": "reviewer"}
+        assert all(len(e["payload_hash"]) == 64 for e in events)
+        _error(c.get("/events", params={"object": "nocolon"}), 422)
+    with live.client(other) as o, live.client() as c:
+        seen = {e["action"] for e in o.get("/events").json()}
+        assert "project.create" in seen and "user.create" not in seen  # not the admin's own user events
+        assert c.post("/projects", json={"name": "Private", "template": "nc-landsat"}).status_code == 201
+        _error(o.get("/events", params={"project": "private"}), 404)
+        assert all(e["project"] != "private" for e in o.get("/events").json())

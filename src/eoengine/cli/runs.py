@@ -76,12 +76,12 @@ def show(
     tracking_uri: UriOpt = None,
 ) -> None:
     """Everything a run recorded: parameters, tags (dataset, code version, environment), metrics, artifacts."""
-    from eoengine.tracking.runs import artifacts, get_run
+    from eoengine.tracking.runs import artifacts, get_run, shown_tags
 
     uri, exp = _store(config, tracking_uri)
     run = get_run(uri, _full_id(uri, exp, run_id))
     out.print(f"[bold]run {run.run_id}[/bold] ({run.name}) — {run.status}, started {run.start}")
-    for title, items in (("parameters", run.params), ("tags", {k: v for k, v in run.tags.items() if not k.startswith("mlflow.")}),
+    for title, items in (("parameters", run.params), ("tags", shown_tags(run.tags)),
                          ("metrics", {k: f"{v:.5g}" for k, v in run.metrics.items()})):
         table = Table(title=title, show_header=False)
         table.add_column("key")
@@ -89,7 +89,8 @@ def show(
         for k in sorted(items):
             table.add_row(k, str(items[k]))
         out.print(table)
-    out.print("artifacts:\n" + "\n".join(f"  {a}" for a in artifacts(uri, run.run_id)))
+    listing = [("    " if "/" in path else "  ") + path + ("/" if is_dir else "") for path, is_dir, _ in artifacts(uri, run.run_id)]
+    out.print("artifacts:\n" + "\n".join(listing))
 
 
 @runs_app.command("compare")
@@ -102,7 +103,7 @@ def compare(
     plot: Annotated[Path, typer.Option(help="Where to write the comparison plot (PNG)")] = Path("runs-comparison.png"),
 ) -> None:
     """Side by side: the parameters that differ, final scores, and per-epoch curves in a PNG."""
-    from eoengine.tracking.runs import differing_params, get_run, plot_comparison
+    from eoengine.tracking.runs import differing_params, get_run, is_final, plot_comparison
     from eoengine.training.metrics import is_per_class
 
     if len(run_ids) < 2:
@@ -116,18 +117,14 @@ def compare(
     for key in differing_params(runs):
         table.add_row(key, *(r.params.get(key, "") for r in runs))
     _check_metrics(metric or [], runs)
-    finals = sorted({k for r in runs for k in r.metrics if k.startswith(FINAL) and not is_per_class(k)})
-    for key in dict.fromkeys([*finals, *(m for m in metric or [] if m.startswith(FINAL))]):
+    finals = sorted({k for r in runs for k in r.metrics if is_final(k) and not is_per_class(k)})
+    for key in dict.fromkeys([*finals, *(m for m in metric or [] if is_final(m))]):
         table.add_row(key, *(_fmt(r.metrics.get(key)) for r in runs))
     out.print(table)
-    metrics = [m for m in metric or [] if not m.startswith(FINAL)] or [
+    metrics = [m for m in metric or [] if not is_final(m)] or [
         "val_loss", next((m[len("best_"):] for m in ("best_val_miou", "best_val_rmse", "best_val_f1")
                           if any(m in r.metrics for r in runs)), "train_loss")]
     out.print(f"plot: {plot_comparison(uri, runs, metrics, plot)}")
-
-
-FINAL = ("test_", "best_val_", "eval_")
-"""Metrics recorded once per run (the rest are per epoch)."""
 
 
 def _check_metrics(wanted: list[str], runs: list[RunInfo]) -> None:

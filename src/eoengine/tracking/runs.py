@@ -9,6 +9,9 @@ from typing import Any
 from eoengine.errors import NotFound
 
 SUMMARY_METRICS = ("test_miou", "test_accuracy", "test_f1", "test_rmse", "test_r2", "best_val_miou", "best_val_rmse")
+FINAL = ("test_", "best_val_", "eval_")
+"""Prefixes of metrics recorded once per run (the rest are per epoch)."""
+STORE_FIX = "train a model first ('eoengine train'), or pass the tracking URI of an existing store"
 
 
 @dataclass
@@ -22,6 +25,9 @@ class RunInfo:
     params: dict[str, str]
     metrics: dict[str, float]
     tags: dict[str, str]
+    started_at: str = ""
+    ended_at: str | None = None
+    artifact_uri: str = ""
 
     @property
     def model(self) -> str:
@@ -29,10 +35,58 @@ class RunInfo:
         return self.params.get("model.name", "?")
 
 
-def _client(uri: str) -> Any:
+def is_final(metric: str) -> bool:
+    """True for a metric recorded once per run (``test_miou``, ``best_val_loss``, ``eval_test_f1``)."""
+    return metric.startswith(FINAL)
+
+
+def local_path(uri: str) -> Path | None:
+    """The file or folder on this machine a tracking or artifact URI names; None for a remote one.
+
+    Args:
+        uri: An MLflow tracking URI (``sqlite:///`` file, ``file:`` URI or path) or artifact URI.
+
+    Returns:
+        The SQLite file, store folder or artifact folder; None for a server, database or object store
+        URI (and in-memory SQLite).
+
+    """
+    from urllib.parse import unquote, urlparse
+
+    if uri.startswith("sqlite:///"):
+        return Path(unquote(uri.removeprefix("sqlite:///").split("?")[0]))
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    return Path(uri) if not parsed.scheme or len(parsed.scheme) == 1 else None  # "C:" is a drive, not a scheme
+
+
+def open_store(uri: str) -> Any:
+    """An ``MlflowClient`` on an existing store: a local one that is missing is not created.
+
+    Args:
+        uri: The MLflow tracking URI.
+
+    Returns:
+        The client.
+
+    Raises:
+        NotFound: ``uri`` names a local SQLite file or store folder that does not exist.
+
+    """
     from mlflow.tracking import MlflowClient
 
+    path = local_path(uri)
+    if path is not None and not path.exists():
+        raise NotFound(f"no MLflow store at {uri} ({path} does not exist)", STORE_FIX)
     return MlflowClient(tracking_uri=uri)
+
+
+def iso_time(ms: int | None) -> str | None:
+    """An MLflow timestamp (milliseconds since the epoch) as ISO 8601 in UTC; None for none."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds") if ms else None
 
 
 def _info(run: Any) -> RunInfo:
@@ -40,12 +94,28 @@ def _info(run: Any) -> RunInfo:
 
     start = datetime.fromtimestamp(run.info.start_time / 1000, UTC).strftime("%Y-%m-%d %H:%M") if run.info.start_time else ""
     return RunInfo(run.info.run_id, run.info.run_name or "", run.info.status, start,
-                   dict(run.data.params), dict(run.data.metrics), dict(run.data.tags))
+                   dict(run.data.params), dict(run.data.metrics), dict(run.data.tags),
+                   iso_time(run.info.start_time) or "", iso_time(run.info.end_time), run.info.artifact_uri or "")
+
+
+def shown_tags(tags: dict[str, str]) -> dict[str, str]:
+    """A run's tags as they are shown: MLflow's own (``mlflow.*``) left out, secret-looking values hidden.
+
+    Args:
+        tags: The run's tags.
+
+    Returns:
+        The tags to show (a key naming a secret, token, password or key has the value ``***``).
+
+    """
+    from eoengine.sourcing.storage import redacted
+
+    return redacted({k: v for k, v in tags.items() if not k.startswith("mlflow.")})
 
 
 def list_runs(uri: str, experiment: str, sort: str | None = None, limit: int = 50) -> list[RunInfo]:
     """Runs of ``experiment``, newest first or by ``sort`` (a metric; best first)."""
-    client = _client(uri)
+    client = open_store(uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         names = [e.name for e in client.search_experiments()]
@@ -64,25 +134,39 @@ def get_run(uri: str, run_id: str) -> RunInfo:
     from mlflow.exceptions import MlflowException
 
     try:
-        return _info(_client(uri).get_run(run_id))
+        return _info(open_store(uri).get_run(run_id))
     except MlflowException:
         raise NotFound(f"no run '{run_id}' in {uri}", "list the runs with 'eoengine runs list'") from None
 
 
-def artifacts(uri: str, run_id: str) -> list[str]:
-    """Paths of a run's artifacts (one level into folders)."""
-    client = _client(uri)
-    out = []
-    for item in client.list_artifacts(run_id):
-        out.append(item.path + ("/" if item.is_dir else ""))
-        if item.is_dir:
-            out += [f"  {a.path}" for a in client.list_artifacts(run_id, item.path)]
+def artifacts(uri: str, run_id: str, depth: int = 1) -> list[tuple[str, bool, int | None]]:
+    """A run's artifacts, each folder followed by its content, ``depth`` levels into folders.
+
+    Args:
+        uri: The MLflow tracking URI.
+        run_id: The run.
+        depth: How many folder levels to go into (0: the top level only).
+
+    Returns:
+        (path relative to the run's artifact root, is a folder, size in bytes or None) in listing order.
+
+    """
+    client = open_store(uri)
+    out: list[tuple[str, bool, int | None]] = []
+
+    def walk(path: str | None, level: int) -> None:
+        for item in client.list_artifacts(run_id, path):
+            out.append((item.path, bool(item.is_dir), item.file_size))
+            if item.is_dir and level < depth:
+                walk(item.path, level + 1)
+
+    walk(None, 0)
     return out
 
 
 def history(uri: str, run_id: str, metric: str) -> list[tuple[int, float]]:
     """A metric's per-epoch values."""
-    return [(m.step, m.value) for m in sorted(_client(uri).get_metric_history(run_id, metric), key=lambda m: m.step)]
+    return [(m.step, m.value) for m in sorted(open_store(uri).get_metric_history(run_id, metric), key=lambda m: m.step)]
 
 
 def differing_params(runs: list[RunInfo]) -> list[str]:

@@ -1,0 +1,56 @@
+"""The event log, read: who changed what and when, filtered by project and object."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import ColumnElement, select, true
+
+from eoengine.errors import Invalid
+from eoengine.platform.db.models import Event, Membership, Project, User
+from eoengine.platform.deps import CurrentCaller, DbSession, find_project
+from eoengine.platform.schemas import EventOut
+
+router = APIRouter(prefix="/events", tags=["events"])
+OBJECT_FIX = "name it as TYPE:ID, e.g. project:nc-landcover, job:12, dataset:nc-landcover@4d47e74fa4e7"
+
+
+def parse_object(text: str) -> tuple[str, str]:
+    """``TYPE:ID`` → (type, id).
+
+    Raises:
+        Invalid: No colon, or an empty part.
+
+    """
+    kind, _, ident = text.partition(":")
+    if not kind or not ident:
+        raise Invalid(f"object {text!r} is not TYPE:ID", OBJECT_FIX)
+    return kind, ident
+
+
+def _visible(caller: CurrentCaller) -> ColumnElement[bool]:
+    """Events a caller may see: a site admin all; others those of their projects and their own."""
+    if caller.user.is_admin:
+        return true()
+    mine = select(Membership.project_id).where(Membership.user_id == caller.user.id)
+    return Event.project_id.in_(mine) | ((Event.project_id.is_(None)) & (Event.actor_id == caller.user.id))
+
+
+@router.get("", response_model=list[EventOut])
+def list_events(session: DbSession, caller: CurrentCaller,
+                project: Annotated[str | None, Query(description="A project's slug")] = None,
+                object: Annotated[str | None, Query(description="TYPE:ID, e.g. job:12")] = None,
+                after: Annotated[int, Query(ge=0, description="Only events with a larger id")] = 0,
+                limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[EventOut]:
+    """Events, oldest first, that the caller may see (their projects' and their own)."""
+    query = (select(Event, User.username, Project.slug).outerjoin(User, User.id == Event.actor_id)
+             .outerjoin(Project, Project.id == Event.project_id).where(Event.id > after))
+    if project is not None:
+        query = query.where(Event.project_id == find_project(session, project, caller, "read").project.id)
+    if object is not None:
+        kind, ident = parse_object(object)
+        query = query.where(Event.object_type == kind, Event.object_id == ident)
+    rows = session.execute(query.where(_visible(caller)).order_by(Event.id).limit(limit))
+    return [EventOut(id=e.id, at=e.at, actor=actor, project=slug, action=e.action, object_type=e.object_type,
+                     object_id=e.object_id, data=e.data, payload_hash=e.payload_hash) for e, actor, slug in rows]

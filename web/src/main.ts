@@ -1,0 +1,34 @@
+// The web app's entry: the shell (header, alerts, main) is in index.html; the router fills main.
+
+import "./style.css";
+import { ApiError, reportError } from "./api";
+import { datasetPage } from "./pages/dataset";
+import { jobPage } from "./pages/job";
+import { membersPage } from "./pages/members";
+import { projectPage } from "./pages/project";
+import { projectsPage } from "./pages/projects";
+import { runPage } from "./pages/run";
+import { signinPage } from "./pages/signin";
+import { type Route, startRouter } from "./router";
+
+export const routes: Route[] = [
+  { pattern: "/signin", title: "Sign in", page: signinPage },
+  { pattern: "/projects", title: "Projects", page: projectsPage },
+  { pattern: "/projects/:slug", title: "Project", page: projectPage },
+  { pattern: "/projects/:slug/datasets/:ref", title: "Dataset", page: datasetPage },
+  { pattern: "/projects/:slug/runs/:id", title: "Run", page: runPage },
+  { pattern: "/projects/:slug/members", title: "Members", page: membersPage },
+  { pattern: "/jobs/:id", title: "Job", page: jobPage },
+];
+
+// An API error nobody caught is still shown to the user (and is then handled, not a page error).
+window.addEventListener("unhandledrejection", (event) => {
+  if (event.reason instanceof ApiError) {
+    event.preventDefault();
+    reportError(event.reason);
+  }
+});
+
+const main = document.getElementById("main");
+if (!main) throw new Error("index.html has no <main id=\"main\">");
+startRouter(main, routes, "#/projects");
