@@ -228,3 +228,19 @@ def test_urls_and_tokens_are_normalised() -> None:
         Client("http://127.0.0.1:1", "eoe_abc def")
     assert "eoe_abc" not in str(bad.value)
     assert "eoe_" not in repr(Client("http://127.0.0.1:1", " eoe_secret\n"))
+
+
+def test_events_by_project_and_object(live: LiveServer, admin: Client) -> None:
+    admin.create_project("NC", template="nc-landsat")
+    live.user("vera")
+    admin.add_member("nc", "vera", "viewer")
+    events = admin.events(project="nc")
+    assert [(e.action, e.actor, e.project, e.object_type, e.object_id) for e in events] == [
+        ("project.create", "admin", "nc", "project", "nc"), ("member.add", "admin", "nc", "project", "nc")]
+    assert events[1].data == {"username": "vera", "role": "viewer"} and len(events[1].payload_hash) == 64
+    assert [e.id for e in admin.events(object="project:nc", after=events[0].id)] == [events[1].id]
+    assert [e.action for e in admin.events(limit=1)] == ["user.create"]  # oldest first: the first admin
+    with pytest.raises(Invalid, match="is not TYPE:ID"):
+        admin.events(object="nc")
+    with pytest.raises(NotFound, match="no project"):
+        admin.events(project="missing")
