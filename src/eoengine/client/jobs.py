@@ -8,6 +8,7 @@ kind, when it failed or was cancelled — as ``httpx.Response.raise_for_status``
 from __future__ import annotations
 
 import codecs
+import json
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -197,8 +198,20 @@ class Job:
             yield rest
 
     def _follow(self) -> Iterator[str]:
-        """The log's stream: each event's data lines, until the server ends the stream."""
-        with self._http.stream(f"/jobs/{self.id}/log/stream") as response:
-            for event in server_events(response.iter_lines()):
-                if event.event in ("message", "log"):
-                    yield from event.data.split("\n")
+        """The log's stream from offset 0: ``log`` events are lines, ``state`` events update :attr:`info`.
+
+        The stream ends with an ``end`` event once the job has finished and its log is read; a stream
+        closed before (a proxy's timeout) is opened again from the offset of the last line.
+        """
+        offset = 0
+        while True:
+            with self._http.stream(f"/jobs/{self.id}/log/stream", offset=offset) as response:
+                for event in server_events(response.iter_lines()):
+                    if event.event == "log":
+                        yield event.data
+                        offset = int(event.id) if event.id and event.id.isdigit() else offset
+                    elif event.event == "state":
+                        state = json.loads(event.data)
+                        self.info = self.info.model_copy(update={k: v for k, v in state.items() if k in JobOut.model_fields})
+                    elif event.event == "end":
+                        return
