@@ -140,3 +140,25 @@ def test_events_log_who_did_what(live: LiveServer) -> None:
         assert c.post("/projects", json={"name": "Private", "template": "nc-landsat"}).status_code == 201
         _error(o.get("/events", params={"project": "private"}), 404)
         assert all(e["project"] != "private" for e in o.get("/events").json())
+
+
+def test_lineage_walks_inputs_both_ways(live: LiveServer) -> None:
+    from eoengine.platform.events import record
+
+    with live.client() as c:
+        assert c.post("/projects", json={"name": "L", "template": "nc-landsat"}).status_code == 201
+        pid = c.get("/projects/l").json()["id"]
+        with live.platform.db.write() as s:
+            record(s, "dataset.version", "dataset", "d@1", actor_id=None, project_id=pid,
+                   data={"inputs": ["scene:s1", "labels:data/strata.tif"]})
+            record(s, "run.create", "run", "r1", actor_id=None, project_id=pid, data={"inputs": ["dataset:d@1"]})
+            record(s, "map.create", "map", "out/m.tif", actor_id=None, project_id=pid, data={"inputs": ["run:r1"]})
+            record(s, "dataset.version", "dataset", "other@2", actor_id=None, project_id=pid, data={"inputs": ["scene:s2"]})
+        graph = c.get("/projects/l/lineage", params={"object": "run:r1"}).json()
+        assert {f"{n['type']}:{n['id']}" for n in graph["nodes"]} == {"scene:s1", "labels:data/strata.tif", "dataset:d@1",
+                                                                        "run:r1", "map:out/m.tif"}
+        assert {(e["source"], e["target"]) for e in graph["edges"]} == {
+            ("scene:s1", "dataset:d@1"), ("labels:data/strata.tif", "dataset:d@1"), ("dataset:d@1", "run:r1"),
+            ("run:r1", "map:out/m.tif")}
+        _error(c.get("/projects/l/lineage", params={"object": "run:nope"}), 404)
+        _error(c.get("/projects/l/lineage", params={"object": "bad"}), 422)

@@ -72,11 +72,12 @@ def _summary(m: DatasetManifest) -> None:
 
 
 @dataset_app.command("info")
-def info(path: Annotated[Path, typer.Argument(help="Dataset folder")]) -> None:
+def info(path: Annotated[str, typer.Argument(help="Dataset folder, or a served dataset's URL")]) -> None:
     """Print a dataset's manifest summary and class balance."""
+    from eoengine.datasets.remote import dataset_root
     from eoengine.datasets.schema import DatasetManifest
 
-    m = DatasetManifest.read(path)
+    m = DatasetManifest.read(dataset_root(path))
     out.print(f"[bold]{m.name}[/bold] version {m.version[:12]} (created {m.created})")
     stats = m.statistics.train
     _summary(m)

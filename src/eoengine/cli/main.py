@@ -171,7 +171,7 @@ def validate(config: Annotated[Path, typer.Argument(help="Project config (YAML)"
 @app.command()
 def train(
     config: Annotated[Path, typer.Argument(help="Project config (YAML)")],
-    dataset: Annotated[Path | None, typer.Option(help="Dataset folder (default: the last build)")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Dataset folder, or a served dataset's URL (default: the last build)")] = None,
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI")] = None,
     resume: Annotated[str | None, typer.Option(help="Run id of an interrupted run to continue")] = None,
 ) -> None:
@@ -195,7 +195,7 @@ def train(
 @app.command()
 def evaluate(
     model: Annotated[str, typer.Argument(help="Model package folder, MLflow run id, runs:/<id> or models:/NAME@ALIAS")],
-    dataset: Annotated[Path | None, typer.Option(help="Dataset folder (default: the model's)")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Dataset folder, or a served dataset's URL (default: the model's)")] = None,
     split: Annotated[str, typer.Option(help="train, val or test")] = "test",
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON")] = False,
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (for run ids)")] = None,

@@ -76,14 +76,32 @@ class Artefact(Record):
             data = json.loads(file.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise EOError(f"cannot read the {cls.KIND} {file}: {exc}", fix) from None
+        return cls.from_json(data, str(file), fix)
+
+    @classmethod
+    def from_json(cls, data: Any, source: str, fix: str) -> Self:
+        """Validate the parsed content of an artefact file.
+
+        Args:
+            data: The file's JSON content.
+            source: Where it came from (a path or a URL), for messages.
+            fix: What to do about content that is not this artefact.
+
+        Returns:
+            The validated content.
+
+        Raises:
+            EOError: the content is of another format, or a field is missing or malformed.
+
+        """
         found, expected = data.get("format") if isinstance(data, dict) else None, cls.model_fields["format"].default
         if found != expected:
-            raise EOError(f"{file} is not an {expected} {cls.KIND} (its format is {found!r})",
+            raise EOError(f"{source} is not an {expected} {cls.KIND} (its format is {found!r})",
                           f"{fix}; or use the eoengine version that wrote it")
         try:
             return cls.model_validate(data)
         except ValidationError as err:
-            raise EOError(f"{file} is not a valid {cls.KIND}: {field_problems(err)}", fix) from None
+            raise EOError(f"{source} is not a valid {cls.KIND}: {field_problems(err)}", fix) from None
 
 
 def field_problems(err: ValidationError, most: int = 3) -> str:

@@ -39,7 +39,9 @@ INT8_DYNAMIC = "model.int8-dynamic.onnx"
 
 
 def _dataset(pkg: ModelPackage) -> Path:
-    root = Path(pkg.meta.dataset.path)
+    from eoengine.datasets.remote import dataset_root
+
+    root = dataset_root(pkg.meta.dataset.path)
     if not (root / "manifest.json").exists():
         raise NotFound(f"the model's dataset is not at '{root}'", "keep the dataset the model was trained on beside it")
     return root

@@ -22,9 +22,10 @@ from eoengine.models.package import ONNX, ModelPackage, export_onnx
 
 def sample_chips(pkg: ModelPackage, n: int = 16, split: str = "test") -> torch.Tensor:
     """Up to ``n`` normalised chips of the package's dataset (test split, else train)."""
+    from eoengine.datasets.remote import dataset_root
     from eoengine.training.data import ChipDataset
 
-    root = Path(pkg.meta.dataset.path)
+    root = dataset_root(pkg.meta.dataset.path)
     if not (root / "manifest.json").exists():
         raise NotFound(f"the model's dataset is not at '{root}'", "pass --dataset PATH to a dataset built with the model's bands")
     ds = ChipDataset(root, split)

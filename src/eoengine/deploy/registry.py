@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from eoengine.errors import EOError, NotFound
+from eoengine.files import cache_dir
 from eoengine.models.package import META, ModelPackage, load_package
-from eoengine.tracking.store import cache_dir, use_tracking_uri
+from eoengine.tracking.store import use_tracking_uri
 
 PACKAGE_ARTIFACT = "package"
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")

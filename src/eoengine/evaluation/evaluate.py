@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import rasterio
 
+from eoengine.datasets.remote import dataset_root
 from eoengine.datasets.schema import DatasetManifest
 from eoengine.errors import NotFound
 from eoengine.inference.output import ClassCoding, hex_rgb
@@ -147,12 +148,13 @@ dataset <b>{html.escape(manifest.name)}</b> version <code>{manifest.version[:12]
     return report
 
 
-def evaluate(pkg: ModelPackage, dataset: Path | None = None, split: str = "test", report_dir: Path | None = None) -> Evaluation:
+def evaluate(pkg: ModelPackage, dataset: Path | str | None = None, split: str = "test", report_dir: Path | None = None) -> Evaluation:
     """Score the model on a split of its dataset (or ``dataset``) and write the report.
 
     Args:
         pkg: The model package (``eoengine.models.package.load_package``).
-        dataset: A dataset folder with the model's channels; default: the one it was trained on.
+        dataset: A dataset folder with the model's channels, or a served dataset's URL; default: the one it
+            was trained on (for a model trained on a served dataset, its URL).
         split: The split to score (``train``, ``val``, ``test``).
         report_dir: Where the HTML report goes; default: ``report/`` beside the package.
 
@@ -160,11 +162,11 @@ def evaluate(pkg: ModelPackage, dataset: Path | None = None, split: str = "test"
         The scores (per head and per class) and the report's path.
 
     Raises:
-        NotFound: The dataset folder does not exist.
+        NotFound: The dataset folder does not exist (or the server has no dataset at the URL).
         EOError: The dataset's channels differ from the model's, or the split has no chips.
 
     """
-    root = Path(dataset or pkg.meta.dataset.path)
+    root = dataset_root(dataset or pkg.meta.dataset.path)
     if not (root / "manifest.json").exists():
         raise NotFound(f"dataset not found: {root}", "pass --dataset PATH to the dataset folder")
     by_head = split_scores(pkg, root, split)

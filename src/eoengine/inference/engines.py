@@ -74,7 +74,7 @@ def _graph_only(pkg: ModelPackage, engine: str) -> tuple[str, Forward]:
 
 
 def _choices() -> Path:
-    from eoengine.tracking.store import cache_dir
+    from eoengine.files import cache_dir
 
     return cache_dir() / "engines.json"
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from eoengine.datasets.location import DatasetLocation
 from eoengine.errors import Invalid
 
 
@@ -36,7 +37,7 @@ class TrainSpec(_Spec):
 
     kind: Literal["train"] = "train"
     config: Path = Field(description="Project config (YAML)")
-    dataset: Path | None = Field(None, description="Dataset folder (default: the last build)")
+    dataset: DatasetLocation | None = Field(None, description="Dataset folder or a served dataset's URL (default: the last build)")
     tracking_uri: str | None = Field(None, description="MLflow tracking URI")
     resume: str | None = Field(None, description="Run id of an interrupted run to continue")
 
@@ -55,7 +56,7 @@ class EvaluateSpec(_Spec):
 
     kind: Literal["evaluate"] = "evaluate"
     model: str = Field(description="Model package folder, MLflow run id, runs:/<id> or models:/NAME@ALIAS")
-    dataset: Path | None = Field(None, description="Dataset folder (default: the model's)")
+    dataset: DatasetLocation | None = Field(None, description="Dataset folder or a served dataset's URL (default: the model's)")
     split: str = Field("test", description="train, val or test")
     tracking_uri: str | None = Field(None, description="MLflow tracking URI (for run ids)")
 

@@ -55,8 +55,3 @@ def ensure_experiment(name: str, uri: str, artifact_root: Path) -> str:
         return str(exp.experiment_id)
     loc = artifact_root.resolve().as_uri() if uri.startswith(("sqlite:", "file:", "/")) else None
     return str(mlflow.create_experiment(name, artifact_location=loc))
-
-
-def cache_dir() -> Path:
-    """Where models fetched from MLflow are kept (``EOENGINE_CACHE`` or ~/.cache/eoengine)."""
-    return Path(os.environ.get("EOENGINE_CACHE", Path.home() / ".cache" / "eoengine"))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from eoengine.config.output_dir import check_output_dir
 from eoengine.config.schema import ImageryConfig, LabelsConfig, ProjectConfig, timesteps_problem
+from eoengine.datasets.location import is_url
 from eoengine.errors import EOError
 
 if TYPE_CHECKING:
@@ -87,14 +88,37 @@ def _plan(cfg: ProjectConfig) -> None:
         plan_build(cfg.for_build(), Path(scratch))
 
 
+def dataset_folder(cfg: ProjectConfig, dataset: Path | str | None) -> Path | None:
+    """The dataset named outside the config, else by ``training.dataset``, as a local folder.
+
+    Args:
+        cfg: The project config (a path in ``training.dataset`` is relative to its folder).
+        dataset: A folder or a served dataset's URL given outside the config, if any.
+
+    Returns:
+        The folder (for a URL, its cache folder with the manifest just fetched); None when no
+        dataset is named.
+
+    Raises:
+        EOError: A URL's server refused the token, cannot be reached or has no dataset there
+            (as :func:`eoengine.datasets.remote.dataset_root` says).
+
+    """
+    from eoengine.datasets.remote import dataset_root
+
+    if dataset is None:
+        if not cfg.training.dataset:
+            return None
+        dataset = cfg.training.dataset if is_url(cfg.training.dataset) else cfg.resolve(cfg.training.dataset)
+    return dataset_root(dataset)
+
+
 def _dataset_manifest(cfg: ProjectConfig, dataset: Path | None, problems: list[str]) -> tuple[Path, DatasetManifest] | None:
     from eoengine.datasets.schema import DatasetManifest
 
-    root = dataset if dataset is not None else cfg.resolve(cfg.training.dataset) if cfg.training.dataset else None
-    if root is None:
-        return None
     try:
-        return Path(root), DatasetManifest.read(Path(root))
+        root = dataset_folder(cfg, dataset)
+        return None if root is None else (root, DatasetManifest.read(root))
     except EOError as exc:
         problems.append(f"training.dataset: {exc}")
         return None

@@ -137,14 +137,14 @@ def _save(graph: Any, estimator: Any) -> Any:
 
 
 def train_classical(
-    cfg: ProjectConfig, dataset: Path | None = None, uri: str | None = None, resume: str | None = None,
+    cfg: ProjectConfig, dataset: Path | str | None = None, uri: str | None = None, resume: str | None = None,
     tags: dict[str, str] | None = None,
 ) -> TrainResult:
     """Fit the configured classical model on the train split and record it as a run.
 
     Args:
         cfg: The project config; ``model.name`` is ``random_forest`` or ``gradient_boosting``.
-        dataset: The dataset folder (default: configured, or the last build).
+        dataset: The dataset folder or a served dataset's URL (default: configured, or the last build).
         uri: MLflow tracking URI (default: the project's).
         resume: Not supported: a classical model trains in one step.
         tags: Added to the MLflow run.

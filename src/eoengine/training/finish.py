@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from eoengine.config.schema import ProjectConfig
+from eoengine.datasets.location import dataset_source
 from eoengine.datasets.schema import DatasetManifest
 from eoengine.models.heads import Head, output_channels
 from eoengine.models.meta import DatasetRef, Normalization, PackageMeta
@@ -89,7 +90,7 @@ def package_meta(rec: RunRecord, kwargs: dict[str, Any]) -> PackageMeta:
         index_constants=m.index_constants, channels=m.channels,
         normalization=Normalization(mean=stats.mean, std=stats.std),
         patch_size=m.patch_size, classes=m.classes, resampling=m.resampling,
-        dataset=DatasetRef(name=m.name, version=m.version, path=str(rec.root)),
+        dataset=DatasetRef(name=m.name, version=m.version, path=dataset_source(rec.root)),
         run_id=rec.run_id, tracking_uri=rec.tracking_uri, best_epoch=rec.best_epoch,
         created=datetime.now(UTC).isoformat(timespec="seconds"), prediction=cfg.prediction.model_dump(),
     )

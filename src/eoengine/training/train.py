@@ -26,6 +26,7 @@ import eoengine
 from eoengine.config.output_dir import check_output_dir
 from eoengine.config.schema import ProjectConfig
 from eoengine.datasets.build import latest_dataset
+from eoengine.datasets.location import as_location, dataset_source, remote_url
 from eoengine.datasets.schema import DatasetManifest
 from eoengine.errors import ConfigError, Conflict, EOError, NotFound
 from eoengine.models.classical import is_classical
@@ -35,7 +36,7 @@ from eoengine.progress import current_reporter
 from eoengine.tracking.lifecycle import LOCK, mark_interrupted, process_gone, running
 from eoengine.tracking.store import ensure_experiment, tracking_uri
 from eoengine.training.callbacks import EpochLines, EpochLogger, ReportedEpochs, ResumeHint, RNGState
-from eoengine.training.checks import check_config
+from eoengine.training.checks import check_config, dataset_folder
 from eoengine.training.data import ChipDataModule
 from eoengine.training.defaults import dataset_defaults
 from eoengine.training.finish import RunRecord, finish_run, log_environment
@@ -177,10 +178,10 @@ def check_splits(root: Path, manifest: DatasetManifest) -> None:
 
 
 def log_dataset_input(root: Path, manifest: DatasetManifest) -> None:
-    """Record the dataset (name, version as digest, location) as the active run's input.
+    """Record the dataset (name, version as digest, location: a served one's URL) as the active run's input.
 
     Args:
-        root: The dataset folder.
+        root: The dataset folder (or a served dataset's cache folder).
         manifest: Its manifest (name, version).
 
     """
@@ -192,7 +193,7 @@ def log_dataset_input(root: Path, manifest: DatasetManifest) -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        source = resolve_dataset_source(root.resolve().as_uri())
+        source = resolve_dataset_source(remote_url(root) or root.resolve().as_uri())
     mlflow.log_input(MetaDataset(  # type: ignore[abstract]
         source, name=manifest.name, digest=manifest.version[:12]), context="training")
 
@@ -213,42 +214,43 @@ def log_run_start(cfg: ProjectConfig, manifest: DatasetManifest, root: Path, tag
                                     "training": cfg.training.model_dump(exclude={"tracking_uri"})}, {}))
     mlflow.set_tags({
         "dataset.name": manifest.name, "dataset.version": manifest.version, "task": cfg.task.type,
-        "dataset.path": str(root), "eoengine.version": eoengine.__version__, "git.commit": _git_commit(),
+        "dataset.path": dataset_source(root), "eoengine.version": eoengine.__version__, "git.commit": _git_commit(),
     })
     mlflow.set_tags(tags or {})
     log_dataset_input(root, manifest)
     log_environment()
 
 
-def _dataset_at(cfg: ProjectConfig, dataset: Path | None) -> tuple[Path, DatasetManifest]:
-    if dataset is None and cfg.training.dataset:
-        dataset = cfg.resolve(cfg.training.dataset)
-    root = Path(dataset) if dataset else latest_dataset(cfg)
+def _dataset_at(cfg: ProjectConfig, dataset: Path | str | None) -> tuple[Path, DatasetManifest]:
+    root = dataset_folder(cfg, dataset) or latest_dataset(cfg)
     return root, DatasetManifest.read(root)  # a mistyped path fails here, naming both ways to make a dataset
 
 
-def resolve_dataset(cfg: ProjectConfig, dataset: Path | None) -> Path:
-    """The dataset to train on: given, configured, or the project's latest build."""
+def resolve_dataset(cfg: ProjectConfig, dataset: Path | str | None) -> Path:
+    """The dataset to train on: given, configured, or the project's latest build (a served one's cache folder)."""
     return _dataset_at(cfg, dataset)[0]
 
 
-def checked_dataset(cfg: ProjectConfig, dataset: Path | None) -> tuple[Path, DatasetManifest]:
+def checked_dataset(cfg: ProjectConfig, dataset: Path | str | None) -> tuple[Path, DatasetManifest]:
     """The dataset to train on and its manifest, once every check ``validate`` runs has passed.
 
     Args:
         cfg: The project config.
-        dataset: The dataset given outside the config (``--dataset``, or the run resumed), if any.
+        dataset: The dataset given outside the config (``--dataset``, or the run resumed), if
+            any: a folder or a served dataset's URL.
 
     Returns:
-        (dataset folder, its manifest).
+        (dataset folder (a served dataset's cache folder), its manifest).
 
     Raises:
         ConfigError: The checks ``validate`` runs found problems (so one accepts what the other
             does), among them no validation chips or bands that do not fit the model.
-        EOError: No dataset built yet.
+        EOError: No dataset built yet; a served dataset's server refused the token (Invalid),
+            cannot be reached (Unavailable) or has none there (NotFound).
 
     """
-    if dataset is None and not cfg.training.dataset:
+    dataset = dataset_folder(cfg, dataset)  # a served dataset's errors keep their kind, before the config's checks
+    if dataset is None:
         with suppress(EOError):  # none built yet: the config's own checks come first, then that
             dataset = latest_dataset(cfg)  # the build is there: no need to plan it again
     problems = check_config(cfg, dataset)
@@ -259,7 +261,7 @@ def checked_dataset(cfg: ProjectConfig, dataset: Path | None) -> tuple[Path, Dat
 
 def train(
     cfg: ProjectConfig,
-    dataset: Path | None = None,
+    dataset: Path | str | None = None,
     uri: str | None = None,
     resume: str | None = None,
     tags: dict[str, str] | None = None,
@@ -276,7 +278,8 @@ def train(
 
     Args:
         cfg: The validated project config.
-        dataset: A dataset folder; default: the one the config builds (or ``training.dataset``).
+        dataset: A dataset folder or a served dataset's URL; default: the one the config builds
+            (or ``training.dataset``).
         uri: The MLflow tracking URI; default: as ``eoengine.tracking.store.tracking_uri`` finds it.
         resume: The id of an interrupted run of this project to continue.
         tags: Tags added to the MLflow run.
@@ -303,7 +306,7 @@ def train(
 
 
 def _train(
-    cfg: ProjectConfig, dataset: Path | None, uri: str | None, resume: str | None,
+    cfg: ProjectConfig, dataset: Path | str | None, uri: str | None, resume: str | None,
     tags: dict[str, str] | None, callbacks: list[Callback] | None,
 ) -> TrainResult:
     import mlflow
@@ -398,7 +401,7 @@ def _train(
     return TrainResult(run_id, run_dir, model_dir, track, rec.best_epoch, val, test)
 
 
-def resumable(out: Path, uri: str, run_id: str) -> tuple[Path, Path]:
+def resumable(out: Path, uri: str, run_id: str) -> tuple[Path, Path | str]:
     """The checkpoint and dataset a ``--resume`` continues from.
 
     Args:
@@ -407,7 +410,7 @@ def resumable(out: Path, uri: str, run_id: str) -> tuple[Path, Path]:
         run_id: the run to resume.
 
     Returns:
-        (last checkpoint, dataset folder).
+        (last checkpoint, dataset folder or a served dataset's URL).
 
     Raises:
         EOError: no such run, a run still training, or one that stopped before its first
@@ -430,7 +433,7 @@ def resumable(out: Path, uri: str, run_id: str) -> tuple[Path, Path]:
     if not last.exists():
         raise EOError(f"run {run_id} has no checkpoint to resume from: it stopped before its first epoch ended",
                       "nothing of it can be continued; start again with 'eoengine train CONFIG' (a new run)")
-    return last, Path(run.data.tags["dataset.path"])
+    return last, as_location(run.data.tags["dataset.path"])
 
 
 def is_primary_process() -> bool:

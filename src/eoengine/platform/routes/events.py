@@ -9,10 +9,11 @@ from sqlalchemy import ColumnElement, select, true
 
 from eoengine.errors import Invalid
 from eoengine.platform.db.models import Event, Membership, Project, User
-from eoengine.platform.deps import CurrentCaller, DbSession, find_project
+from eoengine.platform.deps import CurrentCaller, DbSession, Reader, find_project
+from eoengine.platform.lineage import Lineage, lineage
 from eoengine.platform.schemas import EventOut
 
-router = APIRouter(prefix="/events", tags=["events"])
+router = APIRouter(tags=["events"])
 OBJECT_FIX = "name it as TYPE:ID, e.g. project:nc-landcover, job:12, dataset:nc-landcover@4d47e74fa4e7"
 
 
@@ -37,7 +38,7 @@ def _visible(caller: CurrentCaller) -> ColumnElement[bool]:
     return Event.project_id.in_(mine) | ((Event.project_id.is_(None)) & (Event.actor_id == caller.user.id))
 
 
-@router.get("", response_model=list[EventOut])
+@router.get("/events", response_model=list[EventOut])
 def list_events(session: DbSession, caller: CurrentCaller,
                 project: Annotated[str | None, Query(description="A project's slug")] = None,
                 object: Annotated[str | None, Query(description="TYPE:ID, e.g. job:12")] = None,
@@ -54,3 +55,11 @@ def list_events(session: DbSession, caller: CurrentCaller,
     rows = session.execute(query.where(_visible(caller)).order_by(Event.id).limit(limit))
     return [EventOut(id=e.id, at=e.at, actor=actor, project=slug, action=e.action, object_type=e.object_type,
                      object_id=e.object_id, data=e.data, payload_hash=e.payload_hash) for e, actor, slug in rows]
+
+
+@router.get("/projects/{slug}/lineage", response_model=Lineage)
+def get_lineage(access: Reader, session: DbSession,
+                object: Annotated[str, Query(description="TYPE:ID, e.g. dataset:NAME@VERSION")]) -> Lineage:
+    """Where an artefact came from and what was made from it: scenes and labels → dataset → run → model → maps."""
+    parse_object(object)
+    return lineage(session, access.project.id, object)
