@@ -244,3 +244,11 @@ def test_events_by_project_and_object(live: LiveServer, admin: Client) -> None:
         admin.events(object="nc")
     with pytest.raises(NotFound, match="no project"):
         admin.events(project="missing")
+
+
+def test_lineage_of_an_unknown_object(admin: Client) -> None:
+    admin.create_project("NC", template="nc-landsat")
+    with pytest.raises(NotFound, match="in no lineage"):
+        admin.lineage("nc", "dataset:nc@0000")
+    with pytest.raises(Invalid, match="is not TYPE:ID"):
+        admin.lineage("nc", "nc")

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from contextlib import closing
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
@@ -39,6 +39,9 @@ from eoengine.platform.schemas import (
     TokenOut,
     UserOut,
 )
+
+if TYPE_CHECKING:
+    from eoengine.platform.lineage import Lineage
 
 UPLOAD_KINDS = ("imagery", "labels")
 
@@ -266,6 +269,25 @@ class Client:
         """
         return self.http.get("/events", list[EventOut], project=project, object=object, after=after or None,
                              limit=limit)
+
+    def lineage(self, slug: str, object: str) -> Lineage:
+        """Where an artefact came from and what was made from it (scenes and labels → dataset → run → model → maps).
+
+        Args:
+            slug: The project.
+            object: The artefact as ``TYPE:ID``, e.g. ``dataset:NAME@VERSION``.
+
+        Returns:
+            Its nodes and edges.
+
+        Raises:
+            NotFound: The object is in no lineage of the project.
+            Invalid: ``object`` is not ``TYPE:ID``.
+
+        """
+        from eoengine.platform.lineage import Lineage  # it sits beside the database models: loaded when asked
+
+        return self.http.get(f"/projects/{_seg(slug)}/lineage", Lineage, object=object)
 
 
 def sign_in_token(url: str, username: str, password: str, name: str, expires_days: float | None = 90,
