@@ -17,11 +17,10 @@ from contextlib import closing
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 import httpx
 
-from eoengine.client.http import Http, parse
+from eoengine.client.http import Http, parse, segment
 from eoengine.client.jobs import Job
 from eoengine.client.saved import load_remote
 from eoengine.errors import Invalid, NotFound, os_error
@@ -44,11 +43,6 @@ if TYPE_CHECKING:
     from eoengine.platform.lineage import Lineage
 
 UPLOAD_KINDS = ("imagery", "labels")
-
-
-def _seg(value: str) -> str:
-    """``value`` as one path segment of a URL."""
-    return quote(str(value), safe="@")
 
 
 class Client:
@@ -147,7 +141,7 @@ class Client:
 
     def project(self, slug: str) -> OverviewOut:
         """A project's overview: config, datasets, runs, models, maps, uploads, latest jobs, footprints."""
-        return self.http.get(f"/projects/{_seg(slug)}", OverviewOut)
+        return self.http.get(f"/projects/{segment(slug)}", OverviewOut)
 
     def create_project(self, name: str, config: str | None = None, template: str | None = None) -> ProjectOut:
         """A new project from a config's YAML text or a bundled sample (e.g. ``nc-landsat``); the caller is its admin.
@@ -164,28 +158,28 @@ class Client:
 
     def set_config(self, slug: str, config: str) -> OverviewOut:
         """Replace a project's config (validated by the server as on creation)."""
-        return self.http.send("PUT", f"/projects/{_seg(slug)}/config", OverviewOut, {"config": config})
+        return self.http.send("PUT", f"/projects/{segment(slug)}/config", OverviewOut, {"config": config})
 
     def delete_project(self, slug: str) -> None:
         """Delete a project and its folder (project admins)."""
-        self.http.request("DELETE", f"/projects/{_seg(slug)}")
+        self.http.request("DELETE", f"/projects/{segment(slug)}")
 
     def members(self, slug: str) -> list[MemberOut]:
         """A project's members and their roles."""
-        return self.http.get(f"/projects/{_seg(slug)}/members", list[MemberOut])
+        return self.http.get(f"/projects/{segment(slug)}/members", list[MemberOut])
 
     def add_member(self, slug: str, username: str, role: Role) -> MemberOut:
         """Add a user to a project with a role (viewer, annotator, reviewer or admin)."""
-        return self.http.send("POST", f"/projects/{_seg(slug)}/members", MemberOut,
+        return self.http.send("POST", f"/projects/{segment(slug)}/members", MemberOut,
                               {"username": username, "role": role})
 
     def set_role(self, slug: str, username: str, role: Role) -> MemberOut:
         """Change a member's role."""
-        return self.http.send("PATCH", f"/projects/{_seg(slug)}/members/{_seg(username)}", MemberOut, {"role": role})
+        return self.http.send("PATCH", f"/projects/{segment(slug)}/members/{segment(username)}", MemberOut, {"role": role})
 
     def remove_member(self, slug: str, username: str) -> None:
         """Remove a member from a project."""
-        self.http.request("DELETE", f"/projects/{_seg(slug)}/members/{_seg(username)}")
+        self.http.request("DELETE", f"/projects/{segment(slug)}/members/{segment(username)}")
 
     # uploads and jobs
 
@@ -211,16 +205,17 @@ class Client:
         if not file.is_file():
             raise NotFound(f"{file} is not a file", "pass the path of the file to upload")
         try:
-            with file.open("rb") as handle:
-                response = self.http.request("POST", f"/projects/{_seg(slug)}/uploads", data={"kind": kind},
-                                             files={"file": (file.name, handle, "application/octet-stream")})
-        except OSError as exc:
+            handle = file.open("rb")
+        except OSError as exc:  # only the file's: the API's errors are OSErrors too (NotFound, Denied, ...)
             raise os_error(exc) from None
+        with handle:
+            response = self.http.request("POST", f"/projects/{segment(slug)}/uploads", data={"kind": kind},
+                                         files={"file": (file.name, handle, "application/octet-stream")})
         return parse(response.json(), ArtifactOut, self.url)  # type: ignore[no-any-return]
 
     def uploads(self, slug: str) -> list[ArtifactOut]:
         """A project's uploads, newest first."""
-        return self.http.get(f"/projects/{_seg(slug)}/uploads", list[ArtifactOut])
+        return self.http.get(f"/projects/{segment(slug)}/uploads", list[ArtifactOut])
 
     def submit(self, slug: str, spec: AnySpec | Mapping[str, Any]) -> Job:
         """Submit a job to a project's queue.
@@ -239,7 +234,7 @@ class Client:
 
         """
         body = spec.model_dump(mode="json") if not isinstance(spec, Mapping) else dict(spec)
-        info = self.http.send("POST", f"/projects/{_seg(slug)}/jobs", JobOut, {"spec": body})
+        info = self.http.send("POST", f"/projects/{segment(slug)}/jobs", JobOut, {"spec": body})
         return Job(self.http, info)
 
     def job(self, job_id: int) -> Job:
@@ -248,7 +243,7 @@ class Client:
 
     def jobs(self, slug: str, state: str | None = None) -> list[JobOut]:
         """A project's jobs, newest first, optionally only those in ``state``."""
-        jobs = self.http.get(f"/projects/{_seg(slug)}/jobs", list[JobOut], state=state)
+        jobs = self.http.get(f"/projects/{segment(slug)}/jobs", list[JobOut], state=state)
         return [j for j in jobs if state is None or j.state == state]
 
     # history
@@ -287,7 +282,7 @@ class Client:
         """
         from eoengine.platform.lineage import Lineage  # it sits beside the database models: loaded when asked
 
-        return self.http.get(f"/projects/{_seg(slug)}/lineage", Lineage, object=object)
+        return self.http.get(f"/projects/{segment(slug)}/lineage", Lineage, object=object)
 
 
 def sign_in_token(url: str, username: str, password: str, name: str, expires_days: float | None = 90,

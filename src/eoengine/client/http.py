@@ -7,9 +7,14 @@ server's ``{"error", "fix"}``; a server that cannot be reached, times out or fai
 
 from __future__ import annotations
 
+import os
+import re
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import httpx
 from pydantic import TypeAdapter, ValidationError
@@ -24,6 +29,7 @@ from eoengine.errors import (
     TooManyRequests,
     Unauthenticated,
     Unavailable,
+    os_error,
 )
 
 API = "/api/v1"
@@ -40,6 +46,11 @@ DEFAULT_FIXES = {401: "sign in again: eoengine remote login URL", 403: "ask the 
 API_FIX = "check the request against the server's API (its /docs page)"
 
 UNREACHABLE_FIX = "check the URL and that the server runs ('eoengine server run'), then try again"
+
+
+def segment(value: str) -> str:
+    """``value`` as one path segment of a URL (``@`` kept, as dataset references use it)."""
+    return quote(str(value), safe="@")
 
 
 def server_url(url: str) -> str:
@@ -245,8 +256,48 @@ class Http:
 
         """
         timeout = httpx.Timeout(self.timeout, read=read_timeout)
-        with reaching(self.url), self._http.stream("GET", path, params=params, timeout=timeout) as response:
+        query = {k: v for k, v in params.items() if v is not None}
+        with reaching(self.url), self._http.stream("GET", path, params=query, timeout=timeout) as response:
             if response.is_error:
                 response.read()
                 raise error_of(response)
             yield response
+
+    def download(self, path: str, dest: Path, **params: Any) -> Path:
+        """Stream ``GET path`` into a file, written whole or not at all.
+
+        Args:
+            path: The route under ``/api/v1``.
+            dest: The file to write, or a folder to write into under the answer's file name.
+            **params: The query (None ones left out).
+
+        Returns:
+            The file written.
+
+        Raises:
+            EOError: The kind of the status, Unavailable (nothing is left behind), or the file cannot be written.
+
+        """
+        with self.stream(path, read_timeout=self.timeout, **params) as response:
+            target = dest / attachment_name(response) if dest.is_dir() else dest
+            tmp: str | None = None
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+                with os.fdopen(fd, "wb") as out:
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+                os.replace(tmp, target)
+            except OSError as exc:
+                raise os_error(exc) from None
+            finally:
+                if tmp is not None:
+                    Path(tmp).unlink(missing_ok=True)
+        return target
+
+
+def attachment_name(response: httpx.Response) -> str:
+    """The file name an answer gives itself (``Content-Disposition``), else the last part of its URL; never a path."""
+    found = re.search(r'filename="?([^";]+)"?', response.headers.get("content-disposition", ""))
+    name = Path(found.group(1) if found else response.url.path.rstrip("/").rsplit("/", 1)[-1]).name
+    return name if name not in ("", ".", "..") else "download"
