@@ -48,6 +48,12 @@ UPLOAD_KINDS = ("imagery", "labels")
 class Client:
     """A connection to one platform server as one user (by API token).
 
+    Every method answers the API's models and raises the :mod:`eoengine.errors` kind of a
+    refusal: Unauthenticated (a bad token), Denied (the role may not), NotFound (an unknown
+    project, job or user, or a project the caller is no member of), Conflict, Invalid (bad
+    input, with the fields named), TooManyRequests, or Unavailable (the server is out of reach
+    or failed). Methods say so only where they add a kind of their own.
+
     Args:
         url: The server, e.g. ``http://127.0.0.1:8000`` (a trailing ``/api/v1`` is fine).
         token: An API token (``eoe_...``), sent as ``Authorization: Bearer``.
