@@ -15,7 +15,19 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from eoengine.platform.routes import auth, events, members, projects, tokens, users
+from eoengine.platform.routes import (
+    auth,
+    datasets,
+    events,
+    imagery,
+    maps,
+    members,
+    projects,
+    runs,
+    tokens,
+    uploads,
+    users,
+)
 from eoengine.platform.settings import Platform, PlatformSettings
 from eoengine.serving.errors import ErrorMapper, error_response
 from eoengine.serving.limits import BodyCap
@@ -89,8 +101,9 @@ def create_platform_app(settings: PlatformSettings, platform: Platform | None = 
         return error_response(413, f"a request body of {declared / 2**20:.1f} MB exceeds {name}", fix)
 
     app.add_middleware(BodyCap, cap=lambda path: body_limit(settings, path)[0], refuse=too_large)
-    for module in (auth, tokens, users, projects, members, events):
+    for module in (auth, tokens, users, projects, members, events, datasets, runs, maps, uploads, imagery):
         app.include_router(module.router, prefix=API)
     app.include_router(_health(), prefix=API)
+    app.mount(f"{API}/projects/{{slug}}/stac", imagery.ProjectStac())
     _web(app)
     return app

@@ -181,3 +181,82 @@ class EventOut(BaseModel):
     object_id: str
     data: dict[str, Any]
     payload_hash: str
+
+
+# Browsing: datasets, maps, uploads (routes/datasets.py, maps.py, uploads.py)
+
+
+class DatasetOut(BaseModel):
+    """A dataset version as listed: its name and version, folder (relative to the project), chips per split.
+
+    ``chips`` and ``splits`` come from its manifest; None and empty when its folder is gone.
+    """
+
+    id: int
+    name: str
+    version: str
+    ref: str = Field(description="name@version, as the dataset's URLs name it")
+    path: str
+    created_at: dt.datetime
+    job_id: int | None
+    chips: int | None
+    splits: dict[str, int]
+
+
+class DatasetDetailOut(BaseModel):
+    """A dataset version: its manifest, class balance per split, and band statistics."""
+
+    name: str
+    version: str
+    path: str
+    manifest: dict[str, Any]
+    class_balance: dict[str, Any]
+    band_stats: dict[str, Any]
+
+
+class MapClass(BaseModel):
+    """A class of a class map: the pixel code, its name and colour (``#rrggbb``)."""
+
+    code: int
+    name: str
+    color: str
+
+
+class MapOut(BaseModel):
+    """A prediction map: where it is, what its pixels hold, its footprint, and its tiles.
+
+    ``kind`` is ``classes`` (a class map: ``classes`` lists its codes with their colours) or
+    ``values`` (regression outputs or probabilities: ``ranges`` holds each band's 2nd and 98th
+    percentile, the range its tiles' colour ramp spans).
+    """
+
+    id: int
+    name: str
+    path: str
+    created_at: dt.datetime
+    job_id: int | None
+    meta: dict[str, Any]
+    kind: str
+    crs: str
+    width: int
+    height: int
+    dtype: str
+    bands: list[str]
+    footprint: dict[str, Any]
+    bbox: list[float]
+    classes: list[MapClass]
+    ranges: list[list[float]]
+    tags: dict[str, str]
+    tiles: str = Field(description="XYZ tile URL template, relative to the API root")
+
+
+class ImageryItemOut(BaseModel):
+    """A scene of the project's imagery catalog (a STAC Item of its ``scenes`` or ``uploads`` collection)."""
+
+    id: str
+    collection: str
+    datetime: str | None
+    bbox: list[float]
+    bands: list[str] = Field(description="Band names and common names a render recipe can use")
+    recipes: list[str] = Field(description="The recipes its bands allow (index:NAME needs the index's bands)")
+    tiles: str = Field(description="XYZ tile URL template, relative to the API root (add ?recipe=...)")

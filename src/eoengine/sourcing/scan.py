@@ -228,14 +228,29 @@ def scan_folder(folder: Path, out: Path, collection_id: str, date_pattern: str |
         raise EOError(f"no date in the tags or names of: {', '.join(undated)}",
                       "pass --datetime-pattern '(?P<date>\\d{8})|%Y%m%d' (a regex with a date group, then | and its "
                       "strptime format), --datetime 2024-06-01 for all of them, or leave them out with --exclude 'NAME*'")
+    return write_collection(items, out, collection_id, description or f"Scenes scanned from {Path(folder).resolve()}")
+
+
+def write_collection(items: list[pystac.Item], out: Path, collection_id: str, description: str) -> pystac.Collection:
+    """A self-contained STAC Collection of ``items`` (its extent theirs), written to ``out``.
+
+    Args:
+        items: The items (at least one, each with a bbox and datetime).
+        out: The folder to write (``collection.json`` and one folder per item).
+        collection_id: The collection's id.
+        description: Its description.
+
+    Returns:
+        The collection.
+
+    """
     west = min(i.bbox[0] for i in items)  # type: ignore[index]
     south = min(i.bbox[1] for i in items)  # type: ignore[index]
     east = max(i.bbox[2] for i in items)  # type: ignore[index]
     north = max(i.bbox[3] for i in items)  # type: ignore[index]
     times = sorted(i.datetime for i in items if i.datetime)
     extent = pystac.Extent(pystac.SpatialExtent([[west, south, east, north]]), pystac.TemporalExtent([[times[0], times[-1]]]))
-    collection = pystac.Collection(collection_id, description or f"Scenes scanned from {Path(folder).resolve()}", extent,
-                                   license="other", stac_extensions=list(EXTENSIONS))
+    collection = pystac.Collection(collection_id, description, extent, license="other", stac_extensions=list(EXTENSIONS))
     for item in items:
         collection.add_item(item)
     out.mkdir(parents=True, exist_ok=True)
