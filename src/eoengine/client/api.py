@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from eoengine.client.browse import Browsing
 from eoengine.client.http import Http, parse, segment
 from eoengine.client.jobs import Job
 from eoengine.client.saved import load_remote
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 UPLOAD_KINDS = ("imagery", "labels")
 
 
-class Client:
+class Client(Browsing):
     """A connection to one platform server as one user (by API token).
 
     Every method answers the API's models and raises the :mod:`eoengine.errors` kind of a
