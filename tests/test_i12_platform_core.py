@@ -160,5 +160,11 @@ def test_lineage_walks_inputs_both_ways(live: LiveServer) -> None:
         assert {(e["source"], e["target"]) for e in graph["edges"]} == {
             ("scene:s1", "dataset:d@1"), ("labels:data/strata.tif", "dataset:d@1"), ("dataset:d@1", "run:r1"),
             ("run:r1", "map:out/m.tif")}
+        with live.platform.db.write() as s:
+            record(s, "dataset.version", "dataset", "nc@4d47e74fa4e737ec", actor_id=None, project_id=pid,
+                   data={"inputs": ["scene:s3"]})
+        short = c.get("/projects/l/lineage", params={"object": "dataset:nc@4d47e74fa4e7"}).json()
+        assert short["object"] == "dataset:nc@4d47e74fa4e737ec" and len(short["nodes"]) == 2
+        _error(c.get("/projects/l/lineage", params={"object": "dataset:nc@4d47"}), 404)  # prefixes from 6 characters
         _error(c.get("/projects/l/lineage", params={"object": "run:nope"}), 404)
         _error(c.get("/projects/l/lineage", params={"object": "bad"}), 422)

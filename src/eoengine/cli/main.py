@@ -23,6 +23,7 @@ from eoengine.cli.runs import runs_app
 from eoengine.cli.server import server_app
 from eoengine.cli.source import source_app
 from eoengine.cli.source_ee import ee_app
+from eoengine.cli.worker import worker
 from eoengine.errors import ConfigError, EOError, Invalid, NotFound
 from eoengine.progress import using_reporter
 
@@ -42,6 +43,7 @@ source_app.add_typer(ee_app, name="ee")
 app.add_typer(source_app, name="source")
 app.add_typer(server_app, name="server")
 app.add_typer(remote_app, name="remote")
+app.command("worker")(worker)
 for _command in (deploy.export, deploy.quantize, deploy.prune, deploy.register, deploy.serve):
     app.command()(_command)
 out = Console(soft_wrap=True)

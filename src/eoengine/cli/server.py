@@ -67,19 +67,31 @@ def run(home: HomeOpt = None, db: DbOpt = None,
         data_root: Annotated[list[Path] | None, typer.Option(
             "--data-root", help="A folder outside the projects that configs may read imagery from (repeatable)")] = None,
         max_upload_mb: Annotated[float, typer.Option(help="Largest upload in MB")] = 2048.0,
+        workers: Annotated[int, typer.Option(min=0, help="Worker processes started with the server "
+                                                         "(0: run 'eoengine worker' yourself)")] = 1,
+        concurrency: Annotated[int, typer.Option(min=1, help="Jobs each of those workers runs at once")] = 1,
+        stale_after: Annotated[float, typer.Option(min=1.0, help="Seconds without a heartbeat after which a "
+                                                                 "worker counts as gone")] = 30.0,
         ) -> None:
-    """Serve the API (/api/v1, documented at /docs) and the web app (/) until interrupted."""
+    """Serve the API (/api/v1, documented at /docs) and the web app (/) until interrupted, with its workers."""
     import uvicorn
 
     from eoengine.platform.app import create_platform_app
     from eoengine.platform.db.migrate import upgrade
     from eoengine.platform.settings import Platform
+    from eoengine.platform.worker import start_worker_process, stop_process
 
     loopback = host in ("127.0.0.1", "localhost", "::1")
     settings = settings_from(home, db, secure_cookies=not loopback if secure_cookies is None else secure_cookies,
-                             data_roots=tuple(p.resolve() for p in data_root or ()), max_upload_mb=max_upload_mb)
+                             data_roots=tuple(p.resolve() for p in data_root or ()), max_upload_mb=max_upload_mb,
+                             stale_after_s=stale_after)
     platform = Platform(settings)
     upgrade(platform.db)
     app = create_platform_app(settings, platform)
-    typer.echo(f"eoengine platform on http://{host}:{port}/ (API: /api/v1, docs: /docs)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    started = [start_worker_process(settings, concurrency) for _ in range(workers)]
+    typer.echo(f"eoengine platform on http://{host}:{port}/ (API: /api/v1, docs: /docs), {workers} worker(s)")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        for proc in started:
+            stop_process(proc, 30.0)

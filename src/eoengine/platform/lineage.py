@@ -60,6 +60,15 @@ def _graph(session: Session, project_id: int) -> tuple[dict[str, LineageNode], s
     return nodes, edges
 
 
+def _resolve(obj: str, nodes: dict[str, LineageNode]) -> str:
+    """``obj`` itself, or the one node it names by a version prefix (``dataset:NAME@4d47e74fa4e7``)."""
+    name, at, version = obj.partition("@")
+    if obj in nodes or not at or len(version) < 6:
+        return obj
+    matches = [key for key in nodes if key.startswith(f"{name}@") and key.partition("@")[2].startswith(version)]
+    return matches[0] if len(matches) == 1 else obj
+
+
 def lineage(session: Session, project_id: int, obj: str) -> Lineage:
     """The lineage of one object of a project.
 
@@ -76,6 +85,7 @@ def lineage(session: Session, project_id: int, obj: str) -> Lineage:
 
     """
     nodes, edges = _graph(session, project_id)
+    obj = _resolve(obj, nodes)
     if obj not in nodes:
         raise NotFound(f"{obj} is in no lineage of this project",
                        "name an artefact a job made, as TYPE:ID (see GET /api/v1/events?project=SLUG)")

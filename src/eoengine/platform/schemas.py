@@ -116,6 +116,13 @@ class ArtifactOut(BaseModel):
     created_at: dt.datetime
 
 
+class JobIn(_In):
+    """A job to queue: a typed job spec (its ``kind``: build, train, sweep, evaluate, predict, fetch, export, quantize)."""
+
+    spec: dict[str, Any] = Field(description="The job spec, e.g. {\"kind\": \"build\"}; paths are relative to the "
+                                             "project folder, 'config' defaults to the project's eoengine.yaml")
+
+
 class JobOut(BaseModel):
     """A job: its spec, state, progress, outputs, who started it and when."""
 

@@ -11,12 +11,13 @@ from sqlalchemy.orm import Session
 
 from eoengine.errors import Conflict
 from eoengine.files import atomic_write_text
-from eoengine.platform.db.models import Artifact, Job, Membership, Project, User
+from eoengine.platform.db.models import Artifact, Membership, Project
 from eoengine.platform.deps import CurrentCaller, DbSession, Manager, Reader, platform_of
 from eoengine.platform.events import record
 from eoengine.platform.footprints import scene_footprints
 from eoengine.platform.projects import CONFIG, config_hash, create_folder, slugify, validate_config
-from eoengine.platform.schemas import ArtifactOut, ConfigIn, JobOut, OverviewOut, ProjectIn, ProjectOut
+from eoengine.platform.routes.jobs import latest_jobs
+from eoengine.platform.schemas import ArtifactOut, ConfigIn, OverviewOut, ProjectIn, ProjectOut
 from eoengine.platform.settings import Platform
 
 router = APIRouter(prefix="/projects", tags=["projects"])
@@ -26,21 +27,6 @@ def artifact_out(a: Artifact) -> ArtifactOut:
     """An artefact as the API shows it."""
     return ArtifactOut(id=a.id, kind=a.kind, name=a.name, version=a.version, path=a.path, ref=a.ref, meta=a.meta,
                        job_id=a.job_id, created_at=a.created_at)
-
-
-def job_out(job: Job, project: str, created_by: str | None) -> JobOut:
-    """A job as the API shows it."""
-    return JobOut(id=job.id, project=project, kind=job.kind, spec=job.spec, state=job.state,
-                  cancel_requested=job.cancel_requested, progress=job.progress, result=job.result, error=job.error,
-                  created_by=created_by, created_at=job.created_at, started_at=job.started_at,
-                  finished_at=job.finished_at, attempts=job.attempts, worker=job.worker)
-
-
-def latest_jobs(session: Session, project: Project, limit: int = 20) -> list[JobOut]:
-    """A project's newest jobs."""
-    rows = session.execute(select(Job, User.username).outerjoin(User, User.id == Job.created_by)
-                           .where(Job.project_id == project.id).order_by(Job.id.desc()).limit(limit))
-    return [job_out(job, project.slug, name) for job, name in rows]
 
 
 @router.get("", response_model=list[ProjectOut])

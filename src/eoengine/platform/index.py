@@ -1,0 +1,218 @@
+"""The artefact index: what a finished job made, as ``artifacts`` rows and events, from its typed result.
+
+The files stay the source of truth; the index names them (paths relative to the project
+folder), with their version hashes and run ids, and links each to the job that made it. Each
+event's data lists the artefact's ``inputs`` as ``type:id`` (scene, labels, dataset, run,
+model), from which the lineage scenes and labels → dataset → run → model → map is drawn.
+
+:func:`outputs_of` reads what it needs (manifests, package metadata, map footprints) before
+the job's outcome is written; :func:`store_outputs` writes the rows in that transaction. An
+artefact already indexed (the same dataset version, run or scene) is not added twice; a map
+or model file written again at the same path updates its row.
+
+Model packages and rasters are read with imports inside the functions: the server imports this
+module (for :data:`RUN_ID`) and must not load torch or rasterio for it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from eoengine.datasets.schema import DatasetManifest
+from eoengine.errors import EOError
+from eoengine.jobs.results import (
+    AnyResult,
+    BuildDatasetResult,
+    ExportResult,
+    FetchResult,
+    PredictResult,
+    QuantizeResult,
+    TrainResult,
+)
+from eoengine.jobs.specs import AnySpec
+
+if TYPE_CHECKING:
+    from eoengine.models.meta import PackageMeta
+from eoengine.platform.db.models import Artifact, Job
+from eoengine.platform.events import record
+
+RUN_ID = re.compile(r"^(runs:/)?[0-9a-f]{32}(/.*)?$")
+"""A model reference naming an MLflow run (``runs:/<id>`` or the bare id)."""
+BY_CONTENT = frozenset({"dataset", "run", "scene"})
+"""Kinds whose rows are never rewritten: the same name and version is the same artefact."""
+
+
+@dataclass(frozen=True)
+class Output:
+    """An artefact a job made, ready to index: its row's fields and its event."""
+
+    kind: str
+    name: str
+    action: str
+    object_id: str
+    version: str = ""
+    path: str = ""
+    ref: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+    inputs: list[str] = field(default_factory=list)
+
+
+def relative(path: Path | str, folder: Path) -> str:
+    """A path as the index keeps it: relative to the project folder when inside it, else absolute.
+
+    Args:
+        path: The path (relative ones are relative to the project folder).
+        folder: The project folder.
+
+    Returns:
+        The path as text.
+
+    """
+    full = (folder / path).resolve()
+    root = folder.resolve()
+    return full.relative_to(root).as_posix() if full == root or root in full.parents else str(full)
+
+
+def outputs_of(result: AnyResult, spec: AnySpec, folder: Path) -> list[Output]:
+    """The artefacts a job's result names (evaluate and sweep results index none).
+
+    Args:
+        result: The job's typed result.
+        spec: The spec it ran.
+        folder: The project folder.
+
+    Returns:
+        The outputs to index.
+
+    """
+    match result:
+        case BuildDatasetResult():
+            return [_dataset(result, folder)]
+        case TrainResult():
+            return [_run(result, folder)]
+        case PredictResult():
+            return _maps(result, getattr(spec, "model", ""), folder)
+        case FetchResult():
+            return [Output("scene", i.item_id, "scene.fetch", i.item_id, version=i.sha256[:16],
+                           path=relative(i.path, folder), meta={"sha256": i.sha256, "cached": i.cached})
+                    for i in result.items if i.path is not None]
+        case ExportResult():
+            return [_variant(result.copied_to or result.path, "onnx", getattr(spec, "model", ""), folder,
+                             {"model": result.model, "check": result.check.model_dump() if result.check else None})]
+        case QuantizeResult():
+            return [_variant(file, name, str(result.package), folder, {"metric": result.metric, **result.report.get(name, {})})
+                    for file, name in zip(result.files, ("int8-static", "int8-dynamic"), strict=False)]
+    return []
+
+
+def _dataset(result: BuildDatasetResult, folder: Path) -> Output:
+    manifest = DatasetManifest.read(result.path)
+    scene_files = {src.path for scene in manifest.scenes for src in scene.sources}
+    labels = [relative(f.path, folder) for f in manifest.inputs if f.path not in scene_files]
+    label_type = (manifest.config.get("labels") or {}).get("type")
+    meta = {"chips": manifest.splits, "n_chips": manifest.n_chips, "scenes": [s.id for s in manifest.scenes],
+            "labels": {"type": label_type, "files": labels}, "classes": [c.name for c in manifest.classes]}
+    inputs = [f"scene:{s.id}" for s in manifest.scenes] + [f"labels:{f}" for f in labels]
+    key = f"{manifest.name}@{manifest.version}"
+    return Output("dataset", manifest.name, "dataset.version", key, version=manifest.version,
+                  path=relative(result.path, folder), meta=meta, inputs=inputs)
+
+
+def _package(path: Path) -> PackageMeta:
+    from eoengine.models.meta import PackageMeta
+
+    return PackageMeta.read(path)
+
+
+def _run(result: TrainResult, folder: Path) -> Output:
+    pkg = _package(result.model_path)
+    dataset = f"{pkg.dataset.name}@{pkg.dataset.version}" if pkg.dataset.version else ""
+    meta = {"dataset": dataset, "scores": result.scores, "best_epoch": result.best_epoch, "model": pkg.model,
+            "package": relative(result.model_path, folder)}
+    return Output("run", result.run_id, "run.create", result.run_id, path=relative(result.model_path, folder),
+                  ref=result.run_id, meta=meta, inputs=[f"dataset:{dataset}"] if dataset else [])
+
+
+def _origin(ref: str, folder: Path) -> tuple[str, list[str]]:
+    """The run a model reference comes from (when it can be told) and the lineage input it makes."""
+    match = RUN_ID.match(ref)
+    if match:
+        run_id = ref.removeprefix("runs:/").split("/")[0]
+        return run_id, [f"run:{run_id}"]
+    if ref.startswith("models:/"):
+        return "", [f"model:{ref}"]
+    try:
+        run_id = _package(folder / ref).run_id or ""
+    except EOError:
+        run_id = ""
+    return run_id, [f"run:{run_id}"] if run_id else [f"model:{relative(ref, folder)}"]
+
+
+def _maps(result: PredictResult, model: str, folder: Path) -> list[Output]:
+    from eoengine.raster.footprint import footprint_wgs84
+
+    run_id, inputs = _origin(model, folder)
+    probabilities = relative(result.probabilities, folder) if result.probabilities else None
+    outputs = []
+    for path in result.maps:
+        rel = relative(path, folder)
+        try:
+            footprint: dict[str, Any] | None = footprint_wgs84(folder / path)
+        except EOError:  # a map without a CRS is still the job's output; it only stays off the overview's map
+            footprint = None
+        meta = {"model": model, "run_id": run_id, "footprint": footprint, "probabilities": probabilities}
+        outputs.append(Output("map", Path(rel).name, "map.create", rel, path=rel, ref=model, meta=meta, inputs=inputs))
+    return outputs
+
+
+def _variant(file: Path, variant: str, model: str, folder: Path, meta: dict[str, Any]) -> Output:
+    run_id, inputs = _origin(model, folder)
+    rel = relative(file, folder)
+    return Output("model", Path(model).name if not run_id else run_id, "model.variant", rel, version=variant, path=rel,
+                  ref=model, meta={"run_id": run_id, **meta}, inputs=inputs)
+
+
+def _existing(session: Session, project_id: int, out: Output) -> Artifact | None:
+    query = select(Artifact).where(Artifact.project_id == project_id, Artifact.kind == out.kind)
+    if out.kind in BY_CONTENT:
+        query = query.where(Artifact.name == out.name, Artifact.version == out.version, Artifact.ref == out.ref)
+    else:
+        query = query.where(Artifact.path == out.path, Artifact.version == out.version)
+    return session.scalars(query.limit(1)).first()
+
+
+def store_outputs(session: Session, job: Job, outputs: list[Output]) -> list[Artifact]:
+    """Index a job's outputs in the caller's transaction, with one event for each new or rewritten artefact.
+
+    Args:
+        session: The session recording the job's outcome.
+        job: The job that made them.
+        outputs: From :func:`outputs_of`.
+
+    Returns:
+        The rows added or updated (an artefact indexed already by content is left as it was).
+
+    """
+    rows = []
+    for out in outputs:
+        row = _existing(session, job.project_id, out)
+        if row is not None and out.kind in BY_CONTENT:
+            continue
+        if row is None:
+            row = Artifact(project_id=job.project_id, kind=out.kind, name=out.name, version=out.version,
+                           path=out.path, created_by=job.created_by)
+            session.add(row)
+        row.ref, row.meta, row.job_id = out.ref, out.meta, job.id
+        session.flush()
+        data = {"artifact": row.id, "name": out.name, "version": out.version, "path": out.path, "ref": out.ref,
+                "job": job.id, "inputs": out.inputs}
+        record(session, out.action, out.kind, out.object_id, actor_id=job.created_by, project_id=job.project_id,
+               data=data)
+        rows.append(row)
+    return rows

@@ -1,0 +1,308 @@
+"""A worker: claims queued jobs and runs each in a child process, heartbeating, cancelling and re-queueing.
+
+Each job runs as ``python -m eoengine.platform.runner JOB_ID`` (:mod:`eoengine.platform.runner`)
+in the project folder, in a process group of its own, with its output appended to
+``HOME/jobs/<id>/log.txt``. The child is started with ``PR_SET_PDEATHSIG = SIGKILL``: the kernel
+kills it when the worker dies, however the worker dies, so a job never runs on without a worker
+that heartbeats for it. The worker's loop, every tick:
+
+- reaps children that ended; a child records its own outcome, so the worker writes one only
+  when the child could not (it crashed or was killed): ``failed``, or ``cancelled`` when asked;
+- heartbeats its jobs; a job whose cancel was requested gets SIGTERM on its process group, then
+  SIGKILL after a grace period; a job it no longer holds (re-queued after a long database
+  outage, say) has its processes killed;
+- re-queues jobs of any worker that stopped heartbeating (:func:`eoengine.platform.queue.requeue_stale`);
+- claims jobs while fewer than ``concurrency`` run.
+
+A database fault in a tick is logged and the tick retried with backoff: the worker never
+stops for it, and an outcome it owes is kept until written. SIGTERM or SIGINT stop the worker:
+its children are stopped and their jobs re-queued for the next worker.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+
+from eoengine.errors import first_line
+from eoengine.platform.db.models import Job, Project
+from eoengine.platform.queue import (
+    MAX_ATTEMPTS,
+    Lease,
+    State,
+    claim,
+    finish,
+    heartbeat,
+    is_db_fault,
+    release,
+    report,
+    requeue_stale,
+)
+from eoengine.platform.runner import ENV_ATTEMPT, ENV_DB, ENV_HOME, ENV_WORKER
+from eoengine.platform.settings import Platform, PlatformSettings
+
+log = logging.getLogger(__name__)
+PR_SET_PDEATHSIG = 1
+LOG_NAME = "log.txt"
+
+
+def job_log(jobs_dir: Path, job_id: int) -> Path:
+    """The log file of a job.
+
+    Args:
+        jobs_dir: The server's ``jobs`` folder.
+        job_id: The job.
+
+    Returns:
+        ``jobs_dir/<id>/log.txt``.
+
+    """
+    return jobs_dir / str(job_id) / LOG_NAME
+
+
+def die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None]:
+    """A ``preexec_fn`` that has the kernel send ``sig`` to the child when its parent dies (Linux).
+
+    Args:
+        sig: The signal the child gets.
+
+    Returns:
+        The function to run in the child between fork and exec.
+
+    """
+    parent = os.getpid()
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+    def setup() -> None:
+        if libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0:
+            os._exit(125)
+        if os.getppid() != parent:  # the parent died before the request took hold
+            os._exit(125)
+
+    return setup
+
+
+def kill_group(pgid: int, sig: int) -> None:
+    """Signal a process group, if it still exists.
+
+    Args:
+        pgid: The group (a job's child leads its own: its pid).
+        sig: The signal.
+
+    """
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+@dataclass
+class Running:
+    """A job this worker runs: its lease, its child process, and when its stop began."""
+
+    lease: Lease
+    proc: subprocess.Popen[bytes]
+    cancel: bool = False
+    term_at: float | None = None
+
+
+@dataclass
+class Worker:
+    """Claims and runs jobs until stopped (see the module docs).
+
+    Attributes:
+        platform: The settings (home, database, ``stale_after_s``) and the database.
+        concurrency: Jobs run at once.
+        name: The worker's unique name (default: host, process id and a random suffix).
+        poll_s: Seconds between ticks.
+        grace_s: Seconds between SIGTERM and SIGKILL when a job is stopped.
+        max_attempts: Starts of a job before a worker that stops answering fails it.
+
+    """
+
+    platform: Platform
+    concurrency: int = 1
+    name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
+    poll_s: float = 0.25
+    grace_s: float = 10.0
+    max_attempts: int = MAX_ATTEMPTS
+    running: dict[int, Running] = field(default_factory=dict)
+    owed: list[tuple[Lease, State, dict[str, str] | None]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    _last_beat: float = 0.0
+
+    @property
+    def beat_s(self) -> float:
+        """Seconds between heartbeats: a fifth of the time after which a worker counts as gone."""
+        return max(0.2, self.platform.settings.stale_after_s / 5)
+
+    def run(self) -> None:
+        """Claim and run jobs until :attr:`stop` is set (SIGTERM/SIGINT set it when run in the main thread)."""
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: self.stop.set())
+        log.info("worker %s: %d job(s) at once on %s", self.name, self.concurrency, self.platform.db.dialect)
+        wait = self.poll_s
+        while not self.stop.is_set():
+            try:
+                self.tick()
+                wait = self.poll_s
+            except Exception as exc:  # noqa: BLE001 - the worker outlives database faults (and its own bugs)
+                what = "the database is unreachable" if is_db_fault(exc) else "unexpected error"
+                log.warning("worker %s: %s (%s: %s); again in %.1f s", self.name, what, type(exc).__name__,
+                            first_line(exc), wait)
+                wait = min(max(wait * 2, 0.5), 10.0)
+            self.stop.wait(wait)
+        self.shutdown()
+
+    def tick(self) -> None:
+        """One round: reap, pay owed outcomes, heartbeat, re-queue stale jobs, claim."""
+        self._reap()
+        while self.owed:
+            owed, state, error = self.owed[0]
+            finish(self.platform.db, owed, state, error=error)
+            self.owed.pop(0)
+        now = time.monotonic()
+        if now - self._last_beat >= self.beat_s:
+            self._beat()
+            requeue_stale(self.platform.db, self.platform.settings.stale_after_s, self.max_attempts)
+            self._last_beat = now
+        self._escalate()
+        while len(self.running) < self.concurrency and not self.stop.is_set():
+            lease = claim(self.platform.db, self.name)
+            if lease is None:
+                break
+            self._start(lease)
+
+    def _reap(self) -> None:
+        for job_id, run in list(self.running.items()):
+            code = run.proc.poll()
+            if code is None:
+                continue
+            del self.running[job_id]
+            kill_group(run.proc.pid, signal.SIGKILL)  # whatever it left behind
+            if run.cancel:
+                self.owed.append((run.lease, "cancelled", None))
+                continue
+            # a child that recorded its outcome left nothing to write: the fenced finish below is then a no-op
+            how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+            self.owed.append((run.lease, "failed", {
+                "error": f"the job's process {how} before it recorded an outcome",
+                "fix": f"read its log (GET /api/v1/jobs/{job_id}/log): out of memory? a crash? then submit it again"}))
+
+    def _beat(self) -> None:
+        states = heartbeat(self.platform.db, [r.lease for r in self.running.values()])
+        for job_id, state in states.items():
+            run = self.running.get(job_id)
+            if run is None or run.proc.poll() is not None:  # ended since the reaping: reaped next tick
+                continue
+            if state == "lost":
+                log.warning("job %s is no longer held by %s: stopping its processes", job_id, self.name)
+                kill_group(run.proc.pid, signal.SIGKILL)
+                run.proc.wait()
+                del self.running[job_id]
+            elif state == "cancel" and not run.cancel:
+                log.info("job %s: cancel requested; stopping its processes", job_id)
+                run.cancel, run.term_at = True, time.monotonic()
+                kill_group(run.proc.pid, signal.SIGTERM)
+
+    def _escalate(self) -> None:
+        now = time.monotonic()
+        for run in self.running.values():
+            if run.term_at is not None and now - run.term_at > self.grace_s and run.proc.poll() is None:
+                kill_group(run.proc.pid, signal.SIGKILL)
+
+    def _start(self, lease: Lease) -> None:
+        settings = self.platform.settings
+        with self.platform.db.read() as session:
+            slug = session.scalar(select(Project.slug).join(Job, Job.project_id == Project.id)
+                                  .where(Job.id == lease.job_id))
+        folder = settings.projects_dir / (slug or "")
+        path = job_log(settings.jobs_dir, lease.job_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        env = os.environ | {ENV_DB: self.platform.db.url, ENV_HOME: str(settings.home), ENV_WORKER: lease.worker,
+                            ENV_ATTEMPT: str(lease.attempt), "PYTHONUNBUFFERED": "1", "EOENGINE_PROGRESS": "0"}
+        with path.open("ab") as out:
+            out.write(f"== attempt {lease.attempt} on {lease.worker} at {time.strftime('%Y-%m-%d %H:%M:%S')} ==\n"
+                      .encode())
+            out.flush()
+            proc = subprocess.Popen([sys.executable, "-m", "eoengine.platform.runner", str(lease.job_id)],
+                                    cwd=folder if folder.is_dir() else settings.home, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                    preexec_fn=die_with_parent())  # the loop is one thread: preexec_fn is safe
+        self.running[lease.job_id] = Running(lease, proc)
+        report(self.platform.db, lease, pid=proc.pid)
+        log.info("job %s attempt %s: started (pid %s)", lease.job_id, lease.attempt, proc.pid)
+
+    def shutdown(self) -> None:
+        """Stop the children (SIGTERM, then SIGKILL after the grace period) and re-queue their jobs."""
+        for run in self.running.values():
+            kill_group(run.proc.pid, signal.SIGTERM)
+        end = time.monotonic() + self.grace_s
+        for run in self.running.values():
+            try:
+                run.proc.wait(max(0.0, end - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                kill_group(run.proc.pid, signal.SIGKILL)
+                run.proc.wait()
+        for run in self.running.values():
+            try:
+                if run.cancel:
+                    finish(self.platform.db, run.lease, "cancelled")
+                else:
+                    release(self.platform.db, run.lease, f"its worker {self.name} stopped")
+            except Exception as exc:  # noqa: BLE001 - the database is gone: the jobs are re-queued once stale
+                log.warning("job %s not re-queued (%s): it will be once its heartbeat is stale", run.lease.job_id, exc)
+        self.running.clear()
+        self.platform.db.dispose()
+
+
+def start_worker_process(settings: PlatformSettings, concurrency: int = 1) -> subprocess.Popen[bytes]:
+    """Start ``eoengine worker`` for a server (its embedded worker), stopped by SIGTERM when the server dies.
+
+    The database URL goes through the environment (``EOENGINE_DB``), not the command line,
+    where any user of the machine could read its password.
+
+    Args:
+        settings: The server's settings.
+        concurrency: Jobs the worker runs at once.
+
+    Returns:
+        The worker process.
+
+    """
+    cmd = [sys.executable, "-m", "eoengine", "worker", "--home", str(settings.home), "--concurrency", str(concurrency),
+           "--stale-after", str(settings.stale_after_s)]
+    return subprocess.Popen(cmd, env=os.environ | {ENV_DB: settings.database_url}, stdin=subprocess.DEVNULL,
+                            preexec_fn=die_with_parent(signal.SIGTERM))  # the server's main thread starts it
+
+
+def stop_process(proc: subprocess.Popen[bytes], grace_s: float) -> None:
+    """SIGTERM a process, then SIGKILL it if it has not ended after ``grace_s`` seconds.
+
+    Args:
+        proc: The process.
+        grace_s: Seconds it gets to end by itself.
+
+    """
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
