@@ -41,7 +41,7 @@ def test_a_build_job_submitted_followed_and_waited_for(live: LiveServer, admin: 
         followed = list(job.logs(follow=True))  # from the queue to the end
         assert job.state == "succeeded" and job.info.progress and job.info.result  # the stream's state events
         final = job.wait(timeout=60)
-        assert isinstance(final, JobOut) and final.state == "succeeded" and job.raise_for_state() == final
+        assert job.done and job.refresh() == final and isinstance(final, JobOut) and final.state == "succeeded" and job.raise_for_state() == final
         assert final.attempts == 1 and final.started_at and final.finished_at and final.created_by == "admin"
         version = final.result["version"] if final.result else ""
         again = admin.submit("tiny", BuildDatasetSpec(config=Path("./eoengine.yaml")))
@@ -66,6 +66,7 @@ def test_a_build_job_submitted_followed_and_waited_for(live: LiveServer, admin: 
 def test_failed_cancelled_and_refused_jobs(live: LiveServer, admin: Client, tmp_path: Path) -> None:
     make_project(live)
     queued = admin.submit("tiny", {"kind": "build"})  # no worker yet: it waits
+    assert not queued.done and queued.refresh().state == "queued"
     with pytest.raises(WaitTimeout, match=f"job {queued.id} is still queued after 0.5 s"):
         queued.wait(timeout=0.5, poll=0.1)
     assert list(queued.logs()) == []
@@ -132,6 +133,8 @@ def test_remote_submit_wait_jobs_logs_and_cancel(live: LiveServer, tmp_path: Pat
     code, out, _ = run_cli(["remote", "logs", "1"], capsys)
     with Client(live.url, live.admin.token) as c:
         assert code == 0 and out.splitlines() == list(c.job(1).logs())
+    code, followed, _ = run_cli(["remote", "logs", "1", "--follow"], capsys)  # an ended job: its stream ends
+    assert code == 0 and followed == out
 
     code, out, err = run_cli(["remote", "submit", "tiny", "--json", "--", "dataset", "build", "eoengine.yaml"], capsys)
     assert code == 0 and json.loads(out)["state"] == "queued", err  # no worker now: it waits
@@ -141,4 +144,5 @@ def test_remote_submit_wait_jobs_logs_and_cancel(live: LiveServer, tmp_path: Pat
     assert code == 2 and "cancelled already" in err and err.count("\n") == 1
     code, _, err = run_cli(["remote", "logs", "99"], capsys)
     assert code == 2 and "no job 99" in err
-    assert live.admin.token not in (tmp_path / "worker.log").read_text()
+    logs = [tmp_path / "worker.log", *live.platform.settings.jobs_dir.rglob("*.txt")]
+    assert len(logs) > 1 and not any(live.admin.token in p.read_text() for p in logs)
