@@ -202,7 +202,8 @@ def test_unreachable_slow_and_odd_servers_are_unavailable() -> None:
     port = free_port()
     with Client(f"http://127.0.0.1:{port}", "eoe_secret-token") as c, pytest.raises(Unavailable) as refused:
         c.projects()
-    assert f"cannot reach http://127.0.0.1:{port}" in refused.value.problem and "server run" in (refused.value.fix or "")
+    assert f"cannot reach http://127.0.0.1:{port}" in refused.value.problem
+    assert "server run" in (refused.value.fix or "")
     assert "eoe_secret-token" not in str(refused.value)
     url, server = serve_in_thread(_status_app())
     try:
@@ -252,3 +253,40 @@ def test_lineage_of_an_unknown_object(admin: Client) -> None:
         admin.lineage("nc", "dataset:nc@0000")
     with pytest.raises(Invalid, match="is not TYPE:ID"):
         admin.lineage("nc", "nc")
+
+
+def _stream_app(offsets: list[int]) -> Starlette:
+    """A job whose log stream closes after each line (as a proxy's timeout would), until the last one says ``end``."""
+    lines = ["first line", "second line", "third line"]
+    job = {"id": 1, "project": "p", "kind": "build", "spec": {}, "state": "running", "cancel_requested": False,
+           "progress": None, "result": None, "error": None, "created_by": "admin", "created_at": "2026-01-01T00:00:00",
+           "started_at": None, "finished_at": None, "attempts": 1, "worker": None}
+
+    async def stream(request: Request) -> Response:
+        offset = int(request.query_params.get("offset", "0"))
+        offsets.append(offset)
+        ends = [sum(len(x) + 1 for x in lines[: i + 1]) for i in range(len(lines))]
+        i = ends.index(offset) + 1 if offset else 0
+        body = f"id: {ends[i]}\nevent: log\ndata: {lines[i]}\n\n"
+        if i == len(lines) - 1:
+            body += 'event: state\ndata: {"state": "succeeded", "attempts": 1}\n\nevent: end\ndata: succeeded\n\n'
+        return Response(body, media_type="text/event-stream")
+
+    async def show(request: Request) -> Response:
+        return JSONResponse(job)
+
+    return Starlette(routes=[Route("/api/v1/jobs/1/log/stream", stream), Route("/api/v1/jobs/1", show)])
+
+
+def test_a_log_stream_closed_early_is_opened_again_from_the_last_line() -> None:
+    offsets: list[int] = []
+    url, server = serve_in_thread(_stream_app(offsets))
+    try:
+        with Client(url, "eoe_x") as c:
+            job = c.job(1)
+            assert job.state == "running"
+            assert list(job.logs(follow=True)) == ["first line", "second line", "third line"]
+            assert job.state == "succeeded"  # from the stream's state event
+    finally:
+        server.should_exit = True
+    assert offsets == [0, 11, 23]

@@ -149,7 +149,8 @@ def test_uploads_stream_from_disk_and_are_checked(tracked: Tracked, tmp_path: Pa
     c = tracked.client
     made = c.upload("tiny", STACK, "imagery")
     assert made.kind == "upload" and made.name == STACK.name and made.path == f"uploads/{STACK.name}"
-    assert made.meta["sha256"] == hashlib.sha256(STACK.read_bytes()).hexdigest() and made.meta["size"] == STACK.stat().st_size
+    assert made.meta["sha256"] == hashlib.sha256(STACK.read_bytes()).hexdigest()
+    assert made.meta["size"] == STACK.stat().st_size
     assert made.meta["format"] == "raster" and made.meta["width"] == 250
     with pytest.raises(Conflict, match="has an upload"):
         c.upload("tiny", STACK, "imagery")

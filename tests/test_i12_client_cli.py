@@ -94,7 +94,8 @@ def test_login_with_a_password_makes_a_token(live: LiveServer, config_dir: Path,
 
 def test_login_asks_for_the_token_without_echoing_it(live: LiveServer, config_dir: Path) -> None:
     env = {**os.environ, "EOENGINE_CONFIG_DIR": str(config_dir), "PYTHONPATH": str(SRC)}
-    done = subprocess.run([sys.executable, "-m", "eoengine", "remote", "login", live.url], input=live.admin.token + "\n",
+    done = subprocess.run([sys.executable, "-m", "eoengine", "remote", "login", live.url],
+                          input=live.admin.token + "\n",
                           capture_output=True, text=True, env=env, timeout=120, start_new_session=True)
     assert done.returncode == 0, done.stderr
     assert "API token" in done.stdout + done.stderr and "signed in" in done.stdout
@@ -151,9 +152,12 @@ def test_submit_refuses_bad_job_descriptions(live: LiveServer, config_dir: Path,
                         (["nc", "--spec", str(listed), "--", "train", "eoengine.yaml"], ["one of the two"]),
                         (["nc", "--", "dataset", "frobnicate"], ["is not a job command", "dataset build"]),
                         (["nc", "--", "train"], ["Missing argument", "eoengine train --help"]),
-                        (["nc", "--", "train", "x.yaml", "--no-such-flag"], ["No such option", "--no-such-flag", "see eoengine train --help"]),
+                        (["nc", "--", "train", "x.yaml", "--no-such-flag"],
+                         ["No such option", "--no-such-flag", "see eoengine train --help"]),
                         (["nc", "--spec", str(tmp_path / "none.json")], ["none.json not found"]),
                         (["nc", "--spec", str(broken)], ["is not JSON"]),
                         (["nc", "--spec", str(listed)], ["holds a list, not a job spec"])):
         _one_line_error(*run_cli(["remote", "submit", *args], capsys)[::2], *words)
-    _one_line_error(*run_cli(["remote", "jobs", "nc", "--state", "sleeping"], capsys)[::2], "unknown job state")
+    with Client(live.url, live.admin.token) as admin:
+        admin.create_project("NC", template="nc-landsat")
+    _one_line_error(*run_cli(["remote", "jobs", "nc", "--state", "sleeping"], capsys)[::2], "state", "'queued'")

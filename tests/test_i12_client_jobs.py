@@ -41,7 +41,8 @@ def test_a_build_job_submitted_followed_and_waited_for(live: LiveServer, admin: 
         followed = list(job.logs(follow=True))  # from the queue to the end
         assert job.state == "succeeded" and job.info.progress and job.info.result  # the stream's state events
         final = job.wait(timeout=60)
-        assert job.done and job.refresh() == final and isinstance(final, JobOut) and final.state == "succeeded" and job.raise_for_state() == final
+        assert job.done and job.refresh() == final and isinstance(final, JobOut) and final.state == "succeeded"
+        assert job.raise_for_state() == final
         assert final.attempts == 1 and final.started_at and final.finished_at and final.created_by == "admin"
         version = final.result["version"] if final.result else ""
         again = admin.submit("tiny", BuildDatasetSpec(config=Path("./eoengine.yaml")))

@@ -159,7 +159,8 @@ class Client(Browsing):
 
         """
         if (config is None) == (template is None):
-            raise Invalid("give a project either a config or a template", "pass config=YAML_TEXT or template='nc-landsat'")
+            raise Invalid("give a project either a config or a template",
+                          "pass config=YAML_TEXT or template='nc-landsat'")
         body = {"name": name, "config": config} if config is not None else {"name": name, "template": template}
         return self.http.send("POST", "/projects", ProjectOut, body)
 
@@ -182,7 +183,8 @@ class Client(Browsing):
 
     def set_role(self, slug: str, username: str, role: Role) -> MemberOut:
         """Change a member's role."""
-        return self.http.send("PATCH", f"/projects/{segment(slug)}/members/{segment(username)}", MemberOut, {"role": role})
+        return self.http.send("PATCH", f"/projects/{segment(slug)}/members/{segment(username)}", MemberOut,
+                              {"role": role})
 
     def remove_member(self, slug: str, username: str) -> None:
         """Remove a member from a project."""
@@ -249,9 +251,8 @@ class Client(Browsing):
         return Job(self.http, self.http.get(f"/jobs/{int(job_id)}", JobOut))
 
     def jobs(self, slug: str, state: str | None = None) -> list[JobOut]:
-        """A project's jobs, newest first, optionally only those in ``state``."""
-        jobs = self.http.get(f"/projects/{segment(slug)}/jobs", list[JobOut], state=state)
-        return [j for j in jobs if state is None or j.state == state]
+        """A project's jobs, newest first; only those in ``state`` (queued, running, succeeded, failed, cancelled)."""
+        return self.http.get(f"/projects/{segment(slug)}/jobs", list[JobOut], state=state)
 
     # history
 
@@ -273,7 +274,7 @@ class Client(Browsing):
                              limit=limit)
 
     def lineage(self, slug: str, object: str) -> Lineage:
-        """Where an artefact came from and what was made from it (scenes and labels → dataset → run → model → maps).
+        """Where an artefact came from and what was made from it: scenes and labels → dataset → run → model → maps.
 
         Args:
             slug: The project.

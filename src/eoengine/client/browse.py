@@ -34,7 +34,7 @@ class Browsing:
         return self.http.get(f"{self._project(slug)}/datasets", list[DatasetOut])
 
     def dataset(self, slug: str, ref: str) -> DatasetDetailOut:
-        """One dataset version (``NAME@VERSION``, a prefix of the version will do): manifest, class balance, band statistics."""
+        """One dataset version (``NAME@VERSION``, or a prefix of the version): manifest, class balance, band stats."""
         return self.http.get(f"{self._project(slug)}/datasets/{segment(ref)}", DatasetDetailOut)
 
     def download_dataset(self, slug: str, ref: str, dest: str | Path, gz: bool = False) -> Path:

@@ -211,7 +211,7 @@ class Job:
                         yield event.data
                         offset = int(event.id) if event.id and event.id.isdigit() else offset
                     elif event.event == "state":
-                        state = json.loads(event.data)
-                        self.info = self.info.model_copy(update={k: v for k, v in state.items() if k in JobOut.model_fields})
+                        state = {k: v for k, v in json.loads(event.data).items() if k in JobOut.model_fields}
+                        self.info = self.info.model_copy(update=state)
                     elif event.event == "end":
                         return
