@@ -12,7 +12,7 @@ from jobs_support import fetch_project, make_project, worker
 from platform_server import LiveServer, live_platform
 
 from eoengine.client import Client, Job, WaitTimeout
-from eoengine.errors import Conflict, Denied, EOError, Invalid, NotFound
+from eoengine.errors import Conflict, Denied, Invalid, NotFound
 from eoengine.jobs.specs import BuildDatasetSpec
 from eoengine.platform.schemas import JobOut
 
@@ -96,8 +96,9 @@ def test_failed_cancelled_and_refused_jobs(live: LiveServer, admin: Client, tmp_
     with worker(live.platform.settings, tmp_path / "worker.log"):
         failing = admin.submit("tiny", MISSING_ITEMS)
         assert failing.wait(timeout=120, poll=0.2).state == "failed"
-    with pytest.raises(EOError, match=f"job {failing.id} \\(fetch\\) failed: .*missing.json") as failed:
-        failing.raise_for_state()
+    with pytest.raises(NotFound, match=f"job {failing.id} \\(fetch\\) failed: .*missing.json") as failed:
+        failing.raise_for_state()  # of the kind the job's own error was
+    assert failing.info.error and failing.info.error["kind"] == "NotFound"
     assert failed.value.fix and failing.info.error and failed.value.fix == failing.info.error["fix"]
     assert any("missing.json" in line for line in failing.logs())
 

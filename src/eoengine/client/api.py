@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from contextlib import closing
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
@@ -31,6 +31,7 @@ from eoengine.platform.schemas import (
     ArtifactOut,
     EventOut,
     JobOut,
+    Lineage,
     LoginOut,
     MemberOut,
     NewTokenOut,
@@ -39,9 +40,6 @@ from eoengine.platform.schemas import (
     TokenOut,
     UserOut,
 )
-
-if TYPE_CHECKING:
-    from eoengine.platform.lineage import Lineage
 
 UPLOAD_KINDS = ("imagery", "labels")
 
@@ -288,8 +286,6 @@ class Client(Browsing):
             Invalid: ``object`` is not ``TYPE:ID``.
 
         """
-        from eoengine.platform.lineage import Lineage  # it sits beside the database models: loaded when asked
-
         return self.http.get(f"/projects/{segment(slug)}/lineage", Lineage, object=object)
 
 
