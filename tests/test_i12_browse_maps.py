@@ -123,3 +123,14 @@ def test_maps_need_membership(mapped: tuple[LiveServer, dict[str, int]]) -> None
         error_of(o.get("/projects/maps/maps"), 404)
         error_of(o.get(f"/projects/maps/maps/{ids['classes']}/tiles/14/0/0.png"), 404)
     error_of(httpx.get(f"{live.url}/api/v1/projects/maps/maps"), 401)
+
+
+def test_the_tile_renderer_is_loaded_with_the_app_not_by_the_first_tiles() -> None:
+    # Imported by the first tile requests, on several threads at once, rio_tiler was sometimes half initialised
+    # ("partially initialized module 'rio_tiler.io'"): a 500 for those tiles. The app now loads it when it starts.
+    import subprocess
+    import sys
+
+    code = "import sys, eoengine.platform.app; print('rio_tiler.io' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "True"

@@ -83,36 +83,42 @@ def test_missing_system_part_fails_under_ci_and_skips_elsewhere(monkeypatch: pyt
 # ---------------------------------------------------------------- the browser and the built app
 
 
-def test_built_app_shows_a_maplibre_map_with_webgl_and_no_network(page: Any, web_dist: Path, screenshot: Any) -> None:
+def test_built_app_shows_its_shell_with_no_network(page: Any, web_dist: Path, screenshot: Any) -> None:
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url))
     with static_site(web_dist) as url:
-        page.goto(f"{url}/#/projects/demo")
-        page.wait_for_selector("canvas.maplibregl-canvas")
-        page.wait_for_function("document.querySelector('.maplibregl-map') !== null")
+        page.goto(f"{url}/#/signin")  # the one page that asks the API nothing before the user acts
+        page.wait_for_selector("h1")
         webgl = page.evaluate("!!document.createElement('canvas').getContext('webgl2') "
                               "|| !!document.createElement('canvas').getContext('webgl')")
-        size = page.evaluate("(() => { const c = document.querySelector('canvas.maplibregl-canvas');"
-                             " return [c.width, c.height, !!(c.getContext('webgl2') || c.getContext('webgl'))]; })()")
-        assert webgl
-        assert size[0] > 0 and size[1] > 0 and size[2], size  # MapLibre's own canvas holds a WebGL context
-        assert page.inner_text("h1") == "Project demo"
-        assert page.title() == "Project · eoengine"
-        path = screenshot("i12-fixtures-project-map")
+        assert webgl  # MapLibre's maps need it (tests/test_i12_web.py checks them on a real server)
+        assert page.inner_text("h1") == "Sign in"
+        assert page.title() == "Sign in · eoengine"
+        path = screenshot("i12-fixtures-signin")
     assert path.stat().st_size > 1000 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     outside = [u for u in requests if not u.startswith((url, "blob:" + url, "data:"))]
-    assert requests and not outside, outside  # the inline style asks for no tiles, glyphs or sprites
+    assert requests and not outside, outside  # no fonts, styles or scripts from elsewhere
 
 
-def test_router_decodes_params_and_sends_unknown_hashes_to_projects(page: Any, web_dist: Path) -> None:
-    with static_site(web_dist) as url:
-        page.goto(f"{url}/#/projects/demo/datasets/{'chips%40v1'}")
-        page.wait_for_selector("h1")
-        assert page.inner_text("h1") == "Dataset"
-        assert page.inner_text(".params") == "slug = demo\nref = chips@v1"
-        page.goto(f"{url}/#/no/such/page")
-        page.wait_for_function("location.hash === '#/projects'")
-        assert page.inner_text("h1") == "Projects"
+ROUTES = """async () => {
+  const m = await import('/src/router.ts');
+  const page = () => {};
+  const routes = [{ pattern: '/projects', title: 'Projects', page },
+                  { pattern: '/projects/:slug/datasets/:ref', title: 'Dataset', page }];
+  const found = m.matchRoute(routes, '#/projects/demo/datasets/chips%40v1?bands=red');
+  return [found.route.title, found.params, found.query.get('bands'), m.matchRoute(routes, '#/no/such/page')];
+}"""
+
+
+def test_router_decodes_params_and_sends_unknown_hashes_to_projects(page: Any, console_log: ConsoleLog,
+                                                                      dev_app: str) -> None:
+    console_log.allow(r"status of 401")  # the projects page asks who is signed in: nobody
+    page.goto(f"{dev_app}/#/signin")
+    page.wait_for_selector("h1")
+    assert page.evaluate(ROUTES) == ["Dataset", {"slug": "demo", "ref": "chips@v1"}, "red", None]
+    page.goto(f"{dev_app}/#/no/such/page")
+    page.wait_for_function("location.hash.startsWith('#/signin?next=%23%2Fprojects')")  # via Projects, signed out
+    assert page.inner_text("h1") == "Sign in"
 
 
 def test_console_check_fires_on_console_and_page_errors(browser: Any) -> None:
@@ -192,7 +198,7 @@ class ScriptedApi(http.server.BaseHTTPRequestHandler):
             self._answer(200, json.dumps(echo).encode())
         elif self.path == "/api/v1/invalid":
             self._answer(422, json.dumps({"error": "config: 1 problem", "fix": "set output_dir"}).encode())
-        elif self.path == "/api/v1/private":
+        elif self.path in ("/api/v1/private", "/api/v1/auth/me"):
             self._answer(401, json.dumps({"error": "not signed in", "fix": "sign in"}).encode())
         else:
             self._answer(502, b"<html>bad gateway</html>", "text/html")
@@ -252,7 +258,7 @@ SHOW_ERROR = """async () => {
 def test_api_wrapper_sends_csrf_on_unsafe_methods_and_turns_error_bodies_into_shown_errors(
         page: Any, console_log: ConsoleLog, dev_app: str) -> None:
     console_log.allow(r"status of (401|422|502)")  # the browser logs each failed fetch; the app handles them
-    page.goto(f"{dev_app}/#/projects")
+    page.goto(f"{dev_app}/#/signin")
     page.wait_for_selector("h1")
     out = page.evaluate(API_CALLS)
     assert out["get"] == {"method": "GET", "path": "/api/v1/echo?a=x+y", "csrf": None, "type": None, "body": ""}

@@ -97,6 +97,8 @@ def test_a_stale_worker_cannot_overwrite_a_newer_attempt(platform: Platform) -> 
     assert (job.state, job.result, job.error, job.progress["description"]) == (
         "failed", None, {"error": "bad", "fix": "fix it"}, "building")
     assert not finish(platform.db, new, "succeeded")  # an outcome is written once
+    assert heartbeat(platform.db, [new]) == {job_id: "done"}  # its process is on its way out: not to be killed
+    assert heartbeat(platform.db, [old]) == {job_id: "lost"}
     assert _actions(platform, job_id) == ["job.start", "job.requeue", "job.start", "job.finish"]
 
 

@@ -60,8 +60,8 @@ async function failure(response: Response): Promise<ApiError> {
     "Try again; if it keeps failing, look at the server's log.");
 }
 
-/** Call the API; returns parsed JSON (or text for non-JSON answers, undefined for 204). Throws ApiError. */
-export async function api<T = unknown>(path: string, options: RequestOptions = {}): Promise<T> {
+/** Send a request to the API; returns the response when it is 2xx, else throws its ApiError. */
+export async function request(path: string, options: RequestOptions = {}): Promise<Response> {
   const method = (options.method ?? (options.json !== undefined || options.form ? "POST" : "GET")).toUpperCase();
   const headers: Record<string, string> = { Accept: "application/json" };
   let body: BodyInit | undefined;
@@ -85,6 +85,12 @@ export async function api<T = unknown>(path: string, options: RequestOptions = {
     throw new ApiError(0, "Cannot reach the server", "Check that the eoengine server is running and reachable.");
   }
   if (!response.ok) throw await failure(response);
+  return response;
+}
+
+/** Call the API; returns parsed JSON (or text for non-JSON answers, undefined for 204). Throws ApiError. */
+export async function api<T = unknown>(path: string, options: RequestOptions = {}): Promise<T> {
+  const response = await request(path, options);
   if (response.status === 204) return undefined as T;
   const type = response.headers.get("Content-Type") ?? "";
   return (type.includes("json") ? await response.json() : await response.text()) as T;
@@ -93,8 +99,8 @@ export async function api<T = unknown>(path: string, options: RequestOptions = {
 /** Show an error to the user; a 401 sends them to the sign-in page. Other errors are rethrown. */
 export function reportError(err: unknown): void {
   if (err instanceof ApiError) {
-    if (err.status === 401 && !location.hash.startsWith("#/signin")) {
-      location.hash = `#/signin?next=${encodeURIComponent(location.hash)}`;
+    if (err.status === 401) { // a page left behind may still answer 401 after the first one sent the user there
+      if (!location.hash.startsWith("#/signin")) location.hash = `#/signin?next=${encodeURIComponent(location.hash)}`;
       return;
     }
     showError(err.message, err.fix);

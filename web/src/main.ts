@@ -4,21 +4,23 @@ import "./style.css";
 import { ApiError, reportError } from "./api";
 import { datasetPage } from "./pages/dataset";
 import { jobPage } from "./pages/job";
-import { membersPage } from "./pages/members";
+import { membersPage, tokensPage } from "./pages/members";
 import { projectPage } from "./pages/project";
 import { projectsPage } from "./pages/projects";
 import { runPage } from "./pages/run";
 import { signinPage } from "./pages/signin";
 import { type Route, startRouter } from "./router";
+import { signedIn } from "./session";
 
 export const routes: Route[] = [
   { pattern: "/signin", title: "Sign in", page: signinPage },
-  { pattern: "/projects", title: "Projects", page: projectsPage },
-  { pattern: "/projects/:slug", title: "Project", page: projectPage },
-  { pattern: "/projects/:slug/datasets/:ref", title: "Dataset", page: datasetPage },
-  { pattern: "/projects/:slug/runs/:id", title: "Run", page: runPage },
-  { pattern: "/projects/:slug/members", title: "Members", page: membersPage },
-  { pattern: "/jobs/:id", title: "Job", page: jobPage },
+  { pattern: "/projects", title: "Projects", page: signedIn(projectsPage) },
+  { pattern: "/projects/:slug", title: "Project", page: signedIn(projectPage) },
+  { pattern: "/projects/:slug/datasets/:ref", title: "Dataset", page: signedIn(datasetPage) },
+  { pattern: "/projects/:slug/runs/:id", title: "Run", page: signedIn(runPage) },
+  { pattern: "/projects/:slug/members", title: "Members", page: signedIn(membersPage) },
+  { pattern: "/tokens", title: "API tokens", page: signedIn(tokensPage) },
+  { pattern: "/jobs/:id", title: "Job", page: signedIn(jobPage) },
 ];
 
 // An API error nobody caught is still shown to the user (and is then handled, not a page error).

@@ -18,6 +18,7 @@ from eoengine.cli import deploy
 from eoengine.cli.dataset import dataset_app
 from eoengine.cli.format import score_line
 from eoengine.cli.progress import RichReporter
+from eoengine.cli.remote import remote_app
 from eoengine.cli.runs import runs_app
 from eoengine.cli.server import server_app
 from eoengine.cli.source import source_app
@@ -41,6 +42,7 @@ app.add_typer(runs_app, name="runs")
 source_app.add_typer(ee_app, name="ee")
 app.add_typer(source_app, name="source")
 app.add_typer(server_app, name="server")
+app.add_typer(remote_app, name="remote")
 app.command("worker")(worker)
 for _command in (deploy.export, deploy.quantize, deploy.prune, deploy.register, deploy.serve):
     app.command()(_command)
@@ -295,7 +297,7 @@ def spec_from_args(args: list[str]) -> JobSpec:
 
     Raises:
         Invalid: The command is not one of :data:`JOB_COMMANDS`.
-        click.UsageError: The flags do not parse (as the command line would say).
+        typer.TyperException: The flags do not parse (a usage error, as the command line would say).
 
     """
     from eoengine.cli.jobs import collecting

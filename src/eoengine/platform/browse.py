@@ -19,11 +19,11 @@ from sqlalchemy.orm import Session
 from eoengine.config.schema import ProjectConfig
 from eoengine.errors import NotFound
 from eoengine.platform.db.models import Artifact, Project
-from eoengine.platform.deps import platform_of
+from eoengine.platform.deps import RowId, platform_of
 from eoengine.platform.projects import CONFIG, validate_config
 
-ROW_ID = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="The artefact's id")]
-"""A row id in a path (a 64-bit integer: a larger one would overflow the database's integers)."""
+ROW_ID = RowId
+"""An artefact's id in a path, bounded as every row id (by PostgreSQL's integer: a larger one is a 422, not a 500)."""
 CHIP_ID = Annotated[int, PathParam(ge=0, le=2**63 - 1, description="A chip id of the dataset")]
 
 

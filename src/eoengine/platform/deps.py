@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,8 @@ SESSION_COOKIE = "eoengine_session"
 CSRF_COOKIE = "eoengine_csrf"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+ROW_ID_MAX = 2**31 - 1
+"""The largest row id (PostgreSQL's ``integer``); larger ones would fail in the database, not as bad input."""
 AUTH_FIX = "sign in (POST /api/v1/auth/login) or send 'Authorization: Bearer TOKEN' (eoengine remote login)"
 
 
@@ -50,7 +52,11 @@ def db_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-DbSession = Annotated[Session, Depends(db_session)]
+DbSession = Annotated[Session, Depends(db_session, scope="function")]
+"""The request's session; it commits when the route returns, before the answer is sent (so the
+client's next request sees the change: FastAPI's default scope would commit after sending it)."""
+RowId = Annotated[int, Path(ge=1, le=ROW_ID_MAX, description="A row id (1 to 2^31-1)")]
+"""A path parameter naming a row by id: out of range is a 422, as any malformed request."""
 
 
 @dataclass(frozen=True)

@@ -11,36 +11,12 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from eoengine.errors import NotFound
 from eoengine.platform.db.models import Event
-
-
-class LineageNode(BaseModel):
-    """An object of the lineage: its type, id, and the event that made it (None for inputs never made here)."""
-
-    type: str
-    id: str
-    event: int | None = None
-    at: str | None = None
-
-
-class LineageEdge(BaseModel):
-    """``source`` was an input of ``target`` (both ``type:id``)."""
-
-    source: str
-    target: str
-
-
-class Lineage(BaseModel):
-    """The objects an object came from and those made from it, with the edges between them."""
-
-    object: str
-    nodes: list[LineageNode]
-    edges: list[LineageEdge]
+from eoengine.platform.schemas import Lineage, LineageEdge, LineageNode
 
 
 def _graph(session: Session, project_id: int) -> tuple[dict[str, LineageNode], set[tuple[str, str]]]:

@@ -131,7 +131,8 @@ def heartbeat(db: Database, leases: list[Lease]) -> dict[int, str]:
         leases: The attempts the worker runs.
 
     Returns:
-        Per job id: ``held``, ``cancel`` (held, cancel requested) or ``lost`` (re-queued, finished elsewhere).
+        Per job id: ``held``, ``cancel`` (held, cancel requested), ``done`` (this attempt recorded its
+        outcome; its process is on its way out) or ``lost`` (re-queued, or taken by another attempt).
 
     """
     if not leases:
@@ -141,7 +142,12 @@ def heartbeat(db: Database, leases: list[Lease]) -> dict[int, str]:
         for lease in leases:
             cancel = session.execute(update(Job).where(*_held(lease)).values(heartbeat_at=utcnow())
                                      .returning(Job.cancel_requested)).scalar()
-            found[lease.job_id] = "lost" if cancel is None else "cancel" if cancel else "held"
+            if cancel is None:
+                ended = session.scalar(select(Job.id).where(Job.id == lease.job_id, Job.worker == lease.worker,
+                                                            Job.attempts == lease.attempt, Job.state.in_(FINISHED)))
+                found[lease.job_id] = "done" if ended is not None else "lost"
+            else:
+                found[lease.job_id] = "cancel" if cancel else "held"
     return found
 
 

@@ -23,7 +23,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from eoengine.errors import EOError
+from eoengine.errors import KINDS, EOError
 from eoengine.jobs.specs import AnySpec, TrainSpec, parse_spec
 from eoengine.platform.db.engine import Database
 from eoengine.platform.db.models import Job, Project
@@ -192,7 +192,8 @@ def _outcome(db: Database, lease: Lease, job: Job, folder: Path) -> bool:
         outputs = outputs_of(result, spec, folder)
     except EOError as exc:
         print(f"error: {exc}", flush=True)
-        failed = {"error": exc.problem, "fix": exc.fix or "read the job's log for the details"}
+        failed = {"error": exc.problem, "fix": exc.fix or "read the job's log for the details",
+                  "kind": type(exc).__name__ if type(exc).__name__ in KINDS else "EOError"}
     except Exception as exc:  # noqa: BLE001 - a bug still ends as a failed job with its traceback in the log
         traceback.print_exc()
         failed = {"error": f"the job failed: {type(exc).__name__}: {exc}"[:1000], "fix": BUG_FIX}

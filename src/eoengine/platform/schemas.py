@@ -267,3 +267,27 @@ class ImageryItemOut(BaseModel):
     bands: list[str] = Field(description="Band names and common names a render recipe can use")
     recipes: list[str] = Field(description="The recipes its bands allow (index:NAME needs the index's bands)")
     tiles: str = Field(description="XYZ tile URL template, relative to the API root (add ?recipe=...)")
+
+
+class LineageNode(BaseModel):
+    """An object of the lineage: its type, id, and the event that made it (None for inputs never made here)."""
+
+    type: str
+    id: str
+    event: int | None = None
+    at: str | None = None
+
+
+class LineageEdge(BaseModel):
+    """``source`` was an input of ``target`` (both ``type:id``)."""
+
+    source: str
+    target: str
+
+
+class Lineage(BaseModel):
+    """The objects an object came from and those made from it, with the edges between them."""
+
+    object: str
+    nodes: list[LineageNode]
+    edges: list[LineageEdge]

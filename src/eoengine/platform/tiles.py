@@ -25,6 +25,13 @@ from typing import Any
 
 import numpy as np
 
+# rio-tiler is imported with this module: imported lazily, by the first tile requests on several threads at once,
+# some got "partially initialized module rio_tiler.io" (a 500)
+from rio_tiler.colormap import cmap
+from rio_tiler.errors import RioTilerError, TileOutsideBounds
+from rio_tiler.io import Reader
+from rio_tiler.utils import render
+
 from eoengine.errors import EOError, Invalid
 
 TILE = 256
@@ -83,8 +90,6 @@ def png(rgb: np.ndarray, visible: np.ndarray) -> bytes:
         The PNG bytes.
 
     """
-    from rio_tiler.utils import render
-
     return bytes(render(rgb.astype(np.uint8), mask=np.where(visible, 255, 0).astype(np.uint8), img_format="PNG"))
 
 
@@ -92,8 +97,6 @@ def png(rgb: np.ndarray, visible: np.ndarray) -> bytes:
 def _reading(href: str) -> Iterator[Any]:
     """A rio-tiler reader of ``href``; a file GDAL cannot read (or a band it lacks) is an EOError naming the file."""
     from rasterio.errors import RasterioError
-    from rio_tiler.errors import RioTilerError, TileOutsideBounds
-    from rio_tiler.io import Reader
 
     try:
         with Reader(href) as reader:
@@ -125,8 +128,6 @@ def read_tile(bands: Sequence[BandRef], z: int, x: int, y: int, categorical: boo
         (len(bands), 256, 256) float64, or None when the tile does not touch the first band's raster.
 
     """
-    from rio_tiler.errors import TileOutsideBounds
-
     out = np.full((len(bands), TILE, TILE), np.nan)
     method = "nearest" if categorical else "bilinear"
     for href in dict.fromkeys(b.href for b in bands):
@@ -240,8 +241,6 @@ def ramp_png(values: np.ndarray, value_range: Range, ramp: str = VALUE_RAMP) -> 
         The PNG bytes.
 
     """
-    from rio_tiler.colormap import cmap
-
     lut = np.array([cmap.get(ramp)[i][:3] for i in range(256)], np.uint8)
     level = stretched(values[None], [value_range])[0]
     return png(np.moveaxis(lut[level], -1, 0), np.isfinite(values))

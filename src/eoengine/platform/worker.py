@@ -210,7 +210,9 @@ class Worker:
             run = self.running.get(job_id)
             if run is None or run.proc.poll() is not None:  # ended since the reaping: reaped next tick
                 continue
-            if state == "lost":
+            if state == "done" and run.term_at is None:  # outcome recorded: it gets the grace period to exit
+                run.term_at = time.monotonic()
+            elif state == "lost":
                 log.warning("job %s is no longer held by %s: stopping its processes", job_id, self.name)
                 kill_group(run.proc.pid, signal.SIGKILL)
                 run.proc.wait()

@@ -1,7 +1,111 @@
-import type { Params } from "../router";
-import { placeholder } from "./placeholder";
+// A job: its state and progress, the log as it grows (polling /log?offset=), its outputs, and Cancel.
 
-/** The job page (scaffold). */
-export function jobPage(root: HTMLElement, params: Params): void {
-  placeholder(root, "Job", params);
+import { api, reportError, request } from "../api";
+import { clearErrors, h, mount } from "../dom";
+import { every } from "../jobs";
+import { may } from "../roles";
+import type { Cleanup, Params } from "../router";
+import { currentUser } from "../session";
+import type { Artifact, Job, Overview, User } from "../types";
+import { button, isActive, jsonBlock, keyValues, link, num, progressBar, section, shortRef, stateBadge, when } from "../ui";
+
+/** A value of a job's result, readably: text as code, numbers rounded, lists and objects nested. */
+function value(v: unknown): Node {
+  if (v === null || v === undefined) return document.createTextNode("—");
+  if (typeof v === "number") return document.createTextNode(num(v));
+  if (typeof v === "string" || typeof v === "boolean") return h("code", {}, String(v));
+  if (Array.isArray(v)) return h("ul", { class: "plain" }, ...v.map((item) => h("li", {}, value(item))));
+  return keyValues(Object.entries(v as Record<string, unknown>).map(([k, inner]) => [k, value(inner)]));
+}
+
+/** Links to what the job made: the artefacts indexed with its id. */
+function outputs(job: Job, overview: Overview | null): HTMLElement | null {
+  if (!overview) return null;
+  const base = `#/projects/${encodeURIComponent(job.project)}`;
+  const mine = (list: Artifact[]): Artifact[] => list.filter((a) => a.job_id === job.id);
+  const items = [
+    ...mine(overview.datasets).map((d) => link(`${base}/datasets/${encodeURIComponent(`${d.name}@${d.version}`)}`,
+      `Dataset ${shortRef(d.name, d.version)}`, { class: "output-dataset" })),
+    ...mine(overview.runs).map((r) => link(`${base}/runs/${encodeURIComponent(r.ref || r.name)}`, `Run ${r.name || r.ref}`,
+      { class: "output-run" })),
+    ...mine(overview.models).map((m) => h("span", {}, `Model ${m.name} v${m.version} (${m.ref})`)),
+    ...mine(overview.maps).map((m) => link(base, `Map ${m.name} (on the project's map)`, { class: "output-map" })),
+  ];
+  return items.length ? h("ul", { class: "outputs" }, ...items.map((item) => h("li", {}, item))) : null;
+}
+
+function mayCancel(job: Job, role: string | null, user: User): boolean {
+  return may(role, "manage", user.is_admin) || (may(role, "run") && job.created_by === user.username);
+}
+
+function summary(job: Job): HTMLElement {
+  return keyValues([
+    ["State", stateBadge(job.state)], ["Submitted", `${when(job.created_at)} by ${job.created_by ?? "?"}`],
+    ["Started", when(job.started_at) || "not yet"], ["Finished", when(job.finished_at) || "not yet"],
+    ["Attempts", String(job.attempts)], ["Spec", jsonBlock(job.spec)],
+  ]);
+}
+
+/** The job page. */
+export async function jobPage(root: HTMLElement, params: Params): Promise<Cleanup> {
+  const id = params.id;
+  const [user, first] = await Promise.all([currentUser(), api<Job>(`/jobs/${encodeURIComponent(id)}`)]);
+  const project = await api<Overview>(`/projects/${encodeURIComponent(first.project)}`);
+  const state = h("div", { id: "job-summary" });
+  const progress = h("div", { id: "job-progress" });
+  const result = h("div", { id: "job-result" });
+  const log = h("pre", { class: "log", id: "job-log", tabindex: "0", "aria-label": "Job log" });
+  const actions = h("div", { class: "actions" });
+  mount(root,
+    h("div", { class: "title-row" }, h("h1", {}, `Job #${first.id} · ${first.kind}`),
+      link(`#/projects/${encodeURIComponent(first.project)}`, `Project ${project.name}`)),
+    section("Progress", "progress", progress, actions), section("Outputs", "outputs", result),
+    section("Log", "log", log), section("Details", "details", state));
+  let offset = 0;
+  const readLog = async (): Promise<void> => {
+    for (;;) {
+      const response = await request(`/jobs/${encodeURIComponent(id)}/log`, { query: { offset } });
+      const text = await response.text();
+      const next = Number(response.headers.get("X-Log-Offset") ?? offset + new TextEncoder().encode(text).length);
+      const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+      if (text) log.append(text);
+      if (atEnd) log.scrollTop = log.scrollHeight;
+      if (next <= offset || !text) return;
+      offset = next;
+    }
+  };
+  const show = async (job: Job): Promise<void> => {
+    progress.replaceChildren(progressBar(job.progress, job.state));
+    state.replaceChildren(summary(job));
+    actions.replaceChildren();
+    if (isActive(job) && mayCancel(job, project.role, user)) {
+      const cancel = button(job.cancel_requested ? "Cancelling…" : "Cancel job", () => {
+        clearErrors();
+        cancel.disabled = true;
+        api<Job>(`/jobs/${encodeURIComponent(id)}/cancel`, { method: "POST" }).then(show, reportError);
+      }, { class: "danger", id: "cancel-job" });
+      cancel.disabled = Boolean(job.cancel_requested);
+      actions.append(cancel);
+    }
+    if (isActive(job)) {
+      result.replaceChildren(h("p", { class: "muted" }, "The outputs appear when the job is done."));
+      return;
+    }
+    const made = job.state === "succeeded" ? outputs(job, await api<Overview>(`/projects/${encodeURIComponent(job.project)}`)) : null;
+    result.replaceChildren(
+      job.error ? h("div", { class: "job-error", role: "status" }, h("strong", {}, job.error.error ?? "The job failed"),
+        job.error.fix ? h("span", { class: "alert-fix" }, job.error.fix) : null) : h("span", {}),
+      made ?? h("span", {}), job.result ? value(job.result) : h("p", { class: "muted" }, "No result."));
+  };
+  await show(first);
+  await readLog();
+  if (!isActive(first)) return () => undefined;
+  return every(1000, async () => {
+    const job = await api<Job>(`/jobs/${encodeURIComponent(id)}`);
+    await readLog();
+    await show(job);
+    if (isActive(job)) return true;
+    await readLog();
+    return false;
+  });
 }

@@ -128,7 +128,8 @@ def chip_labels(ref: str, chip: CHIP_ID, access: Reader, request: Request, sessi
     return Response(browse.label_preview_png(root, chip), media_type="image/png")
 
 
-@router.get("/{ref}/archive", responses={200: {"content": {"application/x-tar": {}}}}, response_class=Response)
+@router.get("/{ref}/archive", responses={200: {"content": {"application/x-tar": {}, "application/gzip": {}}}},
+            response_class=Response)
 def dataset_archive(ref: str, access: Reader, request: Request, session: DbSession,
                     gz: Annotated[bool, Query(description="gzip the archive")] = False) -> Response:
     """The whole version as a tar archive, streamed as it is written."""
@@ -157,7 +158,8 @@ FILES = "/{ref}/files/{path:path}"
 
 
 @router.get(FILES, response_class=FileResponse,
-            responses={200: {"content": {"application/octet-stream": {}}}, 206: {"description": "a range"}})
+            responses={200: {"content": {"*/*": {}}, "description": "the file, typed by its name"},
+                       206: {"description": "a range"}})
 def dataset_file(ref: str, path: str, access: Reader, request: Request, session: DbSession) -> FileResponse:
     """A file of the version's folder; ``Range: bytes=a-b`` answers 206 with those bytes (HEAD: its size)."""
     root = dataset_version(request, access, session, ref)[1]

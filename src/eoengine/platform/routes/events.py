@@ -10,8 +10,8 @@ from sqlalchemy import ColumnElement, select, true
 from eoengine.errors import Invalid
 from eoengine.platform.db.models import Event, Membership, Project, User
 from eoengine.platform.deps import CurrentCaller, DbSession, Reader, find_project
-from eoengine.platform.lineage import Lineage, lineage
-from eoengine.platform.schemas import EventOut
+from eoengine.platform.lineage import lineage
+from eoengine.platform.schemas import EventOut, Lineage
 
 router = APIRouter(tags=["events"])
 OBJECT_FIX = "name it as TYPE:ID, e.g. project:nc-landcover, job:12, dataset:nc-landcover@4d47e74fa4e7"

@@ -17,7 +17,6 @@ from typing import Annotated, Any
 
 from anyio import to_thread
 from fastapi import APIRouter, Query, Request
-from fastapi import Path as PathParam
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,7 +24,16 @@ from sqlalchemy.orm import Session
 from eoengine.errors import Denied, Invalid, NotFound
 from eoengine.jobs.specs import SPECS, AnySpec, parse_spec
 from eoengine.platform.db.models import Job, Project, User
-from eoengine.platform.deps import CurrentCaller, DbSession, ProjectAccess, Reader, Runner, find_project, platform_of
+from eoengine.platform.deps import (
+    CurrentCaller,
+    DbSession,
+    ProjectAccess,
+    Reader,
+    RowId,
+    Runner,
+    find_project,
+    platform_of,
+)
 from eoengine.platform.events import record
 from eoengine.platform.index import RUN_ID
 from eoengine.platform.projects import CONFIG, validate_config
@@ -39,7 +47,6 @@ LOG_CHUNK = 2**20
 STREAM_POLL_S = 0.5
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _REMOTE_VSI = ("/vsicurl/", "/vsis3/", "/vsigs/", "/vsiaz/", "/vsiadls/", "/vsioss/", "/vsiswift/", "/vsihdfs/")
-JobId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="The job's id")]
 PATH_FIX = "name a file inside the project folder (relative to it), e.g. data/scene.tif; upload the file first"
 
 
@@ -229,14 +236,14 @@ def _shown(session: Session, job: Job, slug: str) -> JobOut:
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
-def get_job(job_id: JobId, session: DbSession, caller: CurrentCaller) -> JobOut:
+def get_job(job_id: RowId, session: DbSession, caller: CurrentCaller) -> JobOut:
     """A job: its spec, state, progress, result or error, who started it and when."""
     job, access = visible_job(session, job_id, caller)
     return _shown(session, job, access.project.slug)
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobOut)
-def cancel_job(job_id: JobId, session: DbSession, caller: CurrentCaller) -> JobOut:
+def cancel_job(job_id: RowId, session: DbSession, caller: CurrentCaller) -> JobOut:
     """Cancel a job: a queued one at once, a running one once its worker stops its processes (409 when finished)."""
     job, access = visible_job(session, job_id, caller)
     own = job.created_by == caller.user.id and access.allows("run")
@@ -283,7 +290,7 @@ def read_log(path: Path, offset: int, limit: int = LOG_CHUNK) -> tuple[bytes, in
 
 
 @router.get("/jobs/{job_id}/log", response_class=PlainTextResponse)
-def job_log_text(job_id: JobId, request: Request, session: DbSession, caller: CurrentCaller,
+def job_log_text(job_id: RowId, request: Request, session: DbSession, caller: CurrentCaller,
                  offset: Annotated[int, Query(ge=0)] = 0) -> PlainTextResponse:
     """A job's log from byte ``offset`` (text/plain; the header X-Log-Offset is where to read on from)."""
     job, _ = visible_job(session, job_id, caller)
@@ -333,7 +340,7 @@ async def _follow(request: Request, platform: Platform, job_id: int, path: Path,
 
 @router.get("/jobs/{job_id}/log/stream", response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {}}}})
-def job_log_stream(job_id: JobId, request: Request, session: DbSession, caller: CurrentCaller,
+def job_log_stream(job_id: RowId, request: Request, session: DbSession, caller: CurrentCaller,
                    offset: Annotated[int, Query(ge=0)] = 0) -> StreamingResponse:
     """Follow a job as text/event-stream until it has finished.
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from eoengine.errors import NotFound
 from eoengine.platform.db.models import ApiToken, utcnow
-from eoengine.platform.deps import CurrentCaller, DbSession
+from eoengine.platform.deps import CurrentCaller, DbSession, RowId
 from eoengine.platform.events import record
 from eoengine.platform.schemas import NewTokenOut, TokenIn, TokenOut
 from eoengine.platform.security import digest, new_secret
@@ -45,7 +45,7 @@ def create_token(body: TokenIn, session: DbSession, caller: CurrentCaller) -> Ne
 
 
 @router.delete("/{token_id}", status_code=204)
-def revoke_token(token_id: int, session: DbSession, caller: CurrentCaller) -> None:
+def revoke_token(token_id: RowId, session: DbSession, caller: CurrentCaller) -> None:
     """Revoke one of the caller's tokens (it stops working at once)."""
     token = session.get(ApiToken, token_id)
     if token is None or token.user_id != caller.user.id:

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from eoengine.errors import Conflict, Invalid, NotFound
 from eoengine.platform.db.models import BrowserSession, User
-from eoengine.platform.deps import DbSession, SiteAdmin
+from eoengine.platform.deps import DbSession, RowId, SiteAdmin
 from eoengine.platform.events import record
 from eoengine.platform.routes.auth import user_out
 from eoengine.platform.schemas import UserIn, UserOut, UserPatch
@@ -36,7 +36,7 @@ def create_user(body: UserIn, session: DbSession, admin: SiteAdmin) -> UserOut:
 
 
 @router.patch("/{user_id}", response_model=UserOut)
-def update_user(user_id: int, body: UserPatch, session: DbSession, admin: SiteAdmin) -> UserOut:
+def update_user(user_id: RowId, body: UserPatch, session: DbSession, admin: SiteAdmin) -> UserOut:
     """Change a user's password or admin rights, or disable (or enable) the account.
 
     Disabling ends the user's browser sessions; their tokens stop working while disabled.

@@ -1,0 +1,400 @@
+"""Who may call what: every route of the platform API × every kind of caller, CSRF, and secrets kept secret.
+
+``EXPECTED`` classifies each route (method + path template) by what it needs: ``public``,
+``authenticated``, ``site_admin`` or a project action of :mod:`eoengine.platform.roles`. The
+table and the app's routes must match, so a new route fails here until it is classified.
+``CALLS`` says how to call a route so that its check is really reached (an existing project,
+member, token, user; a valid body); a route not in ``CALLS`` is called with the shared
+project's slug and no body.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import NC
+from platform_server import (
+    ADMIN_PASSWORD,
+    API,
+    EXAMPLES,
+    LiveServer,
+    LogCapture,
+    api_routes,
+    app_routes,
+    browsable_project,
+    capture_logs,
+    live_platform,
+    row_id_params,
+)
+from sqlalchemy import select
+from starlette.routing import Mount
+
+from eoengine.platform.db.models import ApiToken, User
+from eoengine.platform.roles import LEAST_ROLE
+
+CALLERS = ("anonymous", "outsider", "viewer", "annotator", "reviewer", "project_admin", "site_admin")
+ROLE_OF = {"viewer": "viewer", "annotator": "annotator", "reviewer": "reviewer", "project_admin": "admin"}
+ROLE_ORDER = ("viewer", "annotator", "reviewer", "admin")
+LEAST = {"read": "viewer", "annotate": "annotator", "review": "reviewer", "run": "reviewer", "manage": "admin"}
+"""The contract's least role per project action (checked against roles.py below)."""
+
+EXPECTED: dict[str, str] = {
+    "GET /api/v1/health": "public",
+    "POST /api/v1/auth/login": "public",
+    "POST /api/v1/auth/logout": "authenticated",
+    "GET /api/v1/auth/me": "authenticated",
+    "GET /api/v1/tokens": "authenticated",
+    "POST /api/v1/tokens": "authenticated",
+    "DELETE /api/v1/tokens/{token_id}": "authenticated",
+    "GET /api/v1/users": "site_admin",
+    "POST /api/v1/users": "site_admin",
+    "PATCH /api/v1/users/{user_id}": "site_admin",
+    "GET /api/v1/projects": "authenticated",
+    "POST /api/v1/projects": "authenticated",
+    "GET /api/v1/projects/{slug}": "read",
+    "PUT /api/v1/projects/{slug}/config": "manage",
+    "DELETE /api/v1/projects/{slug}": "manage",
+    "GET /api/v1/projects/{slug}/members": "read",
+    "POST /api/v1/projects/{slug}/members": "manage",
+    "PATCH /api/v1/projects/{slug}/members/{username}": "manage",
+    "DELETE /api/v1/projects/{slug}/members/{username}": "manage",
+    "GET /api/v1/events": "authenticated",
+    "GET /api/v1/projects/{slug}/lineage": "read",
+    "POST /api/v1/projects/{slug}/jobs": "run",
+    "GET /api/v1/projects/{slug}/jobs": "read",
+    "GET /api/v1/jobs/{job_id}": "read",
+    "POST /api/v1/jobs/{job_id}/cancel": "run",  # one's own job (reviewer+); anyone's needs manage (below)
+    "GET /api/v1/jobs/{job_id}/log": "read",
+    "GET /api/v1/jobs/{job_id}/log/stream": "read",  # of a finished job: the stream ends
+    "GET /api/v1/projects/{slug}/datasets": "read",
+    "GET /api/v1/projects/{slug}/datasets/{ref}": "read",
+    "GET /api/v1/projects/{slug}/datasets/{ref}/archive": "read",
+    "GET /api/v1/projects/{slug}/datasets/{ref}/chips/{chip}/labels.png": "read",
+    "GET /api/v1/projects/{slug}/datasets/{ref}/chips/{chip}/preview.png": "read",
+    "GET /api/v1/projects/{slug}/datasets/{ref}/files/{path:path}": "read",
+    "HEAD /api/v1/projects/{slug}/datasets/{ref}/files/{path:path}": "read",
+    "GET /api/v1/projects/{slug}/datasets/{ref}/footprints": "read",
+    "GET /api/v1/projects/{slug}/datasets/{ref}/leakage": "read",
+    "GET /api/v1/projects/{slug}/datasets/{ref}/stac": "read",
+    "GET /api/v1/projects/{slug}/imagery": "read",
+    "GET /api/v1/projects/{slug}/imagery/{item}/tiles/{z}/{x}/{y}.png": "read",
+    "GET /api/v1/projects/{slug}/maps": "read",
+    "GET /api/v1/projects/{slug}/maps/{map_id}": "read",
+    "GET /api/v1/projects/{slug}/maps/{map_id}/tiles/{z}/{x}/{y}.png": "read",
+    "GET /api/v1/projects/{slug}/models": "read",
+    "GET /api/v1/projects/{slug}/models/{name}": "read",
+    "GET /api/v1/projects/{slug}/runs": "read",
+    "GET /api/v1/projects/{slug}/runs/compare": "read",
+    "GET /api/v1/projects/{slug}/runs/{run_id}": "read",
+    "GET /api/v1/projects/{slug}/uploads": "read",
+    "POST /api/v1/projects/{slug}/uploads": "run",
+}
+MOUNTS: dict[str, str] = {"/api/v1/projects/{slug}/stac": "read"}
+"""Sub-applications under /api/v1 (they check the caller themselves) and what they need."""
+MOUNT_CALLS = {"/api/v1/projects/{slug}/stac": ("GET", "/search")}
+RED = NC / "data" / "lsat7_2000_30.tif"
+UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
+CSRF_EXEMPT = {"POST /api/v1/auth/login"}  # signs in: there is no session yet whose changes a forged request could make
+
+
+@dataclass
+class Call:
+    """How to call a route: its path parameters, query, JSON body, and the answers that mean "allowed"."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    query: dict[str, Any] = field(default_factory=dict)
+    json: Any = None
+    files: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None
+    ok: tuple[int, ...] = (200, 201, 204)
+
+
+@dataclass
+class World:
+    """The shared server: one project with a member of every role, their tokens and passwords."""
+
+    live: LiveServer
+    slug: str
+    tokens: dict[str, str]
+    passwords: dict[str, str]
+    usernames: dict[str, str]
+    objects: dict[str, Any] = field(default_factory=dict)
+    lineage: str = ""
+    secrets: set[str] = field(default_factory=set)
+    counter: Iterator[int] = field(default_factory=itertools.count)
+
+    def unique(self, stem: str) -> str:
+        """A fresh name."""
+        return f"{stem}{next(self.counter)}"
+
+    def as_admin(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """A request as the site admin that must succeed."""
+        with self.live.client() as c:
+            r = c.request(method, path, **kwargs)
+        assert r.status_code < 300, r.text
+        return r
+
+    def new_user(self) -> tuple[str, int]:
+        """A fresh user (name, id)."""
+        body = self.as_admin("POST", "/users", json={"username": self.unique("u"), "password": "password-fresh"}).json()
+        return body["username"], body["id"]
+
+    def new_project(self) -> str:
+        """A fresh project made by the project admin, with the shared project's members and roles."""
+        with self.live.client(self.tokens["project_admin"]) as c:
+            r = c.post("/projects", json={"name": self.unique("fresh-"), "template": "nc-landsat"})
+            assert r.status_code == 201, r.text
+            slug = r.json()["slug"]
+            for caller, role in ROLE_OF.items():
+                if role != "admin":
+                    add = c.post(f"/projects/{slug}/members", json={"username": self.usernames[caller], "role": role})
+                    assert add.status_code == 201, add.text
+        return slug
+
+    def new_member(self) -> str:
+        """A fresh viewer of the shared project (their user name)."""
+        username, _ = self.new_user()
+        with self.live.client(self.tokens["project_admin"]) as c:
+            assert c.post(f"/projects/{self.slug}/members", json={"username": username, "role": "viewer"}).status_code == 201
+        return username
+
+    def new_job(self, caller: str) -> int:
+        """A queued build job of the shared project, submitted by ``caller`` (no worker runs it)."""
+        with self.live.client(self.tokens[caller]) as c:
+            r = c.post(f"/projects/{self.slug}/jobs", json={"spec": {"kind": "build"}})
+        assert r.status_code == 201, r.text
+        return int(r.json()["id"])
+
+    def token_id_of(self, caller: str) -> int:
+        """The id of a fresh token of ``caller`` (of the site admin for the anonymous caller)."""
+        token = self.tokens.get(caller) or self.live.admin.token
+        with self.live.client(token) as c:
+            r = c.post("/tokens", json={"name": "to-revoke"})
+        assert r.status_code == 201, r.text
+        return int(r.json()["id"])
+
+
+def _config(w: World, caller: str) -> Call:
+    with w.live.client() as c:
+        text = c.get(f"/projects/{w.slug}").json()["config"]
+    return Call(json={"config": text})
+
+
+CALLS: dict[str, Callable[[World, str], Call]] = {
+    "POST /api/v1/auth/login": lambda w, c: Call(json={"username": w.usernames["outsider"],
+                                                       "password": w.passwords["outsider"]}),
+    "POST /api/v1/tokens": lambda w, c: Call(json={"name": "matrix", "expires_days": 1}),
+    "DELETE /api/v1/tokens/{token_id}": lambda w, c: Call({"token_id": w.token_id_of(c)}),
+    "POST /api/v1/users": lambda w, c: Call(json={"username": w.unique("made"), "password": "password-made"}),
+    "PATCH /api/v1/users/{user_id}": lambda w, c: Call({"user_id": w.new_user()[1]}, json={"disabled": False}),
+    "POST /api/v1/projects": lambda w, c: Call(json={"name": w.unique("made-"), "template": "nc-landsat"}),
+    "PUT /api/v1/projects/{slug}/config": _config,
+    "DELETE /api/v1/projects/{slug}": lambda w, c: Call({"slug": w.new_project()}),
+    "POST /api/v1/projects/{slug}/members": lambda w, c: Call(json={"username": w.new_user()[0], "role": "viewer"}),
+    "PATCH /api/v1/projects/{slug}/members/{username}": lambda w, c: Call({"username": w.new_member()},
+                                                                           json={"role": "annotator"}),
+    "DELETE /api/v1/projects/{slug}/members/{username}": lambda w, c: Call({"username": w.new_member()}),
+    "GET /api/v1/projects/{slug}/lineage": lambda w, c: Call(query={"object": w.lineage}),
+    "POST /api/v1/projects/{slug}/jobs": lambda w, c: Call(json={"spec": {"kind": "build"}}),
+    "POST /api/v1/jobs/{job_id}/cancel": lambda w, c: Call({"job_id": w.new_job("reviewer")}),
+    "GET /api/v1/projects/{slug}/runs/compare": lambda w, c: Call(query={"ids": ",".join(w.objects["runs"])}),
+    "POST /api/v1/projects/{slug}/uploads": lambda w, c: Call(files={"file": (f"{w.unique('red')}.tif", RED.read_bytes())},
+                                                             data={"kind": "imagery"}),
+}
+
+
+def denial(action: str, caller: str) -> int | None:
+    """The status the contract gives ``caller`` on a route needing ``action`` (None: allowed)."""
+    if action == "public":
+        return None
+    if caller == "anonymous":
+        return 401
+    if action == "authenticated" or caller == "site_admin":
+        return None
+    if action == "site_admin":
+        return 403
+    role = ROLE_OF.get(caller)
+    if role is None:
+        return 404
+    return None if ROLE_ORDER.index(role) >= ROLE_ORDER.index(LEAST[action]) else 403
+
+
+def check_error(r: httpx.Response) -> dict[str, str]:
+    """An error answer's body, checked to be {"error", "fix"} with both filled."""
+    body = r.json()
+    assert isinstance(body, dict) and set(body) >= {"error", "fix"} and body["error"] and body["fix"], r.text
+    return body
+
+
+def send(w: World, route: str, caller: str, call: Call, client: httpx.Client | None = None) -> httpx.Response:
+    """Send ``call`` to ``route`` as ``caller`` (by bearer token, or through ``client``); no secret may come back."""
+    method, template = route.split(" ", 1)
+    values = {"slug": w.slug, **w.objects, **call.params}
+    names = re.findall(r"{(\w+)(?::\w+)?}", template)
+    assert set(names) <= set(values), f"{route}: add a Call to CALLS with its path parameters {names}"
+    path = re.sub(r"{(\w+)(?::\w+)?}", lambda m: str(values[m.group(1)]), template)
+    if client is None:
+        headers = {"Authorization": f"Bearer {w.tokens[caller]}"} if caller in w.tokens else {}
+        with httpx.Client(base_url=w.live.url, timeout=60) as anon:
+            r = anon.request(method, path, params=call.query, json=call.json, files=call.files, data=call.data,
+                             headers=headers)
+    else:
+        r = client.request(method, path, params=call.query, json=call.json, files=call.files, data=call.data)
+    leaked = [s for s in w.secrets if s in r.text or any(s in v for v in r.headers.values())]
+    assert not leaked, f"{route} as {caller} answered with a secret"
+    return r
+
+
+@pytest.fixture(scope="module")
+def logs() -> Iterator[LogCapture]:
+    with capture_logs() as capture:
+        yield capture
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory, logs: LogCapture) -> Iterator[World]:
+    with live_platform(tmp_path_factory.mktemp("perm") / "home", logs=logs, data_roots=(EXAMPLES,)) as live:
+        names = {c: c.replace("_", "-") for c in CALLERS if c not in ("anonymous", "site_admin")}
+        passwords = {c: f"secret-of-{n}-42" for c, n in names.items()}
+        tokens = {c: live.user(names[c], passwords[c]) for c in names}
+        tokens["site_admin"], passwords["site_admin"], names["site_admin"] = live.admin.token, ADMIN_PASSWORD, "admin"
+        w = World(live, "matrix", tokens, passwords, names)
+        w.objects = browsable_project(live, w.slug)  # made by the site admin, who hands it to the project admin
+        w.lineage = w.objects.pop("lineage")
+        w.as_admin("POST", f"/projects/{w.slug}/members", json={"username": names["project_admin"], "role": "admin"})
+        with live.client(tokens["project_admin"]) as c:
+            assert c.delete(f"/projects/{w.slug}/members/admin").status_code == 204
+            for caller, role in ROLE_OF.items():
+                if role != "admin":
+                    assert c.post(f"/projects/{w.slug}/members", json={"username": names[caller], "role": role}).status_code == 201
+        w.secrets = stored_secrets(w)
+        yield w
+
+
+def stored_secrets(w: World) -> set[str]:
+    """The tokens and passwords of the callers, and every hash the database keeps."""
+    with w.live.platform.db.read() as s:
+        hashes = {u.password_hash for u in s.scalars(select(User))} | {t.token_hash for t in s.scalars(select(ApiToken))}
+    return set(w.tokens.values()) | set(w.passwords.values()) | hashes
+
+
+def test_every_route_is_classified(world: World) -> None:
+    routes = api_routes(world.live.app)
+    assert routes - set(EXPECTED) == set(), "classify these routes in EXPECTED"
+    assert set(EXPECTED) - routes == set(), "EXPECTED names routes the app does not have"
+    assert set(CALLS) <= routes
+    mounts = {path for r, path in app_routes(world.live.app) if isinstance(r, Mount) and path.startswith(API)}
+    assert mounts == set(MOUNTS) == set(MOUNT_CALLS), "classify each sub-application under /api/v1 in MOUNTS"
+    assert set(EXPECTED.values()) <= {"public", "authenticated", "site_admin", *LEAST}
+    assert LEAST_ROLE == LEAST  # roles.py is the contract's table
+
+
+@pytest.mark.parametrize("route", sorted(EXPECTED))
+def test_route_answers_each_caller_by_role(world: World, route: str) -> None:
+    action, outcomes = EXPECTED[route], {}
+    for caller in CALLERS:
+        call = CALLS.get(route, lambda w, c: Call())(world, caller)
+        r = send(world, route, caller, call)
+        expected = denial(action, caller)
+        outcomes[caller] = r.status_code
+        assert r.status_code < 500, f"{route} as {caller}: {r.status_code} {r.text}"
+        body = check_error(r) if r.status_code >= 400 and r.request.method != "HEAD" else {}
+        if expected is None:
+            assert r.status_code in call.ok, f"{route} as {caller} (allowed): {r.status_code} {r.text}"
+        else:
+            assert r.status_code == expected, f"{route} as {caller}: {r.status_code}, expected {expected}: {r.text}"
+            if expected == 404 and "{slug}" in route and body:
+                assert body["error"].startswith("no project"), body
+            if expected == 403 and action in LEAST and body:
+                assert LEAST[action] in body["fix"], body  # names the role needed
+    assert set(outcomes) == set(CALLERS)
+
+
+@pytest.mark.parametrize("mount", sorted(MOUNTS))
+def test_mounted_apps_answer_each_caller_by_role(world: World, mount: str) -> None:
+    method, path = MOUNT_CALLS[mount]
+    for caller in CALLERS:
+        r = send(world, f"{method} {mount}{path}", caller, Call())
+        expected = denial(MOUNTS[mount], caller)
+        assert r.status_code == (expected or 200), f"{mount}{path} as {caller}: {r.status_code} {r.text}"
+        if expected:
+            check_error(r)
+
+
+@pytest.fixture(scope="module")
+def browser(world: World) -> Iterator[httpx.Client]:
+    """A cookie session of the site admin (no bearer token, no CSRF header)."""
+    with httpx.Client(base_url=world.live.url, timeout=60) as web:
+        r = web.post(f"{API}/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+        assert r.status_code == 200, r.text
+        world.secrets |= {r.json()["csrf_token"], web.cookies["eoengine_session"]}
+        yield web
+
+
+@pytest.mark.parametrize("route", sorted(r for r in EXPECTED if r.split()[0] in UNSAFE and r not in CSRF_EXEMPT))
+def test_cookie_session_needs_csrf_token_for_changes(world: World, browser: httpx.Client, route: str) -> None:
+    call = CALLS.get(route, lambda w, c: Call())(world, "site_admin")
+    r = send(world, route, "site_admin", call, client=browser)
+    assert r.status_code == 403 and "CSRF" in check_error(r)["error"], f"{route}: {r.status_code} {r.text}"
+    assert browser.get(f"{API}/auth/me").status_code == 200  # the session is still there
+
+
+@pytest.mark.parametrize("mount", sorted(MOUNTS))
+def test_mounted_apps_need_the_csrf_token_too(world: World, browser: httpx.Client, mount: str) -> None:
+    r = send(world, f"POST {mount}/search", "site_admin", Call(json={}), client=browser)  # STAC's POST search
+    assert r.status_code == 403 and "CSRF" in check_error(r)["error"], r.text
+    assert browser.get(mount.replace("{slug}", world.slug) + "/search").status_code == 200  # reading needs none
+
+
+def test_secrets_stay_out_of_responses_and_logs(world: World, logs: LogCapture, tmp_path: Path) -> None:
+    with httpx.Client(base_url=f"{world.live.url}{API}", timeout=60) as web:
+        login = web.post("/auth/login", json={"username": "viewer", "password": world.passwords["viewer"]})
+        assert login.status_code == 200
+        csrf, cookie = login.json()["csrf_token"], web.cookies["eoengine_session"]
+        made = web.post("/tokens", json={"name": "shown-once"}, headers={"X-CSRF-Token": csrf}).json()["token"]
+        assert web.post("/auth/login", json={"username": "viewer", "password": "wrong-password"}).status_code == 401
+    with world.live.client(made) as c:
+        listed = c.get("/tokens")
+        assert listed.status_code == 200 and made not in listed.text and made[:8] in listed.text
+        assert c.get("/auth/me").json()["username"] == "viewer"
+        assert csrf not in c.get("/events").text
+    _, victim = world.new_user()
+    with world.live.client() as c:
+        assert c.patch(f"/users/{victim}", json={"password": "brand-new-secret-1"}).status_code == 200
+        events = c.get("/events").text
+        assert "brand-new-secret-1" not in events and '"password":"changed"' in events
+        assert ADMIN_PASSWORD not in c.get("/users").text and "password" not in c.get("/users").text
+    text = logs.text
+    assert "GET /api/v1/auth/me" in text  # the access log was captured
+    secrets = stored_secrets(world) | world.secrets | {made, csrf, cookie, "wrong-password", "brand-new-secret-1"}
+    assert [s[:6] for s in secrets if s in text] == []
+
+
+def test_ids_out_of_range_are_bad_input(world: World) -> None:
+    found = row_id_params(world.live.app)
+    assert ("DELETE /api/v1/tokens/{token_id}", "token_id") in found
+    for route, name in found:
+        body = CALLS.get(route, lambda w, c: Call())(world, "site_admin").json
+        for bad in (2**70, 2**31, 0, -1):  # past SQLite's and PostgreSQL's integers; no row has id 0 or below
+            r = send(world, route, "site_admin", Call({name: bad}, json=body))
+            assert r.status_code == 422 and name in check_error(r)["error"], f"{route} {name}={bad}: {r.status_code} {r.text}"
+
+
+def test_only_a_project_admin_cancels_someone_elses_job(world: World) -> None:
+    job = world.new_job("project_admin")
+    with world.live.client(world.tokens["reviewer"]) as reviewer:
+        body = check_error(r := reviewer.post(f"/jobs/{job}/cancel"))
+        assert r.status_code == 403 and "admin" in body["fix"], r.text
+    with world.live.client(world.tokens["viewer"]) as viewer:
+        assert viewer.get(f"/jobs/{job}").json()["state"] == "queued"
+    own = world.new_job("reviewer")
+    with world.live.client(world.tokens["project_admin"]) as admin:
+        assert admin.post(f"/jobs/{own}/cancel").json()["state"] == "cancelled"
+        assert admin.post(f"/jobs/{job}/cancel").json()["state"] == "cancelled"
