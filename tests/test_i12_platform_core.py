@@ -168,3 +168,28 @@ def test_lineage_walks_inputs_both_ways(live: LiveServer) -> None:
         _error(c.get("/projects/l/lineage", params={"object": "dataset:nc@4d47"}), 404)  # prefixes from 6 characters
         _error(c.get("/projects/l/lineage", params={"object": "run:nope"}), 404)
         _error(c.get("/projects/l/lineage", params={"object": "bad"}), 422)
+
+
+def test_reads_wait_for_no_writer(live: LiveServer) -> None:
+    # GETs on SQLite used to begin IMMEDIATE transactions: a read (the overview) waited for any writer's lock,
+    # seconds in a busy server. Reads now begin DEFERRED, and a token's last use is its own short write.
+    import sqlite3
+
+    if live.platform.db.dialect != "sqlite":
+        pytest.skip("SQLite's locking")
+    with live.client() as c:
+        assert c.post("/projects", json={"name": "Busy", "template": "nc-landsat"}).status_code == 201
+        path = live.platform.settings.home / "eoengine.db"
+        writer = sqlite3.connect(path, isolation_level=None, timeout=30)
+        writer.execute("BEGIN IMMEDIATE")  # another process writing (a worker recording progress, say)
+        try:
+            with live.client() as quick:
+                quick.timeout = httpx.Timeout(3.0)
+                assert quick.get("/projects/busy").status_code == 200
+                assert quick.get("/projects/busy/members").json() == [{"username": "admin", "role": "admin"}]
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
+        with live.platform.db.read() as s:
+            used = s.scalar(select(ApiToken.last_used_at).where(ApiToken.prefix == live.admin.token[:8]))
+        assert used is not None  # the token's last use is still recorded

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from eoengine.errors import Denied, NotFound, Unauthenticated
@@ -48,7 +48,7 @@ def db_session(request: Request) -> Iterator[Session]:
         The session.
 
     """
-    with platform_of(request).db.request() as session:
+    with platform_of(request).db.request(read_only=request.method in SAFE_METHODS) as session:
         yield session
 
 
@@ -68,15 +68,14 @@ class Caller:
     token_id: int | None = None
 
 
-def _token_user(session: Session, secret: str) -> Caller:
+def _token_user(session: Session, secret: str) -> tuple[Caller, bool]:
     token = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(secret)))
     now = utcnow()
     if token is None or token.revoked_at is not None or (token.expires_at is not None and token.expires_at <= now):
         state = "unknown" if token is None else "revoked" if token.revoked_at else "expired"
         raise Unauthenticated(f"the API token is {state}", "make a new one (POST /api/v1/tokens or the Tokens page)")
-    if token.last_used_at is None or now - token.last_used_at > dt.timedelta(minutes=1):
-        token.last_used_at = now
-    return Caller(_active(session, token.user_id), "token", token.id)
+    stale = token.last_used_at is None or now - token.last_used_at > dt.timedelta(minutes=1)
+    return Caller(_active(session, token.user_id), "token", token.id), stale
 
 
 def _session_user(session: Session, request: Request, cookie: str) -> Caller:
@@ -111,17 +110,20 @@ def current_caller(request: Request, session: DbSession) -> Caller:
         Denied: A cookie-authenticated change without the CSRF token.
 
     """
-    header = request.headers.get("authorization", "")
+    header, touch = request.headers.get("authorization", ""), False
     if header:
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise Unauthenticated("the Authorization header is not 'Bearer TOKEN'", AUTH_FIX)
-        caller = _token_user(session, secret.strip())
+        caller, touch = _token_user(session, secret.strip())
     elif request.cookies.get(SESSION_COOKIE):
         caller = _session_user(session, request, request.cookies[SESSION_COOKIE])
     else:
         raise Unauthenticated("this route needs you to sign in", AUTH_FIX)
     session.commit()
+    if caller.token_id is not None and touch:  # its own short write: a GET's session only reads
+        with platform_of(request).db.write() as write:
+            write.execute(update(ApiToken).where(ApiToken.id == caller.token_id).values(last_used_at=utcnow()))
     return caller
 
 

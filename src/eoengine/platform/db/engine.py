@@ -100,17 +100,21 @@ class Database:
             yield session
 
     @contextmanager
-    def request(self) -> Iterator[Session]:
+    def request(self, read_only: bool = False) -> Iterator[Session]:
         """A session for one request: commits when the block ends without an error, else rolls back.
 
         Unlike :meth:`write`, its code may commit midway (to release SQLite's write lock before
         slow work); the next statement begins a new transaction.
 
+        Args:
+            read_only: The request only reads (a GET): on SQLite its transactions begin DEFERRED,
+                so it takes no write lock and waits for none.
+
         Yields:
             The session.
 
         """
-        with self._write() as session:
+        with (self._read if read_only else self._write)() as session:
             try:
                 yield session
                 session.commit()
