@@ -215,7 +215,8 @@ def dev_app() -> Iterator[str]:
     api = http.server.ThreadingHTTPServer(("127.0.0.1", 0), ScriptedApi)
     threading.Thread(target=api.serve_forever, daemon=True).start()
     port = free_port()
-    env = os.environ | {"EOENGINE_SERVER": f"http://127.0.0.1:{api.server_address[1]}"}
+    # without CI in its environment: with CI set, the dev server's pages never finished loading (600 s timeouts)
+    env = {k: v for k, v in os.environ.items() if k != "CI"} | {"EOENGINE_SERVER": f"http://127.0.0.1:{api.server_address[1]}"}
     proc = subprocess.Popen([str(vite), "--port", str(port), "--strictPort", "--clearScreen", "false"],
                             cwd=REPO / "web", env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -225,6 +226,8 @@ def dev_app() -> Iterator[str]:
                 break
         else:
             raise RuntimeError("vite dev server did not start")
+        # keep reading what it prints, so a full pipe never blocks it
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
