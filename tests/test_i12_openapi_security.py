@@ -80,3 +80,19 @@ def test_the_document_says_what_the_server_does(live: LiveServer, document: dict
 def test_docs_page_is_served(live: LiveServer) -> None:
     r = httpx.get(f"{live.url}/docs", timeout=60)
     assert r.status_code == 200 and "swagger-ui" in r.text and "/openapi.json" in r.text
+
+
+def test_inputs_the_fuzzer_found_are_bad_input_not_server_errors(live: LiveServer) -> None:
+    """Found by schemathesis once the document declared security (its generated cases changed)."""
+    with live.client() as c:
+        assert c.post("/projects", json={"name": "fz", "template": "nc-landsat"}).status_code == 201
+        too_far = c.get("/events", params={"after": 2**63})
+        assert too_far.status_code == 422 and "after" in too_far.json()["error"], too_far.text
+        folder = live.platform.settings.projects_dir / "fz" / "out"
+        folder.mkdir(parents=True, exist_ok=True)
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(tracking_uri=f"sqlite:///{folder.resolve() / 'mlflow.db'}").create_experiment("fz")
+        quoted = c.get("/projects/fz/runs", params={"sort": 'test_miou"'})
+        assert quoted.status_code == 422 and "is not a metric name" in quoted.json()["error"], quoted.text
+        assert c.get("/projects/fz/runs", params={"sort": "test_miou"}).json() == []
