@@ -16,6 +16,7 @@ module (for :data:`RUN_ID`) and must not load torch or rasterio for it.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,9 +100,7 @@ def outputs_of(result: AnyResult, spec: AnySpec, folder: Path) -> list[Output]:
         case PredictResult():
             return _maps(result, getattr(spec, "model", ""), folder)
         case FetchResult():
-            return [Output("scene", i.item_id, "scene.fetch", i.item_id, version=i.sha256[:16],
-                           path=relative(i.path, folder), meta={"sha256": i.sha256, "cached": i.cached})
-                    for i in result.items if i.path is not None]
+            return _scenes(result, getattr(spec, "items", None), folder)
         case ExportResult():
             return [_variant(result.copied_to or result.path, "onnx", getattr(spec, "model", ""), folder,
                              {"model": result.model, "check": result.check.model_dump() if result.check else None})]
@@ -109,6 +108,40 @@ def outputs_of(result: AnyResult, spec: AnySpec, folder: Path) -> list[Output]:
             return [_variant(file, name, str(result.package), folder, {"metric": result.metric, **result.report.get(name, {})})
                     for file, name in zip(result.files, ("int8-static", "int8-dynamic"), strict=False)]
     return []
+
+
+KEPT_PROPERTIES = ("datetime", "start_datetime", "end_datetime", "eo:cloud_cover", "platform", "constellation",
+                   "instruments", "gsd", "view:sun_elevation", "view:sun_azimuth", "view:off_nadir")
+"""STAC properties of a fetched item that its scene keeps (the catalog shows them; its stack has none)."""
+
+
+def item_properties(items: Path | None, folder: Path) -> dict[str, dict[str, Any]]:
+    """The kept STAC properties of each item of an ItemCollection file, by item id.
+
+    Args:
+        items: The ItemCollection JSON a fetch read (relative to the project folder), or None.
+        folder: The project folder.
+
+    Returns:
+        Item id → its :data:`KEPT_PROPERTIES`; empty when the file cannot be read.
+
+    """
+    try:
+        features = json.loads((folder / items).read_text()).get("features", []) if items is not None else []
+    except (OSError, ValueError, AttributeError):
+        return {}
+    out = {}
+    for f in features if isinstance(features, list) else []:
+        if isinstance(f, dict) and isinstance(f.get("properties"), dict):
+            out[str(f.get("id"))] = {k: f["properties"][k] for k in KEPT_PROPERTIES if k in f["properties"]}
+    return out
+
+
+def _scenes(result: FetchResult, items: Path | None, folder: Path) -> list[Output]:
+    properties = item_properties(items, folder)
+    return [Output("scene", i.item_id, "scene.fetch", i.item_id, version=i.sha256[:16], path=relative(i.path, folder),
+                   meta={"sha256": i.sha256, "cached": i.cached, "properties": properties.get(i.item_id, {})})
+            for i in result.items if i.path is not None]
 
 
 def _dataset(result: BuildDatasetResult, folder: Path) -> Output:

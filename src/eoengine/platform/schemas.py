@@ -258,7 +258,7 @@ class MapOut(BaseModel):
 
 
 class ImageryItemOut(BaseModel):
-    """A scene of the project's imagery catalog (a STAC Item of its ``scenes`` or ``uploads`` collection)."""
+    """A scene of the project's imagery catalog (a STAC Item of its ``scenes``, ``fetched`` or ``uploads`` collection)."""
 
     id: str
     collection: str
@@ -267,6 +267,8 @@ class ImageryItemOut(BaseModel):
     bands: list[str] = Field(description="Band names and common names a render recipe can use")
     recipes: list[str] = Field(description="The recipes its bands allow (index:NAME needs the index's bands)")
     tiles: str = Field(description="XYZ tile URL template, relative to the API root (add ?recipe=...)")
+    properties: dict[str, Any] = Field(default_factory=dict, description="Its other STAC properties, e.g. "
+                                       "eo:cloud_cover and platform of a fetched scene")
 
 
 class LineageNode(BaseModel):
