@@ -30,12 +30,13 @@ from typing import Any
 
 from eoengine.config.schema import BandFiles, BandSpec, ProjectConfig
 from eoengine.errors import EOError, NotFound
+from eoengine.jobs.specs import PROJECT_CATALOG
 from eoengine.platform.db.models import Artifact
 from eoengine.platform.tiles import BandRef
 from eoengine.sourcing.catalog import CatalogIndex
 from eoengine.sourcing.scan import EO_COMMON_NAMES, make_item, write_collection
 
-CATALOG = "catalog"
+CATALOG = PROJECT_CATALOG
 SIGNATURE = "signature.txt"
 RASTER_EXTENSION = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
 _lock = threading.Lock()

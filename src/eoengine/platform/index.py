@@ -32,6 +32,7 @@ from eoengine.jobs.results import (
     BuildDatasetResult,
     ExportResult,
     FetchResult,
+    PredictAreaResult,
     PredictResult,
     QuantizeResult,
     TrainResult,
@@ -98,7 +99,9 @@ def outputs_of(result: AnyResult, spec: AnySpec, folder: Path) -> list[Output]:
         case TrainResult():
             return [_run(result, folder)]
         case PredictResult():
-            return _maps(result, getattr(spec, "model", ""), folder)
+            return _maps(result.maps, result.probabilities, getattr(spec, "model", ""), folder)
+        case PredictAreaResult():
+            return _maps([result.map], None, getattr(spec, "model", ""), folder, result.scene_ids)
         case FetchResult():
             return _scenes(result, getattr(spec, "items", None), folder)
         case ExportResult():
@@ -187,19 +190,24 @@ def _origin(ref: str, folder: Path) -> tuple[str, list[str]]:
     return run_id, [f"run:{run_id}"] if run_id else [f"model:{relative(ref, folder)}"]
 
 
-def _maps(result: PredictResult, model: str, folder: Path) -> list[Output]:
+def _maps(maps: list[Path], probabilities_file: Path | None, model: str, folder: Path,
+          scene_ids: list[str] | None = None) -> list[Output]:
+    """Map outputs, each with the model's lineage input (and, for an area's map, the scenes it was predicted from)."""
     from eoengine.raster.footprint import footprint_wgs84
 
     run_id, inputs = _origin(model, folder)
-    probabilities = relative(result.probabilities, folder) if result.probabilities else None
+    inputs += [f"scene:{s}" for s in scene_ids or []]
+    probabilities = relative(probabilities_file, folder) if probabilities_file else None
     outputs = []
-    for path in result.maps:
+    for path in maps:
         rel = relative(path, folder)
         try:
             footprint: dict[str, Any] | None = footprint_wgs84(folder / path)
         except EOError:  # a map without a CRS is still the job's output; it only stays off the overview's map
             footprint = None
-        meta = {"model": model, "run_id": run_id, "footprint": footprint, "probabilities": probabilities}
+        meta: dict[str, Any] = {"model": model, "run_id": run_id, "footprint": footprint, "probabilities": probabilities}
+        if scene_ids is not None:
+            meta["scenes"] = scene_ids
         outputs.append(Output("map", Path(rel).name, "map.create", rel, path=rel, ref=model, meta=meta, inputs=inputs))
     return outputs
 

@@ -117,7 +117,7 @@ class ArtifactOut(BaseModel):
 
 
 class JobIn(_In):
-    """A job to queue: a typed job spec (its ``kind``: build, train, sweep, evaluate, predict, fetch, export, quantize)."""
+    """A job to queue: a typed job spec (its ``kind``: build, train, sweep, evaluate, predict, predict-area, ...)."""
 
     spec: dict[str, Any] = Field(description="The job spec, e.g. {\"kind\": \"build\"}; paths are relative to the "
                                              "project folder, 'config' defaults to the project's eoengine.yaml")
