@@ -240,20 +240,37 @@ def store_outputs(session: Session, job: Job, outputs: list[Output]) -> list[Art
         The rows added or updated (an artefact indexed already by content is left as it was).
 
     """
+    return store_artifacts(session, job.project_id, job.created_by, job.id, outputs)
+
+
+def store_artifacts(session: Session, project_id: int, actor_id: int | None, job_id: int | None,
+                    outputs: list[Output]) -> list[Artifact]:
+    """Index artefacts of a project (a job's outputs, or those an import found) with one event each.
+
+    Args:
+        session: The session (the rows are written in its transaction).
+        project_id: The project.
+        actor_id: Who made them (the job's submitter, or who imported them).
+        job_id: The job that made them, or None.
+        outputs: The artefacts.
+
+    Returns:
+        The rows added or updated (an artefact indexed already by content is left as it was).
+
+    """
     rows = []
     for out in outputs:
-        row = _existing(session, job.project_id, out)
+        row = _existing(session, project_id, out)
         if row is not None and out.kind in BY_CONTENT:
             continue
         if row is None:
-            row = Artifact(project_id=job.project_id, kind=out.kind, name=out.name, version=out.version,
-                           path=out.path, created_by=job.created_by)
+            row = Artifact(project_id=project_id, kind=out.kind, name=out.name, version=out.version,
+                           path=out.path, created_by=actor_id)
             session.add(row)
-        row.ref, row.meta, row.job_id = out.ref, out.meta, job.id
+        row.ref, row.meta, row.job_id = out.ref, out.meta, job_id
         session.flush()
         data = {"artifact": row.id, "name": out.name, "version": out.version, "path": out.path, "ref": out.ref,
-                "job": job.id, "inputs": out.inputs}
-        record(session, out.action, out.kind, out.object_id, actor_id=job.created_by, project_id=job.project_id,
-               data=data)
+                "job": job_id, "inputs": out.inputs}
+        record(session, out.action, out.kind, out.object_id, actor_id=actor_id, project_id=project_id, data=data)
         rows.append(row)
     return rows

@@ -79,11 +79,13 @@ class NewTokenOut(TokenOut):
 
 
 class ProjectIn(_In):
-    """A new project from a config's YAML text, or from a bundled sample (``template``)."""
+    """A new project from a config's YAML text, a bundled sample (``template``), or a CLI project ``folder`` (imported)."""
 
     name: str = Field(min_length=1, max_length=200)
     config: str | None = Field(None, max_length=1_000_000, description="The eoengine.yaml text")
     template: str | None = Field(None, description="A bundled sample, e.g. nc-landsat")
+    folder: str | None = Field(None, max_length=4096, description="Site admins: a CLI project folder (absolute, under "
+                               "an import root of the server) to register in place, its artefacts indexed")
 
 
 class ConfigIn(_In):
