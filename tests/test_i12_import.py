@@ -91,6 +91,8 @@ def test_bad_imports_are_4xx_and_leave_nothing(live: LiveServer, cli_project: Pa
     outside = _folder(tmp_path / "elsewhere", "p", good)
     cases = [
         ({"name": "a", "folder": "relative/path"}, 422, "is not an absolute path"),
+        ({"name": "a", "folder": "/a\u0000b"}, 422, "is not a usable path"),
+        ({"name": "a", "folder": "/" + "x" * 4000}, 422, "is not a usable path"),
         ({"name": "a", "folder": str(cli_project / "eoengine.yaml")}, 422, "is not a folder"),
         ({"name": "a", "folder": str(root / "missing")}, 422, "is not a folder"),
         ({"name": "a", "folder": str(outside)}, 422, "outside the server's import roots"),

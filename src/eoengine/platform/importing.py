@@ -61,8 +61,12 @@ def check_folder(path: str, roots: tuple[Path, ...] | None, data_roots: tuple[Pa
     given = Path(path)
     if not given.is_absolute():
         raise Invalid(f"folder {path!r} is not an absolute path", "give the project folder's absolute path")
-    folder = given.resolve()
-    if not folder.is_dir():
+    try:
+        folder = given.resolve()
+        is_dir = folder.is_dir()
+    except (ValueError, OSError) as exc:  # a NUL byte, a name too long
+        raise Invalid(f"folder {path[:200]!r} is not a usable path: {exc}", "give the project folder's absolute path") from None
+    if not is_dir:
         raise Invalid(f"{path} is not a folder", "give the folder that holds the project's eoengine.yaml")
     if roots is not None and not any(folder == r.resolve() or r.resolve() in folder.parents for r in roots):
         raise Invalid(f"{path} is outside the server's import roots", ROOT_FIX if roots else
