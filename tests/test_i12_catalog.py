@@ -68,6 +68,10 @@ def test_fetched_scenes_join_the_catalog_with_their_properties(live: LiveServer,
         item = c.get("/projects/tiny/stac/collections/fetched/items/stack").json()
         assert item["assets"]["data"]["href"].startswith(str((folder / "cache").resolve()))
 
+        overview = c.get("/projects/tiny").json()["footprints"]["features"]
+        shown = [(f["properties"]["name"], f["properties"]["datetime"]) for f in overview if f["properties"]["kind"] == "scene"]
+        assert shown == [("s1999", "1999-11-18"), ("stack", "1999-11-18T16:20:00Z")]
+
         tile = decode_tile(c.get(_centre_tile(fetched)))
         assert (tile[..., 3] == 255).mean() > 0.2 and tile[..., :3].std() > 5  # an image, not a blank tile
         ndvi = decode_tile(c.get(_centre_tile(fetched), params={"recipe": "index:NDVI"}))

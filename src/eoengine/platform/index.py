@@ -140,10 +140,21 @@ def item_properties(items: Path | None, folder: Path) -> dict[str, dict[str, Any
     return out
 
 
+def _footprint(path: Path) -> dict[str, Any] | None:
+    """A raster's footprint in EPSG:4326 (None without a CRS: the artefact stays off the overview's map)."""
+    from eoengine.raster.footprint import footprint_wgs84
+
+    try:
+        return footprint_wgs84(path)
+    except EOError:
+        return None
+
+
 def _scenes(result: FetchResult, items: Path | None, folder: Path) -> list[Output]:
     properties = item_properties(items, folder)
     return [Output("scene", i.item_id, "scene.fetch", i.item_id, version=i.sha256[:16], path=relative(i.path, folder),
-                   meta={"sha256": i.sha256, "cached": i.cached, "properties": properties.get(i.item_id, {})})
+                   meta={"sha256": i.sha256, "cached": i.cached, "properties": properties.get(i.item_id, {}),
+                         "footprint": _footprint(folder / i.path)})
             for i in result.items if i.path is not None]
 
 
@@ -193,19 +204,14 @@ def _origin(ref: str, folder: Path) -> tuple[str, list[str]]:
 def _maps(maps: list[Path], probabilities_file: Path | None, model: str, folder: Path,
           scene_ids: list[str] | None = None) -> list[Output]:
     """Map outputs, each with the model's lineage input (and, for an area's map, the scenes it was predicted from)."""
-    from eoengine.raster.footprint import footprint_wgs84
-
     run_id, inputs = _origin(model, folder)
     inputs += [f"scene:{s}" for s in scene_ids or []]
     probabilities = relative(probabilities_file, folder) if probabilities_file else None
     outputs = []
     for path in maps:
         rel = relative(path, folder)
-        try:
-            footprint: dict[str, Any] | None = footprint_wgs84(folder / path)
-        except EOError:  # a map without a CRS is still the job's output; it only stays off the overview's map
-            footprint = None
-        meta: dict[str, Any] = {"model": model, "run_id": run_id, "footprint": footprint, "probabilities": probabilities}
+        meta: dict[str, Any] = {"model": model, "run_id": run_id, "footprint": _footprint(folder / path),
+                                "probabilities": probabilities}
         if scene_ids is not None:
             meta["scenes"] = scene_ids
         outputs.append(Output("map", Path(rel).name, "map.create", rel, path=rel, ref=model, meta=meta, inputs=inputs))

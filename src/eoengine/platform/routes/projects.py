@@ -91,17 +91,20 @@ def _artifacts(session: Session, project: Project) -> dict[str, list[ArtifactOut
 
 
 def overview(platform: Platform, session: Session, project: Project, role: str | None) -> OverviewOut:
-    """A project's overview: config, artefacts by kind, latest jobs, footprints of its scenes and maps."""
+    """A project's overview: config, artefacts by kind, latest jobs, footprints of its scenes (listed and fetched) and maps."""
     folder = platform.settings.projects_dir / project.slug
     text = (folder / CONFIG).read_text()
     arts = _artifacts(session, project)
     maps = [{"type": "Feature", "geometry": m.meta["footprint"], "properties": {"kind": "map", "name": m.name}}
             for m in arts["map"] if m.meta.get("footprint")]
+    fetched = [{"type": "Feature", "geometry": a.meta["footprint"],
+                "properties": {"kind": "scene", "name": a.name, "datetime": (a.meta.get("properties") or {}).get("datetime")}}
+               for a in {a.name: a for a in reversed(arts.get("scene", []))}.values() if a.meta.get("footprint")]
     features: list[dict[str, Any]] = scene_footprints(validate_config(text, folder, platform.settings.data_roots))
     return OverviewOut(id=project.id, slug=project.slug, name=project.name, role=role, created_at=project.created_at,
                        config=text, datasets=arts["dataset"], runs=arts["run"], models=arts["model"],
                        maps=arts["map"], uploads=arts["upload"], jobs=latest_jobs(session, project),
-                       footprints={"type": "FeatureCollection", "features": features + maps})
+                       footprints={"type": "FeatureCollection", "features": features + fetched + maps})
 
 
 @router.get("/{slug}", response_model=OverviewOut)
