@@ -14,11 +14,23 @@ from pathlib import Path
 
 import httpx
 import pytest
-from jobs_support import alive, job_state, make_project, start_worker, stop, submit, wait_for, wait_job, worker
+from jobs_support import (
+    alive,
+    child_env,
+    job_state,
+    make_project,
+    start_worker,
+    stop,
+    submit,
+    wait_for,
+    wait_job,
+    worker,
+)
 from platform_server import LiveServer, live_platform
 
 from eoengine.platform.db.models import Job
-from eoengine.platform.worker import Worker
+from eoengine.platform.launcher import BAD_START, Launcher
+from eoengine.platform.worker import ATTEMPT_ENV, Worker
 
 SLOW = {"dataset.stride": 4}  # a build of some seconds: long enough to be stopped midway
 
@@ -152,3 +164,41 @@ def test_fresh_processes_when_asked_or_when_the_launcher_does_not_start(
     assert done["state"] == "succeeded", done["error"]
     notices = [r.getMessage() for r in caplog.records if "attempts start as fresh processes" in r.getMessage()]
     assert len(notices) == (0 if options == {"warm": False} else 1)
+
+
+@pytest.fixture
+def launcher() -> Iterator[Launcher]:
+    started = Launcher(child_env(**ATTEMPT_ENV))
+    try:
+        assert started.wait_ready(120)
+        yield started
+    finally:
+        started.close()
+
+
+def test_the_launcher_preloads_reports_exit_codes_and_appends_to_the_log(launcher: Launcher, tmp_path: Path) -> None:
+    with open(f"/proc/{launcher.proc.pid}/maps") as f:
+        assert "rasterio" in f.read()  # the build stage is in memory before any attempt
+    log = tmp_path / "log.txt"
+    log.write_text("before\n")
+    env = child_env(**ATTEMPT_ENV)  # no EOENGINE_DB and the rest: the runner refuses, exit code 2
+    first = launcher.launch(7, tmp_path, env, log)
+    assert first.wait(60) == 2 and first.pid is not None and not alive(first.pid)
+    text = log.read_text()
+    assert text.startswith("before\n") and "error: a worker starts this with a job id and EOENGINE_DB" in text
+    bad = launcher.launch(8, tmp_path, env, tmp_path / "no-such-folder" / "log.txt")
+    assert bad.wait(60) == BAD_START  # its log cannot be opened
+    assert launcher.alive
+
+
+def test_closing_the_launcher_kills_its_attempts(launcher: Launcher, tmp_path: Path) -> None:
+    env = child_env(**ATTEMPT_ENV, EOENGINE_DB="sqlite:///" + str(tmp_path / "none.db"), EOENGINE_HOME=str(tmp_path),
+                    EOENGINE_JOB_WORKER="w", EOENGINE_JOB_ATTEMPT="1")
+    (tmp_path / "none.db").mkdir()  # not a database: loading the job is retried while "unreachable"
+    attempt = launcher.launch(1, tmp_path, env, tmp_path / "log.txt")
+    launcher.pump(30)
+    assert attempt.pid is not None and attempt.poll() is None
+    pid = attempt.pid
+    launcher.close()
+    assert attempt.wait(1) == -signal.SIGKILL and not launcher.alive
+    wait_for(lambda: not alive(pid), 10, what="the attempt to die with its launcher")

@@ -2,8 +2,9 @@
 
 A fresh ``python -m eoengine.platform.runner`` spends seconds importing the stages (Beam,
 geopandas, rasterio, torch…) before a job does anything. A worker instead starts one launcher,
-``python -m eoengine.platform.launcher FD``, which imports those modules one by one while it is
-idle, and ``os.fork()`` s one child per attempt when asked. The child gets what a fresh process
+``python -m eoengine.platform.launcher FD``, which imports what every attempt imports before it
+reports ready (:data:`PRELOAD`), the heavy stacks one module at a time while it is idle
+(:data:`IDLE_PRELOAD`), and ``os.fork()`` s one child per attempt when asked. The child gets what a fresh process
 got: a session and process group of its own (a cancel is ``killpg`` of it), ``PR_SET_PDEATHSIG =
 SIGKILL`` (it dies with the launcher, which dies the same way with its worker), stdin from
 ``/dev/null``, stdout and stderr appended to the job's log, the project folder as its working
@@ -12,7 +13,7 @@ directory and the attempt's environment; it then runs :func:`eoengine.platform.r
 The launcher starts no thread and opens no database: what would not survive a fork (an engine's
 pooled connections, the progress thread, torch's thread pools) is made by the child. It talks
 to the worker over a socket, one JSON object a line: the worker sends ``{"token", "job", "cwd",
-"env", "log"}``; the launcher answers ``{"token", "pid"}`` once it forked and ``{"token",
+"env", "log"}``; the launcher says ``{"ready"}`` once, then answers ``{"token", "pid"}`` once it forked and ``{"token",
 "exit"}`` (a ``Popen.returncode``: negative for a signal) once the child ended. When the worker
 closes the socket, the launcher kills what still runs and exits.
 
@@ -44,9 +45,13 @@ from typing import Any
 
 PR_SET_PDEATHSIG = 1
 PRELOAD = ("eoengine.platform.runner", "eoengine.jobs.run", "eoengine.config.load", "eoengine.tracking.store",
-           "eoengine.platform.index", "eoengine.datasets.build", "eoengine.training.train",
-           "eoengine.evaluation.evaluate", "eoengine.inference.predict")
-"""What the launcher imports while idle, cheapest and most used first: the runner, then the stages of the job kinds."""
+           "eoengine.platform.index", "eoengine.datasets.build")
+"""What the launcher imports before it is ready: what every attempt imports (a dataset that is up to date included)."""
+IDLE_PRELOAD = ("eoengine.datasets.pipeline", "eoengine.datasets.plan", "eoengine.training.train",
+                "eoengine.evaluation.evaluate", "eoengine.inference.predict")
+"""What it imports one module at a time once idle (no attempt running, no request for :data:`IDLE_S`): the heavy
+stacks (Beam, geopandas, torch) a build with chips to make, a training, an evaluation or a prediction imports."""
+IDLE_S = 1.0
 BAD_START = 125
 """A child's exit code when it could not be set up (its launcher died meanwhile, its log cannot be opened)."""
 
@@ -128,6 +133,13 @@ class _Serving:
     preload: list[str]
     children: dict[int, int] = field(default_factory=dict)
     buffer: bytes = b""
+    busy_at: float = field(default_factory=time.monotonic)
+
+    def timeout(self) -> float | None:
+        """Seconds to wait for a request or a child's end before the next preload; None: no preload due."""
+        if not self.preload or self.children:
+            return None
+        return max(0.0, self.busy_at + IDLE_S - time.monotonic())
 
     def fork(self, request: Mapping[str, Any]) -> None:
         launcher = os.getpid()
@@ -144,6 +156,7 @@ class _Serving:
                     sys.stderr.flush()
                 os._exit(code)
         self.children[pid] = request["token"]
+        self.busy_at = time.monotonic()
         _send(self.sock, token=request["token"], pid=pid)
 
     def reap(self) -> None:
@@ -152,6 +165,7 @@ class _Serving:
             if pid == 0:
                 return
             token = self.children.pop(pid, None)
+            self.busy_at = time.monotonic()
             if token is not None:
                 _send(self.sock, token=token, exit=_returncode(status))
 
@@ -174,12 +188,15 @@ class _Serving:
             print(f"launcher: {name} not preloaded ({type(exc).__name__}: {exc})", file=sys.stderr, flush=True)
 
 
-def serve(fd: int, preload: tuple[str, ...] = PRELOAD) -> int:
-    """The launcher's loop: fork an attempt per request, report pids and exits, import ``preload`` while idle.
+def serve(fd: int, preload: tuple[str, ...] = PRELOAD, idle_preload: tuple[str, ...] = IDLE_PRELOAD) -> int:
+    """The launcher's loop: import ``preload``, then fork an attempt per request and report its pid and exit.
+
+    Between requests, while idle, it imports ``idle_preload`` one module at a time.
 
     Args:
         fd: The socket to the worker (inherited).
-        preload: Modules to import between requests.
+        preload: Modules to import before it reports ready.
+        idle_preload: Modules to import, one at a time, while idle.
 
     Returns:
         The exit code (0: the worker closed the socket).
@@ -195,15 +212,18 @@ def serve(fd: int, preload: tuple[str, ...] = PRELOAD) -> int:
     signal.set_wakeup_fd(wake[1])
     signal.signal(signal.SIGCHLD, lambda *_: None)
     state = _Serving(socket.socket(fileno=fd), wake, list(preload))
+    while state.preload:
+        state.preload_next()
+    state.preload = list(idle_preload)
     _send(state.sock, ready=os.getpid())
     while True:
-        ready, _, _ = select.select([state.sock.fileno(), wake[0]], [], [], 0 if state.preload else None)
+        ready, _, _ = select.select([state.sock.fileno(), wake[0]], [], [], state.timeout())
         if wake[0] in ready:
             os.read(wake[0], 4096)
         state.reap()
         if state.sock.fileno() in ready and not state.read():
             break
-        if not ready and state.preload:
+        if not ready and state.timeout() == 0.0:
             state.preload_next()
     for pid in state.children:
         with contextlib.suppress(ProcessLookupError):
@@ -284,13 +304,12 @@ class Launcher:
 
     Args:
         env: The environment of the launcher process (its children get each attempt's own).
-        preload: Modules it imports while idle.
 
     """
 
-    def __init__(self, env: Mapping[str, str], preload: tuple[str, ...] = PRELOAD) -> None:
+    def __init__(self, env: Mapping[str, str]) -> None:
         ours, theirs = socket.socketpair()
-        cmd = [sys.executable, "-m", "eoengine.platform.launcher", str(theirs.fileno()), *preload]
+        cmd = [sys.executable, "-m", "eoengine.platform.launcher", str(theirs.fileno())]
         parent = os.getpid()
         self.proc = subprocess.Popen(cmd, env=dict(env), stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(),),
                                      start_new_session=True,  # a terminal's Ctrl-C is the worker's to handle
@@ -415,4 +434,4 @@ class Launcher:
 
 
 if __name__ == "__main__":
-    sys.exit(serve(int(sys.argv[1]), tuple(sys.argv[2:])))
+    sys.exit(serve(int(sys.argv[1])))

@@ -180,7 +180,6 @@ class Worker:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stop.set())
         log.info("worker %s: %d job(s) at once on %s", self.name, self.concurrency, self.platform.db.dialect)
-        self._launcher()  # before any claim: its start does not hold up a lease's heartbeats
         wait = self.poll_s
         while not self.stop.is_set():
             try:
@@ -208,6 +207,8 @@ class Worker:
             requeue_stale(self.platform.db, self.platform.settings.stale_after_s, self.max_attempts)
             self._last_beat = now
         self._escalate()
+        if len(self.running) < self.concurrency:
+            self._launcher()  # (re)started before a claim: its start does not hold up the claimed job's heartbeats
         while len(self.running) < self.concurrency and not self.stop.is_set():
             lease = claim(self.platform.db, self.name)
             if lease is None:
