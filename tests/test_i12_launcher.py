@@ -176,9 +176,23 @@ def launcher() -> Iterator[Launcher]:
         started.close()
 
 
-def test_the_launcher_preloads_reports_exit_codes_and_appends_to_the_log(launcher: Launcher, tmp_path: Path) -> None:
-    with open(f"/proc/{launcher.proc.pid}/maps") as f:
-        assert "rasterio" in f.read()  # the build stage is in memory before any attempt
+def _threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def _mapped(pid: int, library: str) -> bool:
+    with open(f"/proc/{pid}/maps") as f:
+        return library in f.read()
+
+
+def test_the_launcher_preloads_without_threads(launcher: Launcher) -> None:
+    pid = launcher.proc.pid
+    assert _mapped(pid, "rasterio")  # the build stage is in memory before any attempt
+    wait_for(lambda: _mapped(pid, "libtorch"), 120, 0.2, "torch preloaded while idle")
+    assert _threads(pid) <= 2  # itself and OpenBLAS's pool, which OpenBLAS stops at a fork
+
+
+def test_the_launcher_reports_exit_codes_and_appends_to_the_log(launcher: Launcher, tmp_path: Path) -> None:
     log = tmp_path / "log.txt"
     log.write_text("before\n")
     env = child_env(**ATTEMPT_ENV)  # no EOENGINE_DB and the rest: the runner refuses, exit code 2

@@ -3,15 +3,16 @@
 A fresh ``python -m eoengine.platform.runner`` spends seconds importing the stages (Beam,
 geopandas, rasterio, torch…) before a job does anything. A worker instead starts one launcher,
 ``python -m eoengine.platform.launcher FD``, which imports what every attempt imports before it
-reports ready (:data:`PRELOAD`), the heavy stacks one module at a time while it is idle
-(:data:`IDLE_PRELOAD`), and ``os.fork()`` s one child per attempt when asked. The child gets what a fresh process
+reports ready (:data:`PRELOAD`), torch once it is idle (:data:`IDLE_PRELOAD`), and
+``os.fork()`` s one child per attempt when asked. The child gets what a fresh process
 got: a session and process group of its own (a cancel is ``killpg`` of it), ``PR_SET_PDEATHSIG =
 SIGKILL`` (it dies with the launcher, which dies the same way with its worker), stdin from
 ``/dev/null``, stdout and stderr appended to the job's log, the project folder as its working
 directory and the attempt's environment; it then runs :func:`eoengine.platform.runner.main`.
 
-The launcher starts no thread and opens no database: what would not survive a fork (an engine's
-pooled connections, the progress thread, torch's thread pools) is made by the child. It talks
+The launcher starts no thread and opens no database, and preloads only modules whose import starts
+no thread: what would not survive a fork (an engine's pooled connections, the progress thread,
+torch's thread pools, pandas' and Lightning's threads) is made by the child. It talks
 to the worker over a socket, one JSON object a line: the worker sends ``{"token", "job", "cwd",
 "env", "log"}``; the launcher says ``{"ready"}`` once, then answers ``{"token", "pid"}`` once it forked and ``{"token",
 "exit"}`` (a ``Popen.returncode``: negative for a signal) once the child ended. When the worker
@@ -44,13 +45,14 @@ from pathlib import Path
 from typing import Any
 
 PR_SET_PDEATHSIG = 1
-PRELOAD = ("eoengine.platform.runner", "eoengine.jobs.run", "eoengine.config.load", "eoengine.tracking.store",
-           "eoengine.platform.index", "eoengine.datasets.build")
-"""What the launcher imports before it is ready: what every attempt imports (a dataset that is up to date included)."""
-IDLE_PRELOAD = ("eoengine.datasets.pipeline", "eoengine.datasets.plan", "eoengine.training.train",
-                "eoengine.evaluation.evaluate", "eoengine.inference.predict")
-"""What it imports one module at a time once idle (no attempt running, no request for :data:`IDLE_S`): the heavy
-stacks (Beam, geopandas, torch) a build with chips to make, a training, an evaluation or a prediction imports."""
+PRELOAD = ("eoengine.platform.runner", "sqlalchemy.dialects.postgresql.psycopg", "eoengine.jobs.run",
+           "eoengine.config.load", "eoengine.tracking.store", "eoengine.platform.index", "eoengine.datasets.build")
+"""What the launcher imports before it is ready: what every attempt imports (a dataset that is up to date included).
+They start no thread but OpenBLAS's pool (numpy's), which OpenBLAS itself stops before a fork."""
+IDLE_PRELOAD = ("torch",)
+"""What it imports once idle (no attempt running, no request for :data:`IDLE_S`): torch, whose import starts no
+thread (its pools start at first use, in the child). Not preloaded, as each starts threads at import that a fork
+would cut off mid-work: pandas (and so geopandas, Beam's pipeline, MLflow) and Lightning; an attempt imports them."""
 IDLE_S = 1.0
 BAD_START = 125
 """A child's exit code when it could not be set up (its launcher died meanwhile, its log cannot be opened)."""
