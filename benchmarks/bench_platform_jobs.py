@@ -6,9 +6,9 @@ followed through the public API (``POST /api/v1/projects/{slug}/jobs``, ``GET /a
 
 The job is the cheapest real spec: ``{"kind": "build"}`` of the NC Landsat project (the ``nc-landsat``
 template) once its dataset is built, so each job checks its inputs' hashes against the manifest and
-finds the dataset up to date. A worker runs every job in a process of its own
-(``python -m eoengine.platform.runner``), which imports the build stage, runs the spec, records the
-outcome and indexes the dataset.
+finds the dataset up to date. A worker runs every job in a process of its own, forked from its
+preloaded launcher (:mod:`eoengine.platform.launcher`, the build stage already imported), which
+runs the spec, records the outcome and indexes the dataset.
 
 Overhead: jobs run one at a time (submit, poll every 20 ms until succeeded), the mean time from submit
 to succeeded minus the time ``run_spec`` of the same spec takes in this process (warm: the stages

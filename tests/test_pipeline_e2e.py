@@ -42,7 +42,7 @@ def test_dataset_is_versioned_complete_and_deterministic(trained: dict, tmp_path
 
 
 def test_interrupted_build_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from eoengine.datasets import build as build_mod
+    from eoengine.datasets import pipeline as build_mod  # the build imports its chip maker when it makes chips
     from eoengine.raster.scene import SceneReader
 
     cfg = load_config(save_config(tmp_path, tiny_config(tmp_path)))

@@ -15,14 +15,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eoengine.config.output_dir import check_output_dir
 from eoengine.config.schema import BuildConfig, ProjectConfig
-from eoengine.datasets.manifest import build_index, combine_stats, dataset_config
-from eoengine.datasets.pipeline import beam_options, run_chips, run_label_counts
-from eoengine.datasets.plan import BuildPlan, Candidate, plan_build
-from eoengine.datasets.sampling import stratified_select
+from eoengine.datasets.manifest import dataset_config
 from eoengine.datasets.schema import (
     FORMAT,
     MANIFEST,
@@ -38,14 +35,15 @@ from eoengine.datasets.schema import (
     Targets,
     ValueTarget,
 )
-from eoengine.datasets.split import warn_dataset
-from eoengine.datasets.store import INDEX, MARKERS, create_arrays, open_arrays
 from eoengine.errors import EOError, NotFound, check_not_folder, os_error
 from eoengine.features.indices import channel_names
 from eoengine.files import atomic_write_json, atomic_write_text
 from eoengine.hashing import canonical_hash, input_checksums
 from eoengine.progress import polled
 from eoengine.raster.scene import resolve_scene_bands
+
+if TYPE_CHECKING:
+    from eoengine.datasets.plan import BuildPlan, Candidate
 
 SPLIT_FIX = ("if you rely on it, rebuild with other split settings (ratios, block_size, regions), or keep more chips "
              "(lower dataset.min_labelled_fraction, raise dataset.max_nodata_fraction)")
@@ -118,6 +116,8 @@ def _hashed_inputs(checksums: list[dict[str, str]]) -> list[list[str]]:
 
 
 def _collect(root: Path, candidates: list[Candidate]) -> list[dict[str, Any]]:
+    from eoengine.datasets.store import MARKERS
+
     records = []
     missing = 0
     for c in candidates:
@@ -167,6 +167,8 @@ def build_dataset(
             manifest = DatasetManifest.read(final)
             atomic_write_json(out / f"{cfg.name}.latest.json", {"folder": final.name, "version": manifest.version})
             return BuildResult(final, manifest.version, True, manifest)
+    from eoengine.datasets.plan import plan_build  # the making of chips (Beam, geopandas) is imported only when needed
+
     root = out / f".partial-{key[:16]}"
     fresh = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
@@ -202,6 +204,12 @@ def _build_from_plan(
     dcfg: dict[str, Any], checksums: list[dict[str, str]], known: Path,
 ) -> BuildResult:
     """Make the chips in ``root``, then write the index and manifest and publish the dataset."""
+    from eoengine.datasets.manifest import build_index, combine_stats
+    from eoengine.datasets.pipeline import beam_options, run_chips, run_label_counts
+    from eoengine.datasets.sampling import stratified_select
+    from eoengine.datasets.split import warn_dataset
+    from eoengine.datasets.store import INDEX, MARKERS, create_arrays, open_arrays
+
     out = root.parent
     channels = channel_names(plan.band_names, plan.indices, plan.timesteps)
     has_values = cfg.labels.values is not None

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import geopandas as gpd
 import numpy as np
-import pandas as pd
-from shapely.geometry import box
 
 from eoengine.config.schema import BuildConfig
-from eoengine.datasets.plan import BuildPlan
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+    from eoengine.datasets.plan import BuildPlan
 
 _RUN_ONLY = {"runner", "num_workers", "running_mode"}
 
@@ -82,6 +83,10 @@ def build_index(
     ``present_above`` of the chip's labelled pixels (``present_<name>``, the multi-label
     target); ``label`` is the majority class (the scene classification target), -1 if none.
     """
+    import geopandas as gpd
+    import pandas as pd
+    from shapely.geometry import box
+
     p = plan.patch_size
     frames = []
     rows = sorted(records, key=lambda r: r["chip_id"])

@@ -214,7 +214,7 @@ def _outcome(db: Database, lease: Lease, job: Job, folder: Path) -> bool:
     return recorded and not failed
 
 
-def _setup_logging() -> None:
+def setup_logging() -> None:
     """Warnings and eoengine's own records into the log (stderr); other libraries' chatter left out."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("eoengine").setLevel(logging.INFO)
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     lease = Lease(int(args[0]), os.environ[ENV_WORKER], int(os.environ[ENV_ATTEMPT]))
     tune_allocator()
-    _setup_logging()
+    setup_logging()
     db = Database(os.environ[ENV_DB])
     found = retrying(lambda: _load(db, lease), "loading the job")
     if found is None:

@@ -1,10 +1,14 @@
 """A worker: claims queued jobs and runs each in a child process, heartbeating, cancelling and re-queueing.
 
-Each job runs as ``python -m eoengine.platform.runner JOB_ID`` (:mod:`eoengine.platform.runner`)
-in the project folder, in a process group of its own, with its output appended to
-``HOME/jobs/<id>/log.txt``. The child is started with ``PR_SET_PDEATHSIG = SIGKILL``: the kernel
-kills it when the worker dies, however the worker dies, so a job never runs on without a worker
-that heartbeats for it. The worker's loop, every tick:
+Each attempt of a job runs :func:`eoengine.platform.runner.main` in a process of its own: a fork of
+the worker's preloaded launcher (:mod:`eoengine.platform.launcher`), which has imported the stages
+once, so an attempt starts in milliseconds; or, with ``warm=False`` or when the launcher does not
+start, a fresh ``python -m eoengine.platform.runner JOB_ID``. Either way it runs in the project
+folder, in a process group of its own, with its output appended to ``HOME/jobs/<id>/log.txt``,
+and with ``PR_SET_PDEATHSIG = SIGKILL``: the kernel kills it when its parent dies (the launcher
+dies so with the worker), however the worker dies, so a job never runs on without a worker that
+heartbeats for it. A launcher that dies takes its attempts with it (they end as killed by SIGKILL)
+and is started again for the next attempt. The worker's loop, every tick:
 
 - reaps children that ended; a child records its own outcome, so the worker writes one only
   when the child could not (it crashed or was killed): ``failed``, or ``cancelled`` when asked;
@@ -21,8 +25,6 @@ its children are stopped and their jobs re-queued for the next worker.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
 import os
 import signal
@@ -40,6 +42,7 @@ from sqlalchemy import select
 
 from eoengine.errors import first_line
 from eoengine.platform.db.models import Job, Project
+from eoengine.platform.launcher import Attempt, Launcher, LauncherDied, set_death_signal
 from eoengine.platform.queue import (
     MAX_ATTEMPTS,
     Lease,
@@ -56,8 +59,9 @@ from eoengine.platform.runner import ENV_ATTEMPT, ENV_DB, ENV_HOME, ENV_WORKER
 from eoengine.platform.settings import Platform, PlatformSettings
 
 log = logging.getLogger(__name__)
-PR_SET_PDEATHSIG = 1
 LOG_NAME = "log.txt"
+ATTEMPT_ENV = {"PYTHONUNBUFFERED": "1", "EOENGINE_PROGRESS": "0"}
+"""Set for every attempt process (and for the launcher that forks them)."""
 
 
 def job_log(jobs_dir: Path, job_id: int) -> Path:
@@ -85,15 +89,7 @@ def die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None]:
 
     """
     parent = os.getpid()
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-    def setup() -> None:
-        if libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0:
-            os._exit(125)
-        if os.getppid() != parent:  # the parent died before the request took hold
-            os._exit(125)
-
-    return setup
+    return lambda: set_death_signal(sig, parent)
 
 
 def kill_group(pgid: int, sig: int) -> None:
@@ -112,12 +108,34 @@ def kill_group(pgid: int, sig: int) -> None:
 
 @dataclass
 class Running:
-    """A job this worker runs: its lease, its child process, and when its stop began."""
+    """A job this worker runs: its lease, its process (forked by the launcher, or a fresh one), and when its stop began.
+
+    Attributes:
+        lease: The attempt.
+        proc: Its process.
+        cancel: Whether it is stopped for a cancel.
+        term_at: When it got SIGTERM (or recorded its outcome), for the escalation to SIGKILL.
+        reported: Whether its pid is in the job's row (a launcher reports the pid of a fork a moment later).
+
+    """
 
     lease: Lease
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[bytes] | Attempt
     cancel: bool = False
     term_at: float | None = None
+    reported: bool = False
+
+    def signal(self, sig: int) -> None:
+        """Signal the attempt's process group.
+
+        Args:
+            sig: The signal.
+
+        """
+        if isinstance(self.proc, Attempt):
+            self.proc.signal_group(sig)
+        else:
+            kill_group(self.proc.pid, sig)
 
 
 @dataclass
@@ -131,6 +149,9 @@ class Worker:
         poll_s: Seconds between ticks.
         grace_s: Seconds between SIGTERM and SIGKILL when a job is stopped.
         max_attempts: Starts of a job before a worker that stops answering fails it.
+        warm: Fork attempts from a preloaded launcher (:mod:`eoengine.platform.launcher`); False: a fresh
+            ``python -m eoengine.platform.runner`` per attempt, as also when the launcher does not start.
+        ready_s: Seconds a launcher gets to start.
 
     """
 
@@ -140,6 +161,9 @@ class Worker:
     poll_s: float = 0.25
     grace_s: float = 10.0
     max_attempts: int = MAX_ATTEMPTS
+    warm: bool = True
+    ready_s: float = 60.0
+    launcher: Launcher | None = None
     running: dict[int, Running] = field(default_factory=dict)
     owed: list[tuple[Lease, State, dict[str, str] | None]] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -170,8 +194,9 @@ class Worker:
         self.shutdown()
 
     def tick(self) -> None:
-        """One round: reap, pay owed outcomes, heartbeat, re-queue stale jobs, claim."""
+        """One round: reap, pay owed outcomes, report pids, heartbeat, re-queue stale jobs, claim."""
         self._reap()
+        self._report_pids()
         while self.owed:
             owed, state, error = self.owed[0]
             finish(self.platform.db, owed, state, error=error)
@@ -182,6 +207,8 @@ class Worker:
             requeue_stale(self.platform.db, self.platform.settings.stale_after_s, self.max_attempts)
             self._last_beat = now
         self._escalate()
+        if len(self.running) < self.concurrency:
+            self._launcher()  # (re)started before a claim: its start does not hold up the claimed job's heartbeats
         while len(self.running) < self.concurrency and not self.stop.is_set():
             lease = claim(self.platform.db, self.name)
             if lease is None:
@@ -194,7 +221,7 @@ class Worker:
             if code is None:
                 continue
             del self.running[job_id]
-            kill_group(run.proc.pid, signal.SIGKILL)  # whatever it left behind
+            run.signal(signal.SIGKILL)  # whatever it left behind
             if run.cancel:
                 self.owed.append((run.lease, "cancelled", None))
                 continue
@@ -214,19 +241,19 @@ class Worker:
                 run.term_at = time.monotonic()
             elif state == "lost":
                 log.warning("job %s is no longer held by %s: stopping its processes", job_id, self.name)
-                kill_group(run.proc.pid, signal.SIGKILL)
+                run.signal(signal.SIGKILL)
                 run.proc.wait()
                 del self.running[job_id]
             elif state == "cancel" and not run.cancel:
                 log.info("job %s: cancel requested; stopping its processes", job_id)
                 run.cancel, run.term_at = True, time.monotonic()
-                kill_group(run.proc.pid, signal.SIGTERM)
+                run.signal(signal.SIGTERM)
 
     def _escalate(self) -> None:
         now = time.monotonic()
         for run in self.running.values():
             if run.term_at is not None and now - run.term_at > self.grace_s and run.proc.poll() is None:
-                kill_group(run.proc.pid, signal.SIGKILL)
+                run.signal(signal.SIGKILL)
 
     def _start(self, lease: Lease) -> None:
         settings = self.platform.settings
@@ -237,29 +264,65 @@ class Worker:
         path = job_log(settings.jobs_dir, lease.job_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         env = os.environ | {ENV_DB: self.platform.db.url, ENV_HOME: str(settings.home), ENV_WORKER: lease.worker,
-                            ENV_ATTEMPT: str(lease.attempt), "PYTHONUNBUFFERED": "1", "EOENGINE_PROGRESS": "0"}
+                            ENV_ATTEMPT: str(lease.attempt), **ATTEMPT_ENV}
         with path.open("ab") as out:
             out.write(f"== attempt {lease.attempt} on {lease.worker} at {time.strftime('%Y-%m-%d %H:%M:%S')} ==\n"
                       .encode())
-            out.flush()
-            proc = subprocess.Popen([sys.executable, "-m", "eoengine.platform.runner", str(lease.job_id)],
-                                    cwd=folder if folder.is_dir() else settings.home, env=env, stdin=subprocess.DEVNULL,
-                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        self.running[lease.job_id] = Running(lease, self._spawn(lease.job_id, folder if folder.is_dir() else
+                                                                 settings.home, env, path))
+        self._report_pids()
+
+    def _spawn(self, job_id: int, cwd: Path, env: dict[str, str], path: Path) -> subprocess.Popen[bytes] | Attempt:
+        """An attempt's process: forked by the launcher (a new one if it died meanwhile), or a fresh one."""
+        for _ in range(2):
+            launcher = self._launcher()
+            if launcher is None:
+                break
+            try:
+                attempt = launcher.launch(job_id, cwd, env, path)
+            except LauncherDied:
+                continue
+            launcher.pump(0.5)  # its pid, which comes in milliseconds unless the launcher is busy importing
+            return attempt
+        with path.open("ab") as out:
+            return subprocess.Popen([sys.executable, "-m", "eoengine.platform.runner", str(job_id)], cwd=cwd, env=env,
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True,
                                     preexec_fn=die_with_parent())  # the loop is one thread: preexec_fn is safe
-        self.running[lease.job_id] = Running(lease, proc)
-        report(self.platform.db, lease, pid=proc.pid)
-        log.info("job %s attempt %s: started (pid %s)", lease.job_id, lease.attempt, proc.pid)
+
+    def _launcher(self) -> Launcher | None:
+        """The launcher to fork the next attempt, (re)started if need be; None: attempts start as fresh processes."""
+        if not self.warm:
+            return None
+        if self.launcher is not None and self.launcher.alive:
+            return self.launcher
+        if self.launcher is not None:
+            log.warning("worker %s: its launcher died; starting a new one", self.name)
+        self.launcher = Launcher(os.environ | ATTEMPT_ENV)
+        if not self.launcher.wait_ready(self.ready_s):
+            log.warning("worker %s: the launcher did not start within %.0f s: attempts start as fresh processes",
+                        self.name, self.ready_s)
+            self.warm, self.launcher = False, None
+        return self.launcher
+
+    def _report_pids(self) -> None:
+        """Write into the job rows the pids the launcher reported since the last time."""
+        for run in self.running.values():
+            if not run.reported and run.proc.pid is not None:
+                report(self.platform.db, run.lease, pid=run.proc.pid)
+                run.reported = True
+                log.info("job %s attempt %s: started (pid %s)", run.lease.job_id, run.lease.attempt, run.proc.pid)
 
     def shutdown(self) -> None:
         """Stop the children (SIGTERM, then SIGKILL after the grace period) and re-queue their jobs."""
         for run in self.running.values():
-            kill_group(run.proc.pid, signal.SIGTERM)
+            run.signal(signal.SIGTERM)
         end = time.monotonic() + self.grace_s
         for run in self.running.values():
             try:
                 run.proc.wait(max(0.0, end - time.monotonic()))
             except subprocess.TimeoutExpired:
-                kill_group(run.proc.pid, signal.SIGKILL)
+                run.signal(signal.SIGKILL)
                 run.proc.wait()
         for run in self.running.values():
             try:
@@ -270,6 +333,9 @@ class Worker:
             except Exception as exc:  # noqa: BLE001 - the database is gone: the jobs are re-queued once stale
                 log.warning("job %s not re-queued (%s): it will be once its heartbeat is stale", run.lease.job_id, exc)
         self.running.clear()
+        if self.launcher is not None:
+            self.launcher.close(self.grace_s)
+            self.launcher = None
         self.platform.db.dispose()
 
 
