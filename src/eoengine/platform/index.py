@@ -97,7 +97,7 @@ def outputs_of(result: AnyResult, spec: AnySpec, folder: Path) -> list[Output]:
         case TrainResult():
             return [_run(result, folder)]
         case PredictResult():
-            return _maps(result, getattr(spec, "model", ""), folder)
+            return _maps(result, getattr(spec, "model", ""), folder, getattr(spec, "tracking_uri", None))
         case FetchResult():
             return [Output("scene", i.item_id, "scene.fetch", i.item_id, version=i.sha256[:16],
                            path=relative(i.path, folder), meta={"sha256": i.sha256, "cached": i.cached})
@@ -139,14 +139,24 @@ def _run(result: TrainResult, folder: Path) -> Output:
                   ref=result.run_id, meta=meta, inputs=[f"dataset:{dataset}"] if dataset else [])
 
 
-def _origin(ref: str, folder: Path) -> tuple[str, list[str]]:
-    """The run a model reference comes from (when it can be told) and the lineage input it makes."""
+def _origin(ref: str, folder: Path, uri: str | None = None) -> tuple[str, list[str]]:
+    """The run a model reference comes from (when it can be told) and the lineage input it makes.
+
+    A registry reference (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``) is resolved now, in
+    the store at ``uri``, to the version it names: ``model:NAME/VERSION`` (an alias moves later).
+    """
     match = RUN_ID.match(ref)
     if match:
         run_id = ref.removeprefix("runs:/").split("/")[0]
         return run_id, [f"run:{run_id}"]
     if ref.startswith("models:/"):
-        return "", [f"model:{ref}"]
+        from eoengine.deploy.registry import registry_version
+
+        try:
+            mv = registry_version(ref, uri)
+        except EOError:  # not in the store (any more): the reference as it was written
+            return "", [f"model:{ref}"]
+        return mv.run_id or "", [f"model:{mv.name}/{mv.version}"]
     try:
         run_id = _package(folder / ref).run_id or ""
     except EOError:
@@ -154,10 +164,10 @@ def _origin(ref: str, folder: Path) -> tuple[str, list[str]]:
     return run_id, [f"run:{run_id}"] if run_id else [f"model:{relative(ref, folder)}"]
 
 
-def _maps(result: PredictResult, model: str, folder: Path) -> list[Output]:
+def _maps(result: PredictResult, model: str, folder: Path, uri: str | None) -> list[Output]:
     from eoengine.raster.footprint import footprint_wgs84
 
-    run_id, inputs = _origin(model, folder)
+    run_id, inputs = _origin(model, folder, uri)
     probabilities = relative(result.probabilities, folder) if result.probabilities else None
     outputs = []
     for path in result.maps:
@@ -178,13 +188,91 @@ def _variant(file: Path, variant: str, model: str, folder: Path, meta: dict[str,
                   ref=model, meta={"run_id": run_id, **meta}, inputs=inputs)
 
 
+def registration(name: str, version: str, run_id: str, aliases: list[str]) -> Output:
+    """The artefact and ``model.register`` event of a registry version made from a run.
+
+    Args:
+        name: The registered model.
+        version: The new version.
+        run_id: The run whose package it is.
+        aliases: The aliases pointed at it as it was registered.
+
+    Returns:
+        The output to index (``model:NAME/VERSION``, its input ``run:RUN_ID``).
+
+    """
+    ref = f"models:/{name}/{version}"
+    return Output("model", name, "model.register", f"{name}/{version}", version=version, ref=ref,
+                  meta={"run_id": run_id, "aliases": aliases}, inputs=[f"run:{run_id}"])
+
+
 def _existing(session: Session, project_id: int, out: Output) -> Artifact | None:
     query = select(Artifact).where(Artifact.project_id == project_id, Artifact.kind == out.kind)
-    if out.kind in BY_CONTENT:
+    if out.ref.startswith("models:/") and out.kind == "model":  # a registry version: one row per NAME/VERSION
+        query = query.where(Artifact.ref == out.ref)
+    elif out.kind in BY_CONTENT:
         query = query.where(Artifact.name == out.name, Artifact.version == out.version, Artifact.ref == out.ref)
     else:
         query = query.where(Artifact.path == out.path, Artifact.version == out.version)
     return session.scalars(query.limit(1)).first()
+
+
+def index_output(session: Session, project_id: int, out: Output, actor_id: int | None,
+                 job_id: int | None = None) -> Artifact | None:
+    """Index one artefact in the caller's transaction, with its event (unless indexed already by content).
+
+    Args:
+        session: The session making the change.
+        project_id: The project it belongs to.
+        out: The artefact (from :func:`outputs_of` or :func:`registration`).
+        actor_id: Who made it.
+        job_id: The job that made it, if one did.
+
+    Returns:
+        The row added or updated (None: the same artefact was indexed already).
+
+    """
+    row = _existing(session, project_id, out)
+    if row is not None and out.kind in BY_CONTENT:
+        return None
+    if row is None:
+        row = Artifact(project_id=project_id, kind=out.kind, name=out.name, version=out.version, path=out.path,
+                       created_by=actor_id)
+        session.add(row)
+    row.ref, row.meta, row.job_id = out.ref, out.meta, job_id
+    session.flush()
+    data = {"artifact": row.id, "name": out.name, "version": out.version, "path": out.path, "ref": out.ref,
+            "job": job_id, "inputs": out.inputs}
+    record(session, out.action, out.kind, out.object_id, actor_id=actor_id, project_id=project_id, data=data)
+    return row
+
+
+def alias_moved(session: Session, project_id: int, name: str, alias: str, moves: tuple[str | None, str | None],
+                actor_id: int | None) -> None:
+    """Record an alias move (or removal) of a registered model: the ``model.alias`` event and the rows' aliases.
+
+    Args:
+        session: The session making the change.
+        project_id: The project.
+        name: The registered model.
+        alias: The alias.
+        moves: (the version it pointed at before, the version it points at now); None for not set.
+        actor_id: Who moved it.
+
+    """
+    before, after = moves
+    for version in {v for v in moves if v is not None}:
+        row = _existing(session, project_id, Output("model", name, "", "", version=version,
+                                                     ref=f"models:/{name}/{version}"))
+        if row is None:
+            row = Artifact(project_id=project_id, kind="model", name=name, version=version, path="",
+                           ref=f"models:/{name}/{version}", meta={}, created_by=actor_id)
+            session.add(row)
+        aliases = [a for a in (row.meta or {}).get("aliases", []) if a != alias] + ([alias] if version == after else [])
+        row.meta = {**(row.meta or {}), "aliases": sorted(aliases)}
+    session.flush()
+    record(session, "model.alias", "model", f"{name}/{after or before}", actor_id=actor_id, project_id=project_id,
+           data={"name": name, "alias": alias, "from": before, "to": after})
 
 
 def store_outputs(session: Session, job: Job, outputs: list[Output]) -> list[Artifact]:
@@ -199,20 +287,5 @@ def store_outputs(session: Session, job: Job, outputs: list[Output]) -> list[Art
         The rows added or updated (an artefact indexed already by content is left as it was).
 
     """
-    rows = []
-    for out in outputs:
-        row = _existing(session, job.project_id, out)
-        if row is not None and out.kind in BY_CONTENT:
-            continue
-        if row is None:
-            row = Artifact(project_id=job.project_id, kind=out.kind, name=out.name, version=out.version,
-                           path=out.path, created_by=job.created_by)
-            session.add(row)
-        row.ref, row.meta, row.job_id = out.ref, out.meta, job.id
-        session.flush()
-        data = {"artifact": row.id, "name": out.name, "version": out.version, "path": out.path, "ref": out.ref,
-                "job": job.id, "inputs": out.inputs}
-        record(session, out.action, out.kind, out.object_id, actor_id=job.created_by, project_id=job.project_id,
-               data=data)
-        rows.append(row)
-    return rows
+    rows = [index_output(session, job.project_id, out, job.created_by, job.id) for out in outputs]
+    return [row for row in rows if row is not None]
