@@ -9,29 +9,18 @@ is indexed with the version that alias named (resolved at index time).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from browse_support import error_of, tiny_project
+from browse_support import error_of
 from conftest import OGT
+from models_support import index_outputs, trained_project
 from platform_server import EXAMPLES, LiveServer, live_platform
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from eoengine.jobs.run import run_spec
-from eoengine.jobs.specs import AnySpec, BuildDatasetSpec, PredictSpec, TrainSpec
-from eoengine.platform.db.models import Artifact, Event, Project
-from eoengine.platform.index import index_output, outputs_of
-
-
-def _index(live: LiveServer, slug: str, result: Any, spec: AnySpec, folder: Path) -> None:
-    """Index a job's outputs as the runner does after the job (no job row: the test ran the core function)."""
-    outputs = outputs_of(result, spec, folder)
-    with live.platform.db.write() as s:
-        project = s.scalar(select(Project).where(Project.slug == slug))
-        assert project is not None
-        for out in outputs:
-            index_output(s, project.id, out, None)
+from eoengine.jobs.specs import PredictSpec
+from eoengine.platform.db.models import Artifact, Event
 
 
 def _events(live: LiveServer, action: str) -> list[Event]:
@@ -47,16 +36,10 @@ def _models(live: LiveServer) -> dict[str, Artifact]:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, dict[str, Any]]]:
     with live_platform(tmp_path_factory.mktemp("models") / "home", data_roots=(EXAMPLES,)) as live:
-        folder, built = tiny_project(live, **{"training.epochs": 1})
-        with live.platform.db.write() as s:  # indexed again below as a build job's output is, with its event
-            s.execute(delete(Artifact).where(Artifact.kind == "dataset"))
-        _index(live, "tiny", built, BuildDatasetSpec(config=folder / "eoengine.yaml"), folder)
-        spec = TrainSpec(config=folder / "eoengine.yaml")
-        result = run_spec(spec)
-        _index(live, "tiny", result, spec, folder)
+        made = trained_project(live)
         with live.client() as c:
             assert c.post("/projects", json={"name": "untrained", "template": "nc-landsat"}).status_code == 201
-        yield live, {"run": result, "built": built, "folder": folder, "viewer": live.user("vera-models")}
+        yield live, made | {"viewer": live.user("vera-models")}
 
 
 def test_register_a_run_and_move_its_alias(trained: tuple[LiveServer, dict[str, Any]]) -> None:
@@ -98,7 +81,7 @@ def test_a_map_of_an_alias_has_the_version_in_its_lineage(trained: tuple[LiveSer
         made = c.post("/projects/tiny/models", json={"run_id": run_id, "name": "mapper", "alias": "live"}).json()
         spec = PredictSpec(model="models:/mapper@live", scene=[str(OGT / "LE70220491999322EDC01_stack.gtif")],
                            output=folder / "out" / "maps" / "lc.tif", tracking_uri=t["run"].tracking_uri)
-        _index(live, "tiny", run_spec(spec), spec, folder)
+        index_outputs(live, "tiny", run_spec(spec), spec, folder)
         assert c.put("/projects/tiny/models/mapper/aliases/live", json={"version": 1}).status_code == 200
         graph = c.get("/projects/tiny/lineage", params={"object": "map:out/maps/lc.tif"}).json()
         from_model = c.get("/projects/tiny/lineage", params={"object": f"model:mapper/{made['version']}"}).json()
@@ -150,3 +133,28 @@ def test_a_run_without_a_model_package(trained: tuple[LiveServer, dict[str, Any]
     with live.client() as c:
         body = error_of(c.post("/projects/tiny/models", json={"run_id": bare, "name": "landcover"}), 422)
     assert "no model package" in body["error"]
+
+
+def test_the_client_registers_and_moves_aliases(trained: tuple[LiveServer, dict[str, Any]]) -> None:
+    from eoengine.client import Client
+    from eoengine.errors import Invalid, NotFound
+
+    live, t = trained
+    run_id = t["run"].run_id
+    with Client(live.url, live.admin.token) as c:
+        made = c.register_model("tiny", run_id, "by-client", alias="candidate")
+        again = c.register_model("tiny", run_id, "by-client")
+        moved = c.set_alias("tiny", "by-client", "candidate", again.version)
+        removed = c.delete_alias("tiny", "by-client", "candidate")
+        model = c.model("tiny", "by-client")
+        with pytest.raises(NotFound):
+            c.register_model("tiny", "0" * 32, "by-client")
+        with pytest.raises(NotFound):
+            c.set_alias("tiny", "by-client", "candidate", 42)
+        with pytest.raises(NotFound):
+            c.delete_alias("tiny", "by-client", "candidate")  # removed already
+        with pytest.raises(Invalid):
+            c.set_alias("tiny", "by-client", "latest", 1)
+    assert (made.version, made.aliases, made.ref) == ("1", ["candidate"], "models:/by-client/1")
+    assert (moved.previous, moved.version) == ("1", "2") and (removed.previous, removed.version) == ("2", None)
+    assert model.aliases == {} and [v.version for v in model.versions] == ["2", "1"]
