@@ -102,7 +102,7 @@ def test_a_bad_alias_shows_the_servers_message(served: tuple[LiveServer, dict[st
 
 
 def test_the_job_page_streams_the_log(served: tuple[LiveServer, dict[str, Any]], page: Page) -> None:
-    live, t = served
+    live, _ = served
     with live.client() as c:
         job = c.post("/projects/tiny/jobs", json={"spec": {"kind": "build"}}).json()
     events: list[str] = []
