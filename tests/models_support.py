@@ -12,7 +12,7 @@ from sqlalchemy import delete, select
 from eoengine.jobs.run import run_spec
 from eoengine.jobs.specs import AnySpec, BuildDatasetSpec, TrainSpec
 from eoengine.platform.db.models import Artifact, Project
-from eoengine.platform.index import index_output, outputs_of
+from eoengine.platform.index import outputs_of, store_artifacts
 
 
 def index_outputs(live: LiveServer, slug: str, result: Any, spec: AnySpec, folder: Path) -> None:
@@ -21,8 +21,7 @@ def index_outputs(live: LiveServer, slug: str, result: Any, spec: AnySpec, folde
     with live.platform.db.write() as s:
         project = s.scalar(select(Project).where(Project.slug == slug))
         assert project is not None
-        for out in outputs:
-            index_output(s, project.id, out, None)
+        store_artifacts(s, project.id, None, None, outputs)
 
 
 def trained_project(live: LiveServer, slug: str = "tiny") -> dict[str, Any]:

@@ -66,6 +66,9 @@ def run(home: HomeOpt = None, db: DbOpt = None,
             help="Send session cookies over HTTPS only (default: on, except on a loopback address)")] = None,
         data_root: Annotated[list[Path] | None, typer.Option(
             "--data-root", help="A folder outside the projects that configs may read imagery from (repeatable)")] = None,
+        import_root: Annotated[list[Path] | None, typer.Option(
+            "--import-root", help="A folder under which site admins may import CLI project folders in place "
+                                  "(POST /api/v1/projects with 'folder'; repeatable)")] = None,
         max_upload_mb: Annotated[float, typer.Option(help="Largest upload in MB")] = 2048.0,
         workers: Annotated[int, typer.Option(min=0, help="Worker processes started with the server "
                                                          "(0: run 'eoengine worker' yourself)")] = 1,
@@ -84,6 +87,7 @@ def run(home: HomeOpt = None, db: DbOpt = None,
     loopback = host in ("127.0.0.1", "localhost", "::1")
     settings = settings_from(home, db, secure_cookies=not loopback if secure_cookies is None else secure_cookies,
                              data_roots=tuple(p.resolve() for p in data_root or ()), max_upload_mb=max_upload_mb,
+                             import_roots=tuple(p.resolve() for p in import_root or ()),
                              stale_after_s=stale_after)
     platform = Platform(settings)
     upgrade(platform.db)
@@ -95,3 +99,27 @@ def run(home: HomeOpt = None, db: DbOpt = None,
     finally:
         for proc in started:
             stop_process(proc, 30.0)
+
+
+@server_app.command("import")
+def import_folder(folder: Annotated[Path, typer.Argument(help="The CLI project folder (holding its eoengine.yaml)")],
+                  name: Annotated[str, typer.Option("--name", help="The project's name (its slug must be free)")],
+                  home: HomeOpt = None, db: DbOpt = None,
+                  data_root: Annotated[list[Path] | None, typer.Option(
+                      "--data-root", help="A folder outside the project its config may read imagery from "
+                                          "(as the server's --data-root; repeatable)")] = None,
+                  ) -> None:
+    """Register a CLI project folder in place as a project, indexing its datasets, runs, models and maps."""
+    from eoengine.platform.db.migrate import upgrade
+    from eoengine.platform.importing import import_project
+    from eoengine.platform.settings import Platform
+
+    settings = settings_from(home, db, data_roots=tuple(p.resolve() for p in data_root or ()))
+    settings.home.mkdir(parents=True, exist_ok=True)
+    platform = Platform(settings)
+    upgrade(platform.db)
+    with platform.db.write() as session:
+        project, indexed = import_project(session, settings, str(folder.expanduser().absolute()), name, None, None)
+        slug = project.slug
+    platform.db.dispose()
+    typer.echo(f"imported {folder} as project {slug!r} ({indexed} artefact(s) indexed); site admins manage it")

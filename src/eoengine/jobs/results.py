@@ -80,6 +80,16 @@ class PredictResult(_Result):
     probabilities: Path | None = None
 
 
+class PredictAreaResult(_Result):
+    """An area's map and the scenes (catalog items) it was predicted from, in date order."""
+
+    kind: Literal["predict-area"] = "predict-area"
+    map: Path
+    scene_ids: list[str]
+    scenes: list[Path] = Field(description="The fetched stacks of the scenes")
+    datetimes: list[str | None]
+
+
 class FetchedItem(_Result):
     """One item of a fetch: its stack (None when skipped, with the reason) and whether it was cached."""
 
@@ -128,7 +138,7 @@ class QuantizeResult(_Result):
     report_file: Path
 
 
-AnyResult = (BuildDatasetResult | TrainResult | SweepResult | EvaluateResult | PredictResult | FetchResult
-             | ExportResult | QuantizeResult)
+AnyResult = (BuildDatasetResult | TrainResult | SweepResult | EvaluateResult | PredictResult | PredictAreaResult
+             | FetchResult | ExportResult | QuantizeResult)
 JobResult = Annotated[AnyResult, Field(discriminator="kind")]
 """Any job result, told apart by its ``kind`` (read one back with ``TypeAdapter(JobResult)``)."""

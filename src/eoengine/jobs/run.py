@@ -17,6 +17,7 @@ from eoengine.jobs.results import (
     FetchResult,
     JobResult,
     OnnxCheck,
+    PredictAreaResult,
     PredictResult,
     QuantizeResult,
     SweepResult,
@@ -24,11 +25,13 @@ from eoengine.jobs.results import (
     TrainResult,
 )
 from eoengine.jobs.specs import (
+    PROJECT_CATALOG,
     BuildDatasetSpec,
     EvaluateSpec,
     ExportSpec,
     FetchSpec,
     JobSpec,
+    PredictAreaSpec,
     PredictSpec,
     QuantizeSpec,
     SweepSpec,
@@ -52,6 +55,8 @@ def run_spec(spec: SweepSpec) -> SweepResult: ...
 def run_spec(spec: EvaluateSpec) -> EvaluateResult: ...
 @overload
 def run_spec(spec: PredictSpec) -> PredictResult: ...
+@overload
+def run_spec(spec: PredictAreaSpec) -> PredictAreaResult: ...
 @overload
 def run_spec(spec: FetchSpec) -> FetchResult: ...
 @overload
@@ -82,6 +87,8 @@ def run_spec(spec: JobSpec) -> JobResult:
             return _evaluate(spec)
         case PredictSpec():
             return _predict(spec)
+        case PredictAreaSpec():
+            return _predict_area(spec)
         case FetchSpec():
             return _fetch(spec)
         case ExportSpec():
@@ -175,6 +182,46 @@ def _predict_one(spec: PredictSpec, pkg: ModelPackage, opts: PredictionConfig) -
     with SceneReader(sources, pkg.meta.resampling) as reader:
         Predictor(pkg, opts, spec.engine).predict(reader, spec.output, spec.probabilities, spec.scene)
     return PredictResult(maps=[spec.output], probabilities=spec.probabilities)
+
+
+def _area_source(spec: PredictAreaSpec) -> str:
+    """Where the area's scenes are searched: the STAC API, the catalog folder, or the config's project catalog."""
+    from eoengine.config.load import load_config
+
+    if spec.stac_api and spec.catalog:
+        raise Invalid("give catalog or stac_api, not both", "one source of scenes (neither: the project's catalog)")
+    if spec.stac_api:
+        return spec.stac_api
+    if spec.catalog is not None:
+        catalog = spec.catalog
+    elif spec.config is not None:
+        catalog = load_config(spec.config).output_path / PROJECT_CATALOG
+    else:
+        raise Invalid("no catalog to search", "give catalog (a STAC catalog folder), stac_api (a URL) or config")
+    if not catalog.exists():
+        raise NotFound(f"no STAC catalog at {catalog}", "build the project's catalog (the server does when its imagery "
+                                                        "is listed), or give catalog or stac_api")
+    return str(catalog)
+
+
+def _predict_area(spec: PredictAreaSpec) -> PredictAreaResult:
+    """What the model server's ``POST /predict/aoi`` runs: :func:`eoengine.inference.area.map_area`."""
+    from eoengine.config.query import SearchQuery
+    from eoengine.deploy.registry import load_model_ref
+    from eoengine.inference.area import map_area
+    from eoengine.inference.predict import Predictor
+    from eoengine.raster.cog import check_writable
+    from eoengine.sourcing.search import aoi_geometry
+
+    if spec.bbox and spec.aoi:
+        raise Invalid("give bbox or aoi, not both", "use one area filter")
+    query = SearchQuery.of({"bbox": spec.bbox, "intersects": aoi_geometry(spec.aoi), "datetime": spec.datetime,
+                            "ids": spec.ids, "collections": spec.collections, "max_cloud": spec.max_cloud})
+    check_writable(spec.output)
+    source = _area_source(spec)
+    predictor = Predictor(load_model_ref(spec.model, spec.tracking_uri), engine=spec.engine)
+    done = map_area(query, predictor, source, spec.cache, spec.output, spec.datetimes)
+    return PredictAreaResult(map=done.map, scene_ids=done.scene_ids, scenes=done.scenes, datetimes=done.datetimes)
 
 
 def _fetch(spec: FetchSpec) -> FetchResult:

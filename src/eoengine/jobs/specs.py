@@ -82,6 +82,35 @@ class PredictSpec(_Spec):
     tracking_uri: str | None = Field(None, description="MLflow tracking URI (for run ids)")
 
 
+PROJECT_CATALOG = "catalog"
+"""The project's imagery catalog, under its config's ``output_dir`` (the server writes it there)."""
+
+
+class PredictAreaSpec(_Spec):
+    """The model server's ``POST /predict/aoi`` as a job: map the newest scene over an area (one per date), or chosen ones.
+
+    The scenes are searched in ``catalog`` (a static catalog folder), or ``stac_api``, or by
+    default the project's imagery catalog (``<output_dir>/catalog`` of ``config``).
+    """
+
+    kind: Literal["predict-area"] = "predict-area"
+    model: str = Field(description="Model package folder, MLflow run id, runs:/<id> or models:/NAME@ALIAS")
+    output: Path = Field(description="Map COG to write")
+    bbox: str | None = Field(None, description="The area: west,south,east,north (degrees)")
+    aoi: str | None = Field(None, description="The area: a GeoJSON file or geometry")
+    datetime: str | None = Field(None, description="Time window of the newest scene: RFC 3339 instant or start/end")
+    datetimes: list[str] | None = Field(None, description="A multi-date model: one time window per date, oldest first")
+    ids: list[str] | None = Field(None, description="The scenes to map (one per date of the model) instead of the newest")
+    collections: list[str] | None = Field(None, description="Search only these collections")
+    max_cloud: float | None = Field(None, ge=0, le=100, description="Largest eo:cloud_cover")
+    config: Path | None = Field(None, description=f"Project config whose catalog (<output_dir>/{PROJECT_CATALOG}) is searched")
+    catalog: Path | None = Field(None, description="A static STAC catalog folder to search instead")
+    stac_api: str | None = Field(None, pattern=r"^https?://", description="A STAC API URL to search instead")
+    cache: Path = Field(Path("eoengine-cache"), description="Cache folder for the fetched scenes")
+    engine: str = Field("auto", description="auto, torch, onnx or onnx-int8")
+    tracking_uri: str | None = Field(None, description="MLflow tracking URI (for run ids)")
+
+
 class FetchSpec(_Spec):
     """``eoengine source fetch``: fetch chosen bands of STAC items into a cache of COGs."""
 
@@ -117,8 +146,8 @@ class QuantizeSpec(_Spec):
     tracking_uri: str | None = Field(None, description="MLflow tracking URI (for run ids)")
 
 
-AnySpec = (BuildDatasetSpec | TrainSpec | SweepSpec | EvaluateSpec | PredictSpec | FetchSpec | ExportSpec
-           | QuantizeSpec)
+AnySpec = (BuildDatasetSpec | TrainSpec | SweepSpec | EvaluateSpec | PredictSpec | PredictAreaSpec | FetchSpec
+           | ExportSpec | QuantizeSpec)
 JobSpec = Annotated[AnySpec, Field(discriminator="kind")]
 """Any job spec, told apart by its ``kind`` (for models that store one)."""
 

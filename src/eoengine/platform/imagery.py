@@ -8,10 +8,12 @@ render recipe finds bands by common name. It is rebuilt when the config or any o
 changes (their sizes and modification times make its signature) and otherwise read back
 from disk once per server process.
 
-Two collections: ``scenes`` (the config's listed scenes whose files are local; scenes given
-as STAC Items or URLs are left out: their assets may be anywhere) and ``uploads`` (imagery
-uploads, dated by their upload). Item ids are the scene ids (``<id>-t<i>`` for each date of
-a time series) and the uploads' names without their suffix.
+Three collections: ``scenes`` (the config's listed scenes whose files are local; scenes given
+as STAC Items or URLs are left out: their assets may be anywhere), ``fetched`` (the stacks
+that fetch jobs wrote, with the STAC properties of the items they were fetched from: their
+datetime, cloud cover, platform...) and ``uploads`` (imagery uploads, dated by their upload).
+Item ids are the scene ids (``<id>-t<i>`` for each date of a time series), the fetched items'
+ids, and the uploads' names without their suffix.
 """
 
 from __future__ import annotations
@@ -22,18 +24,19 @@ import json
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from eoengine.config.schema import BandFiles, BandSpec, ProjectConfig
 from eoengine.errors import EOError, NotFound
+from eoengine.jobs.specs import PROJECT_CATALOG
 from eoengine.platform.db.models import Artifact
 from eoengine.platform.tiles import BandRef
 from eoengine.sourcing.catalog import CatalogIndex
 from eoengine.sourcing.scan import EO_COMMON_NAMES, make_item, write_collection
 
-CATALOG = "catalog"
+CATALOG = PROJECT_CATALOG
 SIGNATURE = "signature.txt"
 RASTER_EXTENSION = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
 _lock = threading.Lock()
@@ -45,7 +48,8 @@ class Source:
     """One item to make: its id, band files (file, band name or None for a multi-band file), bands, date.
 
     ``when`` is its date when known (the config's); otherwise the scan finds one in the files'
-    tags or names, else takes ``fallback``.
+    tags or names, else takes ``fallback``. ``properties`` are STAC properties kept from where
+    the item came from (a fetched item's), over the scan's.
     """
 
     item_id: str
@@ -54,6 +58,7 @@ class Source:
     stack_indexes: list[int] | None = None
     when: dt.datetime | None = None
     fallback: dt.datetime = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    properties: dict[str, Any] = field(default_factory=dict)
 
 
 def _date(text: str | None) -> dt.datetime | None:
@@ -116,6 +121,30 @@ def upload_sources(folder: Path, uploads: list[Artifact]) -> list[Source]:
     return out
 
 
+def fetched_sources(folder: Path, scenes: list[Artifact]) -> list[Source]:
+    """The items of the stacks fetch jobs wrote whose files are there, with the fetched items' STAC properties.
+
+    Args:
+        folder: The project folder.
+        scenes: The project's ``scene`` artefacts (newest first: a stack fetched again for another
+            area or bands names the same item, and the newest wins).
+
+    Returns:
+        One source per fetched item.
+
+    """
+    out, seen = [], set()
+    for a in scenes:
+        path = folder / a.path
+        if a.kind != "scene" or a.name in seen or not path.is_file():
+            continue
+        seen.add(a.name)
+        props = dict(a.meta.get("properties") or {})
+        out.append(Source(a.name, [(path, None)], [], when=_date(props.pop("datetime", None)), fallback=a.created_at,
+                          properties=props))
+    return out
+
+
 def _describe_bands(asset: Any, specs: list[BandSpec], indexes: list[int]) -> None:
     """Give an asset's bands (1-based ``indexes``) the config's names, common names, nodata and scaling."""
     eo = asset.extra_fields["eo:bands"]
@@ -146,6 +175,7 @@ def make_scene_item(source: Source) -> Any:
     item = make_item(source.item_id, source.members, fixed_date=source.when or source.fallback)
     if source.when is not None:
         item.datetime = source.when
+    item.properties.update(source.properties)
     if source.bands:
         by_name = {b.name: b for b in source.bands}
         for key, asset in item.assets.items():
@@ -169,7 +199,7 @@ def signature(cfg_text: str, sources: list[Source]) -> str:
 
     """
     files = [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for s in sources for p, _ in s.members if p.exists()]
-    parts = [cfg_text, [[s.item_id, str(s.when)] for s in sources], files]
+    parts = [cfg_text, [[s.item_id, str(s.when), s.properties] for s in sources], files]
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
@@ -206,14 +236,14 @@ def _build(root: Path, groups: dict[str, list[Source]], sig: str) -> None:
         raise
 
 
-def project_catalog(cfg: ProjectConfig, cfg_text: str, folder: Path, uploads: list[Artifact]) -> CatalogIndex:
-    """The project's imagery catalog, rebuilt when its config or files changed.
+def project_catalog(cfg: ProjectConfig, cfg_text: str, folder: Path, artifacts: list[Artifact]) -> CatalogIndex:
+    """The project's imagery catalog, rebuilt when its config, its fetched scenes, uploads or files changed.
 
     Args:
         cfg: The project's config.
         cfg_text: Its text (part of the signature).
         folder: The project folder.
-        uploads: The project's upload artefacts.
+        artifacts: The project's ``scene`` and ``upload`` artefacts (newest first).
 
     Returns:
         The catalog, ready to search.
@@ -223,11 +253,13 @@ def project_catalog(cfg: ProjectConfig, cfg_text: str, folder: Path, uploads: li
         EOError: A scene's file cannot be read.
 
     """
-    groups = {"scenes": scene_sources(cfg), "uploads": upload_sources(folder, uploads)}
+    groups = {"scenes": scene_sources(cfg), "fetched": fetched_sources(folder, artifacts),
+              "uploads": upload_sources(folder, artifacts)}
     if not any(groups.values()):
         raise NotFound("the project has no local imagery",
-                       "list scenes with local files in its config, or upload imagery (POST .../uploads kind=imagery)")
-    sig = signature(cfg_text, groups["scenes"] + groups["uploads"])
+                       "list scenes with local files in its config, run a fetch job, or upload imagery "
+                       "(POST .../uploads kind=imagery)")
+    sig = signature(cfg_text, [s for sources in groups.values() for s in sources])
     root = cfg.output_path / CATALOG
     with _lock:
         cached = _loaded.get(str(root))

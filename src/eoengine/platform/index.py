@@ -16,6 +16,7 @@ module (for :data:`RUN_ID`) and must not load torch or rasterio for it.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from eoengine.jobs.results import (
     BuildDatasetResult,
     ExportResult,
     FetchResult,
+    PredictAreaResult,
     PredictResult,
     QuantizeResult,
     TrainResult,
@@ -97,11 +99,11 @@ def outputs_of(result: AnyResult, spec: AnySpec, folder: Path) -> list[Output]:
         case TrainResult():
             return [_run(result, folder)]
         case PredictResult():
-            return _maps(result, getattr(spec, "model", ""), folder, getattr(spec, "tracking_uri", None))
+            return _maps(result.maps, result.probabilities, spec, folder)
+        case PredictAreaResult():
+            return _maps([result.map], None, spec, folder, result.scene_ids)
         case FetchResult():
-            return [Output("scene", i.item_id, "scene.fetch", i.item_id, version=i.sha256[:16],
-                           path=relative(i.path, folder), meta={"sha256": i.sha256, "cached": i.cached})
-                    for i in result.items if i.path is not None]
+            return _scenes(result, getattr(spec, "items", None), folder)
         case ExportResult():
             return [_variant(result.copied_to or result.path, "onnx", getattr(spec, "model", ""), folder,
                              {"model": result.model, "check": result.check.model_dump() if result.check else None})]
@@ -109,6 +111,51 @@ def outputs_of(result: AnyResult, spec: AnySpec, folder: Path) -> list[Output]:
             return [_variant(file, name, str(result.package), folder, {"metric": result.metric, **result.report.get(name, {})})
                     for file, name in zip(result.files, ("int8-static", "int8-dynamic"), strict=False)]
     return []
+
+
+KEPT_PROPERTIES = ("datetime", "start_datetime", "end_datetime", "eo:cloud_cover", "platform", "constellation",
+                   "instruments", "gsd", "view:sun_elevation", "view:sun_azimuth", "view:off_nadir")
+"""STAC properties of a fetched item that its scene keeps (the catalog shows them; its stack has none)."""
+
+
+def item_properties(items: Path | None, folder: Path) -> dict[str, dict[str, Any]]:
+    """The kept STAC properties of each item of an ItemCollection file, by item id.
+
+    Args:
+        items: The ItemCollection JSON a fetch read (relative to the project folder), or None.
+        folder: The project folder.
+
+    Returns:
+        Item id → its :data:`KEPT_PROPERTIES`; empty when the file cannot be read.
+
+    """
+    try:
+        features = json.loads((folder / items).read_text()).get("features", []) if items is not None else []
+    except (OSError, ValueError, AttributeError):
+        return {}
+    out = {}
+    for f in features if isinstance(features, list) else []:
+        if isinstance(f, dict) and isinstance(f.get("properties"), dict):
+            out[str(f.get("id"))] = {k: f["properties"][k] for k in KEPT_PROPERTIES if k in f["properties"]}
+    return out
+
+
+def _footprint(path: Path) -> dict[str, Any] | None:
+    """A raster's footprint in EPSG:4326 (None without a CRS: the artefact stays off the overview's map)."""
+    from eoengine.raster.footprint import footprint_wgs84
+
+    try:
+        return footprint_wgs84(path)
+    except EOError:
+        return None
+
+
+def _scenes(result: FetchResult, items: Path | None, folder: Path) -> list[Output]:
+    properties = item_properties(items, folder)
+    return [Output("scene", i.item_id, "scene.fetch", i.item_id, version=i.sha256[:16], path=relative(i.path, folder),
+                   meta={"sha256": i.sha256, "cached": i.cached, "properties": properties.get(i.item_id, {}),
+                         "footprint": _footprint(folder / i.path)})
+            for i in result.items if i.path is not None]
 
 
 def _dataset(result: BuildDatasetResult, folder: Path) -> Output:
@@ -164,19 +211,20 @@ def _origin(ref: str, folder: Path, uri: str | None = None) -> tuple[str, list[s
     return run_id, [f"run:{run_id}"] if run_id else [f"model:{relative(ref, folder)}"]
 
 
-def _maps(result: PredictResult, model: str, folder: Path, uri: str | None) -> list[Output]:
-    from eoengine.raster.footprint import footprint_wgs84
-
-    run_id, inputs = _origin(model, folder, uri)
-    probabilities = relative(result.probabilities, folder) if result.probabilities else None
+def _maps(maps: list[Path], probabilities_file: Path | None, spec: AnySpec, folder: Path,
+          scene_ids: list[str] | None = None) -> list[Output]:
+    """Map outputs, each with the model's lineage input (and, for an area's map, the scenes it was predicted from)."""
+    model = getattr(spec, "model", "")
+    run_id, inputs = _origin(model, folder, getattr(spec, "tracking_uri", None))
+    inputs += [f"scene:{s}" for s in scene_ids or []]
+    probabilities = relative(probabilities_file, folder) if probabilities_file else None
     outputs = []
-    for path in result.maps:
+    for path in maps:
         rel = relative(path, folder)
-        try:
-            footprint: dict[str, Any] | None = footprint_wgs84(folder / path)
-        except EOError:  # a map without a CRS is still the job's output; it only stays off the overview's map
-            footprint = None
-        meta = {"model": model, "run_id": run_id, "footprint": footprint, "probabilities": probabilities}
+        meta: dict[str, Any] = {"model": model, "run_id": run_id, "footprint": _footprint(folder / path),
+                                "probabilities": probabilities}
+        if scene_ids is not None:
+            meta["scenes"] = scene_ids
         outputs.append(Output("map", Path(rel).name, "map.create", rel, path=rel, ref=model, meta=meta, inputs=inputs))
     return outputs
 
@@ -188,22 +236,22 @@ def _variant(file: Path, variant: str, model: str, folder: Path, meta: dict[str,
                   ref=model, meta={"run_id": run_id, **meta}, inputs=inputs)
 
 
-def registration(name: str, version: str, run_id: str, aliases: list[str]) -> Output:
-    """The artefact and ``model.register`` event of a registry version made from a run.
+def registration(name: str, version: str, run_id: str, aliases: list[str], action: str = "model.register") -> Output:
+    """The artefact and event of a registry version made from a run (``model:NAME/VERSION`` in the lineage).
 
     Args:
         name: The registered model.
-        version: The new version.
-        run_id: The run whose package it is.
-        aliases: The aliases pointed at it as it was registered.
+        version: The version.
+        run_id: The run whose package it is ("" when the registry does not say).
+        aliases: The aliases pointing at it.
+        action: The event: ``model.register`` (registered here) or ``model.import`` (found in an imported store).
 
     Returns:
-        The output to index (``model:NAME/VERSION``, its input ``run:RUN_ID``).
+        The output to index (its input ``run:RUN_ID``, when known).
 
     """
-    ref = f"models:/{name}/{version}"
-    return Output("model", name, "model.register", f"{name}/{version}", version=version, ref=ref,
-                  meta={"run_id": run_id, "aliases": aliases}, inputs=[f"run:{run_id}"])
+    return Output("model", name, action, f"{name}/{version}", version=version, ref=f"models:/{name}/{version}",
+                  meta={"run_id": run_id, "aliases": aliases}, inputs=[f"run:{run_id}"] if run_id else [])
 
 
 def _existing(session: Session, project_id: int, out: Output) -> Artifact | None:
@@ -215,36 +263,6 @@ def _existing(session: Session, project_id: int, out: Output) -> Artifact | None
     else:
         query = query.where(Artifact.path == out.path, Artifact.version == out.version)
     return session.scalars(query.limit(1)).first()
-
-
-def index_output(session: Session, project_id: int, out: Output, actor_id: int | None,
-                 job_id: int | None = None) -> Artifact | None:
-    """Index one artefact in the caller's transaction, with its event (unless indexed already by content).
-
-    Args:
-        session: The session making the change.
-        project_id: The project it belongs to.
-        out: The artefact (from :func:`outputs_of` or :func:`registration`).
-        actor_id: Who made it.
-        job_id: The job that made it, if one did.
-
-    Returns:
-        The row added or updated (None: the same artefact was indexed already).
-
-    """
-    row = _existing(session, project_id, out)
-    if row is not None and out.kind in BY_CONTENT:
-        return None
-    if row is None:
-        row = Artifact(project_id=project_id, kind=out.kind, name=out.name, version=out.version, path=out.path,
-                       created_by=actor_id)
-        session.add(row)
-    row.ref, row.meta, row.job_id = out.ref, out.meta, job_id
-    session.flush()
-    data = {"artifact": row.id, "name": out.name, "version": out.version, "path": out.path, "ref": out.ref,
-            "job": job_id, "inputs": out.inputs}
-    record(session, out.action, out.kind, out.object_id, actor_id=actor_id, project_id=project_id, data=data)
-    return row
 
 
 def alias_moved(session: Session, project_id: int, name: str, alias: str, moves: tuple[str | None, str | None],
@@ -287,5 +305,37 @@ def store_outputs(session: Session, job: Job, outputs: list[Output]) -> list[Art
         The rows added or updated (an artefact indexed already by content is left as it was).
 
     """
-    rows = [index_output(session, job.project_id, out, job.created_by, job.id) for out in outputs]
-    return [row for row in rows if row is not None]
+    return store_artifacts(session, job.project_id, job.created_by, job.id, outputs)
+
+
+def store_artifacts(session: Session, project_id: int, actor_id: int | None, job_id: int | None,
+                    outputs: list[Output]) -> list[Artifact]:
+    """Index artefacts of a project (a job's outputs, or those an import found) with one event each.
+
+    Args:
+        session: The session (the rows are written in its transaction).
+        project_id: The project.
+        actor_id: Who made them (the job's submitter, or who imported them).
+        job_id: The job that made them, or None.
+        outputs: The artefacts.
+
+    Returns:
+        The rows added or updated (an artefact indexed already by content is left as it was).
+
+    """
+    rows = []
+    for out in outputs:
+        row = _existing(session, project_id, out)
+        if row is not None and out.kind in BY_CONTENT:
+            continue
+        if row is None:
+            row = Artifact(project_id=project_id, kind=out.kind, name=out.name, version=out.version,
+                           path=out.path, created_by=actor_id)
+            session.add(row)
+        row.ref, row.meta, row.job_id = out.ref, out.meta, job_id
+        session.flush()
+        data = {"artifact": row.id, "name": out.name, "version": out.version, "path": out.path, "ref": out.ref,
+                "job": job_id, "inputs": out.inputs}
+        record(session, out.action, out.kind, out.object_id, actor_id=actor_id, project_id=project_id, data=data)
+        rows.append(row)
+    return rows

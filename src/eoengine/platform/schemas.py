@@ -79,11 +79,13 @@ class NewTokenOut(TokenOut):
 
 
 class ProjectIn(_In):
-    """A new project from a config's YAML text, or from a bundled sample (``template``)."""
+    """A new project from a config's YAML text, a bundled sample (``template``), or a CLI project ``folder`` (imported)."""
 
     name: str = Field(min_length=1, max_length=200)
     config: str | None = Field(None, max_length=1_000_000, description="The eoengine.yaml text")
     template: str | None = Field(None, description="A bundled sample, e.g. nc-landsat")
+    folder: str | None = Field(None, max_length=4096, description="Site admins: a CLI project folder (absolute, under "
+                               "an import root of the server) to register in place, its artefacts indexed")
 
 
 class ConfigIn(_In):
@@ -117,7 +119,7 @@ class ArtifactOut(BaseModel):
 
 
 class JobIn(_In):
-    """A job to queue: a typed job spec (its ``kind``: build, train, sweep, evaluate, predict, fetch, export, quantize)."""
+    """A job to queue: a typed job spec (its ``kind``: build, train, sweep, evaluate, predict, predict-area, ...)."""
 
     spec: dict[str, Any] = Field(description="The job spec, e.g. {\"kind\": \"build\"}; paths are relative to the "
                                              "project folder, 'config' defaults to the project's eoengine.yaml")
@@ -258,7 +260,7 @@ class MapOut(BaseModel):
 
 
 class ImageryItemOut(BaseModel):
-    """A scene of the project's imagery catalog (a STAC Item of its ``scenes`` or ``uploads`` collection)."""
+    """A scene of the project's imagery catalog (a STAC Item of its ``scenes``, ``fetched`` or ``uploads`` collection)."""
 
     id: str
     collection: str
@@ -267,6 +269,8 @@ class ImageryItemOut(BaseModel):
     bands: list[str] = Field(description="Band names and common names a render recipe can use")
     recipes: list[str] = Field(description="The recipes its bands allow (index:NAME needs the index's bands)")
     tiles: str = Field(description="XYZ tile URL template, relative to the API root (add ?recipe=...)")
+    properties: dict[str, Any] = Field(default_factory=dict, description="Its other STAC properties, e.g. "
+                                       "eo:cloud_cover and platform of a fetched scene")
 
 
 class LineageNode(BaseModel):

@@ -29,6 +29,7 @@ class PlatformSettings:
         max_upload_mb: The largest upload.
         max_json_mb: The largest JSON body.
         data_roots: Folders outside the projects that project configs may read imagery from.
+        import_roots: Folders under which site admins may import CLI project folders in place.
         examples: The folder of bundled sample projects (templates), if any.
 
     """
@@ -40,6 +41,7 @@ class PlatformSettings:
     max_upload_mb: float = 2048.0
     max_json_mb: float = 4.0
     data_roots: tuple[Path, ...] = ()
+    import_roots: tuple[Path, ...] = ()
     examples: Path | None = None
     stale_after_s: float = 30.0
 

@@ -117,10 +117,10 @@ def catalog_of(request: Request, project: Project, session: Session) -> CatalogI
         EOError: Its config no longer validates, or none of its scenes can be read.
 
     """
-    uploads = artifacts_of(session, project, "upload")
+    artifacts = artifacts_of(session, project, "scene") + artifacts_of(session, project, "upload")
     session.commit()
     folder = project_folder(request, project)
-    return project_catalog(project_config(request, project), (folder / CONFIG).read_text(), folder, uploads)
+    return project_catalog(project_config(request, project), (folder / CONFIG).read_text(), folder, artifacts)
 
 
 def _item(index: CatalogIndex, item_id: str) -> dict[str, Any]:
@@ -144,8 +144,14 @@ def list_imagery(access: Reader, request: Request, session: DbSession) -> list[I
         bands = item_bands(r.item)
         out.append(ImageryItemOut(id=r.item["id"], collection=r.collection, datetime=r.item["properties"].get("datetime"),
                                   bbox=r.item["bbox"], bands=sorted(bands), recipes=_recipes(bands),
+                                  properties=_kept(r.item["properties"]),
                                   tiles=f"/projects/{access.project.slug}/imagery/{r.item['id']}/tiles/{{z}}/{{x}}/{{y}}.png"))
     return out
+
+
+def _kept(properties: dict[str, Any]) -> dict[str, Any]:
+    """The item's descriptive STAC properties (cloud cover, platform...), without its projection's details."""
+    return {k: v for k, v in properties.items() if k != "datetime" and not k.startswith("proj:")}
 
 
 def _index_of(bands: np.ndarray, recipe: Recipe) -> np.ndarray:

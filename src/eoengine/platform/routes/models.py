@@ -18,7 +18,7 @@ from fastapi import APIRouter, Path, Request
 from eoengine.errors import Invalid, NotFound
 from eoengine.models.meta import META
 from eoengine.platform.deps import DbSession, Reviewer
-from eoengine.platform.index import alias_moved, index_output, registration
+from eoengine.platform.index import alias_moved, registration, store_artifacts
 from eoengine.platform.routes.runs import MODEL_FIX, RUN_FIX, named, project_store
 from eoengine.platform.schemas import ALIAS_NAME, MODEL_NAME, AliasIn, AliasOut, ModelRegisterIn, ModelVersionOut
 from eoengine.tracking.runs import get_run, local_path
@@ -73,8 +73,8 @@ def register_model(body: ModelRegisterIn, access: Reviewer, request: Request, se
         made = register(pkg, body.name, uri)
     before = move_alias(uri, body.name, alias, made.version) if alias else None
     aliases = [alias] if alias else []
-    index_output(session, access.project.id, registration(body.name, made.version, body.run_id, aliases),
-                 access.user_id)
+    store_artifacts(session, access.project.id, access.user_id, None,
+                    [registration(body.name, made.version, body.run_id, aliases)])
     if alias:
         alias_moved(session, access.project.id, body.name, alias, (before, made.version), access.user_id)
     return ModelVersionOut(name=body.name, version=made.version, ref=made.uri, run_id=body.run_id, aliases=aliases)
