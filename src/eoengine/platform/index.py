@@ -8,7 +8,9 @@ model), from which the lineage scenes and labels → dataset → run → model �
 :func:`outputs_of` reads what it needs (manifests, package metadata, map footprints) before
 the job's outcome is written; :func:`store_outputs` writes the rows in that transaction. An
 artefact already indexed (the same dataset version, run or scene) is not added twice; a map
-or model file written again at the same path updates its row.
+or model file written again at the same path updates its row. A registry version (registered
+through the API, or found by an import) is :func:`registration`'s ``model:NAME/VERSION``, one
+row per version whose ``meta.aliases`` :func:`alias_moved` keeps up to date.
 
 Model packages and rasters are read with imports inside the functions: the server imports this
 module (for :data:`RUN_ID`) and must not load torch or rasterio for it.
