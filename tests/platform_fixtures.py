@@ -177,15 +177,53 @@ def postgres_url(pg_server: PgServer) -> str:
     return pg_server.create_database("eoengine")
 
 
+@contextlib.contextmanager
+def fresh_database(server: PgServer, prefix: str = "test") -> Iterator[str]:
+    """A fresh, empty database of ``server`` (its URL) until the block ends; then dropped."""
+    server.start()  # a fault test before may have left the server stopped
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    url = server.create_database(name)
+    try:
+        yield url
+    finally:
+        server.start()
+        server.drop_database(name)
+
+
 @pytest.fixture
 def pg_db(pg_server: PgServer) -> Iterator[str]:
     """A fresh, empty database for one test (its URL); dropped afterwards."""
-    pg_server.start()  # a fault test before may have left the server stopped
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    url = pg_server.create_database(name)
-    yield url
-    pg_server.start()
-    pg_server.drop_database(name)
+    with fresh_database(pg_server) as url:
+        yield url
+
+
+DATABASES = ("sqlite", "postgresql")
+"""The databases a platform runs on; the API tests run once on each."""
+
+
+def _database_of(request: pytest.FixtureRequest, prefix: str) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield ""  # the server's default: SQLite in its home
+        return
+    with fresh_database(request.getfixturevalue("pg_server"), prefix) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def module_db(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The database URL of a module's server, once per database.
+
+    ``""`` (SQLite under the server's home), then a fresh PostgreSQL database of the session's
+    cluster, dropped after the module. pytest runs the module's tests on one database, then on
+    the other, so a module starts one server per database.
+    """
+    yield from _database_of(request, "module")
+
+
+@pytest.fixture(params=DATABASES)
+def each_db(request: pytest.FixtureRequest) -> Iterator[str]:
+    """As :func:`module_db`, for one test: ``""`` (SQLite), then a fresh PostgreSQL database."""
+    yield from _database_of(request, "test")
 
 
 # ---------------------------------------------------------------- the browser

@@ -26,8 +26,8 @@ from eoengine.datasets.schema import DatasetManifest
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, Any]]:
-    with live_platform(tmp_path_factory.mktemp("datasets") / "home", data_roots=(EXAMPLES,)) as live:
+def served(tmp_path_factory: pytest.TempPathFactory, module_db: str) -> Iterator[tuple[LiveServer, Any]]:
+    with live_platform(tmp_path_factory.mktemp("datasets") / "home", db_url=module_db, data_roots=(EXAMPLES,)) as live:
         _, built = tiny_project(live)
         yield live, built
 

@@ -21,8 +21,8 @@ SCENE = "lsat7_2000"
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with live_platform(tmp_path_factory.mktemp("imagery") / "home") as server:
+def live(tmp_path_factory: pytest.TempPathFactory, module_db: str) -> Iterator[LiveServer]:
+    with live_platform(tmp_path_factory.mktemp("imagery") / "home", db_url=module_db) as server:
         with server.client() as c:
             assert c.post("/projects", json={"name": "nc", "template": "nc-landsat"}).status_code == 201
         yield server

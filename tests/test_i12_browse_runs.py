@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from browse_support import error_of, tiny_project
+from browse_support import error_of, keep_outputs, reuse_outputs, tiny_project
 from platform_server import EXAMPLES, LiveServer, live_platform
 
 from eoengine.jobs.run import run_spec
@@ -35,18 +35,25 @@ def _logged_run(uri: str, experiment: str) -> str:
     return str(run.info.run_id)
 
 
+_TRAINED: dict[str, Any] = {}
+"""The training of the first server's project, whose outputs the second server's project gets a copy of."""
+
+
 @pytest.fixture(scope="module")
-def tracked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, dict[str, Any]]]:
+def tracked(tmp_path_factory: pytest.TempPathFactory, module_db: str) -> Iterator[tuple[LiveServer, dict[str, Any]]]:
     from eoengine.deploy.registry import load_model_ref, register
 
-    with live_platform(tmp_path_factory.mktemp("runs") / "home", data_roots=(EXAMPLES,)) as live:
+    with live_platform(tmp_path_factory.mktemp("runs") / "home", db_url=module_db, data_roots=(EXAMPLES,)) as live:
         folder, built = tiny_project(live, **{"training.epochs": 1,
                                               "model": {"name": "unet", "kwargs": {"depth": 2, "base_channels": 8}}})
-        trained = run_spec(TrainSpec(config=folder / "eoengine.yaml"))
-        assert trained.tracking_uri == f"sqlite:///{folder.resolve() / 'out' / 'mlflow.db'}"  # the CLI's store
-        register(load_model_ref(str(trained.model_path), trained.tracking_uri), "landcover", trained.tracking_uri,
-                 ["champion"])
-        other = _logged_run(trained.tracking_uri, "tiny")
+        if not reuse_outputs(folder, "browse-runs"):  # trained once, for the servers of both databases
+            trained = run_spec(TrainSpec(config=folder / "eoengine.yaml"))
+            assert trained.tracking_uri == f"sqlite:///{folder.resolve() / 'out' / 'mlflow.db'}"  # the CLI's store
+            register(load_model_ref(str(trained.model_path), trained.tracking_uri), "landcover", trained.tracking_uri,
+                     ["champion"])
+            _TRAINED.update(trained=trained, other=_logged_run(trained.tracking_uri, "tiny"))
+            keep_outputs(folder, "browse-runs")
+        trained, other = _TRAINED["trained"], _TRAINED["other"]
         with live.client() as c:
             assert c.post("/projects", json={"name": "untrained", "template": "nc-landsat"}).status_code == 201
         yield live, {"trained": trained, "other": other, "built": built, "folder": folder}

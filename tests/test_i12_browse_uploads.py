@@ -21,8 +21,8 @@ RED = NC / "data" / "lsat7_2000_30.tif"
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with live_platform(tmp_path_factory.mktemp("uploads") / "home") as server:
+def live(tmp_path_factory: pytest.TempPathFactory, module_db: str) -> Iterator[LiveServer]:
+    with live_platform(tmp_path_factory.mktemp("uploads") / "home", db_url=module_db) as server:
         with server.client() as c:
             assert c.post("/projects", json={"name": "up", "template": "nc-landsat"}).status_code == 201
         yield server

@@ -34,6 +34,13 @@ def live(tmp_path: Path) -> Iterator[LiveServer]:
         yield server
 
 
+@pytest.fixture
+def api_live(tmp_path: Path, each_db: str) -> Iterator[LiveServer]:
+    """A fresh server on SQLite, then on PostgreSQL: for the tests of the API alone (no worker runs a job)."""
+    with live_platform(tmp_path / "home", db_url=each_db) as server:
+        yield server
+
+
 def _error(r: httpx.Response, status: int) -> dict[str, str]:
     assert r.status_code == status, r.text
     body = r.json()
@@ -160,7 +167,8 @@ BAD_SPECS = [
 ]
 
 
-def test_bad_specs_are_422_naming_the_field(live: LiveServer) -> None:
+def test_bad_specs_are_422_naming_the_field(api_live: LiveServer) -> None:
+    live = api_live
     make_project(live)
     escaping = project_config(output_dir="/etc")  # a second config in the project, writing elsewhere
     (live.platform.settings.projects_dir / "tiny" / "bad.yaml").write_text(yaml.safe_dump(escaping))
@@ -187,7 +195,8 @@ def test_bad_specs_are_422_naming_the_field(live: LiveServer) -> None:
         assert len(s.scalars(select(Job)).all()) == len(ok)
 
 
-def test_roles_decide_who_submits_sees_and_cancels(live: LiveServer) -> None:
+def test_roles_decide_who_submits_sees_and_cancels(api_live: LiveServer) -> None:
+    live = api_live
     tokens = {name: live.user(name) for name in ("vera", "anna", "rita", "rob", "otto")}
     make_project(live)
     with live.client() as admin:

@@ -275,8 +275,9 @@ def logs() -> Iterator[LogCapture]:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, logs: LogCapture) -> Iterator[World]:
-    with live_platform(tmp_path_factory.mktemp("perm") / "home", logs=logs, data_roots=(EXAMPLES,)) as live:
+def world(tmp_path_factory: pytest.TempPathFactory, logs: LogCapture, module_db: str) -> Iterator[World]:
+    with live_platform(tmp_path_factory.mktemp("perm") / "home", db_url=module_db, logs=logs,
+                       data_roots=(EXAMPLES,)) as live:
         names = {c: c.replace("_", "-") for c in CALLERS if c not in ("anonymous", "site_admin")}
         passwords = {c: f"secret-of-{n}-42" for c, n in names.items()}
         tokens = {c: live.user(names[c], passwords[c]) for c in names}

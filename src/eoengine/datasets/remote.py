@@ -17,17 +17,25 @@ written: its fill value) is remembered under ``absent/``. A version never change
 goes stale. fsspec's own caches (``filecache``,
 ``simplecache``) download into the final file name, where a concurrent reader can find half a
 chunk; hence this small cache.
+
+Every request is tried again after a transient failure (the server cannot be reached or drops
+the connection, answers 502, 503 or 504, or 429: after its ``Retry-After``), with a bounded
+exponential backoff (:func:`retry_wait`); an answer that will not change (401, 403, 404, any
+other 4xx) is never tried again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import email.utils
 import hashlib
 import json
 import os
 import re
-from collections.abc import AsyncGenerator, Iterable
+import time
+from collections.abc import AsyncGenerator, Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -47,6 +55,16 @@ CHUNKS = "chunks"
 ABSENT = "absent"
 """In a served dataset's cache folder: an empty file for each object the server does not have (a chunk never written)."""
 URL_FIX = f"{DATASET_FIX}, or the URL of a dataset version on an eoengine server (https://HOST/.../datasets/NAME@VERSION)"
+ATTEMPTS = 4
+"""Tries of one request before a transient failure is given up on."""
+FIRST_WAIT_S = 0.25
+"""The wait before the second try; it doubles before each further one, up to :data:`MAX_WAIT_S`."""
+MAX_WAIT_S = 4.0
+"""The longest backoff between two tries."""
+MAX_RETRY_AFTER_S = 30.0
+"""The longest wait a 429's ``Retry-After`` is honoured with."""
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+"""Answers that say "try again later" (too many requests, a proxy's or an overloaded server's)."""
 TOKEN_FIX = (f"set {TOKEN_ENV} to an API token of that server with access to the project "
              "('eoengine remote login', or the server's tokens page)")
 
@@ -148,20 +166,81 @@ def http_problem(exc: BaseException, url: str) -> EOError | None:
     return None
 
 
+def retry_wait(exc: BaseException, attempt: int) -> float | None:
+    """How long to wait before trying a failed request again, or None when it must not be tried again.
+
+    Args:
+        exc: What the ``attempt``-th try raised.
+        attempt: The number of tries made so far (1 after the first).
+
+    Returns:
+        Seconds to wait: a 429's ``Retry-After`` (at most :data:`MAX_RETRY_AFTER_S`), else
+        :data:`FIRST_WAIT_S` doubled per try made, at most :data:`MAX_WAIT_S`. None after
+        :data:`ATTEMPTS` tries, and for an answer that will not change (401, 403, 404, other
+        4xx) or an error that is not the server's.
+
+    """
+    import aiohttp
+
+    if attempt >= ATTEMPTS:
+        return None
+    if isinstance(exc, aiohttp.ClientResponseError):
+        if exc.status not in RETRY_STATUSES:
+            return None
+        after = _retry_after(exc.headers) if exc.status == 429 else None
+        if after is not None:
+            return min(after, MAX_RETRY_AFTER_S)
+    elif http_problem(exc, "") is None:
+        return None
+    return float(min(FIRST_WAIT_S * 2 ** (attempt - 1), MAX_WAIT_S))
+
+
+def _retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """A ``Retry-After`` header in seconds (it gives seconds or an HTTP date), or None without a valid one."""
+    value = (headers or {}).get("Retry-After", "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds()) if when.tzinfo else None
+
+
+def _wait_or_raise(exc: Exception, url: str, attempt: int) -> float:
+    """The wait before the next try of a request that raised ``exc``; raises when it is not tried again.
+
+    Raises:
+        EOError: :func:`http_problem`'s error (naming the tries made), for a failure of the server's.
+        Exception: ``exc`` itself, for any other failure.
+
+    """
+    wait = retry_wait(exc, attempt)
+    if wait is not None:
+        return wait
+    problem = http_problem(exc, url)
+    if problem is None:
+        raise exc
+    if attempt > 1:
+        problem = type(problem)(f"{problem.problem} (tried {attempt} times)", problem.fix)
+    raise problem from None
+
+
 def _fetch(url: str, name: str) -> bytes:
-    """One small file of a served dataset (manifest, chip index)."""
+    """One small file of a served dataset (manifest, chip index), tried again after transient failures."""
     from fsspec.implementations.http import HTTPFileSystem
 
     fs = HTTPFileSystem(headers=_headers())  # fsspec keeps one per process and token, and closes it
-    try:
-        return bytes(fs.cat_file(f"{url}/files/{name}"))
-    except FileNotFoundError:
-        raise NotFound(f"{url} is not an eoengine dataset (the server has no {name} there)", URL_FIX) from None
-    except Exception as exc:
-        problem = http_problem(exc, url)
-        if problem is None:
-            raise
-        raise problem from None
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return bytes(fs.cat_file(f"{url}/files/{name}"))
+        except FileNotFoundError:
+            raise NotFound(f"{url} is not an eoengine dataset (the server has no {name} there)", URL_FIX) from None
+        except Exception as exc:  # noqa: BLE001 - raised again unless it is worth another try
+            wait = _wait_or_raise(exc, url, attempt)
+        time.sleep(wait)
 
 
 _ASYNC: list[tuple[int, Any]] = []
@@ -257,13 +336,14 @@ class ChunkCache(WrapperStore[Store]):
         return value
 
     async def _remote(self, key: str, prototype: BufferPrototype, byte_range: ByteRequest | None) -> Buffer | None:
-        try:
-            return await self._store.get(key, prototype, byte_range)  # a missing object (404) is None: its fill value
-        except Exception as exc:
-            problem = http_problem(exc, self.url)
-            if problem is None:
-                raise
-            raise problem from None
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._store.get(key, prototype, byte_range)  # a missing object (404) is None: its fill value
+            except Exception as exc:  # noqa: BLE001 - raised again unless it is worth another try
+                wait = _wait_or_raise(exc, self.url, attempt)
+            await asyncio.sleep(wait)
 
     async def get_partial_values(
         self, prototype: BufferPrototype, key_ranges: Iterable[tuple[str, ByteRequest | None]],

@@ -11,13 +11,20 @@ output folder must be on storage every worker reaches. Finished strips and scene
 skipped, so a rerun continues an interrupted job. A bad input or a full disk met in a worker
 reaches the driver as the same one-line :class:`EOError` as without Beam (through
 :func:`eoengine.datasets.pipeline.to_driver`, as in a dataset build), and the failed run's
-strips are deleted.
+strips are deleted. Workers write each strip to a temporary file in a scratch folder of the run
+and rename it into place when complete; the driver deletes that folder once the pipeline has
+stopped, before the failed run's strips: a worker still busy when another failed (Beam raises
+in the driver while the others run on, then stops them, killing a worker process mid-write)
+can then leave neither a temporary file nor a strip renamed into place after the tidying.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import apache_beam as beam
@@ -46,11 +53,11 @@ class _PredictStrip(beam.DoFn):  # type: ignore[misc]
         self.predictor = Predictor(load_package(Path(self.model)), PredictionConfig.model_validate_json(self.options), self.engine)
         torch.set_num_threads(self.threads)  # the predictor asks for every core; share them between workers
 
-    def process(self, element: tuple[list[str], int, int, str]) -> Iterator[str]:
-        files, first, last, strip = element
+    def process(self, element: tuple[list[str], int, int, str, str]) -> Iterator[str]:
+        files, first, last, strip, scratch = element
         meta = self.predictor.pkg.meta
         with to_driver(), SceneReader(sources_for_package(meta, files), meta.resampling) as reader:
-            done = predict_strip(self.predictor, reader, first, last, Path(strip))
+            done = predict_strip(self.predictor, reader, first, last, Path(strip), Path(scratch))
         yield str(done)
 
 
@@ -74,10 +81,27 @@ def _plan(planner: Predictor, scenes: list[list[str]], work: Path, rows_per_elem
     return plan
 
 
+@contextmanager
+def _scratch(work: Path) -> Iterator[Path]:
+    """A fresh folder in ``work`` for the run's temporary strip files, deleted when the block ends, however it ends.
+
+    A worker that outlived the pipeline may be writing into it meanwhile; the folder is deleted
+    again until it is gone, and once it is, no temporary file can be made or renamed into a strip.
+    """
+    folder = Path(tempfile.mkdtemp(prefix=".strips-", dir=work))
+    try:
+        yield folder
+    finally:
+        for _ in range(5):
+            shutil.rmtree(folder, ignore_errors=True)
+            if not folder.exists():
+                break
+
+
 def _run_strips(plan: Plan, model: Path, options: PredictionConfig, engine: str, runner: str, workers: int,
-                extra: list[str]) -> None:
+                extra: list[str], scratch: Path) -> None:
     """Predict every planned strip in a Beam pipeline (finished strips are skipped by the workers)."""
-    elements = [(files, a, b, str(p)) for files, strips in plan.values() for a, b, p in strips]
+    elements = [(files, a, b, str(p), str(scratch)) for files, strips in plan.values() for a, b, p in strips]
     if not elements:
         return
     threads = max(1, (os.cpu_count() or 1) // workers)
@@ -126,7 +150,8 @@ def predict_beam(
     with output_folder(work, out_dir is None):
         plan = _plan(planner, scenes, work, rows_per_element)
         try:
-            _run_strips(plan, model, options, engine, runner, workers, extra or [])
+            with _scratch(work) as scratch:  # deleted after the pipeline stopped, before the strips below
+                _run_strips(plan, model, options, engine, runner, workers, extra or [], scratch)
             _join(planner, plan, work)
         except EOError:
             _drop_strips(plan)
@@ -136,7 +161,5 @@ def predict_beam(
             return maps
         mosaic(maps, out, values)
     if out_dir is None:
-        import shutil
-
         shutil.rmtree(work, ignore_errors=True)
     return [out]

@@ -35,14 +35,32 @@ def _profile(predictor: Predictor, reader: SceneReader) -> dict[str, object]:
     return map_profile(reader.grid, predictor.coding) | {"SPARSE_OK": True}
 
 
-def predict_strip(predictor: Predictor, reader: SceneReader, first: int, last: int, out: Path) -> Path:
-    """Predict region rows ``first``..``last`` (inclusive) of the scene into the sparse GeoTIFF ``out``."""
+def predict_strip(predictor: Predictor, reader: SceneReader, first: int, last: int, out: Path,
+                  scratch: Path | None = None) -> Path:
+    """Predict region rows ``first``..``last`` (inclusive) of the scene into the sparse GeoTIFF ``out``.
+
+    Args:
+        predictor: The loaded model and prediction options.
+        reader: The scene.
+        first: The first region row of the strip.
+        last: The last region row of the strip (inclusive).
+        out: The strip's file; when it exists the strip is finished and not predicted again.
+        scratch: The folder (on ``out``'s file system) of the temporary file, renamed to ``out`` when
+            complete; default: beside ``out``. Once the folder is deleted, no strip can appear.
+
+    Returns:
+        ``out``.
+
+    Raises:
+        EOError: The strip cannot be written (a full disk, its scratch folder deleted).
+
+    """
     if out.exists():
         return out
     grid = reader.grid
     layout = regions(grid.height, grid.width, predictor.tile, predictor.overlap, predictor.opts.region_size)
     carry = Carry(predictor.n_out + 1, predictor.overlap, grid.height, grid.width)
-    tmp = temp_name(out, "strip.tif")
+    tmp = temp_name(out if scratch is None else scratch / out.name, "strip.tif")
     try:
         with rasterio.Env(GDAL_CACHEMAX=256), rasterio.open(tmp, "w", **_profile(predictor, reader)) as dst:  # type: ignore[arg-type]
             for reg in layout:

@@ -1,7 +1,9 @@
 """The platform's FastAPI application: the API under ``/api/v1`` and the web app at ``/``.
 
 Every route but ``/api/v1/health`` and sign-in needs a caller (API token or browser session)
-and checks the caller's role on the project it names (``deps.py``, ``roles.py``). Errors are
+and checks the caller's role on the project it names (``deps.py``, ``roles.py``); the OpenAPI
+document says so per operation (an API token, or the session cookie, with the CSRF header on a
+change), so /docs's Authorize button works. Errors are
 the JSON ``{"error", "fix"}`` of every eoengine server (``serving/errors.py``); request bodies
 are capped while they stream in (uploads by ``max_upload_mb``, everything else by
 ``max_json_mb``).
@@ -10,11 +12,13 @@ are capped while they stream in (uploads by ``max_upload_mb``, everything else b
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
+from eoengine.platform.deps import BEARER, CSRF, SAFE_METHODS, SESSION
 from eoengine.platform.routes import (
     auth,
     datasets,
@@ -69,6 +73,28 @@ def _health() -> APIRouter:
     return router
 
 
+def _precise_security(app: FastAPI) -> None:
+    """Have the OpenAPI document state what a route's caller sends: a token, or the cookie (and, on a change, the CSRF header).
+
+    FastAPI lists each security dependency as an alternative of its own; the cookie and the CSRF
+    header go together, and a read needs no CSRF header.
+    """
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            for item in plain()["paths"].values():
+                for method, operation in item.items():
+                    if "security" in operation:
+                        session: dict[str, list[str]] = {SESSION.scheme_name: []}
+                        if method.upper() not in SAFE_METHODS:
+                            session[CSRF.scheme_name] = []
+                        operation["security"] = [{BEARER.scheme_name: []}, session]
+        return app.openapi_schema or plain()
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to change the document
+
+
 def _web(app: FastAPI) -> None:
     """The built web app at ``/`` (its assets under ``/assets``), or a page saying how to build it."""
     if (WEB_DIST / "assets").is_dir():
@@ -107,5 +133,6 @@ def create_platform_app(settings: PlatformSettings, platform: Platform | None = 
         app.include_router(module.router, prefix=API)
     app.include_router(_health(), prefix=API)
     app.mount(f"{API}/projects/{{slug}}/stac", imagery.ProjectStac())
+    _precise_security(app)
     _web(app)
     return app

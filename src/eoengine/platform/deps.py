@@ -2,8 +2,11 @@
 
 A caller is known by ``Authorization: Bearer <token>`` (an API token) or by the session
 cookie; a cookie-authenticated request that changes state must also carry the session's CSRF
-token in ``X-CSRF-Token``. :func:`project_access` gives a route the project named in its path
-and checks that the caller's role allows the route's action (:mod:`eoengine.platform.roles`).
+token in ``X-CSRF-Token``. These are the OpenAPI security schemes of every route that needs a
+caller (``bearer``, ``session`` and ``csrf``, declared by :func:`authenticated`'s FastAPI
+security dependencies, so /docs's Authorize button fills them in). :func:`project_access`
+gives a route the project named in its path and checks that the caller's role allows the
+route's action (:mod:`eoengine.platform.roles`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Path, Request, Security
+from fastapi.security import APIKeyCookie, APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -29,6 +33,13 @@ CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 ROW_ID_MAX = 2**31 - 1
 """The largest row id (PostgreSQL's ``integer``); larger ones would fail in the database, not as bad input."""
+BEARER = HTTPBearer(auto_error=False, scheme_name="bearer", bearerFormat="eoengine API token",
+                    description="An API token (eoengine remote login, POST /api/v1/tokens): 'Authorization: Bearer TOKEN'.")
+SESSION = APIKeyCookie(name=SESSION_COOKIE, auto_error=False, scheme_name="session",
+                       description="The browser session cookie that POST /api/v1/auth/login sets.")
+CSRF = APIKeyHeader(name=CSRF_HEADER, auto_error=False, scheme_name="csrf",
+                    description="With the session cookie, on a request that changes state: the csrf_token sign-in "
+                                f"returned (also in the {CSRF_COOKIE} cookie).")
 AUTH_FIX = "sign in (POST /api/v1/auth/login) or send 'Authorization: Bearer TOKEN' (eoengine remote login)"
 
 
@@ -127,7 +138,32 @@ def current_caller(request: Request, session: DbSession) -> Caller:
     return caller
 
 
-CurrentCaller = Annotated[Caller, Depends(current_caller)]
+def authenticated(
+    request: Request, session: DbSession,
+    _bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
+    _cookie: Annotated[str | None, Security(SESSION)], _csrf: Annotated[str | None, Security(CSRF)],
+) -> Caller:
+    """The dependency of every route that needs a caller: :func:`current_caller`, its schemes declared to OpenAPI.
+
+    Args:
+        request: The request.
+        session: The request's database session.
+        _bearer: The bearer scheme (read by :func:`current_caller`, which names a malformed header).
+        _cookie: The session cookie scheme.
+        _csrf: The CSRF header scheme.
+
+    Returns:
+        The caller.
+
+    Raises:
+        Unauthenticated: No credentials, or unknown, expired or revoked ones.
+        Denied: A cookie-authenticated change without the CSRF token.
+
+    """
+    return current_caller(request, session)
+
+
+CurrentCaller = Annotated[Caller, Depends(authenticated)]
 
 
 def require_site_admin(caller: CurrentCaller) -> Caller:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eoengine.errors import NotFound
+from eoengine.errors import Invalid, NotFound
 
 SUMMARY_METRICS = ("test_miou", "test_accuracy", "test_f1", "test_rmse", "test_r2", "best_val_miou", "best_val_rmse")
 FINAL = ("test_", "best_val_", "eval_")
@@ -113,8 +114,20 @@ def shown_tags(tags: dict[str, str]) -> dict[str, str]:
     return redacted({k: v for k, v in tags.items() if not k.startswith("mlflow.")})
 
 
+METRIC_NAME = re.compile(r"[\w./ -]+")
+"""What MLflow allows in a metric name (letters, digits, ``_ - . /`` and spaces): a ``sort`` must be one."""
+
+
 def list_runs(uri: str, experiment: str, sort: str | None = None, limit: int = 50) -> list[RunInfo]:
-    """Runs of ``experiment``, newest first or by ``sort`` (a metric; best first)."""
+    """Runs of ``experiment``, newest first or by ``sort`` (a metric; best first).
+
+    Raises:
+        Invalid: ``sort`` is not a metric name.
+        NotFound: The store has no such experiment.
+
+    """
+    if sort and not METRIC_NAME.fullmatch(sort):
+        raise Invalid(f"sort {sort!r} is not a metric name", "give a metric the runs logged, such as test_miou")
     client = open_store(uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:

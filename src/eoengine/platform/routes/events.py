@@ -9,7 +9,7 @@ from sqlalchemy import ColumnElement, select, true
 
 from eoengine.errors import Invalid
 from eoengine.platform.db.models import Event, Membership, Project, User
-from eoengine.platform.deps import CurrentCaller, DbSession, Reader, find_project
+from eoengine.platform.deps import ROW_ID_MAX, CurrentCaller, DbSession, Reader, find_project
 from eoengine.platform.lineage import lineage
 from eoengine.platform.schemas import EventOut, Lineage
 
@@ -42,7 +42,7 @@ def _visible(caller: CurrentCaller) -> ColumnElement[bool]:
 def list_events(session: DbSession, caller: CurrentCaller,
                 project: Annotated[str | None, Query(description="A project's slug")] = None,
                 object: Annotated[str | None, Query(description="TYPE:ID, e.g. job:12")] = None,
-                after: Annotated[int, Query(ge=0, description="Only events with a larger id")] = 0,
+                after: Annotated[int, Query(ge=0, le=ROW_ID_MAX, description="Only events with a larger id")] = 0,
                 limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[EventOut]:
     """Events, oldest first, that the caller may see (their projects' and their own)."""
     query = (select(Event, User.username, Project.slug).outerjoin(User, User.id == Event.actor_id)
