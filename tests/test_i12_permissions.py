@@ -90,6 +90,9 @@ EXPECTED: dict[str, str] = {
     "GET /api/v1/projects/{slug}/maps/{map_id}/tiles/{z}/{x}/{y}.png": "read",
     "GET /api/v1/projects/{slug}/models": "read",
     "GET /api/v1/projects/{slug}/models/{name}": "read",
+    "POST /api/v1/projects/{slug}/models": "review",
+    "PUT /api/v1/projects/{slug}/models/{name}/aliases/{alias}": "review",
+    "DELETE /api/v1/projects/{slug}/models/{name}/aliases/{alias}": "review",
     "GET /api/v1/projects/{slug}/runs": "read",
     "GET /api/v1/projects/{slug}/runs/compare": "read",
     "GET /api/v1/projects/{slug}/runs/{run_id}": "read",
@@ -181,6 +184,13 @@ class World:
         return int(r.json()["id"])
 
 
+def _alias_set(w: World) -> str:
+    """A fresh alias of the shared project's model, set by the site admin (so removing it can succeed)."""
+    alias = w.unique("gone-")
+    w.as_admin("PUT", f"/projects/{w.slug}/models/{w.objects['name']}/aliases/{alias}", json={"version": 1})
+    return alias
+
+
 def _config(w: World, caller: str) -> Call:
     with w.live.client() as c:
         text = c.get(f"/projects/{w.slug}").json()["config"]
@@ -205,6 +215,12 @@ CALLS: dict[str, Callable[[World, str], Call]] = {
     "POST /api/v1/projects/{slug}/jobs": lambda w, c: Call(json={"spec": {"kind": "build"}}),
     "POST /api/v1/jobs/{job_id}/cancel": lambda w, c: Call({"job_id": w.new_job("reviewer")}),
     "GET /api/v1/projects/{slug}/runs/compare": lambda w, c: Call(query={"ids": ",".join(w.objects["runs"])}),
+    # the shared project's runs hold no model package: past the role check, registering one is a 422
+    "POST /api/v1/projects/{slug}/models": lambda w, c: Call(json={"run_id": w.objects["run_id"], "name": "matrix"},
+                                                            ok=(201, 422)),
+    "PUT /api/v1/projects/{slug}/models/{name}/aliases/{alias}": lambda w, c: Call({"alias": "matrix"},
+                                                                                  json={"version": 1}),
+    "DELETE /api/v1/projects/{slug}/models/{name}/aliases/{alias}": lambda w, c: Call({"alias": _alias_set(w)}),
     "POST /api/v1/projects/{slug}/uploads": lambda w, c: Call(files={"file": (f"{w.unique('red')}.tif", RED.read_bytes())},
                                                              data={"kind": "imagery"}),
 }

@@ -4,6 +4,7 @@ import "./style.css";
 import { ApiError, reportError } from "./api";
 import { datasetPage } from "./pages/dataset";
 import { jobPage } from "./pages/job";
+import { modelPage } from "./pages/model";
 import { membersPage, tokensPage } from "./pages/members";
 import { projectPage } from "./pages/project";
 import { projectsPage } from "./pages/projects";
@@ -18,6 +19,7 @@ export const routes: Route[] = [
   { pattern: "/projects/:slug", title: "Project", page: signedIn(projectPage) },
   { pattern: "/projects/:slug/datasets/:ref", title: "Dataset", page: signedIn(datasetPage) },
   { pattern: "/projects/:slug/runs/:id", title: "Run", page: signedIn(runPage) },
+  { pattern: "/projects/:slug/models/:name", title: "Model", page: signedIn(modelPage) },
   { pattern: "/projects/:slug/members", title: "Members", page: signedIn(membersPage) },
   { pattern: "/tokens", title: "API tokens", page: signedIn(tokensPage) },
   { pattern: "/jobs/:id", title: "Job", page: signedIn(jobPage) },

@@ -190,3 +190,59 @@ export interface ImageryItem {
   /** XYZ template relative to the API root (add ?recipe=…). */
   tiles: string;
 }
+
+export interface PackageSummary {
+  model: string;
+  task: string;
+  bands: string[];
+  channels: string[];
+  classes: ManifestClass[];
+  patch_size: number;
+  timesteps: number;
+  resolution: number | null;
+  dataset: { name?: string; version?: string; path?: string };
+  run_id: string | null;
+  best_epoch: number | null;
+  created: string | null;
+  onnx: boolean;
+}
+
+export interface ModelVersion {
+  name: string;
+  version: string;
+  ref: string;
+  run_id: string | null;
+  created_at: string | null;
+  status: string;
+  aliases: string[];
+  tags: Record<string, string>;
+  description: string | null;
+  package: PackageSummary | null;
+}
+
+export interface RegisteredModel {
+  name: string;
+  description: string | null;
+  created_at: string | null;
+  updated_at: string | null;
+  aliases: Record<string, string>;
+  tags: Record<string, string>;
+  versions: ModelVersion[];
+}
+
+export interface ModelDetail extends RegisteredModel {
+  runs: Record<string, RunDetail>;
+}
+
+export interface LineageNode {
+  type: string;
+  id: string;
+  event: number | null;
+  at: string | null;
+}
+
+export interface Lineage {
+  object: string;
+  nodes: LineageNode[];
+  edges: { source: string; target: string }[];
+}

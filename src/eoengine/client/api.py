@@ -28,12 +28,14 @@ from eoengine.errors import Invalid, NotFound, os_error
 from eoengine.jobs.specs import AnySpec
 from eoengine.platform.roles import Role
 from eoengine.platform.schemas import (
+    AliasOut,
     ArtifactOut,
     EventOut,
     JobOut,
     Lineage,
     LoginOut,
     MemberOut,
+    ModelVersionOut,
     NewTokenOut,
     OverviewOut,
     ProjectOut,
@@ -287,6 +289,50 @@ class Client(Browsing):
 
         """
         return self.http.get(f"/projects/{segment(slug)}/lineage", Lineage, object=object)
+
+
+    # the model registry
+
+    def register_model(self, slug: str, run_id: str, name: str, alias: str | None = None) -> ModelVersionOut:
+        """Register a run's model package as a new version of registered model ``name`` (reviewer or admin).
+
+        Args:
+            slug: The project.
+            run_id: The run (32 hex digits) whose package to register.
+            name: The registered model (made if new).
+            alias: An alias to point at the new version (``champion``), moved from the version it named.
+
+        Returns:
+            The new version (``ref`` is ``models:/NAME/VERSION``).
+
+        Raises:
+            NotFound: No such run in the project.
+            Invalid: The run has no model package, or a malformed name or alias.
+
+        """
+        body = {"run_id": run_id, "name": name, **({"alias": alias} if alias else {})}
+        return self.http.send("POST", f"/projects/{segment(slug)}/models", ModelVersionOut, body)
+
+    def set_alias(self, slug: str, name: str, alias: str, version: int | str) -> AliasOut:
+        """Point an alias of registered model ``name`` at ``version`` (its ``previous`` is the version it named).
+
+        Raises:
+            NotFound: No such model or version.
+            Invalid: A malformed or reserved alias (``latest``, ``vN``).
+
+        """
+        path = f"/projects/{segment(slug)}/models/{segment(name)}/aliases/{segment(alias)}"
+        return self.http.send("PUT", path, AliasOut, {"version": int(version)})
+
+    def delete_alias(self, slug: str, name: str, alias: str) -> AliasOut:
+        """Remove an alias of registered model ``name``.
+
+        Raises:
+            NotFound: No such model, or the alias is not set.
+
+        """
+        path = f"/projects/{segment(slug)}/models/{segment(name)}/aliases/{segment(alias)}"
+        return self.http.send("DELETE", path, AliasOut)
 
 
 def sign_in_token(url: str, username: str, password: str, name: str, expires_days: float | None = 90,

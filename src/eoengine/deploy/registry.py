@@ -110,8 +110,21 @@ def is_registry_ref(ref: str) -> bool:
     return ref.startswith("models:/")
 
 
-def fetch(ref: str, uri: str | None, cache: Path) -> Path:
-    """The package folder of a ``models:/name@alias`` or ``models:/name/version`` reference."""
+def registry_version(ref: str, uri: str | None) -> Any:
+    """The registry's model version that ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` names.
+
+    Args:
+        ref: The reference.
+        uri: MLflow tracking URI (None: the default one).
+
+    Returns:
+        MLflow's ``ModelVersion`` (``name``, ``version``, ``run_id``, ...).
+
+    Raises:
+        EOError: ``ref`` is not a registry reference.
+        NotFound: The registry has no such model, version or alias.
+
+    """
     import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
@@ -122,17 +135,60 @@ def fetch(ref: str, uri: str | None, cache: Path) -> Path:
     client = MlflowClient(tracking_uri=uri)
     try:
         if m["alias"]:
-            mv = client.get_model_version_by_alias(m["name"], m["alias"])
-        else:
-            mv = client.get_model_version(m["name"], m["version"])
+            return client.get_model_version_by_alias(m["name"], m["alias"])
+        return client.get_model_version(m["name"], m["version"])
     except MlflowException as exc:
         raise NotFound(f"{ref} is not in the registry at {uri or mlflow.get_tracking_uri()}: {str(exc).splitlines()[0]}",
                        "list versions with the MLflow UI, or register one with 'eoengine register'") from None
-    dst = cache / "registry" / m["name"] / str(mv.version)
+
+
+def move_alias(uri: str, name: str, alias: str, version: str | None) -> str | None:
+    """Point ``alias`` of registered model ``name`` at ``version``, or remove it (``version`` None).
+
+    Args:
+        uri: MLflow tracking URI.
+        name: The registered model.
+        alias: The alias (``champion``).
+        version: The version to point it at; None removes the alias.
+
+    Returns:
+        The version the alias pointed at before (None: it was not set).
+
+    Raises:
+        NotFound: No such model or version, or (removing) the alias is not set.
+
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        before = client.get_registered_model(name).aliases.get(alias)
+        if version is not None:
+            client.get_model_version(name, version)
+    except MlflowException as exc:
+        target = f"version {version} of model '{name}'" if version else f"model '{name}'"
+        raise NotFound(f"the registry has no {target}: {str(exc).splitlines()[0]}",
+                       "list the model's versions, or register one with 'eoengine register'") from None
+    if version is None:
+        if before is None:
+            raise NotFound(f"model '{name}' has no alias '{alias}'", "list the model's aliases")
+        client.delete_registered_model_alias(name, alias)
+    else:
+        client.set_registered_model_alias(name, alias, version)
+    return None if before is None else str(before)
+
+
+def fetch(ref: str, uri: str | None, cache: Path) -> Path:
+    """The package folder of a ``models:/name@alias`` or ``models:/name/version`` reference."""
+    import mlflow
+
+    mv = registry_version(ref, uri)
+    dst = cache / "registry" / mv.name / str(mv.version)
     found = list(dst.glob(f"artifacts/**/{META}"))
     if not found:
         dst.mkdir(parents=True, exist_ok=True)
-        local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{m['name']}/{mv.version}", dst_path=str(dst),
+        local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{mv.name}/{mv.version}", dst_path=str(dst),
                                                     tracking_uri=uri)
         found = list(Path(local).glob(f"artifacts/**/{META}"))
     if not found:

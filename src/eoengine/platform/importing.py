@@ -35,7 +35,7 @@ from eoengine.jobs.results import BuildDatasetResult, PredictResult, TrainResult
 from eoengine.jobs.specs import BuildDatasetSpec, PredictSpec, TrainSpec
 from eoengine.platform.db.models import Membership, Project
 from eoengine.platform.events import record
-from eoengine.platform.index import Output, outputs_of, store_artifacts
+from eoengine.platform.index import Output, outputs_of, registration, store_artifacts
 from eoengine.platform.projects import CONFIG, config_hash, slugify, validate_config
 from eoengine.platform.settings import PlatformSettings
 
@@ -110,9 +110,7 @@ def _runs_and_models(cfg: ProjectConfig, folder: Path) -> list[Output]:
                              model_path=run_dir / "model")
         out += outputs_of(result, TrainSpec.model_validate({"config": folder / CONFIG}), folder)
     for model in list_models(uri):
-        out += [Output("model", v.name, "model.import", v.ref, version=v.version, ref=v.ref,
-                       meta={"run_id": v.run_id or "", "aliases": v.aliases},
-                       inputs=[f"run:{v.run_id}"] if v.run_id else []) for v in model.versions]
+        out += [registration(v.name, v.version, v.run_id or "", v.aliases, "model.import") for v in model.versions]
     return out
 
 

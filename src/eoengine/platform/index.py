@@ -8,7 +8,9 @@ model), from which the lineage scenes and labels → dataset → run → model �
 :func:`outputs_of` reads what it needs (manifests, package metadata, map footprints) before
 the job's outcome is written; :func:`store_outputs` writes the rows in that transaction. An
 artefact already indexed (the same dataset version, run or scene) is not added twice; a map
-or model file written again at the same path updates its row.
+or model file written again at the same path updates its row. A registry version (registered
+through the API, or found by an import) is :func:`registration`'s ``model:NAME/VERSION``, one
+row per version whose ``meta.aliases`` :func:`alias_moved` keeps up to date.
 
 Model packages and rasters are read with imports inside the functions: the server imports this
 module (for :data:`RUN_ID`) and must not load torch or rasterio for it.
@@ -99,9 +101,9 @@ def outputs_of(result: AnyResult, spec: AnySpec, folder: Path) -> list[Output]:
         case TrainResult():
             return [_run(result, folder)]
         case PredictResult():
-            return _maps(result.maps, result.probabilities, getattr(spec, "model", ""), folder)
+            return _maps(result.maps, result.probabilities, spec, folder)
         case PredictAreaResult():
-            return _maps([result.map], None, getattr(spec, "model", ""), folder, result.scene_ids)
+            return _maps([result.map], None, spec, folder, result.scene_ids)
         case FetchResult():
             return _scenes(result, getattr(spec, "items", None), folder)
         case ExportResult():
@@ -186,14 +188,24 @@ def _run(result: TrainResult, folder: Path) -> Output:
                   ref=result.run_id, meta=meta, inputs=[f"dataset:{dataset}"] if dataset else [])
 
 
-def _origin(ref: str, folder: Path) -> tuple[str, list[str]]:
-    """The run a model reference comes from (when it can be told) and the lineage input it makes."""
+def _origin(ref: str, folder: Path, uri: str | None = None) -> tuple[str, list[str]]:
+    """The run a model reference comes from (when it can be told) and the lineage input it makes.
+
+    A registry reference (``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``) is resolved now, in
+    the store at ``uri``, to the version it names: ``model:NAME/VERSION`` (an alias moves later).
+    """
     match = RUN_ID.match(ref)
     if match:
         run_id = ref.removeprefix("runs:/").split("/")[0]
         return run_id, [f"run:{run_id}"]
     if ref.startswith("models:/"):
-        return "", [f"model:{ref}"]
+        from eoengine.deploy.registry import registry_version
+
+        try:
+            mv = registry_version(ref, uri)
+        except EOError:  # not in the store (any more): the reference as it was written
+            return "", [f"model:{ref}"]
+        return mv.run_id or "", [f"model:{mv.name}/{mv.version}"]
     try:
         run_id = _package(folder / ref).run_id or ""
     except EOError:
@@ -201,10 +213,11 @@ def _origin(ref: str, folder: Path) -> tuple[str, list[str]]:
     return run_id, [f"run:{run_id}"] if run_id else [f"model:{relative(ref, folder)}"]
 
 
-def _maps(maps: list[Path], probabilities_file: Path | None, model: str, folder: Path,
+def _maps(maps: list[Path], probabilities_file: Path | None, spec: AnySpec, folder: Path,
           scene_ids: list[str] | None = None) -> list[Output]:
     """Map outputs, each with the model's lineage input (and, for an area's map, the scenes it was predicted from)."""
-    run_id, inputs = _origin(model, folder)
+    model = getattr(spec, "model", "")
+    run_id, inputs = _origin(model, folder, getattr(spec, "tracking_uri", None))
     inputs += [f"scene:{s}" for s in scene_ids or []]
     probabilities = relative(probabilities_file, folder) if probabilities_file else None
     outputs = []
@@ -225,13 +238,61 @@ def _variant(file: Path, variant: str, model: str, folder: Path, meta: dict[str,
                   ref=model, meta={"run_id": run_id, **meta}, inputs=inputs)
 
 
+def registration(name: str, version: str, run_id: str, aliases: list[str], action: str = "model.register") -> Output:
+    """The artefact and event of a registry version made from a run (``model:NAME/VERSION`` in the lineage).
+
+    Args:
+        name: The registered model.
+        version: The version.
+        run_id: The run whose package it is ("" when the registry does not say).
+        aliases: The aliases pointing at it.
+        action: The event: ``model.register`` (registered here) or ``model.import`` (found in an imported store).
+
+    Returns:
+        The output to index (its input ``run:RUN_ID``, when known).
+
+    """
+    return Output("model", name, action, f"{name}/{version}", version=version, ref=f"models:/{name}/{version}",
+                  meta={"run_id": run_id, "aliases": aliases}, inputs=[f"run:{run_id}"] if run_id else [])
+
+
 def _existing(session: Session, project_id: int, out: Output) -> Artifact | None:
     query = select(Artifact).where(Artifact.project_id == project_id, Artifact.kind == out.kind)
-    if out.kind in BY_CONTENT:
+    if out.ref.startswith("models:/") and out.kind == "model":  # a registry version: one row per NAME/VERSION
+        query = query.where(Artifact.ref == out.ref)
+    elif out.kind in BY_CONTENT:
         query = query.where(Artifact.name == out.name, Artifact.version == out.version, Artifact.ref == out.ref)
     else:
         query = query.where(Artifact.path == out.path, Artifact.version == out.version)
     return session.scalars(query.limit(1)).first()
+
+
+def alias_moved(session: Session, project_id: int, name: str, alias: str, moves: tuple[str | None, str | None],
+                actor_id: int | None) -> None:
+    """Record an alias move (or removal) of a registered model: the ``model.alias`` event and the rows' aliases.
+
+    Args:
+        session: The session making the change.
+        project_id: The project.
+        name: The registered model.
+        alias: The alias.
+        moves: (the version it pointed at before, the version it points at now); None for not set.
+        actor_id: Who moved it.
+
+    """
+    before, after = moves
+    for version in {v for v in moves if v is not None}:
+        row = _existing(session, project_id, Output("model", name, "", "", version=version,
+                                                     ref=f"models:/{name}/{version}"))
+        if row is None:
+            row = Artifact(project_id=project_id, kind="model", name=name, version=version, path="",
+                           ref=f"models:/{name}/{version}", meta={}, created_by=actor_id)
+            session.add(row)
+        aliases = [a for a in (row.meta or {}).get("aliases", []) if a != alias] + ([alias] if version == after else [])
+        row.meta = {**(row.meta or {}), "aliases": sorted(aliases)}
+    session.flush()
+    record(session, "model.alias", "model", f"{name}/{after or before}", actor_id=actor_id, project_id=project_id,
+           data={"name": name, "alias": alias, "from": before, "to": after})
 
 
 def store_outputs(session: Session, job: Job, outputs: list[Output]) -> list[Artifact]:

@@ -7,7 +7,7 @@ action    least role  what it covers
 ========  ==========  ==========================================================
 read      viewer      see the project, its imagery, datasets, runs, models, maps, jobs, events
 annotate  annotator   draw and edit labels
-review    reviewer    accept or reject labels
+review    reviewer    accept or reject labels; register models and move their aliases
 run       reviewer    submit jobs, upload imagery and labels, cancel one's own jobs
 manage    admin       change the config, members and roles; cancel anyone's job; delete the project
 ========  ==========  ==========================================================

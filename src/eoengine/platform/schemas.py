@@ -295,3 +295,42 @@ class Lineage(BaseModel):
     object: str
     nodes: list[LineageNode]
     edges: list[LineageEdge]
+
+
+MODEL_NAME = r"^[\w\-.]{1,128}$"
+"""A registered model's name (the characters MLflow's registry allows)."""
+ALIAS_NAME = r"^[A-Za-z_][\w\-]{0,63}$"
+"""An alias: a letter or ``_``, then letters, digits, ``_`` or ``-`` (``latest`` and ``vN`` are MLflow's own)."""
+
+
+class ModelRegisterIn(_In):
+    """Register a run's model package as a new version of a registered model (optionally pointing an alias at it)."""
+
+    run_id: str = Field(pattern=r"^[0-9a-f]{32}$", description="The run (32 hex digits)")
+    name: str = Field(pattern=MODEL_NAME, description="The registered model (made if new)")
+    alias: str | None = Field(None, pattern=ALIAS_NAME, description="An alias to point at the new version (champion)")
+
+
+class AliasIn(_In):
+    """Point an alias at a version."""
+
+    version: int = Field(ge=1, le=2**31 - 1, description="The model version")
+
+
+class ModelVersionOut(BaseModel):
+    """A registered model version: its name, number, ``models:/NAME/VERSION`` reference, run and aliases."""
+
+    name: str
+    version: str
+    ref: str
+    run_id: str
+    aliases: list[str]
+
+
+class AliasOut(BaseModel):
+    """An alias of a registered model: the version it points at now (None: removed) and before (None: unset)."""
+
+    name: str
+    alias: str
+    version: str | None
+    previous: str | None

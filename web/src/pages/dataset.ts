@@ -3,6 +3,7 @@
 import { apiUrl, api, reportError, request } from "../api";
 import { groupedBars } from "../charts";
 import { clearErrors, h, mount } from "../dom";
+import { lineagePanel } from "../lineage";
 import { addPolygons, createMap, fitTo, loaded, registerMap } from "../map";
 import type { Cleanup, Params } from "../router";
 import type { DatasetDetail, GeoJSON, Leakage, SplitBalance } from "../types";
@@ -120,7 +121,8 @@ export async function datasetPage(root: HTMLElement, params: Params): Promise<Cl
       section("Class balance", "class-balance", balance(detail.class_balance.splits ?? []))),
     section("Band statistics", "band-stats", bandTable(detail)),
     section("Chips", "chip-section", previews(base, detail.manifest.channels ?? [], chips)),
-    section("Leakage between splits", "leakage", leak));
+    section("Leakage between splits", "leakage", leak),
+    section("Lineage", "lineage", lineagePanel(params.slug, `dataset:${detail.name}@${detail.version}`)));
   const map = createMap(container);
   const remove = registerMap("dataset", map);
   void loaded(map).then(() => {

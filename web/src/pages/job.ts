@@ -1,6 +1,7 @@
-// A job: its state and progress, the log as it grows (polling /log?offset=), its outputs, and Cancel.
+// A job: its state and progress, the log as it grows (streamed as server-sent events; polling /log?offset= if the
+// stream fails), its outputs, and Cancel.
 
-import { api, reportError, request } from "../api";
+import { api, apiUrl, reportError, request } from "../api";
 import { clearErrors, h, mount } from "../dom";
 import { every } from "../jobs";
 import { may } from "../roles";
@@ -62,14 +63,17 @@ export async function jobPage(root: HTMLElement, params: Params): Promise<Cleanu
     section("Progress", "progress", progress, actions), section("Outputs", "outputs", result),
     section("Log", "log", log), section("Details", "details", state));
   let offset = 0;
+  const append = (text: string): void => {
+    const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
+    log.append(text);
+    if (atEnd) log.scrollTop = log.scrollHeight;
+  };
   const readLog = async (): Promise<void> => {
     for (;;) {
       const response = await request(`/jobs/${encodeURIComponent(id)}/log`, { query: { offset } });
       const text = await response.text();
       const next = Number(response.headers.get("X-Log-Offset") ?? offset + new TextEncoder().encode(text).length);
-      const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 4;
-      if (text) log.append(text);
-      if (atEnd) log.scrollTop = log.scrollHeight;
+      if (text) append(text);
       if (next <= offset || !text) return;
       offset = next;
     }
@@ -98,14 +102,43 @@ export async function jobPage(root: HTMLElement, params: Params): Promise<Cleanu
       made ?? h("span", {}), job.result ? value(job.result) : h("p", { class: "muted" }, "No result."));
   };
   await show(first);
-  await readLog();
-  if (!isActive(first)) return () => undefined;
-  return every(1000, async () => {
-    const job = await api<Job>(`/jobs/${encodeURIComponent(id)}`);
-    await readLog();
-    await show(job);
-    if (isActive(job)) return true;
-    await readLog();
-    return false;
+  let current = first;
+  let stopPolling: (() => void) | undefined;
+  const poll = (): void => {
+    stopPolling = every(1000, async () => {
+      const job = await api<Job>(`/jobs/${encodeURIComponent(id)}`);
+      await readLog();
+      await show(job);
+      if (isActive(job)) return true;
+      await readLog();
+      return false;
+    });
+  };
+  // the log and state stream in as server-sent events; polling takes over only if the stream fails
+  const stream = new EventSource(apiUrl(`/jobs/${encodeURIComponent(id)}/log/stream`, { offset }), { withCredentials: true });
+  log.dataset.follow = "stream";
+  stream.addEventListener("log", (event) => {
+    const message = event as MessageEvent<string>;
+    append(`${message.data}\n`);
+    offset = Number(message.lastEventId) || offset;
   });
+  stream.addEventListener("state", (event) => {
+    current = { ...current, ...(JSON.parse((event as MessageEvent<string>).data) as Partial<Job>) };
+    void show(current).catch(reportError);
+  });
+  stream.addEventListener("end", () => {
+    stream.close();
+    log.dataset.follow = "ended";
+    api<Job>(`/jobs/${encodeURIComponent(id)}`).then(show, reportError);
+  });
+  stream.addEventListener("error", () => {
+    if (stream.readyState === EventSource.CLOSED && log.dataset.follow === "ended") return;
+    stream.close();
+    log.dataset.follow = "poll";
+    void readLog().then(() => (isActive(current) ? poll() : undefined), reportError);
+  });
+  return () => {
+    stream.close();
+    stopPolling?.();
+  };
 }

@@ -5,11 +5,12 @@ import type { RasterTileSource } from "maplibre-gl";
 import { api, reportError } from "../api";
 import { clearErrors, h, mount, showError } from "../dom";
 import { JOB_EXAMPLES, every, jobsTable, specFrom, submitJob } from "../jobs";
+import { lineageDisclosure } from "../lineage";
 import { addPolygons, addTiles, bounds, createMap, fitTo, loaded, registerMap, tileUrl } from "../map";
 import { may } from "../roles";
 import type { Cleanup, Params } from "../router";
 import { currentUser } from "../session";
-import type { Artifact, GeoJSON, ImageryItem, Overview } from "../types";
+import type { Artifact, GeoJSON, ImageryItem, Overview, RegisteredModel } from "../types";
 import { button, field, link, num, section, select, shortRef, table, when } from "../ui";
 
 const SCENE_COLOR = "#0b5cad";
@@ -32,13 +33,32 @@ function artefactLists(o: Overview): HTMLElement {
     splits(d.meta), job(d), when(d.created_at)]);
   const runs = o.runs.map((r) => [link(`${base}/runs/${encodeURIComponent(r.ref || r.name)}`, (r.ref || r.name).slice(0, 12)),
     String(r.meta.model ?? ""), String(r.meta.dataset ?? "").replace(/@(.{12}).*/, "@$1"), job(r), when(r.created_at)]);
-  const models = o.models.map((m) => [`${m.name} ${m.version}`, h("code", {}, m.ref), job(m), when(m.created_at)]);
-  const maps = o.maps.map((m) => [m.name, h("code", {}, m.path), job(m), when(m.created_at)]);
+  const models = o.models.map((m) => [m.ref.startsWith("models:/")
+    ? link(`${base}/models/${encodeURIComponent(m.name)}?version=${encodeURIComponent(m.version)}`, `${m.name} v${m.version}`)
+    : `${m.name} ${m.version}`, h("code", {}, m.ref), job(m), when(m.created_at)]);
+  const maps = o.maps.map((m) => [m.name, h("code", {}, m.path), job(m), when(m.created_at),
+    lineageDisclosure(o.slug, `map:${m.path}`)]);
   return h("div", { class: "grid-2" },
     section("Datasets", "datasets", table(["Dataset", "Chips per split", "Job", "Built"], datasets, "No dataset yet: build one.")),
     section("Runs", "runs", table(["Run", "Model", "Dataset", "Job", "Finished"], runs, "No training run yet.")),
-    section("Models", "models", table(["Model", "From", "Job", "Made"], models, "No model variant yet.")),
-    section("Maps", "maps", table(["Map", "File", "Job", "Made"], maps, "No prediction map yet.")));
+    section("Models", "models", table(["Model", "From", "Job", "Made"], models, "No model version or variant yet.")),
+    section("Maps", "maps", table(["Map", "File", "Job", "Made", "Lineage"], maps, "No prediction map yet.")));
+}
+
+/** The project's registered models (read from its MLflow registry), each a link to its page. */
+function registeredModels(slug: string): HTMLElement {
+  const base = `#/projects/${encodeURIComponent(slug)}`;
+  const list = h("div", { id: "registered-models" }, h("p", { class: "muted" }, "Reading the model registry…"));
+  api<RegisteredModel[]>(`/projects/${encodeURIComponent(slug)}/models`).then((models) => {
+    const rows = models.map((m) => [link(`${base}/models/${encodeURIComponent(m.name)}`, m.name, { "data-model": m.name }),
+      String(m.versions.length), Object.entries(m.aliases).map(([a, v]) => `${a} → v${v}`).join(", ") || "—", when(m.updated_at)]);
+    list.replaceChildren(table(["Model", "Versions", "Aliases", "Updated"], rows,
+      "No registered model yet: register a run's model on its page."));
+  }, (err: unknown) => {
+    list.replaceChildren();
+    reportError(err);
+  });
+  return section("Registered models", "registered", list);
 }
 
 function jobForm(slug: string): HTMLElement {
@@ -122,7 +142,7 @@ export async function projectPage(root: HTMLElement, params: Params): Promise<Cl
       manage ? link(`${base}/members`, "Members", { class: "button-link" }) : null),
     h("div", { class: "map-block" }, container, legend),
     section("Jobs", "jobs", may(first.role, "run", user.is_admin) ? jobForm(slug) : null, jobs),
-    lists);
+    lists, registeredModels(slug));
   const map = createMap(container);
   const remove = registerMap("project", map);
   showMaps.addEventListener("change", () => {

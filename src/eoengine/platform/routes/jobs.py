@@ -308,7 +308,8 @@ def _state(platform: Platform, job_id: int) -> dict[str, Any]:
 
 def _sse(event: str, data: str, event_id: str | None = None) -> str:
     head = f"id: {event_id}\n" if event_id is not None else ""
-    return head + f"event: {event}\n" + "".join(f"data: {line}\n" for line in data.split("\n")) + "\n"
+    # a carriage return ends an SSE line as a newline does (progress bars write them): each part its own data line
+    return head + f"event: {event}\n" + "".join(f"data: {line}\n" for line in re.split(r"\r\n|\r|\n", data)) + "\n"
 
 
 async def _follow(request: Request, platform: Platform, job_id: int, path: Path, offset: int) -> AsyncIterator[str]:

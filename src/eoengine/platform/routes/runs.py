@@ -58,8 +58,21 @@ def project_store(request: Request, access: ProjectAccess, session: DbSession) -
     return uri, cfg.training.experiment or cfg.name, path is None or path.exists()
 
 
-def _named(call: Callable[[], T], problem: str, fix: str) -> T:
-    """``call()``, its NotFound said without the store's path on the server."""
+def named(call: Callable[[], T], problem: str, fix: str) -> T:
+    """``call()``, its NotFound said without the store's path on the server.
+
+    Args:
+        call: What to call.
+        problem: The problem a NotFound says instead.
+        fix: Its fix.
+
+    Returns:
+        What ``call`` returns.
+
+    Raises:
+        NotFound: ``call`` raised one (with ``problem`` and ``fix``).
+
+    """
     try:
         return call()
     except NotFound:
@@ -86,7 +99,7 @@ def compare(access: Reader, request: Request, session: DbSession,
     """Runs side by side: the params that differ and every final metric."""
     uri, _, _ = project_store(request, access, session)  # a missing store is a NotFound of compare_runs (not made)
     wanted = [i.strip() for i in ids.split(",") if i.strip()]
-    return _named(lambda: compare_runs(uri, wanted), f"not every run of {', '.join(wanted)} is in project "
+    return named(lambda: compare_runs(uri, wanted), f"not every run of {', '.join(wanted)} is in project "
                   f"{access.project.slug!r}", RUN_FIX)
 
 
@@ -97,7 +110,7 @@ def run(run_id: str, access: Reader, request: Request, session: DbSession) -> Ru
     problem = f"no run {run_id} in project {access.project.slug!r}"
     if not exists:
         raise NotFound(problem, RUN_FIX)
-    return _named(lambda: run_detail(uri, run_id), problem, RUN_FIX)
+    return named(lambda: run_detail(uri, run_id), problem, RUN_FIX)
 
 
 @router.get("/models", response_model=list[RegisteredModelInfo])
@@ -114,4 +127,4 @@ def model(name: str, access: Reader, request: Request, session: DbSession) -> Mo
     problem = f"no registered model {name!r} in project {access.project.slug!r}"
     if not exists:
         raise NotFound(problem, MODEL_FIX)
-    return _named(lambda: model_detail(uri, name), problem, MODEL_FIX)
+    return named(lambda: model_detail(uri, name), problem, MODEL_FIX)
