@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,7 +38,8 @@ def test_an_area_job_maps_the_newest_scene_of_the_project_catalog(live: LiveServ
     folder = make_project(live)
     saved_package(folder / "models" / "pkg")
     with live.client() as c:
-        (item,) = c.get("/projects/tiny/imagery").json()  # the catalog is built (out/catalog)
+        (item,) = c.get("/projects/tiny/imagery").json()
+        shutil.rmtree(folder / "out" / "catalog")  # the job brings the project's catalog up to date itself
         spec = {"kind": "predict-area", "model": "models/pkg", "output": "maps/area.tif", "bbox": _inner_bbox(item),
                 "datetime": "1999-01-01T00:00:00Z/1999-12-31T23:59:59Z", "cache": "cache"}
         far = spec | {"bbox": "10,10,10.1,10.1", "output": "maps/far.tif"}

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from eoengine.errors import KINDS, EOError
-from eoengine.jobs.specs import AnySpec, TrainSpec, parse_spec
+from eoengine.jobs.specs import AnySpec, PredictAreaSpec, TrainSpec, parse_spec
 from eoengine.platform.db.engine import Database
 from eoengine.platform.db.models import Job, Project
 from eoengine.platform.projects import CONFIG
@@ -179,6 +179,33 @@ def prepared_spec(job: Job, folder: Path) -> AnySpec:
     return spec
 
 
+def refresh_catalog(db: Database, project_id: int, folder: Path) -> None:
+    """Bring the project's imagery catalog up to date (its config's scenes, fetched scenes, uploads).
+
+    A ``predict-area`` job that searches the project's catalog calls this first, so scenes
+    fetched or uploaded since the catalog was last built are found.
+
+    Args:
+        db: The platform database.
+        project_id: The job's project.
+        folder: The project folder.
+
+    Raises:
+        EOError: The project has no local imagery, or a scene cannot be read.
+
+    """
+    from eoengine.config.load import load_config
+    from eoengine.platform.browse import artifacts_of
+    from eoengine.platform.imagery import project_catalog
+
+    with db.read() as session:
+        project = session.get(Project, project_id)
+        assert project is not None
+        artifacts = artifacts_of(session, project, "scene") + artifacts_of(session, project, "upload")
+        session.expunge_all()
+    project_catalog(load_config(folder / CONFIG), (folder / CONFIG).read_text(), folder, artifacts)
+
+
 def _outcome(db: Database, lease: Lease, job: Job, folder: Path) -> bool:
     """Run the job and record how it ended; True when it succeeded (and this attempt recorded it)."""
     from eoengine.jobs.run import run_spec
@@ -187,6 +214,8 @@ def _outcome(db: Database, lease: Lease, job: Job, folder: Path) -> bool:
     reporter = JobReporter(db, lease)
     try:
         spec = prepared_spec(job, folder)
+        if isinstance(spec, PredictAreaSpec) and spec.catalog is None and spec.stac_api is None:
+            retrying(lambda: refresh_catalog(db, job.project_id, folder), "reading the project's imagery")
         with using_reporter(reporter):
             result = run_spec(spec)
         outputs = outputs_of(result, spec, folder)
