@@ -94,10 +94,13 @@ def test_registry_aliases_and_predict_by_alias(model: dict, capsys: pytest.Captu
     monkeypatch.setenv("EOENGINE_CACHE", str(model["tmp"] / "cache"))
     uri = model["result"].tracking_uri
     pkg_dir = _copy(model, "reg")
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    trained = client.get_run(model["result"].run_id).info
     code, out, err = run_cli(["register", str(pkg_dir), "--name", "landcover", "--alias", "champion", "--tracking-uri", uri], capsys)
     assert code == 0, err
+    after = client.get_run(model["result"].run_id).info  # registering leaves the training run's times and status alone
+    assert (after.status, after.start_time, after.end_time) == (trained.status, trained.start_time, trained.end_time)
     assert "models:/landcover/1" in out and "models:/landcover@champion" in out
-    client = mlflow.MlflowClient(tracking_uri=uri)
     mv = client.get_model_version_by_alias("landcover", "champion")
     assert str(mv.version) == "1" and mv.tags["eoengine.dataset.version"] and mv.run_id == model["result"].run_id
     mlflow.set_tracking_uri(uri)

@@ -83,16 +83,18 @@ def register(pkg: ModelPackage, name: str, uri: str, aliases: list[str] | None =
     )
     run_id = meta.run_id
     try:
-        run_ok = bool(run_id) and client.get_run(str(run_id)) is not None
+        trained = client.get_run(str(run_id)).info if run_id else None
     except MlflowException:
-        run_ok = False
-    if not run_ok:
+        trained = None
+    if trained is None:
         mlflow.set_experiment("eoengine-registry")
-    with mlflow.start_run(run_id=str(run_id) if run_ok else None):
+    with mlflow.start_run(run_id=str(run_id) if trained is not None else None):
         info = mlflow.pyfunc.log_model(
             name="pyfunc-model", python_model=_pyfunc_class()(), artifacts={PACKAGE_ARTIFACT: str(pkg.path)},
             signature=signature, registered_model_name=name, pip_requirements=["eoengine", "torch", "mlflow"],
         )
+    if trained is not None and trained.end_time is not None:  # the training run keeps its status and end time
+        client.set_terminated(str(run_id), status=trained.status, end_time=trained.end_time)
     version = str(info.registered_model_version)
     tags = {"eoengine.task": meta.task, "eoengine.model": meta.model,
             "eoengine.dataset.version": meta.dataset.version, "eoengine.run_id": str(run_id or ""),
