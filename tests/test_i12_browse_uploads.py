@@ -88,10 +88,20 @@ def test_not_a_raster_is_refused_and_nothing_stays(live: LiveServer, tmp_path: P
         error_of(c.post("/projects/up/uploads", content=b"--x\r\nnot a part header\r\n\r\n--x--",
                         headers={"content-type": "multipart/form-data; boundary=x"}), 422)  # malformed
         assert "usable" in error_of(_upload(c, RED, name=".."), 422)["error"]
+        vrt = tmp_path / "elsewhere.tif"  # a VRT naming a file outside the project (here: its config's imagery)
+        vrt.write_text(f'<VRTDataset rasterXSize="8" rasterYSize="8"><VRTRasterBand dataType="Byte" band="1">'
+                       f'<SimpleSource><SourceFilename>{RED}</SourceFilename><SourceBand>1</SourceBand></SimpleSource>'
+                       f'</VRTRasterBand></VRTDataset>')
+        assert "VRT raster, which an upload may not be" in error_of(_upload(c, vrt), 422)["error"]
+        geojson = tmp_path / "labels.geojson"
+        geojson.write_text('{"type": "FeatureCollection", "features": []}')
+        for bad in ("code.py", "labels.geojson.py", "noext"):
+            assert "a suffix that labels uploads take" in error_of(_upload(c, geojson, kind="labels", name=bad), 422)["error"]
+        assert "a suffix that imagery uploads take" in error_of(_upload(c, RED, name="red.py"), 422)["error"]
         assert _upload(c, RED, name="dup.tif").status_code == 201
         assert "already" in error_of(_upload(c, RED, name="dup.tif"), 409)["error"]
     names = sorted(p.name for p in _folder(live).iterdir())
-    assert "notes.tif" not in names and "nocrs.tif" not in names and not [n for n in names if n.startswith(".")]
+    assert "notes.tif" not in names and "nocrs.tif" not in names and "elsewhere.tif" not in names and not [n for n in names if n.startswith(".")]
     assert len(_uploads(live)) == len(before) + 1
 
 

@@ -38,6 +38,11 @@ from eoengine.raster.footprint import footprint_wgs84
 router = APIRouter(prefix="/projects/{slug}/uploads", tags=["uploads"])
 UPLOADS = "uploads"
 KINDS = ("imagery", "labels")
+RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
+VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".fgb", ".zip", ".parquet")
+RASTER_DRIVERS = frozenset({"GTiff", "COG", "JP2OpenJPEG"})
+VECTOR_DRIVERS = frozenset({"GeoJSON", "GeoJSONSeq", "GPKG", "FlatGeobuf", "ESRI Shapefile", "Parquet"})
+"""What an upload may be: a file with one of these names and formats (not, e.g., a VRT naming files elsewhere)."""
 MAX_FIELD = 1024
 """Largest value of a form field other than the file."""
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -203,14 +208,19 @@ def inspect_upload(path: Path, kind: str, name: str) -> dict[str, Any]:
     import rasterio
     from rasterio.errors import RasterioIOError
 
+    suffixes = RASTER_SUFFIXES + (VECTOR_SUFFIXES if kind == "labels" else ())
+    if not name.lower().endswith(suffixes):
+        raise Invalid(f"{name} does not end in a suffix that {kind} uploads take", f"name it with one of: {', '.join(suffixes)}")
     try:
         with rasterio.open(path) as ds:
-            crs, bands = ds.crs, [d or f"b{i + 1}" for i, d in enumerate(ds.descriptions)]
+            crs, bands, driver = ds.crs, [d or f"b{i + 1}" for i, d in enumerate(ds.descriptions)], ds.driver
             size = {"width": ds.width, "height": ds.height, "dtype": ds.dtypes[0]}
     except RasterioIOError:
         if kind == "labels":
             return _vector(path, name)
         raise Invalid(f"{name} is not a raster rasterio can open", "upload a GeoTIFF, COG or JP2") from None
+    if driver not in RASTER_DRIVERS:
+        raise Invalid(f"{name} is a {driver} raster, which an upload may not be", "upload a GeoTIFF, COG or JP2")
     if crs is None:
         raise Invalid(f"{name} has no CRS", "assign one (gdal_edit.py -a_srs EPSG:...) and upload it again")
     return {"format": "raster", "crs": crs.to_string(), "bands": bands, **size, "footprint": footprint_wgs84(path)}
@@ -227,6 +237,9 @@ def _vector(path: Path, name: str) -> dict[str, Any]:
     except Exception:  # noqa: BLE001 - pyogrio raises its own DataSourceError and GDAL's
         raise Invalid(f"{name} is not a raster (rasterio) nor a vector file (pyogrio)",
                       "upload a GeoTIFF, GeoJSON, GeoPackage or zipped Shapefile") from None
+    if info.get("driver") not in VECTOR_DRIVERS:
+        raise Invalid(f"{name} is a {info.get('driver')} vector file, which an upload may not be",
+                      "upload a GeoJSON, GeoPackage, FlatGeobuf, GeoParquet or zipped Shapefile")
     if not info.get("crs"):
         raise Invalid(f"{name} has no CRS", "save it with a CRS (e.g. EPSG:4326) and upload it again")
     crs = CRS.from_user_input(info["crs"])
