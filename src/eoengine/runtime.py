@@ -1,4 +1,4 @@
-"""Process-level tuning for CPU work with large tensors: glibc's allocator thresholds.
+"""Process-level settings: glibc's allocator thresholds, and whether custom code is imported.
 
 glibc serves allocations above its mmap threshold (128 kB at start, raised dynamically only
 up to 32 MB) with fresh ``mmap`` pages and returns them on free. A U-Net's activations on a
@@ -10,6 +10,9 @@ freed memory is handed back to the system less eagerly.
 
 Set ``EOENGINE_MALLOC_TUNING=0`` to leave the allocator alone. Other C libraries (musl,
 macOS) are left as they are.
+
+``EOENGINE_CUSTOM_CODE=0`` refuses custom code by dotted path (a config's own models and
+losses): the team server and its workers set it unless started with ``--allow-custom-code``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD = 256 * 1024 * 1024
 _tuned: bool | None = None
+CUSTOM_CODE_ENV = "EOENGINE_CUSTOM_CODE"
+"""``0`` in a process's environment refuses custom code by dotted path; unset or ``1``, it is imported."""
 
 
 def tune_allocator(mmap_threshold: int = MMAP_THRESHOLD) -> bool:

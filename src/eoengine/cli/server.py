@@ -18,6 +18,23 @@ HomeOpt = Annotated[Path | None, typer.Option("--home", help="Server folder (def
 DbOpt = Annotated[str | None, typer.Option("--db", help="Database URL (default: SQLite under --home); "
                                                           "postgresql+psycopg://USER:PASSWORD@HOST/DB for teams")]
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+CustomCodeOpt = Annotated[bool, typer.Option(
+    "--allow-custom-code", help="Let jobs run a config's own Python code (models and losses by dotted path): "
+                                "anyone who may edit a project's config can then run any code as this user")]
+
+
+def set_custom_code(allowed: bool) -> None:
+    """Set, for this process and the ones it starts, whether custom code by dotted path is imported.
+
+    Args:
+        allowed: Whether it is.
+
+    """
+    import os
+
+    from eoengine.runtime import CUSTOM_CODE_ENV
+
+    os.environ[CUSTOM_CODE_ENV] = "1" if allowed else "0"
 
 
 def settings_from(home: Path | None, db: str | None, **extra: object) -> PlatformSettings:
@@ -73,6 +90,7 @@ def run(home: HomeOpt = None, db: DbOpt = None,
         workers: Annotated[int, typer.Option(min=0, help="Worker processes started with the server "
                                                          "(0: run 'eoengine worker' yourself)")] = 1,
         concurrency: Annotated[int, typer.Option(min=1, help="Jobs each of those workers runs at once")] = 1,
+        allow_custom_code: CustomCodeOpt = False,
         stale_after: Annotated[float, typer.Option(min=1.0, help="Seconds without a heartbeat after which a "
                                                                  "worker counts as gone")] = 30.0,
         ) -> None:
@@ -88,7 +106,8 @@ def run(home: HomeOpt = None, db: DbOpt = None,
     settings = settings_from(home, db, secure_cookies=not loopback if secure_cookies is None else secure_cookies,
                              data_roots=tuple(p.resolve() for p in data_root or ()), max_upload_mb=max_upload_mb,
                              import_roots=tuple(p.resolve() for p in import_root or ()),
-                             stale_after_s=stale_after)
+                             stale_after_s=stale_after, custom_code=allow_custom_code)
+    set_custom_code(allow_custom_code)
     platform = Platform(settings)
     upgrade(platform.db)
     app = create_platform_app(settings, platform)

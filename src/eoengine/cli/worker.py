@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from eoengine.cli.server import DbOpt, HomeOpt, settings_from
+from eoengine.cli.server import CustomCodeOpt, DbOpt, HomeOpt, set_custom_code, settings_from
 
 ConcurrencyOpt = Annotated[int, typer.Option("--concurrency", min=1, help="Jobs run at once by one worker")]
 StaleOpt = Annotated[float, typer.Option("--stale-after", min=1.0, help="Seconds without a heartbeat after which a "
@@ -19,7 +19,7 @@ def worker(home: HomeOpt = None, db: DbOpt = None, concurrency: ConcurrencyOpt =
            grace: Annotated[float, typer.Option(min=0.0, help="Seconds a cancelled job gets between SIGTERM "
                                                               "and SIGKILL")] = 10.0,
            wait_db: Annotated[float, typer.Option(min=0.0, help="Seconds to wait for the database at start")] = 60.0,
-           ) -> None:
+           allow_custom_code: CustomCodeOpt = False) -> None:
     """Claim and run queued jobs until interrupted (SIGTERM or Ctrl-C re-queue the jobs running)."""
     from sqlalchemy.exc import DBAPIError
 
@@ -30,7 +30,8 @@ def worker(home: HomeOpt = None, db: DbOpt = None, concurrency: ConcurrencyOpt =
     from eoengine.platform.settings import Platform
     from eoengine.platform.worker import Worker
 
-    settings = settings_from(home, db, stale_after_s=stale_after)
+    settings = settings_from(home, db, stale_after_s=stale_after, custom_code=allow_custom_code)
+    set_custom_code(allow_custom_code)
     platform = Platform(settings)
     try:
         retrying(lambda: upgrade(platform.db), "migrating the database", deadline_s=wait_db)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,7 @@ from eoengine.models.resnet import ResNetClassifier
 from eoengine.models.temporal import PixelLSTM, TempCNN
 from eoengine.models.unet import AttentionUNet, UNet
 from eoengine.models.unetpp import UNetPlusPlus
+from eoengine.runtime import CUSTOM_CODE_ENV
 
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "pixel_dnn": PixelDNN,
@@ -46,19 +48,40 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "smp": smp_model,
 }
 
+CUSTOM_CODE_FIX = "use one of eoengine's own, or ask the server's admin to start it (and its workers) with --allow-custom-code"
+
 CLASSIFIERS = frozenset({"resnet_classifier"})
 """Models that return one score vector per chip (B, classes) rather than a map."""
+
+
+def import_dotted(name: str, what: str) -> Any:
+    """What a dotted path (``extensions.models.MyNet``) names, unless this process refuses custom code.
+
+    Args:
+        name: The dotted path.
+        what: What it is for messages (``model``, ``loss``).
+
+    Returns:
+        The module attribute.
+
+    Raises:
+        EOError: This process refuses custom code (:data:`CUSTOM_CODE_ENV`), or the path does not import.
+
+    """
+    if os.environ.get(CUSTOM_CODE_ENV, "1") == "0":
+        raise EOError(f"{what} '{name}' is custom code (a dotted path), which this server does not run", CUSTOM_CODE_FIX)
+    module_name, _, attr = name.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise EOError(f"cannot import {what} '{name}': {exc}", "check the dotted path") from None
 
 
 def _resolve(name: str) -> Callable[..., nn.Module]:
     if name in MODELS:
         return MODELS[name]
     if "." in name:
-        module_name, _, attr = name.rpartition(".")
-        try:
-            obj = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise EOError(f"cannot import model '{name}': {exc}", "check the dotted path") from None
+        obj = import_dotted(name, "model")
         if not callable(obj):
             raise EOError(f"model '{name}' is not a class or function", "point to an nn.Module class")
         return obj  # type: ignore[no-any-return]

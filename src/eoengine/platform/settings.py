@@ -31,6 +31,8 @@ class PlatformSettings:
         data_roots: Folders outside the projects that project configs may read imagery from.
         import_roots: Folders under which site admins may import CLI project folders in place.
         examples: The folder of bundled sample projects (templates), if any.
+        custom_code: Whether jobs may run a config's own Python code (models and losses by dotted path);
+            whoever may edit a project's config could otherwise run any code as the workers' user.
 
     """
 
@@ -44,6 +46,7 @@ class PlatformSettings:
     import_roots: tuple[Path, ...] = ()
     examples: Path | None = None
     stale_after_s: float = 30.0
+    custom_code: bool = False
 
     @property
     def database_url(self) -> str:

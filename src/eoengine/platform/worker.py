@@ -354,7 +354,7 @@ def start_worker_process(settings: PlatformSettings, concurrency: int = 1) -> su
 
     """
     cmd = [sys.executable, "-m", "eoengine", "worker", "--home", str(settings.home), "--concurrency", str(concurrency),
-           "--stale-after", str(settings.stale_after_s)]
+           "--stale-after", str(settings.stale_after_s)] + (["--allow-custom-code"] if settings.custom_code else [])
     return subprocess.Popen(cmd, env=os.environ | {ENV_DB: settings.database_url}, stdin=subprocess.DEVNULL,
                             preexec_fn=die_with_parent(signal.SIGTERM))  # the server's main thread starts it
 

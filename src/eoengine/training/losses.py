@@ -10,7 +10,6 @@ skip (unlabelled or nodata). Regression and multi-label losses live in
 from __future__ import annotations
 
 import difflib
-import importlib
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -21,6 +20,7 @@ from torch import nn
 
 from eoengine.errors import EOError
 from eoengine.labels import IGNORE
+from eoengine.models.registry import import_dotted
 from eoengine.training.region_losses import (
     Dice,
     FocalTversky,
@@ -114,11 +114,7 @@ def loss_names(kind: str = "segmentation") -> list[str]:
 
 
 def _custom(name: str, weight: torch.Tensor | None, kwargs: dict[str, Any]) -> nn.Module:
-    module_name, _, attr = name.rpartition(".")
-    try:
-        factory = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise EOError(f"cannot import loss '{name}': {exc}", "check the dotted path") from None
+    factory = import_dotted(name, "loss")
     try:
         takes_weight = "weight" in inspect.signature(factory).parameters
     except (TypeError, ValueError):  # builtins without a signature
