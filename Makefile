@@ -4,6 +4,8 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
+# test processes: two suit a 2-core machine (tests wait on servers and subprocesses); TEST_JOBS=0 runs in one process
+TEST_JOBS ?= 2
 
 TOOLS := .tools
 AZURITE := $(TOOLS)/node_modules/.bin/azurite-blob
@@ -57,7 +59,7 @@ check-readme: setup
 	$(BIN)/eoengine demo --workdir out/demo --check-readme README.md
 
 test: setup system-deps $(AZURITE)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadfile)
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

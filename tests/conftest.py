@@ -248,3 +248,8 @@ def truncated_stack(tmp: Path) -> Path:
     cut = tmp / "truncated.tif"
     cut.write_bytes(full.read_bytes()[: int(full.stat().st_size * 0.7)])
     return cut
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the slow tests (the whole demo) first: with ``-n 2`` the other process runs the rest meanwhile."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
