@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -253,3 +254,18 @@ def truncated_stack(tmp: Path) -> Path:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the slow tests (the whole demo) first: with ``-n 2`` the other process runs the rest meanwhile."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture(autouse=True)
+def _environment_restored() -> Iterator[None]:
+    """Each test leaves ``os.environ`` as it found it, for the tests after it in the same process.
+
+    ``mlflow.set_tracking_uri`` exports ``MLFLOW_TRACKING_URI`` (a later test's ``eoengine train``
+    subprocess then logs into that store), and the server and worker commands run in-process set
+    ``EOENGINE_CUSTOM_CODE``.
+    """
+    before = dict(os.environ)
+    yield
+    for key in set(os.environ) - set(before):
+        del os.environ[key]
+    os.environ.update(before)

@@ -25,6 +25,7 @@ def live(tmp_path: Path) -> Iterator[LiveServer]:
 
 
 def test_a_process_that_refuses_custom_code_imports_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(CUSTOM_CODE_ENV, raising=False)
     check_model_name("torch.nn.Identity")  # the CLI's default: a config's own code is imported
     assert type(build_loss("torch.nn.L1Loss")).__name__ == "L1Loss"
     monkeypatch.setenv(CUSTOM_CODE_ENV, "0")

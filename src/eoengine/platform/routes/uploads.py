@@ -38,7 +38,7 @@ from eoengine.raster.footprint import footprint_wgs84
 router = APIRouter(prefix="/projects/{slug}/uploads", tags=["uploads"])
 UPLOADS = "uploads"
 KINDS = ("imagery", "labels")
-RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
+RASTER_SUFFIXES = (".tif", ".tiff", ".gtif", ".gtiff", ".geotiff", ".jp2")
 VECTOR_SUFFIXES = (".geojson", ".json", ".gpkg", ".fgb", ".zip", ".parquet")
 RASTER_DRIVERS = frozenset({"GTiff", "COG", "JP2OpenJPEG"})
 VECTOR_DRIVERS = frozenset({"GeoJSON", "GeoJSONSeq", "GPKG", "FlatGeobuf", "ESRI Shapefile", "Parquet"})
