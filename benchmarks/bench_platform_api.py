@@ -24,7 +24,6 @@ import contextlib
 import itertools
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's code, not the installed one
 
 from conftest import start_server
-from platform_fixtures import PgServer, free_port, postgres_bindir
+from platform_fixtures import PgServer, free_port, postgres_bindir, throwaway_cluster
 
 REPO = Path(__file__).resolve().parents[1]
 LEVELS = (1, 4, 16)
@@ -130,14 +129,8 @@ def postgres(enabled: bool = True) -> Iterator[PgServer | None]:
         print("PostgreSQL: " + ("not installed (make system-deps), skipped" if enabled else "skipped (--no-postgres)"))
         yield None
         return
-    server = PgServer(bindir, Path(tempfile.mkdtemp(prefix="eoengine-bench-pg-")))
-    try:
-        server.init()
-        server.start()
+    with throwaway_cluster(bindir, "eoengine-bench-pg-") as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(server.root, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- load

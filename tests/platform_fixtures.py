@@ -154,14 +154,10 @@ class PgServer:
         self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    """The session's PostgreSQL server; stopped and deleted at the end of the session."""
-    bindir = postgres_bindir()
-    if bindir is None:
-        missing("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/postgres)",
-                "run `make system-deps` (apt-get install postgresql)")
-    server = PgServer(bindir, Path(tempfile.mkdtemp(prefix="eoengine-pg-")))
+@contextlib.contextmanager
+def throwaway_cluster(bindir: Path, prefix: str) -> Iterator[PgServer]:
+    """A new cluster in a temporary folder, started; stopped and deleted when the block ends."""
+    server = PgServer(bindir, Path(tempfile.mkdtemp(prefix=prefix)))
     try:
         server.init()
         server.start()
@@ -169,6 +165,17 @@ def pg_server() -> Iterator[PgServer]:
     finally:
         server.stop()
         shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """The session's PostgreSQL server; stopped and deleted at the end of the session."""
+    bindir = postgres_bindir()
+    if bindir is None:
+        missing("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/postgres)",
+                "run `make system-deps` (apt-get install postgresql)")
+    with throwaway_cluster(bindir, "eoengine-pg-") as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -99,6 +99,20 @@ def artifacts_of(session: Session, project: Project, kind: str) -> list[Artifact
     return list(session.scalars(query.order_by(Artifact.id.desc())))
 
 
+def imagery_artifacts(session: Session, project: Project) -> list[Artifact]:
+    """The artefacts a project's imagery catalog is made of besides its config's scenes: fetched scenes, uploads.
+
+    Args:
+        session: A database session.
+        project: The project.
+
+    Returns:
+        Its ``scene`` then its ``upload`` artefacts, each newest first.
+
+    """
+    return artifacts_of(session, project, "scene") + artifacts_of(session, project, "upload")
+
+
 def one_artifact(session: Session, project: Project, kind: str, fix: str, *, artifact_id: int | None = None,
                  name: str | None = None, version: str | None = None) -> Artifact:
     """One indexed artefact of a project, by id or by name and version.

@@ -195,13 +195,13 @@ def refresh_catalog(db: Database, project_id: int, folder: Path) -> None:
 
     """
     from eoengine.config.load import load_config
-    from eoengine.platform.browse import artifacts_of
+    from eoengine.platform.browse import imagery_artifacts
     from eoengine.platform.imagery import project_catalog
 
     with db.read() as session:
         project = session.get(Project, project_id)
         assert project is not None
-        artifacts = artifacts_of(session, project, "scene") + artifacts_of(session, project, "upload")
+        artifacts = imagery_artifacts(session, project)
         session.expunge_all()
     project_catalog(load_config(folder / CONFIG), (folder / CONFIG).read_text(), folder, artifacts)
 

@@ -32,7 +32,7 @@ from starlette.types import Receive, Scope, Send
 
 from eoengine.errors import EOError, Invalid, NotFound
 from eoengine.features.indices import common_name_to_symbol, compute_indices, required_symbols
-from eoengine.platform.browse import artifacts_of, project_config, project_folder
+from eoengine.platform.browse import imagery_artifacts, project_config, project_folder
 from eoengine.platform.db.models import Project
 from eoengine.platform.deps import DbSession, Reader, current_caller, find_project, platform_of
 from eoengine.platform.imagery import item_bands, project_catalog
@@ -117,7 +117,7 @@ def catalog_of(request: Request, project: Project, session: Session) -> CatalogI
         EOError: Its config no longer validates, or none of its scenes can be read.
 
     """
-    artifacts = artifacts_of(session, project, "scene") + artifacts_of(session, project, "upload")
+    artifacts = imagery_artifacts(session, project)
     session.commit()
     folder = project_folder(request, project)
     return project_catalog(project_config(request, project), (folder / CONFIG).read_text(), folder, artifacts)
