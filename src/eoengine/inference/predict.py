@@ -259,15 +259,27 @@ class Predictor:
         inbox: queue.Queue[tuple[Region, np.ndarray, np.ndarray] | BaseException | None] = queue.Queue(maxsize=1)
         outbox: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=1)
         errors: list[BaseException] = []
+        stop = threading.Event()
+
+        def hand(item: tuple[Region, np.ndarray, np.ndarray] | BaseException | None) -> bool:
+            """Put ``item`` in the inbox unless the main thread has stopped; False once it has."""
+            while not stop.is_set():
+                try:
+                    inbox.put(item, timeout=0.05)
+                    return True
+                except queue.Full:
+                    continue
+            return False
 
         def read_all() -> None:
             background()
             try:
                 for reg in todo:
-                    inbox.put(self._read(reader, reg))
-                inbox.put(None)
+                    if stop.is_set() or not hand(self._read(reader, reg)):
+                        return
+                hand(None)
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-                inbox.put(exc)
+                hand(exc)
 
         def write_all() -> None:
             background()
@@ -302,6 +314,8 @@ class Predictor:
                     if errors:
                         raise errors[0]
         finally:
+            stop.set()  # the reader ends before the scene's files close (GDAL crashes on a read of a closed file)
+            reading.join()
             outbox.put(None)
             writing.join()
         if errors:
