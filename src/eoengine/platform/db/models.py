@@ -170,3 +170,93 @@ class Event(Base):
     object_id: Mapped[str] = mapped_column(String(200))
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     payload_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AnnotationSet(Base):
+    """An annotation project of a project: its classes, imagery items (dates), area and the block grid of its tasks.
+
+    ``grid`` is the reference item's grid (``crs`` WKT or EPSG code, ``transform`` as six
+    numbers, ``width``, ``height``) on which tasks are ``block_size``-pixel cells, the blocks
+    of ``dataset.split: blocks``. ``completeness`` says what unlabelled pixels inside a task's
+    completeness area are: ``{"background": CLASS}`` (a class value).
+    """
+
+    __tablename__ = "annotation_sets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16), default="classes")  # classes | change
+    classes: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    items: Mapped[list[str]] = mapped_column(JSON)
+    aoi: Mapped[dict[str, Any]] = mapped_column()
+    grid: Mapped[dict[str, Any]] = mapped_column()
+    block_size: Mapped[int] = mapped_column(Integer)
+    completeness: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AnnotationTask(Base):
+    """A task: one block-grid cell of a set (row, col), its completeness area, state, assignee and reviewer.
+
+    States: ``open`` → ``in_progress`` → ``submitted`` → ``accepted`` | ``rejected`` (→
+    ``in_progress`` again). ``version`` grows with every change of state or assignment.
+    """
+
+    __tablename__ = "annotation_tasks"
+    __table_args__ = (Index("ix_annotation_tasks_set_state", "set_id", "state"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    set_id: Mapped[int] = mapped_column(ForeignKey("annotation_sets.id", ondelete="CASCADE"))
+    row: Mapped[int] = mapped_column(Integer)
+    col: Mapped[int] = mapped_column(Integer)
+    geometry: Mapped[dict[str, Any]] = mapped_column()
+    complete_area: Mapped[dict[str, Any]] = mapped_column()
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    gold: Mapped[bool] = mapped_column(Boolean, default=False)
+    priority: Mapped[float | None] = mapped_column(default=None)  # e.g. a model's mean entropy: highest first
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class LabelFeature(Base):
+    """One drawn (imported, or suggested) label: EPSG:4326 GeoJSON geometry, class, imagery item and its CRS, version.
+
+    ``label`` is the class value (for change sets, ``properties`` holds ``from`` and ``to``
+    and ``items`` both dates' items). A deleted feature keeps its row (``deleted``), so a stale
+    edit of it still gets its 409. ``source``: ``drawn``, ``import`` or ``model``.
+    """
+
+    __tablename__ = "label_features"
+    __table_args__ = (Index("ix_label_features_task", "task_id", "deleted"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    set_id: Mapped[int] = mapped_column(ForeignKey("annotation_sets.id", ondelete="CASCADE"), index=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("annotation_tasks.id", ondelete="CASCADE"))
+    geometry: Mapped[dict[str, Any]] = mapped_column()
+    label: Mapped[str] = mapped_column(String(100))
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    item: Mapped[str] = mapped_column(String(300), default="")
+    items: Mapped[list[str]] = mapped_column(JSON, default=list)
+    native_crs: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(16), default="drawn")
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ReviewComment(Base):
+    """A reviewer's (or annotator's) comment on a task, pinned at a point (lon, lat) or on the task as a whole."""
+
+    __tablename__ = "review_comments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("annotation_tasks.id", ondelete="CASCADE"), index=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    text: Mapped[str] = mapped_column(Text)
+    lon: Mapped[float | None] = mapped_column(default=None)
+    lat: Mapped[float | None] = mapped_column(default=None)
+    resolved: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
