@@ -182,7 +182,7 @@ def test_pixel_bad_points(live: LiveServer) -> None:
     ({"stretch": "nan,1"}, "stretch", "LO,HI"),
     ({"stretch": "0,1;0,1"}, "stretch", "one entry"),
     ({"stretch": "0,1;0,1;0,1", "recipe": "index:NDVI"}, "stretch", "one entry"),
-    ({"colormap": "nope", "recipe": "index:NDVI"}, "colour map", "viridis"),
+    ({"colormap": "nope", "recipe": "index:NDVI"}, "colormap", "viridis"),
     ({"colormap": "viridis"}, "colormap", "index:NAME"),
     ({"range": "-1,1", "recipe": "bands:red,green,blue"}, "range", "index:NAME"),
     ({"range": "1", "recipe": "index:NDVI"}, "range", "range=LO,HI"),

@@ -249,7 +249,7 @@ def colormap_lut(name: str) -> np.ndarray:
 
     """
     if name.lower() not in cmap.list():
-        raise Invalid(f"no colour map {name!r}",
+        raise Invalid(f"colormap={name!r} is not a colour map",
                       f"use a rio-tiler colour map name, e.g. {INDEX_RAMP}, viridis, magma, spectral, rdbu_r")
     table = cmap.get(name.lower())
     lut = np.array([table[i][:3] for i in range(256)], np.uint8)
