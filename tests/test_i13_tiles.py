@@ -123,6 +123,7 @@ def test_an_index_through_a_named_colour_map_and_range(live: LiveServer) -> None
     for q, i in zip(CENTRES, range(4), strict=True):
         level = _level(_ndvi(i), -1, 1)  # the index is float32: a value on a level's edge may take the one below
         assert got[q] in [(*viridis[v][:3], 255) for v in (level - 1, level)], q
+    assert _colours(_tile(live, recipe="index:NDVI", colormap="viridis", stretch="-1,1")) == got  # same as range
     default = _colours(_tile(live, recipe="index:NDVI", range="-1,1"))
     assert default["tl"] == (*cmap.get("rdylgn")[_level(_ndvi(0), -1, 1)][:3], 255)
     assert default != got
