@@ -1,0 +1,1 @@
+"""Annotation: sets of block-grid tasks, versioned label features, review, and their import and export."""
