@@ -23,7 +23,6 @@ from typing import Any, Literal
 import geopandas as gpd
 import numpy as np
 import rasterio
-from pyproj import CRS
 from rasterio.windows import Window
 from shapely.geometry import shape
 from sqlalchemy import select
@@ -35,6 +34,7 @@ from eoengine.errors import Invalid
 from eoengine.inference.output import ClassCoding, map_profile
 from eoengine.labels import IGNORE
 from eoengine.labels.vector import VectorLabeler, labels_for_grid, read_labelled_area, read_vector_labels
+from eoengine.platform.annotation.grid import grid_of
 from eoengine.platform.db.models import AnnotationSet, AnnotationTask, LabelFeature, User
 from eoengine.raster.cog import finish_cog, temp_name
 from eoengine.raster.scene import Grid
@@ -90,12 +90,6 @@ def set_classes(aset: AnnotationSet) -> list[ClassSpec]:
 def class_value(aset: AnnotationSet, label: str) -> int | str:
     """A stored label (text) as the set's class value it names (a number stays a number), else the text itself."""
     return next((c["value"] for c in aset.classes if class_key(c["value"]) == label), label)
-
-
-def set_grid(aset: AnnotationSet) -> Grid:
-    """The set's grid (its first item's) as the raster stage's :class:`Grid`."""
-    g = aset.grid
-    return Grid(CRS.from_user_input(g["crs"]).to_wkt(), tuple(g["transform"])[:6], int(g["width"]), int(g["height"]))  # type: ignore[arg-type]
 
 
 def _change(feature: LabelFeature) -> dict[str, Any]:
@@ -229,7 +223,7 @@ def export_raster(labels: SetLabels, out: Path, all_touched: bool = False) -> Pa
     if coding.dtype != "uint8" or coding.nodata != IGNORE:
         raise Invalid(f"class values {list(coding.codes)} do not fit a label raster (uint8, 255 = unknown)",
                       "give the set's classes values from 0 to 254, or export geojson/gpkg")
-    grid = set_grid(labels.aset)
+    grid = grid_of(labels.aset.grid)
     codes = np.full(256, IGNORE, dtype=np.uint8)
     codes[: len(coding.codes)] = coding.codes
     tiled = temp_name(out, "tiled.tif")

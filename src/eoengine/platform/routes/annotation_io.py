@@ -12,11 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from eoengine.errors import NotFound
+from eoengine.errors import Invalid, NotFound
 from eoengine.platform.annotation import export as out
+from eoengine.platform.annotation.grid import item_grid
+from eoengine.platform.annotation.importing import WRITABLE, ImportRefused, check_import, read_import, store_import
 from eoengine.platform.annotation.snapshots import (
     Snapshot,
     find_snapshot,
@@ -25,17 +30,30 @@ from eoengine.platform.annotation.snapshots import (
     take_snapshot,
 )
 from eoengine.platform.browse import project_config, project_folder
-from eoengine.platform.db.models import AnnotationSet
-from eoengine.platform.deps import DbSession, ProjectAccess, Reader, Reviewer, RowId
+from eoengine.platform.db.models import AnnotationSet, AnnotationTask
+from eoengine.platform.deps import Annotator, DbSession, ProjectAccess, Reader, Reviewer, RowId
 from eoengine.platform.projects import CONFIG
 from eoengine.platform.routes.imagery import catalog_of
 from eoengine.platform.routes.jobs import submit_job
+from eoengine.platform.routes.uploads import receive, safe_name
 from eoengine.platform.schemas import JobIn, JobOut
+from eoengine.raster.scene import Grid
+from eoengine.serving.errors import error_body
 
 router = APIRouter(prefix="/projects/{slug}/annotation", tags=["annotation"])
 MEDIA = {"geojson": "application/geo+json", "gpkg": "application/geopackage+sqlite3", "raster": "image/tiff",
          "stac": "application/zip"}
 SUFFIX = {"geojson": "geojson", "gpkg": "gpkg", "raster": "tif", "stac": "zip"}
+IMPORT_FIX = "send multipart/form-data with a 'file' part: GeoJSON, GeoPackage, zipped Shapefile or a label raster"
+IMPORT_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}}}}}}}
+
+
+class ImportOut(BaseModel):
+    """What an import stored: how many features, in how many tasks."""
+
+    imported: int
+    tasks: int
 
 
 class SnapshotOut(BaseModel):
@@ -60,6 +78,12 @@ def annotation_set(session: Session, access: ProjectAccess, set_id: int) -> Anno
         raise NotFound(f"no annotation set {set_id} in project {access.project.slug!r}",
                        "list the sets (GET .../annotation/sets)")
     return aset
+
+
+def _grids(request: Request, access: ProjectAccess, session: Session, aset: AnnotationSet) -> dict[str, Grid]:
+    """The pixel grid of each of the set's items, from the project's catalog."""
+    records = {r.item["id"]: r.item for r in catalog_of(request, access.project, session).records}
+    return {i: item_grid(records[i]) for i in aset.items if i in records}
 
 
 def _sources(request: Request, access: ProjectAccess, session: Session, aset: AnnotationSet) -> dict[str, dict[str, Any]]:
@@ -122,3 +146,36 @@ def build_snapshot(set_id: RowId, digest: str, access: Reviewer, request: Reques
     folder = project_folder(request, access.project)
     config = snapshot_config(aset, snapshot, folder, (folder / CONFIG).read_text())
     return submit_job(JobIn(spec={"kind": "build", "config": config.as_posix()}), access, request, session)
+
+
+def _import(session: Session, access: ProjectAccess, request: Request, set_id: int, path: Path) -> ImportOut:
+    aset = annotation_set(session, access, set_id)
+    tasks = list(session.scalars(select(AnnotationTask).where(AnnotationTask.set_id == aset.id)))
+    reviewer = access.allows("review")
+
+    def may_write(task: AnnotationTask) -> str | None:
+        if reviewer:
+            return None
+        if task.assignee_id != access.user_id:
+            return f"the cell ({task.row}, {task.col}) is not assigned to you (only a reviewer may import into any)"
+        return None if task.state in WRITABLE else f"the cell ({task.row}, {task.col}) is {task.state}"
+
+    frame = read_import(path)
+    pieces = check_import(frame, aset, tasks, _grids(request, access, session, aset), may_write)
+    return ImportOut(**store_import(session, aset, pieces, access.user_id))
+
+
+@router.post("/sets/{set_id}/import", response_model=ImportOut, openapi_extra=IMPORT_BODY,
+             responses={422: {"description": "bad features: {error, fix, problems: [{index, reason}]}; nothing stored"}})
+async def import_labels(set_id: RowId, access: Annotator, request: Request, session: DbSession) -> Any:
+    """Import labels (GeoJSON, GeoPackage, zipped Shapefile, label raster or class map) into the set's tasks, all or none."""
+    with tempfile.TemporaryDirectory(prefix="eoengine-import-") as scratch:
+        got = await receive(request, Path(scratch))
+        if got.temp is None or got.filename is None:
+            got.discard()
+            raise Invalid("the import has no 'file' part with a file name", IMPORT_FIX)
+        path = got.temp.rename(Path(scratch) / safe_name(got.filename))
+        try:
+            return await run_in_threadpool(_import, session, access, request, set_id, path)
+        except ImportRefused as refused:
+            return JSONResponse(error_body(422, refused.problem, refused.fix or "") | {"problems": refused.problems}, 422)
