@@ -10,9 +10,10 @@ from typing import Any
 import rasterio
 from platform_server import LiveServer
 from pyproj import Transformer
-from shapely.geometry import Polygon, mapping
+from shapely.geometry import Polygon, mapping, shape
 from sqlalchemy import select
 
+from eoengine.platform.annotation.grid import cells, geojson, grid_of
 from eoengine.platform.db.models import AnnotationSet, AnnotationTask, LabelFeature, Project, User
 
 CLASSES = [{"value": 1, "name": "forest", "color": "#1b7837"}, {"value": 2, "name": "water", "color": "#1f78b4"},
@@ -62,14 +63,12 @@ def make_set(live: LiveServer, slug: str, item: str, grid: PixelGrid, block: int
         s.add(aset)
         s.flush()
         tasks = {}
-        for row in range(-(-grid.height // block)):
-            for col in range(-(-grid.width // block)):
-                cell = grid.box(row * block, col * block, min((row + 1) * block, grid.height),
-                                min((col + 1) * block, grid.width))
-                task = AnnotationTask(set_id=aset.id, row=row, col=col, geometry=cell, complete_area=cell)
-                s.add(task)
-                s.flush()
-                tasks[(row, col)] = task.id
+        for cell, part in cells(grid_of(aset.grid), block, shape(aset.aoi)):
+            task = AnnotationTask(set_id=aset.id, row=cell.row, col=cell.col, geometry=geojson(cell.lonlat),
+                                  complete_area=geojson(part))
+            s.add(task)
+            s.flush()
+            tasks[(cell.row, cell.col)] = task.id
         return aset.id, tasks
 
 

@@ -159,6 +159,8 @@ def test_bad_exports_answer_4xx(live: LiveServer, labelled: dict[str, Any]) -> N
     outsider = live.user("outsider")
     with live.client(outsider) as c:
         error_of(c.get(f"{BASE}/sets/{labelled['set']}/export"), 404)
+    change, _ = make_set(live, "tiny", labelled["item"], labelled["grid"], kind="change", name="change")
+    assert "change set" in error_of(_get(live, change, format="raster"), 422)["error"]
     set_state(live, [labelled["tasks"][(0, 0)]], "submitted")
     assert "no features" in error_of(_get(live, labelled["set"], format="gpkg"), 422)["error"]
     assert "no tasks" in error_of(_get(live, labelled["set"], format="stac"), 422)["error"]

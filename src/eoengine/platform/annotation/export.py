@@ -214,9 +214,12 @@ def export_raster(labels: SetLabels, out: Path, all_touched: bool = False) -> Pa
         ``out``.
 
     Raises:
-        Invalid: The class values do not fit a uint8 raster with 255 free.
+        Invalid: A change set, or class values that do not fit a uint8 raster with 255 free.
 
     """
+    if labels.aset.kind == "change":
+        raise Invalid(f"annotation set {labels.aset.name!r} is a change set, whose labels are no single class per pixel",
+                      "export a change set as geojson, gpkg or stac")
     classes = set_classes(labels.aset)
     infos = [ClassInfo(index=i, value=c.value, name=c.name, color=c.color) for i, c in enumerate(classes)]
     coding = ClassCoding.of(infos)
