@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import rasterio
+from jobs_support import make_project
 from platform_server import LiveServer
 from pyproj import Transformer
 from shapely.geometry import Polygon, mapping, shape
@@ -16,6 +17,8 @@ from sqlalchemy import select
 from eoengine.platform.annotation.grid import cells, geojson, grid_of
 from eoengine.platform.db.models import AnnotationSet, AnnotationTask, LabelFeature, Project, User
 
+BASE = "/projects/tiny/annotation"
+"""The annotation routes of the tests' project."""
 CLASSES = [{"value": 1, "name": "forest", "color": "#1b7837"}, {"value": 2, "name": "water", "color": "#1f78b4"},
            {"value": 3, "name": "herbaceous", "color": "#b2df8a"}, {"value": 4, "name": "barren", "color": "#a6761d"},
            {"value": 5, "name": "urban", "color": "#e31a1c"}]
@@ -100,3 +103,18 @@ def set_state(live: LiveServer, task_ids: list[int], state: str, reviewer: int |
             task = s.get(AnnotationTask, tid)
             assert task is not None
             task.state, task.reviewer_id = state, reviewer
+
+
+def annotation_project(live: LiveServer, background: int | None = 3) -> dict[str, Any]:
+    """The tiny project (``labels.all_touched`` off) with a set of 64-pixel cells over its sample stack.
+
+    Returns:
+        ``folder``, ``grid`` (:class:`PixelGrid`), ``set`` (id), ``tasks`` (ids by (row, col)) and ``item`` (its id).
+
+    """
+    folder = make_project(live, **{"labels.all_touched": False})
+    with live.client() as c:
+        (item,) = c.get("/projects/tiny/imagery").json()
+    grid = stack_grid(folder / "data" / "stack.tif")
+    set_id, tasks = make_set(live, "tiny", item["id"], grid, background=background)
+    return {"folder": folder, "grid": grid, "set": set_id, "tasks": tasks, "item": item["id"]}

@@ -13,16 +13,22 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
-from annotation_io_support import CLASSES, PixelGrid, add_feature, make_set, set_state, stack_grid, user_id
+from annotation_io_support import (
+    BASE,
+    CLASSES,
+    PixelGrid,
+    add_feature,
+    annotation_project,
+    make_set,
+    set_state,
+    user_id,
+)
 from browse_support import error_of
-from jobs_support import make_project
 from platform_server import LiveServer, live_platform
 from test_i12_dataset_browse import _validate
 
 from eoengine.platform.annotation.export import LABEL_EXTENSION
 from eoengine.raster.cog import is_cog
-
-BASE = "/projects/tiny/annotation"
 
 
 @pytest.fixture
@@ -34,18 +40,13 @@ def live(tmp_path: Path) -> Iterator[LiveServer]:
 @pytest.fixture
 def labelled(live: LiveServer) -> dict[str, Any]:
     """A project with a set of 64-pixel cells on the sample stack: two features in cell (0, 0), accepted; one in (1, 1)."""
-    folder = make_project(live, **{"labels.all_touched": False})
-    with live.client() as c:
-        (item,) = c.get("/projects/tiny/imagery").json()
-    grid = stack_grid(folder / "data" / "stack.tif")
-    set_id, tasks = make_set(live, "tiny", item["id"], grid)
-    admin = user_id(live, "admin")
-    first = add_feature(live, tasks[(0, 0)], grid.box(10, 20, 13, 25), 2, admin, item["id"])
-    second = add_feature(live, tasks[(0, 0)], grid.box(40, 40, 50, 60), 5, admin, item["id"])
-    other = add_feature(live, tasks[(1, 1)], grid.box(70, 70, 80, 80), 1, admin, item["id"])
+    made = annotation_project(live)
+    grid, tasks, item, admin = made["grid"], made["tasks"], made["item"], user_id(live, "admin")
+    first = add_feature(live, tasks[(0, 0)], grid.box(10, 20, 13, 25), 2, admin, item)
+    second = add_feature(live, tasks[(0, 0)], grid.box(40, 40, 50, 60), 5, admin, item)
+    other = add_feature(live, tasks[(1, 1)], grid.box(70, 70, 80, 80), 1, admin, item)
     set_state(live, [tasks[(0, 0)]], "accepted", reviewer=admin)
-    return {"folder": folder, "grid": grid, "set": set_id, "tasks": tasks, "item": item["id"],
-            "features": (first, second, other)}
+    return made | {"features": (first, second, other)}
 
 
 def _get(live: LiveServer, set_id: int, **params: str) -> Any:

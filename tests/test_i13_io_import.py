@@ -12,17 +12,14 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
-from annotation_io_support import make_set, set_state, stack_grid, user_id
+from annotation_io_support import BASE, annotation_project, set_state, user_id
 from browse_support import error_of
 from conftest import write_raster
-from jobs_support import make_project
 from platform_server import LiveServer, live_platform
 from shapely.geometry import shape
 from sqlalchemy import func, select
 
 from eoengine.platform.db.models import AnnotationTask, Event, LabelFeature
-
-BASE = "/projects/tiny/annotation"
 
 
 @pytest.fixture
@@ -34,12 +31,7 @@ def live(tmp_path: Path) -> Iterator[LiveServer]:
 @pytest.fixture
 def project(live: LiveServer) -> dict[str, Any]:
     """A project with a set of 64-pixel cells on the sample stack (no background class)."""
-    folder = make_project(live, **{"labels.all_touched": False})
-    with live.client() as c:
-        (item,) = c.get("/projects/tiny/imagery").json()
-    grid = stack_grid(folder / "data" / "stack.tif")
-    set_id, tasks = make_set(live, "tiny", item["id"], grid, background=None)
-    return {"folder": folder, "grid": grid, "set": set_id, "tasks": tasks, "item": item["id"]}
+    return annotation_project(live, background=None)
 
 
 def _collection(*features: tuple[dict[str, Any], Any]) -> dict[str, Any]:

@@ -11,17 +11,15 @@ from typing import Any
 
 import pytest
 import yaml
-from annotation_io_support import add_feature, make_set, set_state, stack_grid, user_id
+from annotation_io_support import BASE, add_feature, annotation_project, set_state, user_id
 from browse_support import error_of
 from conftest import run_cli
-from jobs_support import make_project, project_config, wait_job, worker
+from jobs_support import project_config, wait_job, worker
 from platform_server import LiveServer, live_platform
 from sqlalchemy import select
 
 from eoengine.datasets.schema import DatasetManifest
 from eoengine.platform.db.models import Artifact, Event
-
-BASE = "/projects/tiny/annotation"
 
 
 @pytest.fixture
@@ -33,17 +31,13 @@ def live(tmp_path: Path) -> Iterator[LiveServer]:
 @pytest.fixture
 def accepted(live: LiveServer) -> dict[str, Any]:
     """A set on the sample stack with two accepted cells of labels, and one open cell."""
-    folder = make_project(live, **{"labels.all_touched": False})
-    with live.client() as c:
-        (item,) = c.get("/projects/tiny/imagery").json()
-    grid = stack_grid(folder / "data" / "stack.tif")
-    set_id, tasks = make_set(live, "tiny", item["id"], grid)
-    admin = user_id(live, "admin")
-    add_feature(live, tasks[(0, 0)], grid.box(10, 20, 30, 40), 2, admin, item["id"])
-    add_feature(live, tasks[(0, 1)], grid.box(5, 70, 60, 100), 1, admin, item["id"])
-    add_feature(live, tasks[(2, 2)], grid.box(130, 130, 140, 140), 5, admin, item["id"])
+    made = annotation_project(live)
+    grid, tasks, item, admin = made["grid"], made["tasks"], made["item"], user_id(live, "admin")
+    add_feature(live, tasks[(0, 0)], grid.box(10, 20, 30, 40), 2, admin, item)
+    add_feature(live, tasks[(0, 1)], grid.box(5, 70, 60, 100), 1, admin, item)
+    add_feature(live, tasks[(2, 2)], grid.box(130, 130, 140, 140), 5, admin, item)
     set_state(live, [tasks[(0, 0)], tasks[(0, 1)]], "accepted", reviewer=admin)
-    return {"folder": folder, "grid": grid, "set": set_id, "tasks": tasks, "item": item["id"]}
+    return made
 
 
 def _snapshot(live: LiveServer, set_id: int, status: int, token: str | None = None) -> dict[str, Any]:
