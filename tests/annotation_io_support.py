@@ -96,13 +96,15 @@ def add_feature(live: LiveServer, task_id: int, geometry: dict[str, Any], label:
         return f.id
 
 
-def set_state(live: LiveServer, task_ids: list[int], state: str, reviewer: int | None = None) -> None:
-    """Move tasks to ``state`` (and give them a reviewer)."""
+def set_state(live: LiveServer, task_ids: list[int], state: str, reviewer: int | None = None,
+              assignee: int | None = None) -> None:
+    """Move tasks to ``state`` (and give them a reviewer, and an assignee when given)."""
     with live.platform.db.write() as s:
         for tid in task_ids:
             task = s.get(AnnotationTask, tid)
             assert task is not None
             task.state, task.reviewer_id = state, reviewer
+            task.assignee_id = assignee if assignee is not None else task.assignee_id
 
 
 def annotation_project(live: LiveServer, background: int | None = 3) -> dict[str, Any]:

@@ -30,8 +30,10 @@ def live(tmp_path: Path) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def project(live: LiveServer) -> dict[str, Any]:
-    """A project with a set of 64-pixel cells on the sample stack (no background class)."""
-    return annotation_project(live, background=None)
+    """A project with a set of 64-pixel cells on the sample stack (no background class), every task the admin's."""
+    made = annotation_project(live, background=None)
+    set_state(live, list(made["tasks"].values()), "open", assignee=user_id(live, "admin"))
+    return made
 
 
 def _collection(*features: tuple[dict[str, Any], Any]) -> dict[str, Any]:
@@ -115,6 +117,10 @@ def test_an_annotator_imports_only_into_cells_assigned_to_them(live: LiveServer,
     set_state(live, [project["tasks"][(0, 0)]], "submitted")
     body = error_of(_import(live, project["set"], "x.geojson", mine, token), 422)
     assert "is submitted" in body["problems"][0]["reason"]  # type: ignore[index]
+    assert _import(live, project["set"], "x.geojson", mine).json() == {"imported": 1, "tasks": 1}  # a reviewer's fix
+    set_state(live, [project["tasks"][(0, 0)]], "accepted")
+    body = error_of(_import(live, project["set"], "x.geojson", mine), 422)
+    assert "is accepted" in body["problems"][0]["reason"]  # type: ignore[index]
     viewer = live.user("viewer")
     with live.client() as c:
         assert c.post("/projects/tiny/members", json={"username": "viewer", "role": "viewer"}).status_code == 201

@@ -35,7 +35,8 @@ from eoengine.inference.output import ClassCoding, map_profile
 from eoengine.labels import IGNORE
 from eoengine.labels.vector import VectorLabeler, labels_for_grid, read_labelled_area, read_vector_labels
 from eoengine.platform.annotation.grid import grid_of
-from eoengine.platform.db.models import AnnotationSet, AnnotationTask, LabelFeature, User
+from eoengine.platform.annotation.store import usernames
+from eoengine.platform.db.models import AnnotationSet, AnnotationTask, LabelFeature
 from eoengine.raster.cog import finish_cog, temp_name
 from eoengine.raster.scene import Grid
 
@@ -126,13 +127,6 @@ def canonical_text(doc: dict[str, Any]) -> str:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
 
-def _names(session: Session, ids: set[int | None]) -> dict[int, str]:
-    wanted = [i for i in ids if i is not None]
-    if not wanted:
-        return {}
-    return {uid: name for uid, name in session.execute(select(User.id, User.username).where(User.id.in_(wanted)))}
-
-
 def export_geojson(session: Session, labels: SetLabels) -> dict[str, Any]:
     """The features as a GeoJSON FeatureCollection (EPSG:4326), each with its label, review state and people.
 
@@ -145,7 +139,7 @@ def export_geojson(session: Session, labels: SetLabels) -> dict[str, Any]:
         version, source`` (and ``from``, ``to`` in change sets).
 
     """
-    names = _names(session, {f.created_by for f in labels.features} | {t.reviewer_id for t in labels.tasks})
+    names = usernames(session, [f.created_by for f in labels.features] + [t.reviewer_id for t in labels.tasks])
     out = []
     for f in labels.features:
         task = labels.task_of(f)

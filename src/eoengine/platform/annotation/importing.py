@@ -7,13 +7,13 @@ value the label, nodata left out. Features are reprojected to EPSG:4326 and put 
 whose cell holds them; one spanning cells is cut per cell (in the grid's CRS, where cells are
 exact rectangles; a feature inside one cell keeps its coordinates as they were). Each piece
 passes the checks a drawn feature passes (:mod:`eoengine.platform.annotation.checks`), and
-lands only in a task the caller may write. Nothing is stored unless every feature passes:
+lands only in a task the caller may draw in (``store.may_write``), stored as a drawn one is. Nothing is stored unless every feature passes:
 :class:`ImportRefused` lists every bad one with its index in the file and the reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,14 +29,14 @@ from sqlalchemy.orm import Session
 
 from eoengine.errors import EOError, Invalid
 from eoengine.labels.vector import read_vector_file
-from eoengine.platform.annotation.checks import Checked, Target, check_feature
+from eoengine.platform.annotation import store
+from eoengine.platform.annotation.checks import Checked, check_feature
 from eoengine.platform.annotation.grid import Cell, cell, from_lonlat, geojson, grid_of, to_lonlat
-from eoengine.platform.db.models import AnnotationSet, AnnotationTask, LabelFeature, utcnow
-from eoengine.platform.events import record
+from eoengine.platform.db.models import AnnotationSet, AnnotationTask
+from eoengine.platform.deps import ProjectAccess
 from eoengine.raster.scene import Grid
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".gtif", ".gtiff", ".geotiff")
-WRITABLE = ("open", "in_progress", "rejected")
 COLUMNS = ("label", "item", "from", "to")
 READ_FIX = "send a GeoJSON, GeoPackage, zipped Shapefile (with its .prj) or a label raster with a CRS"
 
@@ -138,16 +138,16 @@ def _properties(row: Mapping[str, Any]) -> dict[str, Any]:
     return props
 
 
-def check_import(frame: gpd.GeoDataFrame, aset: AnnotationSet, tasks: list[AnnotationTask], grids: Mapping[str, Grid],
-                 may_write: Callable[[AnnotationTask], str | None]) -> list[Piece]:
+def check_import(frame: gpd.GeoDataFrame, access: ProjectAccess, aset: AnnotationSet, tasks: list[AnnotationTask],
+                 grids: Mapping[str, Grid]) -> list[Piece]:
     """Every feature of an import cut per cell and checked; refused as a whole if any is bad.
 
     Args:
         frame: The features (EPSG:4326), from :func:`read_import`.
+        access: The caller (who may write only where :func:`~eoengine.platform.annotation.store.may_write` lets them).
         aset: The set.
         tasks: Its tasks.
         grids: The pixel grid of each of the set's items.
-        may_write: Why the caller may not write in a task (None: they may).
 
     Returns:
         The pieces to store.
@@ -166,14 +166,9 @@ def check_import(frame: gpd.GeoDataFrame, aset: AnnotationSet, tasks: list[Annot
             problems.append({"index": index, "reason": "the feature lies in no task's cell of the set"})
         for geometry, task in parts:
             try:
-                refused = may_write(task)
-                if refused:
-                    raise Invalid(refused, "")
-                target = Target(aset.kind, aset.classes, aset.items, grids, grid,
-                                cell(grid, aset.block_size, task.row, task.col).native,
-                                f"the cell ({task.row}, {task.col})")
+                store.may_write(access, task)
                 feature = {"type": "Feature", "geometry": geojson(geometry), "properties": _properties(row)}
-                pieces.append(Piece(index, task, check_feature(feature, target)))
+                pieces.append(Piece(index, task, check_feature(feature, store.target(aset, task, grids))))
             except EOError as exc:
                 problems.append({"index": index, "reason": exc.problem})
     if problems:
@@ -181,30 +176,18 @@ def check_import(frame: gpd.GeoDataFrame, aset: AnnotationSet, tasks: list[Annot
     return pieces
 
 
-def store_import(session: Session, aset: AnnotationSet, pieces: list[Piece], actor_id: int) -> dict[str, int]:
-    """Store checked pieces as features (``source`` import), each with its event; open or rejected tasks start.
+def store_import(session: Session, access: ProjectAccess, pieces: list[Piece]) -> dict[str, int]:
+    """Store checked pieces as features (``source`` import) as drawn ones are stored: each with its event.
 
     Args:
         session: The request's session.
-        aset: The set.
+        access: The caller.
         pieces: From :func:`check_import`.
-        actor_id: Who imports.
 
     Returns:
         ``{"imported": features stored, "tasks": tasks that received some}``.
 
     """
-    now = utcnow()
     for piece in pieces:
-        c = piece.checked
-        f = LabelFeature(set_id=aset.id, task_id=piece.task.id, geometry=c.geometry, label=c.label, properties=c.properties,
-                         item=c.item, items=c.items, native_crs=c.native_crs, source="import", created_by=actor_id,
-                         updated_by=actor_id, created_at=now, updated_at=now)
-        session.add(f)
-        session.flush()
-        record(session, "feature.create", "label_feature", f.id, actor_id=actor_id, project_id=aset.project_id,
-               data={"version": f.version, "label": f.label, "task": piece.task.id, "source": "import"})
-    for task in {p.task.id: p.task for p in pieces}.values():
-        if task.state in ("open", "rejected"):
-            task.state, task.version, task.updated_at = "in_progress", task.version + 1, now
+        store.create_feature(session, access, piece.task, piece.checked, source="import")
     return {"imported": len(pieces), "tasks": len({p.task.id for p in pieces})}

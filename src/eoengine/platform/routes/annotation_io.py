@@ -1,8 +1,8 @@
 """Annotation in and out: export a set (GeoJSON, GeoPackage, label raster, STAC), snapshot it, build it, import labels.
 
 All under ``/api/v1/projects/{slug}/annotation``. Exports and snapshot lists need the read role,
-taking a snapshot and building one the review role; imports the annotate role for tasks
-assigned to the caller, the review role for any task.
+taking a snapshot and building one the review role; an import writes where the caller may draw
+(``store.may_write``: their own open, in-progress or rejected tasks; a reviewer also submitted ones).
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from eoengine.errors import Invalid, NotFound
+from eoengine.errors import Invalid
 from eoengine.platform.annotation import export as out
-from eoengine.platform.annotation.grid import item_grid
-from eoengine.platform.annotation.importing import WRITABLE, ImportRefused, check_import, read_import, store_import
+from eoengine.platform.annotation.importing import ImportRefused, check_import, read_import, store_import
 from eoengine.platform.annotation.snapshots import (
     Snapshot,
     find_snapshot,
@@ -29,15 +28,15 @@ from eoengine.platform.annotation.snapshots import (
     snapshot_config,
     take_snapshot,
 )
+from eoengine.platform.annotation.store import get_set
 from eoengine.platform.browse import project_config, project_folder
 from eoengine.platform.db.models import AnnotationSet, AnnotationTask
 from eoengine.platform.deps import Annotator, DbSession, ProjectAccess, Reader, Reviewer, RowId
 from eoengine.platform.projects import CONFIG
-from eoengine.platform.routes.imagery import catalog_of
+from eoengine.platform.routes.annotation import _grids, _items
 from eoengine.platform.routes.jobs import submit_job
 from eoengine.platform.routes.uploads import receive, safe_name
 from eoengine.platform.schemas import JobIn, JobOut
-from eoengine.raster.scene import Grid
 from eoengine.serving.errors import error_body
 
 router = APIRouter(prefix="/projects/{slug}/annotation", tags=["annotation"])
@@ -66,32 +65,12 @@ class SnapshotOut(BaseModel):
     created: str
 
 
-def annotation_set(session: Session, access: ProjectAccess, set_id: int) -> AnnotationSet:
-    """An annotation set of the route's project.
-
-    Raises:
-        NotFound: The project has no such set.
-
-    """
-    aset = session.get(AnnotationSet, set_id)
-    if aset is None or aset.project_id != access.project.id:
-        raise NotFound(f"no annotation set {set_id} in project {access.project.slug!r}",
-                       "list the sets (GET .../annotation/sets)")
-    return aset
-
-
-def _grids(request: Request, access: ProjectAccess, session: Session, aset: AnnotationSet) -> dict[str, Grid]:
-    """The pixel grid of each of the set's items, from the project's catalog."""
-    records = {r.item["id"]: r.item for r in catalog_of(request, access.project, session).records}
-    return {i: item_grid(records[i]) for i in aset.items if i in records}
-
-
 def _sources(request: Request, access: ProjectAccess, session: Session, aset: AnnotationSet) -> dict[str, dict[str, Any]]:
     """The set's imagery items: a link to each in the project's STAC API, and its datetime."""
     base = str(request.base_url).rstrip("/") + f"/api/v1/projects/{access.project.slug}/stac"
-    records = {r.item["id"]: r for r in catalog_of(request, access.project, session).records}
-    return {i: {"href": f"{base}/collections/{records[i].collection}/items/{i}",
-                "datetime": records[i].item["properties"].get("datetime")} for i in aset.items if i in records}
+    items = _items(request, access, session)
+    return {i: {"href": f"{base}/collections/{items[i]['collection']}/items/{i}",
+                "datetime": items[i]["properties"].get("datetime")} for i in aset.items if i in items}
 
 
 @router.get("/sets/{set_id}/export", response_class=Response,
@@ -99,7 +78,7 @@ def _sources(request: Request, access: ProjectAccess, session: Session, aset: An
 def export_set(set_id: RowId, access: Reader, request: Request, session: DbSession,
                format: out.Format = "geojson", state: out.State = "accepted") -> Response:
     """A set's labels as GeoJSON, GeoPackage, a label raster COG (its grid, 255 unknown) or a STAC Collection (zip)."""
-    aset = annotation_set(session, access, set_id)
+    aset = get_set(session, access.project.id, set_id)
     labels = out.set_labels(session, aset, state)
     name = f"{aset.name}-{state}.{SUFFIX[format]}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
@@ -124,7 +103,7 @@ def export_set(set_id: RowId, access: Reader, request: Request, session: DbSessi
 def snapshot_set(set_id: RowId, access: Reviewer, request: Request, response: Response,
                  session: DbSession) -> SnapshotOut:
     """Freeze the set's accepted labels into ``labels/snapshots/<hash>/`` (200 with the existing one for the same labels)."""
-    aset = annotation_set(session, access, set_id)
+    aset = get_set(session, access.project.id, set_id)
     snap, made = take_snapshot(session, aset, project_folder(request, access.project), access.user_id)
     if not made:
         response.status_code = 200
@@ -134,14 +113,14 @@ def snapshot_set(set_id: RowId, access: Reviewer, request: Request, response: Re
 @router.get("/sets/{set_id}/snapshots", response_model=list[SnapshotOut])
 def list_snapshots(set_id: RowId, access: Reader, session: DbSession) -> list[SnapshotOut]:
     """The set's snapshots, newest first."""
-    aset = annotation_set(session, access, set_id)
+    aset = get_set(session, access.project.id, set_id)
     return [SnapshotOut(**Snapshot.of(row).__dict__) for row in set_snapshots(session, aset)]
 
 
 @router.post("/sets/{set_id}/snapshots/{digest}/build", response_model=JobOut, status_code=201)
 def build_snapshot(set_id: RowId, digest: str, access: Reviewer, request: Request, session: DbSession) -> JobOut:
     """Queue a dataset-build job from a snapshot (its config written beside it); the dataset's lineage includes it."""
-    aset = annotation_set(session, access, set_id)
+    aset = get_set(session, access.project.id, set_id)
     snapshot = find_snapshot(session, aset, digest)
     folder = project_folder(request, access.project)
     config = snapshot_config(aset, snapshot, folder, (folder / CONFIG).read_text())
@@ -149,20 +128,10 @@ def build_snapshot(set_id: RowId, digest: str, access: Reviewer, request: Reques
 
 
 def _import(session: Session, access: ProjectAccess, request: Request, set_id: int, path: Path) -> ImportOut:
-    aset = annotation_set(session, access, set_id)
+    aset = get_set(session, access.project.id, set_id)
     tasks = list(session.scalars(select(AnnotationTask).where(AnnotationTask.set_id == aset.id)))
-    reviewer = access.allows("review")
-
-    def may_write(task: AnnotationTask) -> str | None:
-        if reviewer:
-            return None
-        if task.assignee_id != access.user_id:
-            return f"the cell ({task.row}, {task.col}) is not assigned to you (only a reviewer may import into any)"
-        return None if task.state in WRITABLE else f"the cell ({task.row}, {task.col}) is {task.state}"
-
-    frame = read_import(path)
-    pieces = check_import(frame, aset, tasks, _grids(request, access, session, aset), may_write)
-    return ImportOut(**store_import(session, aset, pieces, access.user_id))
+    pieces = check_import(read_import(path), access, aset, tasks, _grids(request, access, session, aset))
+    return ImportOut(**store_import(session, access, pieces))
 
 
 @router.post("/sets/{set_id}/import", response_model=ImportOut, openapi_extra=IMPORT_BODY,
