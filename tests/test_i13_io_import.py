@@ -172,3 +172,35 @@ def test_unreadable_imports_answer_422(live: LiveServer, project: dict[str, Any]
         error_of(c.post(f"{BASE}/sets/{project['set']}/import", files={"other": ("a", b"b")}), 422)
         error_of(c.post(f"{BASE}/sets/999/import", files={"file": ("a.geojson", b"{}")}), 404)
     assert _stored(live) == 0
+
+
+def test_through_the_annotation_api_draw_review_import_export_and_snapshot(live: LiveServer, tmp_path: Path) -> None:
+    made = annotation_project(live)  # for the project and its grid; the set below is made through the API
+    grid = made["grid"]
+    with live.client() as c:
+        r = c.post(f"{BASE}/sets", json={"name": "api", "items": [made["item"]], "kind": "classes", "block_size": 64})
+        assert r.status_code == 201, r.text
+        set_id = r.json()["id"]
+        tasks = {(f["properties"]["row"], f["properties"]["col"]): f["id"]
+                 for f in c.get(f"{BASE}/sets/{set_id}/tasks").json()["features"]}
+        for key in ((0, 0), (1, 1)):
+            assert c.post(f"{BASE}/tasks/{tasks[key]}/assign", json={"user": "admin"}).status_code == 200
+        drawn = {"type": "Feature", "geometry": grid.box(3, 4, 9, 12), "properties": {"label": 4}}
+        assert c.post(f"{BASE}/tasks/{tasks[(0, 0)]}/features", json=drawn).status_code == 201
+        imported = _collection((grid.box(70, 70, 75, 90), 5))
+        assert c.post(f"{BASE}/sets/{set_id}/import", files={"file": ("i.geojson", json.dumps(imported))}).json() == {
+            "imported": 1, "tasks": 1}
+        for key in ((0, 0), (1, 1)):
+            assert c.post(f"{BASE}/tasks/{tasks[key]}/submit").status_code == 200
+            assert c.post(f"{BASE}/tasks/{tasks[key]}/review", json={"decision": "accept"}).status_code == 200
+        back = c.get(f"{BASE}/sets/{set_id}/export").json()["features"]
+        snap = c.post(f"{BASE}/sets/{set_id}/snapshots").json()
+        raster = c.get(f"{BASE}/sets/{set_id}/export", params={"format": "raster"}).content
+    assert [(f["geometry"], f["properties"]["label"], f["properties"]["state"]) for f in back] == [
+        (drawn["geometry"], 4, "accepted"), (imported["features"][0]["geometry"], 5, "accepted")]
+    assert (snap["features"], snap["tasks"]) == (2, 2)
+    (tmp_path / "api.tif").write_bytes(raster)
+    with rasterio.open(tmp_path / "api.tif") as ds:
+        values = ds.read(1)
+    assert (values[3:9, 4:12] == 4).all() and (values[70:75, 70:90] == 5).all()
+    assert values[0, 0] == 1 and values[64, 64] == 1 and values[0, 64] == 255  # background: the first class
