@@ -162,8 +162,15 @@ def test_geopackage_and_zipped_shapefile_import(live: LiveServer, project: dict[
         "imported": 2, "tasks": 2}
 
 
-def test_unreadable_imports_answer_422(live: LiveServer, project: dict[str, Any]) -> None:
+def test_unreadable_imports_answer_422(live: LiveServer, project: dict[str, Any], tmp_path: Path) -> None:
     assert "cannot read" in error_of(_import(live, project["set"], "x.geojson", b"not json"), 422)["error"]
+    assert "cannot read the label raster" in error_of(_import(live, project["set"], "x.tif", b"II*\0bad"), 422)["error"]
+    with rasterio.open(tmp_path / "nocrs.tif", "w", driver="GTiff", width=4, height=4, count=1, dtype="uint8") as ds:
+        ds.write(np.ones((1, 4, 4), dtype=np.uint8))
+    nocrs = (tmp_path / "nocrs.tif").read_bytes()
+    assert "no CRS" in error_of(_import(live, project["set"], "nocrs.tif", nocrs), 422)["error"]
+    empty = write_raster(tmp_path / "empty.tif", np.zeros((1, 4, 4), dtype=np.uint8), crs=project["grid"].crs, nodata=0)
+    assert "no labelled pixel" in error_of(_import(live, project["set"], "e.tif", empty.read_bytes()), 422)["error"]
     nolabel = {"type": "FeatureCollection", "features": [
         {"type": "Feature", "geometry": project["grid"].box(1, 1, 2, 2), "properties": {"class": 1}}]}
     assert "'label'" in error_of(_import(live, project["set"], "x.geojson", json.dumps(nolabel).encode()), 422)["error"]
