@@ -12,14 +12,17 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
-from annotation_io_support import BASE, annotation_project, set_state, user_id
+from annotation_io_support import BASE, CLASSES, annotation_project, set_state, user_id
 from browse_support import error_of
 from conftest import write_raster
 from platform_server import LiveServer, live_platform
 from shapely.geometry import shape
 from sqlalchemy import func, select
 
-from eoengine.platform.db.models import AnnotationTask, Event, LabelFeature
+from eoengine.datasets.schema import ClassInfo
+from eoengine.inference.output import ClassCoding, map_profile
+from eoengine.platform.annotation.grid import grid_of
+from eoengine.platform.db.models import AnnotationSet, AnnotationTask, Event, LabelFeature
 
 
 @pytest.fixture
@@ -211,3 +214,24 @@ def test_through_the_annotation_api_draw_review_import_export_and_snapshot(live:
         values = ds.read(1)
     assert (values[3:9, 4:12] == 4).all() and (values[70:75, 70:90] == 5).all()
     assert values[0, 0] == 1 and values[64, 64] == 1 and values[0, 64] == 255  # background: the first class
+
+
+def test_a_model_class_map_imports_as_suggestions_of_its_classes(live: LiveServer, project: dict[str, Any],
+                                                                tmp_path: Path) -> None:
+    with live.platform.db.read() as s:
+        aset = s.get(AnnotationSet, project["set"])
+        assert aset is not None
+        grid = grid_of(aset.grid)
+    infos = [ClassInfo(index=i, value=c["value"], name=c["name"], color=c["color"]) for i, c in enumerate(CLASSES)]
+    coding = ClassCoding.of(infos)
+    codes = np.full((grid.height, grid.width), coding.nodata, dtype=np.uint8)  # a map of part of the scene
+    codes[130:150, 10:40] = 3
+    with rasterio.open(tmp_path / "map.tif", "w", **map_profile(grid, coding)) as dst:
+        dst.write(codes, 1)
+        dst.write_colormap(1, coding.colormap(infos) or {})
+    r = _import(live, project["set"], "map.tif", (tmp_path / "map.tif").read_bytes())
+    assert r.json() == {"imported": 1, "tasks": 1}
+    with live.client() as c:
+        (got,) = c.get(f"{BASE}/sets/{project['set']}/export", params={"state": "all"}).json()["features"]
+    assert got["properties"]["label"] == 3 and (got["properties"]["row"], got["properties"]["col"]) == (2, 0)
+    assert shape(got["geometry"]).area == pytest.approx(shape(project["grid"].box(130, 10, 150, 40)).area, rel=1e-6)
