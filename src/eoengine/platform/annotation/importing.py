@@ -1,0 +1,193 @@
+"""Import labels into an annotation set: vector files and label rasters (or class-map COGs), checked all together.
+
+A vector file (GeoJSON, GeoPackage, a zipped Shapefile, anything ``read_vector_file`` reads,
+with its messages) gives its features with their ``label`` (and ``item``, ``from``, ``to``)
+columns; a raster gives a polygon per run of equal pixels (``rasterio.features.shapes``), its
+value the label, nodata left out. Features are reprojected to EPSG:4326 and put in the task
+whose cell holds them; one spanning cells is cut per cell (in the grid's CRS, where cells are
+exact rectangles; a feature inside one cell keeps its coordinates as they were). Each piece
+passes the checks a drawn feature passes (:mod:`eoengine.platform.annotation.checks`), and
+lands only in a task the caller may draw in (``store.may_write``), stored as a drawn one is. Nothing is stored unless every feature passes:
+:class:`ImportRefused` lists every bad one with its index in the file and the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+import shapely
+from rasterio.features import shapes
+from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy.orm import Session
+
+from eoengine.errors import EOError, Invalid
+from eoengine.labels.vector import read_vector_file
+from eoengine.platform.annotation import store
+from eoengine.platform.annotation.checks import Checked, check_feature
+from eoengine.platform.annotation.grid import Cell, cell, from_lonlat, geojson, grid_of, to_lonlat
+from eoengine.platform.db.models import AnnotationSet, AnnotationTask
+from eoengine.platform.deps import ProjectAccess
+from eoengine.raster.scene import Grid
+
+RASTER_SUFFIXES = (".tif", ".tiff", ".gtif", ".gtiff", ".geotiff")
+COLUMNS = ("label", "item", "from", "to")
+READ_FIX = "send a GeoJSON, GeoPackage, zipped Shapefile (with its .prj) or a label raster with a CRS"
+
+
+class ImportRefused(Invalid):
+    """Some features of an import are bad: each with its index in the file and the reason; nothing was stored."""
+
+    def __init__(self, problems: list[dict[str, Any]]) -> None:
+        super().__init__(f"{len(problems)} feature(s) of the import cannot be stored, so none was",
+                         "fix the features listed in 'problems' (index = position in the file) and import again")
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A checked part of an imported feature, for one task."""
+
+    index: int
+    task: AnnotationTask
+    checked: Checked
+
+
+def _raster_features(path: Path) -> gpd.GeoDataFrame:
+    """A label raster (or class map) as polygons of equal value (``label``), nodata left out, in its CRS."""
+    try:
+        ds = rasterio.open(path)
+    except rasterio.errors.RasterioError as exc:
+        raise Invalid(f"cannot read the label raster: {str(exc).splitlines()[0]}", READ_FIX) from None
+    with ds:
+        if ds.crs is None:
+            raise Invalid("the label raster has no CRS", "assign the CRS of the imagery (gdal_edit.py -a_srs)")
+        band = ds.read(1)
+        mask = band != ds.nodata if ds.nodata is not None else None
+        geoms, labels = [], []
+        for geom, value in shapes(band, mask=mask, transform=ds.transform):
+            geoms.append(shape(geom))
+            labels.append(int(value) if float(value).is_integer() else value)
+        crs = ds.crs.to_wkt()
+    if not geoms:
+        raise Invalid("the label raster holds no labelled pixel (all nodata)", "import a raster with class values")
+    return gpd.GeoDataFrame({"label": labels}, geometry=geoms, crs=crs)
+
+
+def read_import(path: Path) -> gpd.GeoDataFrame:
+    """The features of an imported file in EPSG:4326 with their ``label`` (and ``item``, ``from``, ``to``) columns.
+
+    Args:
+        path: The file (its name's suffix says a raster from a vector file).
+
+    Returns:
+        The features, in file order.
+
+    Raises:
+        EOError: The file cannot be read, has no CRS or no features (the labels stage's messages),
+            or a vector file has no ``label`` column (nor ``from``/``to``).
+
+    """
+    if path.suffix.lower() in RASTER_SUFFIXES:
+        frame = _raster_features(path)
+    else:
+        frame = read_vector_file(path, what="imported labels", setting="the imported file")
+        if "label" not in frame.columns and not {"from", "to"} <= set(frame.columns):
+            raise Invalid(f"the imported labels have no 'label' column (columns: {[c for c in frame.columns if c != 'geometry']})",
+                          "name the class column 'label' (values of the set's classes)")
+    frame = frame[[c for c in COLUMNS if c in frame.columns] + ["geometry"]]
+    return frame.to_crs("EPSG:4326").reset_index(drop=True) if frame.crs.to_epsg() != 4326 else frame.reset_index(drop=True)
+
+
+def _same_dimension(part: BaseGeometry, dim: int) -> BaseGeometry | None:
+    """The parts of a clipped geometry of the original's dimension (a polygon cut at an edge leaves lines too)."""
+    kept = [p for p in shapely.get_parts(part) if shapely.get_dimensions(p) == dim and not p.is_empty]
+    if not kept:
+        return None
+    return kept[0] if len(kept) == 1 else shapely.union_all(kept)
+
+
+def _pieces(lonlat: BaseGeometry, grid: Grid, cells: list[tuple[Cell, AnnotationTask]]) -> list[tuple[BaseGeometry, AnnotationTask]]:
+    """A feature cut by the cells it overlaps (kept whole, coordinates untouched, when one cell holds it)."""
+    native = from_lonlat(lonlat, grid.crs_wkt)
+    touched = [(c, t) for c, t in cells if native.intersects(c.native)]
+    half = grid.res / 2
+    for c, t in touched:
+        if native.within(c.native.buffer(half)):
+            return [(lonlat, t)]
+    out = []
+    for c, t in touched:
+        part = _same_dimension(native.intersection(c.native), shapely.get_dimensions(native))
+        if part is not None:
+            out.append((to_lonlat(part, grid.crs_wkt), t))
+    return out
+
+
+def _properties(row: Mapping[str, Any]) -> dict[str, Any]:
+    props: dict[str, Any] = {}
+    for key in COLUMNS:
+        value = row.get(key)
+        if value is not None and not (isinstance(value, float) and np.isnan(value)):
+            props[key] = value.item() if isinstance(value, np.generic) else value
+    return props
+
+
+def check_import(frame: gpd.GeoDataFrame, access: ProjectAccess, aset: AnnotationSet, tasks: list[AnnotationTask],
+                 grids: Mapping[str, Grid]) -> list[Piece]:
+    """Every feature of an import cut per cell and checked; refused as a whole if any is bad.
+
+    Args:
+        frame: The features (EPSG:4326), from :func:`read_import`.
+        access: The caller (who may write only where :func:`~eoengine.platform.annotation.store.may_write` lets them).
+        aset: The set.
+        tasks: Its tasks.
+        grids: The pixel grid of each of the set's items.
+
+    Returns:
+        The pieces to store.
+
+    Raises:
+        ImportRefused: Some features are bad (every one listed).
+
+    """
+    grid = grid_of(aset.grid)
+    cells = [(cell(grid, aset.block_size, t.row, t.col), t) for t in tasks]
+    pieces: list[Piece] = []
+    problems: list[dict[str, Any]] = []
+    for index, row in enumerate(frame.to_dict("records")):
+        parts = _pieces(row["geometry"], grid, cells)
+        if not parts:
+            problems.append({"index": index, "reason": "the feature lies in no task's cell of the set"})
+        for geometry, task in parts:
+            try:
+                store.may_write(access, task)
+                feature = {"type": "Feature", "geometry": geojson(geometry), "properties": _properties(row)}
+                pieces.append(Piece(index, task, check_feature(feature, store.target(aset, task, grids))))
+            except EOError as exc:
+                problems.append({"index": index, "reason": exc.problem})
+    if problems:
+        raise ImportRefused(problems)
+    return pieces
+
+
+def store_import(session: Session, access: ProjectAccess, pieces: list[Piece]) -> dict[str, int]:
+    """Store checked pieces as features (``source`` import) as drawn ones are stored: each with its event.
+
+    Args:
+        session: The request's session.
+        access: The caller.
+        pieces: From :func:`check_import`.
+
+    Returns:
+        ``{"imported": features stored, "tasks": tasks that received some}``.
+
+    """
+    for piece in pieces:
+        store.create_feature(session, access, piece.task, piece.checked, source="import")
+    return {"imported": len(pieces), "tasks": len({p.task.id for p in pieces})}

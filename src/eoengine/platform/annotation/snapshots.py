@@ -1,0 +1,198 @@
+"""Label snapshots: the accepted labels of a set frozen into files named by the hash of their content, and built.
+
+A snapshot is a folder ``labels/snapshots/<hash>/`` of the project holding ``labels.geojson``
+(the accepted tasks' features) and ``complete.geojson`` (their completeness areas), written as
+canonical JSON (:func:`eoengine.platform.annotation.export.label_documents`): the hash is the
+SHA-256 of both files' content, so the same accepted labels give the same snapshot. The folder
+is written under a temporary name and renamed, and indexed as an artefact of kind ``labels``
+(``version`` = the hash) with the event ``labels.snapshot``.
+
+Building a snapshot writes ``build.yaml`` beside its files: the project's config with its paths
+made absolute, its labels the snapshot's (``labels.geojson`` by ``label``, background inside
+``complete.geojson``), and its name ``<project name>-<hash[:12]>``, so the dataset lands in the
+project's datasets folder. A dataset's version hashes its label files by name and content, so
+the CLI gives the same version from the exported files (under the same names) and those settings.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from eoengine.errors import Invalid, NotFound
+from eoengine.hashing import canonical_hash
+from eoengine.platform.annotation.export import (
+    COMPLETE_FILE,
+    LABELS_FILE,
+    canonical_text,
+    label_documents,
+    set_labels,
+)
+from eoengine.platform.db.models import AnnotationSet, Artifact
+from eoengine.platform.index import Output, relative, store_artifacts
+
+SNAPSHOTS = Path("labels") / "snapshots"
+BUILD_CONFIG = "build.yaml"
+KIND = "labels"
+_PATH_KEYS = ("stack", "stac_item", "labels")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A snapshot as the API shows it: its hash, folder (relative to the project), counts and when it was made."""
+
+    hash: str
+    path: str
+    features: int
+    tasks: int
+    created: str
+
+    @classmethod
+    def of(cls, row: Artifact) -> Snapshot:
+        """The snapshot an indexed ``labels`` artefact is."""
+        return cls(row.version, str(Path(row.path).parent.as_posix()), int(row.meta.get("features", 0)),
+                   int(row.meta.get("tasks", 0)), row.created_at.isoformat())
+
+
+def _write(final: Path, texts: dict[str, str]) -> None:
+    """Write the files into a temporary sibling folder, then rename it to ``final`` (kept if another got there first)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        for name, text in texts.items():
+            (staging / name).write_text(text)
+        if not final.exists():
+            staging.rename(final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def set_snapshots(session: Session, aset: AnnotationSet) -> list[Artifact]:
+    """The snapshot artefacts taken of a set, newest first."""
+    rows = session.scalars(select(Artifact).where(Artifact.project_id == aset.project_id, Artifact.kind == KIND)
+                           .order_by(Artifact.id.desc()))
+    return [r for r in rows if (r.meta or {}).get("set_id") == aset.id]
+
+
+def take_snapshot(session: Session, aset: AnnotationSet, folder: Path, actor_id: int | None) -> tuple[Snapshot, bool]:
+    """Freeze a set's accepted labels (or find the snapshot of the same content).
+
+    Args:
+        session: The request's session (the artefact and event are written in its transaction).
+        aset: The set.
+        folder: The project folder.
+        actor_id: Who takes it.
+
+    Returns:
+        The snapshot, and whether it was made now (False: the same labels were frozen before).
+
+    Raises:
+        Invalid: No task of the set is accepted.
+
+    """
+    labels = set_labels(session, aset, "accepted")
+    if not labels.tasks:
+        raise Invalid(f"no task of annotation set {aset.name!r} is accepted",
+                      "accept tasks first (POST .../annotation/tasks/ID/review with decision accept)")
+    docs = label_documents(labels)
+    texts = {LABELS_FILE: canonical_text(docs[0]), COMPLETE_FILE: canonical_text(docs[1])}
+    digest = canonical_hash(texts)
+    known = next((r for r in set_snapshots(session, aset) if r.version == digest), None)
+    if known is not None:
+        return Snapshot.of(known), False
+    _write(folder / SNAPSHOTS / digest, texts)
+    path = (SNAPSHOTS / digest / LABELS_FILE).as_posix()
+    meta = {"set_id": aset.id, "set": aset.name, "features": len(docs[0]["features"]), "tasks": len(labels.tasks),
+            "complete": (SNAPSHOTS / digest / COMPLETE_FILE).as_posix()}
+    (row,) = store_artifacts(session, aset.project_id, actor_id, None, [Output(
+        KIND, aset.name, "labels.snapshot", path, version=digest, path=path, meta=meta,
+        inputs=[f"annotation_set:{aset.id}"])])
+    return Snapshot.of(row), True
+
+
+def find_snapshot(session: Session, aset: AnnotationSet, digest: str) -> Artifact:
+    """A snapshot of a set by its hash.
+
+    Raises:
+        NotFound: The set has no snapshot of that hash.
+
+    """
+    found = next((r for r in set_snapshots(session, aset) if r.version == digest), None)
+    if found is None:
+        raise NotFound(f"annotation set {aset.name!r} has no snapshot {digest!r}",
+                       "list its snapshots (GET .../annotation/sets/ID/snapshots) or take one (POST)")
+    return found
+
+
+def _absolute(value: Any, folder: Path) -> Any:
+    """A config path made absolute against the project folder (a URL, or anything not a path, as it is)."""
+    if not isinstance(value, str) or "://" in value or Path(value).is_absolute():
+        return value
+    return str((folder / value).resolve())
+
+
+def _rebased(mapping: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """The project's config with every file it names made absolute, so it reads the same files from another folder."""
+    out = dict(mapping)
+    out["output_dir"] = _absolute(out.get("output_dir", "eoengine-out"), folder)
+    imagery = dict(out.get("imagery") or {})
+    scenes = []
+    for scene in imagery.get("scenes") or []:
+        entries = [dict(scene), *(dict(t) for t in scene.get("timesteps") or [])]
+        for entry in entries:
+            entry.update({k: _absolute(entry[k], folder) for k in _PATH_KEYS if k in entry})
+            if isinstance(entry.get("files"), dict):
+                entry["files"] = {band: _absolute(p, folder) for band, p in entry["files"].items()}
+        if scene.get("timesteps"):
+            entries[0]["timesteps"] = entries[1:]
+        scenes.append(entries[0])
+    if scenes:
+        imagery["scenes"] = scenes
+    if isinstance(imagery.get("source"), dict):
+        imagery["source"] = {k: _absolute(v, folder) if k in ("catalog", "aoi", "cache") else v
+                             for k, v in imagery["source"].items()}
+    if imagery:
+        out["imagery"] = imagery
+    for section, key in (("dataset", "split"), ("training", "dataset")):
+        part = dict(out.get(section) or {})
+        if key == "split" and isinstance(part.get("split"), dict) and part["split"].get("path"):
+            part["split"] = {**part["split"], "path": _absolute(part["split"]["path"], folder)}
+        elif key == "dataset" and isinstance(part.get("dataset"), str):
+            part["dataset"] = _absolute(part["dataset"], folder)
+        if part:
+            out[section] = part
+    return out
+
+
+def snapshot_config(aset: AnnotationSet, snapshot: Artifact, folder: Path, config_text: str) -> Path:
+    """Write the build config of a snapshot beside its files (``build.yaml``).
+
+    Args:
+        aset: The set (its background class).
+        snapshot: The snapshot's artefact.
+        folder: The project folder.
+        config_text: The project's config (YAML).
+
+    Returns:
+        The config's path, relative to the project folder.
+
+    """
+    mapping = yaml.safe_load(config_text) or {}
+    background = aset.completeness.get("background")
+    built = _rebased(mapping, folder)
+    built["name"] = f"{mapping.get('name', 'eoengine-project')}-{snapshot.version[:12]}"
+    built["labels"] = {"type": "vector", "path": LABELS_FILE, "class_column": "label",
+                       "all_touched": bool((mapping.get("labels") or {}).get("all_touched", False)),
+                       **({"background": background, "labelled_area": COMPLETE_FILE} if background is not None else {})}
+    path = folder / SNAPSHOTS / snapshot.version / BUILD_CONFIG
+    path.write_text(yaml.safe_dump(built, sort_keys=False))
+    return Path(relative(path, folder))
