@@ -20,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 
 from eoengine.platform.deps import BEARER, CSRF, SAFE_METHODS, SESSION
 from eoengine.platform.routes import (
+    annotation,
     auth,
     datasets,
     events,
@@ -129,7 +130,8 @@ def create_platform_app(settings: PlatformSettings, platform: Platform | None = 
         return error_response(413, f"a request body of {declared / 2**20:.1f} MB exceeds {name}", fix)
 
     app.add_middleware(BodyCap, cap=lambda path: body_limit(settings, path)[0], refuse=too_large)
-    for module in (auth, tokens, users, projects, members, events, jobs, datasets, runs, models, maps, uploads, imagery):
+    for module in (auth, tokens, users, projects, members, events, jobs, datasets, runs, models, maps, uploads, imagery,
+                   annotation):
         app.include_router(module.router, prefix=API)
     app.include_router(_health(), prefix=API)
     app.mount(f"{API}/projects/{{slug}}/stac", imagery.ProjectStac())
