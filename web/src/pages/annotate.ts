@@ -23,8 +23,8 @@ const KEY_TOOLS: Record<string, Tool> = { p: "polygon", b: "rectangle", f: "free
 
 declare global {
   interface Window {
-    /** The open task's edits (the browser tests wait until every write is answered). */
-    eoengineAnnotate?: { pending: () => number; settled: () => Promise<void> };
+    /** The open task once its features are shown: writes pending, all answered, shapes on the map (tests, benchmark). */
+    eoengineAnnotate?: { pending: () => number; settled: () => Promise<void>; shapes: () => number };
   }
 }
 
@@ -122,8 +122,8 @@ async function taskView(ctx: TaskContext): Promise<Cleanup> {
   const drawing = new Drawing(map, (l) => colours.get(Number(l)) ?? (l === "no-change" ? "#9e9e9e" : "#d81b60"));
   const edits = new Edits(ctx.calls, task.id, drawing, (theirs) => askConflict(ctx.side, theirs),
     () => ({ item: set.items[ctx.dates.shown()]?.id }));
-  window.eoengineAnnotate = { pending: () => edits.pending, settled: () => edits.settled() };
   for (const f of (await calls.features(task.id)).features) drawing.show(shapeOf(f));
+  window.eoengineAnnotate = { pending: () => edits.pending, settled: () => edits.settled(), shapes: () => drawing.all().length };
   const palette = set.classes.map((c, i) => button(`${i + 1} ${c.name}`, () => choose(c.value),
     { class: "class-button", "data-class": String(c.value), style: `border-left: 10px solid ${c.color}` }));
   const choose = (value: unknown): void => {
