@@ -199,16 +199,17 @@ class Http:
         """Close the connections."""
         self._http.close()
 
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def request(self, method: str, path: str, allow: tuple[int, ...] = (), **kwargs: Any) -> httpx.Response:
         """One request, its answer read.
 
         Args:
             method: The HTTP method.
             path: The route under ``/api/v1``, e.g. ``/projects``.
+            allow: Error statuses to answer rather than raise (a caller reading the error's body).
             **kwargs: httpx's request arguments (``json``, ``params``, ``files``, ``data``, ...).
 
         Returns:
-            The 2xx answer.
+            The 2xx answer (or one of ``allow``).
 
         Raises:
             EOError: The kind of the status (see :func:`error_of`), or Unavailable.
@@ -216,7 +217,7 @@ class Http:
         """
         with reaching(self.url):
             response = self._http.request(method, path, **kwargs)
-        if response.is_error:
+        if response.is_error and response.status_code not in allow:
             raise error_of(response)
         return response
 

@@ -7,10 +7,24 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from eoengine.errors import Conflict
 from eoengine.platform.schemas import EventOut
 
 SET_KINDS = ("classes", "change")
 TASK_STATES = ("open", "in_progress", "submitted", "accepted", "rejected")
+
+
+class Stale(Conflict):
+    """An edit of a label feature from a version that is no longer the stored one (a 409).
+
+    Attributes:
+        current: The stored feature (GeoJSON; ``properties.deleted`` when it was deleted), to merge into.
+
+    """
+
+    def __init__(self, problem: str, fix: str, current: dict[str, Any]) -> None:
+        super().__init__(problem, fix)
+        self.current = current
 
 
 class _In(BaseModel):

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from eoengine.errors import Conflict, Denied, Invalid, NotFound
 from eoengine.platform.annotation.checks import Checked, Target
 from eoengine.platform.annotation.grid import block_counts, cell, cells, geojson, grid_json, grid_of, item_grid
+from eoengine.platform.annotation.schemas import Stale
 from eoengine.platform.db.models import (
     AnnotationSet,
     AnnotationTask,
@@ -49,14 +50,6 @@ class SetSpec:
     aoi: BaseGeometry
     block_size: int
     background: Any
-
-
-class Stale(Conflict):
-    """An edit of a feature made from a version that is no longer the stored one; ``current`` is the stored feature."""
-
-    def __init__(self, problem: str, fix: str, current: dict[str, Any]) -> None:
-        super().__init__(problem, fix)
-        self.current = current
 
 
 def usernames(session: Session, ids: Iterable[int | None]) -> dict[int, str]:

@@ -33,6 +33,7 @@ from eoengine.platform.annotation.schemas import (
     ReviewIn,
     SetIn,
     SetOut,
+    Stale,
     TaskOut,
 )
 from eoengine.platform.browse import project_config
@@ -234,7 +235,7 @@ def _version(value: Any) -> int:
     return value
 
 
-def _stale(exc: store.Stale) -> JSONResponse:
+def _stale(exc: Stale) -> JSONResponse:
     return JSONResponse({"error": exc.problem, "fix": exc.fix, "current": exc.current}, status_code=409)
 
 
@@ -248,7 +249,7 @@ def update_feature(fid: RowId, body: FeatureIn, access: Annotator, request: Requ
     checked = check_feature(body.model_dump(), store.target(aset, task, _grids(request, access, session, aset)))
     try:
         store.update_feature(session, access, feature, task, aset, checked, version)
-    except store.Stale as exc:
+    except Stale as exc:
         return _stale(exc)
     return store.one_feature_json(session, feature, aset)
 
@@ -261,7 +262,7 @@ def delete_feature(fid: RowId, access: Annotator, session: DbSession,
     feature, task, aset = store.get_feature(session, access.project.id, fid)
     try:
         store.delete_feature(session, access, feature, task, aset, version)
-    except store.Stale as exc:
+    except Stale as exc:
         return _stale(exc)
     return DeletedOut(id=feature.id, version=feature.version)
 
