@@ -154,6 +154,7 @@ def test_draw_undo_hole_recipe_date_submit_review_cycle(setup: Setup, page: Page
     for got, want in zip(ring[:4], expected, strict=True):
         assert abs(got[0] - want[0]) < PIXEL_DEG / 2 and abs(got[1] - want[1]) < PIXEL_DEG / 2, (got, want)
     assert task_of(s, task_id)["state"] == "in_progress"
+    page.locator("#task-state [data-state=in_progress]").wait_for()  # the panel follows
     screenshot("annotate-drawn")
 
     page.keyboard.press("Control+z")

@@ -14,7 +14,7 @@ import { may } from "../roles";
 import type { Cleanup, Params } from "../router";
 import { currentUser } from "../session";
 import type { Feature, GeoJSON, ImageryItem, Overview } from "../types";
-import { button } from "../ui";
+import { button, stateBadge } from "../ui";
 
 export const STATE_COLOURS: Record<string, string> = {
   open: "#9e9e9e", in_progress: "#1e88e5", submitted: "#fb8c00", accepted: "#43a047", rejected: "#e53935",
@@ -142,19 +142,27 @@ async function taskView(ctx: TaskContext): Promise<Cleanup> {
     button("Undo", () => edits.undo(), { id: "undo" }), button("Redo", () => edits.redo(), { id: "redo" }));
   choose(label);
   use("polygon");
+  let fresh = task.state === "open" || task.state === "rejected"; // the first write starts the task
+  const started = (): void => {
+    if (!fresh) return;
+    fresh = false;
+    edits.settled().then(() => calls.task(task.id)).then((t) => {
+      document.getElementById("task-state")?.replaceChildren(stateBadge(t.state));
+    }, reportError);
+  };
   drawing.draw.on("finish", (id, context) => {
-    if (context.mode === "hole") return cutHole(String(id));
     const shape = drawing.shapeOf(id);
-    const geometry = drawing.geometryOf(id);
-    if (!shape) {
-      const made = { drawId: String(id), fid: null, version: 0, label, geometry };
+    if (context.mode === "hole") {
+      cutHole(String(id));
+    } else if (!shape) {
+      const made = { drawId: String(id), fid: null, version: 0, label, geometry: drawing.geometryOf(id) };
       drawing.shapes.set(String(id), made);
       drawing.draw.updateFeatureProperties(id, { label: label as never });
       edits.created(made);
     } else {
-      edits.updated(shape, geometry, shape.label);
+      edits.updated(shape, drawing.geometryOf(id), shape.label);
     }
-    return undefined;
+    started(); // after the write is queued: the task is read once it is answered
   });
   const cutHole = (id: string): void => {
     const ring = (drawing.geometryOf(id).coordinates as number[][][])[0];
