@@ -92,7 +92,7 @@ def assign(team: Team, task_id: int, user: str | None) -> None:
     assert r.status_code == 200, r.text
 
 
-def pixel_polygon(grid_json: dict[str, Any], rows: tuple[int, int], cols: tuple[int, int]) -> dict[str, Any]:
+def pixel_polygon(grid_json: dict[str, Any], rows: tuple[float, float], cols: tuple[float, float]) -> dict[str, Any]:
     """A polygon whose vertices are pixel corners (row, col) of the grid, in lon/lat by pyproj."""
     affine = grid_of(grid_json).affine
     corners = [(cols[0], rows[0]), (cols[1], rows[0]), (cols[1], rows[1]), (cols[0], rows[1]), (cols[0], rows[0])]
@@ -330,3 +330,15 @@ def test_a_change_set_feature_carries_from_and_to(team: Team) -> None:
                             (feature(square, label="no-change", **{"from": 5, "to": 1}), "contradicts")]:
             assert words in error_of(c.post(f"{ANN}/tasks/{task}/features", json=body), 422)["error"]
     assert len(features_of(team, task)) == 2
+
+
+def test_a_cell_edge_tolerates_half_a_pixel(team: Team) -> None:
+    made = make_set(team, "edge")
+    task = tasks_of(team, made["id"])[(1, 1)]["id"]  # pixel rows and cols 128 to 255
+    assign(team, task, "ann")
+    with team.client("ann") as c:
+        near = c.post(f"{ANN}/tasks/{task}/features", json=feature(pixel_polygon(made["grid"], (127.6, 130), (140, 150))))
+        assert near.status_code == 201, near.text  # 0.4 px over the edge: a click on the boundary
+        far = c.post(f"{ANN}/tasks/{task}/features", json=feature(pixel_polygon(made["grid"], (127.3, 130), (140, 150))))
+        assert "outside task" in error_of(far, 422)["error"]  # 0.7 px over: in the neighbour's cell
+    assert len(features_of(team, task)) == 1

@@ -10,12 +10,15 @@ const UNSAFE = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 export class ApiError extends Error {
   readonly status: number;
   readonly fix: string;
+  /** The whole JSON body (a 409 of a stale write carries the stored version as `current`). */
+  readonly body: unknown;
 
-  constructor(status: number, problem: string, fix: string) {
+  constructor(status: number, problem: string, fix: string, body: unknown = undefined) {
     super(problem);
     this.name = "ApiError";
     this.status = status;
     this.fix = fix;
+    this.body = body;
   }
 }
 
@@ -51,7 +54,7 @@ async function failure(response: Response): Promise<ApiError> {
   try {
     const body = JSON.parse(text) as { error?: unknown; fix?: unknown };
     if (typeof body.error === "string") {
-      return new ApiError(response.status, body.error, typeof body.fix === "string" ? body.fix : "");
+      return new ApiError(response.status, body.error, typeof body.fix === "string" ? body.fix : "", body);
     }
   } catch {
     // not JSON: fall through to a generic message

@@ -2,6 +2,7 @@
 
 import "./style.css";
 import { ApiError, reportError } from "./api";
+import { annotatePage } from "./pages/annotate";
 import { datasetPage } from "./pages/dataset";
 import { jobPage } from "./pages/job";
 import { modelPage } from "./pages/model";
@@ -20,6 +21,8 @@ export const routes: Route[] = [
   { pattern: "/projects/:slug/datasets/:ref", title: "Dataset", page: signedIn(datasetPage) },
   { pattern: "/projects/:slug/runs/:id", title: "Run", page: signedIn(runPage) },
   { pattern: "/projects/:slug/models/:name", title: "Model", page: signedIn(modelPage) },
+  { pattern: "/projects/:slug/annotate/:set", title: "Annotate", page: signedIn(annotatePage) },
+  { pattern: "/projects/:slug/annotate/:set/tasks/:task", title: "Annotate a task", page: signedIn(annotatePage) },
   { pattern: "/projects/:slug/members", title: "Members", page: signedIn(membersPage) },
   { pattern: "/tokens", title: "API tokens", page: signedIn(tokensPage) },
   { pattern: "/jobs/:id", title: "Job", page: signedIn(jobPage) },

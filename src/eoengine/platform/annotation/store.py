@@ -57,7 +57,8 @@ def usernames(session: Session, ids: Iterable[int | None]) -> dict[int, str]:
     wanted = {i for i in ids if i is not None}
     if not wanted:
         return {}
-    return dict(session.execute(select(User.id, User.username).where(User.id.in_(wanted))).tuples().all())
+    rows = session.execute(select(User.id, User.username).where(User.id.in_(wanted)))
+    return {user_id: name for user_id, name in rows}
 
 
 def get_set(session: Session, project_id: int, set_id: int) -> AnnotationSet:
@@ -375,8 +376,8 @@ def review(session: Session, access: ProjectAccess, task: AnnotationTask, decisi
 def counts(session: Session, set_id: int) -> dict[str, int]:
     """Tasks of a set by state."""
     rows = session.execute(select(AnnotationTask.state, func.count()).where(AnnotationTask.set_id == set_id)
-                           .group_by(AnnotationTask.state)).tuples()
-    return dict(rows.all())
+                           .group_by(AnnotationTask.state))
+    return {state: n for state, n in rows}
 
 
 MAX_TASKS = 10_000

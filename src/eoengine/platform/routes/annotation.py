@@ -156,8 +156,8 @@ def list_tasks(set_id: RowId, access: Reader, session: DbSession) -> dict[str, A
     aset = store.get_set(session, access.project.id, set_id)
     tasks = session.scalars(select(AnnotationTask).where(AnnotationTask.set_id == aset.id)
                             .order_by(AnnotationTask.row, AnnotationTask.col)).all()
-    drawn = dict(session.execute(select(LabelFeature.task_id, func.count()).where(
-        LabelFeature.set_id == aset.id, LabelFeature.deleted.is_(False)).group_by(LabelFeature.task_id)).tuples().all())
+    drawn = {task_id: n for task_id, n in session.execute(select(LabelFeature.task_id, func.count()).where(
+        LabelFeature.set_id == aset.id, LabelFeature.deleted.is_(False)).group_by(LabelFeature.task_id))}
     names = store.usernames(session, [i for t in tasks for i in (t.assignee_id, t.reviewer_id)])
     reviewer = access.allows("review")
     features = []
@@ -202,7 +202,7 @@ def task_history(task_id: RowId, access: Reader, session: DbSession) -> HistoryO
     rows = session.execute(select(Event, User.username).outerjoin(User, User.id == Event.actor_id).where(
         Event.project_id == access.project.id,
         or_((Event.object_type == "annotation_task") & (Event.object_id == str(task.id)),
-            (Event.object_type == "label_feature") & Event.object_id.in_(fids))).order_by(Event.id)).tuples()
+            (Event.object_type == "label_feature") & Event.object_id.in_(fids))).order_by(Event.id))
     events = [EventOut(id=e.id, at=e.at, actor=actor, project=access.project.slug, action=e.action,
                        object_type=e.object_type, object_id=e.object_id, data=e.data, payload_hash=e.payload_hash)
               for e, actor in rows]

@@ -1,0 +1,94 @@
+// The annotate page's side panels (the task, its comments pinned on the map, submit, review) and the swipe
+// divider that shows a second date on the right of the divider.
+
+import maplibregl from "maplibre-gl";
+import { reportError } from "../api";
+import { clearErrors, h } from "../dom";
+import { addTiles, blankStyle } from "../map";
+import type { TaskContext } from "../pages/annotate";
+import type { ImageryItem } from "../types";
+import { button, keyValues, stateBadge, when } from "../ui";
+import type { Pin, Task } from "./api";
+import type { Edits } from "./edits";
+
+/** The task's state, its comments (pinned ones as map markers) and, for its assignee, Submit. */
+export function taskPanel(ctx: TaskContext, edits: Edits): () => void {
+  const { task } = ctx;
+  const markers = task.comments.filter((c) => c.lon !== null && c.lat !== null).map((c) =>
+    new maplibregl.Marker({ color: "#e53935" }).setLngLat([c.lon as number, c.lat as number])
+      .setPopup(new maplibregl.Popup().setText(`${c.author}: ${c.text}`)).addTo(ctx.map));
+  markers.forEach((m) => m.getElement().classList.add("comment-pin"));
+  const comments = h("ul", { id: "comments" }, ...task.comments.map((c) => h("li", { class: "comment", "data-id": String(c.id) },
+    h("strong", {}, c.author), ` ${c.text}`, c.lon !== null ? " 📍" : "", h("span", { class: "muted" }, ` ${when(c.created_at)}`))));
+  const submit = button("Submit task", () => {
+    clearErrors();
+    edits.settled().then(() => ctx.calls.submit(task.id)).then((t) => shown(t), reportError);
+  }, { id: "submit-task", class: "primary" });
+  const state = h("span", { id: "task-state" }, stateBadge(task.state));
+  const shown = (t: Task): void => { state.replaceChildren(stateBadge(t.state)); };
+  ctx.side.append(keyValues([["State", state], ["Assignee", task.assignee ?? "—"], ["Reviewer", task.reviewer ?? "—"]]),
+    task.assignee === ctx.user ? submit : "", h("h2", {}, "Comments"),
+    task.comments.length ? comments : h("p", { class: "muted", id: "comments" }, "No comments."));
+  return () => markers.forEach((m) => m.remove());
+}
+
+/** Accept, or reject with a comment and pins placed by clicking the map (reviewers). */
+export function reviewPanel(ctx: TaskContext, pins: Pin[]): HTMLElement {
+  const text = h("textarea", { id: "review-comment", rows: "3", "aria-label": "Review comment" });
+  const pinning = h("input", { type: "checkbox", id: "place-pins" });
+  const placed = h("span", { id: "pin-count", class: "muted" }, "0 pins");
+  ctx.map.on("click", (e) => {
+    if (!pinning.checked) return;
+    pins.push({ lon: e.lngLat.lng, lat: e.lngLat.lat, text: text.value || "see here" });
+    new maplibregl.Marker({ color: "#8e24aa" }).setLngLat(e.lngLat).addTo(ctx.map).getElement().classList.add("review-pin");
+    placed.textContent = `${pins.length} pin${pins.length === 1 ? "" : "s"}`;
+  });
+  const decide = (decision: "accept" | "reject"): void => {
+    clearErrors();
+    if (decision === "reject") pins.forEach((p) => { p.text = text.value || p.text; });
+    ctx.calls.review(ctx.task.id, decision, text.value, decision === "reject" ? pins : []).then((t) => {
+      document.getElementById("task-state")?.replaceChildren(stateBadge(t.state));
+    }, reportError);
+  };
+  return h("section", { class: "panel", id: "review" }, h("h2", {}, "Review"), text,
+    h("label", { class: "check" }, pinning, "Click the map to pin the comment"), placed,
+    h("div", {}, button("Accept", () => decide("accept"), { id: "accept-task", class: "primary" }),
+      button("Reject", () => decide("reject"), { id: "reject-task" })));
+}
+
+/** A "Swipe" toggle: a second map of the next date over the first, shown right of a draggable divider. */
+export function swipe(map: maplibregl.Map, container: HTMLElement,
+  dates: { items: ImageryItem[]; url: (item: ImageryItem) => string; shown: () => number }): () => void {
+  if (dates.items.length < 2) return () => undefined;
+  const toggle = h("input", { type: "checkbox", id: "swipe" });
+  const over = h("div", { class: "swipe-map", id: "swipe-map" });
+  const divider = h("div", { class: "swipe-divider", id: "swipe-divider", role: "separator", "aria-label": "Swipe divider" });
+  container.parentElement?.append(over, divider);
+  container.parentElement?.parentElement?.previousElementSibling?.append(h("label", { class: "check" }, toggle, "Swipe"));
+  let second: maplibregl.Map | null = null;
+  const sync = (): void => { second?.jumpTo({ center: map.getCenter(), zoom: map.getZoom() }); };
+  const at = (x: number): void => {
+    over.style.clipPath = `inset(0 0 0 ${x}px)`;
+    divider.style.left = `${x}px`;
+  };
+  const show = (): void => {
+    over.hidden = divider.hidden = !toggle.checked;
+    if (!toggle.checked) { second?.remove(); second = null; return; }
+    second = new maplibregl.Map({ container: over, style: blankStyle(), interactive: false, attributionControl: false,
+      center: map.getCenter(), zoom: map.getZoom() });
+    const item = dates.items[(dates.shown() + 1) % dates.items.length];
+    second.on("load", () => second && addTiles(second, "other-date", dates.url(item), item.bbox));
+    (window.eoengineMaps ??= {}).swipe = second;
+    at(container.clientWidth / 2);
+  };
+  over.hidden = divider.hidden = true;
+  toggle.addEventListener("change", show);
+  map.on("move", sync);
+  divider.addEventListener("pointerdown", (down) => {
+    divider.setPointerCapture(down.pointerId);
+    const move = (e: PointerEvent): void => at(Math.max(0, Math.min(container.clientWidth, e.clientX - container.getBoundingClientRect().left)));
+    divider.addEventListener("pointermove", move);
+    divider.addEventListener("pointerup", () => divider.removeEventListener("pointermove", move), { once: true });
+  });
+  return () => { second?.remove(); map.off("move", sync); };
+}
