@@ -235,3 +235,13 @@ def test_a_model_class_map_imports_as_suggestions_of_its_classes(live: LiveServe
         (got,) = c.get(f"{BASE}/sets/{project['set']}/export", params={"state": "all"}).json()["features"]
     assert got["properties"]["label"] == 3 and (got["properties"]["row"], got["properties"]["col"]) == (2, 0)
     assert shape(got["geometry"]).area == pytest.approx(shape(project["grid"].box(130, 10, 150, 40)).area, rel=1e-6)
+
+
+def test_an_import_takes_the_upload_limit_not_the_json_one(tmp_path: Path) -> None:
+    from eoengine.platform.app import body_limit
+    from eoengine.platform.settings import PlatformSettings
+
+    settings = PlatformSettings(home=tmp_path, max_upload_mb=100, max_json_mb=4)
+    cap, name, _ = body_limit(settings, "/api/v1/projects/p/annotation/sets/1/import")
+    assert cap > 100 * 2**20 and "upload limit" in name
+    assert body_limit(settings, "/api/v1/projects/p/annotation/sets/1/snapshots")[0] == 4 * 2**20

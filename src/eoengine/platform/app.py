@@ -42,7 +42,8 @@ from eoengine.serving.limits import BodyCap
 
 API = "/api/v1"
 WEB_DIST = Path(__file__).with_name("web_dist")
-UPLOAD_SUFFIX = "/uploads"
+UPLOAD_SUFFIXES = ("/uploads", "/import")
+"""Paths whose bodies are files (an upload, a label import): the upload limit, not the JSON one."""
 MULTIPART_SLACK = 2**16
 
 
@@ -57,7 +58,7 @@ def body_limit(settings: PlatformSettings, path: str) -> tuple[int, str, str]:
         (bytes allowed, the limit's description, the fix).
 
     """
-    if path.endswith(UPLOAD_SUFFIX):
+    if path.endswith(UPLOAD_SUFFIXES):
         return (int(settings.max_upload_mb * 2**20) + MULTIPART_SLACK, f"{settings.max_upload_mb:g} MB, the upload limit",
                 "upload a smaller file, or put it in a data root of the server")
     return (int(settings.max_json_mb * 2**20), f"{settings.max_json_mb:g} MB, the limit for JSON bodies",
