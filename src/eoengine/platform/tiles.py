@@ -229,6 +229,34 @@ def rgb_png(values: np.ndarray, ranges: Sequence[Range]) -> bytes:
     return png(stretched(values, ranges), np.isfinite(values).all(axis=0))
 
 
+def colormaps() -> list[str]:
+    """The colour map names a ramp may use (rio-tiler's), sorted."""
+    return sorted(cmap.list())
+
+
+@lru_cache(maxsize=64)
+def colormap_lut(name: str) -> np.ndarray:
+    """A colour map as a (256, 3) uint8 lookup table.
+
+    Args:
+        name: A rio-tiler colour map name (any case).
+
+    Returns:
+        The table (read-only).
+
+    Raises:
+        Invalid: No colour map of that name.
+
+    """
+    if name.lower() not in cmap.list():
+        raise Invalid(f"colormap={name!r} is not a colour map",
+                      f"use a rio-tiler colour map name, e.g. {INDEX_RAMP}, viridis, magma, spectral, rdbu_r")
+    table = cmap.get(name.lower())
+    lut = np.array([table[i][:3] for i in range(256)], np.uint8)
+    lut.setflags(write=False)
+    return lut
+
+
 def ramp_png(values: np.ndarray, value_range: Range, ramp: str = VALUE_RAMP) -> bytes:
     """One band through a colour ramp; transparent where it has no data.
 
@@ -240,10 +268,12 @@ def ramp_png(values: np.ndarray, value_range: Range, ramp: str = VALUE_RAMP) -> 
     Returns:
         The PNG bytes.
 
+    Raises:
+        Invalid: ``ramp`` is no colour map.
+
     """
-    lut = np.array([cmap.get(ramp)[i][:3] for i in range(256)], np.uint8)
     level = stretched(values[None], [value_range])[0]
-    return png(np.moveaxis(lut[level], -1, 0), np.isfinite(values))
+    return png(np.moveaxis(colormap_lut(ramp)[level], -1, 0), np.isfinite(values))
 
 
 def class_png(codes: np.ndarray, colours: dict[int, str]) -> bytes:
@@ -264,3 +294,49 @@ def class_png(codes: np.ndarray, colours: dict[int, str]) -> bytes:
         rgb[:, where] = np.frombuffer(bytes.fromhex(colour.lstrip("#")), np.uint8)[:3, None]
         known |= where
     return png(rgb, known)
+
+
+@dataclass(frozen=True)
+class PixelValue:
+    """A band's value at a point: its pixel (row, col of its own file) and value in physical units (None: no data)."""
+
+    row: int
+    col: int
+    value: float | None
+
+
+def pixel_value(band: BandRef, lon: float, lat: float) -> PixelValue | None:
+    """A band's value at a point, read with rasterio from the file in place.
+
+    Args:
+        band: The band.
+        lon: Longitude (EPSG:4326).
+        lat: Latitude (EPSG:4326).
+
+    Returns:
+        The pixel and its value (``value * scale + offset``; None where the band has no data), or None when the
+        point is outside the band's raster.
+
+    Raises:
+        EOError: The file cannot be read.
+
+    """
+    import rasterio
+    from rasterio.errors import RasterioError
+    from rasterio.warp import transform
+    from rasterio.windows import Window
+
+    try:
+        with rasterio.open(band.href) as src:
+            xs, ys = transform("EPSG:4326", src.crs, [lon], [lat]) if src.crs else ([lon], [lat])
+            row, col = src.index(xs[0], ys[0])
+            if not (0 <= row < src.height and 0 <= col < src.width):
+                return None
+            value = src.read(band.index, window=Window(col, row, 1, 1), masked=True)[0, 0]
+            nodata = band.nodata if band.nodata is not None else src.nodata
+    except RasterioError as exc:
+        raise EOError(f"cannot read {Path(band.href).name}: {str(exc).splitlines()[0] if str(exc) else 'error'}",
+                      "check the file (or replace it) and try again") from None
+    if np.ma.is_masked(value) or (nodata is not None and float(value) == nodata) or not np.isfinite(float(value)):
+        return PixelValue(int(row), int(col), None)
+    return PixelValue(int(row), int(col), float(value) * band.scale + band.offset)
