@@ -149,7 +149,7 @@ def test_bad_sets_are_refused(team: Team) -> None:
             ({"items": [SCENE], "aoi": {"type": "Polygon", "coordinates": [[[10, 10], [11, 10], [11, 11], [10, 10]]]}},
              422, "overlaps no cell"),
             ({"items": [SCENE], "aoi": {"type": "Point", "coordinates": [-78.7, 35.7]}}, 422, "aoi is a Point"),
-            ({"items": [SCENE], "block_size": 1}, 422, "more than 10000"),
+            ({"items": [SCENE], "block_size": 1}, 422, "more than 10000"),  # 216,627 one-pixel cells
             ({"items": [SCENE], "classes": [{"value": 1, "name": "a"}, {"value": "1", "name": "b"}]}, 422, "same value"),
             ({"items": []}, 422, "items"),
         ]:

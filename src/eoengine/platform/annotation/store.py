@@ -164,6 +164,15 @@ def may_write(access: ProjectAccess, task: AnnotationTask) -> None:
         raise Denied(f"task {task.id} is not assigned to you", NEXT_FIX)
 
 
+def _locked(session: Session, task: AnnotationTask) -> AnnotationTask:
+    """The task read again, its row locked until the transaction ends (PostgreSQL; SQLite's writes are serial).
+
+    A write checks the task's state as it is now, not as an earlier transaction of the request read it.
+    """
+    session.refresh(task, with_for_update=True)
+    return task
+
+
 def _event(session: Session, access: ProjectAccess, action: str, kind: str, ident: int, data: dict[str, Any]) -> None:
     record(session, action, kind, ident, actor_id=access.user_id, project_id=access.project.id, data=data)
 
@@ -191,7 +200,7 @@ def create_feature(session: Session, access: ProjectAccess, task: AnnotationTask
         Denied: The caller may not draw in it.
 
     """
-    may_write(access, task)
+    may_write(access, _locked(session, task))
     feature = LabelFeature(set_id=task.set_id, task_id=task.id, geometry=checked.geometry, label=checked.label,
                            properties=checked.properties, item=checked.item, items=checked.items,
                            native_crs=checked.native_crs, source=source, created_by=access.user_id,
@@ -232,7 +241,7 @@ def update_feature(session: Session, access: ProjectAccess, feature: LabelFeatur
         Denied: The caller may not draw in its task.
 
     """
-    may_write(access, task)
+    may_write(access, _locked(session, task))
     _conditional(session, feature, aset, version, "PUT", {
         "geometry": checked.geometry, "label": checked.label, "properties": checked.properties, "item": checked.item,
         "items": checked.items, "native_crs": checked.native_crs, "updated_by": access.user_id})
@@ -252,7 +261,7 @@ def delete_feature(session: Session, access: ProjectAccess, feature: LabelFeatur
         Denied: The caller may not draw in its task.
 
     """
-    may_write(access, task)
+    may_write(access, _locked(session, task))
     _conditional(session, feature, aset, version, "DELETE", {"deleted": True, "updated_by": access.user_id})
     _started(session, task)
     _event(session, access, "feature.delete", "label_feature", feature.id,
@@ -277,7 +286,7 @@ def assign(session: Session, access: ProjectAccess, task: AnnotationTask, userna
         Conflict: The task is accepted.
 
     """
-    if task.state == "accepted":
+    if _locked(session, task).state == "accepted":
         raise Conflict(f"task {task.id} is accepted", "accepted tasks keep their annotator")
     user = _annotator(session, access, username) if username else None
     task.assignee_id = user.id if user else None
@@ -325,7 +334,7 @@ def submit(session: Session, access: ProjectAccess, task: AnnotationTask) -> Non
         Conflict: It is submitted or accepted already.
 
     """
-    if task.assignee_id != access.user_id:
+    if _locked(session, task).assignee_id != access.user_id:
         raise Denied(f"task {task.id} is not assigned to you", "only its annotator submits a task")
     if task.state not in WRITABLE:
         raise Conflict(f"task {task.id} is {task.state} already", "wait for its review")
@@ -361,7 +370,7 @@ def review(session: Session, access: ProjectAccess, task: AnnotationTask, decisi
         Invalid: A rejection without a comment or pin.
 
     """
-    if task.state != "submitted":
+    if _locked(session, task).state != "submitted":
         raise Conflict(f"task {task.id} is {task.state}, not submitted", "review tasks their annotator submitted")
     if decision == "reject" and not comment and not pins:
         raise Invalid("a rejection needs a reason", "send a comment or pins on the map saying what to fix")
@@ -407,7 +416,8 @@ def create_set(session: Session, access: ProjectAccess, spec: SetSpec) -> Annota
     rows, cols = block_counts(grid, spec.block_size)
     found = cells(grid, spec.block_size, spec.aoi) if rows * cols <= 10 * MAX_TASKS else []
     if len(found) > MAX_TASKS or rows * cols > 10 * MAX_TASKS:
-        raise Invalid(f"blocks of {spec.block_size} px make {max(len(found), rows * cols)} tasks, more than {MAX_TASKS}",
+        made = f"{len(found)} tasks" if found else f"{rows * cols} cells of the scene"
+        raise Invalid(f"blocks of {spec.block_size} px make {made}, more than {MAX_TASKS}",
                       "use a larger block_size or a smaller aoi")
     if not found:
         raise Invalid(f"the aoi overlaps no cell of item {spec.items[0]['id']!r}",
