@@ -11,6 +11,7 @@ project's slug and no body.
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -85,6 +86,7 @@ EXPECTED: dict[str, str] = {
     "GET /api/v1/projects/{slug}/datasets/{ref}/stac": "read",
     "GET /api/v1/projects/{slug}/imagery": "read",
     "GET /api/v1/projects/{slug}/imagery/{item}/tiles/{z}/{x}/{y}.png": "read",
+    "GET /api/v1/projects/{slug}/imagery/{item}/pixel": "read",
     "GET /api/v1/projects/{slug}/maps": "read",
     "GET /api/v1/projects/{slug}/maps/{map_id}": "read",
     "GET /api/v1/projects/{slug}/maps/{map_id}/tiles/{z}/{x}/{y}.png": "read",
@@ -235,7 +237,9 @@ EXPECTED |= {f"{route.split()[0]} {ANNOTATION}{route.split()[1]}": action for ro
     "GET /tasks/{task_id}/history": "read", "GET /tasks/{task_id}/features": "read",
     "POST /tasks/{task_id}/features": "annotate", "PUT /features/{fid}": "annotate", "DELETE /features/{fid}": "annotate",
     "POST /tasks/{task_id}/submit": "annotate", "POST /tasks/{task_id}/review": "review",
-    "POST /tasks/{task_id}/comments": "annotate"}.items()}
+    "POST /tasks/{task_id}/comments": "annotate", "GET /sets/{set_id}/export": "read",
+    "POST /sets/{set_id}/snapshots": "review", "GET /sets/{set_id}/snapshots": "read",
+    "POST /sets/{set_id}/snapshots/{digest}/build": "review", "POST /sets/{set_id}/import": "annotate"}.items()}
 DRAWERS = ("annotator", "reviewer", "project_admin", "site_admin")
 """Callers who may annotate: each allowed call draws in a task of its own, assigned to its caller."""
 
@@ -278,6 +282,36 @@ def _submitted(w: World) -> int:
     return int(task["id"])
 
 
+def _accepted(w: World) -> None:
+    """One more accepted task (drawn and submitted by the annotator, accepted by the admin): a new snapshot's content."""
+    task = _task(w, "annotator")
+    with w.live.client(w.tokens["annotator"]) as c:
+        assert c.post(f"/projects/{w.slug}/annotation/tasks/{task['id']}/features", json=task["feature"]).status_code == 201
+        assert c.post(f"/projects/{w.slug}/annotation/tasks/{task['id']}/submit").status_code == 200
+    w.as_admin("POST", f"/projects/{w.slug}/annotation/tasks/{task['id']}/review", json={"decision": "accept"})
+
+
+def _snapshot(w: World) -> Call:
+    """A snapshot of the set's accepted labels, to build a dataset from."""
+    _accepted(w)
+    made = w.as_admin("POST", f"/projects/{w.slug}/annotation/sets/{_set_id(w)}/snapshots").json()
+    return Call({"set_id": _set_id(w), "digest": made["hash"]})
+
+
+def _import(w: World, caller: str) -> Call:
+    """A GeoJSON of one point inside a task assigned to the caller."""
+    task = _task(w, caller)
+    body = json.dumps({"type": "FeatureCollection", "features": [task["feature"]]}).encode()
+    return Call({"set_id": _set_id(w)}, files={"file": ("labels.geojson", body)})
+
+
+def _pixel(w: World) -> Call:
+    """The middle of the shared item, for the pixel inspector."""
+    items = w.as_admin("GET", f"/projects/{w.slug}/imagery").json()
+    west, south, east, north = next(i["bbox"] for i in items if i["id"] == w.objects["item"])
+    return Call(query={"lon": (west + east) / 2, "lat": (south + north) / 2})
+
+
 def _with_drawn(w: World, caller: str, delete: bool) -> Call:
     drawn = _drawn(w, caller)
     return Call({"fid": drawn["fid"]}, query={"version": 1}) if delete else Call({"fid": drawn["fid"]}, json=drawn["feature"])
@@ -303,6 +337,13 @@ CALLS |= {
     f"POST {ANNOTATION}/tasks/{{task_id}}/submit": lambda w, c: _in_task(w, c, {}),
     f"POST {ANNOTATION}/tasks/{{task_id}}/review": lambda w, c: Call({"task_id": _submitted(w)}, json={"decision": "accept"}),
     f"POST {ANNOTATION}/tasks/{{task_id}}/comments": lambda w, c: _in_task(w, None, {"text": "look here"}),
+    f"GET {ANNOTATION}/sets/{{set_id}}/export": lambda w, c: Call({"set_id": _set_id(w)},
+                                                                   query={"format": "geojson", "state": "all"}),
+    f"GET {ANNOTATION}/sets/{{set_id}}/snapshots": lambda w, c: Call({"set_id": _set_id(w)}),
+    "GET /api/v1/projects/{slug}/imagery/{item}/pixel": lambda w, c: _pixel(w),
+    f"POST {ANNOTATION}/sets/{{set_id}}/snapshots": lambda w, c: (_accepted(w), Call({"set_id": _set_id(w)}))[1],
+    f"POST {ANNOTATION}/sets/{{set_id}}/snapshots/{{digest}}/build": lambda w, c: _snapshot(w),
+    f"POST {ANNOTATION}/sets/{{set_id}}/import": lambda w, c: _import(w, c),
 }
 
 
@@ -478,9 +519,9 @@ def test_ids_out_of_range_are_bad_input(world: World) -> None:
     found = row_id_params(world.live.app)
     assert ("DELETE /api/v1/tokens/{token_id}", "token_id") in found
     for route, name in found:
-        body = CALLS.get(route, lambda w, c: Call())(world, "site_admin").json
+        call = CALLS.get(route, lambda w, c: Call())(world, "site_admin")
         for bad in (2**70, 2**31, 0, -1):  # past SQLite's and PostgreSQL's integers; no row has id 0 or below
-            r = send(world, route, "site_admin", Call({name: bad}, json=body))
+            r = send(world, route, "site_admin", Call(call.params | {name: bad}, json=call.json))
             assert r.status_code == 422 and name in check_error(r)["error"], f"{route} {name}={bad}: {r.status_code} {r.text}"
 
 
