@@ -165,6 +165,8 @@ def test_pixel_bad_points(live: LiveServer) -> None:
     with live.client() as c:
         body = error_of(c.get(pixel, params={"lon": 0, "lat": 0}), 422)
         assert "outside" in body["error"] and "bbox" in body["fix"]
+        for lon, lat in ((0, -90), (180, -90), (0, 90)):  # outside the scene's CRS's domain: outside, not a 500
+            assert "outside" in error_of(c.get(pixel, params={"lon": lon, "lat": lat}), 422)["error"]
         assert "-180..180" in error_of(c.get(pixel, params={"lon": 200, "lat": 50}), 422)["fix"]
         error_of(c.get(pixel, params={"lon": "nan", "lat": 50}), 422)
         error_of(c.get(pixel, params={"lat": 50}), 422)
@@ -195,3 +197,13 @@ def test_bad_render_parameters(live: LiveServer, params: dict[str, str], named: 
     with live.client() as c:
         body = error_of(c.get(URL, params=params), 422)
     assert named in body["error"] and hint in body["fix"], body
+
+
+def test_a_point_outside_the_band_s_projection_domain_is_outside() -> None:
+    from conftest import NC
+
+    from eoengine.platform.tiles import BandRef, pixel_value
+
+    band = BandRef(str(next((NC / "data").glob("*.tif"))))  # North Carolina State Plane: the south pole has no coordinates
+    assert pixel_value(band, 0, -90) is None
+    assert pixel_value(band, 180, -90) is None

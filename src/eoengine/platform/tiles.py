@@ -322,13 +322,19 @@ def pixel_value(band: BandRef, lon: float, lat: float) -> PixelValue | None:
 
     """
     import rasterio
+    from rasterio._err import CPLE_BaseError
     from rasterio.errors import RasterioError
     from rasterio.warp import transform
     from rasterio.windows import Window
 
     try:
         with rasterio.open(band.href) as src:
-            xs, ys = transform("EPSG:4326", src.crs, [lon], [lat]) if src.crs else ([lon], [lat])
+            try:
+                xs, ys = transform("EPSG:4326", src.crs, [lon], [lat]) if src.crs else ([lon], [lat])
+            except CPLE_BaseError:  # outside the CRS's domain (e.g. the south pole in North Carolina's State Plane)
+                return None
+            if not (np.isfinite(xs[0]) and np.isfinite(ys[0])):
+                return None
             row, col = src.index(xs[0], ys[0])
             if not (0 <= row < src.height and 0 <= col < src.width):
                 return None
