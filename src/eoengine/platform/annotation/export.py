@@ -35,7 +35,7 @@ from eoengine.inference.output import ClassCoding, map_profile
 from eoengine.labels import IGNORE
 from eoengine.labels.vector import VectorLabeler, labels_for_grid, read_labelled_area, read_vector_labels
 from eoengine.platform.annotation.grid import grid_of
-from eoengine.platform.annotation.store import usernames
+from eoengine.platform.annotation.store import stored_class, usernames
 from eoengine.platform.db.models import AnnotationSet, AnnotationTask, LabelFeature
 from eoengine.raster.cog import finish_cog, temp_name
 from eoengine.raster.scene import Grid
@@ -88,11 +88,6 @@ def set_classes(aset: AnnotationSet) -> list[ClassSpec]:
     return [ClassSpec(value=c["value"], name=c["name"], color=c.get("color") or "#808080") for c in aset.classes]
 
 
-def class_value(aset: AnnotationSet, label: str) -> int | str:
-    """A stored label (text) as the set's class value it names (a number stays a number), else the text itself."""
-    return next((c["value"] for c in aset.classes if class_key(c["value"]) == label), label)
-
-
 def _change(feature: LabelFeature) -> dict[str, Any]:
     return {k: feature.properties[k] for k in ("from", "to") if k in (feature.properties or {})}
 
@@ -113,7 +108,7 @@ def label_documents(labels: SetLabels) -> tuple[dict[str, Any], dict[str, Any]]:
     aset = labels.aset
     cells = {t.id: (t.row, t.col) for t in labels.tasks}
     features = [{"type": "Feature", "geometry": f.geometry,
-                 "properties": {"label": class_value(aset, f.label), "item": f.item or aset.items[0],
+                 "properties": {"label": stored_class(aset, f.label), "item": f.item or aset.items[0],
                                 "row": cells[f.task_id][0], "col": cells[f.task_id][1], **_change(f)}}
                 for f in labels.features]
     features.sort(key=lambda f: json.dumps(f, sort_keys=True))
@@ -144,7 +139,7 @@ def export_geojson(session: Session, labels: SetLabels) -> dict[str, Any]:
     for f in labels.features:
         task = labels.task_of(f)
         out.append({"type": "Feature", "id": f.id, "geometry": f.geometry, "properties": {
-            "label": class_value(labels.aset, f.label), "state": task.state, "annotator": names.get(f.created_by or 0),
+            "label": stored_class(labels.aset, f.label), "state": task.state, "annotator": names.get(f.created_by or 0),
             "reviewer": names.get(task.reviewer_id or 0), "task": task.id, "row": task.row, "col": task.col,
             "item": f.item or labels.aset.items[0], "items": list(f.items or []), "version": f.version,
             "source": f.source, **_change(f)}})

@@ -17,6 +17,7 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
+from eoengine.config.schema import class_key
 from eoengine.errors import Conflict, Denied, Invalid, NotFound
 from eoengine.platform.annotation.checks import Checked, Target
 from eoengine.platform.annotation.grid import block_counts, cell, cells, geojson, grid_json, grid_of, item_grid
@@ -109,8 +110,18 @@ def target(aset: AnnotationSet, task: AnnotationTask, grids: Mapping[str, Any]) 
                   f"task {task.id}'s cell (row {task.row}, col {task.col})")
 
 
-def _label(aset: AnnotationSet, label: str) -> Any:
-    return next((c["value"] for c in aset.classes if str(c["value"]) == label), label)
+def stored_class(aset: AnnotationSet, label: str) -> Any:
+    """A stored label (text) as the set's class value it names (a number stays a number), else the text itself.
+
+    Args:
+        aset: The feature's set.
+        label: The feature's ``label`` column.
+
+    Returns:
+        The class value, or ``label`` (``change``/``no-change`` of a change set).
+
+    """
+    return next((c["value"] for c in aset.classes if class_key(c["value"]) == label), label)
 
 
 def feature_json(feature: LabelFeature, aset: AnnotationSet, names: Mapping[int, str]) -> dict[str, Any]:
@@ -126,7 +137,7 @@ def feature_json(feature: LabelFeature, aset: AnnotationSet, names: Mapping[int,
 
     """
     props: dict[str, Any] = {
-        "label": _label(aset, feature.label), "version": feature.version, "task": feature.task_id,
+        "label": stored_class(aset, feature.label), "version": feature.version, "task": feature.task_id,
         "item": feature.item, "items": feature.items, "native_crs": feature.native_crs, "source": feature.source,
         "created_by": names.get(feature.created_by or 0), "updated_by": names.get(feature.updated_by or 0),
         "updated_at": feature.updated_at.isoformat()}
