@@ -70,6 +70,7 @@ def test_register_a_runs_model_set_an_alias_and_see_its_lineage(served: tuple[Li
     classes = page.locator("#versions [data-class]").evaluate_all("(li) => li.map((l) => l.dataset.class)")
     assert classes == ["forest", "water", "herbaceous", "barren", "urban"]
     assert "segmentation" in page.inner_text("#versions")
+    page.locator("#lineage [data-node='model:landcover/1']").wait_for()  # the lineage panel loads after the versions
     chain = page.locator("#lineage .lineage-step").evaluate_all("(s) => s.map((x) => x.dataset.type)")
     assert chain[-3:] == ["dataset", "run", "model"] and chain[0] == "scene"
     assert page.get_attribute("#lineage [data-node='model:landcover/1']", "aria-current") == "true"
