@@ -201,6 +201,11 @@ class AnnotationTask(Base):
 
     States: ``open`` → ``in_progress`` → ``submitted`` → ``accepted`` | ``rejected`` (→
     ``in_progress`` again). ``version`` grows with every change of state or assignment.
+
+    A *copy* labels the same cell again to measure its annotator: ``copy_kind`` is ``gold``
+    (``reference_task_id`` is an accepted task marked ``gold``, the known answer) or ``double``
+    (the reference is the cell's primary task, labelled independently). Primary tasks have
+    ``copy_kind == ""``; only their labels are exported, snapshotted and built.
     """
 
     __tablename__ = "annotation_tasks"
@@ -216,6 +221,9 @@ class AnnotationTask(Base):
     reviewer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
     gold: Mapped[bool] = mapped_column(Boolean, default=False)
     priority: Mapped[float | None] = mapped_column(default=None)  # e.g. a model's mean entropy: highest first
+    copy_kind: Mapped[str] = mapped_column(String(8), default="")  # "" (primary) | gold | double
+    reference_task_id: Mapped[int | None] = mapped_column(
+        ForeignKey("annotation_tasks.id", ondelete="CASCADE"), default=None, index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
@@ -240,6 +248,7 @@ class LabelFeature(Base):
     items: Mapped[list[str]] = mapped_column(JSON, default=list)
     native_crs: Mapped[str] = mapped_column(Text, default="")
     source: Mapped[str] = mapped_column(String(16), default="drawn")
+    suggestion: Mapped[bool] = mapped_column(Boolean, default=False)
     version: Mapped[int] = mapped_column(Integer, default=1)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
