@@ -138,7 +138,18 @@ class QuantizeResult(_Result):
     report_file: Path
 
 
+class PrelabelResult(_Result):
+    """The result file of a pre-labelling (its windows' entropies and polygons), and how many of each it holds."""
+
+    kind: Literal["prelabel"] = "prelabel"
+    output: Path
+    model: str
+    item: str
+    cells: int
+    features: int
+
+
 AnyResult = (BuildDatasetResult | TrainResult | SweepResult | EvaluateResult | PredictResult | PredictAreaResult
-             | FetchResult | ExportResult | QuantizeResult)
+             | FetchResult | ExportResult | QuantizeResult | PrelabelResult)
 JobResult = Annotated[AnyResult, Field(discriminator="kind")]
 """Any job result, told apart by its ``kind`` (read one back with ``TypeAdapter(JobResult)``)."""

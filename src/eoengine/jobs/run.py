@@ -19,6 +19,7 @@ from eoengine.jobs.results import (
     OnnxCheck,
     PredictAreaResult,
     PredictResult,
+    PrelabelResult,
     QuantizeResult,
     SweepResult,
     SweepTrial,
@@ -33,6 +34,7 @@ from eoengine.jobs.specs import (
     JobSpec,
     PredictAreaSpec,
     PredictSpec,
+    PrelabelSpec,
     QuantizeSpec,
     SweepSpec,
     TrainSpec,
@@ -63,6 +65,8 @@ def run_spec(spec: FetchSpec) -> FetchResult: ...
 def run_spec(spec: ExportSpec) -> ExportResult: ...
 @overload
 def run_spec(spec: QuantizeSpec) -> QuantizeResult: ...
+@overload
+def run_spec(spec: PrelabelSpec) -> PrelabelResult: ...
 def run_spec(spec: JobSpec) -> JobResult:
     """Run a job in this process, as its command would with the same flags.
 
@@ -95,6 +99,8 @@ def run_spec(spec: JobSpec) -> JobResult:
             return _export(spec)
         case QuantizeSpec():
             return _quantize(spec)
+        case PrelabelSpec():
+            return _prelabel(spec)
 
 
 def _build(spec: BuildDatasetSpec) -> BuildDatasetResult:
@@ -283,3 +289,21 @@ def _quantize(spec: QuantizeSpec) -> QuantizeResult:
     report = quantize(pkg, spec.calibration_chips)
     return QuantizeResult(package=pkg.path, metric=main_metric(pkg), report=report,
                           files=[pkg.path / INT8_STATIC, pkg.path / INT8_DYNAMIC], report_file=pkg.path / "quantization.json")
+
+
+def _prelabel(spec: PrelabelSpec) -> PrelabelResult:
+    """Predict the cells' windows with the package's tiling; write their entropies (and polygons)."""
+    from rasterio.windows import Window
+
+    from eoengine.deploy.registry import load_model_ref
+    from eoengine.inference.predict import Predictor
+    from eoengine.inference.prelabel import prelabel_windows
+    from eoengine.inference.sources import sources_for_package
+    from eoengine.raster.scene import SceneReader
+
+    pkg = load_model_ref(spec.model, spec.tracking_uri)
+    windows = {c.id: Window(c.col_off, c.row_off, c.width, c.height) for c in spec.cells}
+    with SceneReader(sources_for_package(pkg.meta, spec.scene), pkg.meta.resampling) as reader:
+        made = prelabel_windows(Predictor(pkg, engine=spec.engine), reader, windows, spec.output, spec.polygons,
+                                {"model": spec.model, "item": spec.item})
+    return PrelabelResult(output=spec.output, model=spec.model, item=spec.item, cells=made["cells"], features=made["features"])

@@ -146,8 +146,37 @@ class QuantizeSpec(_Spec):
     tracking_uri: str | None = Field(None, description="MLflow tracking URI (for run ids)")
 
 
+class PrelabelCell(_Spec):
+    """A pixel window of the scene to pre-label (an annotation task's cell), with the key its result carries."""
+
+    id: int = Field(description="Key of the window in the result (the annotation task's id)")
+    row_off: int = Field(ge=0)
+    col_off: int = Field(ge=0)
+    height: int = Field(gt=0)
+    width: int = Field(gt=0)
+
+
+class PrelabelSpec(_Spec):
+    """Pre-label windows of a scene: the model's class polygons and mean entropy per window, into a JSON file.
+
+    The platform queues it for ``POST .../annotation/tasks/ID/prelabel`` (one cell, polygons) and
+    ``POST .../annotation/sets/ID/rank`` (every open cell, entropy only), and stores the result
+    file's content in the annotation set when the job has run.
+    """
+
+    kind: Literal["prelabel"] = "prelabel"
+    model: str = Field(description="Model package folder, MLflow run id, runs:/<id> or models:/NAME/VERSION")
+    scene: list[str] = Field(min_length=1, description="The scene's bands: name=path:N pairs (as predict's scene)")
+    cells: list[PrelabelCell] = Field(min_length=1, max_length=10_000, description="The windows to predict")
+    output: Path = Field(description="The result JSON file to write")
+    item: str = Field("", description="The scene's catalog id, recorded in the result")
+    polygons: bool = Field(True, description="Polygonise each window's class map (false: its entropy only)")
+    engine: str = Field("auto", description="auto, torch, onnx or onnx-int8")
+    tracking_uri: str | None = Field(None, description="MLflow tracking URI (for run ids and registry references)")
+
+
 AnySpec = (BuildDatasetSpec | TrainSpec | SweepSpec | EvaluateSpec | PredictSpec | PredictAreaSpec | FetchSpec
-           | ExportSpec | QuantizeSpec)
+           | ExportSpec | QuantizeSpec | PrelabelSpec)
 JobSpec = Annotated[AnySpec, Field(discriminator="kind")]
 """Any job spec, told apart by its ``kind`` (for models that store one)."""
 

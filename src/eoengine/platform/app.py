@@ -21,6 +21,7 @@ from fastapi.staticfiles import StaticFiles
 from eoengine.platform.deps import BEARER, CSRF, SAFE_METHODS, SESSION
 from eoengine.platform.routes import (
     annotation,
+    annotation_assist,
     annotation_io,
     auth,
     datasets,
@@ -133,7 +134,7 @@ def create_platform_app(settings: PlatformSettings, platform: Platform | None = 
 
     app.add_middleware(BodyCap, cap=lambda path: body_limit(settings, path)[0], refuse=too_large)
     for module in (auth, tokens, users, projects, members, events, jobs, datasets, runs, models, maps, uploads, imagery,
-                   annotation, annotation_io):
+                   annotation, annotation_io, annotation_assist):
         app.include_router(module.router, prefix=API)
     app.include_router(_health(), prefix=API)
     app.mount(f"{API}/projects/{{slug}}/stac", imagery.ProjectStac())

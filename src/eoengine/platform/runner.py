@@ -21,16 +21,19 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eoengine.errors import KINDS, EOError
-from eoengine.jobs.specs import AnySpec, PredictAreaSpec, TrainSpec, parse_spec
+from eoengine.jobs.specs import AnySpec, PredictAreaSpec, PrelabelSpec, TrainSpec, parse_spec
 from eoengine.platform.db.engine import Database
 from eoengine.platform.db.models import Job, Project
 from eoengine.platform.projects import CONFIG
 from eoengine.platform.queue import Lease, finish, report, retrying
 from eoengine.platform.settings import PlatformSettings
 from eoengine.progress import ProgressTask, using_reporter
+
+if TYPE_CHECKING:
+    from eoengine.sourcing.catalog import CatalogIndex
 
 ENV_DB, ENV_HOME, ENV_WORKER, ENV_ATTEMPT = "EOENGINE_DB", "EOENGINE_HOME", "EOENGINE_JOB_WORKER", "EOENGINE_JOB_ATTEMPT"
 PROGRESS_EVERY_S = 0.5
@@ -179,7 +182,7 @@ def prepared_spec(job: Job, folder: Path) -> AnySpec:
     return spec
 
 
-def refresh_catalog(db: Database, project_id: int, folder: Path) -> None:
+def refresh_catalog(db: Database, project_id: int, folder: Path) -> CatalogIndex:
     """Bring the project's imagery catalog up to date (its config's scenes, fetched scenes, uploads).
 
     A ``predict-area`` job that searches the project's catalog calls this first, so scenes
@@ -189,6 +192,9 @@ def refresh_catalog(db: Database, project_id: int, folder: Path) -> None:
         db: The platform database.
         project_id: The job's project.
         folder: The project folder.
+
+    Returns:
+        The catalog.
 
     Raises:
         EOError: The project has no local imagery, or a scene cannot be read.
@@ -203,7 +209,28 @@ def refresh_catalog(db: Database, project_id: int, folder: Path) -> None:
         assert project is not None
         artifacts = imagery_artifacts(session, project)
         session.expunge_all()
-    project_catalog(load_config(folder / CONFIG), (folder / CONFIG).read_text(), folder, artifacts)
+    return project_catalog(load_config(folder / CONFIG), (folder / CONFIG).read_text(), folder, artifacts)
+
+
+def ingest(db: Database, job: Job, spec: PrelabelSpec, folder: Path) -> None:
+    """Store a pre-labelling job's result in its annotation tasks (after it ran), with the items' grids.
+
+    Args:
+        db: The platform database.
+        job: The job.
+        spec: Its spec.
+        folder: The project folder.
+
+    Raises:
+        EOError: The result cannot be read or stored (a task frozen since), or the catalog cannot be read.
+
+    """
+    from eoengine.platform.annotation.grid import item_grid
+    from eoengine.platform.annotation.suggestions import ingest_prelabel
+
+    catalog = retrying(lambda: refresh_catalog(db, job.project_id, folder), "reading the project's imagery")
+    grids = {r.item["id"]: item_grid(r.item) for r in catalog.records}
+    retrying(lambda: ingest_prelabel(db, job, spec, folder, grids), "storing the suggestions")
 
 
 def _outcome(db: Database, lease: Lease, job: Job, folder: Path) -> bool:
@@ -218,6 +245,8 @@ def _outcome(db: Database, lease: Lease, job: Job, folder: Path) -> bool:
             retrying(lambda: refresh_catalog(db, job.project_id, folder), "reading the project's imagery")
         with using_reporter(reporter):
             result = run_spec(spec)
+        if isinstance(spec, PrelabelSpec):
+            ingest(db, job, spec, folder)
         outputs = outputs_of(result, spec, folder)
     except EOError as exc:
         print(f"error: {exc}", flush=True)

@@ -143,6 +143,10 @@ def feature_json(feature: LabelFeature, aset: AnnotationSet, names: Mapping[int,
         "updated_at": feature.updated_at.isoformat()}
     if aset.kind == "change":
         props |= {k: feature.properties.get(k) for k in ("from", "to")}
+    if feature.source == "model":
+        props |= {k: feature.properties[k] for k in ("model", "score") if k in feature.properties}
+    if feature.suggestion:
+        props["suggestion"] = True
     if feature.deleted:
         props["deleted"] = True
     return {"type": "Feature", "id": feature.id, "geometry": feature.geometry, "properties": props}
@@ -255,11 +259,37 @@ def update_feature(session: Session, access: ProjectAccess, feature: LabelFeatur
     may_write(access, _locked(session, task))
     _conditional(session, feature, aset, version, "PUT", {
         "geometry": checked.geometry, "label": checked.label, "properties": checked.properties, "item": checked.item,
-        "items": checked.items, "native_crs": checked.native_crs, "updated_by": access.user_id})
+        "items": checked.items, "native_crs": checked.native_crs, "updated_by": access.user_id, "suggestion": False})
     _started(session, task)
     _event(session, access, "feature.update", "label_feature", feature.id,
            {"task": task.id, "version": feature.version, "label": checked.label})
     return feature
+
+
+def accept_feature(session: Session, access: ProjectAccess, feature: LabelFeature, task: AnnotationTask,
+                   aset: AnnotationSet, version: int) -> LabelFeature:
+    """Make a model's suggestion a feature like a drawn one, if it is still at ``version`` (then at version + 1).
+
+    Raises:
+        Stale: It is at another version, or deleted (the error carries the current feature).
+        Conflict: It is no pending suggestion, or the task is frozen.
+        Denied: The caller may not draw in its task.
+
+    """
+    may_write(access, _locked(session, task))
+    if not feature.suggestion and not feature.deleted and feature.version == version:
+        raise Conflict(f"feature {feature.id} is no pending model suggestion", "it is a feature like a drawn one already")
+    _conditional(session, feature, aset, version, "accept", {"suggestion": False, "updated_by": access.user_id})
+    _started(session, task)
+    _event(session, access, "feature.accept", "label_feature", feature.id,
+           {"task": task.id, "version": feature.version, "label": feature.label})
+    return feature
+
+
+def pending_suggestions(session: Session, task_id: int) -> int:
+    """How many model suggestions of a task are still pending (neither accepted nor deleted)."""
+    return int(session.scalar(select(func.count()).select_from(LabelFeature).where(
+        LabelFeature.task_id == task_id, LabelFeature.suggestion.is_(True), LabelFeature.deleted.is_(False))) or 0)
 
 
 def delete_feature(session: Session, access: ProjectAccess, feature: LabelFeature, task: AnnotationTask,
@@ -342,13 +372,17 @@ def submit(session: Session, access: ProjectAccess, task: AnnotationTask) -> Non
 
     Raises:
         Denied: The caller is not its assignee.
-        Conflict: It is submitted or accepted already.
+        Conflict: It is submitted or accepted already, or model suggestions in it are pending.
 
     """
     if _locked(session, task).assignee_id != access.user_id:
         raise Denied(f"task {task.id} is not assigned to you", "only its annotator submits a task")
     if task.state not in WRITABLE:
         raise Conflict(f"task {task.id} is {task.state} already", "wait for its review")
+    pending = pending_suggestions(session, task.id)
+    if pending:
+        raise Conflict(f"{pending} model suggestions are pending in task {task.id}",
+                       "accept or delete them (POST .../features/FID/accept, DELETE .../features/FID)")
     _moved(task, "submitted")
     _event(session, access, "task.submit", "annotation_task", task.id, {"version": task.version})
 
