@@ -239,7 +239,9 @@ EXPECTED |= {f"{route.split()[0]} {ANNOTATION}{route.split()[1]}": action for ro
     "POST /tasks/{task_id}/submit": "annotate", "POST /tasks/{task_id}/review": "review",
     "POST /tasks/{task_id}/comments": "annotate", "GET /sets/{set_id}/export": "read",
     "POST /sets/{set_id}/snapshots": "review", "GET /sets/{set_id}/snapshots": "read",
-    "POST /sets/{set_id}/snapshots/{digest}/build": "review", "POST /sets/{set_id}/import": "annotate"}.items()}
+    "POST /sets/{set_id}/snapshots/{digest}/build": "review", "POST /sets/{set_id}/import": "annotate",
+    "POST /tasks/{task_id}/prelabel": "annotate", "POST /sets/{set_id}/rank": "review",
+    "POST /features/{fid}/accept": "annotate"}.items()}
 DRAWERS = ("annotator", "reviewer", "project_admin", "site_admin")
 """Callers who may annotate: each allowed call draws in a task of its own, assigned to its caller."""
 
@@ -322,7 +324,26 @@ def _in_task(w: World, caller: str, json: Any = None) -> Call:
     return Call({"task_id": task["id"]}, json=task["feature"] if json is None else json)
 
 
+def _suggested(w: World, caller: str) -> Call:
+    """A model's suggestion in a task of the caller's (a drawn feature marked as one), to accept at version 1."""
+    from eoengine.platform.db.models import LabelFeature
+
+    drawn = _drawn(w, caller)
+    with w.live.platform.db.write() as s:
+        feature = s.get(LabelFeature, drawn["fid"])
+        assert feature is not None
+        feature.source, feature.suggestion = "model", True
+    return Call({"fid": drawn["fid"]}, json={"version": 1})
+
+
+ABSENT_MODEL = {"model": "absent@champion"}
+"""The matrix project's registered model has no package; an allowed pre-label or rank reaches the model lookup: 404."""
+
 CALLS |= {
+    f"POST {ANNOTATION}/tasks/{{task_id}}/prelabel": lambda w, c: (lambda t: Call({"task_id": t["id"]}, json=ABSENT_MODEL,
+                                                                                   ok=(404,)))(_task(w, c)),
+    f"POST {ANNOTATION}/sets/{{set_id}}/rank": lambda w, c: Call({"set_id": _set_id(w)}, json=ABSENT_MODEL, ok=(404,)),
+    f"POST {ANNOTATION}/features/{{fid}}/accept": lambda w, c: _suggested(w, c),
     f"POST {ANNOTATION}/sets": lambda w, c: Call(json={"name": w.unique("set-"), "items": [w.objects["item"]]}),
     f"GET {ANNOTATION}/sets/{{set_id}}": lambda w, c: Call({"set_id": _set_id(w)}),
     f"GET {ANNOTATION}/sets/{{set_id}}/tasks": lambda w, c: Call({"set_id": _set_id(w)}),
