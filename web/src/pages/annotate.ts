@@ -8,6 +8,7 @@ import { type AnnotationSet, AnnotationApi, type Pin, type Task } from "../annot
 import { around, Drawing, TOOLS, type Tool } from "../annotate/draw";
 import { type Choice, Edits, type Geometry, shapeOf } from "../annotate/edits";
 import { reviewPanel, swipe, taskPanel } from "../annotate/panels";
+import { Suggestions } from "../annotate/suggestions";
 import { clearErrors, h, mount } from "../dom";
 import { addPolygons, addTiles, createMap, fitTo, loaded, registerMap, tileUrl } from "../map";
 import { may } from "../roles";
@@ -105,12 +106,12 @@ export async function annotatePage(root: HTMLElement, params: Params): Promise<C
     return () => cleanups.forEach((c) => c());
   }
   fitTo(map, { type: "FeatureCollection", features: [{ type: "Feature", geometry: task.geometry, properties: {} }] }, 10);
-  cleanups.push(await taskView({ map, calls, set, task, reviewer, user: user.username, toolbar, side, dates, container }));
+  cleanups.push(await taskView({ map, slug, calls, set, task, reviewer, user: user.username, toolbar, side, dates, container }));
   return () => cleanups.reverse().forEach((c) => c());
 }
 
 interface TaskContext {
-  map: maplibregl.Map; calls: AnnotationApi; set: AnnotationSet; task: Task; reviewer: boolean; user: string;
+  map: maplibregl.Map; slug: string; calls: AnnotationApi; set: AnnotationSet; task: Task; reviewer: boolean; user: string;
   toolbar: HTMLElement; side: HTMLElement; dates: ReturnType<typeof imagery>; container: HTMLElement;
 }
 
@@ -122,7 +123,8 @@ async function taskView(ctx: TaskContext): Promise<Cleanup> {
   const drawing = new Drawing(map, (l) => colours.get(Number(l)) ?? (l === "no-change" ? "#9e9e9e" : "#d81b60"));
   const edits = new Edits(ctx.calls, task.id, drawing, (theirs) => askConflict(ctx.side, theirs),
     () => ({ item: set.items[ctx.dates.shown()]?.id }));
-  for (const f of (await calls.features(task.id)).features) drawing.show(shapeOf(f));
+  const suggestions = new Suggestions(map, ctx.slug, set, task, drawing, ctx.toolbar, ctx.side);
+  for (const f of (await calls.features(task.id)).features) if (!suggestions.take(f)) drawing.show(shapeOf(f));
   window.eoengineAnnotate = { pending: () => edits.pending, settled: () => edits.settled(), shapes: () => drawing.all().length };
   const palette = set.classes.map((c, i) => button(`${i + 1} ${c.name}`, () => choose(c.value),
     { class: "class-button", "data-class": String(c.value), style: `border-left: 10px solid ${c.color}` }));
@@ -200,6 +202,7 @@ async function taskView(ctx: TaskContext): Promise<Cleanup> {
   const unswipe = swipe(ctx.map, ctx.container, ctx.dates);
   return () => {
     document.removeEventListener("keydown", keys);
+    suggestions.close();
     drawing.draw.stop();
     unswipe();
     panel();
