@@ -266,4 +266,23 @@ def test_bad_input_is_refused_with_its_fix(team: Assist, tmp_path: Path) -> None
         assert both.status_code == 201, both.text
         first = c.get(f"{ANN}/sets/{both.json()['id']}/tasks").json()["features"][0]["id"]
         lacking = error_of(c.post(f"{ANN}/tasks/{first}/prelabel", json={"model": "landcover/1", "item": "rgb"}), 422)
-        assert "nir" in lacking["error"] and "rgb" in lacking["error"]
+        assert lacking["error"] == "item 'rgb' has no band blue, green, red, nir that models:/landcover/1 needs"
+
+
+def test_the_client_prelabels_ranks_and_accepts(team: Assist) -> None:
+    from eoengine.client import Client
+    from eoengine.errors import Invalid
+
+    made = make_set(team, "client")
+    task = tasks_of(team, made["id"])[(2, 1)]["id"]
+    assign(team, task, "ann")
+    with Client(team.live.url, team.tokens["ann"]) as ann:
+        assert ann.prelabel_task(SLUG, task, "landcover@champion").wait(timeout=120).state == "succeeded"
+        pending = [f for f in ann.task_features(SLUG, task)["features"] if f["properties"].get("suggestion")]
+        accepted = ann.accept_feature(SLUG, pending[0]["id"], 1)
+        assert accepted["properties"]["version"] == 2 and "suggestion" not in accepted["properties"]
+        with pytest.raises(Invalid, match="is not one of set"):
+            ann.prelabel_task(SLUG, task, "landcover/1", item="rgb")
+    with Client(team.live.url, team.tokens["rita"]) as rita:
+        assert rita.rank_tasks(SLUG, made["id"], "landcover/1").wait(timeout=120).state == "succeeded"
+    assert all(p["priority"] is not None for k, p in tasks_of(team, made["id"]).items() if p["state"] == "open")

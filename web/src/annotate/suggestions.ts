@@ -1,4 +1,4 @@
-// A model's suggestions in a task: the "Pre-label" button (a registered model of the project, queued as a job),
+// A model's suggestions in a task: the "Pre-label" button in the side panel (a registered model, queued as a job),
 // pending suggestions drawn dashed in their own layer, listed in the side panel; a click (or the list) selects
 // one, `a` (or "Accept") accepts it — it becomes an editable feature like a drawn one — and Delete removes it.
 
@@ -34,7 +34,7 @@ export class Suggestions {
   private readonly keys = (event: KeyboardEvent): void => this.onKey(event);
 
   constructor(private readonly map: maplibregl.Map, private readonly slug: string, private readonly set: AnnotationSet,
-    private readonly task: Task, private readonly drawing: Drawing, toolbar: HTMLElement, side: HTMLElement) {
+    private readonly task: Task, private readonly drawing: Drawing, side: HTMLElement) {
     const colour = ["coalesce", ["get", "colour"], "#d81b60"] as never;
     map.addSource(SOURCE, { type: "geojson", data: { type: "FeatureCollection", features: [] } });
     map.addLayer({ id: `${SOURCE}-fill`, type: "fill", source: SOURCE, paint: { "fill-color": colour, "fill-opacity": 0.15 } });
@@ -43,9 +43,10 @@ export class Suggestions {
     map.on("click", `${SOURCE}-fill`, (e) => this.select(Number(e.features?.[0]?.properties?.fid)));
     document.addEventListener("keydown", this.keys, true); // before the page's keys: Delete of a suggestion is ours
     window.eoengineSuggestions = { ids: () => [...this.pending.keys()], selected: () => this.selected };
-    void this.prelabelControls(toolbar);
-    side.append(h("section", { class: "suggestions", id: "suggestions" }, h("h2", {}, "Model suggestions"), this.status,
-      this.list));
+    const controls = h("p", { class: "prelabel" });
+    void this.prelabelControls(controls);
+    side.append(h("section", { class: "suggestions", id: "suggestions" }, h("h2", {}, "Model suggestions"), controls,
+      this.status, this.list));
   }
 
   /** Keep `feature` here when it is a pending suggestion (true); else the page shows it as a drawn one. */
@@ -64,7 +65,7 @@ export class Suggestions {
 
   private base(): string { return `/projects/${encodeURIComponent(this.slug)}`; }
 
-  private async prelabelControls(toolbar: HTMLElement): Promise<void> {
+  private async prelabelControls(into: HTMLElement): Promise<void> {
     const models = await api<Registered[]>(`${this.base()}/models`).catch(() => [] as Registered[]);
     const refs = models.flatMap((m) => [...Object.keys(m.aliases).map((a) => `${m.name}@${a}`),
       ...m.versions.map((v) => `${m.name}/${v.version}`)]);
@@ -72,7 +73,7 @@ export class Suggestions {
     const run = button("Pre-label", () => { clearErrors(); this.prelabel(choice.value).catch(reportError); },
       { id: "prelabel", title: refs.length ? "Suggest labels with the chosen model" : "No registered model" });
     if (!refs.length) run.setAttribute("disabled", "");
-    toolbar.append(h("span", { class: "prelabel" }, choice, run));
+    into.append(choice, " ", run);
   }
 
   private async prelabel(model: string): Promise<void> {

@@ -123,7 +123,7 @@ async function taskView(ctx: TaskContext): Promise<Cleanup> {
   const drawing = new Drawing(map, (l) => colours.get(Number(l)) ?? (l === "no-change" ? "#9e9e9e" : "#d81b60"));
   const edits = new Edits(ctx.calls, task.id, drawing, (theirs) => askConflict(ctx.side, theirs),
     () => ({ item: set.items[ctx.dates.shown()]?.id }));
-  const suggestions = new Suggestions(map, ctx.slug, set, task, drawing, ctx.toolbar, ctx.side);
+  const suggestions = new Suggestions(map, ctx.slug, set, task, drawing, ctx.side);
   for (const f of (await calls.features(task.id)).features) if (!suggestions.take(f)) drawing.show(shapeOf(f));
   window.eoengineAnnotate = { pending: () => edits.pending, settled: () => edits.settled(), shapes: () => drawing.all().length };
   const palette = set.classes.map((c, i) => button(`${i + 1} ${c.name}`, () => choose(c.value),
