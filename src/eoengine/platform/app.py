@@ -22,6 +22,7 @@ from eoengine.platform.deps import BEARER, CSRF, SAFE_METHODS, SESSION
 from eoengine.platform.routes import (
     annotation,
     annotation_io,
+    annotation_quality,
     auth,
     datasets,
     events,
@@ -133,7 +134,7 @@ def create_platform_app(settings: PlatformSettings, platform: Platform | None = 
 
     app.add_middleware(BodyCap, cap=lambda path: body_limit(settings, path)[0], refuse=too_large)
     for module in (auth, tokens, users, projects, members, events, jobs, datasets, runs, models, maps, uploads, imagery,
-                   annotation, annotation_io):
+                   annotation, annotation_io, annotation_quality):
         app.include_router(module.router, prefix=API)
     app.include_router(_health(), prefix=API)
     app.mount(f"{API}/projects/{{slug}}/stac", imagery.ProjectStac())
