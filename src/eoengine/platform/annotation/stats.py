@@ -74,8 +74,8 @@ def _task_of(event: Event, feature_tasks: dict[int, int]) -> int | None:
 def people(session: Session, aset: AnnotationSet, tasks: list[AnnotationTask]) -> dict[int, Person]:
     """User id → their submissions, review decisions and time per task, from the set's events."""
     ids = {t.id for t in tasks}
-    feature_tasks = dict(session.execute(select(LabelFeature.id, LabelFeature.task_id)
-                                         .where(LabelFeature.set_id == aset.id)).tuples())
+    feature_tasks = {fid: task for fid, task in session.execute(
+        select(LabelFeature.id, LabelFeature.task_id).where(LabelFeature.set_id == aset.id))}
     events = session.scalars(select(Event).where(
         Event.project_id == aset.project_id, Event.object_type.in_(("annotation_task", "label_feature")),
         Event.action.in_((*TIMED, "task.accept", "task.reject"))).order_by(Event.at, Event.id))
