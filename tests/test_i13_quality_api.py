@@ -114,6 +114,7 @@ def test_a_gold_task_is_labelled_blind_and_scored(team: Team) -> None:
     stats = call(team, "rita", "GET", f"{ANN}/sets/{made['id']}/stats")
     assert stats["copies"] == {"gold": 2, "double": 0} and stats["counts"] == {"accepted": 1, "open": 15}
     assert stats["classes"] == [1, 2, 3, 4, 5, 6, 7]
+    assert [a["user"] for a in stats["annotators"]] == ["ann", "bob", "cara"]  # rita only assigned and reviewed
     bob = next(a for a in stats["annotators"] if a["user"] == "bob")
     expected = expected_agreement(square, shifted, answer["task"]["complete_area"])
     assert bob["gold"]["n"] == 1 and bob["double"] is None

@@ -97,7 +97,7 @@ def people(session: Session, aset: AnnotationSet, tasks: list[AnnotationTask]) -
             times[(task, e.actor_id)].append(e.at)
     holders = {(t.id, t.assignee_id) for t in tasks if t.assignee_id is not None}
     for (task, user), at in times.items():
-        if (task, user) in holders or task in out[user].submitted:
+        if (task, user) in holders or (user in out and task in out[user].submitted):  # not a reviewer's
             out[user].seconds[task] = quality.time_spent(at)
     for task, user in holders:
         out[user].seconds.setdefault(task, 0.0)
