@@ -241,7 +241,9 @@ EXPECTED |= {f"{route.split()[0]} {ANNOTATION}{route.split()[1]}": action for ro
     "POST /sets/{set_id}/snapshots": "review", "GET /sets/{set_id}/snapshots": "read",
     "POST /sets/{set_id}/snapshots/{digest}/build": "review", "POST /sets/{set_id}/import": "annotate",
     "POST /tasks/{task_id}/prelabel": "annotate", "POST /sets/{set_id}/rank": "review",
-    "POST /features/{fid}/accept": "annotate"}.items()}
+    "POST /features/{fid}/accept": "annotate",
+    "POST /tasks/{task_id}/gold": "review", "POST /sets/{set_id}/double": "review", "GET /sets/{set_id}/stats": "review",
+    "GET /sets/{set_id}/stats/{username}": "annotate"}.items()}
 DRAWERS = ("annotator", "reviewer", "project_admin", "site_admin")
 """Callers who may annotate: each allowed call draws in a task of its own, assigned to its caller."""
 
@@ -365,7 +367,21 @@ CALLS |= {
     f"POST {ANNOTATION}/sets/{{set_id}}/snapshots": lambda w, c: (_accepted(w), Call({"set_id": _set_id(w)}))[1],
     f"POST {ANNOTATION}/sets/{{set_id}}/snapshots/{{digest}}/build": lambda w, c: _snapshot(w),
     f"POST {ANNOTATION}/sets/{{set_id}}/import": lambda w, c: _import(w, c),
+    f"POST {ANNOTATION}/tasks/{{task_id}}/gold": lambda w, c: _gold(w),
+    f"POST {ANNOTATION}/sets/{{set_id}}/double": lambda w, c: Call({"set_id": _set_id(w)}, json={"tasks": [_task(w, None)["id"]]}),
+    f"GET {ANNOTATION}/sets/{{set_id}}/stats": lambda w, c: Call({"set_id": _set_id(w)}),
+    # one's own statistics (an annotator may read theirs only; a reviewer anyone's)
+    f"GET {ANNOTATION}/sets/{{set_id}}/stats/{{username}}": lambda w, c: Call(
+        {"set_id": _set_id(w), "username": w.usernames.get(c, w.usernames["annotator"])}),
 }
+
+
+def _gold(w: World) -> Call:
+    """A freshly accepted task to mark gold (a copy for the annotator: its own annotator is the reviewer-less one)."""
+    _accepted(w)
+    accepted = [t for t in w.as_admin("GET", f"/projects/{w.slug}/annotation/sets/{_set_id(w)}/tasks").json()["features"]
+                if t["properties"]["state"] == "accepted" and not t["properties"]["gold"]]
+    return Call({"task_id": accepted[0]["id"]}, json={"annotators": [w.usernames["reviewer"]]})
 
 
 def denial(action: str, caller: str) -> int | None:

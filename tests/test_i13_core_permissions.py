@@ -130,11 +130,11 @@ def fresh(team: Team) -> Fresh:
 def test_every_annotation_route_is_in_the_table(team: Team) -> None:
     from platform_server import api_routes
 
-    from eoengine.platform.routes import annotation_assist, annotation_io
+    from eoengine.platform.routes import annotation_assist, annotation_io, annotation_quality
 
-    io = {f"{m} /api/v1{r.path}" for module in (annotation_io, annotation_assist) for r in module.router.routes
-          for m in getattr(r, "methods", ())}
-    mine = {r for r in api_routes(team.live.app) if "/annotation/" in r} - io  # IO's and assist's: the shared matrix
+    io = {f"{m} /api/v1{r.path}" for module in (annotation_io, annotation_assist, annotation_quality)
+          for r in module.router.routes for m in getattr(r, "methods", ())}
+    mine = {r for r in api_routes(team.live.app) if "/annotation/" in r} - io  # the shared matrix checks these
     assert mine == {f"{k.split()[0]} /api/v1/projects/{{slug}}/annotation{k.split()[1]}" for k in ROUTES}
 
 

@@ -3,6 +3,7 @@
 import "./style.css";
 import { ApiError, reportError } from "./api";
 import { annotatePage } from "./pages/annotate";
+import { annotationStatsPage } from "./pages/annotation-stats";
 import { datasetPage } from "./pages/dataset";
 import { jobPage } from "./pages/job";
 import { modelPage } from "./pages/model";
@@ -23,6 +24,8 @@ export const routes: Route[] = [
   { pattern: "/projects/:slug/models/:name", title: "Model", page: signedIn(modelPage) },
   { pattern: "/projects/:slug/annotate/:set", title: "Annotate", page: signedIn(annotatePage) },
   { pattern: "/projects/:slug/annotate/:set/tasks/:task", title: "Annotate a task", page: signedIn(annotatePage) },
+  { pattern: "/projects/:slug/annotate/:set/stats", title: "Annotation quality", page: signedIn(annotationStatsPage) },
+  { pattern: "/projects/:slug/annotate/:set/stats/:user", title: "Annotator", page: signedIn(annotationStatsPage) },
   { pattern: "/projects/:slug/members", title: "Members", page: signedIn(membersPage) },
   { pattern: "/tokens", title: "API tokens", page: signedIn(tokensPage) },
   { pattern: "/jobs/:id", title: "Job", page: signedIn(jobPage) },

@@ -22,6 +22,7 @@ import httpx
 
 from eoengine.client.annotation import Annotating
 from eoengine.client.annotation_assist import Assisting
+from eoengine.client.annotation_quality import AnnotationQuality
 from eoengine.client.browse import Browsing
 from eoengine.client.http import Http, parse, segment
 from eoengine.client.jobs import Job
@@ -48,7 +49,7 @@ from eoengine.platform.schemas import (
 UPLOAD_KINDS = ("imagery", "labels")
 
 
-class Client(Assisting, Annotating, Browsing):
+class Client(Assisting, Annotating, AnnotationQuality, Browsing):
     """A connection to one platform server as one user (by API token).
 
     Every method answers the API's models and raises the :mod:`eoengine.errors` kind of a

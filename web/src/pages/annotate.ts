@@ -88,7 +88,8 @@ export async function annotatePage(root: HTMLElement, params: Params): Promise<C
   const side = h("aside", { class: "annotate-side", id: "annotate-side" });
   const toolbar = h("div", { class: "map-bar annotate-toolbar", id: "annotate-toolbar" });
   mount(root, h("div", { class: "title-row" }, h("h1", {}, task ? `${set.name} · task ${task.row},${task.col}` : set.name),
-    h("a", { href: base }, "All tasks"), next), toolbar,
+    h("a", { href: base }, "All tasks"), reviewer ? h("a", { href: `${base}/stats`, id: "stats-link" }, "Quality") : null,
+    next), toolbar,
   h("div", { class: "map-bar" }, h("label", {}, "Imagery ", recipe), button("◀ date", () => dates?.step(-1)), date,
     button("date ▶", () => dates?.step(1)), legend()),
   h("div", { class: "annotate-body" }, h("div", { class: "map-block annotate-stack" }, container), side));

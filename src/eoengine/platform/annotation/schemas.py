@@ -112,6 +112,10 @@ class TaskOut(BaseModel):
     complete_area: dict[str, Any]
     items: list[ItemRef]
     comments: list[CommentOut]
+    copy_kind: str | None = Field(None, description="reviewers: '' (a primary task), 'gold' or 'double'; "
+                                  "null for everyone else")
+    reference_task_id: int | None = Field(None, description="reviewers: the task a copy is compared with")
+    gold: bool | None = Field(None, description="reviewers: whether the task's accepted labels are a known answer")
 
 
 class PinIn(_In):
@@ -164,3 +168,84 @@ class HistoryOut(BaseModel):
 
     task_id: int
     events: list[EventOut]
+
+
+class GoldIn(_In):
+    """Who labels a gold task again, blind: annotators' user names, or null for every annotator but its own."""
+
+    annotators: list[str] | None = Field(None, min_length=1, max_length=500)
+
+
+class GoldOut(BaseModel):
+    """A task marked gold and the copies made of it (one per annotator who had none)."""
+
+    task: TaskOut
+    copies: list[TaskOut]
+
+
+class DoubleIn(_In):
+    """Which primary tasks to label twice: a random ``share`` of them (by ``seed``), or the ``tasks`` listed."""
+
+    share: float | None = Field(None, description="in (0, 1]: that share of the set's primary tasks, rounded up")
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    tasks: list[int] | None = Field(None, min_length=1, max_length=10_000)
+
+
+class AgreementOut(BaseModel):
+    """How an annotator's copies agree with their references: IoU (mean over classes, per class), boundary distances."""
+
+    n: int
+    iou: float | None
+    iou_per_class: dict[str, float]
+    boundary_m: float | None
+    boundary_p95_m: float | None
+    boundary_px: float | None
+
+
+class TaskCountsOut(BaseModel):
+    """An annotator's tasks handed in (distinct tasks) and the review decisions on them."""
+
+    submitted: int
+    accepted: int
+    rejected: int
+
+
+class AnnotatorStatsOut(BaseModel):
+    """One annotator's work in a set: tasks, acceptance rate, time, agreement on gold and double copies, confusion."""
+
+    user: str
+    tasks: TaskCountsOut
+    acceptance_rate: float | None
+    time_spent_s: float
+    median_task_s: float | None
+    gold: AgreementOut | None
+    double: AgreementOut | None
+    confusion: list[list[int]] = Field(description="pixels: rows the reference's class, columns the annotator's "
+                                                   "(the order of the set stats' classes)")
+
+
+class ComparisonOut(BaseModel):
+    """One of the annotator's tasks compared with its reference."""
+
+    task: int
+    reference: int
+    kind: str
+    iou: float | None
+    boundary_m: float | None
+    state: str
+
+
+class AnnotatorDetailOut(AnnotatorStatsOut):
+    """An annotator's stats with each comparison."""
+
+    comparisons: list[ComparisonOut]
+
+
+class SetStatsOut(BaseModel):
+    """A set's quality: primary tasks by state, copies by kind, per-annotator stats, the classes (confusion order)."""
+
+    set_id: int
+    counts: dict[str, int]
+    copies: dict[str, int]
+    annotators: list[AnnotatorStatsOut]
+    classes: list[int | str]

@@ -335,13 +335,66 @@ def assign(session: Session, access: ProjectAccess, task: AnnotationTask, userna
     _event(session, access, "task.assign", "annotation_task", task.id, {"user": username, "version": task.version})
 
 
-def _queue(aset: AnnotationSet) -> Select[AnnotationTask]:
-    return select(AnnotationTask).where(AnnotationTask.set_id == aset.id).order_by(
-        AnnotationTask.priority.desc().nulls_last(), AnnotationTask.row, AnnotationTask.col)
+CELL = func.coalesce(AnnotationTask.reference_task_id, AnnotationTask.id)
+"""A task's cell as one id: a copy's reference (the cell's primary task), a primary task's own id."""
+
+
+def _labelled(aset: AnnotationSet, user_id: int) -> Select[Any]:
+    """The cells (:data:`CELL`) of the set a user labelled: a task of it was theirs, or they drew in one."""
+    drew = select(LabelFeature.task_id).where(LabelFeature.set_id == aset.id, LabelFeature.created_by == user_id)
+    return select(CELL).where(AnnotationTask.set_id == aset.id,
+                              (AnnotationTask.assignee_id == user_id) | AnnotationTask.id.in_(drew))
+
+
+def _queue(aset: AnnotationSet, user_id: int | None = None) -> Select[AnnotationTask]:
+    """The set's tasks in queue order; with ``user_id``, none of a cell that user labelled (its primary or a copy)."""
+    query = select(AnnotationTask).where(AnnotationTask.set_id == aset.id)
+    if user_id is not None:
+        query = query.where(CELL.not_in(_labelled(aset, user_id)))
+    return query.order_by(AnnotationTask.priority.desc().nulls_last(), AnnotationTask.row, AnnotationTask.col,
+                          AnnotationTask.id)
+
+
+def visible(access: ProjectAccess, tasks: Iterable[AnnotationTask]) -> list[AnnotationTask]:
+    """The tasks of a set as the caller may see them (give all of the set's tasks).
+
+    A reviewer sees every task. Anyone else sees the primary tasks, except that where they hold a
+    copy of a cell (gold or double) they see their copy in its place; others' copies stay hidden.
+
+    Args:
+        access: The caller.
+        tasks: The set's tasks.
+
+    Returns:
+        The visible ones, in the order given.
+
+    """
+    tasks = list(tasks)
+    if access.allows("review"):
+        return tasks
+    held = {t.reference_task_id for t in tasks if t.copy_kind and t.assignee_id == access.user_id}
+    return [t for t in tasks if (t.assignee_id == access.user_id if t.copy_kind else t.id not in held)]
+
+
+def check_visible(session: Session, access: ProjectAccess, task: AnnotationTask) -> None:
+    """Check that the caller may see a task (:func:`visible`): a hidden one is as unknown as a missing one.
+
+    Raises:
+        NotFound: The task is someone else's copy, or the primary task of a cell the caller holds a copy of.
+
+    """
+    if access.allows("review"):
+        return
+    hidden = (task.assignee_id != access.user_id) if task.copy_kind else session.scalar(select(AnnotationTask.id).where(
+        AnnotationTask.reference_task_id == task.id, AnnotationTask.assignee_id == access.user_id).limit(1)) is not None
+    if hidden:
+        raise NotFound(f"no annotation task {task.id} in this project", "list a set's tasks: GET .../sets/SET/tasks")
 
 
 def next_task(session: Session, access: ProjectAccess, aset: AnnotationSet) -> AnnotationTask:
     """The caller's next task: one of theirs still to do (rejected first), else an open one taken from the queue.
+
+    The queue never hands someone a task of a cell they labelled (its primary task or a copy of it).
 
     Raises:
         NotFound: Nothing is left for them.
@@ -352,7 +405,7 @@ def next_task(session: Session, access: ProjectAccess, aset: AnnotationSet) -> A
     if mine:
         return min(mine, key=lambda t: t.state != "rejected")  # stable: queue order within each group
     while True:
-        free = session.scalars(_queue(aset).where(AnnotationTask.assignee_id.is_(None),
+        free = session.scalars(_queue(aset, access.user_id).where(AnnotationTask.assignee_id.is_(None),
                                                   AnnotationTask.state == "open").limit(1)).first()
         if free is None:
             raise NotFound(f"no task left to annotate in set {aset.id!r}", "ask a reviewer for more, or take a break")
@@ -428,9 +481,9 @@ def review(session: Session, access: ProjectAccess, task: AnnotationTask, decisi
 
 
 def counts(session: Session, set_id: int) -> dict[str, int]:
-    """Tasks of a set by state."""
-    rows = session.execute(select(AnnotationTask.state, func.count()).where(AnnotationTask.set_id == set_id)
-                           .group_by(AnnotationTask.state))
+    """Primary tasks of a set by state (copies are not counted: they label the same cells again)."""
+    rows = session.execute(select(AnnotationTask.state, func.count()).where(
+        AnnotationTask.set_id == set_id, AnnotationTask.copy_kind == "").group_by(AnnotationTask.state))
     return {state: n for state, n in rows}
 
 

@@ -81,7 +81,9 @@ def _set_out(session: Session, aset: AnnotationSet, dates: dict[str, str | None]
                   counts=store.counts(session, aset.id), created_at=aset.created_at)
 
 
-def _task_out(session: Session, task: AnnotationTask, aset: AnnotationSet, dates: dict[str, str | None]) -> TaskOut:
+def _task_out(session: Session, task: AnnotationTask, aset: AnnotationSet, dates: dict[str, str | None],
+              access: ProjectAccess | None = None) -> TaskOut:
+    """A task as the API shows it; what makes it a copy (or gold) only to a reviewer's ``access``."""
     comments = session.scalars(select(ReviewComment).where(ReviewComment.task_id == task.id)
                                .order_by(ReviewComment.id)).all()
     names = store.usernames(session, [task.assignee_id, task.reviewer_id, *(c.author_id for c in comments)])
@@ -90,7 +92,12 @@ def _task_out(session: Session, task: AnnotationTask, aset: AnnotationSet, dates
                    version=task.version, priority=task.priority, geometry=task.geometry,
                    complete_area=task.complete_area, items=_refs(aset.items, dates),
                    comments=[CommentOut(id=c.id, author=names.get(c.author_id or 0), text=c.text, lon=c.lon, lat=c.lat,
-                                        resolved=c.resolved, created_at=c.created_at) for c in comments])
+                                        resolved=c.resolved, created_at=c.created_at) for c in comments],
+                   **(_copy_fields(task) if access is not None and access.allows("review") else {}))
+
+
+def _copy_fields(task: AnnotationTask) -> dict[str, Any]:
+    return {"copy_kind": task.copy_kind, "reference_task_id": task.reference_task_id, "gold": task.gold}
 
 
 def _spec(request: Request, access: ProjectAccess, session: Session, body: SetIn) -> store.SetSpec:
@@ -154,8 +161,8 @@ def get_set(set_id: RowId, access: Reader, request: Request, session: DbSession)
 def list_tasks(set_id: RowId, access: Reader, session: DbSession) -> dict[str, Any]:
     """The set's tasks as a GeoJSON FeatureCollection of their cells, with state, people and feature counts."""
     aset = store.get_set(session, access.project.id, set_id)
-    tasks = session.scalars(select(AnnotationTask).where(AnnotationTask.set_id == aset.id)
-                            .order_by(AnnotationTask.row, AnnotationTask.col)).all()
+    tasks = store.visible(access, session.scalars(select(AnnotationTask).where(AnnotationTask.set_id == aset.id)
+                                                  .order_by(AnnotationTask.row, AnnotationTask.col, AnnotationTask.id)))
     drawn = {task_id: n for task_id, n in session.execute(select(LabelFeature.task_id, func.count()).where(
         LabelFeature.set_id == aset.id, LabelFeature.deleted.is_(False)).group_by(LabelFeature.task_id))}
     names = store.usernames(session, [i for t in tasks for i in (t.assignee_id, t.reviewer_id)])
@@ -166,7 +173,7 @@ def list_tasks(set_id: RowId, access: Reader, session: DbSession) -> dict[str, A
                                  "assignee": names.get(t.assignee_id or 0), "reviewer": names.get(t.reviewer_id or 0),
                                  "features": drawn.get(t.id, 0), "version": t.version, "priority": t.priority}
         if reviewer:
-            props["gold"] = t.gold
+            props |= _copy_fields(t)
         features.append({"type": "Feature", "id": t.id, "geometry": t.geometry, "properties": props})
     return {"type": "FeatureCollection", "features": features}
 
@@ -176,7 +183,7 @@ def next_task(set_id: RowId, access: Annotator, request: Request, session: DbSes
     """The caller's next task: one assigned to them still to do (rejected first), else one taken from the queue."""
     aset = store.get_set(session, access.project.id, set_id)
     task = store.next_task(session, access, aset)
-    return _task_out(session, task, aset, _dates(request, access, session))
+    return _task_out(session, task, aset, _dates(request, access, session), access)
 
 
 @router.post("/tasks/{task_id}/assign", response_model=TaskOut)
@@ -184,20 +191,22 @@ def assign_task(task_id: RowId, body: AssignIn, access: Reviewer, request: Reque
     """Assign a task to a member who may annotate (``user: null`` unassigns it)."""
     task, aset = store.get_task(session, access.project.id, task_id)
     store.assign(session, access, task, body.user)
-    return _task_out(session, task, aset, _dates(request, access, session))
+    return _task_out(session, task, aset, _dates(request, access, session), access)
 
 
 @router.get("/tasks/{task_id}", response_model=TaskOut)
 def get_task(task_id: RowId, access: Reader, request: Request, session: DbSession) -> TaskOut:
     """A task: its cell, completeness area, state, people, items and comments."""
     task, aset = store.get_task(session, access.project.id, task_id)
-    return _task_out(session, task, aset, _dates(request, access, session))
+    store.check_visible(session, access, task)
+    return _task_out(session, task, aset, _dates(request, access, session), access)
 
 
 @router.get("/tasks/{task_id}/history", response_model=HistoryOut)
 def task_history(task_id: RowId, access: Reader, session: DbSession) -> HistoryOut:
     """A task's events and its features' events, oldest first."""
     task, _ = store.get_task(session, access.project.id, task_id)
+    store.check_visible(session, access, task)
     fids = [str(i) for i in session.scalars(select(LabelFeature.id).where(LabelFeature.task_id == task.id))]
     rows = session.execute(select(Event, User.username).outerjoin(User, User.id == Event.actor_id).where(
         Event.project_id == access.project.id,
@@ -213,6 +222,7 @@ def task_history(task_id: RowId, access: Reader, session: DbSession) -> HistoryO
 def list_features(task_id: RowId, access: Reader, session: DbSession) -> dict[str, Any]:
     """A task's label features (not the deleted ones) as a GeoJSON FeatureCollection."""
     task, aset = store.get_task(session, access.project.id, task_id)
+    store.check_visible(session, access, task)
     found = session.scalars(select(LabelFeature).where(LabelFeature.task_id == task.id,
                                                        LabelFeature.deleted.is_(False)).order_by(LabelFeature.id)).all()
     names = store.usernames(session, [i for f in found for i in (f.created_by, f.updated_by)])
@@ -272,7 +282,7 @@ def submit_task(task_id: RowId, access: Annotator, request: Request, session: Db
     """Hand a task in for review (its assignee)."""
     task, aset = store.get_task(session, access.project.id, task_id)
     store.submit(session, access, task)
-    return _task_out(session, task, aset, _dates(request, access, session))
+    return _task_out(session, task, aset, _dates(request, access, session), access)
 
 
 @router.post("/tasks/{task_id}/review", response_model=TaskOut)
@@ -280,7 +290,7 @@ def review_task(task_id: RowId, body: ReviewIn, access: Reviewer, request: Reque
     """Accept a submitted task, or reject it with a comment or pins on the map (sent back to its annotator)."""
     task, aset = store.get_task(session, access.project.id, task_id)
     store.review(session, access, task, body.decision, body.comment, [(p.lon, p.lat, p.text) for p in body.pins])
-    return _task_out(session, task, aset, _dates(request, access, session))
+    return _task_out(session, task, aset, _dates(request, access, session), access)
 
 
 @router.post("/tasks/{task_id}/comments", response_model=CommentOut, status_code=201)
