@@ -9,7 +9,7 @@ same way (``WHERE assignee_id IS NULL``), so two annotators never get one task.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -197,21 +197,28 @@ def _moved(task: AnnotationTask, state: str | None = None) -> None:
 
 
 def _started(session: Session, task: AnnotationTask) -> None:
-    """The first write in an open or rejected task moves it to in_progress."""
-    if task.state in ("open", "rejected"):
+    """The first write in an open or rejected task moves it to in_progress.
+
+    A task no one holds stays open (a reviewer's import into it), so the queue still hands it out.
+    """
+    if task.state in ("open", "rejected") and task.assignee_id is not None:
         _moved(task, "in_progress")
 
 
 def create_feature(session: Session, access: ProjectAccess, task: AnnotationTask, checked: Checked,
-                   source: str = "drawn") -> LabelFeature:
+                   source: str = "drawn",
+                   allow: Callable[[ProjectAccess, AnnotationTask], None] = may_write) -> LabelFeature:
     """Store a checked feature in a task (version 1), with its ``feature.create`` event.
+
+    ``allow`` checks the caller against the task as it is now (locked): :func:`may_write`, or
+    the import's rule (a reviewer imports into any task not accepted).
 
     Raises:
         Conflict: The task is frozen.
         Denied: The caller may not draw in it.
 
     """
-    may_write(access, _locked(session, task))
+    allow(access, _locked(session, task))
     feature = LabelFeature(set_id=task.set_id, task_id=task.id, geometry=checked.geometry, label=checked.label,
                            properties=checked.properties, item=checked.item, items=checked.items,
                            native_crs=checked.native_crs, source=source, created_by=access.user_id,

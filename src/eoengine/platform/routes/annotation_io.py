@@ -1,8 +1,9 @@
 """Annotation in and out: export a set (GeoJSON, GeoPackage, label raster, STAC), snapshot it, build it, import labels.
 
 All under ``/api/v1/projects/{slug}/annotation``. Exports and snapshot lists need the read role,
-taking a snapshot and building one the review role; an import writes where the caller may draw
-(``store.may_write``: their own open, in-progress or rejected tasks; a reviewer also submitted ones).
+taking a snapshot and building one the review role; an import writes into primary tasks where the
+caller may import (``importing.may_import``: an annotator's own open, in-progress or rejected tasks;
+a reviewer's any task not accepted).
 """
 
 from __future__ import annotations
@@ -129,8 +130,9 @@ def build_snapshot(set_id: RowId, digest: str, access: Reviewer, request: Reques
 
 def _import(session: Session, access: ProjectAccess, request: Request, set_id: int, path: Path) -> ImportOut:
     aset = get_set(session, access.project.id, set_id)
-    tasks = list(session.scalars(select(AnnotationTask).where(AnnotationTask.set_id == aset.id)))
-    pieces = check_import(read_import(path), access, aset, tasks, _grids(request, access, session, aset))
+    tasks = list(session.scalars(select(AnnotationTask).where(AnnotationTask.set_id == aset.id,
+                                                              AnnotationTask.copy_kind == "")))
+    pieces = check_import(read_import(path, aset.classes), access, aset, tasks, _grids(request, access, session, aset))
     return ImportOut(**store_import(session, access, pieces))
 
 
