@@ -239,7 +239,8 @@ EXPECTED |= {f"{route.split()[0]} {ANNOTATION}{route.split()[1]}": action for ro
     "POST /tasks/{task_id}/submit": "annotate", "POST /tasks/{task_id}/review": "review",
     "POST /tasks/{task_id}/comments": "annotate", "GET /sets/{set_id}/export": "read",
     "POST /sets/{set_id}/snapshots": "review", "GET /sets/{set_id}/snapshots": "read",
-    "POST /sets/{set_id}/snapshots/{digest}/build": "review", "POST /sets/{set_id}/import": "annotate"}.items()}
+    "POST /sets/{set_id}/snapshots/{digest}/build": "review", "POST /sets/{set_id}/import": "annotate",
+    "POST /comments/{comment_id}/resolve": "annotate"}.items()}
 DRAWERS = ("annotator", "reviewer", "project_admin", "site_admin")
 """Callers who may annotate: each allowed call draws in a task of its own, assigned to its caller."""
 
@@ -305,6 +306,13 @@ def _import(w: World, caller: str) -> Call:
     return Call({"set_id": _set_id(w)}, files={"file": ("labels.geojson", body)})
 
 
+def _comment(w: World, caller: str) -> Call:
+    """The admin's comment on a task of the caller's (or the annotator's), for them to resolve."""
+    task = _task(w, caller)
+    made = w.as_admin("POST", f"/projects/{w.slug}/annotation/tasks/{task['id']}/comments", json={"text": "see"}).json()
+    return Call({"comment_id": made["id"]}, json={"resolved": True})
+
+
 def _pixel(w: World) -> Call:
     """The middle of the shared item, for the pixel inspector."""
     items = w.as_admin("GET", f"/projects/{w.slug}/imagery").json()
@@ -344,6 +352,7 @@ CALLS |= {
     f"POST {ANNOTATION}/sets/{{set_id}}/snapshots": lambda w, c: (_accepted(w), Call({"set_id": _set_id(w)}))[1],
     f"POST {ANNOTATION}/sets/{{set_id}}/snapshots/{{digest}}/build": lambda w, c: _snapshot(w),
     f"POST {ANNOTATION}/sets/{{set_id}}/import": lambda w, c: _import(w, c),
+    f"POST {ANNOTATION}/comments/{{comment_id}}/resolve": lambda w, c: _comment(w, c),
 }
 
 

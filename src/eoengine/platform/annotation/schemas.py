@@ -114,6 +114,12 @@ class TaskOut(BaseModel):
     comments: list[CommentOut]
 
 
+class ResolveIn(_In):
+    """Whether a comment is resolved (false: open again)."""
+
+    resolved: bool = True
+
+
 class PinIn(_In):
     """A comment pinned on the map."""
 
