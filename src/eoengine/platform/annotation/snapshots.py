@@ -5,7 +5,9 @@ A snapshot is a folder ``labels/snapshots/<hash>/`` of the project holding ``lab
 canonical JSON (:func:`eoengine.platform.annotation.export.label_documents`): the hash is the
 SHA-256 of both files' content, so the same accepted labels give the same snapshot. The folder
 is written under a temporary name and renamed, and indexed as an artefact of kind ``labels``
-(``version`` = the hash) with the event ``labels.snapshot``.
+(``version`` = the hash) with the event ``labels.snapshot``. Taking one locks the set's row
+(PostgreSQL; SQLite's write transactions are serial already), so two requests for the same
+labels at once index it once: the second waits, then finds the first's.
 
 Building a snapshot writes ``build.yaml`` beside its files: the project's config with its paths
 made absolute, its labels the snapshot's (``labels.geojson`` by ``label``, background inside
@@ -99,6 +101,7 @@ def take_snapshot(session: Session, aset: AnnotationSet, folder: Path, actor_id:
         Invalid: No task of the set is accepted.
 
     """
+    session.refresh(aset, with_for_update=True)  # one snapshot of a set at a time: the second finds the first's
     labels = set_labels(session, aset, "accepted")
     if not labels.tasks:
         raise Invalid(f"no task of annotation set {aset.name!r} is accepted",
