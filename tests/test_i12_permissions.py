@@ -240,7 +240,7 @@ EXPECTED |= {f"{route.split()[0]} {ANNOTATION}{route.split()[1]}": action for ro
     "POST /tasks/{task_id}/comments": "annotate", "GET /sets/{set_id}/export": "read",
     "POST /sets/{set_id}/snapshots": "review", "GET /sets/{set_id}/snapshots": "read",
     "POST /sets/{set_id}/snapshots/{digest}/build": "review", "POST /sets/{set_id}/import": "annotate",
-    "POST /comments/{comment_id}/resolve": "annotate"}.items()}
+    "POST /comments/{comment_id}/resolve": "annotate", "GET /sets/{set_id}/snapshots/{digest}/download": "read"}.items()}
 DRAWERS = ("annotator", "reviewer", "project_admin", "site_admin")
 """Callers who may annotate: each allowed call draws in a task of its own, assigned to its caller."""
 
@@ -353,6 +353,7 @@ CALLS |= {
     f"POST {ANNOTATION}/sets/{{set_id}}/snapshots/{{digest}}/build": lambda w, c: _snapshot(w),
     f"POST {ANNOTATION}/sets/{{set_id}}/import": lambda w, c: _import(w, c),
     f"POST {ANNOTATION}/comments/{{comment_id}}/resolve": lambda w, c: _comment(w, c),
+    f"GET {ANNOTATION}/sets/{{set_id}}/snapshots/{{digest}}/download": lambda w, c: _snapshot(w),
 }
 
 

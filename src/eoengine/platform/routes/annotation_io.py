@@ -27,6 +27,7 @@ from eoengine.platform.annotation.snapshots import (
     find_snapshot,
     set_snapshots,
     snapshot_config,
+    snapshot_zip,
     take_snapshot,
 )
 from eoengine.platform.annotation.store import get_set
@@ -126,6 +127,18 @@ def build_snapshot(set_id: RowId, digest: str, access: Reviewer, request: Reques
     folder = project_folder(request, access.project)
     config = snapshot_config(aset, snapshot, folder, (folder / CONFIG).read_text())
     return submit_job(JobIn(spec={"kind": "build", "config": config.as_posix()}), access, request, session)
+
+
+@router.get("/sets/{set_id}/snapshots/{digest}/download", response_class=Response,
+            responses={200: {"content": {"application/zip": {}}, "description": "the snapshot's files and config"}})
+def download_snapshot(set_id: RowId, digest: str, access: Reader, request: Request, session: DbSession) -> Response:
+    """A snapshot as a zip: its label files and an ``eoengine.yaml`` that builds the same dataset version anywhere."""
+    aset = get_set(session, access.project.id, set_id)
+    snapshot = find_snapshot(session, aset, digest)
+    folder = project_folder(request, access.project)
+    body = snapshot_zip(aset, snapshot, folder, (folder / CONFIG).read_text())
+    headers = {"Content-Disposition": f'attachment; filename="{aset.name}-{digest[:12]}.zip"'}
+    return Response(body, media_type="application/zip", headers=headers)
 
 
 def _import(session: Session, access: ProjectAccess, request: Request, set_id: int, path: Path) -> ImportOut:
