@@ -41,6 +41,7 @@ from eoengine.labels.vector import read_vector_file
 from eoengine.platform.annotation import store
 from eoengine.platform.annotation.checks import Checked, check_feature, check_geometry
 from eoengine.platform.annotation.grid import Cell, cell, from_lonlat, geojson, grid_of, to_lonlat
+from eoengine.platform.annotation.schemas import ImportRefused
 from eoengine.platform.db.models import AnnotationSet, AnnotationTask
 from eoengine.platform.deps import ProjectAccess
 from eoengine.raster.scene import Grid
@@ -48,15 +49,6 @@ from eoengine.raster.scene import Grid
 RASTER_SUFFIXES = (".tif", ".tiff", ".gtif", ".gtiff", ".geotiff")
 COLUMNS = ("label", "item", "from", "to")
 READ_FIX = "send a GeoJSON, GeoPackage, zipped Shapefile (with its .prj) or a label raster with a CRS"
-
-
-class ImportRefused(Invalid):
-    """Some features of an import are bad: each with its index in the file and the reason; nothing was stored."""
-
-    def __init__(self, problems: list[dict[str, Any]]) -> None:
-        super().__init__(f"{len(problems)} feature(s) of the import cannot be stored, so none was",
-                         "fix the features listed in 'problems' (index = position in the file) and import again")
-        self.problems = problems
 
 
 @dataclass(frozen=True)

@@ -14,14 +14,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from eoengine.errors import Invalid
 from eoengine.platform.annotation import export as out
-from eoengine.platform.annotation.importing import ImportRefused, check_import, read_import, store_import
+from eoengine.platform.annotation.importing import check_import, read_import, store_import
+from eoengine.platform.annotation.schemas import ImportOut, ImportRefused, SnapshotOut
 from eoengine.platform.annotation.snapshots import (
     Snapshot,
     find_snapshot,
@@ -48,23 +48,6 @@ SUFFIX = {"geojson": "geojson", "gpkg": "gpkg", "raster": "tif", "stac": "zip"}
 IMPORT_FIX = "send multipart/form-data with a 'file' part: GeoJSON, GeoPackage, zipped Shapefile or a label raster"
 IMPORT_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}}}}}}}
-
-
-class ImportOut(BaseModel):
-    """What an import stored: how many features, in how many tasks."""
-
-    imported: int
-    tasks: int
-
-
-class SnapshotOut(BaseModel):
-    """A label snapshot: the hash of its content, its folder in the project, what it holds, when it was taken."""
-
-    hash: str
-    path: str
-    features: int
-    tasks: int
-    created: str
 
 
 def _sources(request: Request, access: ProjectAccess, session: Session, aset: AnnotationSet) -> dict[str, dict[str, Any]]:
