@@ -84,16 +84,30 @@ def user_id(live: LiveServer, username: str) -> int:
 
 
 def add_feature(live: LiveServer, task_id: int, geometry: dict[str, Any], label: int | str, by: int,
-                item: str = "", **properties: Any) -> int:
-    """A drawn feature in a task (as the annotation routes store it); returns its id."""
+                item: str = "", suggestion: bool = False, **properties: Any) -> int:
+    """A drawn feature in a task (as the annotation routes store it; a model's pending one: ``suggestion``); its id."""
     with live.platform.db.write() as s:
         task = s.get(AnnotationTask, task_id)
         assert task is not None
         f = LabelFeature(set_id=task.set_id, task_id=task_id, geometry=geometry, label=str(label), item=item,
-                         items=[item] if item else [], properties=properties, created_by=by, updated_by=by)
+                         items=[item] if item else [], properties=properties, created_by=by, updated_by=by,
+                         suggestion=suggestion, source="model" if suggestion else "drawn")
         s.add(f)
         s.flush()
         return f.id
+
+
+def add_copy(live: LiveServer, task_id: int, kind: str, assignee: int | None = None, state: str = "open") -> int:
+    """A copy of a task's cell (``gold`` or ``double``), as the quality routes make them; returns its id."""
+    with live.platform.db.write() as s:
+        task = s.get(AnnotationTask, task_id)
+        assert task is not None
+        copy = AnnotationTask(set_id=task.set_id, row=task.row, col=task.col, geometry=task.geometry,
+                              complete_area=task.complete_area, copy_kind=kind, reference_task_id=task.id,
+                              assignee_id=assignee, state=state)
+        s.add(copy)
+        s.flush()
+        return copy.id
 
 
 def set_state(live: LiveServer, task_ids: list[int], state: str, reviewer: int | None = None,

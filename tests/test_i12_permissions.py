@@ -243,7 +243,8 @@ EXPECTED |= {f"{route.split()[0]} {ANNOTATION}{route.split()[1]}": action for ro
     "POST /tasks/{task_id}/prelabel": "annotate", "POST /sets/{set_id}/rank": "review",
     "POST /features/{fid}/accept": "annotate",
     "POST /tasks/{task_id}/gold": "review", "POST /sets/{set_id}/double": "review", "GET /sets/{set_id}/stats": "review",
-    "GET /sets/{set_id}/stats/{username}": "annotate"}.items()}
+    "GET /sets/{set_id}/stats/{username}": "annotate",
+    "POST /comments/{comment_id}/resolve": "annotate", "GET /sets/{set_id}/snapshots/{digest}/download": "read"}.items()}
 DRAWERS = ("annotator", "reviewer", "project_admin", "site_admin")
 """Callers who may annotate: each allowed call draws in a task of its own, assigned to its caller."""
 
@@ -307,6 +308,13 @@ def _import(w: World, caller: str) -> Call:
     task = _task(w, caller)
     body = json.dumps({"type": "FeatureCollection", "features": [task["feature"]]}).encode()
     return Call({"set_id": _set_id(w)}, files={"file": ("labels.geojson", body)})
+
+
+def _comment(w: World, caller: str) -> Call:
+    """The admin's comment on a task of the caller's (or the annotator's), for them to resolve."""
+    task = _task(w, caller)
+    made = w.as_admin("POST", f"/projects/{w.slug}/annotation/tasks/{task['id']}/comments", json={"text": "see"}).json()
+    return Call({"comment_id": made["id"]}, json={"resolved": True})
 
 
 def _pixel(w: World) -> Call:
@@ -373,6 +381,8 @@ CALLS |= {
     # one's own statistics (an annotator may read theirs only; a reviewer anyone's)
     f"GET {ANNOTATION}/sets/{{set_id}}/stats/{{username}}": lambda w, c: Call(
         {"set_id": _set_id(w), "username": w.usernames.get(c, w.usernames["annotator"])}),
+    f"POST {ANNOTATION}/comments/{{comment_id}}/resolve": lambda w, c: _comment(w, c),
+    f"GET {ANNOTATION}/sets/{{set_id}}/snapshots/{{digest}}/download": lambda w, c: _snapshot(w),
 }
 
 

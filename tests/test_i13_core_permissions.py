@@ -98,6 +98,14 @@ def _review(f: Fresh, caller: str) -> Prepared:
     return f"{ANN}/tasks/{f.submitted()['id']}/review", {"decision": "accept"}, None
 
 
+def _resolve(f: Fresh, caller: str) -> Prepared:
+    """A comment of a reviewer on a task of the caller's (or ann's), to resolve."""
+    task = f.task(f.drawer(caller))
+    with f.team.client("rita") as c:
+        made = c.post(f"{ANN}/tasks/{task['id']}/comments", json={"text": "check the edge"}).json()
+    return f"{ANN}/comments/{made['id']}/resolve", {"resolved": True}, None
+
+
 ROUTES: dict[str, tuple[str, Prepare]] = {
     "POST /sets": ("review", _new_set),
     "GET /sets": ("read", lambda f, c: (f"{ANN}/sets", None, None)),
@@ -116,6 +124,7 @@ ROUTES: dict[str, tuple[str, Prepare]] = {
     "POST /tasks/{task_id}/review": ("review", _review),
     "POST /tasks/{task_id}/comments": ("annotate", _task_path("/comments", {"text": "look here", "lon": -78.7,
                                                                            "lat": 35.8})),
+    "POST /comments/{comment_id}/resolve": ("annotate", _resolve),
 }
 
 

@@ -12,7 +12,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
-from annotation_io_support import BASE, CLASSES, annotation_project, set_state, user_id
+from annotation_io_support import BASE, CLASSES, add_copy, annotation_project, set_state, user_id
 from browse_support import error_of
 from conftest import write_raster
 from platform_server import LiveServer, live_platform
@@ -93,14 +93,57 @@ def test_a_bad_import_lists_every_bad_feature_and_stores_nothing(live: LiveServe
     sent = _collection((grid.box(10, 20, 13, 25), 2), (grid.box(20, 20, 30, 30), 9), (far, 1), (bowtie, 3))
     body = error_of(_import(live, project["set"], "bad.geojson", json.dumps(sent).encode()), 422)
     reasons = {p["index"]: p["reason"] for p in body["problems"]}  # type: ignore[attr-defined]
-    assert sorted(reasons) == [1, 2]  # the bow-tie is repaired on reading (make_valid), as the labels stage repairs
+    assert sorted(reasons) == [1, 2, 3]  # the bow-tie is refused as the file has it, not repaired (make_valid)
     assert "9" in reasons[1] and "no task" in reasons[2]
+    assert reasons[3].startswith("the Polygon is not valid: Self-intersection[")
     assert _stored(live) == 0
     huge = {"type": "Polygon", "coordinates": [[list(grid.lonlat(10 + 5 * np.sin(t), 10 + 5 * np.cos(t)))
                                                 for t in np.linspace(0, 2 * np.pi, 10_001)]]}
     huge["coordinates"][0][-1] = huge["coordinates"][0][0]
     body = error_of(_import(live, project["set"], "huge.geojson", json.dumps(_collection((huge, 1))).encode()), 422)
     assert "more than 10000" in body["problems"][0]["reason"]  # type: ignore[index]
+
+
+def test_every_index_is_the_features_position_in_the_file(live: LiveServer, project: dict[str, Any]) -> None:
+    grid = project["grid"]
+    sent = _collection((grid.box(10, 20, 13, 25), 2), (grid.box(20, 20, 30, 30), 9))
+    sent["features"].insert(0, {"type": "Feature", "geometry": None, "properties": {"label": 1}})
+    empty = {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": []}, "properties": {"label": 1}}
+    sent["features"].insert(2, empty)
+    body = error_of(_import(live, project["set"], "gaps.geojson", json.dumps(sent).encode()), 422)
+    reasons = {p["index"]: p["reason"] for p in body["problems"]}  # type: ignore[attr-defined]
+    assert sorted(reasons) == [0, 2, 3] and "no geometry" in reasons[0] and "no geometry" in reasons[2]
+    assert "label 9" in reasons[3] and _stored(live) == 0
+
+
+def test_a_reviewer_imports_into_any_primary_task_an_annotator_only_into_theirs(live: LiveServer) -> None:
+    made = annotation_project(live, background=None)
+    grid, tasks = made["grid"], made["tasks"]
+    ann, rita = live.user("ann"), live.user("rita")
+    with live.client() as c:
+        for name, role in (("ann", "annotator"), ("rita", "reviewer")):
+            assert c.post("/projects/tiny/members", json={"username": name, "role": role}).status_code == 201
+    set_state(live, [tasks[(0, 1)]], "in_progress", assignee=user_id(live, "ann"))
+    set_state(live, [tasks[(1, 1)]], "accepted", assignee=user_id(live, "ann"))
+    copy = add_copy(live, tasks[(0, 0)], "gold", user_id(live, "rita"))
+    free, anns = _collection((grid.box(10, 10, 20, 20), 1)), _collection((grid.box(10, 70, 20, 80), 2))
+    body = error_of(_import(live, made["set"], "f.geojson", json.dumps(free).encode(), ann), 422)
+    assert "not assigned to you" in body["problems"][0]["reason"]  # type: ignore[index]
+    assert _import(live, made["set"], "a.geojson", json.dumps(anns).encode(), ann).json() == {"imported": 1, "tasks": 1}
+    both = _collection((grid.box(10, 10, 20, 20), 1), (grid.box(10, 70, 20, 80), 2))
+    r = _import(live, made["set"], "b.geojson", json.dumps(both).encode(), rita)
+    assert r.json() == {"imported": 2, "tasks": 2}, r.text
+    with live.platform.db.read() as s:
+        where = sorted(f.task_id for f in s.scalars(select(LabelFeature)))
+        free_task, copied = s.get(AnnotationTask, tasks[(0, 0)]), s.get(AnnotationTask, copy)
+        assert free_task is not None and copied is not None
+        assert (free_task.state, free_task.assignee_id) == ("open", None)  # still in the queue
+    assert where == sorted([tasks[(0, 0)], tasks[(0, 1)], tasks[(0, 1)]]) and copy not in where
+    with live.client(ann) as c:
+        assert c.post(f"{BASE}/sets/{made['set']}/next").json()["id"] == tasks[(0, 1)]  # hers first
+    accepted = _collection((grid.box(70, 70, 80, 80), 1))
+    body = error_of(_import(live, made["set"], "c.geojson", json.dumps(accepted).encode(), rita), 422)
+    assert "is accepted" in body["problems"][0]["reason"]  # type: ignore[index]
 
 
 def test_an_annotator_imports_only_into_cells_assigned_to_them(live: LiveServer, project: dict[str, Any]) -> None:
@@ -235,6 +278,29 @@ def test_a_model_class_map_imports_as_suggestions_of_its_classes(live: LiveServe
         (got,) = c.get(f"{BASE}/sets/{project['set']}/export", params={"state": "all"}).json()["features"]
     assert got["properties"]["label"] == 3 and (got["properties"]["row"], got["properties"]["col"]) == (2, 0)
     assert shape(got["geometry"]).area == pytest.approx(shape(project["grid"].box(130, 10, 150, 40)).area, rel=1e-6)
+
+
+def test_a_prediction_map_of_class_positions_imports_as_the_classes_its_tags_name(
+        live: LiveServer, project: dict[str, Any], tmp_path: Path) -> None:
+    with live.platform.db.read() as s:
+        aset = s.get(AnnotationSet, project["set"])
+        assert aset is not None
+        grid = grid_of(aset.grid)
+    # a model whose classes are listed in another order than the set's: positions 0..2 name them
+    order = [CLASSES[4], CLASSES[2], CLASSES[0]]
+    infos = [ClassInfo(index=i, value=c["name"], name=c["name"], color=c["color"]) for i, c in enumerate(order)]
+    coding = ClassCoding.of(infos)
+    assert coding.kind == "positions"  # as `eoengine predict` writes a map of classes without integer values
+    codes = np.full((grid.height, grid.width), coding.nodata, dtype=np.uint8)
+    codes[10:20, 10:30], codes[70:80, 70:90], codes[130:140, 130:140] = 0, 1, 2
+    with rasterio.open(tmp_path / "pred.tif", "w", **map_profile(grid, coding)) as dst:
+        dst.write(codes, 1)
+        dst.update_tags(**coding.tags(infos))
+    assert _import(live, project["set"], "pred.tif", (tmp_path / "pred.tif").read_bytes()).json() == {
+        "imported": 3, "tasks": 3}
+    with live.client() as c:
+        got = c.get(f"{BASE}/sets/{project['set']}/export", params={"state": "all"}).json()["features"]
+    assert sorted((f["properties"]["row"], f["properties"]["label"]) for f in got) == [(0, 5), (1, 3), (2, 1)]
 
 
 def test_an_import_takes_the_upload_limit_not_the_json_one(tmp_path: Path) -> None:

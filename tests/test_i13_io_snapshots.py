@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ import yaml
 from annotation_io_support import BASE, add_feature, annotation_project, set_state, user_id
 from browse_support import error_of
 from conftest import run_cli
-from jobs_support import project_config, wait_job, worker
+from jobs_support import wait_job, worker
 from platform_server import LiveServer, live_platform
 from sqlalchemy import select
 
@@ -87,7 +89,7 @@ def _post(live: LiveServer, path: str, token: str | None = None) -> Any:
         return c.post(path)
 
 
-def test_building_a_snapshot_gives_the_version_the_cli_gives_from_the_exported_files(
+def test_building_a_snapshot_gives_the_version_the_cli_gives_from_its_download_anywhere(
         live: LiveServer, accepted: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     made = _snapshot(live, accepted["set"], 201)
     with live.client() as c:
@@ -101,19 +103,23 @@ def test_building_a_snapshot_gives_the_version_the_cli_gives_from_the_exported_f
     built = DatasetManifest.read(Path(job["result"]["path"]))
     assert built.name == f"tiny-{made['hash'][:12]}" and Path(job["result"]["path"]).parent.parent.name == "out"
     assert f"dataset:{built.name}@{built.version}" in {f"{n['type']}:{n['id']}" for n in lineage["nodes"]}
-    # A dataset version hashes its inputs' names and contents in the order of their full paths (hashing.input_checksums),
-    # so the exported files keep their names and sort after the scene, as in the project (data/ < labels/).
-    exported = tmp_path / "cli" / "labels" / "exported"
-    shutil.copytree(accepted["folder"] / made["path"], exported)
-    (tmp_path / "cli" / "data").mkdir()
-    shutil.copyfile(accepted["folder"] / "data" / "stack.tif", tmp_path / "cli" / "data" / "stack.tif")
-    cfg = project_config(**{"labels.all_touched": False})
-    cfg["imagery"]["scenes"][0]["stack"] = str(tmp_path / "cli" / "data" / "stack.tif")
-    cfg |= {"output_dir": str(tmp_path / "cli-out"), "labels": {
-        "type": "vector", "path": str(exported / "labels.geojson"), "class_column": "label", "all_touched": False,
-        "background": 3, "labelled_area": str(exported / "complete.geojson")}}
-    (tmp_path / "cli.yaml").write_text(yaml.safe_dump(cfg))
-    code, _, err = run_cli(["dataset", "build", str(tmp_path / "cli.yaml")], capsys)
+    # The downloaded snapshot, unzipped elsewhere beside a copy of the scene at the config's path, builds the same
+    # version (a version hashes its inputs' names and contents, not where they sit)
+    with live.client() as c:
+        r = c.get(f"{BASE}/sets/{accepted['set']}/snapshots/{made['hash']}/download")
+        assert r.status_code == 200 and r.headers["content-type"] == "application/zip", r.text
+        assert error_of(c.get(f"{BASE}/sets/{accepted['set']}/snapshots/abc/download"), 404)
+    away = tmp_path / "0-elsewhere"
+    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+        assert sorted(zf.namelist()) == ["complete.geojson", "eoengine.yaml", "labels.geojson"]
+        zf.extractall(away)
+    for name in ("labels.geojson", "complete.geojson"):
+        assert (away / name).read_bytes() == (accepted["folder"] / made["path"] / name).read_bytes()
+    cfg = yaml.safe_load((away / "eoengine.yaml").read_text())
+    assert cfg["imagery"]["scenes"][0]["stack"] == "data/stack.tif" and cfg["name"] == built.name
+    (away / "data").mkdir()
+    shutil.copyfile(accepted["folder"] / "data" / "stack.tif", away / "data" / "stack.tif")
+    code, _, err = run_cli(["dataset", "build", str(away / "eoengine.yaml")], capsys)
     assert code == 0, err
-    (cli,) = (tmp_path / "cli-out" / "datasets").glob("tiny@*")
+    (cli,) = (away / "eoengine-out" / "datasets").glob(f"{built.name}@*")
     assert DatasetManifest.read(cli).version == built.version

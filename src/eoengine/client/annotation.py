@@ -8,10 +8,24 @@ to merge into (then send again with its version).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from eoengine.client.http import Http, error_of, segment
-from eoengine.platform.annotation.schemas import CommentOut, DeletedOut, HistoryOut, SetOut, Stale, TaskOut
+from eoengine.client.http import Http, error_of, parse, segment
+from eoengine.client.jobs import Job
+from eoengine.errors import NotFound, os_error
+from eoengine.platform.annotation.schemas import (
+    CommentOut,
+    DeletedOut,
+    HistoryOut,
+    ImportOut,
+    ImportRefused,
+    SetOut,
+    SnapshotOut,
+    Stale,
+    TaskOut,
+)
+from eoengine.platform.schemas import JobOut
 
 Feature = dict[str, Any]
 
@@ -145,3 +159,92 @@ class Annotating:
         """Comment on a task (pinned at lon, lat when both are given)."""
         return self.http.send("POST", f"{self._annotation(slug)}/tasks/{task_id}/comments", CommentOut,
                               {"text": text, "lon": lon, "lat": lat})
+
+    def resolve_comment(self, slug: str, comment_id: int, resolved: bool = True) -> CommentOut:
+        """Mark a task's comment resolved, or open again (``resolved=False``; the task's annotator or a reviewer)."""
+        return self.http.send("POST", f"{self._annotation(slug)}/comments/{comment_id}/resolve", CommentOut,
+                              {"resolved": resolved})
+
+    def export_labels(self, slug: str, set_id: int, format: str = "geojson", dest: str | Path = ".",
+                      state: str = "accepted") -> Path:
+        """Download a set's labels: ``geojson``, ``gpkg``, ``raster`` (a label COG) or ``stac`` (a zip).
+
+        Args:
+            slug: The project.
+            set_id: The set.
+            format: The format.
+            dest: The file to write, or a folder to write into under the server's name (``SET-STATE.SUFFIX``).
+            state: ``accepted`` (the default) or ``all`` tasks' labels.
+
+        Returns:
+            The file written (whole, or not at all).
+
+        Raises:
+            Invalid: An unknown format or state, or one the set cannot give (a raster of a change set).
+
+        """
+        return self.http.download(f"{self._annotation(slug)}/sets/{set_id}/export", Path(dest), format=format,
+                                  state=state)
+
+    def import_labels(self, slug: str, set_id: int, path: str | Path) -> ImportOut:
+        """Import a file of labels into a set's tasks, all or none (streamed from disk).
+
+        Args:
+            slug: The project.
+            set_id: The set.
+            path: GeoJSON, GeoPackage, zipped Shapefile, a label raster or a model's class map.
+
+        Returns:
+            How many features were stored, in how many tasks.
+
+        Raises:
+            ImportRefused: Some features are bad; ``problems`` lists each (index in the file, reason).
+            NotFound: No such file here, or no such set.
+
+        """
+        file = Path(path)
+        if not file.is_file():
+            raise NotFound(f"{file} is not a file", "pass the path of the labels file to import")
+        try:
+            handle = file.open("rb")
+        except OSError as exc:
+            raise os_error(exc) from None
+        with handle:
+            response = self.http.request("POST", f"{self._annotation(slug)}/sets/{set_id}/import", allow=(422,),
+                                         files={"file": (file.name, handle, "application/octet-stream")})
+        body = response.json()
+        if response.status_code == 422:
+            if not isinstance(body, dict) or "problems" not in body:
+                raise error_of(response)
+            raise ImportRefused(body["problems"], str(body.get("error")), str(body.get("fix")))
+        return parse(body, ImportOut, self.http.url)  # type: ignore[no-any-return]
+
+    def take_snapshot(self, slug: str, set_id: int) -> SnapshotOut:
+        """Freeze a set's accepted labels (reviewers): the same labels give the same snapshot (its hash)."""
+        return self.http.send("POST", f"{self._annotation(slug)}/sets/{set_id}/snapshots", SnapshotOut)
+
+    def snapshots(self, slug: str, set_id: int) -> list[SnapshotOut]:
+        """A set's snapshots, newest first."""
+        return self.http.get(f"{self._annotation(slug)}/sets/{set_id}/snapshots", list[SnapshotOut])
+
+    def build_snapshot(self, slug: str, set_id: int, digest: str) -> Job:
+        """Queue a dataset build from a snapshot (reviewers); wait on the handle for the dataset (``result.path``)."""
+        info = self.http.send("POST", f"{self._annotation(slug)}/sets/{set_id}/snapshots/{segment(digest)}/build",
+                              JobOut)
+        return Job(self.http, info)
+
+    def download_snapshot(self, slug: str, set_id: int, digest: str, dest: str | Path = ".") -> Path:
+        """Download a snapshot as a zip: its label files and an ``eoengine.yaml`` building the same dataset version.
+
+        Args:
+            slug: The project.
+            set_id: The set.
+            digest: The snapshot's hash.
+            dest: The zip to write, or a folder to write it into (``SET-HASH12.zip``).
+
+        Returns:
+            The zip written.
+
+        """
+        return self.http.download(f"{self._annotation(slug)}/sets/{set_id}/snapshots/{segment(digest)}/download",
+                                  Path(dest))

@@ -29,7 +29,8 @@ from eoengine.raster.scene import Grid
 
 log = logging.getLogger(__name__)
 
-def read_vector_file(path: Path, layer: str | None = None, what: str = "labels", setting: str = "labels.path") -> gpd.GeoDataFrame:
+def read_vector_file(path: Path, layer: str | None = None, what: str = "labels", setting: str = "labels.path",
+                     repair: bool = True) -> gpd.GeoDataFrame:
     """Read a vector file's non-empty features with their CRS, repairing invalid geometries.
 
     Args:
@@ -37,9 +38,12 @@ def read_vector_file(path: Path, layer: str | None = None, what: str = "labels",
         layer: the layer to read (GeoPackage), or None for the first.
         what: what the file holds, for messages ("labels", "labelled area").
         setting: the config setting that names the file, for messages.
+        repair: drop empty geometries and repair invalid ones (``make_valid``, logged), as a dataset
+            build does; False keeps every feature as the file has it, in file order, for a caller that
+            refuses bad ones by their position (the annotation import).
 
     Returns:
-        The features, each with a valid, non-empty geometry.
+        The features, each with a valid, non-empty geometry (``repair``), else all of them.
 
     Raises:
         EOError: the file is missing or unreadable, has no features, or has no CRS.
@@ -62,6 +66,8 @@ def read_vector_file(path: Path, layer: str | None = None, what: str = "labels",
             f"{what} {path} have no CRS",
             "add a .prj / set the CRS (e.g. ogr2ogr -a_srs EPSG:4326 out.gpkg in.shp)",
         )
+    if not repair:
+        return gdf
     gdf = gdf[~gdf.geometry.is_empty & gdf.geometry.notna()].copy()
     invalid = ~gdf.geometry.is_valid
     if invalid.any():

@@ -62,7 +62,11 @@ class SetLabels:
 
 
 def set_labels(session: Session, aset: AnnotationSet, state: State) -> SetLabels:
-    """The tasks of a set (only accepted ones for ``state="accepted"``) and their features that are not deleted.
+    """The primary tasks of a set (only accepted ones for ``state="accepted"``) and their people's live features.
+
+    Copies of a cell (gold and double-labelled tasks, ``copy_kind`` not empty) measure annotators
+    and are never exported, snapshotted or built; a model's pending suggestions (``suggestion``)
+    are no one's labels until a person accepts them; deleted features are gone.
 
     Args:
         session: A database session.
@@ -73,13 +77,13 @@ def set_labels(session: Session, aset: AnnotationSet, state: State) -> SetLabels
         The tasks and features.
 
     """
-    query = select(AnnotationTask).where(AnnotationTask.set_id == aset.id)
+    query = select(AnnotationTask).where(AnnotationTask.set_id == aset.id, AnnotationTask.copy_kind == "")
     if state == "accepted":
         query = query.where(AnnotationTask.state == "accepted")
     tasks = list(session.scalars(query.order_by(AnnotationTask.row, AnnotationTask.col)))
     ids = [t.id for t in tasks]
     features = list(session.scalars(select(LabelFeature).where(
-        LabelFeature.task_id.in_(ids), LabelFeature.deleted.is_(False)).order_by(LabelFeature.id))) if ids else []
+        LabelFeature.task_id.in_(ids), LabelFeature.deleted.is_(False), LabelFeature.suggestion.is_(False)).order_by(LabelFeature.id))) if ids else []
     return SetLabels(aset, tasks, features)
 
 

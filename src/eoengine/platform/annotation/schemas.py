@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from eoengine.errors import Conflict
+from eoengine.errors import Conflict, Invalid
 from eoengine.platform.schemas import EventOut
 
 SET_KINDS = ("classes", "change")
@@ -116,6 +116,12 @@ class TaskOut(BaseModel):
                                   "null for everyone else")
     reference_task_id: int | None = Field(None, description="reviewers: the task a copy is compared with")
     gold: bool | None = Field(None, description="reviewers: whether the task's accepted labels are a known answer")
+
+
+class ResolveIn(_In):
+    """Whether a comment is resolved (false: open again)."""
+
+    resolved: bool = True
 
 
 class PinIn(_In):
@@ -249,3 +255,34 @@ class SetStatsOut(BaseModel):
     copies: dict[str, int]
     annotators: list[AnnotatorStatsOut]
     classes: list[int | str]
+
+
+class ImportRefused(Invalid):
+    """Some features of an import are bad: each with its index in the file and the reason; nothing was stored.
+
+    Attributes:
+        problems: ``[{"index": position in the file, "reason": ...}]``, every bad feature.
+
+    """
+
+    def __init__(self, problems: list[dict[str, Any]], problem: str | None = None, fix: str | None = None) -> None:
+        super().__init__(problem or f"{len(problems)} feature(s) of the import cannot be stored, so none was",
+                         fix or "fix the features listed in 'problems' (index = position in the file) and import again")
+        self.problems = problems
+
+
+class ImportOut(BaseModel):
+    """What an import stored: how many features, in how many tasks."""
+
+    imported: int
+    tasks: int
+
+
+class SnapshotOut(BaseModel):
+    """A label snapshot: the hash of its content, its folder in the project, what it holds, when it was taken."""
+
+    hash: str
+    path: str
+    features: int
+    tasks: int
+    created: str

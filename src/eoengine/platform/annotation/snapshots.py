@@ -5,7 +5,9 @@ A snapshot is a folder ``labels/snapshots/<hash>/`` of the project holding ``lab
 canonical JSON (:func:`eoengine.platform.annotation.export.label_documents`): the hash is the
 SHA-256 of both files' content, so the same accepted labels give the same snapshot. The folder
 is written under a temporary name and renamed, and indexed as an artefact of kind ``labels``
-(``version`` = the hash) with the event ``labels.snapshot``.
+(``version`` = the hash) with the event ``labels.snapshot``. Taking one locks the set's row
+(PostgreSQL; SQLite's write transactions are serial already), so two requests for the same
+labels at once index it once: the second waits, then finds the first's.
 
 Building a snapshot writes ``build.yaml`` beside its files: the project's config with its paths
 made absolute, its labels the snapshot's (``labels.geojson`` by ``label``, background inside
@@ -16,8 +18,10 @@ the CLI gives the same version from the exported files (under the same names) an
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -99,6 +103,7 @@ def take_snapshot(session: Session, aset: AnnotationSet, folder: Path, actor_id:
         Invalid: No task of the set is accepted.
 
     """
+    session.refresh(aset, with_for_update=True)  # one snapshot of a set at a time: the second finds the first's
     labels = set_labels(session, aset, "accepted")
     if not labels.tasks:
         raise Invalid(f"no task of annotation set {aset.name!r} is accepted",
@@ -173,6 +178,17 @@ def _rebased(mapping: dict[str, Any], folder: Path) -> dict[str, Any]:
     return out
 
 
+def _build_mapping(aset: AnnotationSet, snapshot: Artifact, mapping: dict[str, Any]) -> dict[str, Any]:
+    """The project's config made a snapshot's: its name ``<project>-<hash[:12]>``, its labels the snapshot's files."""
+    background = aset.completeness.get("background")
+    built = dict(mapping)
+    built["name"] = f"{mapping.get('name', 'eoengine-project')}-{snapshot.version[:12]}"
+    built["labels"] = {"type": "vector", "path": LABELS_FILE, "class_column": "label",
+                       "all_touched": bool((mapping.get("labels") or {}).get("all_touched", False)),
+                       **({"background": background, "labelled_area": COMPLETE_FILE} if background is not None else {})}
+    return built
+
+
 def snapshot_config(aset: AnnotationSet, snapshot: Artifact, folder: Path, config_text: str) -> Path:
     """Write the build config of a snapshot beside its files (``build.yaml``).
 
@@ -186,13 +202,47 @@ def snapshot_config(aset: AnnotationSet, snapshot: Artifact, folder: Path, confi
         The config's path, relative to the project folder.
 
     """
-    mapping = yaml.safe_load(config_text) or {}
-    background = aset.completeness.get("background")
-    built = _rebased(mapping, folder)
-    built["name"] = f"{mapping.get('name', 'eoengine-project')}-{snapshot.version[:12]}"
-    built["labels"] = {"type": "vector", "path": LABELS_FILE, "class_column": "label",
-                       "all_touched": bool((mapping.get("labels") or {}).get("all_touched", False)),
-                       **({"background": background, "labelled_area": COMPLETE_FILE} if background is not None else {})}
+    built = _build_mapping(aset, snapshot, _rebased(yaml.safe_load(config_text) or {}, folder))
     path = folder / SNAPSHOTS / snapshot.version / BUILD_CONFIG
     path.write_text(yaml.safe_dump(built, sort_keys=False))
     return Path(relative(path, folder))
+
+
+PORTABLE_CONFIG = "eoengine.yaml"
+PORTABLE_HEADER = """\
+# The build config of label snapshot {digest} of annotation set {name!r}: the project's config, its
+# labels this folder's files. Its imagery paths are the project's, relative to this file: put copies
+# of the scenes there (or edit the paths); then `eoengine dataset build eoengine.yaml` gives the
+# dataset version the server's build of this snapshot gives, wherever this folder is.
+"""
+
+
+def snapshot_zip(aset: AnnotationSet, snapshot: Artifact, folder: Path, config_text: str) -> bytes:
+    """A snapshot to take away: its two label files as they are and a build config beside them, zipped.
+
+    Args:
+        aset: The set.
+        snapshot: The snapshot's artefact.
+        folder: The project folder.
+        config_text: The project's config (YAML; its relative paths are kept, relative to the zip's folder).
+
+    Returns:
+        The zip's bytes: ``labels.geojson``, ``complete.geojson`` and ``eoengine.yaml``.
+
+    Raises:
+        NotFound: The snapshot's files are gone from the project folder.
+
+    """
+    files = folder / SNAPSHOTS / snapshot.version
+    if not all((files / name).is_file() for name in (LABELS_FILE, COMPLETE_FILE)):
+        raise NotFound(f"the files of snapshot {snapshot.version} are gone from the project folder",
+                       "take the snapshot again (the same labels give the same hash)")
+    mapping = yaml.safe_load(config_text) or {}
+    built = _build_mapping(aset, snapshot, mapping | {"output_dir": "eoengine-out"})
+    header = PORTABLE_HEADER.format(digest=snapshot.version, name=aset.name)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in (LABELS_FILE, COMPLETE_FILE):
+            zf.write(files / name, name)
+        zf.writestr(PORTABLE_CONFIG, header + yaml.safe_dump(built, sort_keys=False))
+    return buffer.getvalue()

@@ -9,7 +9,7 @@ same way (``WHERE assignee_id IS NULL``), so two annotators never get one task.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -201,21 +201,28 @@ def _moved(task: AnnotationTask, state: str | None = None) -> None:
 
 
 def _started(session: Session, task: AnnotationTask) -> None:
-    """The first write in an open or rejected task moves it to in_progress."""
-    if task.state in ("open", "rejected"):
+    """The first write in an open or rejected task moves it to in_progress.
+
+    A task no one holds stays open (a reviewer's import into it), so the queue still hands it out.
+    """
+    if task.state in ("open", "rejected") and task.assignee_id is not None:
         _moved(task, "in_progress")
 
 
 def create_feature(session: Session, access: ProjectAccess, task: AnnotationTask, checked: Checked,
-                   source: str = "drawn") -> LabelFeature:
+                   source: str = "drawn",
+                   allow: Callable[[ProjectAccess, AnnotationTask], None] = may_write) -> LabelFeature:
     """Store a checked feature in a task (version 1), with its ``feature.create`` event.
+
+    ``allow`` checks the caller against the task as it is now (locked): :func:`may_write`, or
+    the import's rule (a reviewer imports into any task not accepted).
 
     Raises:
         Conflict: The task is frozen.
         Denied: The caller may not draw in it.
 
     """
-    may_write(access, _locked(session, task))
+    allow(access, _locked(session, task))
     feature = LabelFeature(set_id=task.set_id, task_id=task.id, geometry=checked.geometry, label=checked.label,
                            properties=checked.properties, item=checked.item, items=checked.items,
                            native_crs=checked.native_crs, source=source, created_by=access.user_id,
@@ -459,17 +466,54 @@ def add_comment(session: Session, access: ProjectAccess, task: AnnotationTask, t
     return comment
 
 
+def get_comment(session: Session, project_id: int, comment_id: int) -> tuple[ReviewComment, AnnotationTask]:
+    """The comment ``comment_id`` of a project's task, and its task.
+
+    Raises:
+        NotFound: No such comment in the project.
+
+    """
+    comment = session.get(ReviewComment, comment_id)
+    if comment is None:
+        raise NotFound(f"no comment {comment_id} in this project", "see a task's comments: GET .../tasks/TASK")
+    task, _ = get_task(session, project_id, comment.task_id)
+    return comment, task
+
+
+def resolve_comment(session: Session, access: ProjectAccess, comment: ReviewComment, task: AnnotationTask,
+                    resolved: bool) -> ReviewComment:
+    """Mark a comment resolved (or open again), with a ``task.comment.resolve`` event.
+
+    Raises:
+        Denied: The caller is neither the task's annotator (its assignee) nor a reviewer.
+
+    """
+    if task.assignee_id != access.user_id and not access.allows("review"):
+        raise Denied(f"task {task.id} is not yours to resolve its comments",
+                     "its annotator or a reviewer resolves them")
+    comment.resolved = resolved
+    _event(session, access, "task.comment.resolve", "annotation_task", task.id,
+           {"comment": comment.id, "resolved": resolved})
+    return comment
+
+
 def review(session: Session, access: ProjectAccess, task: AnnotationTask, decision: str, comment: str | None,
            pins: list[tuple[float, float, str]]) -> None:
     """Accept or reject a submitted task; a rejection's comment and pins are stored as its comments.
 
+    Its annotator (the assignee who submitted it) may not review it, unless they are a site admin.
+
     Raises:
         Conflict: The task is not submitted.
+        Denied: The caller annotated it.
         Invalid: A rejection without a comment or pin.
 
     """
     if _locked(session, task).state != "submitted":
         raise Conflict(f"task {task.id} is {task.state}, not submitted", "review tasks their annotator submitted")
+    if task.assignee_id == access.user_id and not access.caller.user.is_admin:
+        raise Denied(f"task {task.id} was annotated by you: a reviewer does not review their own labels",
+                     "ask another reviewer")
     if decision == "reject" and not comment and not pins:
         raise Invalid("a rejection needs a reason", "send a comment or pins on the map saying what to fix")
     made = [add_comment(session, access, task, comment, None, None, event=False)] if comment else []

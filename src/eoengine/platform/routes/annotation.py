@@ -30,6 +30,7 @@ from eoengine.platform.annotation.schemas import (
     FeatureIn,
     HistoryOut,
     ItemRef,
+    ResolveIn,
     ReviewIn,
     SetIn,
     SetOut,
@@ -298,6 +299,18 @@ def comment_task(task_id: RowId, body: CommentIn, access: Annotator, session: Db
     """Comment on a task (pinned at lon, lat when both are given)."""
     task, _ = store.get_task(session, access.project.id, task_id)
     made = store.add_comment(session, access, task, body.text, body.lon, body.lat)
-    return CommentOut(id=made.id, author=access.caller.user.username, text=made.text, lon=made.lon, lat=made.lat,
-                      resolved=made.resolved, created_at=made.created_at)
+    return _comment_out(made, access.caller.user.username)
+
+
+def _comment_out(comment: ReviewComment, author: str | None) -> CommentOut:
+    return CommentOut(id=comment.id, author=author, text=comment.text, lon=comment.lon, lat=comment.lat,
+                      resolved=comment.resolved, created_at=comment.created_at)
+
+
+@router.post("/comments/{comment_id}/resolve", response_model=CommentOut)
+def resolve_comment(comment_id: RowId, body: ResolveIn, access: Annotator, session: DbSession) -> CommentOut:
+    """Mark a task's comment resolved, or open again (the task's annotator or a reviewer)."""
+    comment, task = store.get_comment(session, access.project.id, comment_id)
+    store.resolve_comment(session, access, comment, task, body.resolved)
+    return _comment_out(comment, store.usernames(session, [comment.author_id]).get(comment.author_id or 0))
 

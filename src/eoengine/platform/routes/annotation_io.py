@@ -1,8 +1,9 @@
 """Annotation in and out: export a set (GeoJSON, GeoPackage, label raster, STAC), snapshot it, build it, import labels.
 
 All under ``/api/v1/projects/{slug}/annotation``. Exports and snapshot lists need the read role,
-taking a snapshot and building one the review role; an import writes where the caller may draw
-(``store.may_write``: their own open, in-progress or rejected tasks; a reviewer also submitted ones).
+taking a snapshot and building one the review role; an import writes into primary tasks where the
+caller may import (``importing.may_import``: an annotator's own open, in-progress or rejected tasks;
+a reviewer's any task not accepted).
 """
 
 from __future__ import annotations
@@ -13,19 +14,20 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from eoengine.errors import Invalid
 from eoengine.platform.annotation import export as out
-from eoengine.platform.annotation.importing import ImportRefused, check_import, read_import, store_import
+from eoengine.platform.annotation.importing import check_import, read_import, store_import
+from eoengine.platform.annotation.schemas import ImportOut, ImportRefused, SnapshotOut
 from eoengine.platform.annotation.snapshots import (
     Snapshot,
     find_snapshot,
     set_snapshots,
     snapshot_config,
+    snapshot_zip,
     take_snapshot,
 )
 from eoengine.platform.annotation.store import get_set
@@ -46,23 +48,6 @@ SUFFIX = {"geojson": "geojson", "gpkg": "gpkg", "raster": "tif", "stac": "zip"}
 IMPORT_FIX = "send multipart/form-data with a 'file' part: GeoJSON, GeoPackage, zipped Shapefile or a label raster"
 IMPORT_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}}}}}}}
-
-
-class ImportOut(BaseModel):
-    """What an import stored: how many features, in how many tasks."""
-
-    imported: int
-    tasks: int
-
-
-class SnapshotOut(BaseModel):
-    """A label snapshot: the hash of its content, its folder in the project, what it holds, when it was taken."""
-
-    hash: str
-    path: str
-    features: int
-    tasks: int
-    created: str
 
 
 def _sources(request: Request, access: ProjectAccess, session: Session, aset: AnnotationSet) -> dict[str, dict[str, Any]]:
@@ -127,10 +112,23 @@ def build_snapshot(set_id: RowId, digest: str, access: Reviewer, request: Reques
     return submit_job(JobIn(spec={"kind": "build", "config": config.as_posix()}), access, request, session)
 
 
+@router.get("/sets/{set_id}/snapshots/{digest}/download", response_class=Response,
+            responses={200: {"content": {"application/zip": {}}, "description": "the snapshot's files and config"}})
+def download_snapshot(set_id: RowId, digest: str, access: Reader, request: Request, session: DbSession) -> Response:
+    """A snapshot as a zip: its label files and an ``eoengine.yaml`` that builds the same dataset version anywhere."""
+    aset = get_set(session, access.project.id, set_id)
+    snapshot = find_snapshot(session, aset, digest)
+    folder = project_folder(request, access.project)
+    body = snapshot_zip(aset, snapshot, folder, (folder / CONFIG).read_text())
+    headers = {"Content-Disposition": f'attachment; filename="{aset.name}-{digest[:12]}.zip"'}
+    return Response(body, media_type="application/zip", headers=headers)
+
+
 def _import(session: Session, access: ProjectAccess, request: Request, set_id: int, path: Path) -> ImportOut:
     aset = get_set(session, access.project.id, set_id)
-    tasks = list(session.scalars(select(AnnotationTask).where(AnnotationTask.set_id == aset.id)))
-    pieces = check_import(read_import(path), access, aset, tasks, _grids(request, access, session, aset))
+    tasks = list(session.scalars(select(AnnotationTask).where(AnnotationTask.set_id == aset.id,
+                                                              AnnotationTask.copy_kind == "")))
+    pieces = check_import(read_import(path, aset.classes), access, aset, tasks, _grids(request, access, session, aset))
     return ImportOut(**store_import(session, access, pieces))
 
 

@@ -98,7 +98,8 @@ DEFAULT_STRETCH = Stretch(2.0, 98.0)
 class Recipe:
     """How to render: the bands by common name, the index they make (None: the bands as red, green, blue).
 
-    ``stretch`` holds one :class:`Stretch` per band (or one for the index); ``colormap`` colours an index.
+    ``stretch`` holds one :class:`Stretch` per band (or one for the index); ``colormap`` colours an index,
+    or the one band of a recipe ``bands:NAME`` given a colour map (its bands then hold that band alone).
     """
 
     bands: tuple[str, ...]
@@ -171,7 +172,7 @@ def parse_recipe(text: str, stretch: str | None = None, colormap: str | None = N
     Args:
         text: ``true-color``, ``false-color``, ``index:NAME`` or ``bands:A,B,C``.
         stretch: The ``stretch`` parameter (default ``p2,p98``).
-        colormap: An index's colour map (default ``rdylgn``).
+        colormap: An index's colour map (default ``rdylgn``), or one band's (``bands:NAME``; without: grey).
         value_range: An index's ``range`` (``LO,HI``; default: its stretch).
 
     Returns:
@@ -179,22 +180,29 @@ def parse_recipe(text: str, stretch: str | None = None, colormap: str | None = N
 
     Raises:
         Invalid: Another name, an index spyndex does not know (with the closest names), not one or three bands,
-            a bad stretch, colour map or range, a colour map or range without an index, or both range and stretch.
+            a bad stretch, colour map or range, a colour map on three bands, a range without an index, or both
+            range and stretch.
 
     """
     recipe = _named(text)
-    if recipe.index is None:
+    single = recipe.index is None and text.startswith("bands:") and len(set(recipe.bands)) == 1
+    if recipe.index is None and not (single and colormap is not None):
         if colormap is not None or value_range is not None:
-            raise Invalid(f"{'colormap' if colormap is not None else 'range'} applies to an index, not to {text!r}",
-                          "use it with recipe=index:NAME, or set the bands' stretch=LO,HI instead")
+            name = "colormap" if colormap is not None else "range"
+            raise Invalid(f"{name} applies to an index{' or one band' if name == 'colormap' else ''}, not to {text!r}",
+                          "use it with recipe=index:NAME" + (" or one band (bands:NAME)" if name == "colormap" else "")
+                          + ", or set the bands' stretch=LO,HI instead")
         return Recipe(recipe.bands, stretch=parse_stretch(stretch, 3) if stretch else (DEFAULT_STRETCH,) * 3)
+    if single and value_range is not None:
+        raise Invalid(f"range applies to an index, not to the band of {text!r}",
+                      "stretch one band with stretch=LO,HI (its units) or stretch=pLO,pHI")
     if value_range is not None and stretch is not None:
         raise Invalid("both range and stretch given for an index", "give one: range=LO,HI or stretch=pLO,pHI")
     chosen = (_pair(value_range, "range", RANGE_FIX, percent=False),) if value_range is not None else (
         parse_stretch(stretch, 1) if stretch else recipe.stretch)
     name = (colormap or INDEX_RAMP).lower()
     colormap_lut(name)
-    return Recipe(recipe.bands, recipe.index, chosen, name)
+    return Recipe(recipe.bands[:1] if single else recipe.bands, recipe.index, chosen, name)
 
 
 def catalog_of(request: Request, project: Project, session: Session) -> CatalogIndex:
@@ -322,7 +330,7 @@ def render(item: dict[str, Any], recipe: Recipe, z: int, x: int, y: int) -> byte
     if tile is None:
         return blank()
     if recipe.index is None:
-        return rgb_png(tile, ranges)
+        return rgb_png(tile, ranges) if len(recipe.bands) == 3 else ramp_png(tile[0], ranges[0], recipe.colormap)
     return ramp_png(_index_of(tile, recipe), ranges[0], recipe.colormap)
 
 
