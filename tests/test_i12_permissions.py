@@ -244,7 +244,7 @@ EXPECTED |= {f"{route.split()[0]} {ANNOTATION}{route.split()[1]}": action for ro
     "POST /features/{fid}/accept": "annotate",
     "POST /tasks/{task_id}/gold": "review", "POST /sets/{set_id}/double": "review", "GET /sets/{set_id}/stats": "review",
     "GET /sets/{set_id}/stats/{username}": "annotate",
-    "POST /comments/{comment_id}/resolve": "annotate", "GET /sets/{set_id}/snapshots/{digest}/download": "read"}.items()}
+    "POST /comments/{comment_id}/resolve": "annotate", "GET /sets/{set_id}/snapshots/{digest}/download": "review"}.items()}
 DRAWERS = ("annotator", "reviewer", "project_admin", "site_admin")
 """Callers who may annotate: each allowed call draws in a task of its own, assigned to its caller."""
 

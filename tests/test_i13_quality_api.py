@@ -103,6 +103,13 @@ def test_a_gold_task_is_labelled_blind_and_scored(team: Team) -> None:
     error_of(team.client("bob").get(f"{ANN}/tasks/{gold}"), 404)
     error_of(team.client("bob").get(f"{ANN}/tasks/{copies['cara']['id']}/features"), 404)
     assert [e["action"] for e in call(team, "bob", "GET", f"{ANN}/tasks/{bobs}/history")["events"]] == ["task.assign"]
+    # nor through the export or the event log: without the review role, gold tasks and the events making copies are left out
+    exported = {who: call(team, who, "GET", f"{ANN}/sets/{made['id']}/export", params={"state": "all"})
+                for who in ("bob", "rita")}
+    assert [f["properties"]["task"] for f in exported["rita"]["features"]] == [gold] and exported["bob"]["features"] == []
+    actions = {who: {e["action"] for e in call(team, who, "GET", "/events", params={"project": "nc", "limit": 1000})}
+               for who in ("bob", "rita")}
+    assert "task.gold" in actions["rita"] and "task.gold" not in actions["bob"] and "task.assign" in actions["bob"]
     assert call(team, "bob", "POST", f"{ANN}/sets/{made['id']}/next")["id"] == bobs
     assert call(team, "vera", "GET", f"{ANN}/sets/{made['id']}")["counts"] == {"accepted": 1, "open": 15}
     rita_view = {f["properties"]["id"]: f["properties"] for f in

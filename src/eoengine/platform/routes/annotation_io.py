@@ -1,7 +1,8 @@
 """Annotation in and out: export a set (GeoJSON, GeoPackage, label raster, STAC), snapshot it, build it, import labels.
 
-All under ``/api/v1/projects/{slug}/annotation``. Exports and snapshot lists need the read role,
-taking a snapshot and building one the review role; an import writes into primary tasks where the
+All under ``/api/v1/projects/{slug}/annotation``. Exports and snapshot lists need the read role
+(without the review role an export leaves out gold tasks, the known answers that measure
+annotators); taking, downloading and building a snapshot need the review role; an import writes into primary tasks where the
 caller may import (``importing.may_import``: an annotator's own open, in-progress or rejected tasks;
 a reviewer's any task not accepted).
 """
@@ -9,6 +10,7 @@ a reviewer's any task not accepted).
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -58,13 +60,22 @@ def _sources(request: Request, access: ProjectAccess, session: Session, aset: An
                 "datetime": items[i]["properties"].get("datetime")} for i in aset.items if i in items}
 
 
+def _shown(access: ProjectAccess, labels: out.SetLabels) -> out.SetLabels:
+    """The labels a caller may export: without the review role, gold tasks' known answers are left out."""
+    if access.allows("review"):
+        return labels
+    tasks = [t for t in labels.tasks if not t.gold]
+    kept = {t.id for t in tasks}
+    return replace(labels, tasks=tasks, features=[f for f in labels.features if f.task_id in kept])
+
+
 @router.get("/sets/{set_id}/export", response_class=Response,
             responses={200: {"content": {m: {} for m in MEDIA.values()}, "description": "the export"}})
 def export_set(set_id: RowId, access: Reader, request: Request, session: DbSession,
                format: out.Format = "geojson", state: out.State = "accepted") -> Response:
     """A set's labels as GeoJSON, GeoPackage, a label raster COG (its grid, 255 unknown) or a STAC Collection (zip)."""
     aset = get_set(session, access.project.id, set_id)
-    labels = out.set_labels(session, aset, state)
+    labels = _shown(access, out.set_labels(session, aset, state))
     name = f"{aset.name}-{state}.{SUFFIX[format]}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     if format == "geojson":
@@ -114,7 +125,7 @@ def build_snapshot(set_id: RowId, digest: str, access: Reviewer, request: Reques
 
 @router.get("/sets/{set_id}/snapshots/{digest}/download", response_class=Response,
             responses={200: {"content": {"application/zip": {}}, "description": "the snapshot's files and config"}})
-def download_snapshot(set_id: RowId, digest: str, access: Reader, request: Request, session: DbSession) -> Response:
+def download_snapshot(set_id: RowId, digest: str, access: Reviewer, request: Request, session: DbSession) -> Response:
     """A snapshot as a zip: its label files and an ``eoengine.yaml`` that builds the same dataset version anywhere."""
     aset = get_set(session, access.project.id, set_id)
     snapshot = find_snapshot(session, aset, digest)

@@ -11,6 +11,7 @@ from eoengine.errors import Invalid
 from eoengine.platform.db.models import Event, Membership, Project, User
 from eoengine.platform.deps import ROW_ID_MAX, CurrentCaller, DbSession, Reader, find_project
 from eoengine.platform.lineage import lineage
+from eoengine.platform.roles import ROLES, allows
 from eoengine.platform.schemas import EventOut, Lineage
 
 router = APIRouter(tags=["events"])
@@ -30,12 +31,23 @@ def parse_object(text: str) -> tuple[str, str]:
     return kind, ident
 
 
+REVIEWERS_ONLY = ("task.gold", "task.double")
+"""Events that would tell an annotator which cells measure them (gold and double-labelled copies)."""
+
+
 def _visible(caller: CurrentCaller) -> ColumnElement[bool]:
-    """Events a caller may see: a site admin all; others those of their projects and their own."""
+    """Events a caller may see: a site admin all; others those of their projects and their own.
+
+    In a project where the caller may not review, the events that make gold and double copies
+    are left out, so the known answers stay hidden among the normal tasks.
+    """
     if caller.user.is_admin:
         return true()
     mine = select(Membership.project_id).where(Membership.user_id == caller.user.id)
-    return Event.project_id.in_(mine) | ((Event.project_id.is_(None)) & (Event.actor_id == caller.user.id))
+    reviewing = [r for r in ROLES if allows(r, "review")]
+    review = mine.where(Membership.role.in_(reviewing))
+    return ((Event.project_id.in_(mine) & (Event.project_id.in_(review) | Event.action.not_in(REVIEWERS_ONLY)))
+            | ((Event.project_id.is_(None)) & (Event.actor_id == caller.user.id)))
 
 
 @router.get("/events", response_model=list[EventOut])
