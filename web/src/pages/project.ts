@@ -3,6 +3,7 @@
 import type maplibregl from "maplibre-gl";
 import type { RasterTileSource } from "maplibre-gl";
 import { api, reportError } from "../api";
+import { annotationSets } from "../annotate/sets";
 import { clearErrors, h, mount, showError } from "../dom";
 import { JOB_EXAMPLES, every, jobsTable, specFrom, submitJob } from "../jobs";
 import { lineageDisclosure } from "../lineage";
@@ -142,7 +143,7 @@ export async function projectPage(root: HTMLElement, params: Params): Promise<Cl
       manage ? link(`${base}/members`, "Members", { class: "button-link" }) : null),
     h("div", { class: "map-block" }, container, legend),
     section("Jobs", "jobs", may(first.role, "run", user.is_admin) ? jobForm(slug) : null, jobs),
-    lists, registeredModels(slug));
+    lists, annotationSets(slug, may(first.role, "review", user.is_admin)), registeredModels(slug));
   const map = createMap(container);
   const remove = registerMap("project", map);
   showMaps.addEventListener("change", () => {
