@@ -18,6 +18,15 @@ const MODE_OF: Record<string, Tool> = { Polygon: "polygon", Point: "point", Line
 const STATIC = "annotation-static";
 type Colour = `#${string}`;
 
+const PRECISION = 1e9; // Terra Draw refuses coordinates with more than 9 decimals (a Python client's may have 15)
+
+/** `geometry` with coordinates rounded to Terra Draw's 9 decimals (0.1 mm): its copy of a stored shape. */
+export function rounded(geometry: Geometry): Geometry {
+  const round = (c: unknown): unknown => (typeof c === "number" ? Math.round(c * PRECISION) / PRECISION
+    : Array.isArray(c) ? c.map(round) : c);
+  return { ...geometry, coordinates: round(geometry.coordinates) };
+}
+
 /** Whether Terra Draw can edit `shape` (one of its modes' geometries, a polygon without holes). */
 function editable(shape: Shape): boolean {
   const holed = shape.geometry.type === "Polygon" && (shape.geometry.coordinates as unknown[]).length > 1;
@@ -68,7 +77,7 @@ export class Drawing implements View {
   show(shape: Shape): void {
     if (shape.drawId && this.draw.hasFeature(shape.drawId)) {
       if (editable(shape)) {
-        this.draw.updateFeatureGeometry(shape.drawId, shape.geometry as never);
+        this.draw.updateFeatureGeometry(shape.drawId, rounded(shape.geometry) as never);
         this.draw.updateFeatureProperties(shape.drawId, { label: shape.label as never });
         return;
       }
@@ -85,7 +94,7 @@ export class Drawing implements View {
       if (shape.drawId) this.shapes.delete(shape.drawId);
       const id = crypto.randomUUID();
       ids.set(id, shape);
-      return { id, type: "Feature" as const, geometry: shape.geometry as never,
+      return { id, type: "Feature" as const, geometry: rounded(shape.geometry) as never,
         properties: { mode: MODE_OF[shape.geometry.type], label: shape.label as never } };
     });
     const added = new Set<Shape>();

@@ -26,8 +26,14 @@ const KEY_TOOLS: Record<string, Tool> = { p: "polygon", b: "rectangle", f: "free
 declare global {
   interface Window {
     /** The open task once its features are shown: writes pending, all answered, shapes on the map (tests, benchmark). */
-    eoengineAnnotate?: { pending: () => number; settled: () => Promise<void>; shapes: () => number };
+    eoengineAnnotate?: { pending: () => number; settled: () => Promise<void>; shapes: () => number; labels: () => GeoJSON };
   }
+}
+
+/** Whether keys pressed in `target` are text (a text field, a text area, a select): not the page's shortcuts. */
+function typing(target: EventTarget | null): boolean {
+  return target instanceof HTMLTextAreaElement || target instanceof HTMLSelectElement
+    || (target instanceof HTMLInputElement && !["checkbox", "radio", "button"].includes(target.type));
 }
 
 function colouredTasks(tasks: GeoJSON): GeoJSON {
@@ -101,7 +107,8 @@ async function taskView(ctx: TaskContext): Promise<Cleanup> {
   const edits = new Edits(ctx.calls, task.id, drawing, (theirs) => askConflict(ctx.side, theirs),
     () => ({ item: set.items[ctx.dates.shown()]?.id }));
   drawing.showAll((await calls.features(task.id)).features.map(shapeOf)); // one batch: 10,000 features load at once
-  window.eoengineAnnotate = { pending: () => edits.pending, settled: () => edits.settled(), shapes: () => drawing.all().length };
+  window.eoengineAnnotate = { pending: () => edits.pending, settled: () => edits.settled(), shapes: () => drawing.all().length,
+    labels: () => drawing.labels() };
   const palette = set.classes.map((c, i) => button(`${i + 1} ${c.name}`, () => choose(c.value),
     { class: "class-button", "data-class": String(c.value), style: `border-left: 10px solid ${c.color}` }));
   const choose = (value: unknown): void => {
@@ -152,7 +159,7 @@ async function taskView(ctx: TaskContext): Promise<Cleanup> {
     drawing.show(outer);
   };
   const keys = (event: KeyboardEvent): void => {
-    if (event.target instanceof HTMLInputElement || event.target instanceof HTMLTextAreaElement) return;
+    if (typing(event.target)) return;
     const key = event.key.toLowerCase();
     if ((event.ctrlKey || event.metaKey) && key === "z") {
       if (event.shiftKey) edits.redo(); else edits.undo();
