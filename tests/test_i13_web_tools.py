@@ -6,6 +6,7 @@ Compare, and the per-item recipe fallback. Stored coordinates are checked agains
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +17,18 @@ from platform_fixtures import ConsoleLog
 from platform_server import live_platform
 from test_i12_web import sign_in
 from test_i13_web import (
-    DOCS_IMG, PIXEL_DEG, SECOND_SCENE, Setup, draw, features, inner, lonlat, open_task, screen, settled, task_of,
+    DOCS_IMG,
+    PIXEL_DEG,
+    SECOND_SCENE,
+    Setup,
+    draw,
+    features,
+    inner,
+    lonlat,
+    open_task,
+    screen,
+    settled,
+    task_of,
 )
 
 pytest.importorskip("playwright")
@@ -71,7 +83,7 @@ def near(p: list[float], q: tuple[float, float], tolerance: float = HALF) -> boo
 def off_path(p: list[float], path: list[tuple[float, float]]) -> float:
     """The distance (degrees) from ``p`` to the nearest segment of ``path``."""
     best = math.inf
-    for (ax, ay), (bx, by) in zip(path, path[1:], strict=False):
+    for (ax, ay), (bx, by) in itertools.pairwise(path):
         dx, dy = bx - ax, by - ay
         t = max(0.0, min(1.0, ((p[0] - ax) * dx + (p[1] - ay) * dy) / (dx * dx + dy * dy or 1)))
         best = min(best, math.hypot(p[0] - ax - t * dx, p[1] - ay - t * dy))

@@ -99,8 +99,9 @@ function jobForm(slug: string): HTMLElement {
   return h("div", { class: "job-actions" }, build, form);
 }
 
-async function showImagery(map: maplibregl.Map, slug: string, recipes: HTMLSelectElement): Promise<void> {
+async function showImagery(map: maplibregl.Map, slug: string, recipes: HTMLSelectElement, open: () => boolean): Promise<void> {
   const items = await api<ImageryItem[]>(`/projects/${encodeURIComponent(slug)}/imagery`);
+  if (!open()) return; // the user left while the list was on its way: the map is gone
   const offered = [...new Set(items.flatMap((item) => item.recipes))];
   recipes.replaceChildren(...offered.map((r) => h("option", { value: r }, r)));
   recipes.disabled = !offered.length;
@@ -152,9 +153,10 @@ export async function projectPage(root: HTMLElement, params: Params): Promise<Cl
   });
   void loaded(map).then(() => {
     showFootprints(map, first);
-    return showImagery(map, slug, recipes);
+    return showImagery(map, slug, recipes, () => open);
   }).catch(reportError);
   let shown = first;
+  let open = true;
   // jobs (anyone's) may start or finish at any time: the overview polls while it is open
   const stop = every(2000, async () => {
     const now = await api<Overview>(`/projects/${encodeURIComponent(slug)}`);
@@ -167,6 +169,7 @@ export async function projectPage(root: HTMLElement, params: Params): Promise<Cl
     return true;
   });
   return () => {
+    open = false;
     stop();
     remove();
   };
