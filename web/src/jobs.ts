@@ -1,12 +1,29 @@
 // Jobs as the pages show them: a table with live progress, and submitting a spec.
 
 import { api } from "./api";
-import type { Job } from "./types";
-import { link, progressBar, stateBadge, table, when } from "./ui";
+import { h } from "./dom";
+import type { Artifact, Job, Overview } from "./types";
+import { link, progressBar, shortRef, stateBadge, table, when } from "./ui";
 
 /** Submit a job `{spec}` to a project; returns the job made. */
 export function submitJob(slug: string, spec: Record<string, unknown>): Promise<Job> {
   return api<Job>(`/projects/${encodeURIComponent(slug)}/jobs`, { json: { spec } });
+}
+
+/** Links to what the job made: the artefacts indexed with its id. */
+export function outputs(job: Job, overview: Overview | null): HTMLElement | null {
+  if (!overview) return null;
+  const base = `#/projects/${encodeURIComponent(job.project)}`;
+  const mine = (list: Artifact[]): Artifact[] => list.filter((a) => a.job_id === job.id);
+  const items = [
+    ...mine(overview.datasets).map((d) => link(`${base}/datasets/${encodeURIComponent(`${d.name}@${d.version}`)}`,
+      `Dataset ${shortRef(d.name, d.version)}`, { class: "output-dataset" })),
+    ...mine(overview.runs).map((r) => link(`${base}/runs/${encodeURIComponent(r.ref || r.name)}`, `Run ${r.name || r.ref}`,
+      { class: "output-run" })),
+    ...mine(overview.models).map((m) => h("span", {}, `Model ${m.name} v${m.version} (${m.ref})`)),
+    ...mine(overview.maps).map((m) => link(base, `Map ${m.name} (on the project's map)`, { class: "output-map" })),
+  ];
+  return items.length ? h("ul", { class: "outputs" }, ...items.map((item) => h("li", {}, item))) : null;
 }
 
 /** A table of jobs: id (a link to its page), kind, state, progress, who and when. */

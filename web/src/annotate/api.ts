@@ -1,7 +1,7 @@
 // The annotation API as the annotate page calls it (the shared design of issue 13: /projects/{slug}/annotation/…).
 
 import { ApiError, api, request } from "../api";
-import type { Feature, GeoJSON } from "../types";
+import type { Feature, GeoJSON, Job } from "../types";
 
 export interface AnnotationClass { value: number; name: string; color: string }
 export interface SetItem { id: string; datetime: string | null }
@@ -13,6 +13,7 @@ export interface AnnotationSet {
   items: SetItem[];
   block_size: number;
   counts: Record<string, number>;
+  created_at: string;
 }
 export interface Comment {
   id: number; author: string; text: string; lon: number | null; lat: number | null; resolved: boolean; created_at: string;
@@ -23,6 +24,12 @@ export interface Task {
   items: SetItem[]; comments: Comment[];
 }
 export interface Pin { lon: number; lat: number; text: string }
+/** A new set as POST /sets takes it (the server fills in classes, area, block size and background). */
+export interface SetIn { name: string; items: string[]; kind: "classes" | "change"; block_size?: number }
+/** A label snapshot: the accepted labels frozen under the hash of their content. */
+export interface Snapshot { hash: string; path: string; features: number; tasks: number; created: string }
+export const EXPORT_FORMATS = ["geojson", "gpkg", "raster", "stac"] as const;
+export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 /** A stale write: the server's 409 with the feature as it is stored now. */
 export class Stale extends Error {
@@ -42,7 +49,18 @@ export class AnnotationApi {
     this.base = `/projects/${encodeURIComponent(slug)}/annotation`;
   }
 
+  sets(): Promise<AnnotationSet[]> { return api(`${this.base}/sets`); }
+  createSet(body: SetIn): Promise<AnnotationSet> { return api(`${this.base}/sets`, { json: body }); }
   set(id: number): Promise<AnnotationSet> { return api(`${this.base}/sets/${id}`); }
+  /** The set's export as the server answered it (a file to download). */
+  exportFile(setId: number, format: ExportFormat, state: "accepted" | "all"): Promise<Response> {
+    return request(`${this.base}/sets/${setId}/export`, { query: { format, state } });
+  }
+  snapshots(setId: number): Promise<Snapshot[]> { return api(`${this.base}/sets/${setId}/snapshots`); }
+  snapshot(setId: number): Promise<Snapshot> { return api(`${this.base}/sets/${setId}/snapshots`, { method: "POST" }); }
+  build(setId: number, digest: string): Promise<Job> {
+    return api(`${this.base}/sets/${setId}/snapshots/${encodeURIComponent(digest)}/build`, { method: "POST" });
+  }
   tasks(setId: number): Promise<GeoJSON> { return api(`${this.base}/sets/${setId}/tasks`); }
   task(id: number): Promise<Task> { return api(`${this.base}/tasks/${id}`); }
   features(taskId: number): Promise<GeoJSON> { return api(`${this.base}/tasks/${taskId}/features`); }

@@ -9,6 +9,7 @@ import {
 } from "terra-draw";
 import { TerraDrawMapLibreGLAdapter } from "terra-draw-maplibre-gl-adapter";
 import { addPolygons } from "../map";
+import type { GeoJSON } from "../types";
 import type { Geometry, Shape, View } from "./edits";
 
 export const TOOLS = ["polygon", "rectangle", "freehand", "point", "linestring", "select", "hole"] as const;
@@ -17,11 +18,27 @@ const MODE_OF: Record<string, Tool> = { Polygon: "polygon", Point: "point", Line
 const STATIC = "annotation-static";
 type Colour = `#${string}`;
 
+const PRECISION = 1e9; // Terra Draw refuses coordinates with more than 9 decimals (a Python client's may have 15)
+
+/** `geometry` with coordinates rounded to Terra Draw's 9 decimals (0.1 mm): its copy of a stored shape. */
+export function rounded(geometry: Geometry): Geometry {
+  const round = (c: unknown): unknown => (typeof c === "number" ? Math.round(c * PRECISION) / PRECISION
+    : Array.isArray(c) ? c.map(round) : c);
+  return { ...geometry, coordinates: round(geometry.coordinates) };
+}
+
+/** Whether Terra Draw can edit `shape` (one of its modes' geometries, a polygon without holes). */
+function editable(shape: Shape): boolean {
+  const holed = shape.geometry.type === "Polygon" && (shape.geometry.coordinates as unknown[]).length > 1;
+  return !!MODE_OF[shape.geometry.type] && !holed;
+}
+
 /** The map's drawing: Terra Draw for editable shapes, a GeoJSON layer for the rest. */
 export class Drawing implements View {
   readonly draw: TerraDraw;
   readonly shapes = new Map<string, Shape>();
   private readonly fixed = new Map<Shape, Geometry>();
+  private readonly listeners = new Set<() => void>();
 
   constructor(private readonly map: maplibregl.Map, private readonly colour: (label: unknown) => string) {
     const fill = (f: GeoJSONStoreFeatures): Colour => this.colour(f.properties.label) as Colour;
@@ -58,30 +75,59 @@ export class Drawing implements View {
 
   /** Show `shape`: in Terra Draw when it can edit it, else in the read-only layer. */
   show(shape: Shape): void {
-    const mode = MODE_OF[shape.geometry.type];
-    const holed = shape.geometry.type === "Polygon" && (shape.geometry.coordinates as unknown[]).length > 1;
     if (shape.drawId && this.draw.hasFeature(shape.drawId)) {
-      if (mode && !holed) {
-        this.draw.updateFeatureGeometry(shape.drawId, shape.geometry as never);
+      if (editable(shape)) {
+        this.draw.updateFeatureGeometry(shape.drawId, rounded(shape.geometry) as never);
         this.draw.updateFeatureProperties(shape.drawId, { label: shape.label as never });
         return;
       }
       this.hide(shape);
     }
-    this.fixed.delete(shape);
-    if (mode && !holed) {
+    this.showAll([shape]);
+  }
+
+  /** Show new shapes: the editable ones added to Terra Draw in one batch, the others (and any it refuses) read-only. */
+  showAll(shapes: Shape[]): void {
+    const ids = new Map<string, Shape>();
+    let changed = false;
+    const features = shapes.filter(editable).map((shape) => {
+      if (shape.drawId) this.shapes.delete(shape.drawId);
       const id = crypto.randomUUID();
-      const [result] = this.draw.addFeatures([{ id, type: "Feature", geometry: shape.geometry as never,
-        properties: { mode, label: shape.label as never } }]);
-      if (result?.valid) {
-        shape.drawId = id;
-        this.shapes.set(id, shape);
-        return;
-      }
+      ids.set(id, shape);
+      return { id, type: "Feature" as const, geometry: rounded(shape.geometry) as never,
+        properties: { mode: MODE_OF[shape.geometry.type], label: shape.label as never } };
+    });
+    const added = new Set<Shape>();
+    for (const result of features.length ? this.draw.addFeatures(features) : []) {
+      const shape = ids.get(String(result.id));
+      if (!shape || !result.valid) continue;
+      shape.drawId = String(result.id);
+      this.shapes.set(shape.drawId, shape);
+      changed = this.fixed.delete(shape) || changed;
+      added.add(shape);
     }
-    shape.drawId = null;
-    this.fixed.set(shape, shape.geometry);
-    this.refreshFixed();
+    const rest = shapes.filter((s) => !added.has(s));
+    for (const shape of rest) {
+      shape.drawId = null;
+      this.fixed.set(shape, shape.geometry);
+    }
+    if (changed || rest.length) this.refreshFixed();
+  }
+
+  /** Every label as GeoJSON with its colour (editable ones as Terra Draw holds them now: mid-drag too). */
+  labels(): GeoJSON {
+    const features = this.all().map((s) => ({ type: "Feature" as const, properties: { colour: this.colour(s.label), label: s.label },
+      geometry: (s.drawId && this.draw.hasFeature(s.drawId) ? this.geometryOf(s.drawId) : s.geometry) as Geometry }));
+    return { type: "FeatureCollection", features };
+  }
+
+  /** Call `listener` (once per frame at most) after the labels changed: drawn, edited, shown, hidden or recoloured. */
+  onChange(listener: () => void): () => void {
+    let frame = 0;
+    const later = (): void => { if (!frame) frame = requestAnimationFrame(() => { frame = 0; listener(); }); };
+    this.draw.on("change", later);
+    this.listeners.add(later);
+    return () => { this.draw.off("change", later); this.listeners.delete(later); cancelAnimationFrame(frame); };
   }
 
   /** Take `shape` off the map. */
@@ -97,6 +143,7 @@ export class Drawing implements View {
 
   /** Recolour the read-only layer (after a class change) and let Terra Draw restyle. */
   refreshFixed(): void {
+    this.listeners.forEach((l) => l());
     const features = [...this.fixed.keys()].map((s) => ({ type: "Feature", geometry: s.geometry,
       properties: { colour: this.colour(s.label), fid: s.fid } }));
     (this.map.getSource(STATIC) as GeoJSONSource | undefined)?.setData({ type: "FeatureCollection", features } as never);

@@ -11,47 +11,73 @@ import { button, keyValues, stateBadge, when } from "../ui";
 import type { Pin, Task } from "./api";
 import type { Edits } from "./edits";
 
-/** The task's state, its comments (pinned ones as map markers) and, for its assignee, Submit. */
-export function taskPanel(ctx: TaskContext, edits: Edits): () => void {
-  const { task } = ctx;
-  const markers = task.comments.filter((c) => c.lon !== null && c.lat !== null).map((c) =>
-    new maplibregl.Marker({ color: "#e53935" }).setLngLat([c.lon as number, c.lat as number])
-      .setPopup(new maplibregl.Popup().setText(`${c.author}: ${c.text}`)).addTo(ctx.map));
-  markers.forEach((m) => m.getElement().classList.add("comment-pin"));
-  const comments = h("ul", { id: "comments" }, ...task.comments.map((c) => h("li", { class: "comment", "data-id": String(c.id) },
-    h("strong", {}, c.author), ` ${c.text}`, c.lon !== null ? " 📍" : "", h("span", { class: "muted" }, ` ${when(c.created_at)}`))));
-  const submit = button("Submit task", () => {
-    clearErrors();
-    edits.settled().then(() => ctx.calls.submit(task.id)).then((t) => shown(t), reportError);
-  }, { id: "submit-task", class: "primary" });
-  const state = h("span", { id: "task-state" }, stateBadge(task.state));
-  const shown = (t: Task): void => { state.replaceChildren(stateBadge(t.state)); };
-  ctx.side.append(keyValues([["State", state], ["Assignee", task.assignee ?? "—"], ["Reviewer", task.reviewer ?? "—"]]),
-    task.assignee === ctx.user ? submit : "", h("h2", {}, "Comments"),
-    task.comments.length ? comments : h("p", { class: "muted", id: "comments" }, "No comments."));
-  return () => markers.forEach((m) => m.remove());
+/** What the panels show of a task, redrawn from the task as the server answers it. */
+export interface TaskPanel {
+  /** Show `task` (state, people, comments and their pins) as it is now. */
+  refresh(task: Task): void;
+  stop(): void;
 }
 
-/** Accept, or reject with a comment and pins placed by clicking the map (reviewers). */
-export function reviewPanel(ctx: TaskContext, pins: Pin[]): HTMLElement {
+/** The task's state, its people, its comments (pinned ones as map markers) and, for its assignee, Submit. */
+export function taskPanel(ctx: TaskContext, edits: Edits): TaskPanel {
+  const box = h("div", { id: "task-panel" });
+  let markers: maplibregl.Marker[] = [];
+  const refresh = (task: Task): void => {
+    markers.forEach((m) => m.remove());
+    markers = task.comments.filter((c) => c.lon !== null && c.lat !== null).map((c) =>
+      new maplibregl.Marker({ color: "#e53935" }).setLngLat([c.lon as number, c.lat as number])
+        .setPopup(new maplibregl.Popup().setText(`${c.author}: ${c.text}`)).addTo(ctx.map));
+    markers.forEach((m) => m.getElement().classList.add("comment-pin"));
+    const comments = h("ul", { id: "comments" }, ...task.comments.map((c) => h("li", { class: "comment", "data-id": String(c.id) },
+      h("strong", {}, c.author), ` ${c.text}`, c.lon !== null ? " 📍" : "", h("span", { class: "muted" }, ` ${when(c.created_at)}`))));
+    const submit = button("Submit task", () => {
+      clearErrors();
+      edits.settled().then(() => ctx.calls.submit(task.id)).then(refresh, reportError);
+    }, { id: "submit-task", class: "primary" });
+    box.replaceChildren(keyValues([["State", h("span", { id: "task-state" }, stateBadge(task.state))],
+      ["Assignee", h("span", { id: "task-assignee" }, task.assignee ?? "—")],
+      ["Reviewer", h("span", { id: "task-reviewer" }, task.reviewer ?? "—")]]),
+    task.assignee === ctx.user ? submit : "", h("h2", {}, "Comments"),
+    task.comments.length ? comments : h("p", { class: "muted", id: "comments" }, "No comments."));
+    box.dataset.state = task.state;
+  };
+  refresh(ctx.task);
+  ctx.side.append(box);
+  return { refresh, stop: () => markers.forEach((m) => m.remove()) };
+}
+
+/** Accept, or reject with a comment and pins placed by clicking the map (reviewers); then the whole task is shown again. */
+export function reviewPanel(ctx: TaskContext, panel: TaskPanel): HTMLElement {
+  const pins: Pin[] = [];
+  let placed: maplibregl.Marker[] = [];
   const text = h("textarea", { id: "review-comment", rows: "3", "aria-label": "Review comment" });
   const pinning = h("input", { type: "checkbox", id: "place-pins" });
-  const placed = h("span", { id: "pin-count", class: "muted" }, "0 pins");
+  const count = h("span", { id: "pin-count", class: "muted" }, "0 pins");
+  const counted = (): void => { count.textContent = `${pins.length} pin${pins.length === 1 ? "" : "s"}`; };
   ctx.map.on("click", (e) => {
     if (!pinning.checked) return;
     pins.push({ lon: e.lngLat.lng, lat: e.lngLat.lat, text: text.value || "see here" });
-    new maplibregl.Marker({ color: "#8e24aa" }).setLngLat(e.lngLat).addTo(ctx.map).getElement().classList.add("review-pin");
-    placed.textContent = `${pins.length} pin${pins.length === 1 ? "" : "s"}`;
+    const marker = new maplibregl.Marker({ color: "#8e24aa" }).setLngLat(e.lngLat).addTo(ctx.map);
+    marker.getElement().classList.add("review-pin");
+    placed.push(marker);
+    counted();
   });
   const decide = (decision: "accept" | "reject"): void => {
     clearErrors();
     if (decision === "reject") pins.forEach((p) => { p.text = text.value || p.text; });
-    ctx.calls.review(ctx.task.id, decision, text.value, decision === "reject" ? pins : []).then((t) => {
-      document.getElementById("task-state")?.replaceChildren(stateBadge(t.state));
-    }, reportError);
+    ctx.calls.review(ctx.task.id, decision, text.value, decision === "reject" ? pins : [])
+      .then(() => ctx.calls.task(ctx.task.id)).then((t) => {
+        placed.forEach((m) => m.remove());
+        placed = [];
+        pins.length = 0;
+        text.value = "";
+        pinning.checked = false;
+        counted();
+        panel.refresh(t);
+      }, reportError);
   };
   return h("section", { class: "panel", id: "review" }, h("h2", {}, "Review"), text,
-    h("label", { class: "check" }, pinning, "Click the map to pin the comment"), placed,
+    h("label", { class: "check" }, pinning, "Click the map to pin the comment"), count,
     h("div", {}, button("Accept", () => decide("accept"), { id: "accept-task", class: "primary" }),
       button("Reject", () => decide("reject"), { id: "reject-task" })));
 }

@@ -2,20 +2,22 @@
 // (recipes, dates, a swipe divider), the drawing tools, every edit saved at once, submit and review.
 
 import type maplibregl from "maplibre-gl";
-import type { RasterTileSource } from "maplibre-gl";
 import { api, reportError } from "../api";
-import { type AnnotationSet, AnnotationApi, type Pin, type Task } from "../annotate/api";
+import { type AnnotationSet, AnnotationApi, type Task } from "../annotate/api";
 import { around, Drawing, TOOLS, type Tool } from "../annotate/draw";
 import { type Choice, Edits, type Geometry, shapeOf } from "../annotate/edits";
+import { compare } from "../annotate/compare";
+import { type Dates, imagery } from "../annotate/imagery";
+import { labelsOut } from "../annotate/outputs";
 import { reviewPanel, swipe, taskPanel } from "../annotate/panels";
 import { Suggestions } from "../annotate/suggestions";
 import { clearErrors, h, mount } from "../dom";
-import { addPolygons, addTiles, createMap, fitTo, loaded, registerMap, tileUrl } from "../map";
+import { addPolygons, createMap, fitTo, loaded, registerMap } from "../map";
 import { may } from "../roles";
 import type { Cleanup, Params } from "../router";
 import { currentUser } from "../session";
 import type { Feature, GeoJSON, ImageryItem, Overview } from "../types";
-import { button, stateBadge } from "../ui";
+import { button } from "../ui";
 
 export const STATE_COLOURS: Record<string, string> = {
   open: "#9e9e9e", in_progress: "#1e88e5", submitted: "#fb8c00", accepted: "#43a047", rejected: "#e53935",
@@ -25,8 +27,14 @@ const KEY_TOOLS: Record<string, Tool> = { p: "polygon", b: "rectangle", f: "free
 declare global {
   interface Window {
     /** The open task once its features are shown: writes pending, all answered, shapes on the map (tests, benchmark). */
-    eoengineAnnotate?: { pending: () => number; settled: () => Promise<void>; shapes: () => number };
+    eoengineAnnotate?: { pending: () => number; settled: () => Promise<void>; shapes: () => number; labels: () => GeoJSON };
   }
+}
+
+/** Whether keys pressed in `target` are text (a text field, a text area, a select): not the page's shortcuts. */
+function typing(target: EventTarget | null): boolean {
+  return target instanceof HTMLTextAreaElement || target instanceof HTMLSelectElement
+    || (target instanceof HTMLInputElement && !["checkbox", "radio", "button"].includes(target.type));
 }
 
 function colouredTasks(tasks: GeoJSON): GeoJSON {
@@ -37,34 +45,6 @@ function colouredTasks(tasks: GeoJSON): GeoJSON {
 function legend(): HTMLElement {
   return h("p", { class: "legend", id: "state-legend" }, ...Object.entries(STATE_COLOURS).flatMap(([state, colour]) => [
     h("span", { class: "swatch", style: `background:${colour}` }), state.replace("_", " ")]));
-}
-
-/** The imagery of the set's items on `map` (one raster layer per date, the shown one visible) and its controls. */
-function imagery(map: maplibregl.Map, set: AnnotationSet, items: ImageryItem[], recipe: HTMLSelectElement, date: HTMLElement) {
-  const mine = set.items.map((i) => items.find((x) => x.id === i.id)).filter((x): x is ImageryItem => !!x);
-  const recipes = [...new Set(mine.flatMap((i) => i.recipes))];
-  recipe.replaceChildren(...recipes.map((r) => h("option", { value: r }, r)));
-  let shown = 0;
-  const url = (item: ImageryItem): string => tileUrl(item.tiles, `recipe=${encodeURIComponent(recipe.value)}`);
-  mine.forEach((item, i) => addTiles(map, `date-${i}`, url(item), item.bbox, map.getLayer("tasks-fill") ? "tasks-fill" : undefined));
-  const refresh = (): void => {
-    mine.forEach((item, i) => {
-      (map.getSource(`date-${i}`) as RasterTileSource).setTiles([url(item)]);
-      map.setLayoutProperty(`date-${i}`, "visibility", i === shown ? "visible" : "none");
-    });
-    const item = set.items[shown];
-    date.textContent = item ? `${item.datetime ?? item.id} (${shown + 1}/${set.items.length})` : "no imagery";
-    date.dataset.item = item?.id ?? "";
-  };
-  refresh();
-  recipe.addEventListener("change", refresh);
-  return {
-    items: mine,
-    url,
-    step(by: number): void { shown = (shown + by + mine.length) % Math.max(mine.length, 1); refresh(); },
-    cycle(): void { recipe.selectedIndex = (recipe.selectedIndex + 1) % Math.max(recipes.length, 1); refresh(); },
-    shown: () => shown,
-  };
 }
 
 /** The set page (`#/projects/:slug/annotate/:set`) and, with `:task`, the task's drawing view. */
@@ -81,6 +61,7 @@ export async function annotatePage(root: HTMLElement, params: Params): Promise<C
   const container = h("div", { class: "map annotate-map", id: "annotate-map", role: "region", "aria-label": "Annotation map" });
   const recipe = h("select", { id: "annotate-recipe", "aria-label": "Recipe" });
   const date = h("span", { id: "annotate-date", class: "muted" });
+  const note = h("p", { id: "recipe-note", class: "note", role: "status", hidden: "" });
   const next = button("Next task", () => {
     clearErrors();
     calls.next(setId).then((t) => { location.hash = `${base}/tasks/${t.id}`; }, reportError);
@@ -89,21 +70,24 @@ export async function annotatePage(root: HTMLElement, params: Params): Promise<C
   const toolbar = h("div", { class: "map-bar annotate-toolbar", id: "annotate-toolbar" });
   mount(root, h("div", { class: "title-row" }, h("h1", {}, task ? `${set.name} · task ${task.row},${task.col}` : set.name),
     h("a", { href: base }, "All tasks"), reviewer ? h("a", { href: `${base}/stats`, id: "stats-link" }, "Quality") : null,
-    next), toolbar,
+    next), toolbar, note,
   h("div", { class: "map-bar" }, h("label", {}, "Imagery ", recipe), button("◀ date", () => dates?.step(-1)), date,
     button("date ▶", () => dates?.step(1)), legend()),
   h("div", { class: "annotate-body" }, h("div", { class: "map-block annotate-stack" }, container), side));
   const map = createMap(container, { preserveDrawingBuffer: true } as never);
   const remove = registerMap("annotate", map);
-  let dates: ReturnType<typeof imagery> | null = null;
+  let dates: Dates | null = null;
   const cleanups: (() => void)[] = [remove];
   await loaded(map);
   addPolygons(map, "tasks", colouredTasks(tasks), { property: "colour", fallback: "#555" }, task ? 0 : 0.3);
-  dates = imagery(map, set, items, recipe, date);
+  dates = imagery(map, set, items, recipe, date, note);
   if (!task) {
     fitTo(map, tasks);
     map.on("click", "tasks-fill", (e) => { location.hash = `${base}/tasks/${e.features?.[0]?.properties?.id}`; });
     side.append(h("p", {}, `${tasks.features.length} tasks: `, Object.entries(set.counts).map(([s, n]) => `${s} ${n}`).join(", ")));
+    const out = labelsOut(calls, setId, reviewer);
+    side.append(out.panel);
+    cleanups.push(out.stop);
     return () => cleanups.forEach((c) => c());
   }
   fitTo(map, { type: "FeatureCollection", features: [{ type: "Feature", geometry: task.geometry, properties: {} }] }, 10);
@@ -113,7 +97,7 @@ export async function annotatePage(root: HTMLElement, params: Params): Promise<C
 
 interface TaskContext {
   map: maplibregl.Map; slug: string; calls: AnnotationApi; set: AnnotationSet; task: Task; reviewer: boolean; user: string;
-  toolbar: HTMLElement; side: HTMLElement; dates: ReturnType<typeof imagery>; container: HTMLElement;
+  toolbar: HTMLElement; side: HTMLElement; dates: Dates; container: HTMLElement;
 }
 
 /** The drawing view of one task: tools, palette, saving, keys, comments, submit and review. */
@@ -125,8 +109,10 @@ async function taskView(ctx: TaskContext): Promise<Cleanup> {
   const edits = new Edits(ctx.calls, task.id, drawing, (theirs) => askConflict(ctx.side, theirs),
     () => ({ item: set.items[ctx.dates.shown()]?.id }));
   const suggestions = new Suggestions(map, ctx.slug, set, task, drawing, ctx.side);
-  for (const f of (await calls.features(task.id)).features) if (!suggestions.take(f)) drawing.show(shapeOf(f));
-  window.eoengineAnnotate = { pending: () => edits.pending, settled: () => edits.settled(), shapes: () => drawing.all().length };
+  // one batch: 10,000 features load at once (a model's pending suggestions go to their own layer)
+  drawing.showAll((await calls.features(task.id)).features.filter((f) => !suggestions.take(f)).map(shapeOf));
+  window.eoengineAnnotate = { pending: () => edits.pending, settled: () => edits.settled(), shapes: () => drawing.all().length,
+    labels: () => drawing.labels() };
   const palette = set.classes.map((c, i) => button(`${i + 1} ${c.name}`, () => choose(c.value),
     { class: "class-button", "data-class": String(c.value), style: `border-left: 10px solid ${c.color}` }));
   const choose = (value: unknown): void => {
@@ -150,7 +136,7 @@ async function taskView(ctx: TaskContext): Promise<Cleanup> {
     if (!fresh) return;
     fresh = false;
     edits.settled().then(() => calls.task(task.id)).then((t) => {
-      document.getElementById("task-state")?.replaceChildren(stateBadge(t.state));
+      panel.refresh(t);
     }, reportError);
   };
   drawing.draw.on("finish", (id, context) => {
@@ -177,7 +163,7 @@ async function taskView(ctx: TaskContext): Promise<Cleanup> {
     drawing.show(outer);
   };
   const keys = (event: KeyboardEvent): void => {
-    if (event.target instanceof HTMLInputElement || event.target instanceof HTMLTextAreaElement) return;
+    if (typing(event.target)) return;
     const key = event.key.toLowerCase();
     if ((event.ctrlKey || event.metaKey) && key === "z") {
       if (event.shiftKey) edits.redo(); else edits.undo();
@@ -185,6 +171,8 @@ async function taskView(ctx: TaskContext): Promise<Cleanup> {
       choose(set.classes[Number(key) - 1].value);
     } else if (KEY_TOOLS[key]) {
       use(KEY_TOOLS[key]);
+    } else if (key === "c") {
+      compared.toggle();
     } else if (key === "r") {
       ctx.dates.cycle();
     } else if (key === "[" || key === "]") {
@@ -198,15 +186,17 @@ async function taskView(ctx: TaskContext): Promise<Cleanup> {
   };
   document.addEventListener("keydown", keys);
   const panel = taskPanel(ctx, edits);
-  const pins: Pin[] = [];
-  if (ctx.reviewer) ctx.side.append(reviewPanel(ctx, pins));
+  if (ctx.reviewer) ctx.side.append(reviewPanel(ctx, panel));
   const unswipe = swipe(ctx.map, ctx.container, ctx.dates);
+  const compared = compare(ctx.map, ctx.container.parentElement as HTMLElement,
+    ctx.container.parentElement?.parentElement?.previousElementSibling as HTMLElement, ctx.dates, drawing);
   return () => {
     document.removeEventListener("keydown", keys);
     suggestions.close();
     drawing.draw.stop();
     unswipe();
-    panel();
+    compared.close();
+    panel.stop();
     delete window.eoengineAnnotate;
   };
 }

@@ -3,12 +3,12 @@
 
 import { api, apiUrl, reportError, request } from "../api";
 import { clearErrors, h, mount } from "../dom";
-import { every } from "../jobs";
+import { every, outputs } from "../jobs";
 import { may } from "../roles";
 import type { Cleanup, Params } from "../router";
 import { currentUser } from "../session";
-import type { Artifact, Job, Overview, User } from "../types";
-import { button, isActive, jsonBlock, keyValues, link, num, progressBar, section, shortRef, stateBadge, when } from "../ui";
+import type { Job, Overview, User } from "../types";
+import { button, isActive, jsonBlock, keyValues, link, num, progressBar, section, stateBadge, when } from "../ui";
 
 /** A value of a job's result, readably: text as code, numbers rounded, lists and objects nested. */
 function value(v: unknown): Node {
@@ -17,22 +17,6 @@ function value(v: unknown): Node {
   if (typeof v === "string" || typeof v === "boolean") return h("code", {}, String(v));
   if (Array.isArray(v)) return h("ul", { class: "plain" }, ...v.map((item) => h("li", {}, value(item))));
   return keyValues(Object.entries(v as Record<string, unknown>).map(([k, inner]) => [k, value(inner)]));
-}
-
-/** Links to what the job made: the artefacts indexed with its id. */
-function outputs(job: Job, overview: Overview | null): HTMLElement | null {
-  if (!overview) return null;
-  const base = `#/projects/${encodeURIComponent(job.project)}`;
-  const mine = (list: Artifact[]): Artifact[] => list.filter((a) => a.job_id === job.id);
-  const items = [
-    ...mine(overview.datasets).map((d) => link(`${base}/datasets/${encodeURIComponent(`${d.name}@${d.version}`)}`,
-      `Dataset ${shortRef(d.name, d.version)}`, { class: "output-dataset" })),
-    ...mine(overview.runs).map((r) => link(`${base}/runs/${encodeURIComponent(r.ref || r.name)}`, `Run ${r.name || r.ref}`,
-      { class: "output-run" })),
-    ...mine(overview.models).map((m) => h("span", {}, `Model ${m.name} v${m.version} (${m.ref})`)),
-    ...mine(overview.maps).map((m) => link(base, `Map ${m.name} (on the project's map)`, { class: "output-map" })),
-  ];
-  return items.length ? h("ul", { class: "outputs" }, ...items.map((item) => h("li", {}, item))) : null;
 }
 
 function mayCancel(job: Job, role: string | null, user: User): boolean {

@@ -3,6 +3,7 @@
 import type maplibregl from "maplibre-gl";
 import type { RasterTileSource } from "maplibre-gl";
 import { api, reportError } from "../api";
+import { annotationSets } from "../annotate/sets";
 import { clearErrors, h, mount, showError } from "../dom";
 import { JOB_EXAMPLES, every, jobsTable, specFrom, submitJob } from "../jobs";
 import { lineageDisclosure } from "../lineage";
@@ -98,8 +99,9 @@ function jobForm(slug: string): HTMLElement {
   return h("div", { class: "job-actions" }, build, form);
 }
 
-async function showImagery(map: maplibregl.Map, slug: string, recipes: HTMLSelectElement): Promise<void> {
+async function showImagery(map: maplibregl.Map, slug: string, recipes: HTMLSelectElement, open: () => boolean): Promise<void> {
   const items = await api<ImageryItem[]>(`/projects/${encodeURIComponent(slug)}/imagery`);
+  if (!open()) return; // the user left while the list was on its way: the map is gone
   const offered = [...new Set(items.flatMap((item) => item.recipes))];
   recipes.replaceChildren(...offered.map((r) => h("option", { value: r }, r)));
   recipes.disabled = !offered.length;
@@ -142,7 +144,7 @@ export async function projectPage(root: HTMLElement, params: Params): Promise<Cl
       manage ? link(`${base}/members`, "Members", { class: "button-link" }) : null),
     h("div", { class: "map-block" }, container, legend),
     section("Jobs", "jobs", may(first.role, "run", user.is_admin) ? jobForm(slug) : null, jobs),
-    lists, registeredModels(slug));
+    lists, annotationSets(slug, may(first.role, "review", user.is_admin)), registeredModels(slug));
   const map = createMap(container);
   const remove = registerMap("project", map);
   showMaps.addEventListener("change", () => {
@@ -151,9 +153,10 @@ export async function projectPage(root: HTMLElement, params: Params): Promise<Cl
   });
   void loaded(map).then(() => {
     showFootprints(map, first);
-    return showImagery(map, slug, recipes);
+    return showImagery(map, slug, recipes, () => open);
   }).catch(reportError);
   let shown = first;
+  let open = true;
   // jobs (anyone's) may start or finish at any time: the overview polls while it is open
   const stop = every(2000, async () => {
     const now = await api<Overview>(`/projects/${encodeURIComponent(slug)}`);
@@ -166,6 +169,7 @@ export async function projectPage(root: HTMLElement, params: Params): Promise<Cl
     return true;
   });
   return () => {
+    open = false;
     stop();
     remove();
   };
