@@ -4,7 +4,7 @@ One server (SQLite) for the module: project ``nc`` (scene ``lsat7_2000``, EPSG:3
 blocks of 128 px) and imagery uploads, each a later date (dated by its upload): ``later`` (the
 scene's six bands over its top-left 200 x 200 px, one stack), ``nironly`` (only the nir band
 there), ``away`` (six bands, 100 km east: no overlap) and ``shifting`` (six bands, rewritten later
-with one band).
+with one band, then deleted).
 """
 
 from __future__ import annotations
@@ -254,7 +254,7 @@ def test_a_change_set_whose_dates_make_no_scene_gets_no_snapshot(team: Team, nam
     assert _snapshots(team) == before
 
 
-def test_a_date_whose_bands_changed_after_the_snapshot_is_refused_at_build_and_download(team: Team) -> None:
+def test_a_date_whose_bands_changed_or_that_is_gone_after_the_snapshot_is_refused_at_build(team: Team) -> None:
     set_id, tasks = _change_set(team, "shifting", [SCENE, "shifting"])
     _label(team, tasks[(0, 0)]["id"], [_feature(team.grid.box(10, 20, 40, 60), label="change")])
     with team.live.client(team.rita) as c:
@@ -265,5 +265,7 @@ def test_a_date_whose_bands_changed_after_the_snapshot_is_refused_at_build_and_d
         error = error_of(c.post(f"{ANN}/sets/{set_id}/snapshots/{digest}/build"), 422)
         assert "band layout" in error["error"] and "6 bands" in error["fix"], error
         assert "band layout" in error_of(c.get(f"{ANN}/sets/{set_id}/snapshots/{digest}/download"), 422)["error"]
+        (team.folder / "uploads" / "shifting.tif").unlink()  # and now it is gone
+        assert "no longer" in error_of(c.post(f"{ANN}/sets/{set_id}/snapshots/{digest}/build"), 409)["error"]
         assert not [j for j in c.get("/projects/nc/jobs").json() if digest in str(j["spec"])]
     assert not (team.folder / "labels" / "snapshots" / digest / "build.yaml").exists()
