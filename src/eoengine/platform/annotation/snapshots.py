@@ -14,6 +14,9 @@ made absolute, its labels the snapshot's (``labels.geojson`` by ``label``, backg
 ``complete.geojson``), and its name ``<project name>-<hash[:12]>``, so the dataset lands in the
 project's datasets folder. A dataset's version hashes its label files by name and content, so
 the CLI gives the same version from the exported files (under the same names) and those settings.
+A change set's config is a ``change_detection`` one (:mod:`eoengine.platform.annotation.change`):
+its two items as one scene's two dates, classes no-change / change, no-change the background;
+items that cannot make that scene are refused before a snapshot, a build or a download.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import io
 import os
 import shutil
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from eoengine.errors import Invalid, NotFound
 from eoengine.hashing import canonical_hash
+from eoengine.platform.annotation.change import NO_CHANGE, change_config
 from eoengine.platform.annotation.export import (
     COMPLETE_FILE,
     LABELS_FILE,
@@ -179,8 +184,11 @@ def _rebased(mapping: dict[str, Any], folder: Path) -> dict[str, Any]:
 
 
 def _build_mapping(aset: AnnotationSet, snapshot: Artifact, mapping: dict[str, Any]) -> dict[str, Any]:
-    """The project's config made a snapshot's: its name ``<project>-<hash[:12]>``, its labels the snapshot's files."""
-    background = aset.completeness.get("background")
+    """The project's config made a snapshot's: its name ``<project>-<hash[:12]>``, its labels the snapshot's files.
+
+    A change set's background is ``no-change`` (its config already made a change set's by :func:`project_mapping`).
+    """
+    background = NO_CHANGE if aset.kind == "change" else aset.completeness.get("background")
     built = dict(mapping)
     built["name"] = f"{mapping.get('name', 'eoengine-project')}-{snapshot.version[:12]}"
     built["labels"] = {"type": "vector", "path": LABELS_FILE, "class_column": "label",
@@ -189,20 +197,48 @@ def _build_mapping(aset: AnnotationSet, snapshot: Artifact, mapping: dict[str, A
     return built
 
 
-def snapshot_config(aset: AnnotationSet, snapshot: Artifact, folder: Path, config_text: str) -> Path:
-    """Write the build config of a snapshot beside its files (``build.yaml``).
+def project_mapping(aset: AnnotationSet, items: Mapping[str, dict[str, Any]], folder: Path,
+                    config_text: str) -> dict[str, Any]:
+    """The project's config as a set's build starts from it: a change set's has its two dates and binary classes.
 
     Args:
-        aset: The set (its background class).
-        snapshot: The snapshot's artefact.
+        aset: The set.
+        items: The project catalog's items by id (only a change set reads them).
         folder: The project folder.
         config_text: The project's config (YAML).
 
     Returns:
-        The config's path, relative to the project folder.
+        The config as a mapping, its paths as written.
+
+    Raises:
+        Invalid: A change set whose items cannot make a two-date scene (:func:`change.change_scene`).
+        Conflict: A change set's item is gone from the project's imagery.
 
     """
-    built = _build_mapping(aset, snapshot, _rebased(yaml.safe_load(config_text) or {}, folder))
+    mapping = yaml.safe_load(config_text) or {}
+    return change_config(aset, dict(items), mapping, folder) if aset.kind == "change" else mapping
+
+
+def snapshot_config(aset: AnnotationSet, snapshot: Artifact, folder: Path, config_text: str,
+                    items: Mapping[str, dict[str, Any]]) -> Path:
+    """Write the build config of a snapshot beside its files (``build.yaml``).
+
+    Args:
+        aset: The set (its background class; a change set's kind and items).
+        snapshot: The snapshot's artefact.
+        folder: The project folder.
+        config_text: The project's config (YAML).
+        items: The project catalog's items by id (a change set's dates are read from them).
+
+    Returns:
+        The config's path, relative to the project folder.
+
+    Raises:
+        Invalid: A change set whose items cannot make a two-date scene (:func:`change.change_scene`).
+        Conflict: A change set's item is gone from the project's imagery.
+
+    """
+    built = _build_mapping(aset, snapshot, _rebased(project_mapping(aset, items, folder, config_text), folder))
     path = folder / SNAPSHOTS / snapshot.version / BUILD_CONFIG
     path.write_text(yaml.safe_dump(built, sort_keys=False))
     return Path(relative(path, folder))
@@ -217,7 +253,8 @@ PORTABLE_HEADER = """\
 """
 
 
-def snapshot_zip(aset: AnnotationSet, snapshot: Artifact, folder: Path, config_text: str) -> bytes:
+def snapshot_zip(aset: AnnotationSet, snapshot: Artifact, folder: Path, config_text: str,
+                 items: Mapping[str, dict[str, Any]]) -> bytes:
     """A snapshot to take away: its two label files as they are and a build config beside them, zipped.
 
     Args:
@@ -225,19 +262,22 @@ def snapshot_zip(aset: AnnotationSet, snapshot: Artifact, folder: Path, config_t
         snapshot: The snapshot's artefact.
         folder: The project folder.
         config_text: The project's config (YAML; its relative paths are kept, relative to the zip's folder).
+        items: The project catalog's items by id (a change set's dates are read from them).
 
     Returns:
         The zip's bytes: ``labels.geojson``, ``complete.geojson`` and ``eoengine.yaml``.
 
     Raises:
         NotFound: The snapshot's files are gone from the project folder.
+        Invalid: A change set whose items cannot make a two-date scene.
+        Conflict: A change set's item is gone from the project's imagery.
 
     """
     files = folder / SNAPSHOTS / snapshot.version
     if not all((files / name).is_file() for name in (LABELS_FILE, COMPLETE_FILE)):
         raise NotFound(f"the files of snapshot {snapshot.version} are gone from the project folder",
                        "take the snapshot again (the same labels give the same hash)")
-    mapping = yaml.safe_load(config_text) or {}
+    mapping = project_mapping(aset, items, folder, config_text)
     built = _build_mapping(aset, snapshot, mapping | {"output_dir": "eoengine-out"})
     header = PORTABLE_HEADER.format(digest=snapshot.version, name=aset.name)
     buffer = io.BytesIO()

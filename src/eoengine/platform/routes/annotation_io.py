@@ -27,6 +27,7 @@ from eoengine.platform.annotation.schemas import ImportOut, ImportRefused, Snaps
 from eoengine.platform.annotation.snapshots import (
     Snapshot,
     find_snapshot,
+    project_mapping,
     set_snapshots,
     snapshot_config,
     snapshot_zip,
@@ -50,6 +51,12 @@ SUFFIX = {"geojson": "geojson", "gpkg": "gpkg", "raster": "tif", "stac": "zip"}
 IMPORT_FIX = "send multipart/form-data with a 'file' part: GeoJSON, GeoPackage, zipped Shapefile or a label raster"
 IMPORT_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "required": ["file"], "properties": {"file": {"type": "string", "format": "binary"}}}}}}}
+
+
+def _change_items(request: Request, access: ProjectAccess, session: Session,
+                  aset: AnnotationSet) -> dict[str, dict[str, Any]]:
+    """The project catalog's items for a change set's build (its two dates); none for a class set, which needs none."""
+    return _items(request, access, session) if aset.kind == "change" else {}
 
 
 def _sources(request: Request, access: ProjectAccess, session: Session, aset: AnnotationSet) -> dict[str, dict[str, Any]]:
@@ -98,9 +105,14 @@ def export_set(set_id: RowId, access: Reader, request: Request, session: DbSessi
              responses={200: {"model": SnapshotOut, "description": "the same labels were frozen before: that snapshot"}})
 def snapshot_set(set_id: RowId, access: Reviewer, request: Request, response: Response,
                  session: DbSession) -> SnapshotOut:
-    """Freeze the set's accepted labels into ``labels/snapshots/<hash>/`` (200 with the existing one for the same labels)."""
+    """Freeze the set's accepted labels into ``labels/snapshots/<hash>/`` (200 with the existing one for the same labels).
+
+    A change set's two items must make a change_detection scene (overlap, the config's bands), else 422 and no snapshot.
+    """
     aset = get_set(session, access.project.id, set_id)
-    snap, made = take_snapshot(session, aset, project_folder(request, access.project), access.user_id)
+    folder = project_folder(request, access.project)
+    project_mapping(aset, _change_items(request, access, session, aset), folder, (folder / CONFIG).read_text())  # buildable?
+    snap, made = take_snapshot(session, aset, folder, access.user_id)
     if not made:
         response.status_code = 200
     return SnapshotOut(**snap.__dict__)
@@ -119,7 +131,8 @@ def build_snapshot(set_id: RowId, digest: str, access: Reviewer, request: Reques
     aset = get_set(session, access.project.id, set_id)
     snapshot = find_snapshot(session, aset, digest)
     folder = project_folder(request, access.project)
-    config = snapshot_config(aset, snapshot, folder, (folder / CONFIG).read_text())
+    items = _change_items(request, access, session, aset)
+    config = snapshot_config(aset, snapshot, folder, (folder / CONFIG).read_text(), items)
     return submit_job(JobIn(spec={"kind": "build", "config": config.as_posix()}), access, request, session)
 
 
@@ -130,7 +143,7 @@ def download_snapshot(set_id: RowId, digest: str, access: Reviewer, request: Req
     aset = get_set(session, access.project.id, set_id)
     snapshot = find_snapshot(session, aset, digest)
     folder = project_folder(request, access.project)
-    body = snapshot_zip(aset, snapshot, folder, (folder / CONFIG).read_text())
+    body = snapshot_zip(aset, snapshot, folder, (folder / CONFIG).read_text(), _change_items(request, access, session, aset))
     headers = {"Content-Disposition": f'attachment; filename="{aset.name}-{digest[:12]}.zip"'}
     return Response(body, media_type="application/zip", headers=headers)
 
