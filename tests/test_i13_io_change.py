@@ -214,7 +214,7 @@ def test_a_change_sets_snapshot_builds_a_change_detection_dataset_the_cli_builds
     assert r.status_code == 200, r.text
     away = tmp_path / "0-elsewhere"
     with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
-        assert sorted(zf.namelist()) == ["complete.geojson", "eoengine.yaml", "labels.geojson"]
+        assert sorted(zf.namelist()) == ["eoengine.yaml", f"{made['path']}/complete.geojson", f"{made['path']}/labels.geojson"]
         zf.extractall(away)
     cfg = yaml.safe_load((away / "eoengine.yaml").read_text())
     steps = cfg["imagery"]["scenes"][0]["timesteps"]

@@ -111,10 +111,10 @@ def test_building_a_snapshot_gives_the_version_the_cli_gives_from_its_download_a
         assert error_of(c.get(f"{BASE}/sets/{accepted['set']}/snapshots/abc/download"), 404)
     away = tmp_path / "0-elsewhere"
     with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
-        assert sorted(zf.namelist()) == ["complete.geojson", "eoengine.yaml", "labels.geojson"]
+        assert sorted(zf.namelist()) == ["eoengine.yaml", f"{made['path']}/complete.geojson", f"{made['path']}/labels.geojson"]
         zf.extractall(away)
-    for name in ("labels.geojson", "complete.geojson"):
-        assert (away / name).read_bytes() == (accepted["folder"] / made["path"] / name).read_bytes()
+    for name in ("labels.geojson", "complete.geojson"):  # laid out as in the project
+        assert (away / made["path"] / name).read_bytes() == (accepted["folder"] / made["path"] / name).read_bytes()
     cfg = yaml.safe_load((away / "eoengine.yaml").read_text())
     assert cfg["imagery"]["scenes"][0]["stack"] == "data/stack.tif" and cfg["name"] == built.name
     (away / "data").mkdir()

@@ -112,13 +112,7 @@ def latest_dataset(cfg: ProjectConfig) -> Path:
 
 
 def _hashed_inputs(checksums: list[dict[str, str]]) -> list[list[str]]:
-    """What a version hashes of the inputs: each file's name and content, in the order of those alone.
-
-    Not the order of their full paths: the same files copied to other folders (a label snapshot
-    unzipped anywhere beside a copy of the scene) give the same version. Inputs in one folder sort
-    the same either way, so their versions did not move.
-    """
-    return sorted([Path(c["path"]).name, c["sha256"]] for c in checksums)
+    return [[Path(c["path"]).name, c["sha256"]] for c in checksums]
 
 
 def _collect(root: Path, candidates: list[Candidate]) -> list[dict[str, Any]]:

@@ -183,17 +183,20 @@ def _rebased(mapping: dict[str, Any], folder: Path) -> dict[str, Any]:
     return out
 
 
-def _build_mapping(aset: AnnotationSet, snapshot: Artifact, mapping: dict[str, Any]) -> dict[str, Any]:
+def _build_mapping(aset: AnnotationSet, snapshot: Artifact, mapping: dict[str, Any],
+                   where: str = "") -> dict[str, Any]:
     """The project's config made a snapshot's: its name ``<project>-<hash[:12]>``, its labels the snapshot's files.
 
-    A change set's background is ``no-change`` (its config already made a change set's by :func:`project_mapping`).
+    ``where`` is the label files' folder relative to the config ("": beside it). A change set's
+    background is ``no-change`` (its config already made a change set's by :func:`project_mapping`).
     """
     background = NO_CHANGE if aset.kind == "change" else aset.completeness.get("background")
     built = dict(mapping)
     built["name"] = f"{mapping.get('name', 'eoengine-project')}-{snapshot.version[:12]}"
-    built["labels"] = {"type": "vector", "path": LABELS_FILE, "class_column": "label",
+    built["labels"] = {"type": "vector", "path": where + LABELS_FILE, "class_column": "label",
                        "all_touched": bool((mapping.get("labels") or {}).get("all_touched", False)),
-                       **({"background": background, "labelled_area": COMPLETE_FILE} if background is not None else {})}
+                       **({"background": background, "labelled_area": where + COMPLETE_FILE}
+                          if background is not None else {})}
     return built
 
 
@@ -247,7 +250,7 @@ def snapshot_config(aset: AnnotationSet, snapshot: Artifact, folder: Path, confi
 PORTABLE_CONFIG = "eoengine.yaml"
 PORTABLE_HEADER = """\
 # The build config of label snapshot {digest} of annotation set {name!r}: the project's config, its
-# labels this folder's files. Its imagery paths are the project's, relative to this file: put copies
+# labels the snapshot's files (labels/snapshots/, laid out as in the project). Its imagery paths are the project's, relative to this file: put copies
 # of the scenes there (or edit the paths); then `eoengine dataset build eoengine.yaml` gives the
 # dataset version the server's build of this snapshot gives, wherever this folder is.
 """
@@ -255,7 +258,12 @@ PORTABLE_HEADER = """\
 
 def snapshot_zip(aset: AnnotationSet, snapshot: Artifact, folder: Path, config_text: str,
                  items: Mapping[str, dict[str, Any]]) -> bytes:
-    """A snapshot to take away: its two label files as they are and a build config beside them, zipped.
+    """A snapshot to take away: a build config and the two label files as they are, laid out as in the project.
+
+    The zip's root is the project folder's: ``eoengine.yaml`` (the project's config, its labels the
+    snapshot's) and ``labels/snapshots/<hash>/``. A dataset version hashes its inputs in the order of
+    their paths, so the same layout (with the scenes copied to the paths the config names) gives the
+    same version wherever the zip is unpacked.
 
     Args:
         aset: The set.
@@ -265,7 +273,7 @@ def snapshot_zip(aset: AnnotationSet, snapshot: Artifact, folder: Path, config_t
         items: The project catalog's items by id (a change set's dates are read from them).
 
     Returns:
-        The zip's bytes: ``labels.geojson``, ``complete.geojson`` and ``eoengine.yaml``.
+        The zip's bytes: ``eoengine.yaml`` and ``labels/snapshots/<hash>/{labels,complete}.geojson``.
 
     Raises:
         NotFound: The snapshot's files are gone from the project folder.
@@ -278,11 +286,12 @@ def snapshot_zip(aset: AnnotationSet, snapshot: Artifact, folder: Path, config_t
         raise NotFound(f"the files of snapshot {snapshot.version} are gone from the project folder",
                        "take the snapshot again (the same labels give the same hash)")
     mapping = project_mapping(aset, items, folder, config_text)
-    built = _build_mapping(aset, snapshot, mapping | {"output_dir": "eoengine-out"})
+    where = f"{(SNAPSHOTS / snapshot.version).as_posix()}/"
+    built = _build_mapping(aset, snapshot, mapping | {"output_dir": "eoengine-out"}, where)
     header = PORTABLE_HEADER.format(digest=snapshot.version, name=aset.name)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
         for name in (LABELS_FILE, COMPLETE_FILE):
-            zf.write(files / name, name)
+            zf.write(files / name, where + name)
         zf.writestr(PORTABLE_CONFIG, header + yaml.safe_dump(built, sort_keys=False))
     return buffer.getvalue()
