@@ -17,11 +17,11 @@ WEB_DEPS := web/node_modules/.installed
 
 .PHONY: setup web system-deps demo check-readme test lint typecheck bench clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
 # Azure Storage emulator for the az:// tests (npm registry)
