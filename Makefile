@@ -59,7 +59,7 @@ check-readme: setup
 	$(BIN)/eoengine demo --workdir out/demo --check-readme README.md
 
 test: setup system-deps $(AZURITE)
-	$(BIN)/pytest -q $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadfile)
+	$(BIN)/pytest -q --durations=25 $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadfile)
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

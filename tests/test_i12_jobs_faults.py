@@ -63,13 +63,21 @@ def live(tmp_path: Path) -> Iterator[LiveServer]:
         yield server
 
 
-def _midway(c: httpx.Client, job_id: int) -> None:
-    """Wait until a job has made some progress, and not all of it."""
-    def check() -> bool:
-        progress = job_state(c, job_id)["progress"] or {}
-        return 0 < progress.get("completed", 0) < progress.get("total", 0)
+def _midway(c: httpx.Client, job_id: int, timeout: float = 300.0) -> None:
+    """Wait until a job has made some progress, and not all of it.
 
-    wait_for(check, 120, 0.1, "progress midway")
+    A loaded machine (CI runs two test workers on two cores) may take minutes to start the job's
+    process; a job that ends before it is seen midway fails the wait at once, saying how it ended.
+    """
+    end = time.monotonic() + timeout
+    while True:
+        job = job_state(c, job_id)
+        progress = job["progress"] or {}
+        if 0 < progress.get("completed", 0) < progress.get("total", 0):
+            return
+        assert job["state"] in ("queued", "running"), f"job ended before it was seen midway: {job}"
+        assert time.monotonic() < end, f"timed out waiting for job {job_id}'s progress midway: {job}"
+        time.sleep(0.1)
 
 
 def _pid(db: Database, job_id: int) -> int:

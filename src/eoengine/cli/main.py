@@ -277,8 +277,10 @@ def demo(
     _quiet_lightning()
     run_demo(workdir, example, baseline, out)
     if check_readme is not None:
-        check(check_readme, workdir / FIGURES)
-        out.print(f"{check_readme} quotes the figures the demo printed")
+        skipped = check(check_readme, workdir / FIGURES)
+        out.print(f"{check_readme} quotes the figures the demo printed"
+                  + (f" (not compared, trained on another CPU kind than the README's: {', '.join(skipped)})"
+                     if skipped else ""))
 
 
 JOB_COMMANDS = (("dataset", "build"), ("train",), ("sweep",), ("evaluate",), ("predict",), ("source", "fetch"),
