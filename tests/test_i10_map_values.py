@@ -77,7 +77,7 @@ def test_values_beyond_a_byte_and_text_values(tmp_path: Path, scene: Path) -> No
 
 
 def test_strips_mosaics_and_evaluation_use_the_same_values(tmp_path: Path, scene: Path) -> None:
-    from eoengine.evaluation.evaluate import quicklook
+    from eoengine.grading.evaluate import quicklook
     from eoengine.inference.many import predict_many
     from eoengine.inference.strips import join_strips, predict_strip, region_rows
 

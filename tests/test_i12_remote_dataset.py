@@ -202,7 +202,7 @@ def test_training_from_a_url_records_the_url_and_version_never_the_token(
         built: BuildResult, served: Served, tmp_path: Path, env: Path, caplog: pytest.LogCaptureFixture) -> None:
     from mlflow.tracking import MlflowClient
 
-    from eoengine.evaluation.evaluate import evaluate
+    from eoengine.grading.evaluate import evaluate
     from eoengine.models.package import load_package
     from eoengine.training.train import resumable, train
 

@@ -29,7 +29,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from eoengine.config.load import load_config
     from eoengine.datasets.build import build_dataset
     from eoengine.deploy.registry import load_model_ref, register
-    from eoengine.evaluation.evaluate import evaluate
+    from eoengine.grading.evaluate import evaluate
     from eoengine.models.package import load_package
     from eoengine.training.train import train
 

@@ -212,8 +212,8 @@ def run_demo(workdir: Path, example: Path | None, baseline: bool, console: Conso
     from eoengine.cli.dataset import _summary
     from eoengine.config.load import load_config
     from eoengine.datasets.build import build_dataset
-    from eoengine.evaluation.baseline import random_forest_baseline
-    from eoengine.evaluation.evaluate import evaluate
+    from eoengine.grading.baseline import random_forest_baseline
+    from eoengine.grading.evaluate import evaluate
     from eoengine.inference.predict import predict_dataset_scene
     from eoengine.models.package import load_package
     from eoengine.training.train import train

@@ -132,7 +132,7 @@ def _sweep(spec: SweepSpec) -> SweepResult:
 
 def _evaluate(spec: EvaluateSpec) -> EvaluateResult:
     from eoengine.deploy.registry import load_model_ref
-    from eoengine.evaluation.evaluate import evaluate
+    from eoengine.grading.evaluate import evaluate
 
     pkg = load_model_ref(spec.model, spec.tracking_uri)
     ev = evaluate(pkg, spec.dataset, spec.split)

@@ -1,1 +1,0 @@
-"""Grading models: split metrics, baselines and HTML reports."""
