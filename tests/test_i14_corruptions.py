@@ -385,7 +385,10 @@ def test_clouds_cover_grows_brighten_and_shadows_darken() -> None:
         assert not np.array_equal(changed[:, 0], changed[:, len(BANDS[:4])])  # another for the next date
         shaded = corrupt(chips, "clouds", severity, layout, seed=1)
         assert np.all(shaded[:, bands] <= bright[:, bands] + 1e-6)
-        assert (shaded[:, bands] < bright[:, bands] - 1e-3).mean() > 0.02
+        darker = shaded[:, bands] < bright[:, bands] - 1e-3
+        assert darker.mean() > 0.02
+        assert (darker & ~changed).any()  # shadows fall on clear ground, beside their clouds
+        assert not np.array_equal(darker[0, 0], darker[1, 0])
 
 
 def test_haze_is_monotone_and_strongest_in_blue() -> None:

@@ -24,7 +24,7 @@ compression   JPEG quality (8×8 block DCT)            80     60     40     20  
 
 - ``haze`` is weighted by each band's common name (full in coastal and blue, 0.5 in nir, 0.3 in
   swir, 0.1 in thermal; a band of unknown colour takes the full blend);
-- ``clouds`` thresholds a smooth random field (blobs about a sixth of the chip) to the cover
+- ``clouds`` thresholds a smooth random field (noise blurred by a sixth of the chip) to the cover
   fraction, with edges that fade in over half the field's std, blended toward min + 0.9 × range;
   each cloud casts a shadow (option ``shadows``, default true) displaced by a fifth of the chip in a
   random direction, blending half-way toward the band's min;
