@@ -30,7 +30,8 @@ def test_split_by_label_column(tmp_path: Path) -> None:
 
 def test_stac_item_scene(tmp_path: Path) -> None:
     stack = OGT / "LE70220491999322EDC01_stack.gtif"
-    item = {"type": "Feature", "stac_version": "1.0.0", "id": "le7", "properties": {"datetime": "1999-11-18T00:00:00Z"},
+    props = {"datetime": "1999-11-18T00:00:00Z", "eo:cloud_cover": 12.5, "platform": "landsat-7"}
+    item = {"type": "Feature", "stac_version": "1.0.0", "id": "le7", "properties": props,
             "geometry": None, "links": [],
             "assets": {"blue": {"href": str(stack)}, "green": {"href": str(stack)}, "red": {"href": str(stack)},
                        "nir": {"href": str(stack)}}}
@@ -38,6 +39,7 @@ def test_stac_item_scene(tmp_path: Path) -> None:
     cfg = tiny_config(tmp_path, **{"imagery.scenes": [{"id": "le7", "stac_item": str(tmp_path / "item.json")}]})
     built = build_dataset(load_config(save_config(tmp_path, cfg)))
     assert built.manifest.scenes[0].id == "le7" and built.manifest.n_chips > 0
+    assert built.manifest.scenes[0].properties == props  # recorded for grading's acquisition slices
     item["assets"].pop("nir")
     (tmp_path / "item.json").write_text(json.dumps(item))
     code_cfg = save_config(tmp_path, tiny_config(tmp_path / "b", **{"imagery.scenes": [{"id": "le7", "stac_item": str(tmp_path / "item.json")}]}), "b.yaml")

@@ -295,7 +295,8 @@ def _build_from_plan(
         dropped=reasons | {"split_border": plan.dropped_at_split_borders},
         scenes=[
             SceneInfo(id=s.id, datetime=s.datetime, grid=GridInfo(**s.grid.__dict__),
-                      sources=[SourceInfo(**src.__dict__) for src in s.sources])
+                      sources=[SourceInfo(**src.__dict__) for src in s.sources],
+                      **({"properties": s.properties} if s.properties else {}))
             for s in plan.scenes.values()
         ],
         resampling=cfg.imagery.resampling,

@@ -6,13 +6,15 @@ work (reading, features, rasterizing, filtering, writing) runs in the Beam pipel
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 
-from eoengine.config.schema import BuildConfig, ProjectConfig, class_key, class_lookup
+from eoengine.config.schema import BuildConfig, ProjectConfig, SceneSpec, class_key, class_lookup
 from eoengine.datasets.split import (
     MIN_SPLIT_CHIPS,
     SplitFn,
@@ -34,6 +36,19 @@ from eoengine.raster.scene import BandSource, Grid, SceneReader, resolve_scene_b
 log = logging.getLogger(__name__)
 
 
+def stac_properties(spec: SceneSpec, base_dir: Path) -> dict[str, Any] | None:
+    """The properties of the STAC Item a scene (its first date) was given as; None for files and stacks."""
+    item = spec.dates[0].stac_item
+    if item is None or "://" in item:
+        return None
+    path = Path(item) if Path(item).is_absolute() else base_dir / item
+    try:
+        props = json.loads(path.read_text(encoding="utf-8")).get("properties")
+    except (OSError, ValueError):
+        return None  # reading the bands says what is wrong with the item
+    return props if isinstance(props, dict) else None
+
+
 @dataclass
 class ScenePlan:
     """One scene as the workers need it: band sources, grid and where its labels are."""
@@ -46,6 +61,7 @@ class ScenePlan:
     label_vector: str | None = None  # GeoParquet of labels already on this scene's grid
     label_area: str | None = None  # GeoParquet of the labelled area (background inside it) on this grid
     values_raster: str | None = None  # continuous targets (regression)
+    properties: dict[str, Any] | None = None  # the STAC Item's properties (first date), for grading slices
 
 
 @dataclass
@@ -219,7 +235,7 @@ def plan_build(cfg: BuildConfig, scratch: Path) -> BuildPlan:
         with SceneReader(sources, cfg.imagery.resampling, cfg.imagery.resolution) as reader:
             grid = reader.grid
         inputs += [s.path for s in sources]
-        plan = ScenePlan(spec.id, sources, grid, spec.datetime)
+        plan = ScenePlan(spec.id, sources, grid, spec.datetime, properties=stac_properties(spec, cfg.base_dir))
         scene_labels = None
         if labels_cfg.values is not None:
             plan.values_raster = str(cfg.resolve(labels_cfg.values.path))

@@ -185,12 +185,13 @@ class SourceInfo(BandInfo):
 
 
 class SceneInfo(Record):
-    """A scene chips were cut from: id, date, grid and every date's band sources in order."""
+    """A scene chips were cut from: id, date, grid, every date's band sources in order, and its STAC properties."""
 
     id: str
     datetime: str | None = None
     grid: GridInfo
     sources: list[SourceInfo]
+    properties: dict[str, Any] | None = None
 
 
 class DatasetManifest(Artefact):
