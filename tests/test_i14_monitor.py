@@ -180,3 +180,20 @@ def test_cli_bad_input_is_one_line(model: dict[str, Any], capsys: pytest.Capture
     assert code == 2 and one_problem(err) and "use --fail-on warn or --fail-on alert" in err
     code, _, err = run_cli(["monitor", str(model["tmp"] / "no-model"), str(model["scene"])], capsys)
     assert code == 2 and one_problem(err) and "model not found" in err
+
+
+def test_reasons_name_the_measure_the_number_and_the_limit() -> None:
+    from eoengine.grading.drift import ChannelDrift
+    from eoengine.grading.monitor import Verdict, rate_distribution
+
+    verdict = Verdict("s.tif")
+    d = ChannelDrift("height", psi=0.12, ks=0.05, ks_pvalue=0.0, mean_shift=-1.2, std_ratio=0.4, reference_count=9, current_count=9)
+    rate_distribution(verdict, "predicted value", d, MonitorThresholds(), unit="test-split std")
+    assert verdict.reasons == [
+        "scene s.tif: predicted value PSI 0.12 ≥ 0.1 (warn)",
+        "scene s.tif: predicted value |mean shift| 1.20 test-split std (-1.20) ≥ 1 (alert)",
+        "scene s.tif: predicted value std ratio 0.40 (a factor 2.50) ≥ 2 (alert)",
+    ]
+    assert verdict.status == "alert"
+    verdict.rate("channel red PSI", float("nan"), 0.1, 0.25)  # not measured: not rated
+    assert len(verdict.reasons) == 3

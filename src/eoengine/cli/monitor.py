@@ -48,7 +48,7 @@ def _prediction_line(scene: SceneReport) -> str:
     d = p.distribution
     if p.kind == "values":
         return (f"  predicted values against the test split: PSI {_number(d.psi)}, KS {_number(d.ks)}, "
-                f"mean shift {_number(d.mean_shift, '+.2f')} test std")
+                f"mean shift {_number(d.mean_shift, '+.2f')} test-split std")
     return (f"  predictions against the test split: class shares total variation {_number(p.share_distance)}, "
             f"mean confidence {_number(p.confidence)} (test split {_number(p.reference_confidence)}), "
             f"confidence PSI {_number(d.psi)}, KS {_number(d.ks)}")

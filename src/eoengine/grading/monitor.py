@@ -66,7 +66,7 @@ class MonitorThresholds:
     """Kolmogorov–Smirnov statistic (the largest gap between the distribution functions)."""
     ks_alert: float = 0.2
     shift_warn: float = 0.5
-    """|mean shift| of a channel, in train standard deviations."""
+    """|mean shift| of a channel in train standard deviations (of predicted values: in the test split's)."""
     shift_alert: float = 1.0
     spread_warn: float = 1.5
     """Std ratio as a factor either way (a ratio of 0.5 is a factor of 2)."""
@@ -320,30 +320,42 @@ def prediction_drift(runner: ModelRunner, class_names: Sequence[str], reference:
     )
 
 
-def _rate_distribution(verdict: Verdict, what: str, d: ChannelDrift, t: MonitorThresholds, moments: bool = True) -> None:
-    """PSI and KS of a distribution; with ``moments``, its mean shift and spread too."""
+def rate_distribution(verdict: Verdict, what: str, d: ChannelDrift, t: MonitorThresholds, moments: bool = True,
+                       unit: str = "train std") -> None:
+    """Rate a distribution's drift: PSI and KS; with ``moments``, its mean shift and spread too.
+
+    Args:
+        verdict: The scene's ratings, which the reasons go to.
+        what: The distribution, as reasons name it (``channel nir``, ``confidence``).
+        d: Its drift.
+        t: The thresholds.
+        moments: Also rate |mean shift| and the std ratio (as a factor either way).
+        unit: What the mean shift is measured in (the reference's standard deviation).
+
+    """
     verdict.rate(f"{what} PSI", d.psi, t.psi_warn, t.psi_alert)
     verdict.rate(f"{what} KS", d.ks, t.ks_warn, t.ks_alert)
     if not moments:
         return
     verdict.rate(f"{what} |mean shift|", abs(d.mean_shift), t.shift_warn, t.shift_alert,
-                 f"{abs(d.mean_shift):.2f} train std ({d.mean_shift:+.2f})")
-    if d.std_ratio > 0 and not math.isnan(d.std_ratio):
-        verdict.rate(f"{what} std ratio {d.std_ratio:.2f}, a factor", max(d.std_ratio, 1 / d.std_ratio),
-                     t.spread_warn, t.spread_alert)
+                 f"{abs(d.mean_shift):.2f} {unit} ({d.mean_shift:+.2f})")
+    r = d.std_ratio
+    if r > 0 and not math.isnan(r):  # a factor either way: half the spread rates as twice the spread
+        verdict.rate(f"{what} std ratio", max(r, 1 / r), t.spread_warn, t.spread_alert,
+                     f"{r:.2f}" if r >= 1 else f"{r:.2f} (a factor {1 / r:.2f})")
 
 
 def _rate_prediction(verdict: Verdict, p: PredictionDrift, t: MonitorThresholds) -> None:
     if p.distribution is None:
         return
     if p.kind == "values":
-        _rate_distribution(verdict, "predicted value", p.distribution, t)
+        rate_distribution(verdict, "predicted value", p.distribution, t, unit="test-split std")
         return
     verdict.rate("predicted class shares: total variation", p.share_distance, t.shares_warn, t.shares_alert)
     drop = p.reference_confidence - p.confidence
     verdict.rate("mean confidence drop", drop, t.confidence_warn, t.confidence_alert,
                  f"{drop:.2f} ({p.reference_confidence:.2f} on the test split, {p.confidence:.2f} here)")
-    _rate_distribution(verdict, "confidence", p.distribution, t, moments=False)
+    rate_distribution(verdict, "confidence", p.distribution, t, moments=False)
 
 
 def _rate_applicability(verdict: Verdict, resolution: float, distance: float, ref: Reference, t: MonitorThresholds) -> float:
@@ -388,7 +400,7 @@ def scene_report(name: str, reader: SceneReader, runner: ModelRunner, pkg: Model
     distance = input_distance(drifts)
     factor = _rate_applicability(verdict, reader.grid.res, distance, ref, t)
     for d in drifts:
-        _rate_distribution(verdict, f"channel {d.channel}", d, t)
+        rate_distribution(verdict, f"channel {d.channel}", d, t)
     prediction = prediction_drift(runner, pkg.class_names, ref.test.outputs, cur.outputs)
     if prediction is not None:
         _rate_prediction(verdict, prediction, t)
