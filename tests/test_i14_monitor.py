@@ -184,7 +184,7 @@ def test_cli_bad_input_is_one_line(model: dict[str, Any], capsys: pytest.Capture
 
 def test_reasons_name_the_measure_the_number_and_the_limit() -> None:
     from eoengine.grading.drift import ChannelDrift
-    from eoengine.grading.monitor import Verdict, rate_distribution
+    from eoengine.grading.ratings import Verdict, rate_distribution
 
     verdict = Verdict("s.tif")
     d = ChannelDrift("height", psi=0.12, ks=0.05, ks_pvalue=0.0, mean_shift=-1.2, std_ratio=0.4, reference_count=9, current_count=9)

@@ -88,8 +88,8 @@ def monitor(
     """Input drift, prediction drift and applicability of a model on new scenes: ok, warn or alert, with reasons."""
     from eoengine.deploy.registry import load_model_ref
     from eoengine.files import atomic_write_text
-    from eoengine.grading.monitor import LEVELS
     from eoengine.grading.monitor import monitor as run_monitor
+    from eoengine.grading.ratings import LEVELS
     from eoengine.raster.cog import check_writable
 
     if fail_on is not None and fail_on not in ("warn", "alert"):
