@@ -135,14 +135,17 @@ def four_band_stack(out: Path, source: Path | None = None) -> Path:
     return out
 
 
-def train_tiny_unet(tmp: Path, epochs: int = 2) -> Any:
-    """Build the tiny dataset and train a small U-Net on it; returns the TrainResult."""
+def train_tiny_unet(tmp: Path, epochs: int = 2, **overrides: Any) -> Any:
+    """Build the tiny dataset and train a small U-Net on it; returns the TrainResult.
+
+    ``overrides`` change the tiny config as :func:`tiny_config`'s do (dotted keys).
+    """
     from eoengine.config.load import load_config
     from eoengine.datasets.build import build_dataset
     from eoengine.training.train import train
 
     cfg = load_config(save_config(tmp, tiny_config(tmp, **{"model": {"name": "unet", "kwargs": {"depth": 2, "base_channels": 8}},
-                                                            "training.epochs": epochs})))
+                                                            "training.epochs": epochs, **overrides})))
     build_dataset(cfg)
     return train(cfg)
 

@@ -18,6 +18,7 @@ from eoengine.cli import deploy
 from eoengine.cli.dataset import dataset_app
 from eoengine.cli.format import score_line
 from eoengine.cli.grade import grade
+from eoengine.cli.monitor import monitor
 from eoengine.cli.progress import RichReporter
 from eoengine.cli.remote import remote_app
 from eoengine.cli.runs import runs_app
@@ -46,6 +47,7 @@ app.add_typer(server_app, name="server")
 app.add_typer(remote_app, name="remote")
 app.command("worker")(worker)
 app.command("grade")(grade)
+app.command("monitor")(monitor)
 for _command in (deploy.export, deploy.quantize, deploy.prune, deploy.register, deploy.serve):
     app.command()(_command)
 out = Console(soft_wrap=True)

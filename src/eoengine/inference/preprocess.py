@@ -83,24 +83,21 @@ class ModelInput(NamedTuple):
     """True where any raw band is nodata, (H, W) or (B, H, W)."""
 
 
-def model_input(raw: np.ndarray, spec: InputSpec, source_nodata: Sequence[float | None] | None = None,
-                overwrite: bool = False) -> ModelInput:
-    """Raw band values, as read from files or sent in requests, → the model's input and the nodata mask.
+def input_features(raw: np.ndarray, spec: InputSpec, source_nodata: Sequence[float | None] | None = None,
+                   overwrite: bool = False) -> ModelInput:
+    """Raw band values → the model's channels before normalisation (bands scaled, indices derived), and the nodata mask.
 
-    A band's value is nodata where it equals the band's own nodata (``spec.nodata``) if set,
-    else the one of the file it was read from (``source_nodata``), or where it is NaN; it becomes NaN, and a pixel with
-    any such band is nodata. Then each band's scale and offset apply, the indices are derived
-    per date, and the channels are normalised (NaN becomes 0).
+    The first part of :func:`model_input`, for what must see the channels in their own units
+    (a drift monitor compares them with the dataset's train chips, which hold these values).
 
     Args:
         raw: Raw band values in :attr:`InputSpec.raw_bands` order, (bands, H, W) or (B, bands, H, W).
         spec: The package's input spec (:func:`input_spec`).
-        source_nodata: For bands read from files: each raw band's nodata there (the file's, or
-            :attr:`SceneReader.nodata <eoengine.raster.scene.SceneReader.nodata>`; None: none).
-        overwrite: ``raw`` (float32) may be overwritten, which saves a copy (the caller's own buffer).
+        source_nodata: For bands read from files: each raw band's nodata there (None: none).
+        overwrite: ``raw`` (float32) may be overwritten, which saves a copy.
 
     Returns:
-        The normalised input and the nodata mask.
+        The channels (NaN where nodata) and the nodata mask.
 
     Raises:
         EOError: ``raw`` does not have the spec's band count on its band axis.
@@ -119,5 +116,45 @@ def model_input(raw: np.ndarray, spec: InputSpec, source_nodata: Sequence[float 
     if spec.indices:
         args = (spec.timesteps, list(spec.indices), list(spec.bands), list(spec.common_names), dict(spec.index_constants))
         x = stack_features(x, *args) if x.ndim == 3 else np.stack([stack_features(one, *args) for one in x])
-    mean, std = np.asarray(spec.mean, dtype=np.float32), np.asarray(spec.std, dtype=np.float32)
-    return ModelInput(normalise(x, mean, std), nodata)
+    return ModelInput(x, nodata)
+
+
+def normalised(channels: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """Channels (:func:`input_features`) normalised with the package's statistics, NaN as 0: the model's input.
+
+    Args:
+        channels: (C, H, W) or (B, C, H, W) in the model's channel order.
+        spec: The package's input spec.
+
+    Returns:
+        The normalised channels, float32.
+
+    """
+    return normalise(channels, np.asarray(spec.mean, dtype=np.float32), np.asarray(spec.std, dtype=np.float32))
+
+
+def model_input(raw: np.ndarray, spec: InputSpec, source_nodata: Sequence[float | None] | None = None,
+                overwrite: bool = False) -> ModelInput:
+    """Raw band values, as read from files or sent in requests, → the model's input and the nodata mask.
+
+    A band's value is nodata where it equals the band's own nodata (``spec.nodata``) if set,
+    else the one of the file it was read from (``source_nodata``), or where it is NaN; it becomes NaN, and a pixel with
+    any such band is nodata. Then each band's scale and offset apply, the indices are derived
+    per date (:func:`input_features`), and the channels are normalised, NaN becoming 0 (:func:`normalised`).
+
+    Args:
+        raw: Raw band values in :attr:`InputSpec.raw_bands` order, (bands, H, W) or (B, bands, H, W).
+        spec: The package's input spec (:func:`input_spec`).
+        source_nodata: For bands read from files: each raw band's nodata there (the file's, or
+            :attr:`SceneReader.nodata <eoengine.raster.scene.SceneReader.nodata>`; None: none).
+        overwrite: ``raw`` (float32) may be overwritten, which saves a copy (the caller's own buffer).
+
+    Returns:
+        The normalised input and the nodata mask.
+
+    Raises:
+        EOError: ``raw`` does not have the spec's band count on its band axis.
+
+    """
+    channels, nodata = input_features(raw, spec, source_nodata, overwrite)
+    return ModelInput(normalised(channels, spec), nodata)

@@ -62,9 +62,12 @@ def _mismatch(spec: BandInfo, path: str, index: int, desc: str | None) -> Invali
                    "pass the bands in the model's order, or name each band: name=path:N")
 
 
-def _miscount(specs: list[BandInfo], given: str, count: int) -> Invalid:
+def _miscount(specs: list[BandInfo], given: str, count: int, descs: list[str | None] | None = None) -> Invalid:
+    """The band count is not the model's; with the file's band descriptions, also which model bands none names."""
     names = ", ".join(s.name for s in specs)
-    return Invalid(f"the model expects {len(specs)} bands ({names}); {given} give(s) {count} band(s)",
+    missing = [s.name for s in specs if descs and any(descs) and _described(s, descs) is None]
+    told = f" (missing: {', '.join(missing)})" if missing else ""
+    return Invalid(f"the model expects {len(specs)} bands ({names}); {given} give(s) {count} band(s){told}",
                    "pass one file per band in the model's order, one stack with exactly those bands, or name=path:N pairs")
 
 
@@ -108,7 +111,7 @@ def _stack_indexes(specs: list[BandInfo], path: str, recorded: list[int] | None)
             if desc and desc not in _names(spec):
                 raise _mismatch(spec, path, index, desc)
         return in_order
-    raise _miscount(specs, path, len(descs))
+    raise _miscount(specs, path, len(descs), descs)
 
 
 def _named_band(spec: BandInfo, position: int, arg: str, recorded: list[int] | None) -> BandSource:
