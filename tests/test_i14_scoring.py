@@ -146,3 +146,39 @@ def test_a_slice_holding_every_pixel_is_not_a_weak_slice() -> None:
     whole = SliceScores("scene", ["only"], np.array([100]), {"accuracy": np.array([0.5])})
     assert weakest([whole, _table([0.9, 0.6], [50, 50])], "accuracy", 10, 5)[0]["slice"] == "r1"
     assert [r["dimension"] for r in weakest([whole], "accuracy", 10, 5)] == []
+
+
+def test_calibration_takes_non_finite_confidence_as_none() -> None:
+    conf = np.array([np.nan, 0.95, 0.95, 0.95])
+    cal = calibration(conf, np.array([False, True, True, True]), np.zeros(4, np.int64), 1, 10, None, 0.95)
+    assert cal.bins[0]["pixels"] == 1 and cal.ece == pytest.approx(0.25 * 0 + 0.75 * 0.05)
+
+
+PIXEL_TRIALS = 40
+
+
+def test_block_bootstrap_intervals_cover_the_true_value_at_about_the_stated_rate() -> None:
+    """Blocks whose accuracies vary around a known mean (pixels within a block share their block's rate):
+    the 95 % block-bootstrap interval of the accuracy covers the true mean in about 95 % of trials, while
+    a pixel bootstrap (every pixel its own block) covers it far less often — it fakes precision."""
+    rng = np.random.default_rng(7)
+    n_blocks, pixels, trials, a, b = 40, 50, 300, 6.0, 2.0
+    truth_mean = a / (a + b)
+    hits = {"block": 0, "pixel": 0}
+    for trial in range(trials):
+        right = rng.binomial(pixels, rng.beta(a, b, n_blocks))
+        cells = np.zeros((n_blocks, 1, 2, 2))
+        cells[:, 0, 0, 0], cells[:, 0, 0, 1] = right, pixels - right
+        _, _, low, high = score_cells(cells, False, ["accuracy"], resample_weights(n_blocks, 400, trial), 0.95)
+        hits["block"] += low["accuracy"][0] <= truth_mean <= high["accuracy"][0]
+        if trial >= PIXEL_TRIALS:
+            continue
+        flat = np.zeros((n_blocks * pixels, 1, 2, 2))
+        ok = np.zeros(n_blocks * pixels, bool)
+        ok[np.concatenate([np.arange(r) + i * pixels for i, r in enumerate(right)])] = True
+        flat[ok, 0, 0, 0], flat[~ok, 0, 0, 1] = 1, 1
+        _, _, lo2, hi2 = score_cells(flat, False, ["accuracy"], resample_weights(len(flat), 200, trial), 0.95)
+        hits["pixel"] += lo2["accuracy"][0] <= truth_mean <= hi2["accuracy"][0]
+    print(hits)
+    assert 0.89 <= hits["block"] / trials <= 0.99
+    assert hits["pixel"] / PIXEL_TRIALS < 0.8

@@ -107,6 +107,10 @@ def register(
     model: ModelArg,
     name: Annotated[str, typer.Option(help="Registered model name")],
     alias: Annotated[list[str] | None, typer.Option(help="Alias(es) to point at this version, e.g. champion")] = None,
+    gate: Annotated[Path | None, typer.Option(help="Grading suite the model must pass to take the alias(es)")] = None,
+    gate_margin: Annotated[float, typer.Option(help="--gate: largest loss of the main metric on any slice vs the "
+                                                    "alias's current model")] = 0.02,
+    gate_report: Annotated[Path | None, typer.Option(help="--gate: report folder (default: gate/ beside the package)")] = None,
     tracking_uri: UriOpt = None,
 ) -> None:
     """Register a model package in the MLflow Model Registry (pyfunc with signature) and set aliases."""
@@ -114,12 +118,55 @@ def register(
 
     from eoengine.deploy.registry import load_model_ref
     from eoengine.deploy.registry import register as run
+    from eoengine.errors import Invalid
 
+    if gate is not None and not alias:
+        raise Invalid("--gate guards an alias, and none was given", "add --alias champion (or the alias to guard)")
+    if gate_margin < 0:
+        raise Invalid(f"--gate-margin {gate_margin:g} is negative", "give the largest loss allowed, e.g. 0.02")
     pkg = load_model_ref(model, tracking_uri)
     uri = tracking_uri or pkg.meta.tracking_uri or mlflow.get_tracking_uri()
+    graded = _gate(pkg, name, alias or [], gate, gate_margin, gate_report, uri) if gate is not None else None
     reg = run(pkg, name, uri, alias)
+    if graded is not None:
+        from eoengine.grading.record import record
+
+        record(pkg, graded[0], graded[1])
     names = ", ".join(f"models:/{name}@{a}" for a in reg.aliases)
     out.print(f"registered {reg.uri}" + (f" ({names})" if names else "") + f" in {uri}")
+
+
+def _gate(pkg: Any, name: str, aliases: list[str], suite_file: Path, margin: float, folder: Path | None,
+          uri: str) -> tuple[Any, Path]:
+    """Grade the candidate against each alias's holder; exit 3 (nothing registered) when the gate refuses."""
+    from eoengine.cli.grade import FAILED
+    from eoengine.deploy.registry import registry_version, resolve_model_ref
+    from eoengine.errors import NotFound
+    from eoengine.grading.gate import gate
+    from eoengine.grading.suite import load_suite
+    from eoengine.models.package import load_package
+
+    suite = load_suite(suite_file)
+    root = folder or pkg.path.parent / "gate"
+    verdict = None
+    for alias in aliases:
+        try:
+            held = registry_version(f"models:/{name}@{alias}", uri)
+        except NotFound:
+            held = None
+        holder = load_package(resolve_model_ref(f"models:/{name}/{held.version}", uri)) if held else None
+        verdict = gate(pkg, holder, suite, root / alias, margin, str(suite_file))
+        against = f"version {held.version}" if held else "no current model"
+        if not verdict.passed:
+            out.print(f"gate refused {name}@{alias} (against {against}):")
+            for reason in verdict.reasons:
+                out.print(f"  - {reason}")
+            out.print(f"nothing registered; {name}@{alias} stays " + (f"on version {held.version}" if held else "unset")
+                      + f"; report: {root / alias}")
+            raise typer.Exit(FAILED)
+        out.print(f"gate passed for {name}@{alias} (against {against}, grade {verdict.candidate.grade})")
+    assert verdict is not None
+    return verdict.candidate, root / aliases[-1] / "candidate"
 
 
 def serve(

@@ -78,7 +78,17 @@ def _labels(pkgs: list[ModelPackage]) -> list[str]:
     return out
 
 
-def _check_same_inputs(prep: Prepared, pkgs: list[ModelPackage]) -> None:
+def check_same_inputs(prep: Prepared, pkgs: list[ModelPackage]) -> None:
+    """Refuse models (after the first, which decided the graded data) that take other channels or classes.
+
+    Args:
+        prep: The prepared suite.
+        pkgs: The models, the first the one the data was decoded for.
+
+    Raises:
+        EOError: A model's channels or class count differ from the graded dataset's.
+
+    """
     m, head = prep.graded.manifest, prep.graded.head
     for pkg in pkgs[1:]:
         if pkg.meta.channels != m.channels:
@@ -113,7 +123,7 @@ def compare(pkgs: list[ModelPackage], suite: Suite, out_dir: Path, source: str =
     if baseline is not None and baseline not in BASELINES:
         raise EOError(f"unknown baseline '{baseline}'", f"use one of: {', '.join(BASELINES)}")
     prep = prepare(pkgs[0], suite, source)
-    _check_same_inputs(prep, pkgs)
+    check_same_inputs(prep, pkgs)
     reports: dict[str, GradeReport] = {}
     for label, pkg in zip(_labels(pkgs), pkgs, strict=True):
         report = grade_with(prep, model_predictor(pkg, prep.graded), out_dir / label, model_info(pkg, prep),

@@ -215,6 +215,7 @@ def calibration(conf: np.ndarray, correct: np.ndarray, blocks: np.ndarray, n_blo
         The ECE, its interval, and per bin its range, pixels, mean confidence and accuracy.
 
     """
+    conf = np.clip(np.nan_to_num(conf, nan=0.0), 0.0, 1.0)  # a model whose output is not finite: no confidence
     b = np.minimum((conf * bins).astype(np.int64), bins - 1)
     cell = blocks.astype(np.int64) * bins + b
     stats = np.stack([np.bincount(cell, weights=w, minlength=n_blocks * bins)
