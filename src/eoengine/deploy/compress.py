@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,13 +24,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from eoengine.deploy.int8 import StaticInt8
 from eoengine.deploy.onnx import sample_chips
 from eoengine.errors import EOError, NotFound
 from eoengine.models.classical import refuse_network_only
 from eoengine.models.heads import heads_from_meta
 from eoengine.models.meta import PackageMeta, Pruning
 from eoengine.models.onnx import ort_forward, session
-from eoengine.models.package import ONNX, ModelPackage, export_onnx, save_package
+from eoengine.models.package import ModelPackage, save_package
 from eoengine.training.heads import HEAD_SCALARS
 
 INT8_STATIC = "model.int8.onnx"
@@ -71,48 +71,14 @@ def measure(pkg: ModelPackage, forward: Callable[[torch.Tensor], torch.Tensor], 
     return {"size_mb": size_bytes / 2**20, "ms_per_batch": 1000 * float(np.median(times)), "batch": len(chips), "scores": flat}
 
 
-class _Calibration:
-    """Feeds train chips to ONNX Runtime's calibrator, one batch at a time."""
-
-    def __init__(self, chips: torch.Tensor, name: str, batch: int = 8) -> None:
-        self.batches = [{name: chips[i:i + batch].numpy()} for i in range(0, len(chips), batch)]
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return self.batches.pop(0) if self.batches else None
-
-    def rewind(self) -> None:  # pragma: no cover - part of the reader protocol
-        pass
-
-
 def quantize(pkg: ModelPackage, calibration_chips: int = 64, bench_chips: int = 8) -> dict[str, Any]:
     """Write int8 static and dynamic ONNX models beside the package; return the side-by-side report."""
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_dynamic,
-        quantize_static,
-    )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    refuse_network_only(pkg.meta, "quantize")
-    fp32 = pkg.path / ONNX
-    if not fp32.exists():
-        export_onnx(pkg.model, len(pkg.meta.channels), pkg.meta.patch_size, fp32)
-    prepared = pkg.path / ".model.prep.onnx"
-    try:
-        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-    except Exception:  # noqa: BLE001 - pre-processing is an optimisation; quantize the export as is
-        shutil.copy(fp32, prepared)
-    try:
-        calib = sample_chips(pkg, calibration_chips, "train")
-        reader = _Calibration(calib, session(fp32).get_inputs()[0].name)
-        CalibrationDataReader.register(_Calibration)
-        quantize_static(str(prepared), str(pkg.path / INT8_STATIC), reader, quant_format=QuantFormat.QDQ,
-                        per_channel=True, weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8)
-        quantize_dynamic(str(prepared), str(pkg.path / INT8_DYNAMIC), weight_type=QuantType.QInt8)
-    finally:
-        prepared.unlink(missing_ok=True)
+    with StaticInt8(pkg, calibration_chips) as static:
+        static.write(pkg.path / INT8_STATIC)
+        quantize_dynamic(str(static.prepared), str(pkg.path / INT8_DYNAMIC), weight_type=QuantType.QInt8)
+    fp32 = static.fp32
     chips = sample_chips(pkg, bench_chips)
     report = {
         "pytorch_fp32": measure(pkg, pkg.model, chips, (pkg.path / "weights.pt").stat().st_size),

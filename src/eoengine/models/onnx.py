@@ -17,6 +17,11 @@ from torch import nn
 
 from eoengine.errors import EOError
 
+KEPT_FP32 = ["WeightBiasQuantization"]
+"""ONNX Runtime optimisers every session leaves out: ``WeightBiasQuantization`` quantizes the weights of an fp32
+convolution or matrix product whose input and output are quantized, undoing a node left in fp32 on purpose
+(``eoengine quantize --max-drop``); a graph quantized in full or not at all is the same without it."""
+
 
 def session(path: Path | bytes, threads: int | None = None) -> Any:
     """An ONNX Runtime CPU session (of a file, or a serialised graph) using ``threads`` (default: every core)."""
@@ -26,7 +31,8 @@ def session(path: Path | bytes, threads: int | None = None) -> Any:
     opts.intra_op_num_threads = threads or os.cpu_count() or 1
     opts.log_severity_level = 3
     try:
-        return ort.InferenceSession(path if isinstance(path, bytes) else str(path), opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(path if isinstance(path, bytes) else str(path), opts, providers=["CPUExecutionProvider"],
+                                    disabled_optimizers=KEPT_FP32)
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
         where = "the graph" if isinstance(path, bytes) else path
         raise EOError(f"ONNX Runtime cannot load {where}: {str(exc).splitlines()[0]}",
