@@ -134,8 +134,11 @@ class QuantizeResult(_Result):
     package: Path
     metric: str
     report: dict[str, dict[str, Any]]
-    files: list[Path] = Field(description="The int8 models written: static, then dynamic")
+    files: list[Path] = Field(description="The int8 models written: static, then dynamic (with --max-drop: the "
+                              "kept static model, or none when fp32 is kept)")
     report_file: Path
+    budget: dict[str, Any] | None = Field(None, description="With --max-drop: the attempts and the decision "
+                                          "(see eoengine.grading.quantize.BudgetResult.as_dict)")
 
 
 class PrelabelResult(_Result):

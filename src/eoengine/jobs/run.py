@@ -285,10 +285,28 @@ def _quantize(spec: QuantizeSpec) -> QuantizeResult:
     from eoengine.deploy.compress import INT8_DYNAMIC, INT8_STATIC, main_metric, quantize
     from eoengine.deploy.registry import load_model_ref
 
+    if spec.max_drop is not None:
+        return _quantize_within(spec)
+    if spec.suite is not None:
+        raise Invalid("--suite is only read with --max-drop", "add --max-drop (e.g. 0.01), or leave --suite out")
     pkg = load_model_ref(spec.model, spec.tracking_uri)
     report = quantize(pkg, spec.calibration_chips)
     return QuantizeResult(package=pkg.path, metric=main_metric(pkg), report=report,
                           files=[pkg.path / INT8_STATIC, pkg.path / INT8_DYNAMIC], report_file=pkg.path / "quantization.json")
+
+
+def _quantize_within(spec: QuantizeSpec) -> QuantizeResult:
+    """Int8 within a budget of slice drops (the suite is read before the model is fetched)."""
+    from eoengine.deploy.registry import load_model_ref
+    from eoengine.grading.quantize import BUDGET_REPORT, quantize_within
+    from eoengine.grading.suite import load_suite
+
+    assert spec.max_drop is not None
+    suite = load_suite(spec.suite)
+    pkg = load_model_ref(spec.model, spec.tracking_uri)
+    result = quantize_within(pkg, suite, spec.max_drop, str(spec.suite or "default suite"), spec.calibration_chips)
+    return QuantizeResult(package=pkg.path, metric=result.metric, report={}, files=[result.file] if result.file else [],
+                          report_file=pkg.path / BUDGET_REPORT, budget=result.as_dict())
 
 
 def _prelabel(spec: PrelabelSpec) -> PrelabelResult:

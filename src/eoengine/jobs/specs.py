@@ -143,6 +143,9 @@ class QuantizeSpec(_Spec):
     kind: Literal["quantize"] = "quantize"
     model: str = Field(description="Model package folder, MLflow run id, runs:/<id> or models:/NAME@ALIAS")
     calibration_chips: int = Field(64, description="Train chips used to calibrate activations")
+    max_drop: float | None = Field(None, description="Keep int8 only if no graded slice's main metric drops more "
+                                   "(absolute, in the metric's units); leave sensitive nodes in fp32 until it holds")
+    suite: Path | None = Field(None, description="Grading suite whose slices --max-drop judges (default suite)")
     tracking_uri: str | None = Field(None, description="MLflow tracking URI (for run ids)")
 
 
