@@ -150,6 +150,21 @@ def train_tiny_unet(tmp: Path, epochs: int = 2, **overrides: Any) -> Any:
     return train(cfg)
 
 
+def edited_copy(package: Path, dest: Path, edit: Any) -> Path:
+    """Copy a model package and change its weights in place with ``edit(state_dict)`` (exports removed)."""
+    import shutil
+
+    import torch
+
+    shutil.copytree(package, dest)
+    state = torch.load(dest / "weights.pt", weights_only=True)
+    edit(state)
+    torch.save(state, dest / "weights.pt")
+    for name in ("model.onnx", "model.int8.onnx", "model.int8-dynamic.onnx"):
+        (dest / name).unlink(missing_ok=True)
+    return dest
+
+
 def serve_in_thread(app: Any) -> tuple[str, Any]:
     """Run an ASGI app with uvicorn on 127.0.0.1 in a daemon thread; returns (base URL, server)."""
     import threading

@@ -60,6 +60,10 @@ def _table(title: str, report: dict[str, dict[str, Any]], metric: str, base: str
 def quantize(
     model: ModelArg,
     calibration_chips: Annotated[int, typer.Option(help="Train chips used to calibrate activations")] = 64,
+    max_drop: Annotated[float | None, typer.Option(help="Keep int8 only if no graded slice's main metric drops more "
+                                                      "(e.g. 0.01); sensitive layers stay fp32 until it holds")] = None,
+    suite: Annotated[Path | None, typer.Option(help="--max-drop: the grading suite whose slices are judged "
+                                                    "(default suite)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
     tracking_uri: UriOpt = None,
 ) -> None:
@@ -68,15 +72,39 @@ def quantize(
     from eoengine.jobs.run import run_spec
     from eoengine.jobs.specs import QuantizeSpec
 
-    spec = QuantizeSpec(model=model, calibration_chips=calibration_chips, tracking_uri=tracking_uri)
+    spec = QuantizeSpec(model=model, calibration_chips=calibration_chips, max_drop=max_drop, suite=suite,
+                        tracking_uri=tracking_uri)
     if collected(spec):
         return
     result = run_spec(spec)
+    if result.budget is not None:
+        _budget(result.budget, as_json)
+        return
     if as_json:
         print(json.dumps(result.report, indent=2))
         return
     _table(f"quantization of {result.package} (test split)", result.report, result.metric, "pytorch_fp32")
     out.print(f"files: {', '.join(map(str, result.files))}; report: {result.report_file}")
+
+
+def _budget(doc: dict[str, Any], as_json: bool) -> None:
+    """Print a budgeted quantization: each attempt's worst slice, then the decision."""
+    if as_json:
+        print(json.dumps(doc, indent=2))
+        return
+    table = Table(title=f"int8 within --max-drop {doc['max_drop']:g} ({doc['metric']}, {doc['split']} split slices)")
+    for col in ("nodes left in fp32", "worst slice", "pixels", "fp32", "int8", "drop", "size MB"):
+        table.add_column(col)
+    for a in doc["attempts"]:
+        w = a["worst"]
+        table.add_row(str(len(a["excluded"])), w["where"], str(w["pixels"]), f"{w['reference']:.4f}",
+                      f"{w['candidate']:.4f}", f"{w['drop']:.4f}", f"{a['size_mb']:.2f}")
+    out.print(table)
+    out.print(doc["verdict"])
+    if doc["file"]:
+        out.print(f"file: {doc['file']}" + (f" (fp32: {', '.join(doc['excluded_nodes'])})" if doc["excluded_nodes"] else ""))
+    elif doc["removed_int8"]:
+        out.print("the package's older model.int8.onnx was removed: it is fp32 only")
 
 
 def prune(

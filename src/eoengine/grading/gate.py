@@ -3,22 +3,22 @@
 The candidate and the alias's current holder are graded on the same chips and blocks (one
 :class:`~eoengine.grading.grade.Prepared`); the candidate passes when every threshold of the suite holds
 and, on overall and on every slice with at least ``min_pixels`` pixels, its main metric is at most
-``margin`` worse than the holder's (in the metric's units: 0.02 = two points of mIoU; for error metrics,
-a rise). The verdict names every failed threshold and the slices that dropped, worst first.
+``margin`` worse than the holder's (in the metric's units, see :mod:`eoengine.grading.drops`). The
+verdict names every failed threshold and the slices that dropped, worst first.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from eoengine.grading.chips import model_predictor
 from eoengine.grading.compare import check_same_inputs
+from eoengine.grading.drops import SliceDrop, slice_drops
 from eoengine.grading.grade import GradeReport, applicability, grade_with, model_info, prepare, region_names
-from eoengine.grading.suite import LOWER_IS_BETTER, Suite
+from eoengine.grading.suite import Suite
 from eoengine.models.package import ModelPackage
 
 
@@ -30,40 +30,14 @@ class GateVerdict:
     reasons: list[str]
     candidate: GradeReport
     holder: GradeReport | None
-    drops: list[dict[str, Any]] = field(default_factory=list)
+    drops: list[SliceDrop] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form (the reports' grades and overall scores, the reasons and the dropped slices)."""
-        return {"passed": self.passed, "reasons": self.reasons, "drops": self.drops,
+        return {"passed": self.passed, "reasons": self.reasons, "drops": [dataclasses.asdict(d) for d in self.drops],
                 "candidate": {"grade": self.candidate.grade, "overall": self.candidate.overall.row(0)},
                 "holder": None if self.holder is None else {"grade": self.holder.grade,
                                                             "overall": self.holder.overall.row(0)}}
-
-
-def slice_drops(candidate: GradeReport, holder: GradeReport, min_pixels: int) -> list[dict[str, Any]]:
-    """The main metric's loss from holder to candidate, overall and per slice (both graded on the same chips).
-
-    Args:
-        candidate: The candidate's report.
-        holder: The current holder's report.
-        min_pixels: Slices smaller than this are not compared.
-
-    Returns:
-        One row per slice (dimension, slice, pixels, both values, drop), largest drop first.
-
-    """
-    metric = candidate.metrics[0]
-    sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
-    rows = []
-    for a, b in zip([holder.overall, *holder.slices], [candidate.overall, *candidate.slices], strict=True):
-        if metric not in a.values:
-            continue
-        for i, label in enumerate(a.labels):
-            old, new = float(a.values[metric][i]), float(b.values[metric][i])
-            if a.pixels[i] >= min_pixels and np.isfinite(old) and np.isfinite(new):
-                rows.append({"dimension": a.dimension, "slice": label, "pixels": int(a.pixels[i]),
-                             "holder": old, "candidate": new, "drop": sign * (old - new)})
-    return sorted(rows, key=lambda r: -r["drop"])
 
 
 def gate(candidate: ModelPackage, holder: ModelPackage | None, suite: Suite, out_dir: Path, margin: float,
@@ -100,9 +74,10 @@ def gate(candidate: ModelPackage, holder: ModelPackage | None, suite: Suite, out
         reports.append(report)
     mine = reports[0]
     reasons = [f"fails '{o.requirement}' ({o.capability}: {o.shown()})" for o in mine.outcomes if not o.passed]
-    drops: list[dict[str, Any]] = []
+    drops: list[SliceDrop] = []
     if len(reports) > 1:
-        drops = [d for d in slice_drops(mine, reports[1], suite.slices.min_pixels) if d["drop"] > margin]
-        reasons += [f"{mine.metrics[0]} on {d['dimension']} '{d['slice']}' drops {d['drop']:.3f} "
-                    f"({d['holder']:.3f} → {d['candidate']:.3f}), more than the margin {margin:g}" for d in drops]
+        metric = mine.metrics[0]
+        drops = [d for d in slice_drops(reports[1], mine, metric, suite.slices.min_pixels) if d.drop > margin]
+        reasons += [f"{metric} on {d.where} drops {d.drop:.3f} ({d.reference:.3f} → {d.candidate:.3f}), "
+                    f"more than the margin {margin:g}" for d in drops]
     return GateVerdict(not reasons, reasons, mine, reports[1] if len(reports) > 1 else None, drops)

@@ -2,9 +2,8 @@
 
 :func:`quantize_within` grades the fp32 ONNX graph and a static int8 graph on a suite's slices (the
 robustness corruptions, thresholds and error maps of the suite are left out: only the slices count) and
-takes, per slice, the drop of the suite's main metric: fp32 minus int8 in the metric's own units (0.01 is
-one hundredth of mIoU), the rise for metrics where lower is better (RMSE, MAE), the growth of ``|bias|``.
-Slices with fewer than ``slices.min_pixels`` labelled pixels are not judged; the overall score is. While
+takes, per slice, the drop of the suite's main metric from fp32 to int8 (in the metric's own units, see
+:mod:`eoengine.grading.drops`). Slices with fewer than ``slices.min_pixels`` labelled pixels are not judged; the overall score is. While
 the worst drop exceeds ``max_drop`` the next most sensitive weighted node (see
 :meth:`eoengine.deploy.int8.StaticInt8.sensitivity`) is left in fp32 and the graph requantized. The first
 graph within the budget becomes the package's ``model.int8.onnx`` (the nodes it leaves in fp32 recorded in
@@ -27,26 +26,15 @@ from eoengine.deploy.compress import INT8_STATIC
 from eoengine.deploy.int8 import NodeSensitivity, StaticInt8
 from eoengine.errors import Invalid
 from eoengine.grading.chips import GradedChips, Predictor, model_predictor
+from eoengine.grading.drops import SliceDrop, slice_drops
 from eoengine.grading.grade import GradeReport, Prepared, grade_with, model_info, prepare
-from eoengine.grading.suite import LOWER_IS_BETTER, Suite
+from eoengine.grading.suite import Suite
 from eoengine.models.classical import refuse_network_only
 from eoengine.models.onnx import OnnxModule, session
 from eoengine.models.package import ModelPackage
 
 BUDGET_REPORT = "quantization-budget.json"
 """The package's record of a budgeted quantization (see :meth:`BudgetResult.as_dict`)."""
-
-
-@dataclass
-class SliceDrop:
-    """One judged slice: the main metric of fp32 and int8, and the drop (positive: int8 is worse)."""
-
-    dimension: str
-    slice: str
-    pixels: int
-    fp32: float
-    int8: float
-    drop: float
 
 
 @dataclass
@@ -88,7 +76,7 @@ class BudgetResult:
     def verdict(self) -> str:
         """The decision in one sentence."""
         w = self.best.worst
-        where = f"{w.dimension} {w.slice}" if w.dimension != "overall" else "overall"
+        where = w.where
         if self.kept == "int8":
             left = len(self.best.excluded)
             return (f"int8 kept: the worst {self.metric} drop, {w.drop:.4f} on {where}, is within --max-drop "
@@ -105,7 +93,7 @@ class BudgetResult:
             "excluded_nodes": self.best.excluded if self.kept == "int8" else None, "verdict": self.verdict,
             "fp32_size_mb": self.fp32_size_mb, "removed_int8": self.removed_int8,
             "weighted_nodes": self.weighted_nodes, "ranking": [r.as_dict() for r in self.ranking],
-            "attempts": [{"excluded": a.excluded, "size_mb": a.size_mb, "worst": dataclasses.asdict(a.worst),
+            "attempts": [{"excluded": a.excluded, "size_mb": a.size_mb, "worst": dataclasses.asdict(a.worst) | {"where": a.worst.where},
                           "drops": [dataclasses.asdict(d) for d in a.drops]} for a in self.attempts],
         }
 
@@ -139,37 +127,6 @@ def onnx_predictor(pkg: ModelPackage, graded: GradedChips, graph: Path) -> Predi
 
     """
     return model_predictor(dataclasses.replace(pkg, model=OnnxModule(session(graph))), graded)
-
-
-def _drop(metric: str, fp32: float, int8: float) -> float:
-    if metric == "bias":
-        return abs(int8) - abs(fp32)
-    return int8 - fp32 if metric in LOWER_IS_BETTER else fp32 - int8
-
-
-def slice_drops(fp32: GradeReport, int8: GradeReport, metric: str, min_pixels: int) -> list[SliceDrop]:
-    """The drop of ``metric`` overall and in every slice with at least ``min_pixels`` pixels, worst first.
-
-    Args:
-        fp32: The reference's report.
-        int8: The candidate's report on the same prepared suite.
-        metric: The judged metric.
-        min_pixels: Smaller slices are not judged (their metric is noise); the overall score always is.
-
-    Returns:
-        The drops (slices where the metric is undefined are left out).
-
-    """
-    out = []
-    for ref, cand in zip([fp32.overall, *fp32.slices], [int8.overall, *int8.slices], strict=True):
-        if metric not in ref.values:
-            continue
-        for i, label in enumerate(ref.labels):
-            a, b = float(ref.values[metric][i]), float(cand.values[metric][i])
-            judged = ref.dimension == "overall" or ref.pixels[i] >= min_pixels
-            if judged and math.isfinite(a) and math.isfinite(b):
-                out.append(SliceDrop(ref.dimension, label, int(ref.pixels[i]), a, b, _drop(metric, a, b)))
-    return sorted(out, key=lambda d: d.drop, reverse=True)
 
 
 def _checked(max_drop: float, max_excluded: int | None) -> None:

@@ -292,7 +292,8 @@ def _quantize(spec: QuantizeSpec) -> QuantizeResult:
     pkg = load_model_ref(spec.model, spec.tracking_uri)
     report = quantize(pkg, spec.calibration_chips)
     return QuantizeResult(package=pkg.path, metric=main_metric(pkg), report=report,
-                          files=[pkg.path / INT8_STATIC, pkg.path / INT8_DYNAMIC], report_file=pkg.path / "quantization.json")
+                          files=[pkg.path / INT8_STATIC, pkg.path / INT8_DYNAMIC], report_file=pkg.path / "quantization.json",
+                          budget=None)
 
 
 def _quantize_within(spec: QuantizeSpec) -> QuantizeResult:
