@@ -20,6 +20,7 @@ from eoengine.jobs.specs import (
     BuildDatasetSpec,
     ExportSpec,
     FetchSpec,
+    GradeSpec,
     PredictSpec,
     QuantizeSpec,
     SweepSpec,
@@ -147,6 +148,9 @@ def test_the_other_long_commands_build_specs_that_survive_json() -> None:
     assert fetch == FetchSpec(items=Path("items.json"), bands="red,nir", bbox="1,2,3,4", storage=["A=env:B"], workers=2)
     assert _round_trip(["quantize", "pkg", "--calibration-chips", "8"]) == QuantizeSpec(model="pkg", calibration_chips=8)
     assert _round_trip(["sweep", "p.yaml", "--trials", "3"]) == SweepSpec(config=Path("p.yaml"), trials=3)
+    assert _round_trip(["grade", "a", "b", "--suite", "s.yaml", "--out", "r", "--baseline", "random_forest",
+                        "--strict"]) == GradeSpec(models=["a", "b"], suite=Path("s.yaml"), report_dir=Path("r"),
+                                                  baseline="random_forest", strict=True)
     with pytest.raises(EOError, match="'serve pkg' is not a job command .*dataset build"):
         spec_from_args(["serve", "pkg"])
 
@@ -183,7 +187,8 @@ def test_spec_fields_follow_the_command_flags() -> None:
 
     group = typer.main.get_command(app)
     commands = {"build": ("dataset", "build"), "train": ("train",), "sweep": ("sweep",), "evaluate": ("evaluate",),
-                "predict": ("predict",), "fetch": ("source", "fetch"), "export": ("export",), "quantize": ("quantize",)}
+                "predict": ("predict",), "fetch": ("source", "fetch"), "export": ("export",), "quantize": ("quantize",),
+                "grade": ("grade",)}
     for kind, path in commands.items():
         cmd: Any = group
         for name in path:

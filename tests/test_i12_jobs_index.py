@@ -3,10 +3,12 @@ of an uninterrupted one; runs, maps and model variants are indexed with their li
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from jobs_support import alive, job_state, make_project, start_worker, stop, submit, wait_for, wait_job, worker
 from platform_server import LiveServer, live_platform
 from sqlalchemy import select
@@ -63,6 +65,11 @@ def test_a_training_resumes_and_runs_maps_and_models_are_indexed(tmp_path: Path)
             predicted = wait_job(c, submit(c, "tiny", {"kind": "predict", "model": f"runs:/{run_id}",
                                                         "scene": ["data/stack.tif"], "output": "maps/lc.tif"})["id"])
             exported = wait_job(c, submit(c, "tiny", {"kind": "export", "model": package})["id"], 300)
+            (folder / "grade.yaml").write_text(yaml.safe_dump({"uncertainty": {"bootstrap": 20},
+                                                                "robustness": {"corruptions": [{"name": "haze"}]},
+                                                                "thresholds": [{"metric": "miou", "min": 0.0}]}))
+            graded = wait_job(c, submit(c, "tiny", {"kind": "grade", "models": [f"runs:/{run_id}"],
+                                                     "suite": "grade.yaml", "report_dir": "reports/grade"})["id"], 300)
         assert resumed["attempts"] == 2 and resumed["result"]["run_id"] == run_id  # the same MLflow run, continued
         log = (settings.jobs_dir / str(job_id) / "log.txt").read_text()
         assert f"continuing run {run_id} of the last attempt" in log
@@ -71,6 +78,14 @@ def test_a_training_resumes_and_runs_maps_and_models_are_indexed(tmp_path: Path)
             assert resumed["result"]["scores"][split]["miou"] == pytest.approx(scores["miou"], abs=1e-6)
             assert resumed["result"]["scores"][split]["confusion_matrix"] == scores["confusion_matrix"]
         assert predicted["state"] == "succeeded" and exported["state"] == "succeeded", (predicted["error"], exported["error"])
+        assert graded["state"] == "succeeded", graded["error"]
+        (card,) = graded["result"]["models"]
+        assert card["grade"] == "A" and card["outcomes"][0] == {"capability": "overall", "requirement": "miou >= 0",
+                                                                 "measured": card["outcomes"][0]["measured"], "passed": True}
+        assert card["report_card"] == "reports/grade/report.html"  # relative to the project folder, as jobs run there
+        assert (folder / "reports/grade/grade.json").exists() and (folder / "reports/grade/error_s1999.tif").exists()
+        assert card["overall"]["miou"][0] == pytest.approx(json.loads((folder / card["document"]).read_text())
+                                                           ["overall"]["metrics"]["miou"])
 
         (dataset,) = _artifacts(live, "dataset")
         runs = _artifacts(live, "run")

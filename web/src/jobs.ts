@@ -63,6 +63,7 @@ export const JOB_EXAMPLES: Record<string, string> = {
   export: '{"model": "RUN_ID"}',
   sweep: '{"trials": 4}',
   quantize: '{"model": "RUN_ID"}',
+  grade: '{"models": ["RUN_ID"]}',
 };
 
 /** A spec from a kind and the JSON text of its other options. Throws SyntaxError/TypeError for bad text. */

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,74 +25,57 @@ def grade(
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (for run ids and models:/)")] = None,
 ) -> None:
     """Grade a model: slices with intervals, calibration, corruptions, error maps, thresholds and a letter."""
-    from eoengine.deploy.registry import load_model_ref
-    from eoengine.grading.grade import grade as run_grade
-    from eoengine.grading.record import record
-    from eoengine.grading.report import write_report_card
-    from eoengine.grading.suite import load_suite
+    from eoengine.cli.jobs import collected
+    from eoengine.jobs.run import run_spec
+    from eoengine.jobs.specs import GradeSpec
 
-    checked = load_suite(suite)  # a bad suite fails before the model is fetched
-    source = str(suite) if suite else "default suite"
-    pkgs = [load_model_ref(m, tracking_uri) for m in models]
-    folder = report_dir or pkgs[0].path.parent / "grade"
-    if len(pkgs) > 1 or baseline:
-        _compare(pkgs, checked, folder, source, baseline, as_json, strict)
+    spec = GradeSpec(models=models, suite=suite, report_dir=report_dir, baseline=baseline, strict=strict,
+                     tracking_uri=tracking_uri)
+    if collected(spec):
         return
-    report = run_grade(pkgs[0], checked, folder, source)
-    page = write_report_card(report, folder)
-    tagged = record(pkgs[0], report, folder)
+    result = run_spec(spec)
     if as_json:
-        print(json.dumps(report.as_dict(), indent=2, default=str))
+        document = result.comparison.with_suffix(".json") if result.comparison else result.models[0].document
+        print(document.read_text())
+    elif result.comparison is not None:
+        _comparison(result)
     else:
-        _summary(report, page, tagged)
-    if strict and not all(o.passed for o in report.outcomes):
+        _summary(result.models[0])
+    if strict and not result.passed:
         raise typer.Exit(FAILED)
 
 
-def _compare(pkgs: list[Any], suite: Any, folder: Path, source: str, baseline: str | None, as_json: bool,
-             strict: bool) -> None:
-    from eoengine.grading.compare import compare
-    from eoengine.grading.record import record
-
-    result = compare(pkgs, suite, folder, source, baseline)
-    for pkg, (label, report) in zip(pkgs, result.reports.items(), strict=False):  # the baseline has no run
-        record(pkg, report, folder / label)
-    if as_json:
-        print(json.dumps(result.as_dict(), indent=2, default=str))
-    else:
-        table = Table("model", *result.reports[next(iter(result.reports))].metrics, "grade")
-        for label, r in result.reports.items():
-            table.add_row(label, *(f"{float(v[0]):.3f}" for v in r.overall.values.values()), r.grade)
-        out.print(table)
-        for p in result.pairs:
-            verdict = "a real difference" if p["real"] else "not a real difference"
-            out.print(f"{p['b']} - {p['a']}: {p['metric']} {p['difference']:+.3f} [{p['low']:+.3f}, {p['high']:+.3f}], "
-                      f"p {p['p']:.3f}: {verdict}")
-        out.print(f"comparison: {folder / 'comparison.html'}")
-    if strict and not all(o.passed for r in result.reports.values() for o in r.outcomes):
-        raise typer.Exit(FAILED)
-
-
-def _summary(report: object, page: Path, tagged: list[str]) -> None:
-    from eoengine.grading.grade import GradeReport
-
-    assert isinstance(report, GradeReport)
-    main = report.metrics[0]
-    overall = report.overall
-    line = ", ".join(f"{m} {float(v[0]):.3f}" + (f" [{float(overall.low[m][0]):.3f}, {float(overall.high[m][0]):.3f}]"
-                                                 if m in overall.low else "") for m, v in overall.values.items())
-    out.print(f"grade {report.grade}: {sum(o.passed for o in report.outcomes)}/{len(report.outcomes)} thresholds passed")
-    out.print(f"overall: {line}")
-    if report.calibration is not None:
-        out.print(f"calibration: ECE {report.calibration.ece:.3f}")
-    table = Table("capability", "requirement", "measured", "result")
-    for o in report.outcomes:
-        table.add_row(o.capability, o.requirement, o.shown(),
-                      "[green]pass[/]" if o.passed else "[red]fail[/]")
+def _comparison(result: Any) -> None:
+    table = Table("model", *result.models[0].overall, "grade")
+    for m in result.models:
+        table.add_row(m.label, *(f"{v[0]:.3f}" if v[0] is not None else "–" for v in m.overall.values()), m.grade)
     out.print(table)
-    if report.weakest:
-        out.print(f"weakest slices by {main}: " + "; ".join(
-            f"{w['dimension']} {w['slice']} {w['value']:.3f} ({w['pixels']} px)" for w in report.weakest))
-    out.print(f"report card: {page}")
-    if tagged:
-        out.print(f"tagged model versions: {', '.join(tagged)}")
+    for p in result.pairs:
+        verdict = "a real difference" if p["real"] else "not a real difference"
+        out.print(f"{p['b']} - {p['a']}: {p['metric']} {p['difference']:+.3f} [{p['low']:+.3f}, {p['high']:+.3f}], "
+                  f"p {p['p']:.3f}: {verdict}")
+    out.print(f"comparison: {result.comparison}")
+
+
+def _summary(graded: Any) -> None:
+    line = ", ".join(f"{m} {_num(v[0])}" + (f" [{_num(v[1])}, {_num(v[2])}]" if v[1] is not None else "")
+                     for m, v in graded.overall.items())
+    passed = sum(o["passed"] for o in graded.outcomes)
+    out.print(f"grade {graded.grade}: {passed}/{len(graded.outcomes)} thresholds passed")
+    out.print(f"overall: {line}")
+    if graded.ece is not None:
+        out.print(f"calibration: ECE {graded.ece:.3f}")
+    table = Table("capability", "requirement", "measured", "result")
+    for o in graded.outcomes:
+        table.add_row(o["capability"], o["requirement"], o["measured"], "[green]pass[/]" if o["passed"] else "[red]fail[/]")
+    out.print(table)
+    if graded.weakest:
+        out.print(f"weakest slices by {next(iter(graded.overall))}: " + "; ".join(
+            f"{w['dimension']} {w['slice']} {w['value']:.3f} ({w['pixels']} px)" for w in graded.weakest))
+    out.print(f"report card: {graded.report_card}")
+    if graded.tagged:
+        out.print(f"tagged model versions: {', '.join(graded.tagged)}")
+
+
+def _num(v: float | None) -> str:
+    return "–" if v is None else f"{v:.3f}"

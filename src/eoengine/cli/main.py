@@ -288,7 +288,7 @@ def demo(
 
 
 JOB_COMMANDS = (("dataset", "build"), ("train",), ("sweep",), ("evaluate",), ("predict",), ("source", "fetch"),
-                ("export",), ("quantize",))
+                ("export",), ("quantize",), ("grade",))
 """The commands that build a job spec from their flags and run it."""
 
 

@@ -141,6 +141,41 @@ class QuantizeResult(_Result):
                                           "(see eoengine.grading.quantize.BudgetResult.as_dict)")
 
 
+class GradedModel(_Result):
+    """One graded model: its grade, thresholds, overall scores and where its report card is."""
+
+    label: str
+    package: Path | None = Field(description="The package folder (None for a baseline)")
+    grade: str
+    outcomes: list[dict[str, Any]] = Field(description="Per threshold: capability, requirement, measured, passed")
+    overall: dict[str, list[float | None]] = Field(description="Per metric: value, interval low, interval high")
+    ece: float | None
+    weakest: list[dict[str, Any]]
+    report_card: Path
+    document: Path = Field(description="grade.json: every number")
+    tagged: list[str] = Field(description="Registered model versions tagged with the grade (name/version)")
+
+    @property
+    def passed(self) -> bool:
+        """Whether every threshold holds."""
+        return all(o["passed"] for o in self.outcomes)
+
+
+class GradeResult(_Result):
+    """The graded models (the first is the one compared against), and the comparison when several were graded."""
+
+    kind: Literal["grade"] = "grade"
+    metric: str
+    models: list[GradedModel]
+    comparison: Path | None = Field(None, description="comparison.html, when several models were graded")
+    pairs: list[dict[str, Any]] = Field(default_factory=list, description="Paired tests of each model vs the first")
+
+    @property
+    def passed(self) -> bool:
+        """Whether every threshold of every graded model holds."""
+        return all(m.passed for m in self.models)
+
+
 class PrelabelResult(_Result):
     """The result file of a pre-labelling (its windows' entropies and polygons), and how many of each it holds."""
 
@@ -153,6 +188,6 @@ class PrelabelResult(_Result):
 
 
 AnyResult = (BuildDatasetResult | TrainResult | SweepResult | EvaluateResult | PredictResult | PredictAreaResult
-             | FetchResult | ExportResult | QuantizeResult | PrelabelResult)
+             | FetchResult | ExportResult | QuantizeResult | GradeResult | PrelabelResult)
 JobResult = Annotated[AnyResult, Field(discriminator="kind")]
 """Any job result, told apart by its ``kind`` (read one back with ``TypeAdapter(JobResult)``)."""

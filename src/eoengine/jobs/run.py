@@ -6,7 +6,8 @@ stores specs) loads none of them.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, overload
+import math
+from typing import TYPE_CHECKING, Any, overload
 
 from eoengine.errors import Invalid, NotFound
 from eoengine.jobs.results import (
@@ -15,6 +16,8 @@ from eoengine.jobs.results import (
     ExportResult,
     FetchedItem,
     FetchResult,
+    GradedModel,
+    GradeResult,
     JobResult,
     OnnxCheck,
     PredictAreaResult,
@@ -31,6 +34,7 @@ from eoengine.jobs.specs import (
     EvaluateSpec,
     ExportSpec,
     FetchSpec,
+    GradeSpec,
     JobSpec,
     PredictAreaSpec,
     PredictSpec,
@@ -66,6 +70,8 @@ def run_spec(spec: ExportSpec) -> ExportResult: ...
 @overload
 def run_spec(spec: QuantizeSpec) -> QuantizeResult: ...
 @overload
+def run_spec(spec: GradeSpec) -> GradeResult: ...
+@overload
 def run_spec(spec: PrelabelSpec) -> PrelabelResult: ...
 def run_spec(spec: JobSpec) -> JobResult:
     """Run a job in this process, as its command would with the same flags.
@@ -99,6 +105,8 @@ def run_spec(spec: JobSpec) -> JobResult:
             return _export(spec)
         case QuantizeSpec():
             return _quantize(spec)
+        case GradeSpec():
+            return _grade(spec)
         case PrelabelSpec():
             return _prelabel(spec)
 
@@ -308,6 +316,51 @@ def _quantize_within(spec: QuantizeSpec) -> QuantizeResult:
     result = quantize_within(pkg, suite, spec.max_drop, str(spec.suite or "default suite"), spec.calibration_chips)
     return QuantizeResult(package=pkg.path, metric=result.metric, report={}, files=[result.file] if result.file else [],
                           report_file=pkg.path / BUDGET_REPORT, budget=result.as_dict())
+
+
+def _grade(spec: GradeSpec) -> GradeResult:
+    """Grade one model (report card, MLflow record) or several side by side (and the comparison)."""
+    from eoengine.deploy.registry import load_model_ref
+    from eoengine.grading.compare import BASELINES, compare
+    from eoengine.grading.grade import grade
+    from eoengine.grading.record import record
+    from eoengine.grading.report import write_report_card
+    from eoengine.grading.suite import load_suite
+
+    if spec.baseline is not None and spec.baseline not in BASELINES:
+        raise Invalid(f"unknown baseline '{spec.baseline}'", f"use one of: {', '.join(BASELINES)}")
+    suite = load_suite(spec.suite)  # a bad suite fails before any model is fetched
+    source = str(spec.suite) if spec.suite else "default suite"
+    pkgs = [load_model_ref(m, spec.tracking_uri) for m in spec.models]
+    folder = spec.report_dir or pkgs[0].path.parent / "grade"
+    if len(pkgs) == 1 and spec.baseline is None:
+        report = grade(pkgs[0], suite, folder, source)
+        page = write_report_card(report, folder)
+        graded = _graded(pkgs[0].path.name, pkgs[0].path, report, page, record(pkgs[0], report, folder))
+        return GradeResult(metric=report.metrics[0], models=[graded], comparison=None)
+    result = compare(pkgs, suite, folder, source, spec.baseline)
+    models = []
+    for i, (label, report) in enumerate(result.reports.items()):
+        pkg = pkgs[i] if i < len(pkgs) else None  # the baseline has no package or run
+        tagged = record(pkg, report, folder / label) if pkg is not None else []
+        models.append(_graded(label, pkg.path if pkg else None, report, folder / label / "report.html", tagged))
+    return GradeResult(metric=result.metric, models=models, comparison=folder / "comparison.html",
+                       pairs=result.pairs)
+
+
+def _graded(label: str, package: Path | None, report: Any, page: Path, tagged: list[str]) -> GradedModel:
+    overall = report.overall
+    scores = {m: [_finite(v[0]), *((_finite(overall.low[m][0]), _finite(overall.high[m][0])) if m in overall.low
+                                   else (None, None))] for m, v in overall.values.items()}
+    outcomes = [{"capability": o.capability, "requirement": o.requirement, "measured": o.shown(), "passed": o.passed}
+                for o in report.outcomes]
+    return GradedModel(label=label, package=package, grade=report.grade, outcomes=outcomes, overall=scores,
+                       ece=report.calibration.ece if report.calibration is not None else None,
+                       weakest=report.weakest, report_card=page, document=page.parent / "grade.json", tagged=tagged)
+
+
+def _finite(v: Any) -> float | None:
+    return float(v) if math.isfinite(float(v)) else None
 
 
 def _prelabel(spec: PrelabelSpec) -> PrelabelResult:

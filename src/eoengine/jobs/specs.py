@@ -149,6 +149,20 @@ class QuantizeSpec(_Spec):
     tracking_uri: str | None = Field(None, description="MLflow tracking URI (for run ids)")
 
 
+class GradeSpec(_Spec):
+    """``eoengine grade``: grade a model (or compare several) on a suite and write the report cards."""
+
+    kind: Literal["grade"] = "grade"
+    models: list[str] = Field(min_length=1, description="Model package folders, MLflow run ids, runs:/<id> or "
+                              "models:/NAME@ALIAS; several are graded side by side and compared")
+    suite: Path | None = Field(None, description="Grading suite (YAML); default: the default suite")
+    report_dir: Path | None = Field(None, description="Report folder (default: grade/ beside the first package)")
+    baseline: str | None = Field(None, description="Also grade a baseline side by side: random_forest")
+    strict: bool = Field(False, description="The command exits 3 when a threshold fails (a job's result says "
+                         "passed: false either way)")
+    tracking_uri: str | None = Field(None, description="MLflow tracking URI (for run ids and models:/)")
+
+
 class PrelabelCell(_Spec):
     """A pixel window of the scene to pre-label (an annotation task's cell), with the key its result carries."""
 
@@ -179,7 +193,7 @@ class PrelabelSpec(_Spec):
 
 
 AnySpec = (BuildDatasetSpec | TrainSpec | SweepSpec | EvaluateSpec | PredictSpec | PredictAreaSpec | FetchSpec
-           | ExportSpec | QuantizeSpec | PrelabelSpec)
+           | ExportSpec | QuantizeSpec | GradeSpec | PrelabelSpec)
 JobSpec = Annotated[AnySpec, Field(discriminator="kind")]
 """Any job spec, told apart by its ``kind`` (for models that store one)."""
 

@@ -124,6 +124,11 @@ def _confine(root: Path, field: str, value: str) -> None:
                                                                      "PUT /api/v1/projects/SLUG/config")
 
 
+def _is_local_model(value: str) -> bool:
+    """Whether a model reference is a package folder (not an MLflow run id or ``models:/`` URI)."""
+    return not (RUN_ID.match(value) or value.startswith("models:/"))
+
+
 def spec_paths(spec: AnySpec) -> Iterator[tuple[str, str]]:
     """Every local file a spec names, as (field, path as given); URLs and model URIs are left out.
 
@@ -138,8 +143,10 @@ def spec_paths(spec: AnySpec) -> Iterator[tuple[str, str]]:
         value = getattr(spec, name)
         if isinstance(value, Path):
             yield name, str(value)
-        elif name == "model" and isinstance(value, str) and not (RUN_ID.match(value) or value.startswith("models:/")):
+        elif name == "model" and isinstance(value, str) and _is_local_model(value):
             yield name, value
+        elif name == "models" and isinstance(value, list):
+            yield from ((f"models[{i}]", v) for i, v in enumerate(value) if _is_local_model(v))
         elif name in ("scene", "scenes") and value:
             yield from _scene_paths(name, value)
         elif name == "aoi" and isinstance(value, str) and not value.lstrip().startswith("{"):
