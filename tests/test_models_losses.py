@@ -179,3 +179,32 @@ def test_probability_scores_stay_small_under_deterministic_mode() -> None:
         assert torch.are_deterministic_algorithms_enabled()
     finally:
         torch.use_deterministic_algorithms(False)
+
+
+def test_binned_curves_count_exactly_as_torchmetrics() -> None:
+    """The histogram update gives torchmetrics' own binned state, at probabilities on and between thresholds."""
+    from torchmetrics.classification import MulticlassAUROC, MulticlassAveragePrecision
+
+    from eoengine.training.metrics import SegmentationMetrics, binned_confusion
+
+    torch.manual_seed(0)
+    k = 5
+    probs = (torch.randn(6, k, 16, 16) * 3).softmax(1)
+    grid = torch.linspace(0, 1, 200)
+    probs[0, 2, 0, :16] = grid[::13][:16]  # exactly on thresholds, 0 and 1 among them
+    probs[0, 4, 1, :2] = torch.tensor([0.0, 1.0])
+    target = torch.randint(0, k, (6, 16, 16))
+    target[1, :4] = IGNORE
+    ours = SegmentationMetrics(k)
+    for name, stock in (("auroc", MulticlassAUROC), ("average_precision", MulticlassAveragePrecision)):
+        ours.prob_metrics[name].update(probs, target)  # the probabilities SegmentationMetrics.update passes on
+        ref = stock(num_classes=k, ignore_index=IGNORE, average="macro", thresholds=200)
+        ref.update(probs, target)
+        assert torch.equal(ours.prob_metrics[name].confmat, ref.confmat), name
+        assert float(ours.prob_metrics[name].compute()) == pytest.approx(float(ref.compute()), abs=1e-6)
+    # a known answer: two pixels of class 1 at probability 0.3 and 0.8, one of class 0 at 0.6 (for class 1)
+    p = torch.tensor([[0.7, 0.3], [0.2, 0.8], [0.4, 0.6]])
+    counts = binned_confusion(p, torch.tensor([1, 1, 0]), torch.tensor([0.0, 0.5, 0.75, 1.0]))
+    tp, fp = counts[:, 1, 1, 1].tolist(), counts[:, 1, 0, 1].tolist()
+    assert tp == [2, 1, 1, 0] and fp == [1, 1, 0, 0]
+    assert (counts.sum((2, 3)) == 3).all()

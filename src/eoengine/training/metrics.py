@@ -8,7 +8,10 @@ stopping and checkpoint selection watch) also count every class the train split 
 validation split without some of them cannot score an untrained, one-class prediction 1.0:
 the classes it cannot check count as missed. AUROC, average precision and
 calibration error come from torchmetrics on the class probabilities, with binned
-thresholds so memory does not grow with the number of pixels.
+thresholds so memory does not grow with the number of pixels; the binned curves' counts are
+accumulated from one histogram per class (:func:`binned_confusion`) instead of torchmetrics'
+comparison of every probability with every threshold, which on a few hundred thousand pixels
+falls back to a loop over thresholds that took ~95 % of an evaluation's time.
 """
 
 from __future__ import annotations
@@ -38,8 +41,8 @@ class SegmentationMetrics:
         self.cm = MulticlassConfusionMatrix(num_classes, ignore_index=IGNORE)
         kw: dict[str, Any] = {"num_classes": num_classes, "ignore_index": IGNORE}
         self.prob_metrics = {
-            "auroc": MulticlassAUROC(**kw, average="macro", thresholds=thresholds),
-            "average_precision": MulticlassAveragePrecision(**kw, average="macro", thresholds=thresholds),
+            "auroc": _AUROC(**kw, average="macro", thresholds=thresholds),
+            "average_precision": _AveragePrecision(**kw, average="macro", thresholds=thresholds),
             "calibration_error": MulticlassCalibrationError(**kw, n_bins=15, norm="l1"),
         }
 
@@ -72,6 +75,63 @@ class SegmentationMetrics:
         for name, m in self.prob_metrics.items():
             scores[name] = float(m.compute()) if scores["pixels"] else 0.0
         return scores
+
+
+def binned_confusion(probs: torch.Tensor, target: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
+    """One-vs-rest confusion counts of every class at every threshold, from one histogram per class.
+
+    The same counts as torchmetrics' binned precision-recall state (a pixel is predicted
+    positive for a class at threshold ``t`` when its probability is ``>= t``), in O(pixels x
+    classes) instead of O(pixels x classes x thresholds).
+
+    Args:
+        probs: Class probabilities (N, K).
+        target: True classes (N,), each in ``[0, K)``.
+        thresholds: Ascending thresholds (T,).
+
+    Returns:
+        Counts (T, K, 2, 2) indexed ``[threshold, class, truth, prediction]`` (int64).
+
+    """
+    n_classes, n_thresholds = probs.shape[1], len(thresholds)
+    level = torch.bucketize(probs, thresholds.to(probs.dtype), right=True)  # how many thresholds each reaches
+    positive = torch.nn.functional.one_hot(target.long(), n_classes).bool()
+    flat = level + (n_thresholds + 1) * torch.arange(n_classes, device=probs.device)
+    size = n_classes * (n_thresholds + 1)
+
+    def reaching(mask: torch.Tensor) -> torch.Tensor:  # (K, T): pixels reaching each threshold
+        hist = torch.bincount(flat[mask], minlength=size).view(n_classes, n_thresholds + 1)
+        return hist.flip(1).cumsum(1).flip(1)[:, 1:]
+
+    tp, fp = reaching(positive), reaching(~positive)
+    fn, tn = positive.sum(0)[:, None] - tp, (~positive).sum(0)[:, None] - fp
+    return torch.stack([torch.stack([tn, fp], -1), torch.stack([fn, tp], -1)], -2).transpose(0, 1)
+
+
+class _BinnedUpdate:
+    """``update`` of a binned multiclass curve metric through :func:`binned_confusion` (probabilities in)."""
+
+    num_classes: int
+    ignore_index: int | None
+    thresholds: Any  # the (T,) tensor torchmetrics registers for binned thresholds
+    confmat: torch.Tensor
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        """Add a batch: probabilities (B, K, ...) and classes (B, ...)."""
+        probs = preds.transpose(0, 1).reshape(self.num_classes, -1).T
+        target = target.flatten()
+        if self.ignore_index is not None:
+            keep = target != self.ignore_index
+            probs, target = probs[keep], target[keep]
+        self.confmat += binned_confusion(probs, target, self.thresholds)
+
+
+class _AUROC(_BinnedUpdate, MulticlassAUROC):
+    """Macro AUROC over binned thresholds, accumulated from histograms."""
+
+
+class _AveragePrecision(_BinnedUpdate, MulticlassAveragePrecision):
+    """Macro average precision over binned thresholds, accumulated from histograms."""
 
 
 @contextmanager
