@@ -77,6 +77,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_import.py
 	$(BIN)/python benchmarks/bench_platform_api.py
 	$(BIN)/python benchmarks/bench_platform_jobs.py
+	$(BIN)/python benchmarks/bench_grade.py
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache $(TOOLS) web/node_modules $(WEB_DIST) tests/artifacts
