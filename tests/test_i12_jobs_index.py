@@ -70,6 +70,8 @@ def test_a_training_resumes_and_runs_maps_and_models_are_indexed(tmp_path: Path)
                                                                 "thresholds": [{"metric": "miou", "min": 0.0}]}))
             graded = wait_job(c, submit(c, "tiny", {"kind": "grade", "models": [f"runs:/{run_id}"],
                                                      "suite": "grade.yaml", "report_dir": "reports/grade"})["id"], 300)
+            budgeted = wait_job(c, submit(c, "tiny", {"kind": "quantize", "model": package, "max_drop": 1.0,
+                                                       "suite": "grade.yaml", "calibration_chips": 16})["id"], 300)
         assert resumed["attempts"] == 2 and resumed["result"]["run_id"] == run_id  # the same MLflow run, continued
         log = (settings.jobs_dir / str(job_id) / "log.txt").read_text()
         assert f"continuing run {run_id} of the last attempt" in log
@@ -97,12 +99,15 @@ def test_a_training_resumes_and_runs_maps_and_models_are_indexed(tmp_path: Path)
         assert made.path == "maps/lc.tif" and made.meta["run_id"] == run_id and made.job_id == predicted["id"]
         lon, lat = made.meta["footprint"]["coordinates"][0][0]
         assert made.meta["footprint"]["type"] == "Polygon" and -94 < lon < -92 and 15 < lat < 17  # the tutorial's scene
-        (onnx,) = _artifacts(live, "model")
+        assert budgeted["state"] == "succeeded", budgeted["error"]
+        onnx, int8 = _artifacts(live, "model")
+        assert int8.version == "int8-static" and int8.meta["verdict"].startswith("int8 kept")
+        assert int8.meta["excluded_nodes"] == [] and (folder / int8.path).exists()
         assert onnx.version == "onnx" and onnx.path.endswith(".onnx") and (folder / onnx.path).exists()
         assert onnx.meta["run_id"] == run_id and onnx.meta["check"]["max_abs_diff"] <= 1e-3
         assert _inputs(live, "run.create") == [[f"dataset:tiny@{dataset.version}"]] * 2
         assert _inputs(live, "map.create") == [[f"run:{run_id}"]]
-        assert _inputs(live, "model.variant") == [[f"run:{run_id}"]]
+        assert _inputs(live, "model.variant") == [[f"run:{run_id}"]] * 2
         graph = c.get("/projects/tiny/lineage", params={"object": "map:maps/lc.tif"}).json()
         assert {f"{n['type']}:{n['id']}" for n in graph["nodes"]} >= {
             "scene:s1999", "labels:data/training_data.shp", f"dataset:tiny@{dataset.version}", f"run:{run_id}",

@@ -110,7 +110,10 @@ def outputs_of(result: AnyResult, spec: AnySpec, folder: Path) -> list[Output]:
             return [_variant(result.copied_to or result.path, "onnx", getattr(spec, "model", ""), folder,
                              {"model": result.model, "check": result.check.model_dump() if result.check else None})]
         case QuantizeResult():
-            return [_variant(file, name, str(result.package), folder, {"metric": result.metric, **result.report.get(name, {})})
+            budget = {} if result.budget is None else {"verdict": result.budget["verdict"],
+                                                       "excluded_nodes": result.budget["excluded_nodes"]}
+            return [_variant(file, name, str(result.package), folder,
+                             {"metric": result.metric, **result.report.get(name, {}), **budget})
                     for file, name in zip(result.files, ("int8-static", "int8-dynamic"), strict=False)]
     return []
 
