@@ -9,7 +9,9 @@ depend on how well the model is trained). Then, in one process:
 - grading with the default slices and bootstrap and 5 corruptions (noise, blur, haze, clouds,
   band_dropout) × severities 1-5 on the WHOLE test split (``robustness.max_chips`` = the test chips), error
   maps and the report card: 1 clean pass + 25 corrupted ones, so the baseline × 26 is what running the
-  passes one by one would cost (target: grading ≤ 0.5 of that). Grading's phases are timed by wrapping the
+  passes one by one would cost (target: grading ≤ 0.5 of that), with each engine grading can run: ``torch``
+  (what the plain pass runs), ``onnx`` (the package's graph on ONNX Runtime) and ``auto`` (the faster of the
+  two, as ``eoengine predict`` picks; grading's default). The torch grading's phases are timed by wrapping the
   functions :func:`eoengine.grading.grade.grade` calls.
 
 Peak RSS of grading with 1 corruption and with 5 (each in a fresh process, so peaks do not mix) shows
@@ -121,10 +123,10 @@ def timed_phases(timer: PhaseTimer) -> Iterator[None]:
                (grade_mod, "robustness", "robustness"), (robustness_mod, "corrupt", "  of which corrupting"),
                (grade_mod, "write_error_maps", "error maps"), (grade_mod, "applicability", "applicability")]
     saved = [(mod, name, getattr(mod, name)) for mod, name, _ in patches]
-    model_predictor = grade_mod.model_predictor
+    engine_predictor = grade_mod.engine_predictor
 
     def predictor(pkg: ModelPackage, graded: Any, *args: Any, **kwargs: Any) -> Any:
-        run = model_predictor(pkg, graded, *args, **kwargs)
+        name, run = engine_predictor(pkg, graded, *args, **kwargs)
         clean, corrupted = timer.wrap("clean predict", run), timer.wrap("  of which predicting", run)
         first = [True]
 
@@ -133,23 +135,24 @@ def timed_phases(timer: PhaseTimer) -> Iterator[None]:
                 first[0] = False
                 return clean(raw)
             return corrupted(raw)
-        return predict
+        return name, predict
 
     try:
         for mod, name, phase in patches:
             setattr(mod, name, timer.wrap(phase, getattr(mod, name)))
-        grade_mod.model_predictor = predictor  # type: ignore[assignment]
+        grade_mod.engine_predictor = predictor  # type: ignore[assignment]
         yield
     finally:
         for mod, name, fn in saved:
             setattr(mod, name, fn)
-        grade_mod.model_predictor = model_predictor  # type: ignore[assignment]
+        grade_mod.engine_predictor = engine_predictor  # type: ignore[assignment]
 
 
-def run_grade(pkg: ModelPackage, suite: Suite, out: Path, timer: PhaseTimer | None = None) -> float:
+def run_grade(pkg: ModelPackage, suite: Suite, out: Path, timer: PhaseTimer | None = None,
+              engine: str = "torch") -> float:
     """Grade ``pkg`` on ``suite`` and write the report card into ``out``; returns the seconds taken."""
     t0 = time.perf_counter()
-    report = grade_mod.grade(pkg, suite, out, "benchmark suite")
+    report = grade_mod.grade(pkg, suite, out, "benchmark suite", engine)
     t1 = time.perf_counter()
     write_report_card(report, out)
     if timer is not None:
@@ -188,20 +191,23 @@ def memory(package: Path, root: Path, counts: tuple[int, ...]) -> list[dict[str,
     return rows
 
 
-def report(timer: PhaseTimer, grade_s: float, eval_times: list[float], passes: int, mem: list[dict[str, float]]) -> None:
-    """Print the figures: grading against the passes it implies, its phases, and peak memory."""
+def report(timer: PhaseTimer, grades: dict[str, float], eval_times: list[float], passes: int,
+           mem: list[dict[str, float]]) -> None:
+    """Print the figures: grading (per engine) against the passes it implies, its phases, and peak memory."""
     base = min(eval_times)
     implied = base * passes
-    print(f"plain evaluation pass (split_scores, test split): best {base:.2f} s of "
+    print(f"plain evaluation pass (split_scores, test split, PyTorch): best {base:.2f} s of "
           f"{', '.join(f'{t:.2f}' for t in eval_times)}")
-    print(f"{'path':<58}{'seconds':>9}{'ratio':>8}")
-    print(f"{f'evaluate pass x {passes} (1 clean + {passes - 1} corrupted)':<58}{implied:>9.1f}{1.0:>8.2f}")
-    print(f"{'eoengine grade (default slices, bootstrap, error maps, card)':<58}{grade_s:>9.1f}"
-          f"{grade_s / implied:>8.2f}   target <= 0.5: {'met' if grade_s / implied <= 0.5 else 'NOT met'}")
-    print("grading's time by phase:")
+    print(f"{'path':<64}{'seconds':>9}{'ratio':>8}")
+    print(f"{f'evaluate pass x {passes} (1 clean + {passes - 1} corrupted)':<64}{implied:>9.1f}{1.0:>8.2f}")
+    for label, seconds in grades.items():
+        print(f"{f'eoengine grade --engine {label}':<64}{seconds:>9.1f}{seconds / implied:>8.2f}   "
+              f"target <= 0.5: {'met' if seconds / implied <= 0.5 else 'NOT met'}")
+    torch_s = grades["torch"]
+    print("grading's time by phase (--engine torch):")
     for phase, s in timer.seconds.items():
         calls = timer.calls[phase]
-        print(f"  {phase:<32}{s:>8.2f} s{s / grade_s:>7.1%}  ({calls} call{'s' if calls != 1 else ''})")
+        print(f"  {phase:<32}{s:>8.2f} s{s / torch_s:>7.1%}  ({calls} call{'s' if calls != 1 else ''})")
     print(f"{'corruptions':>12}{'peak RSS MB':>13}{'seconds':>9}{'vs 1':>7}")
     for row in mem:
         print(f"{int(row['corruptions']):>12}{row['peak_rss_mb']:>13.0f}{row['seconds']:>9.1f}"
@@ -229,10 +235,16 @@ def main() -> None:
           f"{chips} test chips, error maps, report card")
     eval_times = evaluate_pass(pkg, root, args.repeats)
     timer = PhaseTimer()
-    with tempfile.TemporaryDirectory() as tmp, timed_phases(timer):
-        grade_s = run_grade(pkg, bench_suite(CORRUPTIONS, chips), Path(tmp), timer)
+    suite = bench_suite(CORRUPTIONS, chips)
+    with tempfile.TemporaryDirectory() as tmp:
+        with timed_phases(timer):
+            grades = {"torch": run_grade(pkg, suite, Path(tmp) / "torch", timer, "torch")}
+        grades["onnx"] = run_grade(pkg, suite, Path(tmp) / "onnx", engine="onnx")
+        grades["auto"] = run_grade(pkg, suite, Path(tmp) / "auto", engine="auto")
+        chosen = json.loads((Path(tmp) / "auto" / "grade.json").read_text())["model"]["engine"]
+    grades[f"auto (picked {chosen})"] = grades.pop("auto")
     mem = memory(package, root, (1, len(CORRUPTIONS)))
-    report(timer, grade_s, eval_times, 1 + len(CORRUPTIONS) * len(SEVERITIES), mem)
+    report(timer, grades, eval_times, 1 + len(CORRUPTIONS) * len(SEVERITIES), mem)
 
 
 if __name__ == "__main__":

@@ -79,9 +79,11 @@ def test_grade_end_to_end(trained: Any, tmp_path: Path, capsys: pytest.CaptureFi
         thresholds=[{"metric": "miou", "min": 0.0}, {"metric": "accuracy", "min": 0.999, "every": "region"},
                     {"metric": "miou", "corruption": "haze", "severity": 3, "max_drop": 5.0}, {"metric": "ece", "max": 1.0}])
     out = tmp_path / "card"
-    code, stdout, err = run_cli(["grade", str(trained.model_path), "--suite", str(suite), "--out", str(out)], capsys)
+    code, stdout, err = run_cli(["grade", str(trained.model_path), "--suite", str(suite), "--out", str(out),
+                                 "--engine", "torch"], capsys)  # evaluate runs PyTorch: the same pixels, exactly
     assert code == 0, err
     doc = json.loads((out / "grade.json").read_text())
+    assert doc["model"]["engine"] == "torch"
     # the overall scores are evaluate's on the same split (an independent implementation)
     ref = next(iter(split_scores(pkg, Path(pkg.meta.dataset.path), "test").values()))
     assert doc["overall"]["metrics"]["accuracy"] == pytest.approx(ref["accuracy"], abs=1e-9)
@@ -192,6 +194,26 @@ def test_region_file_without_crs_is_refused(trained: Any, tmp_path: Path, capsys
     code, _, err = run_cli(["grade", str(trained.model_path), "--suite", str(suite)], capsys)
     # GeoJSON is WGS 84 by definition: a file that says nothing is read as such, and this one is far away
     assert code == 2 and "has no labelled pixel" in err
+
+
+def test_engines_grade_the_same_model(trained: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    suite = _suite(tmp_path, uncertainty={"bootstrap": 0}, robustness={"corruptions": [{"name": "haze", "severities": [3]}]},
+                   error_maps=False)
+    docs = {}
+    for engine in ("torch", "onnx", "auto"):
+        code, _, err = run_cli(["grade", str(trained.model_path), "--suite", str(suite), "--out", str(tmp_path / engine),
+                                "--engine", engine], capsys)
+        assert code == 0, err
+        docs[engine] = json.loads((tmp_path / engine / "grade.json").read_text())
+    assert docs["onnx"]["model"]["engine"] == "onnx" and docs["auto"]["model"]["engine"] in ("torch", "onnx")
+    # the ONNX graph is checked against PyTorch at export: the grades agree to within a few pixels
+    for engine in ("onnx", "auto"):
+        assert docs[engine]["overall"]["metrics"]["miou"] == pytest.approx(docs["torch"]["overall"]["metrics"]["miou"],
+                                                                           abs=0.01)
+    assert "engine onnx" in (tmp_path / "onnx" / "report.html").read_text()
+    code, _, err = run_cli(["grade", str(trained.model_path), "--suite", str(suite), "--out", str(tmp_path / "x"),
+                            "--engine", "tpu"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "unknown engine 'tpu'" in err and not (tmp_path / "x").exists()
 
 
 def test_missing_suite_file(trained: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

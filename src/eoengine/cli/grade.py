@@ -21,6 +21,8 @@ def grade(
     report_dir: Annotated[Path | None, typer.Option("--out", help="Report folder (default: grade/ beside the package)")] = None,
     baseline: Annotated[str | None, typer.Option(help="Also grade a baseline side by side: random_forest")] = None,
     strict: Annotated[bool, typer.Option(help=f"Exit {FAILED} when a threshold fails (for CI gates)")] = False,
+    engine: Annotated[str, typer.Option(help="Inference engine graded: auto (the faster of torch and the package's "
+                                             "ONNX graph, as predict picks), torch, onnx, onnx-int8")] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print grade.json instead of the summary")] = False,
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI (for run ids and models:/)")] = None,
 ) -> None:
@@ -30,7 +32,7 @@ def grade(
     from eoengine.jobs.specs import GradeSpec
 
     spec = GradeSpec(models=models, suite=suite, report_dir=report_dir, baseline=baseline, strict=strict,
-                     tracking_uri=tracking_uri)
+                     engine=engine, tracking_uri=tracking_uri)
     if collected(spec):
         return
     result = run_spec(spec)

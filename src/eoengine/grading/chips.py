@@ -26,6 +26,8 @@ from eoengine.training.data import chip_targets
 
 GRADED_TYPES = ("segmentation", "classification", "regression")
 Predictor = Callable[[np.ndarray], "Predictions"]
+Forward = Callable[[np.ndarray], torch.Tensor]
+"""An engine's forward pass: normalised chips (N, C, P, P) float32 to the model's outputs."""
 """Raw chips (N, C, P, P) to predictions: a model package (:func:`model_predictor`) or a baseline."""
 
 
@@ -87,7 +89,7 @@ def graded_head(pkg: ModelPackage) -> Head:
 
 
 def predict_raw(pkg: ModelPackage, head: Head, raw: np.ndarray, manifest: DatasetManifest,
-                batch_size: int = 32) -> Predictions:
+                batch_size: int = 32, forward: Forward | None = None) -> Predictions:
     """The model's predictions for raw chips, normalised with the dataset's train statistics as training did.
 
     Args:
@@ -96,20 +98,20 @@ def predict_raw(pkg: ModelPackage, head: Head, raw: np.ndarray, manifest: Datase
         raw: Raw chips (N, C, P, P) float32, NaN for nodata.
         manifest: The dataset's manifest (its train statistics).
         batch_size: Chips per forward pass.
+        forward: The engine's forward pass on normalised batches (default: the package's PyTorch model).
 
     Returns:
         Per-pixel predictions (N, h, w) and, for class heads, the top-class probability.
 
     """
-    stats = manifest.statistics.train
-    mean, std = np.asarray(stats.mean, np.float32), np.asarray(stats.std, np.float32)
+    mean, std = train_moments(manifest)
     heads = heads_from_meta(pkg.meta)
     at = next(i for i, h in enumerate(heads) if h.name == head.name)
+    run = forward or (lambda batch: pkg.model(torch.from_numpy(batch)))
     preds, confs = [], []
     with torch.inference_mode():
         for start in range(0, len(raw), batch_size):
-            x = torch.from_numpy(normalise(raw[start:start + batch_size], mean, std))
-            out = split_outputs(pkg.model(x), heads)[at]
+            out = split_outputs(run(normalise(raw[start:start + batch_size], mean, std)), heads)[at]
             if head.type == "regression":
                 preds.append((out * head.value_std + head.value_mean).numpy().astype(np.float32))
                 continue
@@ -164,19 +166,52 @@ def load_graded(pkg: ModelPackage, root: Path, split: str) -> GradedChips:
     return GradedChips(head, raw, truth, rows, manifest)
 
 
-def model_predictor(pkg: ModelPackage, graded: GradedChips, batch_size: int = 32) -> Predictor:
+def model_predictor(pkg: ModelPackage, graded: GradedChips, batch_size: int = 32,
+                    forward: Forward | None = None) -> Predictor:
     """The package's model as a predictor of raw chips of the graded dataset.
 
     Args:
         pkg: The model package.
         graded: The decoded chips (their head and the dataset's statistics).
         batch_size: Chips per forward pass.
+        forward: The engine's forward pass (default: the package's PyTorch model; see :func:`engine_predictor`).
 
     Returns:
         A function of raw chips.
 
     """
     def run(raw: np.ndarray) -> Predictions:
-        return predict_raw(pkg, graded.head, raw, graded.manifest, batch_size)
+        return predict_raw(pkg, graded.head, raw, graded.manifest, batch_size, forward)
 
     return run
+
+
+def engine_predictor(pkg: ModelPackage, graded: GradedChips, engine: str = "auto",
+                     batch_size: int = 32) -> tuple[str, Predictor]:
+    """The package on an inference engine as a predictor, chosen as ``eoengine predict --engine`` chooses.
+
+    Args:
+        pkg: The model package.
+        graded: The decoded chips (a batch of them is the probe ``auto`` times both engines on).
+        engine: ``auto`` (the faster of PyTorch and the package's ONNX graph, recorded per model and machine),
+            ``torch``, ``onnx`` or ``onnx-int8``.
+        batch_size: Chips per forward pass.
+
+    Returns:
+        The engine's name and the predictor.
+
+    Raises:
+        EOError: An unknown engine, or one the package has no file for.
+
+    """
+    from eoengine.inference.engines import select_engine
+
+    mean, std = train_moments(graded.manifest)
+    name, forward = select_engine(pkg, engine, normalise(graded.raw[:batch_size], mean, std))
+    return name, model_predictor(pkg, graded, batch_size, forward)
+
+
+def train_moments(manifest: DatasetManifest) -> tuple[np.ndarray, np.ndarray]:
+    """The train split's per-channel mean and std (float32), which chips are normalised with."""
+    stats = manifest.statistics.train
+    return np.asarray(stats.mean, np.float32), np.asarray(stats.std, np.float32)

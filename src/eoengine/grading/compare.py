@@ -18,7 +18,7 @@ import numpy as np
 from eoengine.errors import EOError
 from eoengine.files import atomic_write_json
 from eoengine.grading.baseline import forest_predictor
-from eoengine.grading.chips import model_predictor
+from eoengine.grading.chips import engine_predictor
 from eoengine.grading.grade import GradeReport, Prepared, applicability, grade_with, model_info, prepare, region_names
 from eoengine.grading.scoring import class_metrics, resample_weights, value_metrics
 from eoengine.grading.suite import Suite
@@ -100,7 +100,7 @@ def check_same_inputs(prep: Prepared, pkgs: list[ModelPackage]) -> None:
 
 
 def compare(pkgs: list[ModelPackage], suite: Suite, out_dir: Path, source: str = "default suite",
-            baseline: str | None = None) -> Comparison:
+            baseline: str | None = None, engine: str = "auto") -> Comparison:
     """Grade every model (and a baseline) on one suite; write each report card and ``comparison.html``/``.json``.
 
     Args:
@@ -109,6 +109,7 @@ def compare(pkgs: list[ModelPackage], suite: Suite, out_dir: Path, source: str =
         out_dir: The report folder: one subfolder per model, the comparison beside them.
         source: The suite's name in messages.
         baseline: ``random_forest`` to grade the per-pixel forest too, or None.
+        engine: The inference engine each model runs on (see :func:`eoengine.grading.chips.engine_predictor`).
 
     Returns:
         The comparison.
@@ -126,7 +127,8 @@ def compare(pkgs: list[ModelPackage], suite: Suite, out_dir: Path, source: str =
     check_same_inputs(prep, pkgs)
     reports: dict[str, GradeReport] = {}
     for label, pkg in zip(_labels(pkgs), pkgs, strict=True):
-        report = grade_with(prep, model_predictor(pkg, prep.graded), out_dir / label, model_info(pkg, prep),
+        name, predictor = engine_predictor(pkg, prep.graded, engine)
+        report = grade_with(prep, predictor, out_dir / label, model_info(pkg, prep) | {"engine": name},
                             applicability(pkg, prep.graded))
         report.applicability["graded_regions"] = region_names(report, suite)
         reports[label] = report

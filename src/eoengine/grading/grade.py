@@ -17,7 +17,7 @@ import numpy as np
 from eoengine.datasets.remote import dataset_root
 from eoengine.errors import NotFound
 from eoengine.grading.check import Plan, plan_suite
-from eoengine.grading.chips import GradedChips, Predictor, load_graded, model_predictor
+from eoengine.grading.chips import GradedChips, Predictor, engine_predictor, load_graded
 from eoengine.grading.errormap import write_error_maps
 from eoengine.grading.robustness import Curve, robustness
 from eoengine.grading.scoring import (
@@ -310,7 +310,8 @@ def model_info(pkg: ModelPackage, prep: Prepared) -> dict[str, Any]:
             "path": str(pkg.path)}
 
 
-def grade(pkg: ModelPackage, suite: Suite, out_dir: Path, source: str = "default suite") -> GradeReport:
+def grade(pkg: ModelPackage, suite: Suite, out_dir: Path, source: str = "default suite",
+          engine: str = "auto") -> GradeReport:
     """Grade a model on a suite; error maps go to ``out_dir`` (the report card is written by the caller).
 
     Args:
@@ -318,6 +319,8 @@ def grade(pkg: ModelPackage, suite: Suite, out_dir: Path, source: str = "default
         suite: The validated suite (see :func:`eoengine.grading.suite.load_suite`).
         out_dir: Where the error maps go.
         source: The suite's name in messages.
+        engine: The inference engine graded (see :func:`eoengine.grading.chips.engine_predictor`); the
+            report's ``model.engine`` says which one ran.
 
     Returns:
         The report.
@@ -328,7 +331,8 @@ def grade(pkg: ModelPackage, suite: Suite, out_dir: Path, source: str = "default
 
     """
     prep = prepare(pkg, suite, source)
-    report = grade_with(prep, model_predictor(pkg, prep.graded), out_dir, model_info(pkg, prep),
+    name, predictor = engine_predictor(pkg, prep.graded, engine)
+    report = grade_with(prep, predictor, out_dir, model_info(pkg, prep) | {"engine": name},
                         applicability(pkg, prep.graded))
     report.applicability["graded_regions"] = region_names(report, suite)
     return report

@@ -206,7 +206,7 @@ def write_report_card(report: GradeReport, out_dir: Path) -> Path:
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>eoengine report card: {html.escape(m['name'])}</title>
 <style>{STYLE}</style></head><body>
 <h1>Report card <span class="grade" id="grade">{report.grade}</span></h1>
-<p>Model <b>{html.escape(m['name'])}</b> ({html.escape(m['task'])}, run {html.escape(str(m['run_id'] or '–'))}) graded on dataset
+<p>Model <b>{html.escape(m['name'])}</b> ({html.escape(m['task'])}, run {html.escape(str(m['run_id'] or '–'))}, engine {html.escape(str(m.get('engine', 'torch')))}) graded on dataset
 <b>{html.escape(d['name'])}</b> <code>{d['version'][:12]}</code>, split <b>{d['split']}</b>: {d['chips']} chips,
 {d['labelled_pixels']} labelled pixels in {d['blocks']} spatial blocks of {d['block_size']} px (intervals: block bootstrap).</p>
 <h2>Thresholds</h2>{_thresholds(report)}

@@ -326,7 +326,10 @@ def _grade(spec: GradeSpec) -> GradeResult:
     from eoengine.grading.record import record
     from eoengine.grading.report import write_report_card
     from eoengine.grading.suite import load_suite
+    from eoengine.inference.engines import ENGINES
 
+    if spec.engine not in ENGINES:
+        raise Invalid(f"unknown engine '{spec.engine}'", f"use one of: {', '.join(ENGINES)}")
     if spec.baseline is not None and spec.baseline not in BASELINES:
         raise Invalid(f"unknown baseline '{spec.baseline}'", f"use one of: {', '.join(BASELINES)}")
     suite = load_suite(spec.suite)  # a bad suite fails before any model is fetched
@@ -334,11 +337,11 @@ def _grade(spec: GradeSpec) -> GradeResult:
     pkgs = [load_model_ref(m, spec.tracking_uri) for m in spec.models]
     folder = spec.report_dir or pkgs[0].path.parent / "grade"
     if len(pkgs) == 1 and spec.baseline is None:
-        report = grade(pkgs[0], suite, folder, source)
+        report = grade(pkgs[0], suite, folder, source, spec.engine)
         page = write_report_card(report, folder)
         graded = _graded(pkgs[0].path.name, pkgs[0].path, report, page, record(pkgs[0], report, folder))
         return GradeResult(metric=report.metrics[0], models=[graded], comparison=None)
-    result = compare(pkgs, suite, folder, source, spec.baseline)
+    result = compare(pkgs, suite, folder, source, spec.baseline, spec.engine)
     models = []
     for i, (label, report) in enumerate(result.reports.items()):
         pkg = pkgs[i] if i < len(pkgs) else None  # the baseline has no package or run

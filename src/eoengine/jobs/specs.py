@@ -160,6 +160,7 @@ class GradeSpec(_Spec):
     baseline: str | None = Field(None, description="Also grade a baseline side by side: random_forest")
     strict: bool = Field(False, description="The command exits 3 when a threshold fails (a job's result says "
                          "passed: false either way)")
+    engine: str = Field("auto", description="Inference engine graded: auto (as predict picks), torch, onnx, onnx-int8")
     tracking_uri: str | None = Field(None, description="MLflow tracking URI (for run ids and models:/)")
 
 
