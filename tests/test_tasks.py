@@ -78,6 +78,20 @@ def test_regression_learns_a_value_map_and_predicts_it(tmp_path: Path, capsys: p
     assert np.corrcoef(pred[np.isfinite(pred)], truth[np.isfinite(pred)])[0, 1] > 0.8
     code, out, _ = run_cli(["evaluate", str(result.model_path)], capsys)
     assert code == 0 and "RMSE" in out and "R²" in out
+    # graded beside a per-pixel random forest regressing the same values (greenness is a function of two bands)
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("uncertainty: {bootstrap: 30}\nrobustness: {corruptions: [{name: noise, severities: [3]}]}\n")
+    code, out, err = run_cli(["grade", str(result.model_path), "--baseline", "random_forest", "--suite", str(suite),
+                              "--out", str(tmp_path / "grade"), "--engine", "torch"], capsys)
+    assert code == 0, err
+    import json
+
+    doc = json.loads((tmp_path / "grade" / "comparison.json").read_text())
+    assert doc["metric"] == "rmse" and [p["b"] for p in doc["pairs"]] == ["random_forest"]
+    forest = json.loads((tmp_path / "grade" / "random_forest" / "grade.json").read_text())["overall"]["metrics"]
+    assert forest["r2"] > 0.9 and forest["rmse"] < 0.3 * spread  # NDVI from red and nir: a forest learns it
+    mine = json.loads((tmp_path / "grade" / "cnn" / "grade.json").read_text())["overall"]["metrics"]
+    assert mine["rmse"] == pytest.approx(test["rmse"], rel=1e-4)  # the same test pixels evaluate scored
 
 
 def test_classification_and_multilabel_targets_come_from_the_builder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

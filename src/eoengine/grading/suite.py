@@ -54,7 +54,9 @@ class StrataSlices(Strict):
 class SliceSettings(Strict):
     """Which slices to score, and how small a slice may be to count."""
 
-    by: list[str] = Field(default_factory=lambda: list(SLICES), description=f"built-in slices: {', '.join(SLICES)}")
+    by: list[str] | None = Field(default=None, description=f"built-in slices: {', '.join(SLICES)} (default: every one the "
+                                 "model's task and bands have: no class slices for a value model, no NDVI range "
+                                 "without red and nir)")
     properties: list[str] = Field(default_factory=list, description="STAC properties of the scenes (eo:cloud_cover …)")
     regions: list[RegionSlices] = Field(default_factory=list)
     strata: list[StrataSlices] = Field(default_factory=list)
