@@ -250,6 +250,25 @@ def test_paired_difference_known_answers() -> None:
     assert better["difference"] > 0 and better["low"] > 0 and better["p"] == 0.0
 
 
+
+def test_paired_differences_per_slice_known_answers() -> None:
+    from eoengine.grading.compare import paired_differences
+
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 30, (12, 3, 2, 2))  # 12 blocks, 3 slices, a 2-class confusion matrix each
+    a[6:, 2] = 0  # slice 2 only in the first six blocks
+    b = a.copy()
+    b[:, 1, 0, 0] += b[:, 1, 0, 1]  # B fixes every error of class 0 in slice 1, nowhere else
+    b[:, 1, 0, 1] = 0
+    tests = paired_differences(a, b, False, "accuracy", 300, 0, 0.95)
+    assert tests[0] == {"difference": 0.0, "low": 0.0, "high": 0.0, "p": 1.0} and tests[2]["p"] == 1.0
+    acc = lambda m: np.trace(m.sum(0)) / m.sum()  # noqa: E731 - the known answer, computed directly
+    assert tests[1]["difference"] == pytest.approx(acc(b[:, 1]) - acc(a[:, 1]))
+    assert tests[1]["low"] > 0 and tests[1]["p"] == 0.0
+    empty = paired_differences(np.zeros((4, 1, 2, 2)), np.zeros((4, 1, 2, 2)), False, "accuracy", 50, 0, 0.95)
+    assert np.isnan(empty[0]["difference"])
+
+
 def test_compare_models_and_baseline(trained: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from eoengine.grading.baseline import random_forest_baseline
     from eoengine.models.package import load_package
@@ -265,6 +284,13 @@ def test_compare_models_and_baseline(trained: Any, tmp_path: Path, capsys: pytes
     assert set(doc["models"]) == {"unet", "unet#2", "random_forest"}
     same, forest = doc["pairs"]
     assert (same["b"], same["difference"], same["p"], same["real"]) == ("unet#2", 0.0, 1.0, False)
+    assert same["slices"] and all(r["difference"] == 0.0 and not r["real"] for r in same["slices"])
+    assert {r["dimension"] for r in forest["slices"]} >= {"scene", "brightness"}
+    card = json.loads((out / "unet" / "grade.json").read_text())
+    sizes = {t["dimension"]: len(t["slices"]) for t in card["slices"]}
+    tested = {r["dimension"] for r in forest["slices"]}
+    assert tested and all(sizes[d] <= 64 for d in tested) and "class" not in tested  # dimensions of <= 64 slices
+    assert all(r["pixels"] >= 50 for r in forest["slices"])  # the default min_pixels
     pkg = load_package(trained.model_path)
     ref = random_forest_baseline(Path(pkg.meta.dataset.path), len(pkg.meta.classes), seed=0)
     assert doc["models"]["random_forest"]["overall"]["metrics"]["accuracy"] == pytest.approx(ref["accuracy"], abs=1e-9)

@@ -44,7 +44,7 @@ class Comparison:
 
 def paired_difference(a: np.ndarray, b: np.ndarray, values: bool, metric: str, resamples: int, seed: int,
                       confidence: float) -> dict[str, float]:
-    """The difference ``b - a`` of a metric, with its paired block-bootstrap interval and p-value.
+    """The difference ``b - a`` of a metric overall, with its paired block-bootstrap interval and p-value.
 
     Args:
         a: Model A's overall statistics per block (n_blocks, 1, ...).
@@ -60,14 +60,74 @@ def paired_difference(a: np.ndarray, b: np.ndarray, values: bool, metric: str, r
         other side of zero, doubled).
 
     """
+    return paired_differences(a, b, values, metric, resamples, seed, confidence)[0]
+
+
+def paired_differences(a: np.ndarray, b: np.ndarray, values: bool, metric: str, resamples: int, seed: int,
+                       confidence: float) -> list[dict[str, float]]:
+    """:func:`paired_difference` for every slice of a dimension at once (the same resampled blocks for each).
+
+    Args:
+        a: Model A's statistics per block and slice (n_blocks, n_slices, ...).
+        b: Model B's, on the same blocks and slices.
+        values: Whether they are value sums (else confusion matrices).
+        metric: The metric compared.
+        resamples: Bootstrap resamples.
+        seed: Their seed.
+        confidence: The interval's coverage.
+
+    Returns:
+        One ``difference``, ``low``, ``high``, ``p`` per slice (NaN for a slice without pixels); resamples that
+        drew none of a slice's blocks do not count for it.
+
+    """
     fn = value_metrics if values else class_metrics
-    point = float(fn(b.sum(0))[metric][0] - fn(a.sum(0))[metric][0])
+    point = fn(b.sum(0))[metric] - fn(a.sum(0))[metric]
     w = resample_weights(a.shape[0], resamples, seed)
-    diff = fn(np.tensordot(w, b, axes=(1, 0)))[metric][:, 0] - fn(np.tensordot(w, a, axes=(1, 0)))[metric][:, 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rb, ra = fn(np.tensordot(w, b, axes=(1, 0))), fn(np.tensordot(w, a, axes=(1, 0)))
+    diff = np.where(ra["pixels"] > 0, rb[metric] - ra[metric], np.nan)  # (resamples, n_slices)
     tail = (1 - confidence) / 2 * 100
-    p = min(1.0, 2 * min(float(np.mean(diff <= 0)), float(np.mean(diff >= 0))))
-    return {"difference": point, "low": float(np.percentile(diff, tail)), "high": float(np.percentile(diff, 100 - tail)),
-            "p": p}
+    out = []
+    for j in range(diff.shape[1]):
+        d = diff[:, j][np.isfinite(diff[:, j])]
+        if not len(d) or not np.isfinite(point[j]):
+            out.append({"difference": float("nan"), "low": float("nan"), "high": float("nan"), "p": float("nan")})
+            continue
+        p = min(1.0, 2 * min(float(np.mean(d <= 0)), float(np.mean(d >= 0))))
+        out.append({"difference": float(point[j]), "low": float(np.percentile(d, tail)),
+                    "high": float(np.percentile(d, 100 - tail)), "p": p})
+    return out
+
+
+def slice_pairs(a: GradeReport, b: GradeReport, values: bool, metric: str, min_pixels: int, resamples: int,
+                seed: int, confidence: float) -> list[dict[str, Any]]:
+    """Paired tests of ``b - a`` on every slice with at least ``min_pixels`` pixels (dimensions that keep cells).
+
+    Args:
+        a: The reference model's report.
+        b: The other model's report on the same prepared suite.
+        values: Whether the statistics are value sums.
+        metric: The metric compared.
+        min_pixels: Smaller slices are not tested.
+        resamples: Bootstrap resamples.
+        seed: Their seed.
+        confidence: The interval's coverage.
+
+    Returns:
+        Rows (dimension, slice, pixels, difference, interval, p, real), real differences first, largest first.
+
+    """
+    rows = []
+    for ta, tb in zip(a.slices, b.slices, strict=True):
+        if ta.cells is None or tb.cells is None:
+            continue
+        tests = paired_differences(ta.cells, tb.cells, values, metric, resamples, seed, confidence)
+        for label, px, d in zip(ta.labels, ta.pixels, tests, strict=True):
+            if px >= min_pixels and np.isfinite(d["difference"]):
+                rows.append({"dimension": ta.dimension, "slice": label, "pixels": int(px), **d,
+                             "real": not d["low"] <= 0 <= d["high"]})
+    return sorted(rows, key=lambda r: (not r["real"], -abs(r["difference"])))
 
 
 def _labels(pkgs: list[ModelPackage]) -> list[str]:
@@ -145,9 +205,13 @@ def compare(pkgs: list[ModelPackage], suite: Suite, out_dir: Path, source: str =
     u = suite.uncertainty
     pairs: list[dict[str, Any]] = []
     for other in rest:
+        resamples = max(u.bootstrap, 200)
         d = paired_difference(reports[first].cells, reports[other].cells, prep.graded.is_values, metric,
-                              max(u.bootstrap, 200), u.seed + 2, u.confidence)
-        pairs.append({"a": first, "b": other, "metric": metric, **d, "real": not d["low"] <= 0 <= d["high"]})
+                              resamples, u.seed + 2, u.confidence)
+        per_slice = slice_pairs(reports[first], reports[other], prep.graded.is_values, metric,
+                                suite.slices.min_pixels, resamples, u.seed + 2, u.confidence)
+        pairs.append({"a": first, "b": other, "metric": metric, **d, "real": not d["low"] <= 0 <= d["high"],
+                      "slices": per_slice})
     result = Comparison(metric, reports, pairs)
     write_comparison(result, out_dir)
     return result
@@ -185,12 +249,19 @@ def write_comparison(c: Comparison, out_dir: Path) -> Path:
         f"<tr><td>{html.escape(p['b'])} − {html.escape(p['a'])}</td><td>{p['difference']:+.3f}</td>"
         f"<td>[{p['low']:+.3f}, {p['high']:+.3f}]</td><td>{p['p']:.3f}</td><td>{'yes' if p['real'] else 'no'}</td></tr>"
         for p in c.pairs)
+    per_slice = "".join(
+        f"<tr><td>{html.escape(p['b'])} − {html.escape(p['a'])}</td><td>{html.escape(r['dimension'])}: "
+        f"{html.escape(r['slice'])}</td><td>{r['pixels']}</td><td>{r['difference']:+.3f}</td>"
+        f"<td>[{r['low']:+.3f}, {r['high']:+.3f}]</td><td>{r['p']:.3f}</td><td>{'yes' if r['real'] else 'no'}</td></tr>"
+        for p in c.pairs for r in p["slices"])
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>eoengine comparison</title>
 <style>body{{font-family:sans-serif;max-width:1150px;margin:2em auto}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}td:first-child,th:first-child{{text-align:left}}</style></head><body>
 <h1>Comparison on one suite</h1>
 <table><tr><th>metric</th>{head}</tr>{rows}</table>
 <h2>Is the difference real? (paired block bootstrap, {c.metric})</h2>
 <table><tr><th>pair</th><th>difference</th><th>interval</th><th>p</th><th>real</th></tr>{tests}</table>
+<h2>Per slice: is the difference real?</h2>
+<table><tr><th>pair</th><th>slice</th><th>pixels</th><th>difference</th><th>interval</th><th>p</th><th>real</th></tr>{per_slice}</table>
 <h2>{c.metric} per slice</h2><table><tr><th>slice</th><th>pixels</th>{head}</tr>{slices}</table>
 <p>Each model's report card: {' '.join(f'<a href="{html.escape(k)}/report.html">{html.escape(k)}</a>' for k in labels)}</p>
 </body></html>"""

@@ -89,6 +89,10 @@ class GradeReport:
         }
 
 
+PAIRED_SLICES = 64
+"""Dimensions with at most this many slices keep their per-block statistics for paired comparisons."""
+
+
 def _score(graded: GradedChips, plan: Plan, suite: Suite, blocks: np.ndarray, n_blocks: int
            ) -> tuple[SliceScores, list[SliceScores], np.ndarray]:
     u = suite.uncertainty
@@ -101,9 +105,10 @@ def _score(graded: GradedChips, plan: Plan, suite: Suite, blocks: np.ndarray, n_
         return class_counts(truth, pred, keep, keys, n_keys, blocks, n_blocks, graded.head.num_classes)
 
     def table(name: str, labels: list[str], keys: np.ndarray, per_class: bool = False) -> SliceScores:
-        px, values, low, high = score_cells(cells(keys, max(1, len(labels)) if not per_class else 1), graded.is_values,
-                                            plan.metrics, weights, u.confidence, per_class)
-        return SliceScores(name, labels, px, values, low, high)
+        stats = cells(keys, max(1, len(labels)) if not per_class else 1)
+        px, values, low, high = score_cells(stats, graded.is_values, plan.metrics, weights, u.confidence, per_class)
+        kept = stats if not per_class and len(labels) <= PAIRED_SLICES else None  # block slices: n_blocks^2 cells
+        return SliceScores(name, labels, px, values, low, high, kept)
 
     zero = np.zeros(truth.shape, dtype=np.int32)
     overall = table("overall", ["all"], zero)

@@ -118,6 +118,8 @@ class SliceScores:
     values: dict[str, np.ndarray]
     low: dict[str, np.ndarray] = field(default_factory=dict)
     high: dict[str, np.ndarray] = field(default_factory=dict)
+    cells: np.ndarray | None = field(default=None, repr=False)
+    """The per-block statistics (n_blocks, n_slices, ...) for paired tests; kept for dimensions of a few slices."""
 
     def row(self, i: int) -> dict[str, object]:
         """JSON form of slice ``i``: its label, pixels, metrics and intervals (null where it has no pixel)."""
