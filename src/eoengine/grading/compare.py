@@ -47,13 +47,9 @@ def paired_difference(a: np.ndarray, b: np.ndarray, values: bool, metric: str, r
     """The difference ``b - a`` of a metric overall, with its paired block-bootstrap interval and p-value.
 
     Args:
-        a: Model A's overall statistics per block (n_blocks, 1, ...).
-        b: Model B's, on the same blocks.
-        values: Whether they are value sums (else confusion matrices).
-        metric: The metric compared.
-        resamples: Bootstrap resamples.
-        seed: Their seed.
-        confidence: The interval's coverage.
+        a: Model A's overall statistics per block, (n_blocks, 1, ...).
+        b: Model B's on the same blocks.
+        values, metric, resamples, seed, confidence: As for :func:`paired_differences`.
 
     Returns:
         ``difference``, ``low``, ``high``, ``p`` (two-sided: how often the resampled difference falls on the
