@@ -42,26 +42,12 @@ class Comparison:
                            for k, r in self.reports.items()}}
 
 
-def paired_difference(a: np.ndarray, b: np.ndarray, values: bool, metric: str, resamples: int, seed: int,
-                      confidence: float) -> dict[str, float]:
-    """The difference ``b - a`` of a metric overall, with its paired block-bootstrap interval and p-value.
-
-    Args:
-        a: Model A's overall statistics per block, (n_blocks, 1, ...).
-        b: Model B's on the same blocks.
-        values, metric, resamples, seed, confidence: As for :func:`paired_differences`.
-
-    Returns:
-        ``difference``, ``low``, ``high``, ``p`` (two-sided: how often the resampled difference falls on the
-        other side of zero, doubled).
-
-    """
-    return paired_differences(a, b, values, metric, resamples, seed, confidence)[0]
-
-
 def paired_differences(a: np.ndarray, b: np.ndarray, values: bool, metric: str, resamples: int, seed: int,
                        confidence: float) -> list[dict[str, float]]:
-    """:func:`paired_difference` for every slice of a dimension at once (the same resampled blocks for each).
+    """The difference ``b - a`` of a metric on every slice of a dimension, with paired block-bootstrap tests.
+
+    Each resample draws the same blocks for both models and for every slice; the p-value is two-sided (how
+    often the resampled difference falls on the other side of zero, doubled).
 
     Args:
         a: Model A's statistics per block and slice (n_blocks, n_slices, ...).
@@ -202,8 +188,8 @@ def compare(pkgs: list[ModelPackage], suite: Suite, out_dir: Path, source: str =
     pairs: list[dict[str, Any]] = []
     for other in rest:
         resamples = max(u.bootstrap, 200)
-        d = paired_difference(reports[first].cells, reports[other].cells, prep.graded.is_values, metric,
-                              resamples, u.seed + 2, u.confidence)
+        d = paired_differences(reports[first].cells, reports[other].cells, prep.graded.is_values, metric,
+                               resamples, u.seed + 2, u.confidence)[0]
         per_slice = slice_pairs(reports[first], reports[other], prep.graded.is_values, metric,
                                 suite.slices.min_pixels, resamples, u.seed + 2, u.confidence)
         pairs.append({"a": first, "b": other, "metric": metric, **d, "real": not d["low"] <= 0 <= d["high"],
