@@ -169,6 +169,11 @@ def test_cli_prints_the_report_writes_json_and_exits_by_fail_on(model: dict[str,
     assert code == 3 and re.search(r"channel nir PSI \d+\.\d\d ≥ 0\.25 \(alert\)", stdout) and "status: alert" in stdout
     code, stdout, _ = run_cli(["monitor", str(model["path"]), str(model["shifted"]), "--json", "-"], capsys)
     assert code == 0 and json.loads(stdout)["status"] == "alert"
+    # looser limits: the same shift is no longer an alert on PSI
+    code, stdout, _ = run_cli(["monitor", str(model["path"]), str(model["shifted"]), "--sample", "5000",
+                               "--limit", "psi_warn=50", "--limit", "psi_alert=100", "--json", "-"], capsys)
+    doc = json.loads(stdout)
+    assert code == 0 and doc["thresholds"]["psi_warn"] == 50 and not any(" PSI " in r for r in doc["reasons"]), doc
 
 
 def test_cli_bad_input_is_one_line(model: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
@@ -180,6 +185,10 @@ def test_cli_bad_input_is_one_line(model: dict[str, Any], capsys: pytest.Capture
     assert code == 2 and one_problem(err) and "use --fail-on warn or --fail-on alert" in err
     code, _, err = run_cli(["monitor", str(model["tmp"] / "no-model"), str(model["scene"])], capsys)
     assert code == 2 and one_problem(err) and "model not found" in err
+    for limit, words in (("psi=0.2", "does not name a threshold"), ("psi_warn=high", "is not a number"),
+                         ("psi_warn=0.5", "warn 0.5 is above alert 0.25")):
+        code, _, err = run_cli(["monitor", str(model["path"]), str(model["scene"]), "--limit", limit], capsys)
+        assert code == 2 and one_problem(err) and words in err, err
 
 
 def test_reasons_name_the_measure_the_number_and_the_limit() -> None:

@@ -83,20 +83,23 @@ def monitor(
     dataset: Annotated[str | None, typer.Option(help="Dataset to compare with (default: the model's)")] = None,
     seed: Annotated[int, typer.Option(help="Seeds the choice of chips, windows and pixels")] = 0,
     engine: Annotated[str, typer.Option(help="auto, torch, onnx or onnx-int8, as for predict")] = "auto",
+    limit: Annotated[list[str] | None, typer.Option(help="Change a threshold: NAME=VALUE, e.g. psi_warn=0.2 "
+                                                         "(repeat; names as in the report's thresholds)")] = None,
     tracking_uri: UriOpt = None,
 ) -> None:
     """Input drift, prediction drift and applicability of a model on new scenes: ok, warn or alert, with reasons."""
     from eoengine.deploy.registry import load_model_ref
     from eoengine.files import atomic_write_text
     from eoengine.grading.monitor import monitor as run_monitor
-    from eoengine.grading.ratings import LEVELS
+    from eoengine.grading.ratings import LEVELS, thresholds_from
     from eoengine.raster.cog import check_writable
 
+    limits = thresholds_from(limit or [])
     if fail_on is not None and fail_on not in ("warn", "alert"):
         raise Invalid(f"--fail-on {fail_on!r}", "use --fail-on warn or --fail-on alert")
     if json_out is not None and str(json_out) != "-":
         check_writable(json_out)
-    report = run_monitor(load_model_ref(model, tracking_uri), scenes, sample=sample, windows=windows, seed=seed, dataset=dataset, engine=engine)
+    report = run_monitor(load_model_ref(model, tracking_uri), scenes, limits, sample=sample, windows=windows, seed=seed, dataset=dataset, engine=engine)
     if json_out is not None and str(json_out) == "-":
         print(report.to_json())
     else:

@@ -62,6 +62,33 @@ class MonitorThresholds:
                               f"{getattr(self, limit + '_alert')}", "give a warn limit at or below the alert limit")
 
 
+def thresholds_from(limits: Sequence[str]) -> MonitorThresholds:
+    """Thresholds from ``NAME=VALUE`` overrides of the defaults (e.g. ``psi_warn=0.2``).
+
+    Args:
+        limits: The overrides.
+
+    Returns:
+        The thresholds.
+
+    Raises:
+        Invalid: A malformed override, an unknown name, a value that is not a number, or warn above alert.
+
+    """
+    names = [f.name for f in fields(MonitorThresholds)]
+    values: dict[str, float] = {}
+    for limit in limits:
+        name, sep, text = limit.partition("=")
+        if not sep or name.strip() not in names:
+            raise Invalid(f"--limit {limit!r} does not name a threshold", f"use NAME=VALUE with NAME one of: "
+                                                                          f"{', '.join(names)}")
+        try:
+            values[name.strip()] = float(text)
+        except ValueError:
+            raise Invalid(f"--limit {limit!r}: {text!r} is not a number", "give a number, e.g. psi_warn=0.2") from None
+    return MonitorThresholds(**values)
+
+
 def worst(statuses: Sequence[Status]) -> Status:
     """The worst of some statuses (ok for none)."""
     return max(statuses, key=LEVELS.index, default="ok")
