@@ -58,8 +58,15 @@ demo: setup
 check-readme: setup
 	$(BIN)/eoengine demo --workdir out/demo --check-readme README.md
 
+# two runs: everything but the demo (marked slow) in TEST_JOBS processes, then the demo alone, its PyTorch threads
+# on idle cores (next to the other tests it took 17 minutes instead of 6). Both run; either failing fails, and so
+# does either collecting no tests (pytest's exit 5)
 test: setup system-deps $(AZURITE)
-	$(BIN)/pytest -q --durations=25 $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadfile)
+	@fast=0; slow=0; \
+	$(BIN)/pytest -q --durations=25 -m "not slow" $(if $(filter 0,$(TEST_JOBS)),,-n $(TEST_JOBS) --dist loadfile) || fast=$$?; \
+	$(BIN)/pytest -q --durations=5 -m slow || slow=$$?; \
+	if [ $$fast != 0 ] || [ $$slow != 0 ]; then \
+	  echo "make test: the tests not marked slow exited $$fast, the slow ones $$slow (5: no tests collected)"; exit 1; fi
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks

@@ -270,7 +270,10 @@ def truncated_stack(tmp: Path) -> Path:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the slow tests (the whole demo) first: with ``-n 2`` the other process runs the rest meanwhile."""
+    """Run the slow tests (the whole demo) first: in one ``pytest -n 2`` the other process runs the rest meanwhile.
+
+    ``make test`` runs them in a second pytest of their own instead (``-m slow``), on otherwise idle cores.
+    """
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
