@@ -57,6 +57,70 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# ---------------------------------------------------------------- cheaper test processes
+
+CHEAP_ARGON2 = {"time_cost": 1, "memory_cost": 8, "parallelism": 1}
+"""argon2id's least cost, for the servers the tests run in their own process (0.2 s a hash otherwise)."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashes() -> Iterator[None]:
+    """Password hashes made in the test processes are argon2id at its least cost.
+
+    The platform's servers in a test's process hash (make users, init) and verify (sign in) with
+    ``eoengine.platform.security``'s hasher: at the production parameters each takes 0.2 s, and the
+    tests make and sign in hundreds of users. The code path is the same; the parameters are what
+    ``test_i12_platform_core``'s ``test_production_password_hashes_keep_their_cost`` checks, on the
+    hasher kept here as ``PRODUCTION_HASHER``. Servers started as subprocesses keep the production cost.
+    """
+    from argon2 import PasswordHasher
+
+    from eoengine.platform import security
+
+    global PRODUCTION_HASHER
+    if PRODUCTION_HASHER is None:  # not a pytester session inside a test session, which finds the cheap one
+        PRODUCTION_HASHER = security._hasher
+    saved = security._hasher, security._DUMMY
+    security._hasher = PasswordHasher(**CHEAP_ARGON2)
+    security._DUMMY = security._hasher.hash("not a password of anyone")
+    try:
+        yield
+    finally:
+        security._hasher, security._DUMMY = saved
+
+
+PRODUCTION_HASHER: Any = None
+"""``eoengine.platform.security``'s own hasher, while :func:`_cheap_password_hashes` replaces it."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_tls_context() -> Iterator[None]:
+    """The test process's httpx clients share the default TLS context instead of each building its own.
+
+    httpx builds one for every Client (and every ``httpx.get``), loading the CA bundle again: 70 ms,
+    and the tests make thousands of clients, all for plain http:// servers on 127.0.0.1. The shared
+    context is the one httpx builds (per CA bundle setting); other ``verify`` values are passed on.
+    """
+    import httpx._transports.default as transports
+
+    build = transports.create_ssl_context
+    made: dict[tuple[bool, str | None, str | None], Any] = {}
+
+    def shared(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
+        if verify is not True or cert is not None:
+            return build(verify=verify, cert=cert, trust_env=trust_env)
+        key = (trust_env, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        if key not in made:
+            made[key] = build(verify=verify, cert=cert, trust_env=trust_env)
+        return made[key]
+
+    transports.create_ssl_context = shared  # type: ignore[assignment]  # the same signature
+    try:
+        yield
+    finally:
+        transports.create_ssl_context = build  # type: ignore[assignment]
+
+
 # ---------------------------------------------------------------- PostgreSQL
 
 

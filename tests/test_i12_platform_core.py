@@ -35,6 +35,20 @@ def test_secrets_are_stored_hashed(live: LiveServer) -> None:
     assert live.admin.token.startswith("eoe_") and tokens[0].prefix == live.admin.token[:8]
 
 
+def test_production_password_hashes_keep_their_cost() -> None:
+    """The tests' servers hash at argon2id's least cost (platform_fixtures); the platform's own hasher does not."""
+    import platform_fixtures
+    from argon2 import PasswordHasher, Type
+
+    hasher = platform_fixtures.PRODUCTION_HASHER
+    assert isinstance(hasher, PasswordHasher) and hasher.type is Type.ID
+    default = PasswordHasher()  # argon2-cffi's RFC 9106 low-memory profile
+    assert (hasher.time_cost, hasher.memory_cost, hasher.parallelism) == (default.time_cost, default.memory_cost,
+                                                                          default.parallelism)
+    assert (hasher.time_cost, hasher.memory_cost) >= (3, 65536)
+    assert hasher.hash("a password of someone").startswith(f"$argon2id$v=19$m={hasher.memory_cost},t={hasher.time_cost},")
+
+
 def test_browser_session_needs_csrf_for_changes(live: LiveServer) -> None:
     with httpx.Client(base_url=f"{live.url}/api/v1") as web:
         r = web.post("/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
