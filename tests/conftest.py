@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -275,6 +276,46 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     ``make test`` runs them in a second pytest of their own instead (``-m slow``), on otherwise idle cores.
     """
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _mlflow_stores_from_a_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A new SQLite MLflow store in a test's process gets its tables copied from one made once per process.
+
+    MLflow creates a store's tables by running its Alembic migrations: 2.6 s for each new ``mlflow.db``,
+    and the tests make hundreds. The first new store of the process is migrated as MLflow does it; later
+    empty SQLite stores receive a copy of that database (SQLite's backup), so they hold the same schema and
+    revision. Other databases (PostgreSQL, a store that has tables already) go through MLflow unchanged.
+    """
+    import sqlite3
+
+    import mlflow.store.db.utils as db_utils
+    import mlflow.store.model_registry.sqlalchemy_store as registry_store
+    import sqlalchemy
+
+    migrate = db_utils._initialize_tables
+    template = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+
+    def initialize(engine: sqlalchemy.engine.Engine) -> None:
+        path = engine.url.database
+        if engine.dialect.name != "sqlite" or not path or path == ":memory:" or not db_utils._is_empty_database(engine):
+            migrate(engine)
+            return
+        if not template.exists():
+            made = sqlalchemy.create_engine(f"sqlite:///{template}")
+            migrate(made)
+            made.dispose()
+        engine.dispose()
+        with contextlib.closing(sqlite3.connect(template)) as source, contextlib.closing(sqlite3.connect(path)) as dest:
+            source.backup(dest)
+
+    db_utils._initialize_tables = initialize
+    registry_store._initialize_tables = initialize  # imported by name there
+    try:
+        yield
+    finally:
+        db_utils._initialize_tables = migrate
+        registry_store._initialize_tables = migrate
 
 
 @pytest.fixture(autouse=True)
