@@ -18,6 +18,26 @@ from platform_fixtures import free_port
 from rasterio.transform import from_origin
 
 pytest_plugins = ["platform_fixtures"]  # PostgreSQL and browser fixtures of the platform's tests
+
+
+def _threads_per_worker() -> bool:
+    """In each of ``pytest -n N``'s processes, PyTorch and OpenMP use their share of the cores (unless told otherwise).
+
+    Each would take every core (two on CI) for its kernels and for the subprocesses it starts
+    (``eoengine train``, job workers), so two processes ran four spinning threads on two cores:
+    two trainings at once took 80 and 90 s instead of 33 and 36 s. Returns whether it set the share,
+    which the demo's test gives back to the demo it runs (its README figures are of every core).
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if workers < 2 or "OMP_NUM_THREADS" in os.environ:
+        return False
+    os.environ["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+    if "torch" in sys.modules:  # read at its import; a plugin imported it before this file
+        sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    return True
+
+
+THREADS_SHARED = _threads_per_worker()
 os.environ["EOENGINE_PROGRESS"] = "0"
 # recorded engine choices and fetched models go to a folder of this run, not the user's cache
 os.environ["EOENGINE_CACHE"] = tempfile.mkdtemp(prefix="eoengine-test-cache-")

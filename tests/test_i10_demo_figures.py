@@ -5,13 +5,14 @@ demo once and compares what it wrote to ``figures.json`` with the README.
 """
 
 import json
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import THREADS_SHARED, run_cli
 
 from eoengine.cli.demo import (
     CPU_PATTERN,
@@ -101,8 +102,11 @@ def test_readme_quotes_what_the_demo_prints(tmp_path: Path) -> None:
     The U-Net's row is compared on the CPU kind the README quotes; on another kind (CI machines
     differ) the output says it was not, and the dataset version and the forest's row still are.
     """
+    env = os.environ.copy()
+    if THREADS_SHARED:  # a process of pytest -n N: the demo gets every core back, as make check-readme runs it
+        del env["OMP_NUM_THREADS"]
     done = subprocess.run([sys.executable, "-m", "eoengine", "demo", "--workdir", str(tmp_path), "--check-readme",
-                           str(README)], capture_output=True, text=True, timeout=3000)
+                           str(README)], capture_output=True, text=True, timeout=3000, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     written = json.loads((tmp_path / FIGURES).read_text())
     assert all(cell in done.stdout for cell in written["rows"][UNET_ROW]), done.stdout[-2000:]
