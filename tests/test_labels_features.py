@@ -91,3 +91,31 @@ def test_index_errors() -> None:
         compute_indices(img, ["EVI"], ["r", "n"], ["red", "nir"])
     with pytest.raises(EOError, match="unknown spectral index 'NDVII'.*NDVI"):
         compute_indices(img, ["NDVII"], ["r", "n"], ["red", "nir"])
+
+
+def test_indices_equal_spyndex_for_every_index_of_four_bands() -> None:
+    """The compiled formulas give exactly what spyndex.computeIndex gives, constants and NaN included."""
+    import spyndex
+
+    from eoengine.features.indices import compute_indices
+
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0.01, 0.6, (4, 16, 16)).astype(np.float32)
+    image[2, 0, 0] = np.nan
+    names = ["blue", "green", "red", "nir"]
+    symbols = {"B": 0, "G": 1, "R": 2, "N": 3}
+    checked = 0
+    for name, index in spyndex.indices.items():
+        bands = [b for b in index.bands if b not in spyndex.constants]
+        consts = [c for c in index.bands if c in spyndex.constants]
+        if not bands or not set(bands) <= set(symbols) or any(spyndex.constants[c].default is None for c in consts):
+            continue
+        params = {b: image[symbols[b]].astype(np.float64) for b in bands}
+        params |= {c: spyndex.constants[c].default for c in consts}
+        with np.errstate(all="ignore"):
+            expected = np.asarray(spyndex.computeIndex(index=name, params=params), dtype=np.float64)
+        expected[~np.isfinite(expected)] = np.nan
+        ours = compute_indices(image, [name], names, names)[0]
+        np.testing.assert_array_equal(ours, expected.astype(np.float32), err_msg=name)
+        checked += 1
+    assert checked >= 20
