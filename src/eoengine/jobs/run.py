@@ -321,17 +321,13 @@ def _quantize_within(spec: QuantizeSpec) -> QuantizeResult:
 def _grade(spec: GradeSpec) -> GradeResult:
     """Grade one model (report card, MLflow record) or several side by side (and the comparison)."""
     from eoengine.deploy.registry import load_model_ref
-    from eoengine.grading.compare import BASELINES, compare
+    from eoengine.grading.compare import compare
     from eoengine.grading.grade import grade
     from eoengine.grading.record import record
     from eoengine.grading.report import write_report_card
     from eoengine.grading.suite import load_suite
-    from eoengine.inference.engines import ENGINES
 
-    if spec.engine not in ENGINES:
-        raise Invalid(f"unknown engine '{spec.engine}'", f"use one of: {', '.join(ENGINES)}")
-    if spec.baseline is not None and spec.baseline not in BASELINES:
-        raise Invalid(f"unknown baseline '{spec.baseline}'", f"use one of: {', '.join(BASELINES)}")
+    # an unknown engine or baseline is refused by select_engine / compare, before anything is written
     suite = load_suite(spec.suite)  # a bad suite fails before any model is fetched
     source = str(spec.suite) if spec.suite else "default suite"
     pkgs = [load_model_ref(m, spec.tracking_uri) for m in spec.models]
