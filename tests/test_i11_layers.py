@@ -21,7 +21,7 @@ BASE = ("errors", "files", "hashing", "progress", "runtime", "templates")
 """Modules every layer may import: they import no stage."""
 
 STAGES = ("config", "raster", "labels", "features", "sourcing", "datasets", "models", "tracking",
-          "training", "deploy", "inference", "grading", "jobs")
+          "training", "deploy", "inference", "grading", "subscriptions", "jobs")
 """The pipeline stages in order: a stage imports only the ones before it."""
 
 ADAPTERS = ("serving", "platform", "client", "cli", "__main__")

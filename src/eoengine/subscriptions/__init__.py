@@ -1,0 +1,1 @@
+"""Subscriptions: an area × a model × a schedule; each run maps the new imagery, measures it, compares it and notifies."""
