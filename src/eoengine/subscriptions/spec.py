@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -25,9 +25,9 @@ MAX_VERTICES = 10_000
 """The most vertices an area may have."""
 MAX_AREA_KM2 = 10_000.0
 """The largest area (km², on the ellipsoid) a subscription may watch."""
-TOPICS = ("run.succeeded", "run.failed", "change.detected", "drift.alert")
-"""What a webhook can be told."""
 Topic = Literal["run.succeeded", "run.failed", "change.detected", "drift.alert"]
+TOPICS: tuple[Topic, ...] = get_args(Topic)
+"""What a webhook can be told."""
 Composite = Literal["newest", "least-cloudy", "median"]
 AREA_FIX = "send a GeoJSON Polygon or MultiPolygon in lon/lat (EPSG:4326), or a Feature holding one"
 
