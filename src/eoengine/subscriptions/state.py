@@ -36,14 +36,14 @@ class PeriodRef(_Model):
 class SubscriptionState(_Model):
     """What is persisted between runs; ``SubscriptionState()`` is a subscription that never ran."""
 
-    last_due: dt.datetime | None = Field(None, description="The last due time fired (clocked cadences)")
-    newest_scene: dt.datetime | None = Field(None, description="Acquisition time of the newest scene processed")
+    last_due: dt.datetime | None = Field(default=None, description="The last due time fired (clocked cadences)")
+    newest_scene: dt.datetime | None = Field(default=None, description="Acquisition time of the newest scene processed")
     keys_done: list[str] = Field(default_factory=list, description="Run keys whose outputs are complete")
     failed: list[PeriodRef] = Field(default_factory=list, description="Periods that failed; retried at the next run")
-    previous_key: str | None = Field(None, description="The last successful run's key (its map is the change base)")
-    previous_map: str | None = Field(None, description="The last successful run's map (a path)")
-    completed: bool = Field(False, description="The subscription's end has passed and every period ran")
-    runs: int = Field(0, description="How many runs were recorded in all")
+    previous_key: str | None = Field(default=None, description="The last successful run's key (its map is the change base)")
+    previous_map: str | None = Field(default=None, description="The last successful run's map (a path)")
+    completed: bool = Field(default=False, description="The subscription's end has passed and every period ran")
+    runs: int = Field(default=0, description="How many runs were recorded in all")
 
 
 class Delivery(_Model):
@@ -103,14 +103,14 @@ class RunError(_Model):
 class RunRecord(_Model):
     """One run of a subscription: its key, period, scenes, model, outputs, measures and notifications."""
 
-    key: str | None = Field(None, description="hash(model version + sorted scene ids + composite); None without scenes")
+    key: str | None = Field(default=None, description="hash(model version + sorted scene ids + composite); None without scenes")
     period_start: dt.datetime
     period_end: dt.datetime
     status: RunStatus
     scene_ids: list[str] = Field(default_factory=list)
     composite: str = "newest"
-    model: str = Field("", description="The reference the spec names")
-    model_version: str | None = Field(None, description="name/version for a registry model, else the package path")
+    model: str = Field(default="", description="The reference the spec names")
+    model_version: str | None = Field(default=None, description="name/version for a registry model, else the package path")
     map_path: str | None = None
     item_path: str | None = None
     stats: list[ClassStat] = Field(default_factory=list)
