@@ -400,7 +400,8 @@ SUBS = "/api/v1/projects/{slug}/subscriptions"
 EXPECTED |= {f"{route.split()[0]} {SUBS}{route.split()[1]}".rstrip("/"): action for route, action in {
     "POST /": "run", "GET /": "read", "GET /{sub_id}": "read", "POST /{sub_id}/pause": "run",
     "POST /{sub_id}/resume": "run", "POST /{sub_id}/cancel": "run",  # one's own (reviewer+); anyone's needs manage
-    "POST /{sub_id}/run": "run", "GET /{sub_id}/runs": "read", "GET /{sub_id}/deliveries": "read"}.items()}
+    "POST /{sub_id}/run": "run", "GET /{sub_id}/runs": "read", "GET /{sub_id}/deliveries": "read",
+    "GET /{sub_id}/results": "read", "GET /{sub_id}/stats": "read"}.items()}
 
 
 def _sub_spec(w: World) -> dict[str, Any]:
@@ -421,7 +422,8 @@ def _subscription(w: World, by: str = "site_admin", paused: bool = False) -> Cal
 CALLS |= {
     f"POST {SUBS}": lambda w, c: Call(json={"spec": _sub_spec(w)}, ok=(201,)),
     **{f"{route} {SUBS}/{{sub_id}}{tail}": lambda w, c: _subscription(w) for route, tail in (
-        ("GET", ""), ("POST", "/pause"), ("POST", "/run"), ("GET", "/runs"), ("GET", "/deliveries"))},
+        ("GET", ""), ("POST", "/pause"), ("POST", "/run"), ("GET", "/runs"), ("GET", "/deliveries"), ("GET", "/results"),
+        ("GET", "/stats"))},
     f"POST {SUBS}/{{sub_id}}/resume": lambda w, c: _subscription(w, paused=True),
     f"POST {SUBS}/{{sub_id}}/cancel": lambda w, c: _subscription(w, "reviewer"),
 }

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from eoengine.platform.roles import Role
+from eoengine.subscriptions.state import Delivery, RunRecord
 
 
 class _In(BaseModel):
@@ -369,8 +370,8 @@ class SubscriptionRunOut(BaseModel):
     due: dt.datetime | None
     job_id: int | None
     status: str = Field(description="succeeded, failed, no-imagery or skipped")
-    record: dict[str, Any] = Field(description="The run record: period, scenes, model version, map, item, stats, "
-                                               "change, drift, deliveries, error")
+    record: RunRecord = Field(description="The run record: period, scenes, model version, map, item, stats, "
+                                          "change, drift, deliveries, error")
     created_at: dt.datetime
 
 
@@ -379,4 +380,4 @@ class DeliveryOut(BaseModel):
 
     run_id: int
     run_key: str
-    delivery: dict[str, Any]
+    delivery: Delivery

@@ -37,6 +37,7 @@ from eoengine.platform.subscriptions import (
     transition,
 )
 from eoengine.subscriptions.spec import SubscriptionSpec
+from eoengine.subscriptions.state import RunRecord
 
 router = APIRouter(prefix="/projects/{slug}/subscriptions", tags=["subscriptions"])
 LIST_FIX = "list the project's subscriptions (GET /api/v1/projects/SLUG/subscriptions)"
@@ -123,7 +124,22 @@ def checked_spec(data: dict[str, object], request: Request, access: ProjectAcces
     return spec
 
 
-def _find(session: Session, access: ProjectAccess, sub_id: int, lock: bool = False) -> Subscription:
+def find_subscription(session: Session, access: ProjectAccess, sub_id: int, lock: bool = False) -> Subscription:
+    """A subscription of the project.
+
+    Args:
+        session: The request's session.
+        access: The project and caller.
+        sub_id: The subscription.
+        lock: Lock its row for a change.
+
+    Returns:
+        The row.
+
+    Raises:
+        NotFound: The project has no such subscription.
+
+    """
     query = select(Subscription).where(Subscription.id == sub_id, Subscription.project_id == access.project.id)
     sub = session.scalar(query.with_for_update() if lock else query)
     if sub is None:
@@ -166,11 +182,11 @@ def list_subscriptions(access: Reader, session: DbSession, state: SubState | Non
 @router.get("/{sub_id}", response_model=SubscriptionOut)
 def get_subscription(sub_id: RowId, access: Reader, session: DbSession) -> SubscriptionOut:
     """A subscription: its spec, state, schedule, run count and active job."""
-    return subscription_out(session, _find(session, access, sub_id), access.project.slug)
+    return subscription_out(session, find_subscription(session, access, sub_id), access.project.slug)
 
 
 def _change(access: ProjectAccess, session: Session, sub_id: int, action: str) -> SubscriptionOut:
-    sub = _find(session, access, sub_id, lock=True)
+    sub = find_subscription(session, access, sub_id, lock=True)
     before = transition(sub, action, now())
     record(session, f"subscription.{action}", "subscription", sub.id, actor_id=access.user_id,
            project_id=access.project.id, data={"from": before, "to": sub.state})
@@ -193,7 +209,7 @@ def resume_subscription(sub_id: RowId, access: Runner, session: DbSession) -> Su
 @router.post("/{sub_id}/cancel", response_model=SubscriptionOut)
 def cancel_subscription(sub_id: RowId, access: Reader, session: DbSession) -> SubscriptionOut:
     """Cancel a subscription for good (its creator, reviewer or higher, or a project admin); its outputs stay."""
-    sub = _find(session, access, sub_id)
+    sub = find_subscription(session, access, sub_id)
     if not ((sub.created_by == access.user_id and access.allows("run")) or access.allows("manage")):
         raise Denied(f"your role on {access.project.slug!r} ({access.role}) may not cancel subscription {sub_id}",
                      "its creator (reviewer or higher) or a project admin may cancel it")
@@ -203,7 +219,7 @@ def cancel_subscription(sub_id: RowId, access: Reader, session: DbSession) -> Su
 @router.post("/{sub_id}/run", response_model=JobOut, status_code=201)
 def run_now(sub_id: RowId, access: Runner, session: DbSession) -> JobOut:
     """Run now: queue a run job of an active subscription (409 while one is queued or running, or when not active)."""
-    sub = _find(session, access, sub_id, lock=True)
+    sub = find_subscription(session, access, sub_id, lock=True)
     if sub.state != "active":
         raise Conflict(f"subscription {sub_id} is {sub.state}: only an active subscription runs",
                        "resume it first" if sub.state in ("suspended", "failed") else
@@ -225,8 +241,8 @@ def _runs(session: Session, sub: Subscription, limit: int) -> list[SubscriptionR
 def list_runs(sub_id: RowId, access: Reader, session: DbSession,
               limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[SubscriptionRunOut]:
     """A subscription's recorded runs, newest first."""
-    runs = _runs(session, _find(session, access, sub_id), limit)
-    return [SubscriptionRunOut(id=r.id, key=r.key, due=r.due, job_id=r.job_id, status=r.status, record=r.record,
+    runs = _runs(session, find_subscription(session, access, sub_id), limit)
+    return [SubscriptionRunOut(id=r.id, key=r.key, due=r.due, job_id=r.job_id, status=r.status, record=RunRecord.model_validate(r.record),
                                created_at=r.created_at) for r in runs]
 
 
@@ -234,6 +250,7 @@ def list_runs(sub_id: RowId, access: Reader, session: DbSession,
 def list_deliveries(sub_id: RowId, access: Reader, session: DbSession,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[DeliveryOut]:
     """The webhook deliveries of a subscription's runs, newest run first."""
-    runs = _runs(session, _find(session, access, sub_id), limit)
-    return [DeliveryOut(run_id=r.id, run_key=r.key, delivery=d) for r in runs for d in r.record.get("deliveries") or []]
+    runs = _runs(session, find_subscription(session, access, sub_id), limit)
+    return [DeliveryOut(run_id=r.id, run_key=r.key, delivery=d) for r in runs
+            for d in RunRecord.model_validate(r.record).deliveries]
 
