@@ -88,7 +88,7 @@ class ChangeSummary(_Model):
 class Drift(_Model):
     """Grading's monitor on this run's scenes: ``ok`` / ``alert`` with its measures, or ``no-reference``."""
 
-    status: Literal["ok", "alert", "no-reference", "error"]
+    status: Literal["ok", "warn", "alert", "no-reference"]
     measure: dict[str, Any] = Field(default_factory=dict)
     reasons: list[str] = Field(default_factory=list)
 
@@ -108,6 +108,7 @@ class RunRecord(_Model):
     period_end: dt.datetime
     status: RunStatus
     scene_ids: list[str] = Field(default_factory=list)
+    newest_scene: dt.datetime | None = Field(default=None, description="Acquisition time of the newest input scene")
     composite: str = "newest"
     model: str = Field(default="", description="The reference the spec names")
     model_version: str | None = Field(default=None, description="name/version for a registry model, else the package path")
