@@ -25,6 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy.orm import Session
+
 from eoengine.errors import KINDS, EOError
 from eoengine.jobs.specs import AnySpec, PredictAreaSpec, PrelabelSpec, TrainSpec, parse_spec
 from eoengine.platform.db.engine import Database
@@ -35,8 +37,6 @@ from eoengine.platform.settings import PlatformSettings
 from eoengine.progress import ProgressTask, using_reporter
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
     from eoengine.sourcing.catalog import CatalogIndex
 
 ENV_DB, ENV_HOME, ENV_WORKER, ENV_ATTEMPT = "EOENGINE_DB", "EOENGINE_HOME", "EOENGINE_JOB_WORKER", "EOENGINE_JOB_ATTEMPT"

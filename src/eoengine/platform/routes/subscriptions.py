@@ -40,6 +40,8 @@ from eoengine.subscriptions.spec import SubscriptionSpec
 from eoengine.subscriptions.state import RunRecord
 
 router = APIRouter(prefix="/projects/{slug}/subscriptions", tags=["subscriptions"])
+STAC_ROOTS = ("catalog.json", "collection.json", "*/collection.json")
+"""What a static catalog folder holds at its top (what :class:`eoengine.sourcing.catalog.CatalogIndex` reads)."""
 LIST_FIX = "list the project's subscriptions (GET /api/v1/projects/SLUG/subscriptions)"
 SubState = Literal["pending", "active", "suspended", "completed", "cancelled", "failed"]
 assert set(STATES) == set(SubState.__args__)  # type: ignore[attr-defined]
@@ -117,8 +119,9 @@ def checked_spec(data: dict[str, object], request: Request, access: ProjectAcces
     root = (platform_of(request).settings.projects_dir / access.project.slug).resolve()
     if spec.source != SOURCE_PROJECT:
         confine_path(root, "source", spec.source)
-        if "://" not in spec.source and not (root / spec.source / "catalog.json").is_file():
-            raise Invalid(f"source: {spec.source} is no STAC catalog folder of the project (no catalog.json)",
+        folder = root / spec.source
+        if "://" not in spec.source and not any(folder.glob(name) for name in STAC_ROOTS):
+            raise Invalid(f"source: {spec.source} is no STAC catalog folder of the project (no {' or '.join(STAC_ROOTS)})",
                           "leave source out to use the project's imagery, or give a STAC API URL")
     _check_model(spec, request, access, session, root)
     return spec
