@@ -167,6 +167,9 @@ def test_roles(world: World) -> None:
     one = f"{world.base()}/{made['id']}"
     with world.client("viewer") as c:
         assert c.get(one).status_code == 200 and c.get(f"{one}/runs").json() == []
+        assert c.get(f"{one}/stats").json() == {"subscription": "roles", "series": []}
+        assert c.get(f"{one}/results").json() == [] and c.get(f"{one}/deliveries").json() == []
+        _error(c.get(f"{one}/stats", params={"format": "csv"}), 404, "no statistics yet")
         _error(c.post(world.base(), json={"spec": spec("by-viewer")}), 403, "viewer")
         for action in ("pause", "resume", "run", "cancel"):
             _error(c.post(f"{one}/{action}"), 403, "viewer")

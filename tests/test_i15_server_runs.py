@@ -174,17 +174,20 @@ def check_outputs(live: LiveServer, c: httpx.Client, sub_id: int, folder: Path) 
 
 
 def check_stats(c: httpx.Client, base: str, runs: list[dict[str, Any]]) -> None:
-    rows = c.get(f"{base}/stats").json()
-    assert {r["run_key"] for r in rows} == {r["key"] for r in runs}
-    by_run = {r["key"]: sum(s["hectares"] for s in r["record"]["stats"]) for r in runs}
-    for key, total in by_run.items():
-        assert sum(r["hectares"] for r in rows if r["run_key"] == key) == pytest.approx(total)
-        assert total > 100  # the area is ~18 km² (about 1,840 ha) of which the map covers a part
+    stats = c.get(f"{base}/stats").json()
+    rows = stats["series"]
+    assert stats["subscription"] == "landsat" and {r["run"] for r in rows} == {r["key"] for r in runs}
+    assert set(rows[0]) == {"run", "datetime", "model_version", "class", "code", "pixels", "hectares"}
+    for run in runs:
+        assert [(r["class"], r["hectares"]) for r in rows if r["run"] == run["key"]] == [
+            (s["name"], s["hectares"]) for s in run["record"]["stats"]]
+        assert sum(s["hectares"] for s in run["record"]["stats"]) > 100  # of the ~18 km² area, what the map covers
     table = list(csv.DictReader(io.StringIO(c.get(f"{base}/stats", params={"format": "csv"}).text)))
-    assert [(t["run_key"], float(t["hectares"])) for t in table] == [(r["run_key"], r["hectares"]) for r in rows]
+    assert [(t["run"], float(t["hectares"])) for t in table] == [(r["run"], r["hectares"]) for r in rows]
     parquet = c.get(f"{base}/stats", params={"format": "parquet"})
+    assert parquet.headers["content-type"] == "application/vnd.apache.parquet"
     frame = gpd.read_parquet(io.BytesIO(parquet.content))
-    assert frame.crs.to_epsg() == 4326 and len(frame) == len(rows)
+    assert frame.crs.to_epsg() == 4326 and list(frame["hectares"]) == [r["hectares"] for r in rows]
     assert frame.geometry.iloc[0].bounds == pytest.approx((-93.34, 15.70, -93.30, 15.74))
     assert c.get(f"{base}/stats", params={"format": "xlsx"}).status_code == 422
 

@@ -27,7 +27,7 @@ from eoengine.platform.db.models import Job, Subscription, SubscriptionRun
 from eoengine.platform.events import record
 from eoengine.platform.index import Output, map_outputs, relative, store_outputs
 from eoengine.platform.projects import CONFIG
-from eoengine.platform.subscriptions import MAX_FAILURES, SOURCE_PROJECT
+from eoengine.platform.subscriptions import MAX_FAILURES, SOURCE_PROJECT, SUBSCRIPTIONS_DIR, output_folder
 from eoengine.subscriptions.spec import SubscriptionSpec
 from eoengine.subscriptions.state import RunRecord, SubscriptionState
 
@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 
     from eoengine.platform.db.engine import Database
     from eoengine.platform.runner import JobReporter, OnSuccess
-
-SUBSCRIPTIONS_DIR = "subscriptions"
 
 
 def _load(db: Database, job: Job) -> tuple[Subscription, SubscriptionSpec]:
@@ -79,7 +77,7 @@ def subscription_work(db: Database, job: Job, folder: Path, reporter: JobReporte
         retrying(lambda: refresh_catalog(db, job.project_id, folder), "reading the project's imagery")
         spec = spec.model_copy(update={"source": str(cfg.output_path / CATALOG)})
     uri = tracking_uri(cfg.output_path, cfg.training.tracking_uri, None)
-    out = cfg.output_path / SUBSCRIPTIONS_DIR / str(sub.id)
+    out = output_folder(cfg.output_path, sub.id)
     due = dt.datetime.fromisoformat(job.spec["due"])
     state = SubscriptionState.model_validate(sub.run_state)
     new_state, records = run_due(spec, state, out, cfg.output_path / SUBSCRIPTIONS_DIR / "cache", due, reporter, uri)

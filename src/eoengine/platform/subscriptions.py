@@ -26,6 +26,8 @@ from eoengine.platform.db.models import Subscription, utcnow
 from eoengine.subscriptions.cadence import EACH_NEW_SCENE, next_due, utc
 from eoengine.subscriptions.spec import SubscriptionSpec, parse_spec
 
+SUBSCRIPTIONS_DIR = "subscriptions"
+"""The folder under a project's ``output_dir`` holding each subscription's outputs (``<id>/``) and the fetch cache."""
 SOURCE_PROJECT = "project"
 """``source`` of a spec on the server that means the project's own imagery catalog."""
 CLOCK_ENV = "EOENGINE_CLOCK_FILE"
@@ -152,3 +154,17 @@ def public_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """
     hooks = [hook | {"secret": SECRET_SHOWN} for hook in spec.get("webhooks") or []]
     return spec | {"webhooks": hooks}
+
+
+def output_folder(output_path: Path, sub_id: int) -> Path:
+    """Where a subscription's runs write (the core's output folder: runs, collection, history, statistics).
+
+    Args:
+        output_path: The project's ``output_dir``.
+        sub_id: The subscription.
+
+    Returns:
+        ``<output_dir>/subscriptions/<id>``.
+
+    """
+    return output_path / SUBSCRIPTIONS_DIR / str(sub_id)

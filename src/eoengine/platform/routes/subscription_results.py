@@ -2,31 +2,30 @@
 
 ``/results?datetime=`` takes a STAC ``datetime`` (an instant, or ``start/end`` with ``..`` for an
 open end) and answers the runs with a map whose imagery period ``[start, end)`` meets it, each with
-its map's index row (so the maps routes tile and describe it) and its STAC Item. ``/stats`` is one
-row per run and class (the period, the class, pixels and hectares within the area), as JSON, CSV
-or GeoParquet (each row with the subscription's area as its geometry, EPSG:4326). Both read the
-run records the runs stored; readers of the project may call them.
+its map's index row (so the maps routes tile and describe it) and its STAC Item, from the run
+records stored. ``/stats`` serves the series the runs write themselves: one row per run and class
+(the period's end, the class, pixels and hectares within the area) as JSON, CSV or GeoParquet
+(each row with the subscription's area as its geometry, EPSG:4326). Readers of the project may call them.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 from typing import Any, Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from fastapi.responses import FileResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from eoengine.config.query import parse_datetime
-from eoengine.errors import Invalid
-from eoengine.platform.browse import project_folder
+from eoengine.errors import Invalid, NotFound
+from eoengine.platform.browse import project_config, project_folder
 from eoengine.platform.db.models import Artifact, Subscription, SubscriptionRun
 from eoengine.platform.deps import DbSession, Reader, RowId
 from eoengine.platform.routes.subscriptions import find_subscription
+from eoengine.platform.subscriptions import output_folder
 from eoengine.subscriptions.state import RunRecord
 
 router = APIRouter(prefix="/projects/{slug}/subscriptions", tags=["subscriptions"])
@@ -49,15 +48,24 @@ class ResultOut(BaseModel):
 
 
 class StatRow(BaseModel):
-    """The area of one class in one run's map, within the subscription's area."""
+    """The area of one class in one run's map, within the subscription's area (a row of the core's ``stats.json``)."""
 
-    run_key: str
-    period_start: dt.datetime
-    period_end: dt.datetime
+    model_config = ConfigDict(populate_by_name=True)
+
+    run: str = Field(description="The run's key")
+    datetime: dt.datetime = Field(description="The end of the run's imagery period")
+    model_version: str | None
+    class_name: str = Field(alias="class")
     code: int
-    name: str
     pixels: int
     hectares: float
+
+
+class StatsOut(BaseModel):
+    """A subscription's per-class area time series over its successful runs, oldest first."""
+
+    subscription: str
+    series: list[StatRow]
 
 
 def _records(session: DbSession, sub: Subscription) -> list[tuple[SubscriptionRun, RunRecord]]:
@@ -95,52 +103,24 @@ def subscription_results(sub_id: RowId, access: Reader, request: Request, sessio
     return out
 
 
-def stat_rows(session: DbSession, sub: Subscription) -> list[StatRow]:
-    """The per-class area time series of a subscription: one row per run with a map and class.
-
-    Args:
-        session: A database session.
-        sub: The subscription.
-
-    Returns:
-        The rows, oldest period first.
-
-    """
-    return [StatRow(run_key=row.key, period_start=rec.period_start, period_end=rec.period_end, code=s.code,
-                    name=s.name, pixels=s.pixels, hectares=s.hectares)
-            for row, rec in _records(session, sub) for s in rec.stats]
-
-
-def _csv(rows: list[StatRow]) -> bytes:
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=list(StatRow.model_fields))
-    writer.writeheader()
-    writer.writerows(r.model_dump(mode="json") for r in rows)
-    return text.getvalue().encode()
-
-
-def _geoparquet(rows: list[StatRow], area: dict[str, Any]) -> bytes:
-    import geopandas as gpd
-    import pandas as pd
-    from shapely.geometry import shape
-
-    frame = pd.DataFrame([r.model_dump() for r in rows], columns=list(StatRow.model_fields))
-    table = gpd.GeoDataFrame(frame, geometry=[shape(area)] * len(frame), crs="EPSG:4326")
-    buffer = io.BytesIO()
-    table.to_parquet(buffer, index=False)
-    return buffer.getvalue()
-
-
-@router.get("/{sub_id}/stats", response_model=list[StatRow],
+@router.get("/{sub_id}/stats", response_model=StatsOut, response_model_by_alias=True,
             responses={200: {"content": {"application/json": {}, **{m: {} for m in MEDIA.values()}},
                              "description": "the per-class area time series"}})
-def subscription_stats(sub_id: RowId, access: Reader, session: DbSession,
-                       format: Literal["json", "csv", "parquet"] = "json") -> list[StatRow] | Response:
-    """The per-class area (hectares within the area) of every run's map: JSON, CSV, or GeoParquet (``?format=``)."""
+def subscription_stats(sub_id: RowId, access: Reader, request: Request, session: DbSession,
+                       format: Literal["json", "csv", "parquet"] = "json") -> StatsOut | Response:
+    """The per-class area (hectares within the area) of every successful run: JSON, CSV or GeoParquet (``?format=``).
+
+    The series is the one the runs write (``stats.json``, ``stats.csv``, ``stats.parquet`` in the
+    subscription's output folder); before a first successful run it is empty (CSV and GeoParquet: a 404).
+    """
     sub = find_subscription(session, access, sub_id)
-    rows = stat_rows(session, sub)
+    name = sub.name
+    session.commit()
+    folder = output_folder(project_config(request, access.project).output_path, sub_id)
+    path = folder / f"stats.{format}"
     if format == "json":
-        return rows
-    name = f"{sub.name}-stats.{format}"
-    body = _csv(rows) if format == "csv" else _geoparquet(rows, sub.spec["area"])
-    return Response(body, media_type=MEDIA[format], headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        return StatsOut.model_validate_json(path.read_text()) if path.is_file() else StatsOut(subscription=name,
+                                                                                              series=[])
+    if not path.is_file():
+        raise NotFound(f"subscription {sub_id} has no statistics yet", "wait for its first successful run")
+    return FileResponse(path, media_type=MEDIA[format], filename=f"{name}-stats.{format}")

@@ -120,7 +120,7 @@ def checked_spec(data: dict[str, object], request: Request, access: ProjectAcces
     if spec.source != SOURCE_PROJECT:
         confine_path(root, "source", spec.source)
         folder = root / spec.source
-        if "://" not in spec.source and not any(folder.glob(name) for name in STAC_ROOTS):
+        if "://" not in spec.source and not any(next(folder.glob(name), None) for name in STAC_ROOTS):
             raise Invalid(f"source: {spec.source} is no STAC catalog folder of the project (no {' or '.join(STAC_ROOTS)})",
                           "leave source out to use the project's imagery, or give a STAC API URL")
     _check_model(spec, request, access, session, root)
