@@ -108,3 +108,14 @@ def inside(geometry: dict[str, Any], area: dict[str, Any], slack: float = 1e-6) 
 def item_of(record: Any) -> pystac.Item:
     """The run's STAC Item, read back."""
     return pystac.Item.from_file(record.item_path)
+
+
+def serve_on(app: Any, port: int) -> Any:
+    """Run an ASGI app with uvicorn on 127.0.0.1:``port`` in a daemon thread; returns the server."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    return server
