@@ -77,6 +77,10 @@ def test_a_new_scene_gives_a_new_map_item_stats_change_and_a_signed_webhook(tmp_
     collection = pystac.Collection.from_file(str(out / "collection.json"))
     assert stac_errors(collection.to_dict()) == ([], [])
     assert {i.id for i in collection.get_items()} == {first[0].key, run.key}
+    from eoengine.config.query import SearchQuery
+    from eoengine.sourcing.search import search
+
+    assert [i.id for i in search(str(out), SearchQuery.of({"ids": [run.key]}))] == [run.key]  # a catalog to serve
     assert collection.extent.temporal.intervals[0] == [first[0].period_start, run.period_end]  # the periods mapped
 
     # the series over both runs, in JSON, CSV and GeoParquet (with the area's geometry)
