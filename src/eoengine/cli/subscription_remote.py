@@ -1,5 +1,8 @@
 """``eoengine subscription ...`` against a platform server: create, list, show, pause, resume, cancel, run now.
 
+They join the group of :mod:`eoengine.cli.subscription` (``run`` and ``dry-run`` of a spec file, without
+a server), so ``subscription_app`` is imported from here to have every command.
+
 They use the server ``eoengine remote login`` saved; ``--server URL`` checks that it is that one
 (a token is never sent to another server). A spec file is read as ``eoengine subscription run``
 reads it (``area`` may name a GeoJSON file next to it), but its paths are the project's on the
@@ -15,14 +18,13 @@ import typer
 from rich.table import Table
 
 from eoengine.cli.remote import JsonOpt, out, print_json, when
+from eoengine.cli.subscription import subscription_app
 from eoengine.errors import Invalid
 
 if TYPE_CHECKING:
     from eoengine.client import Client
     from eoengine.platform.schemas import SubscriptionOut
 
-subscription_app = typer.Typer(help="Subscriptions: an area watched with a model on a schedule (on a server).",
-                               no_args_is_help=True)
 ProjectOpt = Annotated[str, typer.Option("--project", "-p", help="The project's slug on the server")]
 ServerOpt = Annotated[str | None, typer.Option("--server", help="The server (must be the one 'eoengine remote login' "
                                                                 "saved)")]

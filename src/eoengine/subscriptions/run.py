@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import pystac
 from eoengine.errors import EOError
 from eoengine.progress import ProgressReporter, progress_task, using_reporter
 from eoengine.subscriptions import outputs
-from eoengine.subscriptions.cadence import Period, utc
+from eoengine.subscriptions.cadence import EACH_NEW_SCENE, Period, utc
 from eoengine.subscriptions.notify import Retry, notify
 from eoengine.subscriptions.select import as_ref, choose, due_periods, find_scenes
 from eoengine.subscriptions.spec import SubscriptionSpec
@@ -116,9 +117,10 @@ def run_due(spec: SubscriptionSpec, state: SubscriptionState, out: Path, cache: 
     records: list[RunRecord] = []
     with progress_task(f"subscription {spec.name}", len(due.periods)) as task:
         for period in due.periods:
-            record = run_period(spec, state, period, out, cache, tracking_uri, retry)
-            state = _advance(state, period, record)
-            records.append(record)
+            record = run_period(spec, state, period, out, cache, tracking_uri, retry, quiet=spec.cadence == EACH_NEW_SCENE)
+            if record is not None:
+                state = _advance(state, period, record)
+                records.append(record)
             task.advance()
     completed = due.completed and not state.failed
     return state.model_copy(update={"last_due": due.last_due, "completed": completed}), records
@@ -133,6 +135,8 @@ def _advance(state: SubscriptionState, period: Period, record: RunRecord) -> Sub
         update["keys_done"] = sorted({*state.keys_done, record.key})
         if record.status == "succeeded":
             update |= {"previous_key": record.key, "previous_map": record.map_path}
+    if record.predict_seconds and record.pixels:
+        update["pixels_per_second"] = round(record.pixels / record.predict_seconds, 1)
     newest = record.newest_scene
     if newest and record.status != "failed" and (state.newest_scene is None or newest > state.newest_scene):
         update["newest_scene"] = newest
@@ -140,7 +144,7 @@ def _advance(state: SubscriptionState, period: Period, record: RunRecord) -> Sub
 
 
 def run_period(spec: SubscriptionSpec, state: SubscriptionState, period: Period, out: Path, cache: Path,
-               tracking_uri: str | None = None, retry: Retry | None = None) -> RunRecord:
+               tracking_uri: str | None = None, retry: Retry | None = None, quiet: bool = False) -> RunRecord | None:
     """Run one period and record it (in ``history.jsonl``; a success also in its run folder).
 
     Args:
@@ -151,9 +155,11 @@ def run_period(spec: SubscriptionSpec, state: SubscriptionState, period: Period,
         cache: the fetch cache.
         tracking_uri: MLflow tracking URI.
         retry: webhook attempts, backoff and timeout.
+        quiet: a period without scenes is no run at all (``each-new-scene``: nothing new), not ``no-imagery``.
 
     Returns:
-        The record: succeeded, skipped (its key was done), no-imagery or failed (with the reason).
+        The record: succeeded, skipped (its key was done), no-imagery or failed (with the reason); None when
+        ``quiet`` and there were no scenes.
 
     """
     started = dt.datetime.now(dt.UTC)
@@ -162,7 +168,7 @@ def run_period(spec: SubscriptionSpec, state: SubscriptionState, period: Period,
     try:
         scenes = choose(find_scenes(spec, period), spec.composite)
         if not scenes:
-            return _finish(spec, out, RunRecord(status="no-imagery", **base))
+            return None if quiet else _finish(spec, out, RunRecord(status="no-imagery", **base))
         base["newest_scene"] = max((utc(s.datetime) for s in scenes if s.datetime), default=None)
         model = resolve_model(spec, tracking_uri)
         key = run_key(model.version, [s.id for s in scenes], spec.composite)
@@ -203,7 +209,10 @@ def _produce(spec: SubscriptionSpec, state: SubscriptionState, scenes: list[pyst
     scene = median_composite(stacks, folder / "composite.tif") if spec.composite == "median" else stacks[0]
     map_path = folder / "map.tif"
     if not map_path.is_file():
+        began = time.perf_counter()
         predict_fetched(model.predictor, [scene], [",".join(record.scene_ids)], map_path)
+        record.predict_seconds = round(time.perf_counter() - began, 3)
+    record.pixels = _pixels(map_path)
     if os.environ.get(CRASH_HOOK):
         os._exit(3)
     record.map_path = str(map_path)
@@ -215,6 +224,13 @@ def _produce(spec: SubscriptionSpec, state: SubscriptionState, scenes: list[pyst
     item = outputs.make_item(spec, record, scenes)
     record.item_path = str(outputs.add_to_collection(spec, out, item))
     return record
+
+
+def _pixels(path: Path) -> int:
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        return int(ds.width * ds.height)
 
 
 def drift(pkg: Any, scene: Path) -> Drift:

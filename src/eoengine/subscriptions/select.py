@@ -2,7 +2,8 @@
 
 Clocked cadences fire their due times from the last one fired (the first run: every period from
 ``start`` with ``backfill``, else only the latest); ``each-new-scene`` has one period, from just
-after the newest scene processed (or ``start``) until now. Periods that failed before come first,
+after the newest scene processed (or ``start``) until now (a failed run does not move the newest
+scene, so the next period holds its scenes again). Clocked periods that failed before come first,
 so nothing is skipped. Nothing after the subscription's ``end`` is due.
 """
 
@@ -48,11 +49,11 @@ def due_periods(spec: SubscriptionSpec, state: SubscriptionState, now: dt.dateti
     """
     now = utc(now)
     until = min(now, spec.end) if spec.end is not None else now
-    retry = [Period(p.start, p.end) for p in state.failed]
-    if spec.cadence == EACH_NEW_SCENE:
+    if spec.cadence == EACH_NEW_SCENE:  # a failed run left the newest scene where it was: this period retries it
         begin = state.newest_scene + dt.timedelta(microseconds=1) if state.newest_scene else spec.start
         fresh = [Period(begin, until)] if until > begin else []
-        return Due(retry + fresh, None, spec.end is not None and now >= spec.end)
+        return Due(fresh, None, spec.end is not None and now >= spec.end)
+    retry = [Period(p.start, p.end) for p in state.failed]
     after = state.last_due or spec.start
     dues = due_times(spec.cadence, after, until) if until > after else []
     new = periods(spec.cadence, spec.start, dues, state.last_due)

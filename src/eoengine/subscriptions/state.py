@@ -44,6 +44,7 @@ class SubscriptionState(_Model):
     previous_map: str | None = Field(default=None, description="The last successful run's map (a path)")
     completed: bool = Field(default=False, description="The subscription's end has passed and every period ran")
     runs: int = Field(default=0, description="How many runs were recorded in all")
+    pixels_per_second: float | None = Field(default=None, description="The model's throughput, measured at the last run")
 
 
 class Delivery(_Model):
@@ -113,6 +114,8 @@ class RunRecord(_Model):
     model: str = Field(default="", description="The reference the spec names")
     model_version: str | None = Field(default=None, description="name/version for a registry model, else the package path")
     map_path: str | None = None
+    pixels: int | None = Field(default=None, description="Pixels of the map")
+    predict_seconds: float | None = Field(default=None, description="Time the prediction took")
     item_path: str | None = None
     stats: list[ClassStat] = Field(default_factory=list)
     change: ChangeSummary | None = None
