@@ -64,6 +64,8 @@ def test_the_client(live: LiveServer) -> None:
         assert job.info.kind == "subscription-run" and job.state == "queued"
         assert c.subscription("watch", made.id).active_job == job.id
         assert c.subscription_runs("watch", made.id) == [] and c.subscription_deliveries("watch", made.id) == []
+        plan = c.dry_run_subscription("watch", made.id)  # the project's catalog: its one scene lies elsewhere
+        assert [p.scene_ids for p in plan.periods] == [[]] and plan.tiles == 0
         with pytest.raises(Invalid, match="models:/gone@champion"):
             c.create_subscription("watch", {"name": "d", "area": AREA, "model": "models:/gone@champion",
                                             "start": "2026-01-01T00:00:00Z"})

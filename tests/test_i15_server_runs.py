@@ -111,6 +111,11 @@ def test_two_scenes_two_runs_with_a_restart_between(tmp_path: Path, receiver: Re
         spec = {"name": "landsat", "area": AREA, "model": "pkg", "source": "stac", "cadence": "each-new-scene",
                 "start": "1999-01-01T00:00:00Z", "webhooks": [{"url": receiver.url, "secret": SECRET}]}
         with live.client() as c:
+            plan = c.post("/projects/watch/subscriptions/dry-run", json={"spec": spec})
+            assert plan.status_code == 200, plan.text
+            (period,) = plan.json()["periods"]
+            assert period["scene_ids"] == [S1999] and period["tiles"] > 0 and plan.json()["storage_bytes"] > 0
+            assert c.get("/projects/watch/subscriptions").json() == []  # a dry run stores nothing
             made = c.post("/projects/watch/subscriptions", json={"spec": spec})
             assert made.status_code == 201, made.text
             sub = made.json()
@@ -119,6 +124,9 @@ def test_two_scenes_two_runs_with_a_restart_between(tmp_path: Path, receiver: Re
             (first,) = wait_for(lambda: finished(live, 1), timeout=300, what="the first run")
         assert first.state == "succeeded", (first.error, (tmp_path / "worker.log").read_text()[-3000:])
         assert [r["status"] for r in first.result["runs"]] == ["succeeded"]
+        with live.client() as c:
+            after = c.post(f"/projects/watch/subscriptions/{sub['id']}/dry-run").json()
+        assert [p["scene_ids"] for p in after["periods"]] == [[]]  # from the stored state: nothing new yet
     catalog(folder, [S1999, S2002])  # a newer scene arrives while the server is down
     set_clock(clock, dt.datetime(2003, 1, 1, tzinfo=dt.UTC))
     with restarted(live) as again, worker(again.platform.settings, tmp_path / "worker.log"):

@@ -9,6 +9,7 @@ from eoengine.client.http import Http, segment
 from eoengine.client.jobs import Job
 from eoengine.platform.schemas import DeliveryOut, JobOut, SubscriptionOut, SubscriptionRunOut
 from eoengine.subscriptions.spec import SubscriptionSpec
+from eoengine.subscriptions.state import DryRun
 
 
 class Subscribing:
@@ -42,6 +43,22 @@ class Subscribing:
         """
         body = spec.model_dump(mode="json") if isinstance(spec, SubscriptionSpec) else dict(spec)
         return self.http.send("POST", self._subs(slug), SubscriptionOut, {"spec": body})
+
+    def dry_run_subscription(self, slug: str, spec: SubscriptionSpec | Mapping[str, Any] | int) -> DryRun:
+        """What a run now would do (periods, scenes, tiles, compute and storage estimates); nothing is stored or run.
+
+        Args:
+            slug: The project.
+            spec: A spec not stored (checked as on creation), or a subscription's id (from its stored state).
+
+        Returns:
+            The dry run.
+
+        """
+        if isinstance(spec, int):
+            return self.http.send("POST", f"{self._subs(slug)}/{spec}/dry-run", DryRun)
+        body = spec.model_dump(mode="json") if isinstance(spec, SubscriptionSpec) else dict(spec)
+        return self.http.send("POST", f"{self._subs(slug)}/dry-run", DryRun, {"spec": body})
 
     def subscriptions(self, slug: str, state: str | None = None) -> list[SubscriptionOut]:
         """A project's subscriptions, newest first; only those in ``state`` if given."""

@@ -27,7 +27,7 @@ from eoengine.platform.db.models import Job, Subscription, SubscriptionRun
 from eoengine.platform.events import record
 from eoengine.platform.index import Output, map_outputs, relative, store_outputs
 from eoengine.platform.projects import CONFIG
-from eoengine.platform.subscriptions import MAX_FAILURES, SOURCE_PROJECT, SUBSCRIPTIONS_DIR, output_folder
+from eoengine.platform.subscriptions import MAX_FAILURES, SOURCE_PROJECT, SUBSCRIPTIONS_DIR, output_folder, runnable
 from eoengine.subscriptions.spec import SubscriptionSpec
 from eoengine.subscriptions.state import RunRecord, SubscriptionState
 
@@ -75,7 +75,7 @@ def subscription_work(db: Database, job: Job, folder: Path, reporter: JobReporte
     cfg = load_config(folder / CONFIG)
     if spec.source == SOURCE_PROJECT:
         retrying(lambda: refresh_catalog(db, job.project_id, folder), "reading the project's imagery")
-        spec = spec.model_copy(update={"source": str(cfg.output_path / CATALOG)})
+    spec = runnable(spec, folder, cfg.output_path / CATALOG)
     uri = tracking_uri(cfg.output_path, cfg.training.tracking_uri, None)
     out = output_folder(cfg.output_path, sub.id)
     due = dt.datetime.fromisoformat(job.spec["due"])

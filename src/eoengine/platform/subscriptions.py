@@ -168,3 +168,22 @@ def output_folder(output_path: Path, sub_id: int) -> Path:
 
     """
     return output_path / SUBSCRIPTIONS_DIR / str(sub_id)
+
+
+def runnable(spec: SubscriptionSpec, folder: Path, catalog: Path) -> SubscriptionSpec:
+    """A stored spec as it runs on the server: ``project`` the catalog folder, relative paths the project's.
+
+    Args:
+        spec: The stored spec.
+        folder: The project folder.
+        catalog: The project's imagery catalog folder (``<output_dir>/catalog``).
+
+    Returns:
+        The spec with an absolute ``source`` (or its URL) and model folder.
+
+    """
+    source = str(catalog) if spec.source == SOURCE_PROJECT else spec.source
+    if "://" not in source:
+        source = str(folder / source)
+    model = spec.model if ":/" in spec.model else str(folder / spec.model)
+    return spec.model_copy(update={"source": source, "model": model})

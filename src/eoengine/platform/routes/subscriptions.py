@@ -17,8 +17,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from eoengine.errors import Conflict, Denied, Invalid, NotFound
+from eoengine.errors import Conflict, Denied, Invalid, NotFound, first_line
 from eoengine.models.meta import META
+from eoengine.platform.browse import project_config, project_folder
 from eoengine.platform.db.models import Subscription, SubscriptionRun, User
 from eoengine.platform.deps import DbSession, ProjectAccess, Reader, RowId, Runner, platform_of
 from eoengine.platform.events import record
@@ -32,12 +33,13 @@ from eoengine.platform.subscriptions import (
     first_due,
     now,
     public_spec,
+    runnable,
     server_spec,
     start_state,
     transition,
 )
 from eoengine.subscriptions.spec import SubscriptionSpec
-from eoengine.subscriptions.state import RunRecord
+from eoengine.subscriptions.state import DryRun, RunRecord, SubscriptionState
 
 router = APIRouter(prefix="/projects/{slug}/subscriptions", tags=["subscriptions"])
 STAC_ROOTS = ("catalog.json", "collection.json", "*/collection.json")
@@ -233,6 +235,42 @@ def run_now(sub_id: RowId, access: Runner, session: DbSession) -> JobOut:
                        f"wait for it to finish (GET /api/v1/jobs/{busy[0].id})")
     job = enqueue_run(session, sub, now(), "manual", access.user_id)
     return job_out(job, access.project.slug, access.caller.user.username)
+
+
+def _dry_run(spec: SubscriptionSpec, state: SubscriptionState, request: Request, access: ProjectAccess,
+             session: Session) -> DryRun:
+    """What running ``spec`` now would do, from the catalog's metadata (nothing fetched or written)."""
+    from mlflow.exceptions import MlflowException
+
+    from eoengine.platform.imagery import CATALOG
+    from eoengine.platform.routes.imagery import catalog_of
+    from eoengine.subscriptions.dryrun import dry_run
+
+    if spec.source == SOURCE_PROJECT:
+        catalog_of(request, access.project, session)  # brought up to date, as a run does first
+    uri, _, _ = project_store(request, access, session)
+    cfg = project_config(request, access.project)
+    try:
+        return dry_run(runnable(spec, project_folder(request, access.project), cfg.output_path / CATALOG), state, now(),
+                       uri)
+    except MlflowException as exc:  # a registry version whose files are gone
+        raise NotFound(f"model: the files of {spec.model} cannot be read from the registry ({first_line(exc)})",
+                       "register a version that holds a model package, or point the alias at one") from None
+
+
+@router.post("/dry-run", response_model=DryRun)
+def dry_run_spec(body: SubscriptionIn, access: Runner, request: Request, session: DbSession) -> DryRun:
+    """What a new subscription would do if it ran now: periods, scenes, tiles, compute and storage estimates (not stored)."""
+    spec = checked_spec(body.spec, request, access, session)
+    return _dry_run(spec, SubscriptionState(), request, access, session)
+
+
+@router.post("/{sub_id}/dry-run", response_model=DryRun)
+def dry_run_subscription(sub_id: RowId, access: Runner, request: Request, session: DbSession) -> DryRun:
+    """What a subscription's next run would do now, from its stored state (nothing runs)."""
+    sub = find_subscription(session, access, sub_id)
+    spec, state = SubscriptionSpec.model_validate(sub.spec), SubscriptionState.model_validate(sub.run_state)
+    return _dry_run(spec, state, request, access, session)
 
 
 def _runs(session: Session, sub: Subscription, limit: int) -> list[SubscriptionRun]:
