@@ -176,6 +176,7 @@ def check_outputs(live: LiveServer, c: httpx.Client, sub_id: int, folder: Path) 
     assert sorted(a.meta["run_key"] for a in indexed) == sorted(r["key"] for r in runs)
     lineage = c.get("/projects/watch/lineage", params={"object": f"map:{late['map_path']}"}).json()
     assert f"scene:{S2002}" in {n["type"] + ":" + n["id"] for n in lineage["nodes"]}
+    check_stac(live, runs)
     deliveries = c.get(f"{base}/deliveries").json()
     assert {d["delivery"]["topic"] for d in deliveries} >= {"run.succeeded"}
     assert all(d["delivery"]["outcome"] == "delivered" for d in deliveries)
@@ -198,6 +199,19 @@ def check_stats(c: httpx.Client, base: str, runs: list[dict[str, Any]]) -> None:
     assert frame.crs.to_epsg() == 4326 and list(frame["hectares"]) == [r["hectares"] for r in rows]
     assert frame.geometry.iloc[0].bounds == pytest.approx((-93.34, 15.70, -93.30, 15.74))
     assert c.get(f"{base}/stats", params={"format": "xlsx"}).status_code == 422
+
+
+def check_stac(live: LiveServer, runs: list[dict[str, Any]]) -> None:
+    """pystac-client finds the run outputs in the project's STAC API, beside its imagery."""
+    from pystac_client import Client as StacClient
+
+    stac = StacClient.open(f"{live.url}/api/v1/projects/watch/stac",
+                           headers={"Authorization": f"Bearer {live.admin.token}"})
+    assert {"scenes", "subscription-landsat"} <= {col.id for col in stac.get_collections()}  # its imagery, its outputs
+    found = list(stac.search(collections=["subscription-landsat"], intersects=AREA).items())
+    assert sorted(i.id for i in found) == sorted(r["key"] for r in runs)
+    late = list(stac.search(collections=["subscription-landsat"], datetime="2002-01-01T00:00:00Z/..").items())
+    assert [i.properties["eoengine:input_items"] for i in late] == [[S2002]]
 
 
 def check_webhooks(receiver: Receiver) -> None:
