@@ -44,6 +44,15 @@ def _client(server: str | None) -> Client:
     return client
 
 
+def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
+
+
 def _line(sub: SubscriptionOut) -> str:
     due = when(sub.next_due) or "never"
     return f"subscription {sub.id} {sub.name!r} on {sub.project}: {sub.state}, next due {due}, {sub.runs} run(s)"
@@ -76,13 +85,9 @@ def list_(project: ProjectOpt, server: ServerOpt = None, state: Annotated[str | 
     if as_json:
         print_json(found)
         return
-    table = Table(title=f"{project}: {len(found)} subscription(s)")
-    for col in ("id", "name", "state", "cadence", "model", "next due", "runs", "by"):
-        table.add_column(col)
-    for s in found:
-        table.add_row(str(s.id), s.name, s.state, str(s.spec["cadence"]), str(s.spec["model"]), when(s.next_due),
-                      str(s.runs), s.created_by or "")
-    out.print(table)
+    _table(f"{project}: {len(found)} subscription(s)", ("id", "name", "state", "cadence", "model", "next due", "runs", "by"),
+           [(str(s.id), s.name, s.state, str(s.spec["cadence"]), str(s.spec["model"]), when(s.next_due), str(s.runs),
+             s.created_by or "") for s in found])
 
 
 @subscription_app.command("show")
@@ -149,9 +154,5 @@ def runs(sub_id: IdArg, project: ProjectOpt, server: ServerOpt = None, as_json: 
     if as_json:
         print_json(found)
         return
-    table = Table(title=f"subscription {sub_id}: {len(found)} run(s)")
-    for col in ("run", "key", "due", "status", "job"):
-        table.add_column(col)
-    for r in found:
-        table.add_row(str(r.id), r.key, when(r.due), r.status, str(r.job_id or ""))
-    out.print(table)
+    _table(f"subscription {sub_id}: {len(found)} run(s)", ("run", "key", "due", "status", "job"),
+           [(str(r.id), r.key, when(r.due), r.status, str(r.job_id or "")) for r in found])
