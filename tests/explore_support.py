@@ -8,17 +8,20 @@ The date is in the file name, which is where the project catalog finds an upload
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import rasterio
-from platform_server import LiveServer
+from platform_server import LiveServer, live_platform
 from rasterio.transform import from_bounds
 
 BOX = (-78.70, 35.74, -78.66, 35.78)
 SIZE = 40
 BANDS = ("blue", "green", "red", "nir")
 DATES = ("20190601", "20200601", "20210601")
+SLUG = "explore"
 NODATA_PIXEL = (7, 9)  # (row, col) where red has no data
 NODATA = 0
 
@@ -58,3 +61,13 @@ def pixel_centre(row: int, col: int) -> tuple[float, float]:
     west, _, east, north = BOX
     step = (east - west) / SIZE
     return west + (col + 0.5) * step, north - (row + 0.5) * step
+
+
+@contextmanager
+def explore_server(folder: Path) -> Iterator[LiveServer]:
+    """A platform server whose project :data:`SLUG` is the NC sample with the dated uploads, until the block ends."""
+    with live_platform(folder / "home") as server:
+        with server.client() as c:
+            assert c.post("/projects", json={"name": SLUG, "template": "nc-landsat"}).status_code == 201
+        upload_scenes(server, SLUG, folder)
+        yield server

@@ -15,22 +15,17 @@ import httpx
 import pytest
 import rasterio
 from browse_support import error_of
-from explore_support import BANDS, DATES, NODATA_PIXEL, pixel_centre, scene_id, upload_scenes
-from platform_server import LiveServer, live_platform
+from explore_support import BANDS, DATES, NODATA_PIXEL, SLUG, explore_server, pixel_centre, scene_id
+from platform_server import LiveServer
 from rasterio.warp import transform
 
-SLUG = "explore"
 SERIES = f"/projects/{SLUG}/imagery/series"
 NC_FILES = {"blue": "10", "green": "20", "red": "30", "nir": "40"}
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    folder = tmp_path_factory.mktemp("explore")
-    with live_platform(folder / "home") as server:
-        with server.client() as c:
-            assert c.post("/projects", json={"name": SLUG, "template": "nc-landsat"}).status_code == 201
-        upload_scenes(server, SLUG, folder)
+    with explore_server(tmp_path_factory.mktemp("explore")) as server:
         yield server
 
 
