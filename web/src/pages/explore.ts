@@ -37,23 +37,36 @@ function indices(items: ImageryItem[]): string[] {
   return found.size ? [...found] : ["NDVI"];
 }
 
+interface Controls {
+  recipe: HTMLSelectElement; index: HTMLSelectElement; slider: HTMLInputElement; date: HTMLOutputElement;
+  other: HTMLSelectElement; container: HTMLElement; side: HTMLElement;
+}
+
+/** The page's title, controls bar, map and series panel in `root` (the bar above the map, where swipe adds its toggle). */
+function layout(root: HTMLElement, slug: string, all: ImageryItem[]): Controls {
+  const c: Controls = {
+    recipe: h("select", { id: "explore-recipe" },
+      ...[...new Set(all.flatMap((i) => i.recipes))].map((r) => h("option", { value: r }, r))),
+    index: h("select", { id: "explore-index" }, ...indices(all).map((i) => h("option", { value: i }, i))),
+    slider: h("input", { type: "range", id: "explore-slider", min: "0", max: "0", step: "1", "aria-label": "Date" }),
+    date: h("output", { id: "explore-date", for: "explore-slider" }),
+    other: h("select", { id: "explore-other", "aria-label": "Date right of the swipe divider" }),
+    container: h("div", { class: "map explore-map", id: "explore-map", role: "region", "aria-label": "Imagery map" }),
+    side: h("aside", { class: "explore-side", id: "explore-series" },
+      h("p", { class: "muted" }, "Click the map: the pixel's band values and index over time.")),
+  };
+  mount(root, h("div", { class: "title-row" }, h("h1", {}, "Explore imagery"), link(`#/projects/${slug}`, "Project")),
+    h("div", { class: "map-bar explore-bar" }, field("Recipe", c.recipe), h("label", { class: "slider" }, "Date ", c.slider),
+      c.date, field("Index", c.index), field("Right of the divider", c.other)),
+    h("div", { class: "explore-body" }, h("div", { class: "map-block explore-stack" }, c.container), c.side));
+  return c;
+}
+
 /** The explore page. */
 export async function explorePage(root: HTMLElement, params: Params): Promise<Cleanup> {
   const slug = encodeURIComponent(params.slug);
   const all = await api<ImageryItem[]>(`/projects/${slug}/imagery`);
-  const recipe = h("select", { id: "explore-recipe" },
-    ...[...new Set(all.flatMap((i) => i.recipes))].map((r) => h("option", { value: r }, r)));
-  const index = h("select", { id: "explore-index" }, ...indices(all).map((i) => h("option", { value: i }, i)));
-  const slider = h("input", { type: "range", id: "explore-slider", min: "0", max: "0", step: "1", "aria-label": "Date" });
-  const date = h("output", { id: "explore-date", for: "explore-slider" });
-  const other = h("select", { id: "explore-other", "aria-label": "Date right of the swipe divider" });
-  const container = h("div", { class: "map explore-map", id: "explore-map", role: "region", "aria-label": "Imagery map" });
-  const side = h("aside", { class: "explore-side", id: "explore-series" },
-    h("p", { class: "muted" }, "Click the map: the pixel's band values and index over time."));
-  mount(root, h("div", { class: "title-row" }, h("h1", {}, "Explore imagery"), link(`#/projects/${slug}`, "Project")),
-    h("div", { class: "map-bar explore-bar" }, field("Recipe", recipe), h("label", { class: "slider" }, "Date ", slider),
-      date, field("Index", index), field("Right of the divider", other)),
-    h("div", { class: "explore-body" }, h("div", { class: "map-block explore-stack" }, container), side));
+  const { recipe, index, slider, date, other, container, side } = layout(root, slug, all);
   const map = createMap(container, { preserveDrawingBuffer: true } as never);
   const cleanups: (() => void)[] = [registerMap("explore", map)];
   let inView: ImageryItem[] = all;
