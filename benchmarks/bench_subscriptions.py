@@ -23,15 +23,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # this checkout's code, not the installed one
 
-import subscriptions_support as support  # noqa: E402
-from conftest import saved_package  # noqa: E402
+import subscriptions_support as support
+from conftest import saved_package
 
-from eoengine.inference.area import predict_fetched  # noqa: E402
-from eoengine.inference.predict import Predictor  # noqa: E402
-from eoengine.models.package import load_package  # noqa: E402
-from eoengine.subscriptions.run import run_due  # noqa: E402
-from eoengine.subscriptions.spec import parse_spec  # noqa: E402
-from eoengine.subscriptions.state import SubscriptionState  # noqa: E402
+from eoengine.inference.area import predict_fetched
+from eoengine.inference.predict import Predictor
+from eoengine.models.package import load_package
+from eoengine.subscriptions.run import run_due
+from eoengine.subscriptions.spec import parse_spec
+from eoengine.subscriptions.state import SubscriptionState
 
 
 def main() -> None:

@@ -145,3 +145,22 @@ def test_a_dry_run_answers_from_metadata_and_writes_nothing(tmp_path: Path, worl
     assert sorted(p.name for p in tmp_path.iterdir()) == ["watch.yaml"]
     code, out, _ = run_cli(["subscription", "dry-run", str(spec), "--now", "2021-06-01T00:00:00Z"], capsys)
     assert code == 0 and "1 period(s), 1 tile(s)" in out
+
+
+def test_a_failed_clocked_period_is_retried_before_the_new_one(tmp_path: Path, world: dict[str, Path]) -> None:
+    from eoengine.serving.stac_api import create_stac_app
+
+    port = free_port()
+    spec = parse_spec(spec_data(f"http://127.0.0.1:{port}", world["package"], area_of(world["scene"]), cadence="daily",
+                                start="2021-02-27T00:00:00Z"))
+    state, [failed] = run_due(spec, SubscriptionState(), tmp_path / "out", tmp_path / "cache",
+                              dt.datetime(2021, 3, 2, 6, tzinfo=dt.UTC))
+    assert failed.status == "failed" and (failed.period_start.day, failed.period_end.day) == (1, 2)
+    server = serve_on(create_stac_app(CatalogIndex(world["catalog"]), cache=tmp_path / "stac-cache"), port)
+    try:
+        state, records = run_due(spec, state, tmp_path / "out", tmp_path / "cache", dt.datetime(2021, 3, 3, 6, tzinfo=dt.UTC))
+    finally:
+        server.should_exit = True
+    assert [(r.period_start.day, r.period_end.day, r.status, r.scene_ids) for r in records] == [
+        (1, 2, "succeeded", ["a"]), (2, 3, "no-imagery", [])]
+    assert state.failed == [] and state.last_due == dt.datetime(2021, 3, 3, tzinfo=dt.UTC)

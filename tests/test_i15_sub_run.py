@@ -163,3 +163,30 @@ def test_least_cloudy_takes_the_clearest_scene_and_median_is_numpy_s_median(tmp_
     assert len(inputs) == 3 and all(i.shape == made.shape for i in inputs)
     np.testing.assert_allclose(made.filled(np.nan), np.median(np.stack(inputs), axis=0))
     assert median.status == "succeeded" and is_cog(Path(median.map_path or ""))
+
+
+def test_a_registry_alias_is_resolved_at_each_run_and_an_unknown_one_fails_the_run(tmp_path: Path, package: Path) -> None:
+    from eoengine.deploy.registry import move_alias, register
+    from eoengine.models.package import load_package
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    for _ in range(2):
+        register(load_package(package), "watcher", uri, ["champion"])
+    move_alias(uri, "watcher", "champion", "1")
+    a = write_scene(tmp_path / "scenes", "a")
+    cat = catalog(tmp_path / "cat", [("a", "2021-03-01", 20.0, a)])
+    spec = parse_spec(spec_data(cat, "models:/watcher@champion", area_of(a)))
+    state, [first] = run_due(spec, SubscriptionState(), tmp_path / "out", tmp_path / "cache", NOW, tracking_uri=uri)
+    assert first.status == "succeeded" and first.model_version == "watcher/1"
+
+    move_alias(uri, "watcher", "champion", "2")  # a new champion takes over at the next run
+    b = write_scene(tmp_path / "scenes", "b", shift=8)
+    catalog(cat, [("a", "2021-03-01", 20.0, a), ("b", "2021-04-10", 5.0, b)])
+    state, [second] = run_due(spec, state, tmp_path / "out", tmp_path / "cache", NOW, tracking_uri=uri)
+    assert second.status == "succeeded" and second.model_version == "watcher/2"
+    assert item_of(second).properties["eoengine:model_version"] == "watcher/2"
+
+    unknown = parse_spec(spec_data(cat, "models:/watcher@nobody", area_of(a)))
+    _, [failed] = run_due(unknown, SubscriptionState(), tmp_path / "o2", tmp_path / "cache", NOW, tracking_uri=uri)
+    assert failed.status == "failed" and failed.error is not None
+    assert "models:/watcher@nobody is not in the registry" in failed.error.error and failed.error.fix

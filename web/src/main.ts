@@ -5,6 +5,7 @@ import { ApiError, reportError } from "./api";
 import { annotatePage } from "./pages/annotate";
 import { annotationStatsPage } from "./pages/annotation-stats";
 import { datasetPage } from "./pages/dataset";
+import { explorePage } from "./pages/explore";
 import { jobPage } from "./pages/job";
 import { modelPage } from "./pages/model";
 import { membersPage, tokensPage } from "./pages/members";
@@ -19,6 +20,7 @@ export const routes: Route[] = [
   { pattern: "/signin", title: "Sign in", page: signinPage },
   { pattern: "/projects", title: "Projects", page: signedIn(projectsPage) },
   { pattern: "/projects/:slug", title: "Project", page: signedIn(projectPage) },
+  { pattern: "/projects/:slug/explore", title: "Explore imagery", page: signedIn(explorePage) },
   { pattern: "/projects/:slug/datasets/:ref", title: "Dataset", page: signedIn(datasetPage) },
   { pattern: "/projects/:slug/runs/:id", title: "Run", page: signedIn(runPage) },
   { pattern: "/projects/:slug/models/:name", title: "Model", page: signedIn(modelPage) },

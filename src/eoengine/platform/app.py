@@ -28,6 +28,7 @@ from eoengine.platform.routes import (
     datasets,
     events,
     imagery,
+    imagery_series,
     jobs,
     maps,
     members,
@@ -137,7 +138,7 @@ def create_platform_app(settings: PlatformSettings, platform: Platform | None = 
 
     app.add_middleware(BodyCap, cap=lambda path: body_limit(settings, path)[0], refuse=too_large)
     for module in (auth, tokens, users, projects, members, events, jobs, datasets, runs, models, maps, uploads, imagery,
-                   annotation, annotation_io, annotation_assist, annotation_quality, subscriptions,
+                   imagery_series, annotation, annotation_io, annotation_assist, annotation_quality, subscriptions,
                    subscription_results):
         app.include_router(module.router, prefix=API)
     app.include_router(_health(), prefix=API)

@@ -10,6 +10,7 @@ is written under a temporary name and renamed, so a crash never leaves a half co
 from __future__ import annotations
 
 import os
+import warnings
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -61,10 +62,7 @@ def _median(sources: list[Any], window: Any) -> np.ndarray:
     for src in sources:
         data = src.read(window=window, masked=True).astype("float32")
         layers.append(np.ma.filled(data, np.nan))
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # an all-nodata pixel: NaN, written as nodata
-            median = np.nanmedian(np.stack(layers), axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-nodata pixel: NaN, written as nodata
+        median = np.nanmedian(np.stack(layers), axis=0)
     return np.where(np.isnan(median), NODATA, median).astype("float32")

@@ -49,12 +49,12 @@ def make_item(spec: SubscriptionSpec, record: RunRecord, scenes: list[pystac.Ite
     """
     from shapely.geometry import shape
 
-    from eoengine import __version__
+    import eoengine
 
     when = max((s.datetime for s in scenes if s.datetime), default=record.period_end)
     item = pystac.Item(id=str(record.key), geometry=spec.area, bbox=list(shape(spec.area).bounds), datetime=when,
                        properties={"start_datetime": _iso(record.period_start), "end_datetime": _iso(record.period_end),
-                                   "processing:software": {"eoengine": __version__},
+                                   "processing:software": {"eoengine": eoengine.__version__},
                                    "processing:lineage": f"{record.composite} of {len(scenes)} scene(s) predicted "
                                                          f"with {record.model_version}",
                                    "eoengine:model": record.model, "eoengine:model_version": record.model_version,
