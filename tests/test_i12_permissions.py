@@ -394,6 +394,45 @@ def _gold(w: World) -> Call:
     return Call({"task_id": accepted[0]["id"]}, json={"annotators": [w.usernames["reviewer"]]})
 
 
+# ---------------------------------------------------------------- subscriptions (issue 15)
+
+SUBS = "/api/v1/projects/{slug}/subscriptions"
+EXPECTED |= {f"{route.split()[0]} {SUBS}{route.split()[1]}".rstrip("/"): action for route, action in {
+    "POST /": "run", "GET /": "read", "GET /{sub_id}": "read", "POST /{sub_id}/pause": "run",
+    "POST /{sub_id}/resume": "run", "POST /{sub_id}/cancel": "run",  # one's own (reviewer+); anyone's needs manage
+    "POST /{sub_id}/run": "run", "GET /{sub_id}/runs": "read", "GET /{sub_id}/deliveries": "read",
+    "GET /{sub_id}/results": "read", "GET /{sub_id}/stats": "read", "POST /dry-run": "run",
+    "POST /{sub_id}/dry-run": "run"}.items()}
+
+
+def _sub_spec(w: World) -> dict[str, Any]:
+    return {"name": w.unique("sub-"), "model": f"models:/{w.objects['name']}/1", "start": "2026-01-01T00:00:00Z",
+            "area": {"type": "Polygon", "coordinates": [[[0, 0], [0.01, 0], [0.01, 0.01], [0, 0.01], [0, 0]]]}}
+
+
+def _subscription(w: World, by: str = "site_admin", paused: bool = False) -> Call:
+    """A fresh subscription of the shared project made by ``by`` (paused if asked)."""
+    with w.live.client(w.tokens[by]) as c:
+        r = c.post(f"/projects/{w.slug}/subscriptions", json={"spec": _sub_spec(w)})
+        assert r.status_code == 201, r.text
+        if paused:
+            assert c.post(f"/projects/{w.slug}/subscriptions/{r.json()['id']}/pause").status_code == 200
+    return Call({"sub_id": r.json()["id"]})
+
+
+CALLS |= {
+    f"POST {SUBS}": lambda w, c: Call(json={"spec": _sub_spec(w)}, ok=(201,)),
+    # the matrix project's model version has no package: past the role check, a dry run's model lookup is a 404
+    f"POST {SUBS}/dry-run": lambda w, c: Call(json={"spec": _sub_spec(w)}, ok=(404,)),
+    f"POST {SUBS}/{{sub_id}}/dry-run": lambda w, c: (lambda call: Call(call.params, ok=(404,)))(_subscription(w)),
+    **{f"{route} {SUBS}/{{sub_id}}{tail}": lambda w, c: _subscription(w) for route, tail in (
+        ("GET", ""), ("POST", "/pause"), ("POST", "/run"), ("GET", "/runs"), ("GET", "/deliveries"), ("GET", "/results"),
+        ("GET", "/stats"))},
+    f"POST {SUBS}/{{sub_id}}/resume": lambda w, c: _subscription(w, paused=True),
+    f"POST {SUBS}/{{sub_id}}/cancel": lambda w, c: _subscription(w, "reviewer"),
+}
+
+
 def denial(action: str, caller: str) -> int | None:
     """The status the contract gives ``caller`` on a route needing ``action`` (None: allowed)."""
     if action == "public":

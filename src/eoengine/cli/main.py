@@ -25,7 +25,7 @@ from eoengine.cli.runs import runs_app
 from eoengine.cli.server import server_app
 from eoengine.cli.source import source_app
 from eoengine.cli.source_ee import ee_app
-from eoengine.cli.subscription import subscription_app
+from eoengine.cli.subscription_remote import subscription_app  # the local commands and the server's, one group
 from eoengine.cli.worker import worker
 from eoengine.errors import ConfigError, EOError, Invalid, NotFound
 from eoengine.progress import using_reporter

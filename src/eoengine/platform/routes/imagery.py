@@ -43,12 +43,13 @@ from starlette.types import Receive, Scope, Send
 from eoengine.config.schema import ProjectConfig
 from eoengine.errors import EOError, Invalid, NotFound
 from eoengine.features.indices import common_name_to_symbol, compute_indices, required_symbols
-from eoengine.platform.browse import imagery_artifacts, project_folder
+from eoengine.platform.browse import imagery_artifacts, project_config, project_folder
 from eoengine.platform.db.models import Project
 from eoengine.platform.deps import DbSession, Reader, current_caller, find_project, platform_of
 from eoengine.platform.imagery import item_bands, project_catalog
 from eoengine.platform.projects import CONFIG, validate_config
 from eoengine.platform.schemas import ImageryItemOut
+from eoengine.platform.subscriptions import SUBSCRIPTIONS_DIR
 from eoengine.platform.tiles import (
     INDEX_RAMP,
     BandRef,
@@ -433,15 +434,34 @@ def imagery_pixel(item: str, lon: float, lat: float, access: Reader, request: Re
 
 
 class ProjectStac:
-    """The ASGI app at ``/api/v1/projects/{slug}/stac``: the caller must read the project; then its STAC API answers."""
+    """The ASGI app at ``/api/v1/projects/{slug}/stac``: the caller must read the project; then its STAC API answers.
+
+    It serves the project's imagery and, beside it, each subscription's collection of run outputs
+    (``subscription-NAME``: a map's Item per run), so a STAC client searches both.
+    """
 
     def __init__(self) -> None:
         self._apps: dict[str, tuple[CatalogIndex, FastAPI]] = {}
+        self._joined: dict[str, tuple[CatalogIndex, tuple[tuple[str, int], ...], CatalogIndex]] = {}
 
     def _index(self, request: Request, slug: str) -> CatalogIndex:
         with platform_of(request).db.request() as session:
             access = find_project(session, slug, current_caller(request, session), "read")
-            return catalog_of(request, access.project, session)
+            imagery = catalog_of(request, access.project, session)
+            outputs = project_config(request, access.project).output_path / SUBSCRIPTIONS_DIR
+        return self._with_subscriptions(imagery, outputs)
+
+    def _with_subscriptions(self, imagery: CatalogIndex, outputs: Path) -> CatalogIndex:
+        """The imagery with each subscription's collection of run outputs (re-read when one of them changed)."""
+        files = sorted(outputs.glob("*/collection.json"))
+        if not files:
+            return imagery
+        sig = tuple((str(f), f.stat().st_mtime_ns) for f in files)
+        cached = self._joined.get(str(outputs))
+        if cached is None or cached[0] is not imagery or cached[1] != sig:
+            cached = (imagery, sig, imagery.joined(CatalogIndex(outputs)))
+            self._joined[str(outputs)] = cached
+        return cached[2]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the caller, then hand the request to the project's STAC API app."""
