@@ -13,6 +13,7 @@ import { projectPage } from "./pages/project";
 import { projectsPage } from "./pages/projects";
 import { runPage } from "./pages/run";
 import { signinPage } from "./pages/signin";
+import { subscriptionsPage } from "./pages/subscriptions";
 import { type Route, startRouter } from "./router";
 import { signedIn } from "./session";
 
@@ -28,6 +29,7 @@ export const routes: Route[] = [
   { pattern: "/projects/:slug/annotate/:set/tasks/:task", title: "Annotate a task", page: signedIn(annotatePage) },
   { pattern: "/projects/:slug/annotate/:set/stats", title: "Annotation quality", page: signedIn(annotationStatsPage) },
   { pattern: "/projects/:slug/annotate/:set/stats/:user", title: "Annotator", page: signedIn(annotationStatsPage) },
+  { pattern: "/projects/:slug/subscriptions", title: "Subscriptions", page: signedIn(subscriptionsPage) },
   { pattern: "/projects/:slug/members", title: "Members", page: signedIn(membersPage) },
   { pattern: "/tokens", title: "API tokens", page: signedIn(tokensPage) },
   { pattern: "/jobs/:id", title: "Job", page: signedIn(jobPage) },

@@ -142,6 +142,7 @@ export async function projectPage(root: HTMLElement, params: Params): Promise<Cl
     h("div", { class: "title-row" }, h("h1", {}, first.name),
       h("span", { class: "muted" }, `your role: ${first.role ?? "site admin"}`),
       link(`${base}/explore`, "Explore imagery", { class: "button-link", id: "explore-link" }),
+      link(`${base}/subscriptions`, "Subscriptions", { class: "button-link", id: "subscriptions-link" }),
       manage ? link(`${base}/members`, "Members", { class: "button-link" }) : null),
     h("div", { class: "map-block" }, container, legend),
     section("Jobs", "jobs", may(first.role, "run", user.is_admin) ? jobForm(slug) : null, jobs),
