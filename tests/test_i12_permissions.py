@@ -97,6 +97,7 @@ EXPECTED: dict[str, str] = {
     "PUT /api/v1/projects/{slug}/models/{name}/aliases/{alias}": "review",
     "DELETE /api/v1/projects/{slug}/models/{name}/aliases/{alias}": "review",
     "GET /api/v1/projects/{slug}/runs": "read",
+    "GET /api/v1/projects/{slug}/catalog": "read",
     "GET /api/v1/projects/{slug}/runs/compare": "read",
     "GET /api/v1/projects/{slug}/runs/{run_id}": "read",
     "GET /api/v1/projects/{slug}/uploads": "read",

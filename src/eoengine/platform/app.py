@@ -25,6 +25,7 @@ from eoengine.platform.routes import (
     annotation_io,
     annotation_quality,
     auth,
+    catalog,
     datasets,
     events,
     imagery,
@@ -139,7 +140,7 @@ def create_platform_app(settings: PlatformSettings, platform: Platform | None = 
     app.add_middleware(BodyCap, cap=lambda path: body_limit(settings, path)[0], refuse=too_large)
     for module in (auth, tokens, users, projects, members, events, jobs, datasets, runs, models, maps, uploads, imagery,
                    imagery_series, annotation, annotation_io, annotation_assist, annotation_quality, subscriptions,
-                   subscription_results):
+                   subscription_results, catalog):
         app.include_router(module.router, prefix=API)
     app.include_router(_health(), prefix=API)
     app.mount(f"{API}/projects/{{slug}}/stac", imagery.ProjectStac())
