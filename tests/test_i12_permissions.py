@@ -405,7 +405,7 @@ EXPECTED |= {f"{route.split()[0]} {SUBS}{route.split()[1]}".rstrip("/"): action 
     "POST /{sub_id}/resume": "run", "POST /{sub_id}/cancel": "run",  # one's own (reviewer+); anyone's needs manage
     "POST /{sub_id}/run": "run", "GET /{sub_id}/runs": "read", "GET /{sub_id}/deliveries": "read",
     "GET /{sub_id}/results": "read", "GET /{sub_id}/stats": "read", "POST /dry-run": "run",
-    "POST /{sub_id}/dry-run": "run"}.items()}
+    "POST /{sub_id}/dry-run": "run", "GET /{sub_id}/runs/{key}/change": "read"}.items()}
 
 
 def _sub_spec(w: World) -> dict[str, Any]:
@@ -431,6 +431,8 @@ CALLS |= {
     **{f"{route} {SUBS}/{{sub_id}}{tail}": lambda w, c: _subscription(w) for route, tail in (
         ("GET", ""), ("POST", "/pause"), ("POST", "/run"), ("GET", "/runs"), ("GET", "/deliveries"), ("GET", "/results"),
         ("GET", "/stats"))},
+    # a fresh subscription has no run: past the role check, the run's change is a 404
+    f"GET {SUBS}/{{sub_id}}/runs/{{key}}/change": lambda w, c: Call(_subscription(w).params | {"key": "none"}, ok=(404,)),
     f"POST {SUBS}/{{sub_id}}/resume": lambda w, c: _subscription(w, paused=True),
     f"POST {SUBS}/{{sub_id}}/cancel": lambda w, c: _subscription(w, "reviewer"),
 }

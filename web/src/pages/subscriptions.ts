@@ -52,7 +52,7 @@ export async function subscriptionsPage(root: HTMLElement, params: Params): Prom
   const list = h("div", { id: "subscription-table" });
   const refresh = (): void => {
     api<Subscription[]>(`/projects/${encodeURIComponent(slug)}/subscriptions`).then((subs) => {
-      const rows = subs.map((s) => [h("span", { "data-sub": String(s.id) }, s.name),
+      const rows = subs.map((s) => [h("span", { "data-sub": String(s.id) }, link(`${base}/subscriptions/${s.id}`, s.name)),
         stateBadge(s.state), String(s.spec.cadence ?? ""), String(s.runs), when(s.last_due), when(s.next_due),
         actions(slug, s, user, project.role, refresh)]);
       list.replaceChildren(table(["Subscription", "State", "Cadence", "Runs", "Last run", "Next due", ""], rows,

@@ -124,3 +124,23 @@ def subscription_stats(sub_id: RowId, access: Reader, request: Request, session:
     if not path.is_file():
         raise NotFound(f"subscription {sub_id} has no statistics yet", "wait for its first successful run")
     return FileResponse(path, media_type=MEDIA[format], filename=f"{name}-stats.{format}")
+
+
+@router.get("/{sub_id}/runs/{key}/change", responses={200: {"content": {"application/geo+json": {}},
+                                                            "description": "the run's change polygons"}})
+def subscription_change(sub_id: RowId, key: str, access: Reader, request: Request, session: DbSession) -> Response:
+    """The change polygons of one run against the run before it (GeoJSON, lon/lat: ``from``, ``to``, ``hectares``)."""
+    sub = find_subscription(session, access, sub_id)
+    row = session.scalar(select(SubscriptionRun).where(SubscriptionRun.subscription_id == sub.id,
+                                                       SubscriptionRun.key == key))
+    if row is None:
+        raise NotFound(f"subscription {sub_id} has no run {key!r}", f"list its runs (GET .../subscriptions/{sub_id}/runs)")
+    change = RunRecord.model_validate(row.record).change
+    if change is None:
+        raise NotFound(f"run {key} has no change: it is the subscription's first map, or it failed",
+                       "ask for a later run's change")
+    root = project_folder(request, access.project).resolve()
+    file = (root / change.polygons).resolve()
+    if root not in file.parents or not file.is_file():
+        raise NotFound(f"the change polygons of run {key} are gone", "run the subscription again to remake them")
+    return FileResponse(file, media_type="application/geo+json")
