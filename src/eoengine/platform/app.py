@@ -29,6 +29,7 @@ from eoengine.platform.routes import (
     events,
     imagery,
     jobs,
+    map_areas,
     maps,
     members,
     models,
@@ -134,7 +135,7 @@ def create_platform_app(settings: PlatformSettings, platform: Platform | None = 
         return error_response(413, f"a request body of {declared / 2**20:.1f} MB exceeds {name}", fix)
 
     app.add_middleware(BodyCap, cap=lambda path: body_limit(settings, path)[0], refuse=too_large)
-    for module in (auth, tokens, users, projects, members, events, jobs, datasets, runs, models, maps, uploads, imagery,
+    for module in (auth, tokens, users, projects, members, events, jobs, datasets, runs, models, maps, map_areas, uploads, imagery,
                    annotation, annotation_io, annotation_assist, annotation_quality):
         app.include_router(module.router, prefix=API)
     app.include_router(_health(), prefix=API)
