@@ -387,14 +387,15 @@ def test_leakage_on_a_geographic_grid_is_in_metres(geo_ds: Path) -> None:
 
 
 def _validate(doc: dict[str, Any]) -> tuple[list[str], list[str]]:
-    """Validate offline (core schema and each extension's, Draft 7): (errors, schemas not available offline)."""
+    """Validate an Item or Collection offline (core schema and each extension's, Draft 7): (errors, schemas not available offline)."""
     resources = [(url, referencing.Resource.from_contents(s, default_specification=DRAFT7))
                  for url, s in get_local_schema_cache().items()]
     for f in SCHEMAS.rglob("*.json"):
         resources.append((f"https://{f.relative_to(SCHEMAS).as_posix()}",
                           referencing.Resource.from_contents(json.loads(f.read_text()), default_specification=DRAFT7)))
     registry = referencing.Registry().with_resources(resources)
-    core = f"https://schemas.stacspec.org/v{doc['stac_version']}/collection-spec/json-schema/collection.json"
+    kind = "item" if doc.get("type") == "Feature" else "collection"
+    core = f"https://schemas.stacspec.org/v{doc['stac_version']}/{kind}-spec/json-schema/{kind}.json"
     errors, missing = [], []
     for url in [core, *doc.get("stac_extensions", [])]:
         try:

@@ -87,6 +87,7 @@ EXPECTED: dict[str, str] = {
     "GET /api/v1/projects/{slug}/imagery": "read",
     "GET /api/v1/projects/{slug}/imagery/{item}/tiles/{z}/{x}/{y}.png": "read",
     "GET /api/v1/projects/{slug}/imagery/{item}/pixel": "read",
+    "GET /api/v1/projects/{slug}/imagery/series": "read",
     "GET /api/v1/projects/{slug}/maps": "read",
     "GET /api/v1/projects/{slug}/maps/{map_id}": "read",
     "GET /api/v1/projects/{slug}/maps/{map_id}/tiles/{z}/{x}/{y}.png": "read",
@@ -378,6 +379,7 @@ CALLS |= {
                                                                    query={"format": "geojson", "state": "all"}),
     f"GET {ANNOTATION}/sets/{{set_id}}/snapshots": lambda w, c: Call({"set_id": _set_id(w)}),
     "GET /api/v1/projects/{slug}/imagery/{item}/pixel": lambda w, c: _pixel(w),
+    "GET /api/v1/projects/{slug}/imagery/series": lambda w, c: _pixel(w),
     f"POST {ANNOTATION}/sets/{{set_id}}/snapshots": lambda w, c: (_accepted(w), Call({"set_id": _set_id(w)}))[1],
     f"POST {ANNOTATION}/sets/{{set_id}}/snapshots/{{digest}}/build": lambda w, c: _snapshot(w),
     f"POST {ANNOTATION}/sets/{{set_id}}/import": lambda w, c: _import(w, c),
@@ -398,6 +400,45 @@ def _gold(w: World) -> Call:
     accepted = [t for t in w.as_admin("GET", f"/projects/{w.slug}/annotation/sets/{_set_id(w)}/tasks").json()["features"]
                 if t["properties"]["state"] == "accepted" and not t["properties"]["gold"]]
     return Call({"task_id": accepted[0]["id"]}, json={"annotators": [w.usernames["reviewer"]]})
+
+
+# ---------------------------------------------------------------- subscriptions (issue 15)
+
+SUBS = "/api/v1/projects/{slug}/subscriptions"
+EXPECTED |= {f"{route.split()[0]} {SUBS}{route.split()[1]}".rstrip("/"): action for route, action in {
+    "POST /": "run", "GET /": "read", "GET /{sub_id}": "read", "POST /{sub_id}/pause": "run",
+    "POST /{sub_id}/resume": "run", "POST /{sub_id}/cancel": "run",  # one's own (reviewer+); anyone's needs manage
+    "POST /{sub_id}/run": "run", "GET /{sub_id}/runs": "read", "GET /{sub_id}/deliveries": "read",
+    "GET /{sub_id}/results": "read", "GET /{sub_id}/stats": "read", "POST /dry-run": "run",
+    "POST /{sub_id}/dry-run": "run"}.items()}
+
+
+def _sub_spec(w: World) -> dict[str, Any]:
+    return {"name": w.unique("sub-"), "model": f"models:/{w.objects['name']}/1", "start": "2026-01-01T00:00:00Z",
+            "area": {"type": "Polygon", "coordinates": [[[0, 0], [0.01, 0], [0.01, 0.01], [0, 0.01], [0, 0]]]}}
+
+
+def _subscription(w: World, by: str = "site_admin", paused: bool = False) -> Call:
+    """A fresh subscription of the shared project made by ``by`` (paused if asked)."""
+    with w.live.client(w.tokens[by]) as c:
+        r = c.post(f"/projects/{w.slug}/subscriptions", json={"spec": _sub_spec(w)})
+        assert r.status_code == 201, r.text
+        if paused:
+            assert c.post(f"/projects/{w.slug}/subscriptions/{r.json()['id']}/pause").status_code == 200
+    return Call({"sub_id": r.json()["id"]})
+
+
+CALLS |= {
+    f"POST {SUBS}": lambda w, c: Call(json={"spec": _sub_spec(w)}, ok=(201,)),
+    # the matrix project's model version has no package: past the role check, a dry run's model lookup is a 404
+    f"POST {SUBS}/dry-run": lambda w, c: Call(json={"spec": _sub_spec(w)}, ok=(404,)),
+    f"POST {SUBS}/{{sub_id}}/dry-run": lambda w, c: (lambda call: Call(call.params, ok=(404,)))(_subscription(w)),
+    **{f"{route} {SUBS}/{{sub_id}}{tail}": lambda w, c: _subscription(w) for route, tail in (
+        ("GET", ""), ("POST", "/pause"), ("POST", "/run"), ("GET", "/runs"), ("GET", "/deliveries"), ("GET", "/results"),
+        ("GET", "/stats"))},
+    f"POST {SUBS}/{{sub_id}}/resume": lambda w, c: _subscription(w, paused=True),
+    f"POST {SUBS}/{{sub_id}}/cancel": lambda w, c: _subscription(w, "reviewer"),
+}
 
 
 def denial(action: str, caller: str) -> int | None:

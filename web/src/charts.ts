@@ -57,8 +57,9 @@ export interface Series {
   points: { x: number; y: number }[];
 }
 
-/** A line chart of one or more series over steps (epochs), with min/max on the y axis and first/last step. */
-export function lineChart(series: Series[], title: string, width = 360, height = 200): SVGSVGElement {
+/** A line chart of one or more series over steps (epochs, or times), with min/max on the y axis and first/last step. */
+export function lineChart(series: Series[], title: string, width = 360, height = 200,
+  tick: (x: number, first: boolean) => string = (x, first) => (first ? `epoch ${x}` : `${x}`)): SVGSVGElement {
   const left = 52, right = 10, top = 10, bottom = 26;
   const all = series.flatMap((one) => one.points);
   const xs = all.map((p) => p.x), ys = all.map((p) => p.y);
@@ -73,8 +74,8 @@ export function lineChart(series: Series[], title: string, width = 360, height =
     s("line", { x1: left, x2: left, y1: top, y2: height - bottom, class: "axis" }),
     s("text", { x: left - 6, y: top + 8, "text-anchor": "end", class: "tick" }, num(y1, 3)),
     s("text", { x: left - 6, y: height - bottom, "text-anchor": "end", class: "tick" }, num(y0, 3)),
-    s("text", { x: left, y: height - 8, class: "tick" }, `epoch ${x0}`),
-    s("text", { x: width - right, y: height - 8, "text-anchor": "end", class: "tick" }, `${x1}`));
+    s("text", { x: left, y: height - 8, class: "tick" }, tick(x0, true)),
+    s("text", { x: width - right, y: height - 8, "text-anchor": "end", class: "tick" }, tick(x1, false)));
   for (const one of series) {
     const d = one.points.map((p, i) => `${i ? "L" : "M"}${px(p.x).toFixed(1)},${py(p.y).toFixed(1)}`).join(" ");
     svg.append(s("path", { d, fill: "none", stroke: one.color, "stroke-width": 2, "data-series": one.name },

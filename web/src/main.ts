@@ -5,6 +5,7 @@ import { ApiError, reportError } from "./api";
 import { annotatePage } from "./pages/annotate";
 import { annotationStatsPage } from "./pages/annotation-stats";
 import { datasetPage } from "./pages/dataset";
+import { explorePage } from "./pages/explore";
 import { jobPage } from "./pages/job";
 import { mapAreaPage } from "./pages/map-area";
 import { modelPage } from "./pages/model";
@@ -13,6 +14,7 @@ import { projectPage } from "./pages/project";
 import { projectsPage } from "./pages/projects";
 import { runPage } from "./pages/run";
 import { signinPage } from "./pages/signin";
+import { subscriptionsPage } from "./pages/subscriptions";
 import { type Route, startRouter } from "./router";
 import { signedIn } from "./session";
 
@@ -20,6 +22,7 @@ export const routes: Route[] = [
   { pattern: "/signin", title: "Sign in", page: signinPage },
   { pattern: "/projects", title: "Projects", page: signedIn(projectsPage) },
   { pattern: "/projects/:slug", title: "Project", page: signedIn(projectPage) },
+  { pattern: "/projects/:slug/explore", title: "Explore imagery", page: signedIn(explorePage) },
   { pattern: "/projects/:slug/datasets/:ref", title: "Dataset", page: signedIn(datasetPage) },
   { pattern: "/projects/:slug/runs/:id", title: "Run", page: signedIn(runPage) },
   { pattern: "/projects/:slug/models/:name", title: "Model", page: signedIn(modelPage) },
@@ -28,6 +31,7 @@ export const routes: Route[] = [
   { pattern: "/projects/:slug/annotate/:set/tasks/:task", title: "Annotate a task", page: signedIn(annotatePage) },
   { pattern: "/projects/:slug/annotate/:set/stats", title: "Annotation quality", page: signedIn(annotationStatsPage) },
   { pattern: "/projects/:slug/annotate/:set/stats/:user", title: "Annotator", page: signedIn(annotationStatsPage) },
+  { pattern: "/projects/:slug/subscriptions", title: "Subscriptions", page: signedIn(subscriptionsPage) },
   { pattern: "/projects/:slug/members", title: "Members", page: signedIn(membersPage) },
   { pattern: "/tokens", title: "API tokens", page: signedIn(tokensPage) },
   { pattern: "/jobs/:id", title: "Job", page: signedIn(jobPage) },

@@ -246,3 +246,25 @@ export interface Lineage {
   nodes: LineageNode[];
   edges: { source: string; target: string }[];
 }
+
+/** One band's value at a point (the pixel inspector's and the series'). */
+export interface BandValue {
+  /** Its common name first, then its name and position names (b1…). */
+  names: string[];
+  row: number | null;
+  col: number | null;
+  value: number | null;
+}
+
+/** `GET /projects/:slug/imagery/series`: every scene holding a point, oldest first. */
+export interface PixelSeries {
+  lon: number;
+  lat: number;
+  index: string;
+  points: { item: string; collection: string; datetime: string | null; bands: BandValue[]; index: number | null }[];
+}
+
+/** The part of a STAC API search answer the pages read. */
+export interface StacSearch {
+  features: { id: string; collection?: string; properties: { datetime?: string | null } }[];
+}

@@ -25,6 +25,7 @@ from eoengine.cli.runs import runs_app
 from eoengine.cli.server import server_app
 from eoengine.cli.source import source_app
 from eoengine.cli.source_ee import ee_app
+from eoengine.cli.subscription_remote import subscription_app  # the local commands and the server's, one group
 from eoengine.cli.worker import worker
 from eoengine.errors import ConfigError, EOError, Invalid, NotFound
 from eoengine.progress import using_reporter
@@ -45,6 +46,7 @@ source_app.add_typer(ee_app, name="ee")
 app.add_typer(source_app, name="source")
 app.add_typer(server_app, name="server")
 app.add_typer(remote_app, name="remote")
+app.add_typer(subscription_app, name="subscription")
 app.command("worker")(worker)
 app.command("grade")(grade)
 app.command("monitor")(monitor)

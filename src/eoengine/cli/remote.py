@@ -43,13 +43,15 @@ def _client() -> Client:
     return Client.from_saved()
 
 
-def _print_json(items: BaseModel | Sequence[BaseModel]) -> None:
+def print_json(items: BaseModel | Sequence[BaseModel]) -> None:
+    """Print an answer (a model or a list of them) as indented JSON."""
     data: Any = ([i.model_dump(mode="json") for i in items] if isinstance(items, Sequence)
                  else items.model_dump(mode="json"))
     print(json.dumps(data, indent=2))
 
 
-def _when(value: Any) -> str:
+def when(value: Any) -> str:
+    """A time as the tables show it (empty for None)."""
     return "" if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
 
 
@@ -99,13 +101,13 @@ def projects(as_json: JsonOpt = False) -> None:
     with _client() as client:
         found = client.projects()
     if as_json:
-        _print_json(found)
+        print_json(found)
         return
     table = Table(title=f"{client.url}: {len(found)} project(s)")
     for col in ("slug", "name", "role", "created"):
         table.add_column(col)
     for p in found:
-        table.add_row(p.slug, p.name, p.role or "(site admin)", _when(p.created_at))
+        table.add_row(p.slug, p.name, p.role or "(site admin)", when(p.created_at))
     out.print(table)
 
 
@@ -158,12 +160,12 @@ def submit(
             _finished(job.info, as_json)
             job.raise_for_state()
         elif as_json:
-            _print_json(job.info)
+            print_json(job.info)
 
 
 def _finished(info: JobOut, as_json: bool) -> None:
     if as_json:
-        _print_json(info)
+        print_json(info)
     else:
         out.print(f"job {info.id} {info.state}" + (f": {json.dumps(info.result)}" if info.result else ""))
 
@@ -186,14 +188,14 @@ def jobs(
     with _client() as client:
         found = client.jobs(project, state)
     if as_json:
-        _print_json(found)
+        print_json(found)
         return
     table = Table(title=f"{project}: {len(found)} job(s)")
     for col in ("job", "kind", "state", "progress", "by", "created", "finished"):
         table.add_column(col)
     for j in found:
-        table.add_row(str(j.id), j.kind, j.state, _progress(j), j.created_by or "", _when(j.created_at),
-                      _when(j.finished_at))
+        table.add_row(str(j.id), j.kind, j.state, _progress(j), j.created_by or "", when(j.created_at),
+                      when(j.finished_at))
     out.print(table)
 
 

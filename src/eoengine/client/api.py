@@ -27,6 +27,7 @@ from eoengine.client.browse import Browsing
 from eoengine.client.http import Http, parse, segment
 from eoengine.client.jobs import Job
 from eoengine.client.saved import load_remote
+from eoengine.client.subscriptions import Subscribing
 from eoengine.errors import Invalid, NotFound, os_error
 from eoengine.jobs.specs import AnySpec
 from eoengine.platform.roles import Role
@@ -49,7 +50,7 @@ from eoengine.platform.schemas import (
 UPLOAD_KINDS = ("imagery", "labels")
 
 
-class Client(Assisting, Annotating, AnnotationQuality, Browsing):
+class Client(Assisting, Annotating, AnnotationQuality, Browsing, Subscribing):
     """A connection to one platform server as one user (by API token).
 
     Every method answers the API's models and raises the :mod:`eoengine.errors` kind of a

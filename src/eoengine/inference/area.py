@@ -67,7 +67,21 @@ def date_windows(datetime: str | None, datetimes: list[str] | None, steps: int) 
     return windows
 
 
-def _search(source: str, query: SearchQuery) -> list[pystac.Item]:
+def search_items(source: str, query: SearchQuery) -> list[pystac.Item]:
+    """The items ``source`` finds for ``query``; a search the catalog refuses is a :class:`BadQuery`.
+
+    Args:
+        source: the catalog or STAC API (see :func:`eoengine.sourcing.search.search`).
+        query: the search.
+
+    Returns:
+        The items, sorted and limited as the query asks.
+
+    Raises:
+        BadQuery: the catalog refuses the search.
+        Unavailable: the catalog cannot be reached.
+
+    """
     from eoengine.sourcing.search import search
 
     try:
@@ -80,7 +94,7 @@ def _search(source: str, query: SearchQuery) -> list[pystac.Item]:
 
 def _newest(source: str, query: SearchQuery, window: str | None) -> pystac.Item:
     """The newest item over the query's area in ``window``."""
-    found = _search(source, query.search_query(datetime=window, limit=1, sort="datetime", descending=True))
+    found = search_items(source, query.search_query(datetime=window, limit=1, sort="datetime", descending=True))
     if not found:
         when = f" in {window}" if window else ""
         raise NoImagery(f"no imagery for that area{when}", "widen the datetime or check the area")
@@ -90,7 +104,7 @@ def _newest(source: str, query: SearchQuery, window: str | None) -> pystac.Item:
 def _chosen(source: str, query: SearchQuery, steps: int) -> list[pystac.Item]:
     """The items ``query.ids`` names (over its area and in its time), oldest first, one per date of the model."""
     ids = list(dict.fromkeys(query.ids or []))
-    found = _search(source, query.search_query(ids=ids, limit=len(ids), sort="datetime", descending=False))
+    found = search_items(source, query.search_query(ids=ids, limit=len(ids), sort="datetime", descending=False))
     missing = [i for i in ids if i not in {item.id for item in found}]
     if missing:
         raise NoImagery(f"no scene {missing} over that area{f' in {query.datetime}' if query.datetime else ''}",
@@ -135,11 +149,7 @@ def map_area(query: SearchQuery, model: Predictor, source: str, cache: Path, out
         EOError: a scene cannot be fetched or read.
 
     """
-    from eoengine.inference.sources import sources_for_package
-    from eoengine.raster.scene import SceneReader
-
-    meta = model.pkg.meta
-    bands = [b.common_name or b.name for b in meta.band_specs]
+    bands = fetch_bands(model)
     area = query.area()
     if query.ids:
         if datetimes is not None:
@@ -152,13 +162,63 @@ def map_area(query: SearchQuery, model: Predictor, source: str, cache: Path, out
             items.append(_newest(source, query, window))
             paths.append(_fetched(items[-1], bands, cache, area, f"the newest scene{f' in {window}' if window else ''}"))
     ids = [item.id for item in items]
+    predict_fetched(model, paths, ids, out, slot)
+    return AreaMap(Path(out), ids, paths, [item.datetime.isoformat() if item.datetime else None for item in items])
+
+
+def fetch_bands(model: Predictor) -> list[str]:
+    """The bands to fetch of each scene for ``model``: its bands' common names (else names), in its order."""
+    return [b.common_name or b.name for b in model.pkg.meta.band_specs]
+
+
+def fetch_scene(item: pystac.Item, model: Predictor, cache: Path, area: Any) -> Path:
+    """Fetch (or recall from ``cache``) the stack of ``model``'s bands of one scene, clipped to ``area``.
+
+    Args:
+        item: the scene's catalog item.
+        model: the loaded model (its bands are fetched).
+        cache: where fetched scenes are kept.
+        area: a shapely geometry in lon/lat to clip to.
+
+    Returns:
+        The stack's path.
+
+    Raises:
+        NoImagery: the scene does not cover the area.
+        EOError: a band is missing or unreadable.
+
+    """
+    return _fetched(item, fetch_bands(model), cache, area, f"scene {item.id}")
+
+
+def predict_fetched(model: Predictor, paths: list[Path], ids: list[str], out: Path,
+                    slot: Callable[[], AbstractContextManager[Any]] = nullcontext) -> Path:
+    """Predict fetched stacks (one per date of the model, oldest first) into the map COG ``out``.
+
+    Args:
+        model: the loaded model (with its engine).
+        paths: the stacks (from :func:`fetch_scene`).
+        ids: the scenes' ids, named in the map's tags and in errors instead of the cache's files.
+        out: the map COG to write.
+        slot: held while the model predicts.
+
+    Returns:
+        ``out``.
+
+    Raises:
+        EOError: a stack lacks the model's bands or cannot be read (naming the scene).
+
+    """
+    from eoengine.inference.sources import sources_for_package
+    from eoengine.raster.scene import SceneReader
+
     try:
-        sources = sources_for_package(meta, [str(p) for p in paths])
+        sources = sources_for_package(model.pkg.meta, [str(p) for p in paths])
     except EOError as exc:  # name the scenes, not the cache's files
         problem = exc.problem
         for path, item_id in zip(paths, ids, strict=True):
             problem = problem.replace(str(path), f"scene {item_id}")
         raise type(exc)(problem, exc.fix) from None
-    with slot(), SceneReader(sources, meta.resampling) as reader:
+    with slot(), SceneReader(sources, model.pkg.meta.resampling) as reader:
         model.predict(reader, out, None, ids)
-    return AreaMap(Path(out), ids, paths, [item.datetime.isoformat() if item.datetime else None for item in items])
+    return Path(out)

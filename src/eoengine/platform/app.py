@@ -28,6 +28,7 @@ from eoengine.platform.routes import (
     datasets,
     events,
     imagery,
+    imagery_series,
     jobs,
     map_areas,
     maps,
@@ -35,6 +36,8 @@ from eoengine.platform.routes import (
     models,
     projects,
     runs,
+    subscription_results,
+    subscriptions,
     tokens,
     uploads,
     users,
@@ -136,7 +139,8 @@ def create_platform_app(settings: PlatformSettings, platform: Platform | None = 
 
     app.add_middleware(BodyCap, cap=lambda path: body_limit(settings, path)[0], refuse=too_large)
     for module in (auth, tokens, users, projects, members, events, jobs, datasets, runs, models, maps, map_areas, uploads, imagery,
-                   annotation, annotation_io, annotation_assist, annotation_quality):
+                   imagery_series, annotation, annotation_io, annotation_assist, annotation_quality, subscriptions,
+                   subscription_results):
         app.include_router(module.router, prefix=API)
     app.include_router(_health(), prefix=API)
     app.mount(f"{API}/projects/{{slug}}/stac", imagery.ProjectStac())

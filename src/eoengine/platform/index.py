@@ -218,19 +218,41 @@ def _origin(ref: str, folder: Path, uri: str | None = None) -> tuple[str, list[s
 
 def _maps(maps: list[Path], probabilities_file: Path | None, spec: AnySpec, folder: Path,
           scene_ids: list[str] | None = None) -> list[Output]:
-    """Map outputs, each with the model's lineage input (and, for an area's map, the scenes it was predicted from)."""
-    model = getattr(spec, "model", "")
-    run_id, inputs = _origin(model, folder, getattr(spec, "tracking_uri", None))
+    """A prediction job's maps, with the lineage of its spec's model."""
+    return map_outputs(maps, getattr(spec, "model", ""), folder, getattr(spec, "tracking_uri", None), scene_ids,
+                       probabilities_file)
+
+
+def map_outputs(maps: list[Path], model: str, folder: Path, uri: str | None = None, scene_ids: list[str] | None = None,
+                probabilities_file: Path | None = None, action: str = "map.create",
+                meta: dict[str, Any] | None = None) -> list[Output]:
+    """Map outputs, each with the model's lineage input (and, for an area's map, the scenes it was predicted from).
+
+    Args:
+        maps: The map files (relative to the project folder, or absolute).
+        model: The model reference they were predicted with.
+        folder: The project folder.
+        uri: The MLflow tracking URI a registry reference resolves in.
+        scene_ids: The input scenes, if known.
+        probabilities_file: The probabilities raster beside them, if any.
+        action: The event's action.
+        meta: More to keep in each row's ``meta``.
+
+    Returns:
+        One output per map.
+
+    """
+    run_id, inputs = _origin(model, folder, uri)
     inputs += [f"scene:{s}" for s in scene_ids or []]
     probabilities = relative(probabilities_file, folder) if probabilities_file else None
     outputs = []
     for path in maps:
         rel = relative(path, folder)
-        meta: dict[str, Any] = {"model": model, "run_id": run_id, "footprint": _footprint(folder / path),
-                                "probabilities": probabilities}
+        kept: dict[str, Any] = {"model": model, "run_id": run_id, "footprint": _footprint(folder / path),
+                                "probabilities": probabilities, **(meta or {})}
         if scene_ids is not None:
-            meta["scenes"] = scene_ids
-        outputs.append(Output("map", Path(rel).name, "map.create", rel, path=rel, ref=model, meta=meta, inputs=inputs))
+            kept["scenes"] = scene_ids
+        outputs.append(Output("map", Path(rel).name, action, rel, path=rel, ref=model, meta=kept, inputs=inputs))
     return outputs
 
 

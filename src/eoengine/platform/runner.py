@@ -5,7 +5,8 @@ to the job's log, and tells it the database, the server home and the attempt thr
 environment (:data:`ENV_DB`, :data:`ENV_HOME`, :data:`ENV_WORKER`, :data:`ENV_ATTEMPT`). It
 runs the job's spec with :func:`eoengine.jobs.run.run_spec` — what the CLI runs — reporting
 progress into the job's row (at most twice a second), then records the outcome and indexes
-the outputs, fenced by the attempt's lease and retried while the database is unreachable.
+the outputs, fenced by the attempt's lease and retried while the database is unreachable. A
+``subscription-run`` job runs :func:`eoengine.platform.subscription_job.subscription_work` instead.
 
 A rerun after an interruption continues where the stages resume by themselves (dataset build
 markers, prediction checkpoints); a training continues its MLflow run, whose id the first
@@ -20,8 +21,11 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
 
 from eoengine.errors import KINDS, EOError
 from eoengine.jobs.specs import AnySpec, PredictAreaSpec, PrelabelSpec, TrainSpec, parse_spec
@@ -233,21 +237,49 @@ def ingest(db: Database, job: Job, spec: PrelabelSpec, folder: Path) -> None:
     retrying(lambda: ingest_prelabel(db, job, spec, folder, grids), "storing the suggestions")
 
 
-def _outcome(db: Database, lease: Lease, job: Job, folder: Path) -> bool:
-    """Run the job and record how it ended; True when it succeeded (and this attempt recorded it)."""
+OnSuccess = Callable[[Session, Job], object]
+"""What a job's success writes in the transaction that records it (the index of its outputs)."""
+
+
+def spec_work(db: Database, job: Job, folder: Path, reporter: JobReporter) -> tuple[dict[str, Any], OnSuccess]:
+    """Run a job spec as the CLI runs it (:func:`eoengine.jobs.run.run_spec`), reporting progress into the job.
+
+    Args:
+        db: The platform database.
+        job: The job.
+        folder: The project folder.
+        reporter: The job's progress reporter.
+
+    Returns:
+        The result (JSON) and what its success writes: the index of its outputs.
+
+    Raises:
+        EOError: The job failed.
+
+    """
     from eoengine.jobs.run import run_spec
     from eoengine.platform.index import outputs_of, store_outputs
 
+    spec = prepared_spec(job, folder)
+    if isinstance(spec, PredictAreaSpec) and spec.catalog is None and spec.stac_api is None:
+        retrying(lambda: refresh_catalog(db, job.project_id, folder), "reading the project's imagery")
+    with using_reporter(reporter):
+        result = run_spec(spec)
+    if isinstance(spec, PrelabelSpec):
+        ingest(db, job, spec, folder)
+    outputs = outputs_of(result, spec, folder)
+    return result.model_dump(mode="json"), lambda session, row: store_outputs(session, row, outputs)
+
+
+def _outcome(db: Database, lease: Lease, job: Job, folder: Path) -> bool:
+    """Run the job and record how it ended; True when it succeeded (and this attempt recorded it)."""
+    from eoengine.platform.scheduler import KIND as SUBSCRIPTION_RUN
+    from eoengine.platform.subscription_job import subscription_work
+
     reporter = JobReporter(db, lease)
+    work = subscription_work if job.kind == SUBSCRIPTION_RUN else spec_work
     try:
-        spec = prepared_spec(job, folder)
-        if isinstance(spec, PredictAreaSpec) and spec.catalog is None and spec.stac_api is None:
-            retrying(lambda: refresh_catalog(db, job.project_id, folder), "reading the project's imagery")
-        with using_reporter(reporter):
-            result = run_spec(spec)
-        if isinstance(spec, PrelabelSpec):
-            ingest(db, job, spec, folder)
-        outputs = outputs_of(result, spec, folder)
+        body, on_success = work(db, job, folder, reporter)
     except EOError as exc:
         print(f"error: {exc}", flush=True)
         failed = {"error": exc.problem, "fix": exc.fix or "read the job's log for the details",
@@ -262,10 +294,8 @@ def _outcome(db: Database, lease: Lease, job: Job, folder: Path) -> bool:
     if failed:
         recorded = retrying(lambda: finish(db, lease, "failed", error=failed), "recording the job's failure")
     else:
-        body = result.model_dump(mode="json")
         print(f"done: {body}", flush=True)
-        recorded = retrying(lambda: finish(db, lease, "succeeded", result=body,
-                                           on_success=lambda session, row: store_outputs(session, row, outputs)),
+        recorded = retrying(lambda: finish(db, lease, "succeeded", result=body, on_success=on_success),
                             "recording the job's result")
     if not recorded:
         print(f"not recorded: attempt {lease.attempt} no longer holds the job (it was re-queued)", flush=True)

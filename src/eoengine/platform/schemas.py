@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from eoengine.platform.roles import Role
+from eoengine.subscriptions.state import Delivery, RunRecord
 
 
 class _In(BaseModel):
@@ -344,3 +345,49 @@ class AliasOut(BaseModel):
     alias: str
     version: str | None
     previous: str | None
+
+
+class SubscriptionIn(_In):
+    """A new subscription: its spec (see ``eoengine.subscriptions.spec.SubscriptionSpec``; ``source`` defaults to ``project``)."""
+
+    spec: dict[str, Any] = Field(description="The subscription spec: name, area (GeoJSON), model, cadence, start, ...; "
+                                             "source 'project' (the default) is the project's imagery catalog")
+
+
+class SubscriptionOut(BaseModel):
+    """A subscription: its spec (webhook secrets masked), state, schedule and run counts."""
+
+    id: int
+    project: str
+    name: str
+    spec: dict[str, Any]
+    state: str = Field(description="pending, active, suspended, completed, cancelled or failed")
+    next_due: dt.datetime | None = Field(description="When the scheduler fires next (None: never again)")
+    last_due: dt.datetime | None = Field(description="The last due time fired")
+    failures: int = Field(description="Failed runs in a row (the subscription fails at 3)")
+    runs: int = Field(description="Runs recorded")
+    active_job: int | None = Field(description="The queued or running run job, if any")
+    created_by: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class SubscriptionRunOut(BaseModel):
+    """One recorded run of a subscription: its key, due time, job, status and the core's run record."""
+
+    id: int
+    key: str
+    due: dt.datetime | None
+    job_id: int | None
+    status: str = Field(description="succeeded, failed, no-imagery or skipped")
+    record: RunRecord = Field(description="The run record: period, scenes, model version, map, item, stats, "
+                                          "change, drift, deliveries, error")
+    created_at: dt.datetime
+
+
+class DeliveryOut(BaseModel):
+    """One webhook delivery of a run (the URL, topic, attempts and outcome, as the run recorded them)."""
+
+    run_id: int
+    run_key: str
+    delivery: Delivery

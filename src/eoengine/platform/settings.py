@@ -33,6 +33,7 @@ class PlatformSettings:
         examples: The folder of bundled sample projects (templates), if any.
         custom_code: Whether jobs may run a config's own Python code (models and losses by dotted path);
             whoever may edit a project's config could otherwise run any code as the workers' user.
+        subscription_poll_s: Seconds between searches of an ``each-new-scene`` subscription by the scheduler.
 
     """
 
@@ -47,6 +48,7 @@ class PlatformSettings:
     examples: Path | None = None
     stale_after_s: float = 30.0
     custom_code: bool = False
+    subscription_poll_s: float = 3600.0
 
     @property
     def database_url(self) -> str:

@@ -16,6 +16,7 @@ and is started again for the next attempt. The worker's loop, every tick:
   SIGKILL after a grace period; a job it no longer holds (re-queued after a long database
   outage, say) has its processes killed;
 - re-queues jobs of any worker that stopped heartbeating (:func:`eoengine.platform.queue.requeue_stale`);
+- every ``schedule_s`` seconds, queues the run jobs of due subscriptions (:mod:`eoengine.platform.scheduler`);
 - claims jobs while fewer than ``concurrency`` run.
 
 A database fault in a tick is logged and the tick retried with backoff: the worker never
@@ -56,7 +57,10 @@ from eoengine.platform.queue import (
     requeue_stale,
 )
 from eoengine.platform.runner import ENV_ATTEMPT, ENV_DB, ENV_HOME, ENV_WORKER
+from eoengine.platform.scheduler import SCHEDULE_EVERY_S
+from eoengine.platform.scheduler import tick as schedule
 from eoengine.platform.settings import Platform, PlatformSettings
+from eoengine.platform.subscriptions import now as subscription_clock
 
 log = logging.getLogger(__name__)
 LOG_NAME = "log.txt"
@@ -152,6 +156,7 @@ class Worker:
         warm: Fork attempts from a preloaded launcher (:mod:`eoengine.platform.launcher`); False: a fresh
             ``python -m eoengine.platform.runner`` per attempt, as also when the launcher does not start.
         ready_s: Seconds a launcher gets to start.
+        schedule_s: Seconds between ticks of the subscription scheduler (0: this worker schedules nothing).
 
     """
 
@@ -163,11 +168,13 @@ class Worker:
     max_attempts: int = MAX_ATTEMPTS
     warm: bool = True
     ready_s: float = 60.0
+    schedule_s: float = SCHEDULE_EVERY_S
     launcher: Launcher | None = None
     running: dict[int, Running] = field(default_factory=dict)
     owed: list[tuple[Lease, State, dict[str, str] | None]] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     _last_beat: float = 0.0
+    _last_schedule: float = float("-inf")
 
     @property
     def beat_s(self) -> float:
@@ -194,7 +201,7 @@ class Worker:
         self.shutdown()
 
     def tick(self) -> None:
-        """One round: reap, pay owed outcomes, report pids, heartbeat, re-queue stale jobs, claim."""
+        """One round: reap, pay owed outcomes, report pids, heartbeat, re-queue stale jobs, schedule, claim."""
         self._reap()
         self._report_pids()
         while self.owed:
@@ -207,6 +214,9 @@ class Worker:
             requeue_stale(self.platform.db, self.platform.settings.stale_after_s, self.max_attempts)
             self._last_beat = now
         self._escalate()
+        if self.schedule_s and now - self._last_schedule >= self.schedule_s:
+            self._last_schedule = now
+            schedule(self.platform.db, subscription_clock(), self.platform.settings.subscription_poll_s)
         if len(self.running) < self.concurrency:
             self._launcher()  # (re)started before a claim: its start does not hold up the claimed job's heartbeats
         while len(self.running) < self.concurrency and not self.stop.is_set():

@@ -9,6 +9,7 @@ datetime then id, with offset-based pages.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -169,6 +170,23 @@ class CatalogIndex:
                     assert start is not None and end is not None
                     self.records.append(Record(d, col.id, shape(item.geometry), start, end))
         self.records.sort(key=lambda r: (r.start, r.item["id"]))
+
+    def joined(self, other: CatalogIndex) -> CatalogIndex:
+        """A new index of this one's collections and items and ``other``'s (this one's win a shared collection id).
+
+        Args:
+            other: Another index.
+
+        Returns:
+            The joined index (both stay as they were).
+
+        """
+        joined = copy.copy(self)
+        extra = set(other.collections) - set(self.collections)
+        joined.collections = self.collections | {k: other.collections[k] for k in extra}
+        joined.records = sorted(self.records + [r for r in other.records if r.collection in extra],
+                                key=lambda r: (r.start, r.item["id"]))
+        return joined
 
     def item(self, collection: str, item_id: str) -> dict[str, Any] | None:
         """One item by collection and id."""

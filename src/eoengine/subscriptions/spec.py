@@ -218,6 +218,25 @@ def load_spec(path: Path) -> SubscriptionSpec:
         Invalid: the file does not parse, or the spec does not check.
 
     """
+    return parse_spec(read_spec(path))
+
+
+def read_spec(path: Path, local: bool = True) -> Any:
+    """A spec file's data, unchecked: its YAML with the area file it names read in.
+
+    Args:
+        path: the spec file.
+        local: also resolve a relative ``source`` and model folder against the spec's folder (False for a spec
+            sent to a server, whose paths are relative to the project folder).
+
+    Returns:
+        The data (a dict, if the file holds a mapping).
+
+    Raises:
+        NotFound: the spec, or the area file it names, does not exist.
+        Invalid: the file does not parse, or the area file is not JSON.
+
+    """
     import yaml
 
     if not path.is_file():
@@ -236,10 +255,15 @@ def load_spec(path: Path) -> SubscriptionSpec:
                 data["area"] = json.loads(area.read_text())
             except json.JSONDecodeError as exc:
                 raise Invalid(f"the area file {area} is not GeoJSON: {exc}", AREA_FIX) from None
-        source = data.get("source")
-        if isinstance(source, str) and "://" not in source and not Path(source).is_absolute():
-            data["source"] = str((path.parent / source).resolve())
-        model = data.get("model")
-        if isinstance(model, str) and ":/" not in model and not Path(model).is_absolute() and (path.parent / model).exists():
-            data["model"] = str((path.parent / model).resolve())
-    return parse_spec(data)
+        if local:
+            _resolve_local(data, path.parent)
+    return data
+
+
+def _resolve_local(data: dict[str, Any], folder: Path) -> None:
+    source = data.get("source")
+    if isinstance(source, str) and "://" not in source and not Path(source).is_absolute():
+        data["source"] = str((folder / source).resolve())
+    model = data.get("model")
+    if isinstance(model, str) and ":/" not in model and not Path(model).is_absolute() and (folder / model).exists():
+        data["model"] = str((folder / model).resolve())

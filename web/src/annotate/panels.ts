@@ -82,9 +82,17 @@ export function reviewPanel(ctx: TaskContext, panel: TaskPanel): HTMLElement {
       button("Reject", () => decide("reject"), { id: "reject-task" })));
 }
 
-/** A "Swipe" toggle: a second map of the next date over the first, shown right of a draggable divider. */
-export function swipe(map: maplibregl.Map, container: HTMLElement,
-  dates: { items: ImageryItem[]; url: (item: ImageryItem) => string; shown: () => number }): () => void {
+/** The dates a swipe shows: the first map's (`shown`), and the other (`other`; default the next), redrawn on `changed`. */
+export interface SwipeDates {
+  items: ImageryItem[];
+  url: (item: ImageryItem) => string;
+  shown: () => number;
+  other?: () => ImageryItem | undefined;
+  changed?: (listener: () => void) => void;
+}
+
+/** A "Swipe" toggle: a second map of another date over the first, shown right of a draggable divider. */
+export function swipe(map: maplibregl.Map, container: HTMLElement, dates: SwipeDates): () => void {
   if (dates.items.length < 2) return () => undefined;
   const toggle = h("input", { type: "checkbox", id: "swipe" });
   const over = h("div", { class: "swipe-map", id: "swipe-map" });
@@ -92,23 +100,31 @@ export function swipe(map: maplibregl.Map, container: HTMLElement,
   container.parentElement?.append(over, divider);
   container.parentElement?.parentElement?.previousElementSibling?.append(h("label", { class: "check" }, toggle, "Swipe"));
   let second: maplibregl.Map | null = null;
+  let ready = false;
   const sync = (): void => { second?.jumpTo({ center: map.getCenter(), zoom: map.getZoom() }); };
   const at = (x: number): void => {
     over.style.clipPath = `inset(0 0 0 ${x}px)`;
     divider.style.left = `${x}px`;
   };
+  const draw = (): void => {
+    const item = dates.other?.() ?? dates.items[(dates.shown() + 1) % dates.items.length];
+    if (!second || !ready) return;
+    if (second.getLayer("other-date")) { second.removeLayer("other-date"); second.removeSource("other-date"); }
+    if (item) addTiles(second, "other-date", dates.url(item), item.bbox);
+    over.dataset.item = item?.id ?? "";
+  };
   const show = (): void => {
     over.hidden = divider.hidden = !toggle.checked;
-    if (!toggle.checked) { second?.remove(); second = null; return; }
+    if (!toggle.checked) { second?.remove(); second = null; ready = false; return; }
     second = new maplibregl.Map({ container: over, style: blankStyle(), interactive: false, attributionControl: false,
-      center: map.getCenter(), zoom: map.getZoom() });
-    const item = dates.items[(dates.shown() + 1) % dates.items.length];
-    second.on("load", () => second && addTiles(second, "other-date", dates.url(item), item.bbox));
+      center: map.getCenter(), zoom: map.getZoom(), preserveDrawingBuffer: true } as never); // screenshots show it
+    second.on("load", () => { ready = true; draw(); });
     (window.eoengineMaps ??= {}).swipe = second;
     at(container.clientWidth / 2);
   };
   over.hidden = divider.hidden = true;
   toggle.addEventListener("change", show);
+  dates.changed?.(draw);
   map.on("move", sync);
   divider.addEventListener("pointerdown", (down) => {
     divider.setPointerCapture(down.pointerId);

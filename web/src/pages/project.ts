@@ -143,6 +143,8 @@ export async function projectPage(root: HTMLElement, params: Params): Promise<Cl
   mount(root,
     h("div", { class: "title-row" }, h("h1", {}, first.name),
       h("span", { class: "muted" }, `your role: ${first.role ?? "site admin"}`),
+      link(`${base}/explore`, "Explore imagery", { class: "button-link", id: "explore-link" }),
+      link(`${base}/subscriptions`, "Subscriptions", { class: "button-link", id: "subscriptions-link" }),
       link(`${base}/map-area`, "Map an area now", { class: "button-link", id: "map-area-link" }),
       manage ? link(`${base}/members`, "Members", { class: "button-link" }) : null),
     h("div", { class: "map-block" }, container, legend),

@@ -10,7 +10,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -268,4 +279,49 @@ class ReviewComment(Base):
     lon: Mapped[float | None] = mapped_column(default=None)
     lat: Mapped[float | None] = mapped_column(default=None)
     resolved: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class Subscription(Base):
+    """An area watched with a model on a schedule (issue 15): its spec, state, run state and schedule.
+
+    States: ``pending`` (before its start) → ``active`` → ``suspended`` (paused; resumed to
+    ``active``) | ``completed`` (past its end) | ``cancelled`` | ``failed`` (too many failed runs
+    in a row). ``run_state`` is the core's ``SubscriptionState`` between runs. ``next_due`` is when
+    the scheduler fires next; it is claimed by a conditional update, so a due time fires once.
+    """
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_subscriptions_project_name"),
+                      Index("ix_subscriptions_state_due", "state", "next_due"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    spec: Mapped[dict[str, Any]] = mapped_column()
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    run_state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    next_due: Mapped[dt.datetime | None] = mapped_column(default=None)
+    last_due: Mapped[dt.datetime | None] = mapped_column(default=None)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SubscriptionRun(Base):
+    """One run of a subscription: its run key (unique per subscription), due time, job, status and record (JSON).
+
+    The record is the core's ``RunRecord`` (scenes, model version, map, item, statistics, change,
+    drift, webhook deliveries, error), so the deliveries' history is read from here.
+    """
+
+    __tablename__ = "subscription_runs"
+    __table_args__ = (UniqueConstraint("subscription_id", "key", name="uq_subscription_runs_key"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(200))
+    due: Mapped[dt.datetime | None] = mapped_column(default=None)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), default=None)
+    status: Mapped[str] = mapped_column(String(16))
+    record: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -43,12 +43,13 @@ from starlette.types import Receive, Scope, Send
 from eoengine.config.schema import ProjectConfig
 from eoengine.errors import EOError, Invalid, NotFound
 from eoengine.features.indices import common_name_to_symbol, compute_indices, required_symbols
-from eoengine.platform.browse import imagery_artifacts, project_folder
+from eoengine.platform.browse import imagery_artifacts, project_config, project_folder
 from eoengine.platform.db.models import Project
 from eoengine.platform.deps import DbSession, Reader, current_caller, find_project, platform_of
 from eoengine.platform.imagery import item_bands, project_catalog
 from eoengine.platform.projects import CONFIG, validate_config
 from eoengine.platform.schemas import ImageryItemOut
+from eoengine.platform.subscriptions import SUBSCRIPTIONS_DIR
 from eoengine.platform.tiles import (
     INDEX_RAMP,
     BandRef,
@@ -283,8 +284,17 @@ def _kept(properties: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in properties.items() if k != "datetime" and not k.startswith("proj:")}
 
 
-def _index_of(bands: np.ndarray, recipe: Recipe) -> np.ndarray:
-    """The recipe's index (h, w) from its bands (n, h, w), which are named by common name."""
+def index_values(bands: np.ndarray, recipe: Recipe) -> np.ndarray:
+    """A recipe's index from its bands, computed by eoengine's index code (spyndex's formula).
+
+    Args:
+        bands: (n, h, w) values of the recipe's bands, in its order (named by common name); NaN: no data.
+        recipe: An ``index:NAME`` recipe.
+
+    Returns:
+        (h, w) float32; NaN where a band has no data or the formula divides by zero.
+
+    """
     assert recipe.index is not None
     common: list[str | None] = list(recipe.bands)
     return compute_indices(bands, [recipe.index], list(recipe.bands), common)[0]
@@ -297,7 +307,7 @@ def _stretch(bands: tuple[BandRef, ...], bbox: tuple[float, ...], stamps: tuple[
     if not any(s.percent for s in recipe.stretch):
         return [(s.low, s.high) for s in recipe.stretch]
     view = overview(bands, bbox)  # type: ignore[arg-type]
-    layers = view if recipe.index is None else [_index_of(view, recipe)]
+    layers = view if recipe.index is None else [index_values(view, recipe)]
     return [percentile_range(v, s.low, s.high) if s.percent else (s.low, s.high)
             for v, s in zip(layers, recipe.stretch, strict=True)]
 
@@ -331,7 +341,7 @@ def render(item: dict[str, Any], recipe: Recipe, z: int, x: int, y: int) -> byte
         return blank()
     if recipe.index is None:
         return rgb_png(tile, ranges) if len(recipe.bands) == 3 else ramp_png(tile[0], ranges[0], recipe.colormap)
-    return ramp_png(_index_of(tile, recipe), ranges[0], recipe.colormap)
+    return ramp_png(index_values(tile, recipe), ranges[0], recipe.colormap)
 
 
 @router.get("/{item}/tiles/{z}/{x}/{y}.png", responses={200: {"content": {"image/png": {}}}}, response_class=Response)
@@ -368,36 +378,90 @@ class PixelOut(BaseModel):
     bands: list[BandValue]
 
 
-@router.get("/{item}/pixel", response_model=PixelOut)
-def imagery_pixel(item: str, lon: float, lat: float, access: Reader, request: Request, session: DbSession) -> PixelOut:
-    """Each band's value (physical units) at a point of a scene; 422 outside it."""
+def check_point(lon: float, lat: float) -> None:
+    """Refuse a point that is not a longitude and latitude in degrees.
+
+    Args:
+        lon: Longitude.
+        lat: Latitude.
+
+    Raises:
+        Invalid: Not finite, or outside -180..180 / -90..90.
+
+    """
     if not (math.isfinite(lon) and math.isfinite(lat) and -180 <= lon <= 180 and -90 <= lat <= 90):
         raise Invalid(f"lon={lon}, lat={lat} is not a point in EPSG:4326",
                       "give lon in -180..180 and lat in -90..90 (degrees)")
-    found = _item(catalog_of(request, access.project, session), item)
+
+
+def band_values(item: dict[str, Any], lon: float, lat: float) -> list[BandValue]:
+    """Each band of an item at a point, read with rasterio from its file (one entry per band, with all its names).
+
+    Args:
+        item: A STAC Item of the project catalog.
+        lon: Longitude (EPSG:4326).
+        lat: Latitude.
+
+    Returns:
+        The bands in the item's order; a band whose raster does not hold the point has row, col and value None.
+
+    Raises:
+        EOError: A band's file cannot be read.
+
+    """
     names: dict[BandRef, list[str]] = {}
-    for name, ref in item_bands(found).items():
+    for name, ref in item_bands(item).items():
         names.setdefault(ref, []).append(name)
-    values = [(n, pixel_value(ref, lon, lat)) for ref, n in names.items()]
-    if not values or all(v is None for _, v in values):
+    out = []
+    for ref, n in names.items():
+        v = pixel_value(ref, lon, lat)
+        out.append(BandValue(names=n, row=None, col=None, value=None) if v is None else
+                   BandValue(names=n, row=v.row, col=v.col, value=v.value))
+    return out
+
+
+@router.get("/{item}/pixel", response_model=PixelOut)
+def imagery_pixel(item: str, lon: float, lat: float, access: Reader, request: Request, session: DbSession) -> PixelOut:
+    """Each band's value (physical units) at a point of a scene; 422 outside it."""
+    check_point(lon, lat)
+    found = _item(catalog_of(request, access.project, session), item)
+    values = band_values(found, lon, lat)
+    if all(v.row is None for v in values):
         west, south, east, north = found["bbox"]
         raise Invalid(f"lon={lon}, lat={lat} is outside scene {item!r}",
                       f"pick a point inside its bbox {west:.5f},{south:.5f},{east:.5f},{north:.5f}")
-    return PixelOut(item=item, lon=lon, lat=lat, bands=[
-        BandValue(names=n, row=None, col=None, value=None) if v is None else
-        BandValue(names=n, row=v.row, col=v.col, value=v.value) for n, v in values])
+    return PixelOut(item=item, lon=lon, lat=lat, bands=values)
 
 
 class ProjectStac:
-    """The ASGI app at ``/api/v1/projects/{slug}/stac``: the caller must read the project; then its STAC API answers."""
+    """The ASGI app at ``/api/v1/projects/{slug}/stac``: the caller must read the project; then its STAC API answers.
+
+    It serves the project's imagery and, beside it, each subscription's collection of run outputs
+    (``subscription-NAME``: a map's Item per run), so a STAC client searches both.
+    """
 
     def __init__(self) -> None:
         self._apps: dict[str, tuple[CatalogIndex, FastAPI]] = {}
+        self._joined: dict[str, tuple[CatalogIndex, tuple[tuple[str, int], ...], CatalogIndex]] = {}
 
     def _index(self, request: Request, slug: str) -> CatalogIndex:
         with platform_of(request).db.request() as session:
             access = find_project(session, slug, current_caller(request, session), "read")
-            return catalog_of(request, access.project, session)
+            imagery = catalog_of(request, access.project, session)
+            outputs = project_config(request, access.project).output_path / SUBSCRIPTIONS_DIR
+        return self._with_subscriptions(imagery, outputs)
+
+    def _with_subscriptions(self, imagery: CatalogIndex, outputs: Path) -> CatalogIndex:
+        """The imagery with each subscription's collection of run outputs (re-read when one of them changed)."""
+        files = sorted(outputs.glob("*/collection.json"))
+        if not files:
+            return imagery
+        sig = tuple((str(f), f.stat().st_mtime_ns) for f in files)
+        cached = self._joined.get(str(outputs))
+        if cached is None or cached[0] is not imagery or cached[1] != sig:
+            cached = (imagery, sig, imagery.joined(CatalogIndex(outputs)))
+            self._joined[str(outputs)] = cached
+        return cached[2]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the caller, then hand the request to the project's STAC API app."""

@@ -106,7 +106,7 @@ def _scene_paths(field: str, values: list[str]) -> Iterator[tuple[str, str]]:
                 yield f"{field}[{i}]", part.split("=", 1)[1]
 
 
-def _confine(root: Path, field: str, value: str) -> None:
+def confine_path(root: Path, field: str, value: str) -> None:
     """Refuse a local path outside ``root``, one no file could have (a NUL byte, too long), or the config as an output."""
     local = _local(value)
     if local is None:
@@ -176,7 +176,7 @@ def project_spec(data: dict[str, Any], folder: Path, data_roots: tuple[Path, ...
     spec = parse_spec(data)
     root = folder.resolve()
     for field, value in spec_paths(spec):
-        _confine(root, field, value)
+        confine_path(root, field, value)
     if getattr(spec, "tracking_uri", None):
         raise Invalid("tracking_uri is set, but a project on the server keeps its runs in its own store",
                       "leave tracking_uri out: the job uses the project's MLflow store")
