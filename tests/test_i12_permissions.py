@@ -91,6 +91,9 @@ EXPECTED: dict[str, str] = {
     "GET /api/v1/projects/{slug}/maps": "read",
     "GET /api/v1/projects/{slug}/maps/{map_id}": "read",
     "GET /api/v1/projects/{slug}/maps/{map_id}/tiles/{z}/{x}/{y}.png": "read",
+    "GET /api/v1/projects/{slug}/maps/{map_id}/areas": "read",
+    "GET /api/v1/projects/{slug}/maps/{map_id}/download": "read",
+    "GET /api/v1/projects/{slug}/maps/{map_id}/polygons": "read",
     "GET /api/v1/projects/{slug}/models": "read",
     "GET /api/v1/projects/{slug}/models/{name}": "read",
     "POST /api/v1/projects/{slug}/models": "review",
@@ -225,6 +228,9 @@ CALLS: dict[str, Callable[[World, str], Call]] = {
     "PUT /api/v1/projects/{slug}/models/{name}/aliases/{alias}": lambda w, c: Call({"alias": "matrix"},
                                                                                   json={"version": 1}),
     "DELETE /api/v1/projects/{slug}/models/{name}/aliases/{alias}": lambda w, c: Call({"alias": _alias_set(w)}),
+    # the shared project's map holds values: past the role check, its class areas and polygons are a 422
+    "GET /api/v1/projects/{slug}/maps/{map_id}/areas": lambda w, c: Call(ok=(422,)),
+    "GET /api/v1/projects/{slug}/maps/{map_id}/polygons": lambda w, c: Call(ok=(422,)),
     "POST /api/v1/projects/{slug}/uploads": lambda w, c: Call(files={"file": (f"{w.unique('red')}.tif", RED.read_bytes())},
                                                              data={"kind": "imagery"}),
 }

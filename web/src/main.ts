@@ -7,6 +7,7 @@ import { annotationStatsPage } from "./pages/annotation-stats";
 import { datasetPage } from "./pages/dataset";
 import { explorePage } from "./pages/explore";
 import { jobPage } from "./pages/job";
+import { mapAreaPage } from "./pages/map-area";
 import { modelPage } from "./pages/model";
 import { membersPage, tokensPage } from "./pages/members";
 import { projectPage } from "./pages/project";
@@ -26,6 +27,7 @@ export const routes: Route[] = [
   { pattern: "/projects/:slug/datasets/:ref", title: "Dataset", page: signedIn(datasetPage) },
   { pattern: "/projects/:slug/runs/:id", title: "Run", page: signedIn(runPage) },
   { pattern: "/projects/:slug/models/:name", title: "Model", page: signedIn(modelPage) },
+  { pattern: "/projects/:slug/map-area", title: "Map an area now", page: signedIn(mapAreaPage) },
   { pattern: "/projects/:slug/annotate/:set", title: "Annotate", page: signedIn(annotatePage) },
   { pattern: "/projects/:slug/annotate/:set/tasks/:task", title: "Annotate a task", page: signedIn(annotatePage) },
   { pattern: "/projects/:slug/annotate/:set/stats", title: "Annotation quality", page: signedIn(annotationStatsPage) },

@@ -184,14 +184,17 @@ def move_alias(uri: str, name: str, alias: str, version: str | None) -> str | No
 def fetch(ref: str, uri: str | None, cache: Path) -> Path:
     """The package folder of a ``models:/name@alias`` or ``models:/name/version`` reference."""
     import mlflow
+    from mlflow.tracking import MlflowClient
 
     mv = registry_version(ref, uri)
     dst = cache / "registry" / mv.name / str(mv.version)
     found = list(dst.glob(f"artifacts/**/{META}"))
     if not found:
         dst.mkdir(parents=True, exist_ok=True)
-        local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{mv.name}/{mv.version}", dst_path=str(dst),
-                                                    tracking_uri=uri)
+        # the version's own artefact location, from this store: MLflow resolves a models:/ URI in the process's
+        # registry (its global URI), not in ``uri``, so a worker whose process has none would look in an empty one
+        source = MlflowClient(tracking_uri=uri).get_model_version_download_uri(mv.name, str(mv.version))
+        local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(dst), tracking_uri=uri)
         found = list(Path(local).glob(f"artifacts/**/{META}"))
     if not found:
         raise EOError(f"{ref} (version {mv.version}) holds no eoengine package", "register it with 'eoengine register'")

@@ -31,6 +31,7 @@ from eoengine.platform.routes import (
     imagery,
     imagery_series,
     jobs,
+    map_areas,
     maps,
     members,
     models,
@@ -138,7 +139,7 @@ def create_platform_app(settings: PlatformSettings, platform: Platform | None = 
         return error_response(413, f"a request body of {declared / 2**20:.1f} MB exceeds {name}", fix)
 
     app.add_middleware(BodyCap, cap=lambda path: body_limit(settings, path)[0], refuse=too_large)
-    for module in (auth, tokens, users, projects, members, events, jobs, datasets, runs, models, maps, uploads, imagery,
+    for module in (auth, tokens, users, projects, members, events, jobs, datasets, runs, models, maps, map_areas, uploads, imagery,
                    imagery_series, annotation, annotation_io, annotation_assist, annotation_quality, subscriptions,
                    subscription_results, catalog):
         app.include_router(module.router, prefix=API)

@@ -232,6 +232,16 @@ class MapClass(BaseModel):
     color: str
 
 
+class MapClassArea(BaseModel):
+    """A class of a class map within an area: its code, name, colour, pixel count and hectares."""
+
+    code: int
+    name: str
+    color: str
+    pixels: int
+    hectares: float
+
+
 class MapOut(BaseModel):
     """A prediction map: where it is, what its pixels hold, its footprint, and its tiles.
 

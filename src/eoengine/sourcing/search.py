@@ -25,9 +25,9 @@ def aoi_geometry(aoi: str | None) -> dict[str, Any] | None:
     from shapely.geometry import mapping, shape
     from shapely.ops import unary_union
 
-    path = Path(aoi)
+    inline = aoi.lstrip().startswith("{")  # GeoJSON text longer than a file name can be is no path to try
     try:
-        data = json.loads(path.read_text()) if path.exists() else json.loads(aoi)
+        data = json.loads(aoi) if inline or not Path(aoi).exists() else json.loads(Path(aoi).read_text())
     except (json.JSONDecodeError, OSError):
         raise EOError(f"--aoi {aoi!r} is neither a GeoJSON file nor GeoJSON text", "pass a .geojson file or a geometry") from None
     feats = data.get("features") or ([data] if data.get("type") == "Feature" else None)

@@ -99,14 +99,16 @@ function jobForm(slug: string): HTMLElement {
   return h("div", { class: "job-actions" }, build, form);
 }
 
-async function showImagery(map: maplibregl.Map, slug: string, recipes: HTMLSelectElement, open: () => boolean): Promise<void> {
+/** The project's scenes as tiles on `map` (below the layer `before`), rendered with the recipe `recipes` selects. */
+export async function showImagery(map: maplibregl.Map, slug: string, recipes: HTMLSelectElement, open: () => boolean,
+  before = "scenes-fill"): Promise<void> {
   const items = await api<ImageryItem[]>(`/projects/${encodeURIComponent(slug)}/imagery`);
   if (!open()) return; // the user left while the list was on its way: the map is gone
   const offered = [...new Set(items.flatMap((item) => item.recipes))];
   recipes.replaceChildren(...offered.map((r) => h("option", { value: r }, r)));
   recipes.disabled = !offered.length;
   const query = (): string => `recipe=${encodeURIComponent(recipes.value)}`;
-  for (const item of items) addTiles(map, `imagery-${item.id}`, tileUrl(item.tiles, query()), item.bbox, "scenes-fill");
+  for (const item of items) addTiles(map, `imagery-${item.id}`, tileUrl(item.tiles, query()), item.bbox, before);
   recipes.addEventListener("change", () => {
     for (const item of items) (map.getSource(`imagery-${item.id}`) as RasterTileSource).setTiles([tileUrl(item.tiles, query())]);
   });
@@ -143,6 +145,7 @@ export async function projectPage(root: HTMLElement, params: Params): Promise<Cl
       h("span", { class: "muted" }, `your role: ${first.role ?? "site admin"}`),
       link(`${base}/explore`, "Explore imagery", { class: "button-link", id: "explore-link" }),
       link(`${base}/subscriptions`, "Subscriptions", { class: "button-link", id: "subscriptions-link" }),
+      link(`${base}/map-area`, "Map an area now", { class: "button-link", id: "map-area-link" }),
       manage ? link(`${base}/members`, "Members", { class: "button-link" }) : null),
     h("div", { class: "map-block" }, container, legend),
     section("Jobs", "jobs", may(first.role, "run", user.is_admin) ? jobForm(slug) : null, jobs),

@@ -125,7 +125,22 @@ def describe_map(path: Path) -> dict[str, Any]:
     return _describe(str(path), BandRef(str(path)).stamp())
 
 
-def _map(request: Request, access: Any, session: Any, map_id: int) -> tuple[Artifact, Path]:
+def map_file(request: Request, access: Any, session: Any, map_id: int) -> tuple[Artifact, Path]:
+    """A project map's row and its file.
+
+    Args:
+        request: The request (for the project folder).
+        access: The caller's access to the project.
+        session: The request's session.
+        map_id: The map's artefact id.
+
+    Returns:
+        (row, resolved file path).
+
+    Raises:
+        NotFound: No such map in the project, or its file is not there.
+
+    """
     found = one_artifact(session, access.project, "map", MAP_FIX, artifact_id=map_id)
     return found, inside(project_folder(request, access.project), found.path, "map")
 
@@ -150,7 +165,7 @@ def list_maps(access: Reader, request: Request, session: DbSession) -> list[MapO
 @router.get("/{map_id}", response_model=MapOut)
 def get_map(map_id: ROW_ID, access: Reader, request: Request, session: DbSession) -> MapOut:
     """One map: its file's description, footprint and tile URL."""
-    found, path = _map(request, access, session, map_id)
+    found, path = map_file(request, access, session, map_id)
     return _out(found, access.project.slug, describe_map(path))
 
 
@@ -160,7 +175,7 @@ def map_tile(map_id: ROW_ID, z: int, x: int, y: int, access: Reader, request: Re
              band: Annotated[int, Query(ge=1, description="The band of a map of values")] = 1) -> Response:
     """A 256 px tile of a map: classes in their colours, values through a colour ramp; transparent outside."""
     check_tile(z, x, y)
-    _, path = _map(request, access, session, map_id)
+    _, path = map_file(request, access, session, map_id)
     info = describe_map(path)
     if band > len(info["bands"]):
         raise Invalid(f"the map has {len(info['bands'])} band(s), not {band}", f"use band=1..{len(info['bands'])}")
