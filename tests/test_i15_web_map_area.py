@@ -48,19 +48,31 @@ def served(tmp_path_factory: pytest.TempPathFactory, web_dist: Path) -> Iterator
             thread.join(timeout=30)
 
 
-def screen(page: Page, lon: float, lat: float) -> tuple[float, float]:
-    """The page coordinates of a lon/lat on the page's map."""
-    x, y = page.evaluate("([lon, lat]) => { const m = window.eoengineMaps['map-area']; const p = m.project([lon, lat]);"
+def screen(page: Page, lon: float, lat: float, name: str = "map-area") -> tuple[float, float]:
+    """The page coordinates of a lon/lat on the page's map (``window.eoengineMaps[name]``)."""
+    x, y = page.evaluate("([lon, lat, name]) => { const m = window.eoengineMaps[name]; const p = m.project([lon, lat]);"
                          " const r = m.getCanvas().getBoundingClientRect(); return [r.left + p.x, r.top + p.y]; }",
-                         [lon, lat])
+                         [lon, lat, name])
     return round(x), round(y)
 
 
-def lonlat(page: Page, x: float, y: float) -> tuple[float, float]:
-    """The lon/lat under page coordinates on the page's map."""
-    got = page.evaluate("([x, y]) => { const m = window.eoengineMaps['map-area']; const r = m.getCanvas().getBoundingClientRect();"
-                        " const l = m.unproject([x - r.left, y - r.top]); return [l.lng, l.lat]; }", [x, y])
+def lonlat(page: Page, x: float, y: float, name: str = "map-area") -> tuple[float, float]:
+    """The lon/lat under page coordinates on the page's map (``window.eoengineMaps[name]``)."""
+    got = page.evaluate("([x, y, name]) => { const m = window.eoengineMaps[name]; const r = m.getCanvas().getBoundingClientRect();"
+                        " const l = m.unproject([x - r.left, y - r.top]); return [l.lng, l.lat]; }", [x, y, name])
     return float(got[0]), float(got[1])
+
+
+def draw_rectangle(page: Page, corners: list[tuple[float, float]]) -> dict[str, Any]:
+    """Draw a rectangle between two page points with the page's "Draw rectangle" tool; the area the page reports."""
+    page.get_by_role("button", name="Draw rectangle").click()
+    page.mouse.move(*corners[0])
+    page.mouse.click(*corners[0])
+    page.mouse.move(*corners[1], steps=5)
+    page.mouse.click(*corners[1])
+    page.locator("#area-coords").wait_for()
+    drawn: dict[str, Any] = json.loads(page.get_attribute("#area-coords", "data-geometry") or "{}")
+    return drawn
 
 
 def open_page(page: Page, live: LiveServer) -> None:
@@ -81,13 +93,7 @@ def test_draw_an_area_map_it_and_download_its_polygons(served: tuple[LiveServer,
     corners = [screen(page, west + f * (east - west), south + g * (north - south)) for f, g in ((0.3, 0.35), (0.7, 0.75))]
     (lon0, lat0), (lon1, lat1) = (lonlat(page, *c) for c in corners)  # before the page zooms to the drawn area
     pixel = 2 * abs(lonlat(page, corners[0][0] + 1, corners[0][1])[0] - lon0)  # two screen pixels, in degrees
-    page.get_by_role("button", name="Draw rectangle").click()
-    page.mouse.move(*corners[0])
-    page.mouse.click(*corners[0])
-    page.mouse.move(*corners[1], steps=5)
-    page.mouse.click(*corners[1])
-    page.locator("#area-coords").wait_for()
-    drawn = json.loads(page.get_attribute("#area-coords", "data-geometry") or "{}")
+    drawn = draw_rectangle(page, corners)
     ring = drawn["coordinates"][0]
     assert drawn["type"] == "Polygon" and len(ring) == 5 and ring[0] == ring[-1]
     lons, lats = [p[0] for p in ring], [p[1] for p in ring]

@@ -15,6 +15,7 @@ import { projectsPage } from "./pages/projects";
 import { runPage } from "./pages/run";
 import { signinPage } from "./pages/signin";
 import { subscriptionPage } from "./pages/subscription";
+import { newSubscriptionPage } from "./pages/subscription-new";
 import { subscriptionsPage } from "./pages/subscriptions";
 import { type Route, startRouter } from "./router";
 import { signedIn } from "./session";
@@ -33,6 +34,7 @@ export const routes: Route[] = [
   { pattern: "/projects/:slug/annotate/:set/stats", title: "Annotation quality", page: signedIn(annotationStatsPage) },
   { pattern: "/projects/:slug/annotate/:set/stats/:user", title: "Annotator", page: signedIn(annotationStatsPage) },
   { pattern: "/projects/:slug/subscriptions", title: "Subscriptions", page: signedIn(subscriptionsPage) },
+  { pattern: "/projects/:slug/subscriptions/new", title: "New subscription", page: signedIn(newSubscriptionPage) },
   { pattern: "/projects/:slug/subscriptions/:id", title: "Subscription", page: signedIn(subscriptionPage) },
   { pattern: "/projects/:slug/members", title: "Members", page: signedIn(membersPage) },
   { pattern: "/tokens", title: "API tokens", page: signedIn(tokensPage) },

@@ -14,7 +14,7 @@ import type { Feature, GeoJSON, ImageryItem, Job, Overview, RegisteredModel } fr
 import { button, field, isActive, link, num, section, table } from "../ui";
 import { showImagery } from "./project";
 
-type Geometry = { type: string; coordinates: unknown };
+export type Geometry = { type: string; coordinates: unknown };
 interface MapClass { code: number; name: string; color: string }
 interface MapInfo { id: number; name: string; job_id: number | null; kind: string; classes: MapClass[]; bbox: number[]; tiles: string }
 interface ClassArea extends MapClass { pixels: number; hectares: number }
@@ -30,12 +30,12 @@ export function areaOf(data: unknown): Geometry | null {
   return geometry && (geometry.type === "Polygon" || geometry.type === "MultiPolygon") ? geometry : null;
 }
 
-function collection(area: Geometry | null): GeoJSON {
+export function collection(area: Geometry | null): GeoJSON {
   return { type: "FeatureCollection", features: area ? [{ type: "Feature", geometry: area, properties: {} }] : [] };
 }
 
 /** West, south, east, north and the vertex count of an area, in degrees as the page reports them. */
-function describe(area: Geometry): HTMLElement {
+export function describe(area: Geometry): HTMLElement {
   const points = (JSON.stringify(area.coordinates).match(/-?\d+(\.\d+)?(e-?\d+)?,-?\d+(\.\d+)?(e-?\d+)?/g) ?? [])
     .map((pair) => pair.split(",").map(Number));
   const lons = points.map((p) => p[0]);
@@ -46,13 +46,13 @@ function describe(area: Geometry): HTMLElement {
 }
 
 /** The models to map with: registry aliases and versions, then the packages of the project's runs. */
-async function modelOptions(slug: string, o: Overview): Promise<HTMLSelectElement> {
+export async function modelOptions(slug: string, o: Overview, id = "map-area-model"): Promise<HTMLSelectElement> {
   const registered = await api<RegisteredModel[]>(`/projects/${encodeURIComponent(slug)}/models`);
   const options: [string, string][] = registered.flatMap((m) => [
     ...Object.entries(m.aliases).map(([alias, v]): [string, string] => [`models:/${m.name}@${alias}`, `${m.name} @${alias} (v${v})`]),
     ...m.versions.map((v): [string, string] => [`models:/${m.name}/${v.version}`, `${m.name} v${v.version}`])]);
   for (const run of o.runs) if (run.meta.package) options.push([run.ref || run.name, `run ${(run.ref || run.name).slice(0, 12)} package (${String(run.meta.model ?? "")})`]);
-  const node = h("select", { id: "map-area-model", name: "model" });
+  const node = h("select", { id, name: "model" });
   for (const [value, text] of options) node.append(h("option", { value }, text));
   if (!options.length) node.append(h("option", { value: "" }, "no model yet: train and register one"));
   return node;
@@ -106,7 +106,7 @@ function follow(slug: string, first: Job, area: Geometry, map: maplibregl.Map, s
 }
 
 /** The drawing tools: Terra Draw's polygon and rectangle; the last finished shape becomes the area. */
-function drawTools(map: maplibregl.Map, setArea: (area: Geometry) => void): { tools: HTMLElement; stop: () => void } {
+export function drawTools(map: maplibregl.Map, setArea: (area: Geometry) => void): { tools: HTMLElement; stop: () => void } {
   const draw = new TerraDraw({ adapter: new TerraDrawMapLibreGLAdapter({ map }),
     modes: [new TerraDrawPolygonMode(), new TerraDrawRectangleMode()] });
   draw.start();
@@ -122,7 +122,8 @@ function drawTools(map: maplibregl.Map, setArea: (area: Geometry) => void): { to
   return { tools, stop: () => draw.stop() };
 }
 
-function uploader(setArea: (area: Geometry) => void): HTMLElement {
+/** A file input whose GeoJSON area (a Polygon or MultiPolygon, a Feature, or a collection of one) becomes the area. */
+export function uploader(setArea: (area: Geometry) => void): HTMLElement {
   const input = h("input", { type: "file", id: "area-file", accept: ".geojson,.json,application/geo+json" });
   input.addEventListener("change", () => {
     const file = input.files?.[0];

@@ -60,6 +60,8 @@ export async function subscriptionsPage(root: HTMLElement, params: Params): Prom
     }, reportError);
   };
   mount(root, h("div", { class: "title-row" }, h("h1", {}, `${project.name}: subscriptions`),
-    link(base, "Back to the project", { class: "button-link" })), section("Subscriptions", "subscriptions", list));
+    h("span", { class: "actions" }, may(project.role, "run", user.is_admin)
+      ? link(`${base}/subscriptions/new`, "New subscription", { class: "button-link", id: "new-subscription" }) : "",
+    link(base, "Back to the project", { class: "button-link" }))), section("Subscriptions", "subscriptions", list));
   refresh();
 }
