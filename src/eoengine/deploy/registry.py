@@ -10,6 +10,7 @@ the package folder for ``predict``, ``evaluate`` and ``serve``.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,7 +188,9 @@ def fetch(ref: str, uri: str | None, cache: Path) -> Path:
     from mlflow.tracking import MlflowClient
 
     mv = registry_version(ref, uri)
-    dst = cache / "registry" / mv.name / str(mv.version)
+    # keyed by the store and the version's own source too: two projects' stores each have a "landcover" v1
+    store = hashlib.sha256(f"{uri}\n{mv.source}\n{mv.run_id}".encode()).hexdigest()[:16]
+    dst = cache / "registry" / store / mv.name / str(mv.version)
     found = list(dst.glob(f"artifacts/**/{META}"))
     if not found:
         dst.mkdir(parents=True, exist_ok=True)
