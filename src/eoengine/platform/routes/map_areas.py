@@ -30,7 +30,7 @@ from eoengine.platform.routes.maps import describe_map, map_file
 from eoengine.platform.schemas import MapClassArea
 
 router = APIRouter(prefix="/projects/{slug}/maps", tags=["maps"])
-AreaParam = Annotated[str | None, Query(max_length=1_000_000, description=(
+AreaParam = Annotated[str | None, Query(max_length=8_000, description=(  # a URL longer than ~16 KiB is cut off by the HTTP server
     "The area: a GeoJSON Polygon or MultiPolygon in lon/lat, or a Feature holding one (default: the area of the "
     "predict-area job that made the map, else the whole map)"))]
 COG_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
