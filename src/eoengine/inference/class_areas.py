@@ -11,6 +11,8 @@ writes); a code without a name is named by its value.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,38 @@ def class_names(tags: dict[str, str]) -> dict[int, str]:
     except json.JSONDecodeError:
         return {}
     return {int(k): str(v) for k, v in named.items()} if isinstance(named, dict) else {}
+
+
+@contextmanager
+def open_class_map(map_path: Path) -> Iterator[Any]:
+    """Open a class map with rasterio, checked: the file exists, GDAL reads it, one integer band.
+
+    Args:
+        map_path: the map.
+
+    Yields:
+        The open dataset.
+
+    Raises:
+        NotFound: there is no file at ``map_path``.
+        Invalid: GDAL cannot read it, or it is not a single-band integer class map (named by its file name).
+
+    """
+    import rasterio
+    from rasterio.errors import RasterioIOError
+
+    name = Path(map_path).name
+    if not Path(map_path).is_file():
+        raise NotFound(f"no map at {name}", "check the path, or predict the map first")
+    try:
+        ds = rasterio.open(map_path)
+    except RasterioIOError as exc:
+        raise Invalid(f"{name} is not a raster GDAL can read: {exc}", "give a GeoTIFF class map") from None
+    with ds:
+        if ds.count != 1 or not np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
+            raise Invalid(f"{name} is not a class map (it has {ds.count} band(s) of {ds.dtypes[0]})",
+                          "give the class map predict wrote, not a probability or value map")
+        yield ds
 
 
 def _row_areas_m2(ds: Any, row0: int, rows: int) -> np.ndarray:
@@ -74,20 +108,9 @@ def class_areas(map_path: Path, area: dict[str, Any] | None = None) -> list[Clas
         Invalid: the file is not a raster, or not a single-band integer class map.
 
     """
-    import rasterio
-    from rasterio.errors import RasterioIOError
-
-    if not Path(map_path).is_file():
-        raise NotFound(f"no map at {map_path}", "check the path, or predict the map first")
-    try:
-        with rasterio.open(map_path) as ds:
-            if ds.count != 1 or not np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
-                raise Invalid(f"{map_path} is not a class map (it has {ds.count} band(s) of {ds.dtypes[0]})",
-                              "give the class map predict wrote, not a probability or value map")
-            names = class_names(ds.tags())
-            pixels, m2 = _count(ds, area)
-    except RasterioIOError as exc:
-        raise Invalid(f"{map_path} is not a raster GDAL can read: {exc}", "give a GeoTIFF class map") from None
+    with open_class_map(map_path) as ds:
+        names = class_names(ds.tags())
+        pixels, m2 = _count(ds, area)
     codes = sorted(set(names) | set(pixels))
     return [ClassArea(c, names.get(c, str(c)), int(pixels.get(c, 0)), m2.get(c, 0.0) / M2_PER_HA) for c in codes]
 

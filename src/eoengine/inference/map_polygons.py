@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from eoengine.errors import Invalid, NotFound
-from eoengine.inference.class_areas import M2_PER_HA, class_names
+from eoengine.errors import Invalid
+from eoengine.inference.class_areas import M2_PER_HA, class_names, open_class_map
 
 MAX_POLYGON_PIXELS = 16_000_000
 """The largest window (pixels; 4000 x 4000) vectorised at once: about 200 MB of arrays and polygons."""
@@ -82,27 +82,17 @@ def map_polygons(map_path: Path, area: dict[str, Any] | None = None, tolerance: 
 
     """
     import geopandas as gpd
-    import rasterio
-    from rasterio.errors import RasterioIOError
     from rasterio.features import geometry_mask
     from rasterio.warp import transform_geom
     from rasterio.windows import transform as window_transform
 
     from eoengine.labels.polygons import MIN_PIXELS, TOLERANCE_PX, class_polygons
 
-    if not Path(map_path).is_file():
-        raise NotFound(f"no map at {map_path}", "check the path, or predict the map first")
-    try:
-        with rasterio.open(map_path) as ds:
-            if ds.count != 1 or not np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
-                raise Invalid(f"{Path(map_path).name} is not a class map (it has {ds.count} band(s) of {ds.dtypes[0]})",
-                              "give the class map predict wrote, not a probability or value map")
-            native = transform_geom("EPSG:4326", ds.crs, area) if area is not None and ds.crs is not None else area
-            window = _window(ds, native)
-            codes = ds.read(1, window=window)
-            transform, crs, nodata, names = window_transform(window, ds.transform), ds.crs, ds.nodata, class_names(ds.tags())
-    except RasterioIOError as exc:
-        raise Invalid(f"{Path(map_path).name} is not a raster GDAL can read: {exc}", "give a GeoTIFF class map") from None
+    with open_class_map(map_path) as ds:
+        native = transform_geom("EPSG:4326", ds.crs, area) if area is not None and ds.crs is not None else area
+        window = _window(ds, native)
+        codes = ds.read(1, window=window)
+        transform, crs, nodata, names = window_transform(window, ds.transform), ds.crs, ds.nodata, class_names(ds.tags())
     valid = np.ones(codes.shape, dtype=bool) if nodata is None or math.isnan(nodata) else codes != nodata
     if native is not None:
         valid &= geometry_mask([native], out_shape=codes.shape, transform=transform, invert=True)
