@@ -15,11 +15,9 @@ import hmac
 import io
 import json
 import shutil
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from hashlib import sha256
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,7 @@ from conftest import OGT, saved_package, serve_in_thread
 from jobs_support import make_project, wait_for, worker
 from platform_server import LiveServer, live_platform
 from sqlalchemy import select
+from subscriptions_support import Receiver
 
 from eoengine.platform.app import create_platform_app
 from eoengine.platform.db.models import Artifact, Job
@@ -46,33 +45,11 @@ AREA = {"type": "Polygon", "coordinates": [[[-93.34, 15.70], [-93.30, 15.70], [-
 SECRET = "a-secret-of-sixteen-or-more"
 
 
-class Receiver:
-    """A webhook receiver on 127.0.0.1 that keeps every request's headers and body."""
-
-    def __init__(self) -> None:
-        self.got: list[tuple[dict[str, str], bytes]] = []
-        received = self.got
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    made = Receiver()
+    made = Receiver(status=204)
     yield made
-    made.server.shutdown()
+    made.close()
 
 
 def catalog(folder: Path, scenes: list[str]) -> None:
@@ -215,8 +192,8 @@ def check_stac(live: LiveServer, runs: list[dict[str, Any]]) -> None:
 
 
 def check_webhooks(receiver: Receiver) -> None:
-    events = [(h["x-eoengine-event"], json.loads(b)) for h, b in receiver.got]
+    events = [(h["x-eoengine-event"], json.loads(b)) for h, b in receiver.received]
     assert [e for e, _ in events].count("run.succeeded") == 2
-    for headers, body in receiver.got:
+    for headers, body in receiver.received:
         expected = "sha256=" + hmac.new(SECRET.encode(), body, sha256).hexdigest()
         assert hmac.compare_digest(headers["x-eoengine-signature"], expected)
